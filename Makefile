@@ -1,0 +1,36 @@
+# One command runs the main job (make demo), one passes the tests (make test).
+# Both create .venv from a clean clone when it is missing and install the project with its dev extras.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.modomo-installed
+# torch first and pinned: sam2 builds against the torch already installed.
+TORCH  ?= torch==2.14.1 torchvision==0.29.1
+
+.PHONY: install demo test lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
+	$(BIN)/python -m pip install --quiet $(TORCH)
+	$(BIN)/python -m pip install --quiet 'hydra-core>=1.3.2' iopath tqdm
+	SAM2_BUILD_CUDA=0 $(BIN)/python -m pip install --quiet --no-build-isolation 'sam2>=1.1'
+	$(BIN)/python -m pip install --quiet --no-build-isolation -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/modomo transform examples/rooms --style boho --models tiny --out out/demo
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf out .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""modomo command-line interface."""

@@ -1,0 +1,5 @@
+"""`python -m modomo_cli`."""
+
+from modomo_cli.app import main
+
+main()

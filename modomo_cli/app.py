@@ -1,0 +1,156 @@
+"""The `modomo` command line: parses options, renders Rich output, calls pipeline/. No model code here."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+# Before ultralytics is imported anywhere: no banner on stdout, no settings file in $HOME for a JSON run.
+os.environ.setdefault("YOLO_VERBOSE", "False")
+
+import typer  # noqa: E402
+
+from modomo_cli.render import RunProgress, console, print_summary  # noqa: E402
+from pipeline.errors import ModomoError  # noqa: E402
+
+app = typer.Typer(
+    name="modomo",
+    help="Restyle photos of rooms in bulk: SD1.5 + depth/canny ControlNets, YOLO + SAM2, per-stage timing and cost.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+EXIT_OK, EXIT_FATAL, EXIT_USAGE, EXIT_SOME_FAILED = 0, 1, 2, 3
+
+
+@contextmanager
+def user_errors():
+    """Turn a ModomoError into one red line on stderr and its exit code; no traceback."""
+    try:
+        yield
+    except ModomoError as exc:
+        console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        raise typer.Exit(exc.exit_code) from None
+
+
+@app.command()
+def transform(
+    inputs: Annotated[list[str], typer.Argument(help="Image files and/or folders (searched recursively).")],
+    style: Annotated[str, typer.Option("--style", "-s", help="A built-in style (see `modomo styles`).")] = "modern",
+    style_file: Annotated[
+        Path | None, typer.Option("--style-file", help="A style TOML file of your own (overrides --style).")
+    ] = None,
+    out: Annotated[str, typer.Option("--out", "-o", help="Output folder.")] = "modomo-out",
+    room: Annotated[str, typer.Option(help="Room type in the prompt.")] = "living room",
+    models: Annotated[
+        str, typer.Option(help="sd15 (default), tiny, or a bundle folder.", envvar="MODOMO_MODELS")
+    ] = "sd15",
+    size: Annotated[int, typer.Option(help="Long side of the working size in pixels (multiple of 8).")] = 768,
+    seed: Annotated[int, typer.Option(help="Base seed; each image's seed derives from it and its path.")] = 0,
+    steps: Annotated[int | None, typer.Option(help="Denoising steps (default: the style's).")] = None,
+    guidance_scale: Annotated[float | None, typer.Option(help="CFG scale (default: the style's).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Images per model call.")] = 1,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
+    gpu_price: Annotated[
+        float | None, typer.Option(help="GPU price per hour (default: table by GPU).", envvar="MODOMO_GPU_PRICE")
+    ] = None,
+    currency: Annotated[str | None, typer.Option(help="Currency of --gpu-price.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="Result format: png, jpeg, webp.")] = "png",
+    workers: Annotated[int, typer.Option(help="Threads reading ahead and writing behind.")] = 4,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run summary as JSON on stdout.")] = False,
+    progress: Annotated[
+        bool | None, typer.Option("--progress/--no-progress", help="Progress bar (default: when a terminal).")
+    ] = None,
+) -> None:
+    """Restyle every photo in INPUTS and write result, thumbnail and metadata under --out."""
+    with user_errors():
+        from pipeline.config import RunConfig
+        from pipeline.cost import resolve_price
+        from pipeline.models.load import load_stack, pick_device
+        from pipeline.models.presets import resolve
+        from pipeline.runner import Runner
+        from pipeline.sinks import LocalSink
+        from pipeline.sources import collect_inputs
+        from styles import load_style
+
+        config = RunConfig(
+            inputs=list(inputs), out=out, style=load_style(style, style_file), room=room, models=models,
+            size=size, seed=seed, steps=steps, guidance_scale=guidance_scale, batch_size=batch_size,
+            device=device, gpu_price=gpu_price, currency=currency, format=fmt, workers=workers,
+        ).check()
+        # Everything that can be wrong with the inputs or the output is found before models load.
+        items = collect_inputs(config.inputs)
+        if not items:
+            raise ModomoError(f"no images found in {', '.join(config.inputs)}", EXIT_USAGE)
+        sink = LocalSink(config.out)
+        sink.prepare()
+        torch_device = pick_device(config.device)
+        gpu_name = _gpu_name(torch_device)
+        price = resolve_price(gpu_name, config.gpu_price, config.currency)
+        spec = resolve(config.models)
+
+        with RunProgress(progress) as bar:
+            start = time.perf_counter()
+            stack = load_stack(spec, torch_device, on_model=bar.loading)
+            load_seconds = time.perf_counter() - start
+            runner = Runner(config, stack, sink, on_event=bar)
+            result = runner.run(items)
+        result.load_seconds = load_seconds
+        result.price = price
+        summary = result.to_json()
+        summary["device"] = {"type": torch_device.type, "name": gpu_name or "cpu"}
+        summary["models"] = spec.ids()
+        summary["load"] = stack.load_seconds
+        print_summary(summary)
+        if as_json:
+            sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+        if result.counts["failed"]:
+            raise typer.Exit(EXIT_SOME_FAILED)
+
+
+def _gpu_name(device) -> str | None:
+    if device.type != "cuda":
+        return None
+    import torch
+
+    return torch.cuda.get_device_name(device)
+
+
+@app.command("styles")
+def styles_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the styles as JSON on stdout.")] = False,
+) -> None:
+    """List the built-in styles."""
+    from rich.table import Table
+
+    from styles import list_styles, load_style
+
+    with user_errors():
+        loaded = [load_style(name) for name in list_styles()]
+    if as_json:
+        sys.stdout.write(json.dumps([{"name": s.name, "description": s.description, "prompt": s.prompt,
+                                      "steps": s.steps, "guidance_scale": s.guidance_scale} for s in loaded],
+                                    indent=2) + "\n")
+        return
+    table = Table(title="styles", title_justify="left")
+    for column in ("name", "description", "steps", "guidance", "depth scale", "canny scale / end"):
+        table.add_column(column)
+    for s in loaded:
+        table.add_row(s.name, s.description, str(s.steps), f"{s.guidance_scale:g}", f"{s.depth.scale:g}",
+                      f"{s.canny.scale:g} / {s.canny.end:g}")
+    console.print(table)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

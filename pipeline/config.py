@@ -1,0 +1,89 @@
+"""RunConfig: every option of a run, checked before any model loads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pipeline.errors import UsageError
+from pipeline.stages.generate import GenerateSettings
+from styles import ROOMS, Style
+
+FORMATS = ("png", "jpeg", "webp")
+
+
+@dataclass
+class RunConfig:
+    """What to run, on what, and how; `check()` raises UsageError for anything off."""
+
+    inputs: list[str]
+    out: str
+    style: Style
+    room: str = "living room"
+    models: str = "sd15"
+    size: int = 768
+    seed: int = 0
+    steps: int | None = None
+    guidance_scale: float | None = None
+    batch_size: int = 1
+    device: str = "auto"
+    gpu_price: float | None = None
+    currency: str | None = None
+    format: str = "png"
+    workers: int = 4
+    extra: dict = field(default_factory=dict)
+
+    def check(self) -> RunConfig:
+        if not self.inputs:
+            raise UsageError("give at least one INPUT file or folder")
+        if self.room not in ROOMS:
+            raise UsageError(f"--room {self.room!r}: choose one of {', '.join(ROOMS)}")
+        if not 64 <= self.size <= 2048:
+            raise UsageError(f"--size must be between 64 and 2048, got {self.size}")
+        if self.steps is not None and not 1 <= self.steps <= 200:
+            raise UsageError(f"--steps must be between 1 and 200, got {self.steps}")
+        if self.guidance_scale is not None and not 1.0 <= self.guidance_scale <= 30.0:
+            raise UsageError(f"--guidance-scale must be between 1 and 30, got {self.guidance_scale}")
+        if not 1 <= self.batch_size <= 64:
+            raise UsageError(f"--batch-size must be between 1 and 64, got {self.batch_size}")
+        if not 1 <= self.workers <= 64:
+            raise UsageError(f"--workers must be between 1 and 64, got {self.workers}")
+        if self.format not in FORMATS:
+            raise UsageError(f"--format {self.format!r}: choose one of {', '.join(FORMATS)}")
+        if self.seed < 0:
+            raise UsageError(f"--seed must be >= 0, got {self.seed}")
+        return self
+
+    @property
+    def long_side(self) -> int:
+        """The working size, rounded to a multiple of 8 as the VAE needs."""
+        return max(64, round(self.size / 8) * 8)
+
+    def generate_settings(self) -> GenerateSettings:
+        s = self.style
+        return GenerateSettings(
+            prompt=s.prompt_for(self.room),
+            negative_prompt=s.negative_prompt,
+            steps=self.steps or s.steps,
+            guidance_scale=self.guidance_scale or s.guidance_scale,
+            controlnet_conditioning_scale=(s.depth.scale, s.canny.scale),
+            control_guidance_start=(s.depth.start, s.canny.start),
+            control_guidance_end=(s.depth.end, s.canny.end),
+        )
+
+    def settings_json(self) -> dict:
+        """The settings block of the JSON summary and metadata."""
+        g = self.generate_settings()
+        return {
+            "size": self.long_side,
+            "steps": g.steps,
+            "guidance_scale": g.guidance_scale,
+            "controlnet_conditioning_scale": list(g.controlnet_conditioning_scale),
+            "control_guidance_start": list(g.control_guidance_start),
+            "control_guidance_end": list(g.control_guidance_end),
+            "canny_thresholds": [self.style.canny_low, self.style.canny_high],
+            "batch_size": self.batch_size,
+            "format": self.format,
+            "style": self.style.name,
+            "room": self.room,
+            "base_seed": self.seed,
+        }

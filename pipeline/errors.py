@@ -1,0 +1,23 @@
+"""The user-facing error types: one for the run, one for a single image."""
+
+
+class ModomoError(Exception):
+    """A failure the user can act on: printed as one line, no traceback.
+
+    `exit_code` follows the CLI's convention: 1 fatal, 2 usage.
+    """
+
+    def __init__(self, message: str, exit_code: int = 1):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class UsageError(ModomoError):
+    """Bad options or arguments (exit 2)."""
+
+    def __init__(self, message: str):
+        super().__init__(message, exit_code=2)
+
+
+class ImageError(Exception):
+    """One input cannot be processed; the batch goes on. The message is the reason."""

@@ -1,0 +1,69 @@
+"""The typed records that flow through the stages: inputs, detected objects, frames."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+@dataclass(frozen=True)
+class Item:
+    """One input: `key` is its path relative to the input root (POSIX), `path` where to read it."""
+
+    key: str
+    path: Path
+    root: Path
+
+    @property
+    def display(self) -> str:
+        return str(self.path)
+
+
+@dataclass
+class DetectedObject:
+    """An object found by the detector; `mask` is filled by the segmenter (bool, H x W)."""
+
+    label: str
+    confidence: float
+    box: tuple[float, float, float, float]  # x0, y0, x1, y1 in frame pixels
+    mask: np.ndarray | None = None
+
+    def to_json(self) -> dict:
+        data = {
+            "label": self.label,
+            "confidence": round(float(self.confidence), 4),
+            "box": [round(float(v), 1) for v in self.box],
+        }
+        if self.mask is not None:
+            data["mask_area"] = round(float(self.mask.mean()), 4)
+        return data
+
+
+@dataclass
+class Frame:
+    """One image on its way through the pipeline, with its own timings and error."""
+
+    item: Item
+    seed: int
+    image: Image.Image | None = None  # RGB, resized to the working size
+    original_size: tuple[int, int] | None = None
+    objects: list[DetectedObject] = field(default_factory=list)
+    depth: Image.Image | None = None  # RGB depth control image
+    edges: Image.Image | None = None  # RGB Canny control image
+    result: Image.Image | None = None
+    quality: float | None = None
+    quality_parts: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    outputs: dict[str, str] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def fail(self, reason: str) -> None:
+        """Mark the frame failed with a one-line reason; later stages skip it."""
+        self.error = " ".join(str(reason).split()) or "unknown error"

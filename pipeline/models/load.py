@@ -1,0 +1,166 @@
+"""Load the whole model stack once: SD1.5 + two ControlNets, depth, YOLO, SAM2."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pipeline.errors import ModomoError
+from pipeline.models.presets import ModelSpec
+
+
+@dataclass
+class ModelStack:
+    """Every loaded model, the device they live on, and what loading cost."""
+
+    spec: ModelSpec
+    device: torch.device
+    dtype: torch.dtype
+    pipe: Any  # diffusers StableDiffusionControlNetPipeline with a MultiControlNetModel
+    depth_model: Any
+    depth_processor: Any
+    yolo: Any
+    sam2: Any  # sam2 SAM2ImagePredictor
+    load_seconds: dict[str, float] = field(default_factory=dict)
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """`auto` is the first CUDA GPU when there is one, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ModomoError(f"--device {name!r}: not a torch device (try auto, cpu, cuda, cuda:1)", 2) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ModomoError(f"--device {name}: CUDA is not available on this machine", 2)
+    return device
+
+
+def pick_dtype(device: torch.device) -> torch.dtype:
+    """Half precision on CUDA, where it is fast and SD1.5 is trained for it; fp32 on the CPU."""
+    return torch.float16 if device.type == "cuda" else torch.float32
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
+
+
+def _hub_hint(model_id: str) -> str:
+    return (
+        f"model {model_id!r} is not in the local Hugging Face cache "
+        f"({os.environ.get('HF_HOME') or '~/.cache/huggingface'}); fetch it once with network "
+        f"(`hf download {model_id}`) or use --models tiny / a bundle folder"
+    )
+
+
+def _from_pretrained(cls, model_id: str, spec: ModelSpec, **kwargs):
+    """`cls.from_pretrained` for a hub id or a local folder, with one clear error if it is missing."""
+    if not spec.local and _offline():
+        kwargs["local_files_only"] = True
+    try:
+        return cls.from_pretrained(model_id, **kwargs)
+    except (OSError, ValueError) as exc:
+        if spec.local:
+            raise ModomoError(f"{model_id}: cannot load {cls.__name__}: {str(exc).splitlines()[0]}") from None
+        raise ModomoError(_hub_hint(model_id)) from None
+
+
+def _sam2_checkpoint(spec: ModelSpec) -> Path:
+    if not spec.sam2_checkpoint.startswith("hub:"):
+        return Path(spec.sam2_checkpoint)
+    from huggingface_hub import hf_hub_download
+
+    repo, _, filename = spec.sam2_checkpoint[4:].rpartition("/")
+    try:
+        return Path(hf_hub_download(repo, filename, local_files_only=_offline()))
+    except Exception:  # noqa: BLE001 - any hub failure means the same thing to the user
+        raise ModomoError(_hub_hint(repo)) from None
+
+
+def load_generator(spec: ModelSpec, device: torch.device, dtype: torch.dtype):
+    """SD1.5 components + depth and canny ControlNets as one diffusers pipeline, UniPC scheduler."""
+    from diffusers import (
+        AutoencoderKL,
+        ControlNetModel,
+        StableDiffusionControlNetPipeline,
+        UNet2DConditionModel,
+        UniPCMultistepScheduler,
+    )
+    from diffusers.models.controlnets.multicontrolnet import MultiControlNetModel
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    kw = {"torch_dtype": dtype}
+    pipe = StableDiffusionControlNetPipeline(
+        vae=_from_pretrained(AutoencoderKL, spec.sd, spec, subfolder="vae", **kw),
+        text_encoder=_from_pretrained(CLIPTextModel, spec.sd, spec, subfolder="text_encoder", dtype=dtype),
+        tokenizer=_from_pretrained(CLIPTokenizer, spec.sd, spec, subfolder="tokenizer"),
+        unet=_from_pretrained(UNet2DConditionModel, spec.sd, spec, subfolder="unet", **kw),
+        controlnet=MultiControlNetModel(
+            [
+                _from_pretrained(ControlNetModel, spec.controlnet_depth, spec, **kw),
+                _from_pretrained(ControlNetModel, spec.controlnet_canny, spec, **kw),
+            ]
+        ),
+        scheduler=UniPCMultistepScheduler.from_config(
+            _from_pretrained(UniPCMultistepScheduler, spec.sd, spec, subfolder="scheduler").config
+        ),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(device)
+
+
+def load_depth(spec: ModelSpec, device: torch.device, dtype: torch.dtype):
+    """A transformers depth-estimation model (DPT-Large by default) and its image processor."""
+    from transformers import AutoImageProcessor, AutoModelForDepthEstimation
+
+    processor = _from_pretrained(AutoImageProcessor, spec.depth, spec)
+    model = _from_pretrained(AutoModelForDepthEstimation, spec.depth, spec, dtype=dtype)
+    return model.to(device).eval(), processor
+
+
+def quiet_libraries() -> None:
+    """The libraries' own progress bars and advice would bury modomo's output on stderr."""
+    import warnings
+
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    for logging in (diffusers_logging, transformers_logging):
+        logging.set_verbosity_error()
+        logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=".*torch_dtype.*")
+
+
+def load_stack(spec: ModelSpec, device: torch.device, on_model=None) -> ModelStack:
+    """Load every model once, timing each; `on_model(name)` reports progress."""
+    from pipeline.models.vision import load_sam2, load_yolo
+
+    quiet_libraries()
+    dtype = pick_dtype(device)
+    seconds: dict[str, float] = {}
+
+    def timed(name: str, fn):
+        if on_model:
+            on_model(name)
+        start = time.perf_counter()
+        value = fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        seconds[name] = time.perf_counter() - start
+        return value
+
+    yolo = timed("yolo", lambda: load_yolo(spec.yolo, str(device)))
+    sam2 = timed("sam2", lambda: load_sam2(Path(spec.sam2_config), _sam2_checkpoint(spec), str(device)))
+    depth_model, depth_processor = timed("depth", lambda: load_depth(spec, device, dtype))
+    pipe = timed("stable diffusion + controlnets", lambda: load_generator(spec, device, dtype))
+    return ModelStack(spec, device, dtype, pipe, depth_model, depth_processor, yolo, sam2, seconds)

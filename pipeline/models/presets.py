@@ -1,0 +1,142 @@
+"""Model presets: which weights make up the stack, by hub id or by a bundle folder on disk.
+
+A bundle folder (`--models DIR`) has this layout, each part in its library's own format:
+
+    modomo-bundle.json      {"format": 1, "name": ...}
+    stable-diffusion/       diffusers: unet/ vae/ text_encoder/ tokenizer/ scheduler/
+    controlnet-depth/       diffusers ControlNetModel
+    controlnet-canny/       diffusers ControlNetModel
+    depth/                  transformers depth-estimation model + image processor
+    yolo.pt                 ultralytics detection weight
+    sam2/sam2.yaml          sam2 model config (hydra `_target_` form)
+    sam2/sam2.pt            sam2 checkpoint ({"model": state_dict})
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from pipeline.errors import ModomoError, UsageError
+
+BUNDLE_FILE = "modomo-bundle.json"
+BUNDLE_FORMAT = 1
+TINY_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Where each model of the stack comes from: a hub id or a local path."""
+
+    name: str
+    sd: str
+    controlnet_depth: str
+    controlnet_canny: str
+    depth: str
+    yolo: str
+    sam2_config: str
+    sam2_checkpoint: str  # a path, or "hub:REPO/FILE" for a file in a hub repo
+    local: bool = False
+    random_weights: bool = False
+
+    def ids(self) -> dict[str, str]:
+        """The model ids recorded in metadata."""
+        return {
+            "preset": self.name,
+            "stable_diffusion": self.sd,
+            "controlnet_depth": self.controlnet_depth,
+            "controlnet_canny": self.controlnet_canny,
+            "depth": self.depth,
+            "yolo": self.yolo,
+            "sam2": self.sam2_checkpoint,
+        }
+
+
+def _sam2_package_config() -> str:
+    from pipeline.models.vision import sam2_package_config
+
+    return str(sam2_package_config("sam2.1/sam2.1_hiera_t.yaml"))
+
+
+def sd15() -> ModelSpec:
+    """The default: public SD1.5, v1.1 depth and canny ControlNets, DPT-Large, YOLO11m, SAM2.1 tiny."""
+    return ModelSpec(
+        name="sd15",
+        sd="stable-diffusion-v1-5/stable-diffusion-v1-5",
+        controlnet_depth="lllyasviel/control_v11f1p_sd15_depth",
+        controlnet_canny="lllyasviel/control_v11p_sd15_canny",
+        depth="Intel/dpt-large",
+        yolo="yolo11m.pt",
+        sam2_config=_sam2_package_config(),
+        sam2_checkpoint="hub:facebook/sam2.1-hiera-tiny/sam2.1_hiera_tiny.pt",
+    )
+
+
+def cache_dir() -> Path:
+    """modomo's own cache (the built tiny bundle): $MODOMO_CACHE, else $XDG_CACHE_HOME/modomo."""
+    if os.environ.get("MODOMO_CACHE"):
+        return Path(os.environ["MODOMO_CACHE"])
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "modomo"
+
+
+def tiny() -> ModelSpec:
+    """The tiny random bundle, built once into the cache, then loaded like any bundle."""
+    folder = cache_dir() / f"tiny-v{TINY_VERSION}"
+    if not (folder / BUNDLE_FILE).is_file():
+        from pipeline.models.tiny import build_tiny_bundle
+
+        tmp = folder.with_name(folder.name + f".tmp-{os.getpid()}")
+        build_tiny_bundle(tmp)
+        try:
+            tmp.rename(folder)
+        except OSError:  # another process built it first
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+    return replace(bundle(folder), name="tiny", random_weights=True)
+
+
+def bundle(folder: str | Path) -> ModelSpec:
+    """A bundle folder on disk (layout in this module's docstring)."""
+    folder = Path(folder).expanduser().resolve()
+    manifest_path = folder / BUNDLE_FILE
+    if not manifest_path.is_file():
+        raise ModomoError(f"{folder}: not a model bundle (no {BUNDLE_FILE}); see the README's bundle layout")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModomoError(f"{manifest_path}: unreadable bundle manifest: {exc}") from None
+    if manifest.get("format") != BUNDLE_FORMAT:
+        raise ModomoError(f"{manifest_path}: unsupported bundle format {manifest.get('format')!r}")
+    spec = ModelSpec(
+        name=str(folder),
+        sd=str(folder / "stable-diffusion"),
+        controlnet_depth=str(folder / "controlnet-depth"),
+        controlnet_canny=str(folder / "controlnet-canny"),
+        depth=str(folder / "depth"),
+        yolo=str(folder / "yolo.pt"),
+        sam2_config=str(folder / "sam2" / "sam2.yaml"),
+        sam2_checkpoint=str(folder / "sam2" / "sam2.pt"),
+        local=True,
+    )
+    missing = [p for p in (spec.sd, spec.controlnet_depth, spec.controlnet_canny, spec.depth, spec.yolo,
+                           spec.sam2_config, spec.sam2_checkpoint) if not Path(p).exists()]
+    if missing:
+        raise ModomoError(f"{folder}: bundle is incomplete, missing {', '.join(missing)}")
+    return spec
+
+
+PRESETS = {"sd15": sd15, "tiny": tiny}
+PRESET_HELP = "sd15 (default, real weights from the hub cache), tiny (random, offline), or a bundle folder"
+
+
+def resolve(name: str) -> ModelSpec:
+    """A preset name or a bundle folder to a `ModelSpec`."""
+    if name in PRESETS:
+        return PRESETS[name]()
+    if Path(name).expanduser().is_dir():
+        return bundle(name)
+    raise UsageError(f"--models {name!r}: not a preset ({', '.join(PRESETS)}) nor a bundle folder")

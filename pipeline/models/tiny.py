@@ -1,0 +1,159 @@
+"""The `tiny` bundle: every model of the stack, small and random, built from configs.
+
+Images it makes are noise; it exists so the whole pipeline runs offline on a CPU in
+seconds, loaded from disk through the same code real weights take.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from pipeline.models.presets import BUNDLE_FILE, BUNDLE_FORMAT
+from pipeline.models.vision import build_tiny_sam2, build_tiny_yolo
+
+TEXT_DIM = 32
+BLOCKS = (16, 32)
+VAE_BLOCKS = (8, 16, 16, 16)  # four blocks: the VAE downsamples by 8, as SD1.5's does
+
+
+def byte_alphabet() -> list[str]:
+    """CLIP's byte-to-unicode table: 256 printable stand-ins for the 256 byte values."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
+    printable += list(range(ord("®"), ord("ÿ") + 1))
+    extra = 0
+    chars = []
+    for b in range(256):
+        if b in printable:
+            chars.append(chr(b))
+        else:
+            chars.append(chr(256 + extra))
+            extra += 1
+    return chars
+
+
+def build_tokenizer(folder: Path):
+    """A byte-level CLIP tokenizer with no merges: every character is a token."""
+    from transformers import CLIPTokenizer
+
+    alphabet = byte_alphabet()
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for ch in alphabet:
+        vocab[ch] = len(vocab)
+    for ch in alphabet:
+        vocab[ch + "</w>"] = len(vocab)
+    tokenizer = CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
+    tokenizer.save_pretrained(folder)
+    return tokenizer
+
+
+def build_stable_diffusion(folder: Path, vocab_size: int) -> None:
+    """UNet, VAE, text encoder and UniPC scheduler in diffusers' folder layout."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel, UniPCMultistepScheduler
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    unet = UNet2DConditionModel(
+        block_out_channels=BLOCKS,
+        layers_per_block=1,
+        sample_size=32,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=TEXT_DIM,
+        attention_head_dim=4,
+        norm_num_groups=8,
+    )
+    vae = AutoencoderKL(
+        block_out_channels=VAE_BLOCKS,
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * len(VAE_BLOCKS),
+        up_block_types=("UpDecoderBlock2D",) * len(VAE_BLOCKS),
+        latent_channels=4,
+        layers_per_block=1,
+        norm_num_groups=4,
+        sample_size=64,
+    )
+    text_config = CLIPTextConfig(
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=1,
+        hidden_size=TEXT_DIM,
+        intermediate_size=37,
+        layer_norm_eps=1e-05,
+        num_attention_heads=4,
+        num_hidden_layers=2,
+        vocab_size=vocab_size,
+        max_position_embeddings=77,
+    )
+    scheduler = UniPCMultistepScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000
+    )
+    unet.save_pretrained(folder / "unet")
+    vae.save_pretrained(folder / "vae")
+    CLIPTextModel(text_config).save_pretrained(folder / "text_encoder")
+    scheduler.save_pretrained(folder / "scheduler")
+
+
+def build_controlnet(folder: Path) -> None:
+    """A ControlNet matching the tiny UNet; its conditioning encoder downsamples by 8."""
+    from diffusers import ControlNetModel
+
+    ControlNetModel(
+        block_out_channels=BLOCKS,
+        layers_per_block=1,
+        in_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        cross_attention_dim=TEXT_DIM,
+        attention_head_dim=4,
+        norm_num_groups=8,
+        conditioning_embedding_out_channels=(8, 8, 16, 16),
+    ).save_pretrained(folder)
+
+
+def build_depth(folder: Path) -> None:
+    """A small DPT (the DPT-Large architecture, shrunk) and its image processor."""
+    from transformers import DPTConfig, DPTForDepthEstimation, DPTImageProcessor
+
+    config = DPTConfig(
+        image_size=64,
+        patch_size=16,
+        hidden_size=32,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        intermediate_size=37,
+        backbone_out_indices=[0, 1, 2, 3],
+        neck_hidden_sizes=[8, 16, 16, 32],
+        fusion_hidden_size=16,
+        head_in_index=-1,
+        is_hybrid=False,
+    )
+    DPTForDepthEstimation(config).save_pretrained(folder)
+    DPTImageProcessor(size={"height": 64, "width": 64}).save_pretrained(folder)
+
+
+def build_tiny_bundle(folder: str | Path, seed: int = 0) -> Path:
+    """Write the whole tiny bundle into `folder` (layout: `pipeline.models.presets`)."""
+    from pipeline.models.load import quiet_libraries
+
+    quiet_libraries()
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    tokenizer = build_tokenizer(folder / "stable-diffusion" / "tokenizer")
+    build_stable_diffusion(folder / "stable-diffusion", vocab_size=len(tokenizer))
+    build_controlnet(folder / "controlnet-depth")
+    build_controlnet(folder / "controlnet-canny")
+    build_depth(folder / "depth")
+    build_tiny_yolo(folder / "yolo.pt")
+    build_tiny_sam2(folder / "sam2")
+    manifest = {
+        "format": BUNDLE_FORMAT,
+        "name": "tiny",
+        "description": "random tiny models built from configs; images are noise",
+    }
+    (folder / BUNDLE_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
+    return folder

@@ -1,0 +1,240 @@
+"""The batch loop: read ahead -> detect -> segment -> depth -> edges -> generate -> validate -> write behind.
+
+Reading/decoding and encoding/writing run on bounded thread pools so the main thread only
+runs models; a bad image becomes a failed record and the batch goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from pipeline import __version__, imaging
+from pipeline.config import RunConfig
+from pipeline.cost import Price
+from pipeline.errors import ImageError
+from pipeline.frames import Frame, Item
+from pipeline.models.load import ModelStack
+from pipeline.seeds import derive_seed
+from pipeline.sinks import LocalSink, output_stems
+from pipeline.stages.depth import DepthEstimator
+from pipeline.stages.detect import Detector
+from pipeline.stages.edges import EdgeDetector
+from pipeline.stages.generate import Generator
+from pipeline.stages.segment import Segmenter
+from pipeline.stages.validate import Validator
+from pipeline.timing import summarise, synchronize, timed
+
+THUMBNAIL_SIDE = 256
+Event = Callable[..., None]
+
+
+@dataclass
+class RunResult:
+    """Everything the summary needs: one record per input, timings, wall time, cost."""
+
+    records: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+    load_seconds: float = 0.0
+    price: Price | None = None
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        out = {"ok": 0, "failed": 0, "skipped": 0}
+        for record in self.records:
+            out[record["status"]] += 1
+        return out
+
+    def to_json(self) -> dict:
+        processed = [r for r in self.records if r["status"] != "skipped"]
+        done = [r for r in self.records if r["status"] == "ok"]
+        total_cost = self.price.cost(self.seconds) if self.price else 0.0
+        return {
+            "images": self.records,
+            "stages": summarise([r["timings"] for r in done]) if done else {},
+            "settings": self.settings,
+            "counts": self.counts,
+            "seconds": self.seconds,
+            "load_seconds": self.load_seconds,
+            "images_per_minute": 60.0 * len(done) / self.seconds if self.seconds > 0 else 0.0,
+            "cost": {
+                "currency": self.price.currency if self.price else "USD",
+                "price_per_hour": self.price.per_hour if self.price else 0.0,
+                "price_source": self.price.source if self.price else "",
+                "seconds": self.seconds,
+                "per_image": total_cost / len(processed) if processed else 0.0,
+                "total": total_cost,
+            },
+        }
+
+
+class Runner:
+    """Builds every stage once from a loaded ModelStack, then streams inputs through them."""
+
+    def __init__(self, config: RunConfig, stack: ModelStack, sink: LocalSink, on_event: Event | None = None):
+        self.config = config
+        self.stack = stack
+        self.sink = sink
+        self.on_event = on_event or (lambda *args, **kwargs: None)
+        device = stack.device
+        self.settings = config.generate_settings()
+        self.stages = [
+            ("detect", Detector(stack.yolo, str(device))),
+            ("segment", Segmenter(stack.sam2)),
+            ("depth", DepthEstimator(stack.depth_model, stack.depth_processor, device, stack.dtype)),
+            ("edges", EdgeDetector(config.style.canny_low, config.style.canny_high)),
+            ("generate", Generator(stack.pipe, self.settings, device)),
+            ("validate", Validator()),
+        ]
+
+    # -- reading ------------------------------------------------------------------------------
+    def read(self, item: Item) -> Frame:
+        """Fetch, decode and size one input; a bad one comes back failed, never raised."""
+        frame = Frame(item=item, seed=derive_seed(self.config.seed, item.key))
+        with timed([frame], "read"):
+            try:
+                data = item.path.read_bytes()
+            except OSError as exc:
+                frame.fail(f"cannot read: {exc.strerror or exc}")
+                return frame
+            try:
+                image = imaging.decode(data, item.display)
+            except ImageError as exc:
+                frame.fail(str(exc))
+                return frame
+            frame.original_size = image.size
+            frame.image = imaging.resize_to(image, imaging.fit_size(*image.size, self.config.long_side))
+        return frame
+
+    def frames(self, items: list[Item], pool: ThreadPoolExecutor) -> Iterator[Frame]:
+        """Frames in input order, decoded ahead on the pool, never more than a bounded window."""
+        window = self.config.batch_size * 2 + self.config.workers
+        pending: deque[Future] = deque()
+        todo = iter(items)
+        for item in todo:
+            pending.append(pool.submit(self.read, item))
+            if len(pending) >= window:
+                break
+        while pending:
+            frame = pending.popleft().result()
+            nxt = next(todo, None)
+            if nxt is not None:
+                pending.append(pool.submit(self.read, nxt))
+            yield frame
+
+    # -- models -------------------------------------------------------------------------------
+    def process(self, batch: list[Frame]) -> None:
+        """Every model stage over one batch; a stage that raises fails only this batch's frames."""
+        for name, stage in self.stages:
+            live = [f for f in batch if f.ok]
+            if not live:
+                return
+            self.on_event("stage", frames=live, stage=name)
+            with timed(live, name, self.stack.device):
+                try:
+                    stage(live)
+                except Exception as exc:  # noqa: BLE001 - one batch's failure must not end the run
+                    synchronize(self.stack.device)
+                    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                    for frame in live:
+                        frame.fail(f"{name} failed: {first}")
+
+    # -- writing ------------------------------------------------------------------------------
+    def write(self, frame: Frame, stem: str) -> dict:
+        """Encode and write result, thumbnail and metadata (metadata last); returns the record."""
+        if frame.ok:
+            try:
+                fmt = self.config.format
+                with timed([frame], "write"):
+                    result = imaging.encode(frame.result, fmt)
+                    thumb = imaging.encode(imaging.thumbnail(frame.result, THUMBNAIL_SIDE), "jpeg")
+                    frame.outputs["result"] = self.sink.write(stem + imaging.extension(fmt), result)
+                    frame.outputs["thumbnail"] = self.sink.write(stem + ".thumb.jpg", thumb)
+                meta_path = stem + ".json"
+                frame.outputs["metadata"] = str(self.sink.path(meta_path))
+                self.sink.write(meta_path, json.dumps(self.metadata(frame), indent=2).encode() + b"\n")
+            except (OSError, ValueError) as exc:
+                frame.fail(f"cannot write output: {getattr(exc, 'strerror', None) or exc}")
+        record = self.record(frame)
+        frame.image = frame.result = frame.depth = frame.edges = None  # keep memory flat
+        for obj in frame.objects:
+            obj.mask = None
+        return record
+
+    def record(self, frame: Frame) -> dict:
+        """The JSON summary's record for one input."""
+        return {
+            "input": frame.item.display,
+            "key": frame.item.key,
+            "status": "ok" if frame.ok else "failed",
+            "error": frame.error,
+            "outputs": dict(frame.outputs) if frame.ok else {},
+            "seed": frame.seed,
+            "quality": frame.quality,
+            "timings": {k: round(v, 6) for k, v in frame.timings.items()},
+        }
+
+    def metadata(self, frame: Frame) -> dict:
+        """Everything needed to understand or reproduce one result."""
+        width, height = frame.image.size
+        return {
+            "input": frame.item.display,
+            "key": frame.item.key,
+            "original_size": list(frame.original_size or ()),
+            "size": [width, height],
+            "style": self.config.style.name,
+            "room": self.config.room,
+            "prompt": self.settings.prompt,
+            "negative_prompt": self.settings.negative_prompt,
+            "seed": frame.seed,
+            "models": self.stack.spec.ids(),
+            "settings": self.config.settings_json(),
+            "objects": [o.to_json() for o in frame.objects],
+            "quality": {"score": frame.quality, **frame.quality_parts},
+            "timings": {k: round(v, 6) for k, v in frame.timings.items()},
+            "outputs": {k: v.rsplit("/", 1)[-1] for k, v in frame.outputs.items() if k != "metadata"},
+            "device": str(self.stack.device),
+            "modomo_version": __version__,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+
+    # -- the loop -----------------------------------------------------------------------------
+    def run(self, items: list[Item]) -> RunResult:
+        """Stream every item through the stages; returns records in input order."""
+        stems = output_stems(items, self.config.style.name)
+        result = RunResult(settings=self.config.settings_json())
+        self.on_event("start", total=len(items))
+        start = time.perf_counter()
+        writes: deque[Future] = deque()
+        with ThreadPoolExecutor(self.config.workers, thread_name_prefix="modomo-read") as readers, \
+                ThreadPoolExecutor(max(1, self.config.workers // 2), thread_name_prefix="modomo-write") as writers:
+
+            def drain(limit: int) -> None:
+                while len(writes) > limit:
+                    record = writes.popleft().result()
+                    result.records.append(record)
+                    self.on_event("done", record=record)
+
+            batch: list[Frame] = []
+            for frame in self.frames(items, readers):
+                batch.append(frame)
+                if len(batch) == self.config.batch_size:
+                    self._finish(batch, stems, writers, writes)
+                    batch = []
+                    drain(self.config.batch_size * 2)
+            if batch:
+                self._finish(batch, stems, writers, writes)
+            drain(0)
+        result.seconds = time.perf_counter() - start
+        return result
+
+    def _finish(self, batch: list[Frame], stems, writers: ThreadPoolExecutor, writes: deque) -> None:
+        self.process(batch)
+        for frame in batch:
+            writes.append(writers.submit(self.write, frame, stems[frame.item]))

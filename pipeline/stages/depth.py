@@ -1,0 +1,44 @@
+"""Depth stage: a transformers depth model, normalised into the depth ControlNet's input image."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from pipeline.frames import Frame
+
+
+def normalise_depth(depth: np.ndarray) -> Image.Image:
+    """Min-max scale a relative depth map to 0..255 (near = bright, as the ControlNet was trained)."""
+    depth = np.nan_to_num(depth.astype(np.float32))
+    low, high = float(depth.min()), float(depth.max())
+    scaled = (depth - low) / (high - low) if high > low else np.zeros_like(depth)
+    grey = (scaled * 255.0).round().astype(np.uint8)
+    return Image.fromarray(np.stack([grey] * 3, axis=-1), "RGB")
+
+
+class DepthEstimator:
+    """Runs the depth model on a batch of frames in one forward pass."""
+
+    def __init__(self, model, processor, device: torch.device, dtype: torch.dtype):
+        self.model = model
+        self.processor = processor
+        self.device = device
+        self.dtype = dtype
+
+    @torch.inference_mode()
+    def __call__(self, frames: list[Frame]) -> list[Frame]:
+        todo = [f for f in frames if f.ok]
+        if not todo:
+            return frames
+        inputs = self.processor(images=[f.image for f in todo], return_tensors="pt")
+        pixels = inputs["pixel_values"].to(self.device, self.dtype)
+        predicted = self.model(pixel_values=pixels).predicted_depth  # (B, h, w)
+        for frame, depth in zip(todo, predicted, strict=True):
+            width, height = frame.image.size
+            resized = F.interpolate(depth[None, None].float(), size=(height, width), mode="bicubic",
+                                    align_corners=False)
+            frame.depth = normalise_depth(resized[0, 0].cpu().numpy())
+        return frames

@@ -1,0 +1,50 @@
+"""Per-stage timers (CUDA-synchronised) and their aggregation into mean / p50 / p95 / share."""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+
+STAGES = ("read", "detect", "segment", "depth", "edges", "generate", "validate", "write")
+
+
+def synchronize(device: torch.device | None) -> None:
+    """Wait for queued GPU work, or a timer reads the launch time instead of the run time."""
+    if device is not None and device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@contextmanager
+def timed(frames, stage: str, device: torch.device | None = None):
+    """Time a stage over a batch; each frame is charged an equal share of the batch's time."""
+    synchronize(device)
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        synchronize(device)
+        elapsed = time.perf_counter() - start
+        if frames:
+            for frame in frames:
+                frame.timings[stage] = frame.timings.get(stage, 0.0) + elapsed / len(frames)
+
+
+def summarise(timings: list[dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Per stage: mean, p50, p95 seconds and share of the summed stage time, in flow order."""
+    names = [s for s in STAGES if any(s in t for t in timings)]
+    names += sorted({s for t in timings for s in t} - set(names))
+    totals = {s: sum(t.get(s, 0.0) for t in timings) for s in names}
+    grand = sum(totals.values())
+    out = {}
+    for stage in names:
+        values = np.array([t[stage] for t in timings if stage in t], dtype=np.float64)
+        out[stage] = {
+            "mean": float(values.mean()),
+            "p50": float(np.percentile(values, 50)),
+            "p95": float(np.percentile(values, 95)),
+            "share": totals[stage] / grand if grand > 0 else 0.0,
+        }
+    return out

@@ -1,0 +1,125 @@
+"""Style files: one TOML per style, loaded and validated into `Style`."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.errors import UsageError
+
+STYLE_DIR = Path(__file__).resolve().parent
+ROOMS = ("living room", "bedroom", "kitchen", "office", "dining room", "bathroom")
+
+
+class StyleError(UsageError):
+    """A style that is missing or malformed; the message names the file and field."""
+
+
+@dataclass(frozen=True)
+class ControlSettings:
+    """How strongly one ControlNet steers, and over which share of the steps."""
+
+    scale: float
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
+class Style:
+    """A restyling recipe: prompts, sampler settings, ControlNet settings, Canny thresholds."""
+
+    name: str
+    description: str
+    prompt: str
+    negative_prompt: str
+    guidance_scale: float
+    steps: int
+    depth: ControlSettings
+    canny: ControlSettings
+    canny_low: int
+    canny_high: int
+    source: str
+
+    def prompt_for(self, room: str) -> str:
+        return self.prompt.format(room=room)
+
+
+def list_styles() -> list[str]:
+    """The built-in style names, sorted."""
+    return sorted(p.stem for p in STYLE_DIR.glob("*.toml"))
+
+
+def load_style(name: str | None = None, path: str | Path | None = None) -> Style:
+    """Load a built-in style by name, or a user's style file by path."""
+    if path is not None:
+        file = Path(path)
+        if not file.is_file():
+            raise StyleError(f"{file}: style file not found")
+    else:
+        file = STYLE_DIR / f"{name}.toml"
+        if not name or not file.is_file():
+            raise StyleError(
+                f"unknown style {name!r}; choose one of: {', '.join(list_styles())}"
+                " (or pass --style-file FILE)"
+            )
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise StyleError(f"{file}: not valid TOML: {exc}") from None
+    return parse_style(data, file)
+
+
+def parse_style(data: dict, file: Path) -> Style:
+    """Validate a parsed style table; every problem names the file and the field."""
+
+    def get(table: dict, key: str, kind: type | tuple[type, ...], where: str = ""):
+        field = f"{where}{key}"
+        if key not in table:
+            raise StyleError(f"{file}: missing field '{field}'")
+        value = table[key]
+        if isinstance(value, bool) or not isinstance(value, kind):
+            names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            raise StyleError(f"{file}: field '{field}' must be {names}, got {value!r}")
+        return value
+
+    def in_range(field: str, value: float, low: float, high: float) -> float:
+        if not low <= value <= high:
+            raise StyleError(f"{file}: field '{field}' must be between {low} and {high}, got {value}")
+        return value
+
+    def control(name: str) -> ControlSettings:
+        table = get(get(data, "controls", dict), name, dict, "controls.")
+        where = f"controls.{name}."
+        scale = in_range(where + "scale", float(get(table, "scale", (int, float), where)), 0.0, 2.0)
+        start = in_range(where + "start", float(get(table, "start", (int, float), where)), 0.0, 1.0)
+        end = in_range(where + "end", float(get(table, "end", (int, float), where)), 0.0, 1.0)
+        if end < start:
+            raise StyleError(f"{file}: field '{where}end' ({end}) is before '{where}start' ({start})")
+        return ControlSettings(scale, start, end)
+
+    prompt = get(data, "prompt", str)
+    if "{room}" not in prompt:
+        raise StyleError(f"{file}: field 'prompt' must contain the {{room}} slot")
+    try:
+        prompt.format(room="room")
+    except (KeyError, IndexError, ValueError) as exc:
+        raise StyleError(f"{file}: field 'prompt' has a bad placeholder: {exc}") from None
+    canny = get(get(data, "controls", dict), "canny", dict, "controls.")
+    low = in_range("controls.canny.low_threshold", get(canny, "low_threshold", int, "controls.canny."), 0, 1000)
+    high = in_range("controls.canny.high_threshold", get(canny, "high_threshold", int, "controls.canny."), 0, 1000)
+    if high < low:
+        raise StyleError(f"{file}: field 'controls.canny.high_threshold' is below 'low_threshold'")
+    return Style(
+        name=get(data, "name", str),
+        description=data.get("description", ""),
+        prompt=prompt,
+        negative_prompt=get(data, "negative_prompt", str),
+        guidance_scale=in_range("guidance_scale", float(get(data, "guidance_scale", (int, float))), 1.0, 30.0),
+        steps=int(in_range("steps", get(data, "steps", int), 1, 200)),
+        depth=control("depth"),
+        canny=control("canny"),
+        canny_low=low,
+        canny_high=high,
+        source=str(file),
+    )

@@ -1,0 +1,105 @@
+"""Suite-wide setup: offline environment, a guard against any non-loopback connection, the tiny bundle."""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+from pathlib import Path
+
+# Before any test module imports the model libraries: nothing may reach a hub, and nothing
+# is written into the user's home.
+_SCRATCH = Path(tempfile.mkdtemp(prefix="modomo-tests-"))
+os.environ.update(
+    {
+        "HF_HUB_OFFLINE": "1",
+        "HF_HOME": str(_SCRATCH / "hf-home"),
+        "TRANSFORMERS_OFFLINE": "1",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "YOLO_OFFLINE": "1",
+        "YOLO_VERBOSE": "False",
+        "YOLO_CONFIG_DIR": str(_SCRATCH / "ultralytics"),
+        "MODOMO_CACHE": str(_SCRATCH / "modomo-cache"),
+        "DO_NOT_TRACK": "1",
+    }
+)
+
+import pytest  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+ROOMS = REPO.parent / "shared" / "rooms"
+LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "", None}
+
+
+def _is_loopback(host) -> bool:
+    if host in LOOPBACK_NAMES:
+        return True
+    text = str(host)
+    return text.startswith("127.") or text == "::1" or text.startswith("::ffff:127.")
+
+
+class NetworkBlocked(RuntimeError):
+    """Raised when code under test tries to leave the machine."""
+
+
+@pytest.fixture(scope="session", autouse=True)
+def network_guard():
+    """Fail any connection or name lookup that is not loopback, and fail the session if any was tried."""
+    attempts: list[str] = []
+    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+    real_getaddrinfo = socket.getaddrinfo
+
+    def check(sock, address):
+        if sock.family == getattr(socket, "AF_UNIX", None):
+            return
+        host = address[0] if isinstance(address, tuple) else address
+        if not _is_loopback(host):
+            attempts.append(f"connect {address}")
+            raise NetworkBlocked(f"test tried to connect to {address}")
+
+    def connect(sock, address):
+        check(sock, address)
+        return real_connect(sock, address)
+
+    def connect_ex(sock, address):
+        check(sock, address)
+        return real_connect_ex(sock, address)
+
+    def getaddrinfo(host, *args, **kwargs):
+        if not _is_loopback(host):
+            attempts.append(f"getaddrinfo {host}")
+            raise NetworkBlocked(f"test tried to resolve {host}")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    patched = (connect, connect_ex, getaddrinfo)
+    originals = (real_connect, real_connect_ex, real_getaddrinfo)
+    socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo = patched
+    yield attempts
+    socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo = originals
+    assert not attempts, f"network access attempted during the suite: {attempts}"
+
+
+@pytest.fixture(scope="session")
+def rooms() -> Path:
+    """The real room photos shared beside the repository."""
+    assert ROOMS.is_dir(), f"missing {ROOMS}: the real room photos are expected beside the repository"
+    return ROOMS
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory) -> Path:
+    """The tiny random bundle, built once per session and saved to disk (loaded back via the folder preset)."""
+    from pipeline.models.tiny import build_tiny_bundle
+
+    return build_tiny_bundle(tmp_path_factory.mktemp("bundle") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_stack(tiny_bundle):
+    """The tiny bundle loaded once on the CPU through the same code a user's bundle takes."""
+    import torch
+
+    from pipeline.models.load import load_stack
+    from pipeline.models.presets import resolve
+
+    return load_stack(resolve(str(tiny_bundle)), torch.device("cpu"))
