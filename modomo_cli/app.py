@@ -14,6 +14,7 @@ from typing import Annotated
 os.environ.setdefault("YOLO_VERBOSE", "False")
 
 import typer  # noqa: E402
+from rich.markup import escape  # noqa: E402
 
 from modomo_cli.render import RunProgress, console, print_summary  # noqa: E402
 from pipeline.errors import ModomoError  # noqa: E402
@@ -35,7 +36,7 @@ def user_errors():
     try:
         yield
     except ModomoError as exc:
-        console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -54,7 +55,7 @@ class RunProgress:
         elif event == "done":
             record = data["record"]
             if record["status"] == "failed":
-                console.print(f"[red]failed[/red] {record['input']}: {record['error']}")
+                console.print(f"[red]failed[/red] {escape(record['input'])}: {escape(record['error'])}", soft_wrap=True)
             if self.enabled:
                 self.progress.advance(self.task)
 
@@ -85,4 +86,4 @@ def print_summary(summary: dict) -> None:
         f"  (at {cost['price_per_hour']:.4f} {cur}/GPU-hour: {cost['price_source']})",
     ]
     for line in lines:
-        console.print(line)
+        console.print(line, soft_wrap=True)

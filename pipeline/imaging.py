@@ -52,13 +52,25 @@ def _too_large(width: int, height: int, max_pixels: int) -> ImageError:
     return ImageError(f"image too large: {width}x{height} pixels (limit {max_pixels})")
 
 
+def _pillow_open():
+    """Pillow's own `Image.open`.
+
+    Importing ultralytics replaces it process-wide with a wrapper that, on any file Pillow cannot
+    identify, tries to pip-install a HEIF plugin: a network call and a misleading error for a bad file.
+    """
+    opener = Image.open
+    if getattr(opener, "__module__", "PIL.Image") != "PIL.Image":
+        opener = getattr(opener, "__globals__", {}).get("_image_open", opener)
+    return opener
+
+
 def _open(data: bytes, max_pixels: int) -> Image.Image:
     """Open from the header only and enforce the pixel limit before anything is decoded."""
     try:
         # Our own max_pixels check replaces Pillow's warning, which would fire for legitimate 90 MP photos.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            image = _pillow_open()(io.BytesIO(data))
     except Image.UnidentifiedImageError as exc:
         raise ImageError("not an image (unrecognised format)") from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:

@@ -1,0 +1,184 @@
+"""Tests for styles: the built-in style files and the validation of a user's style file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.errors import ModomoError, UsageError
+from styles import STYLE_DIR, Style, StyleError, list_styles, load_style
+
+BUILT_IN = ("boho", "industrial", "minimalist", "modern", "scandinavian")
+BOHO = (STYLE_DIR / "boho.toml").read_text(encoding="utf-8")
+
+
+def boho_with(*edits: tuple[str, str]) -> str:
+    """The boho file with each (old, new) text replaced exactly once (a missed edit fails the test)."""
+    text = BOHO
+    for old, new in edits:
+        assert text.count(old) == 1, f"edit target {old!r} not found exactly once in boho.toml"
+        text = text.replace(old, new)
+    return text
+
+
+def write(tmp_path: Path, text: str, name: str = "mine.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_list_styles_is_exactly_the_five_built_ins():
+    assert list_styles() == list(BUILT_IN)
+
+
+@pytest.mark.parametrize("name", BUILT_IN)
+def test_built_in_style_loads_with_sane_values(name):
+    style = load_style(name)
+    assert isinstance(style, Style)
+    assert style.name == name
+    assert style.source == str(STYLE_DIR / f"{name}.toml")
+    assert style.description.strip()
+    assert "{room}" in style.prompt
+    assert style.negative_prompt.strip()
+    assert 1.0 <= style.guidance_scale <= 30.0
+    assert isinstance(style.steps, int) and 1 <= style.steps <= 200
+    for control in (style.depth, style.canny):
+        assert 0.0 < control.scale <= 2.0
+        assert 0.0 <= control.start < control.end <= 1.0
+    assert isinstance(style.canny_low, int) and isinstance(style.canny_high, int)
+    assert 0 <= style.canny_low < style.canny_high <= 1000
+
+
+@pytest.mark.parametrize("name", BUILT_IN)
+def test_prompt_for_fills_the_room_slot(name):
+    style = load_style(name)
+    prompt = style.prompt_for("bedroom")
+    assert "bedroom" in prompt
+    assert "{" not in prompt and "}" not in prompt
+    assert prompt == style.prompt.replace("{room}", "bedroom")
+
+
+def test_unknown_style_names_the_available_ones():
+    with pytest.raises(StyleError) as info:
+        load_style("nope")
+    message = str(info.value)
+    assert "'nope'" in message
+    for name in BUILT_IN:
+        assert name in message
+    assert info.value.exit_code == 2
+
+
+def test_no_name_and_no_path_is_an_unknown_style():
+    with pytest.raises(StyleError, match="choose one of"):
+        load_style(None)
+
+
+def test_a_changed_copy_of_boho_loads(tmp_path):
+    text = boho_with(
+        ('name = "boho"', 'name = "my boho"'),
+        ("steps = 20", "steps = 35"),
+        ("guidance_scale = 7.5", "guidance_scale = 9"),  # an int where a float is expected is fine
+        ("low_threshold = 80", "low_threshold = 60"),
+        ("scale = 0.5\nstart = 0.0\nend = 0.6", "scale = 0.4\nstart = 0.1\nend = 0.9"),
+    )
+    path = write(tmp_path, text)
+    style = load_style(path=path)
+    assert style.name == "my boho"
+    assert style.steps == 35
+    assert style.guidance_scale == 9.0 and isinstance(style.guidance_scale, float)
+    assert (style.canny_low, style.canny_high) == (60, 180)
+    assert (style.canny.scale, style.canny.start, style.canny.end) == (0.4, 0.1, 0.9)
+    assert (style.depth.scale, style.depth.start, style.depth.end) == (0.9, 0.0, 1.0)
+    assert style.source == str(path)
+    assert style.prompt_for("kitchen").startswith("a bohemian kitchen,")
+
+
+def test_path_wins_over_name(tmp_path):
+    path = write(tmp_path, boho_with(('name = "boho"', 'name = "from file"')))
+    assert load_style("modern", path=path).name == "from file"
+
+
+MALFORMED = {
+    "invalid-toml": (boho_with(("steps = 20", "steps = = 20")), "not valid TOML"),
+    "missing-prompt": (
+        boho_with((BOHO[BOHO.index("prompt = ") : BOHO.index("negative_prompt")], "")),
+        "missing field 'prompt'",
+    ),
+    "steps-as-string": (boho_with(("steps = 20", 'steps = "20"')), "field 'steps' must be int"),
+    "steps-as-float": (boho_with(("steps = 20", "steps = 20.5")), "field 'steps' must be int"),
+    "steps-as-bool": (boho_with(("steps = 20", "steps = true")), "field 'steps' must be int"),
+    "guidance-too-high": (
+        boho_with(("guidance_scale = 7.5", "guidance_scale = 31.0")),
+        "field 'guidance_scale' must be between",
+    ),
+    "guidance-too-low": (
+        boho_with(("guidance_scale = 7.5", "guidance_scale = 0.5")),
+        "field 'guidance_scale' must be between",
+    ),
+    "missing-canny-low": (
+        boho_with(("low_threshold = 80\n", "")),
+        "missing field 'controls.canny.low_threshold'",
+    ),
+    "depth-end-before-start": (
+        boho_with(("scale = 0.9\nstart = 0.0\nend = 1.0", "scale = 0.9\nstart = 0.7\nend = 0.3")),
+        "field 'controls.depth.end'",
+    ),
+    "prompt-without-room": (
+        boho_with(('"a bohemian {room}, ', '"a bohemian room, ')),
+        "field 'prompt' must contain the {room} slot",
+    ),
+    "prompt-with-stray-placeholder": (
+        boho_with(('"a bohemian {room}, ', '"a bohemian {room} in {other}, ')),
+        "field 'prompt' has a bad placeholder",
+    ),
+    "prompt-with-positional-placeholder": (
+        boho_with(('"a bohemian {room}, ', '"a bohemian {room} {0}, ')),
+        "field 'prompt' has a bad placeholder",
+    ),
+    "prompt-with-unclosed-brace": (
+        boho_with(('"a bohemian {room}, ', '"a bohemian {room} {, ')),
+        "field 'prompt' has a bad placeholder",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_malformed_style_file_names_file_and_field(tmp_path, case):
+    text, expected = MALFORMED[case]
+    path = write(tmp_path, text, f"{case}.toml")
+    with pytest.raises(StyleError) as info:
+        load_style(path=path)
+    error = info.value
+    assert isinstance(error, UsageError) and isinstance(error, ModomoError)
+    assert error.exit_code == 2
+    message = str(error)
+    assert message.startswith(f"{path}: "), message
+    assert expected in message, message
+
+
+def test_stray_placeholder_message_names_the_placeholder(tmp_path):
+    path = write(tmp_path, boho_with(('"a bohemian {room}, ', '"a bohemian {room} in {other}, ')))
+    with pytest.raises(StyleError, match="other"):
+        load_style(path=path)
+
+
+def test_missing_style_file(tmp_path):
+    path = tmp_path / "absent.toml"
+    with pytest.raises(StyleError) as info:
+        load_style(path=path)
+    assert str(info.value) == f"{path}: style file not found"
+    assert info.value.exit_code == 2
+
+
+def test_a_folder_is_not_a_style_file(tmp_path):
+    with pytest.raises(StyleError, match="style file not found"):
+        load_style(path=tmp_path)
+
+
+def test_non_utf8_style_file_is_a_style_error(tmp_path):
+    path = tmp_path / "latin1.toml"
+    path.write_bytes(BOHO.replace("Warm earth", "Chaleur d'\u00e9t\u00e9").encode("latin-1"))
+    with pytest.raises(StyleError, match="not valid TOML") as info:
+        load_style(path=path)
+    assert str(path) in str(info.value)
