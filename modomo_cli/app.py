@@ -148,6 +148,44 @@ def styles_cmd(
     console.print(table)
 
 
+models_app = typer.Typer(help="List and fetch model presets.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """The presets and the models each one loads."""
+    from rich.table import Table
+
+    from pipeline.models.presets import PRESETS, sd15
+
+    table = Table(title="model presets", title_justify="left")
+    table.add_column("preset")
+    table.add_column("model")
+    table.add_column("id")
+    for role, model_id in sd15().ids().items():
+        if role != "preset":
+            table.add_row("sd15", role, model_id)
+    table.add_row("tiny", "all", "random tiny models built from configs, offline (cached after first use)")
+    console.print(table)
+    console.print(f"presets: {', '.join(PRESETS)}; or --models DIR for a bundle folder (see README)")
+
+
+@models_app.command("download")
+def models_download(preset: Annotated[str, typer.Argument(help="Preset to fetch.")] = "sd15") -> None:
+    """Fetch a preset's weights into the standard caches (HF_HOME, ultralytics weights_dir)."""
+    with user_errors():
+        from pipeline.models.download import download
+        from pipeline.models.presets import resolve
+
+        spec = resolve(preset)
+        if spec.local:
+            console.print(f"{preset}: built locally, nothing to download")
+            return
+        for path in download(spec, report=lambda msg: console.print(msg)):
+            console.print(f"  [green]ok[/green] {path}")
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -54,8 +54,8 @@ def _offline() -> bool:
 def _hub_hint(model_id: str) -> str:
     return (
         f"model {model_id!r} is not in the local Hugging Face cache "
-        f"({os.environ.get('HF_HOME') or '~/.cache/huggingface'}); fetch it once with network "
-        f"(`hf download {model_id}`) or use --models tiny / a bundle folder"
+        f"({os.environ.get('HF_HOME') or '~/.cache/huggingface'}); fetch the preset once with network "
+        "(`modomo models download sd15`) or use --models tiny / a bundle folder"
     )
 
 

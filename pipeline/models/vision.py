@@ -28,7 +28,7 @@ def _ultralytics_offline() -> None:
     os.environ.setdefault("YOLO_OFFLINE", "1")
 
 
-def _yolo_weights_dir() -> Path:
+def yolo_weights_dir() -> Path:
     """Ultralytics' global weights directory (from its settings)."""
     _ultralytics_offline()
     from ultralytics.utils import SETTINGS
@@ -43,7 +43,7 @@ def _find_yolo_weight(weights: str | Path) -> Path:
         return path.resolve()
     searched = [str(path.parent.resolve() if path.parent != Path(".") else Path.cwd())]
     if path.parent == Path("."):
-        weights_dir = _yolo_weights_dir()
+        weights_dir = yolo_weights_dir()
         if (weights_dir / path.name).is_file():
             return (weights_dir / path.name).resolve()
         searched.append(str(weights_dir))
