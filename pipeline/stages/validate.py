@@ -1,10 +1,13 @@
 """Validate stage: a first quality score in [0, 1], from a sanity part and a structure part.
 
-- sanity: 0 for a frame that is NaN, near-uniform (a black or blank frame), or blown out;
+- sanity: 0 for a frame that is near-uniform (a black frame, which is also how NaN latents
+  decode, or a blank one), or blown out;
   rises to 1 as the result gains ordinary contrast.
-- structure: how well the result keeps the input's layout: the correlation of coarse
-  gradient-magnitude maps (grey, blurred, 64 px on the long side), so colour and fine
-  texture changes do not count, but moved walls and furniture do. Negative correlation is 0.
+- structure: how well the result keeps the input's layout: the agreement of edge
+  *orientations* at a coarse scale (grey, 64 px on the long side), each pixel weighted by
+  its edge strength in both images: sum(m_a m_b cos 2(t_a - t_b)) / sqrt(sum m_a^2 sum m_b^2).
+  Doubling the angle makes a dark-to-light edge agree with a light-to-dark one, so recolouring
+  and relighting do not count, while moved walls, mirrored or shifted layouts do. Below 0 is 0.
 
 score = sanity x structure.
 """
@@ -20,16 +23,18 @@ from pipeline.frames import Frame
 COARSE = 64
 
 
-def _coarse_gradients(image: Image.Image) -> np.ndarray:
+def _orientation_field(image: Image.Image) -> np.ndarray:
+    """Coarse gradients as complex numbers m * exp(2i theta): strength with sign-free orientation."""
     grey = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
     height, width = grey.shape
     scale = COARSE / max(height, width)
     small = cv2.resize(grey, (max(8, round(width * scale)), max(8, round(height * scale))),
                        interpolation=cv2.INTER_AREA)
-    small = cv2.GaussianBlur(small, (3, 3), 0)
     gx = cv2.Sobel(small, cv2.CV_32F, 1, 0, ksize=3)
     gy = cv2.Sobel(small, cv2.CV_32F, 0, 1, ksize=3)
-    return np.hypot(gx, gy)
+    z = (gx + 1j * gy).astype(np.complex64)
+    magnitude = np.abs(z)
+    return np.where(magnitude > 1e-6, z * z / np.maximum(magnitude, 1e-6), 0)
 
 
 def sanity(result: Image.Image) -> float:
@@ -45,14 +50,14 @@ def sanity(result: Image.Image) -> float:
 
 
 def structure(before: Image.Image, after: Image.Image) -> float:
-    """Correlation of coarse gradient maps, clipped to [0, 1]."""
-    a = _coarse_gradients(before)
-    b = _coarse_gradients(after.resize(before.size, Image.BICUBIC) if after.size != before.size else after)
-    a, b = a - a.mean(), b - b.mean()
-    denom = float(np.sqrt((a * a).sum() * (b * b).sum()))
+    """Edge-orientation agreement of the two images at a coarse scale, in [0, 1]."""
+    if after.size != before.size:
+        after = after.resize(before.size, Image.BICUBIC)
+    a, b = _orientation_field(before), _orientation_field(after)
+    denom = float(np.sqrt((np.abs(a) ** 2).sum() * (np.abs(b) ** 2).sum()))
     if denom < 1e-12:
         return 0.0
-    return float(np.clip((a * b).sum() / denom, 0.0, 1.0))
+    return float(np.clip(np.real((a * np.conj(b)).sum()) / denom, 0.0, 1.0))
 
 
 def quality(before: Image.Image, after: Image.Image) -> tuple[float, dict[str, float]]:
