@@ -23,7 +23,7 @@ from pipeline.errors import ModomoError, UsageError
 
 BUNDLE_FILE = "modomo-bundle.json"
 BUNDLE_FORMAT = 1
-TINY_VERSION = 1
+TINY_VERSION = 2
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,11 @@ from pipeline.models.presets import BUNDLE_FILE, BUNDLE_FORMAT
 from pipeline.models.vision import build_tiny_sam2, build_tiny_yolo
 
 TEXT_DIM = 32
-BLOCKS = (16, 32)
+BLOCKS = (16, 32, 32)
+# Attention only at the lowest resolution: at 768 px a cross-attention block at 1/16 scale would
+# cost more on a CPU than everything else together.
+DOWN_BLOCKS = ("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D")
+UP_BLOCKS = ("CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D")
 VAE_BLOCKS = (8, 16, 16, 16)  # four blocks: the VAE downsamples by 8, as SD1.5's does
 
 
@@ -60,8 +64,8 @@ def build_stable_diffusion(folder: Path, vocab_size: int) -> None:
         sample_size=32,
         in_channels=4,
         out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        down_block_types=DOWN_BLOCKS,
+        up_block_types=UP_BLOCKS,
         cross_attention_dim=TEXT_DIM,
         attention_head_dim=4,
         norm_num_groups=8,
@@ -106,7 +110,7 @@ def build_controlnet(folder: Path) -> None:
         block_out_channels=BLOCKS,
         layers_per_block=1,
         in_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        down_block_types=DOWN_BLOCKS,
         cross_attention_dim=TEXT_DIM,
         attention_head_dim=4,
         norm_num_groups=8,
