@@ -42,12 +42,12 @@ def user_errors():
 
 @app.command()
 def transform(
-    inputs: Annotated[list[str], typer.Argument(help="Image files and/or folders (searched recursively).")],
+    inputs: Annotated[list[str], typer.Argument(help="Image files, folders (searched recursively) and/or r2://bucket/prefix.")],
     style: Annotated[str, typer.Option("--style", "-s", help="A built-in style (see `modomo styles`).")] = "modern",
     style_file: Annotated[
         Path | None, typer.Option("--style-file", help="A style TOML file of your own (overrides --style).")
     ] = None,
-    out: Annotated[str, typer.Option("--out", "-o", help="Output folder.")] = "modomo-out",
+    out: Annotated[str, typer.Option("--out", "-o", help="Output folder or r2://bucket/prefix.")] = "modomo-out",
     room: Annotated[str, typer.Option(help="Room type in the prompt.")] = "living room",
     models: Annotated[
         str, typer.Option(help="sd15 (default), tiny, or a bundle folder.", envvar="MODOMO_MODELS")
@@ -75,8 +75,9 @@ def transform(
         from pipeline.cost import resolve_price
         from pipeline.models.load import load_stack, pick_device
         from pipeline.models.presets import resolve
+        from pipeline.r2 import Remote
         from pipeline.runner import Runner
-        from pipeline.sinks import LocalSink
+        from pipeline.sinks import open_sink
         from pipeline.sources import collect_inputs
         from styles import load_style
 
@@ -86,11 +87,12 @@ def transform(
             device=device, gpu_price=gpu_price, currency=currency, format=fmt, workers=workers,
         ).check()
         # Everything that can be wrong with the inputs or the output is found before models load.
-        items = collect_inputs(config.inputs)
+        remote = Remote(pool_size=config.workers * 2 + 2)
+        sink = open_sink(config.out, remote)
+        sink.prepare()
+        items = collect_inputs(config.inputs, remote)
         if not items:
             raise ModomoError(f"no images found in {', '.join(config.inputs)}", EXIT_USAGE)
-        sink = LocalSink(config.out)
-        sink.prepare()
         torch_device = pick_device(config.device)
         gpu_name = _gpu_name(torch_device)
         price = resolve_price(gpu_name, config.gpu_price, config.currency)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,15 +12,24 @@ from PIL import Image
 
 @dataclass(frozen=True)
 class Item:
-    """One input: `key` is its path relative to the input root (POSIX), `path` where to read it."""
+    """One input: `key` is its path relative to the input root (POSIX).
+
+    A local file has a `path`; a remote object has a `uri` and a `fetch` that returns its bytes.
+    """
 
     key: str
-    path: Path
-    root: Path
+    path: Path | None
+    root: Path | str
+    uri: str | None = None
+    fetch: Callable[[], bytes] | None = field(default=None, compare=False, repr=False)
 
     @property
     def display(self) -> str:
-        return str(self.path)
+        return self.uri or str(self.path)
+
+    def read(self) -> bytes:
+        """The input's bytes; OSError when it cannot be read."""
+        return self.fetch() if self.fetch is not None else self.path.read_bytes()
 
 
 @dataclass
@@ -58,6 +68,7 @@ class Frame:
     quality_parts: dict[str, float] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
+    urls: dict[str, str] = field(default_factory=dict)  # public CDN URLs of uploaded outputs
     error: str | None = None
 
     @property

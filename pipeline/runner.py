@@ -17,11 +17,11 @@ from datetime import UTC, datetime
 from pipeline import __version__, imaging
 from pipeline.config import RunConfig
 from pipeline.cost import Price
-from pipeline.errors import ImageError
+from pipeline.errors import ImageError, ModomoError
 from pipeline.frames import Frame, Item
 from pipeline.models.load import ModelStack
 from pipeline.seeds import derive_seed
-from pipeline.sinks import LocalSink, output_stems
+from pipeline.sinks import LocalSink, R2Sink, output_stems
 from pipeline.stages.depth import DepthEstimator
 from pipeline.stages.detect import Detector
 from pipeline.stages.edges import EdgeDetector
@@ -77,7 +77,7 @@ class RunResult:
 class Runner:
     """Builds every stage once from a loaded ModelStack, then streams inputs through them."""
 
-    def __init__(self, config: RunConfig, stack: ModelStack, sink: LocalSink, on_event: Event | None = None):
+    def __init__(self, config: RunConfig, stack: ModelStack, sink: LocalSink | R2Sink, on_event: Event | None = None):
         self.config = config
         self.stack = stack
         self.sink = sink
@@ -99,9 +99,10 @@ class Runner:
         frame = Frame(item=item, seed=derive_seed(self.config.seed, item.key))
         with timed([frame], "read"):
             try:
-                data = item.path.read_bytes()
+                data = item.read()
             except OSError as exc:
-                frame.fail(f"cannot read: {exc.strerror or exc}")
+                reason = exc.strerror or str(exc)
+                frame.fail(reason if reason.startswith("cannot") else f"cannot read: {reason}")
                 return frame
             try:
                 image = imaging.decode(data, item.display)
@@ -154,12 +155,18 @@ class Runner:
                 with timed([frame], "write"):
                     result = imaging.encode(frame.result, fmt)
                     thumb = imaging.encode(imaging.thumbnail(frame.result, THUMBNAIL_SIDE), "jpeg")
-                    frame.outputs["result"] = self.sink.write(stem + imaging.extension(fmt), result)
-                    frame.outputs["thumbnail"] = self.sink.write(stem + ".thumb.jpg", thumb)
+                    names = {"result": stem + imaging.extension(fmt), "thumbnail": stem + ".thumb.jpg"}
+                    frame.outputs["result"] = self.sink.write(names["result"], result, imaging.content_type(fmt))
+                    frame.outputs["thumbnail"] = self.sink.write(names["thumbnail"], thumb, "image/jpeg")
+                for name, url_key in (("result", "transformed_url"), ("thumbnail", "thumbnail_url")):
+                    url = self.sink.public_url(names[name])
+                    if url:
+                        frame.urls[url_key] = url
                 meta_path = stem + ".json"
                 frame.outputs["metadata"] = str(self.sink.path(meta_path))
-                self.sink.write(meta_path, json.dumps(self.metadata(frame), indent=2).encode() + b"\n")
-            except (OSError, ValueError) as exc:
+                metadata = json.dumps(self.metadata(frame), indent=2).encode() + b"\n"
+                self.sink.write(meta_path, metadata, "application/json")
+            except (OSError, ValueError, ModomoError) as exc:
                 frame.fail(f"cannot write output: {getattr(exc, 'strerror', None) or exc}")
         record = self.record(frame)
         frame.image = frame.result = frame.depth = frame.edges = None  # keep memory flat
@@ -175,6 +182,7 @@ class Runner:
             "status": "ok" if frame.ok else "failed",
             "error": frame.error,
             "outputs": dict(frame.outputs) if frame.ok else {},
+            **(frame.urls if frame.ok else {}),
             "seed": frame.seed,
             "quality": frame.quality,
             "timings": {k: round(v, 6) for k, v in frame.timings.items()},
@@ -199,6 +207,7 @@ class Runner:
             "quality": {"score": frame.quality, **frame.quality_parts},
             "timings": {k: round(v, 6) for k, v in frame.timings.items()},
             "outputs": {k: v.rsplit("/", 1)[-1] for k, v in frame.outputs.items() if k != "metadata"},
+            **frame.urls,
             "device": str(self.stack.device),
             "modomo_version": __version__,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),

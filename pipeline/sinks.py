@@ -1,4 +1,4 @@
-"""Where results go: output names that never collide, and atomic writes into a local folder."""
+"""Where results go: output names that never collide; atomic writes into a local folder or uploads to R2."""
 
 from __future__ import annotations
 
@@ -9,6 +9,10 @@ from pathlib import Path, PurePosixPath
 
 from pipeline.errors import ModomoError
 from pipeline.frames import Item
+from pipeline.r2 import Location, Remote, check_bucket, is_remote
+
+CACHE_CONTROL = "public, max-age=31536000, immutable"
+MULTIPART_THRESHOLD = 8 * 1024 * 1024
 
 
 def output_stems(items: list[Item], style: str) -> dict[Item, str]:
@@ -25,7 +29,7 @@ def output_stems(items: list[Item], style: str) -> dict[Item, str]:
         elif level == 1:
             base = key.as_posix()
         else:
-            base = f"{item.root.name or 'input'}/{key.as_posix()}"
+            base = f"{PurePosixPath(str(item.root).rstrip('/')).name or 'input'}/{key.as_posix()}"
         return f"{base}.{style}"
 
     level = dict.fromkeys(items, 0)
@@ -67,7 +71,10 @@ class LocalSink:
             raise ModomoError(f"{relative}: output path escapes {self.root}")
         return target
 
-    def write(self, relative: str, data: bytes) -> str:
+    def public_url(self, relative: str) -> str | None:
+        return None
+
+    def write(self, relative: str, data: bytes, content_type: str | None = None) -> str:
         """Write to a temporary file beside the target, then rename over it; returns the path."""
         target = self.path(relative)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -82,3 +89,52 @@ class LocalSink:
             Path(tmp).unlink(missing_ok=True)
             raise
         return str(target)
+
+
+class R2Sink:
+    """Uploads under an R2 prefix with Content-Type and Cache-Control; multipart above a threshold.
+
+    An S3 PUT is atomic: an object is whole or absent, so no temporary key is needed.
+    """
+
+    def __init__(self, remote: Remote, location: Location):
+        self.remote = remote
+        self.location = location
+
+    def prepare(self) -> None:
+        """Check credentials and bucket access before any model loads."""
+        check_bucket(self.remote.client, self.location, self.remote.settings)
+
+    def path(self, relative: str) -> str:
+        return f"r2://{self.location.bucket}/{self.location.key(relative)}"
+
+    def public_url(self, relative: str) -> str | None:
+        return self.remote.settings.public_url(self.location.key(relative))
+
+    def write(self, relative: str, data: bytes, content_type: str | None = None) -> str:
+        """Upload one object; OSError with a one-line reason once retries are spent."""
+        import io
+
+        from boto3.s3.transfer import TransferConfig
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        key = self.location.key(relative)
+        extra = {"CacheControl": CACHE_CONTROL, "ContentType": content_type or "application/octet-stream"}
+        try:
+            self.remote.client.upload_fileobj(
+                io.BytesIO(data), self.location.bucket, key, ExtraArgs=extra,
+                Config=TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, use_threads=False),
+            )
+        except ClientError as exc:
+            raise OSError(f"upload of {key} failed: {exc.response.get('Error', {}).get('Code', 'error')}") from None
+        except BotoCoreError as exc:
+            raise OSError(f"upload of {key} failed: {exc}") from None
+        return f"r2://{self.location.bucket}/{key}"
+
+
+def open_sink(out: str, remote: Remote | None = None) -> LocalSink | R2Sink:
+    """A sink for a local folder or an `r2://bucket/prefix`."""
+    if is_remote(out):
+        remote = remote or Remote()
+        return R2Sink(remote, remote.location(out))
+    return LocalSink(out)

@@ -1,13 +1,15 @@
-"""Find the inputs: files and folders (recursive, sorted, hidden files skipped) as `Item`s."""
+"""Find the inputs: files and folders (recursive, sorted, hidden files skipped) and R2 prefixes, as `Item`s."""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from functools import partial
+from pathlib import Path, PurePosixPath
 
 from pipeline.errors import UsageError
 from pipeline.frames import Item
 from pipeline.imaging import IMAGE_SUFFIXES
+from pipeline.r2 import Remote, check_bucket, is_remote, list_keys
 
 
 def _hidden(name: str) -> bool:
@@ -35,10 +37,31 @@ def walk_images(root: Path) -> list[Path]:
     return found
 
 
-def collect_inputs(inputs: list[str | Path]) -> list[Item]:
-    """Every input file as an Item keyed by its path relative to the folder it was found in."""
+def remote_items(uri: str, remote: Remote) -> list[Item]:
+    """Every image object under an R2 prefix (or the one object a URI names), keyed relative to it."""
+    location = remote.location(uri)
+    check_bucket(remote.client, location, remote.settings)
+    keys = list_keys(remote.client, location, remote.settings, IMAGE_SUFFIXES)
+    if not keys and location.prefix and remote.exists(location.bucket, location.prefix.rstrip("/")):
+        key = location.prefix.rstrip("/")
+        parent = location.prefix.rstrip("/").rpartition("/")[0]
+        root = f"r2://{location.bucket}/{parent}"
+        return [Item(PurePosixPath(key).name, None, root, f"r2://{location.bucket}/{key}",
+                     partial(remote.get, location.bucket, key))]
+    return [
+        Item(key[len(location.prefix):], None, location.uri(), f"r2://{location.bucket}/{key}",
+             partial(remote.get, location.bucket, key))
+        for key in keys
+    ]
+
+
+def collect_inputs(inputs: list[str | Path], remote: Remote | None = None) -> list[Item]:
+    """Every input as an Item keyed by its path relative to the folder or prefix it was found in."""
     items: list[Item] = []
     for raw in inputs:
+        if is_remote(raw):
+            items += remote_items(str(raw), remote or Remote())
+            continue
         path = Path(raw).expanduser()
         if path.is_dir():
             root = path
