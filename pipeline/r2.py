@@ -33,10 +33,10 @@ class Location:
 
     def key(self, relative: str) -> str:
         """The object key for a path relative to this prefix; refuses anything that would escape it."""
-        parts = PurePosixPath(relative).parts
-        if not parts or relative.startswith("/") or any(p in ("..", ".", "") for p in parts):
+        parts = relative.split("/")
+        if not relative or relative.startswith("/") or any(p in ("..", ".") for p in parts):
             raise ModomoError(f"{relative}: key would escape the output prefix {self.uri()}")
-        return self.prefix + "/".join(parts)
+        return self.prefix + relative
 
 
 def parse(location: str, default_bucket: str | None = None) -> Location:
@@ -105,7 +105,7 @@ def make_client(settings: Settings, pool_size: int = 10):
         # R2 rejects the CRC checksums boto3 adds by default since 1.36.
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
-        retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+        retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
         max_pool_connections=pool_size,
         connect_timeout=5,
         read_timeout=60,

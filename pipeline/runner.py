@@ -20,6 +20,7 @@ from pipeline.cost import Price
 from pipeline.errors import ImageError, ModomoError
 from pipeline.frames import Frame, Item
 from pipeline.models.load import ModelStack
+from pipeline.prefetch import read_ahead
 from pipeline.seeds import derive_seed
 from pipeline.sinks import LocalSink, R2Sink, output_stems
 from pipeline.stages.depth import DepthEstimator
@@ -114,20 +115,8 @@ class Runner:
         return frame
 
     def frames(self, items: list[Item], pool: ThreadPoolExecutor) -> Iterator[Frame]:
-        """Frames in input order, decoded ahead on the pool, never more than a bounded window."""
-        window = self.config.batch_size * 2 + self.config.workers
-        pending: deque[Future] = deque()
-        todo = iter(items)
-        for item in todo:
-            pending.append(pool.submit(self.read, item))
-            if len(pending) >= window:
-                break
-        while pending:
-            frame = pending.popleft().result()
-            nxt = next(todo, None)
-            if nxt is not None:
-                pending.append(pool.submit(self.read, nxt))
-            yield frame
+        """Frames in input order, fetched and decoded ahead on the pool within a bounded window."""
+        return read_ahead(items, self.read, pool, window=self.config.batch_size * 2 + self.config.workers)
 
     # -- models -------------------------------------------------------------------------------
     def process(self, batch: list[Frame]) -> None:

@@ -26,6 +26,8 @@ os.environ.update(
 
 import pytest  # noqa: E402
 
+pytest_plugins = ["tests.s3_server"]
+
 REPO = Path(__file__).resolve().parents[1]
 ROOMS = REPO.parent / "shared" / "rooms"
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "", None}
