@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,7 +28,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-EXIT_OK, EXIT_FATAL, EXIT_USAGE, EXIT_SOME_FAILED = 0, 1, 2, 3
+EXIT_OK, EXIT_FATAL, EXIT_USAGE, EXIT_SOME_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 @contextmanager
@@ -64,6 +65,11 @@ def transform(
     currency: Annotated[str | None, typer.Option(help="Currency of --gpu-price.")] = None,
     fmt: Annotated[str, typer.Option("--format", help="Result format: png, jpeg, webp.")] = "png",
     workers: Annotated[int, typer.Option(help="Threads reading ahead and writing behind.")] = 4,
+    resume: Annotated[
+        bool, typer.Option("--resume/--no-resume", help="Skip inputs already done with these settings.")
+    ] = True,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Redo inputs even when already done.")] = False,
+    fail_fast: Annotated[bool, typer.Option("--fail-fast", help="Stop at the first image that fails.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run summary as JSON on stdout.")] = False,
     progress: Annotated[
         bool | None, typer.Option("--progress/--no-progress", help="Progress bar (default: when a terminal).")
@@ -73,6 +79,7 @@ def transform(
     with user_errors():
         from pipeline.config import RunConfig
         from pipeline.cost import resolve_price
+        from pipeline.journal import Journal
         from pipeline.models.load import load_stack, pick_device
         from pipeline.models.presets import resolve
         from pipeline.r2 import Remote
@@ -85,6 +92,7 @@ def transform(
             inputs=list(inputs), out=out, style=load_style(style, style_file), room=room, models=models,
             size=size, seed=seed, steps=steps, guidance_scale=guidance_scale, batch_size=batch_size,
             device=device, gpu_price=gpu_price, currency=currency, format=fmt, workers=workers,
+            resume=resume, overwrite=overwrite, fail_fast=fail_fast,
         ).check()
         # Everything that can be wrong with the inputs or the output is found before models load.
         remote = Remote(pool_size=config.workers * 2 + 2)
@@ -102,8 +110,9 @@ def transform(
             start = time.perf_counter()
             stack = load_stack(spec, torch_device, on_model=bar.loading)
             load_seconds = time.perf_counter() - start
-            runner = Runner(config, stack, sink, on_event=bar)
-            result = runner.run(items)
+            runner = Runner(config, stack, sink, on_event=bar, journal=Journal(sink))
+            with stop_on_signals(runner):
+                result = runner.run(items)
         result.load_seconds = load_seconds
         result.price = price
         summary = result.to_json()
@@ -113,8 +122,36 @@ def transform(
         print_summary(summary)
         if as_json:
             sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+        if result.fatal:
+            raise ModomoError(result.fatal, EXIT_FATAL)
+        if result.interrupted:
+            console.print("interrupted: rerun the same command to finish (done inputs are skipped)")
+            raise typer.Exit(EXIT_INTERRUPTED)
         if result.counts["failed"]:
             raise typer.Exit(EXIT_SOME_FAILED)
+
+
+@contextmanager
+def stop_on_signals(runner):
+    """First SIGINT/SIGTERM: finish the batch in hand and stop cleanly. Second: stop at once."""
+    import signal
+
+    def handler(signum, frame):
+        if runner.stop.is_set():
+            raise KeyboardInterrupt
+        runner.request_stop()
+        console.print(f"\n{signal.Signals(signum).name}: finishing the current image, then stopping "
+                      "(again to stop at once)", soft_wrap=True)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _gpu_name(device) -> str | None:

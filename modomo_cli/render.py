@@ -85,5 +85,9 @@ def print_summary(summary: dict) -> None:
         f"cost        {cost['per_image']:.5f} {cur}/image, {cost['total']:.4f} {cur} total"
         f"  (at {cost['price_per_hour']:.4f} {cur}/GPU-hour: {cost['price_source']})",
     ]
+    if summary.get("stopped"):
+        lines.append(f"stopped     {summary['stopped']}")
+    for event in summary.get("oom", []):
+        lines.append(f"GPU memory  out of memory at batch {event['batch']}: continued with {event['action']}")
     for line in lines:
         console.print(line, soft_wrap=True)

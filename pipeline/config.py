@@ -30,6 +30,9 @@ class RunConfig:
     currency: str | None = None
     format: str = "png"
     workers: int = 4
+    resume: bool = True
+    overwrite: bool = False
+    fail_fast: bool = False
     extra: dict = field(default_factory=dict)
 
     def check(self) -> RunConfig:

@@ -22,6 +22,7 @@ class Item:
     root: Path | str
     uri: str | None = None
     fetch: Callable[[], bytes] | None = field(default=None, compare=False, repr=False)
+    version: str | None = field(default=None, compare=False)  # size+mtime or ETag: a changed input is redone
 
     @property
     def display(self) -> str:

@@ -149,8 +149,8 @@ def check_bucket(client, location: Location, settings: Settings) -> None:
 
 
 def list_keys(client, location: Location, settings: Settings, suffixes: frozenset[str],
-              page_size: int = 1000) -> list[str]:
-    """Image keys under the prefix, all pages, folder markers and hidden names skipped, sorted."""
+              page_size: int = 1000) -> list[tuple[str, str]]:
+    """(key, ETag) of the images under the prefix, all pages, folder markers and hidden names skipped, sorted."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     keys = []
@@ -166,7 +166,7 @@ def list_keys(client, location: Location, settings: Settings, suffixes: frozense
                 if key.endswith("/") or not name or any(p.startswith(".") for p in relative.split("/")):
                     continue
                 if PurePosixPath(name).suffix.lower() in suffixes:
-                    keys.append(key)
+                    keys.append((key, obj.get("ETag", "").strip('"')))
     except (ClientError, BotoCoreError) as exc:
         raise ModomoError(explain(exc, location, settings)) from None
     return sorted(keys)
@@ -200,11 +200,11 @@ class Remote:
         except BotoCoreError as exc:
             raise OSError(f"cannot download: {exc}") from None
 
-    def exists(self, bucket: str, key: str) -> bool:
+    def etag(self, bucket: str, key: str) -> str | None:
+        """The object's ETag, or None when there is no such object."""
         from botocore.exceptions import ClientError
 
         try:
-            self.client.head_object(Bucket=bucket, Key=key)
-            return True
+            return self.client.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
         except ClientError:
-            return False
+            return None

@@ -7,6 +7,7 @@ runs models; a bad image becomes a failed record and the batch goes on.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -19,10 +20,11 @@ from pipeline.config import RunConfig
 from pipeline.cost import Price
 from pipeline.errors import ImageError, ModomoError
 from pipeline.frames import Frame, Item
+from pipeline.journal import Journal, settings_hash
 from pipeline.models.load import ModelStack
 from pipeline.prefetch import read_ahead
 from pipeline.seeds import derive_seed
-from pipeline.sinks import LocalSink, R2Sink, output_stems
+from pipeline.sinks import LocalSink, OutputError, R2Sink, output_stems
 from pipeline.stages.depth import DepthEstimator
 from pipeline.stages.detect import Detector
 from pipeline.stages.edges import EdgeDetector
@@ -44,6 +46,10 @@ class RunResult:
     load_seconds: float = 0.0
     price: Price | None = None
     settings: dict = field(default_factory=dict)
+    interrupted: bool = False
+    stopped: str | None = None  # why the run ended early: "interrupted", "fail-fast", or a fatal error
+    fatal: str | None = None
+    oom: list[dict] = field(default_factory=list)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -61,6 +67,8 @@ class RunResult:
             "stages": summarise([r["timings"] for r in done]) if done else {},
             "settings": self.settings,
             "counts": self.counts,
+            "stopped": self.stopped,
+            "oom": self.oom,
             "seconds": self.seconds,
             "load_seconds": self.load_seconds,
             "images_per_minute": 60.0 * len(done) / self.seconds if self.seconds > 0 else 0.0,
@@ -78,19 +86,29 @@ class RunResult:
 class Runner:
     """Builds every stage once from a loaded ModelStack, then streams inputs through them."""
 
-    def __init__(self, config: RunConfig, stack: ModelStack, sink: LocalSink | R2Sink, on_event: Event | None = None):
+    def __init__(self, config: RunConfig, stack: ModelStack, sink: LocalSink | R2Sink, on_event: Event | None = None,
+                 journal: Journal | None = None):
         self.config = config
         self.stack = stack
         self.sink = sink
+        self.journal = journal
         self.on_event = on_event or (lambda *args, **kwargs: None)
+        self.stop = threading.Event()
         device = stack.device
         self.settings = config.generate_settings()
+        self.settings_hash = settings_hash({
+            **{k: v for k, v in config.settings_json().items() if k != "batch_size"},
+            "prompt": self.settings.prompt,
+            "negative_prompt": self.settings.negative_prompt,
+            "models": stack.spec.ids(),
+        })
+        self.generator = Generator(stack.pipe, self.settings, device)
         self.stages = [
             ("detect", Detector(stack.yolo, str(device))),
             ("segment", Segmenter(stack.sam2)),
             ("depth", DepthEstimator(stack.depth_model, stack.depth_processor, device, stack.dtype)),
             ("edges", EdgeDetector(config.style.canny_low, config.style.canny_high)),
-            ("generate", Generator(stack.pipe, self.settings, device)),
+            ("generate", self.generator),
             ("validate", Validator()),
         ]
 
@@ -155,6 +173,10 @@ class Runner:
                 frame.outputs["metadata"] = str(self.sink.path(meta_path))
                 metadata = json.dumps(self.metadata(frame), indent=2).encode() + b"\n"
                 self.sink.write(meta_path, metadata, "application/json")
+                if self.journal is not None:
+                    self.journal.record(self.journal_entry(frame))
+            except OutputError:
+                raise
             except (OSError, ValueError, ModomoError) as exc:
                 frame.fail(f"cannot write output: {getattr(exc, 'strerror', None) or exc}")
         record = self.record(frame)
@@ -162,6 +184,34 @@ class Runner:
         for obj in frame.objects:
             obj.mask = None
         return record
+
+    def journal_entry(self, frame: Frame) -> dict:
+        """The journal line of a finished input: enough to skip it next time and report it as skipped."""
+        return {
+            "key": frame.item.key,
+            "input": frame.item.display,
+            "version": frame.item.version,
+            "settings": self.settings_hash,
+            "seed": frame.seed,
+            "quality": frame.quality,
+            "outputs": dict(frame.outputs),
+            **frame.urls,
+            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+
+    def skipped_record(self, item: Item, entry: dict) -> dict:
+        """The summary record of an input the journal says is already done with these settings."""
+        return {
+            "input": item.display,
+            "key": item.key,
+            "status": "skipped",
+            "error": None,
+            "outputs": entry.get("outputs", {}),
+            **{k: entry[k] for k in ("transformed_url", "thumbnail_url") if k in entry},
+            "seed": entry.get("seed"),
+            "quality": entry.get("quality"),
+            "timings": {},
+        }
 
     def record(self, frame: Frame) -> dict:
         """The JSON summary's record for one input."""
@@ -203,36 +253,91 @@ class Runner:
         }
 
     # -- the loop -----------------------------------------------------------------------------
+    def request_stop(self) -> None:
+        """Finish the batch in hand, write what it made, and stop (the first Ctrl-C)."""
+        self.stop.set()
+
+    def plan(self, items: list[Item], result: RunResult) -> list[Item]:
+        """The items still to do; the rest are recorded as skipped (done before with the same settings)."""
+        if self.journal is None or not self.config.resume or self.config.overwrite:
+            return list(items)
+        done = self.journal.load()
+        todo = []
+        for item in items:
+            entry = done.get((item.key, self.settings_hash))
+            if entry is not None and entry.get("version") == item.version:
+                record = self.skipped_record(item, entry)
+                result.records.append(record)
+                self.on_event("done", record=record)
+            else:
+                todo.append(item)
+        return todo
+
     def run(self, items: list[Item]) -> RunResult:
         """Stream every item through the stages; returns records in input order."""
         stems = output_stems(items, self.config.style.name)
         result = RunResult(settings=self.config.settings_json())
         self.on_event("start", total=len(items))
         start = time.perf_counter()
+        todo = self.plan(items, result)
         writes: deque[Future] = deque()
-        with ThreadPoolExecutor(self.config.workers, thread_name_prefix="modomo-read") as readers, \
-                ThreadPoolExecutor(max(1, self.config.workers // 2), thread_name_prefix="modomo-write") as writers:
+        readers = ThreadPoolExecutor(self.config.workers, thread_name_prefix="modomo-read")
+        writers = ThreadPoolExecutor(max(1, self.config.workers // 2), thread_name_prefix="modomo-write")
 
-            def drain(limit: int) -> None:
-                while len(writes) > limit:
+        def drain(limit: int) -> None:
+            while len(writes) > limit:
+                try:
                     record = writes.popleft().result()
-                    result.records.append(record)
-                    self.on_event("done", record=record)
+                except OutputError as exc:
+                    if result.fatal is None:
+                        result.fatal = str(exc)
+                    self.stop.set()
+                    continue
+                result.records.append(record)
+                self.on_event("done", record=record)
 
+        try:
             batch: list[Frame] = []
-            for frame in self.frames(items, readers):
+            for frame in self.frames(todo, readers):
+                if self.stop.is_set():
+                    break
                 batch.append(frame)
                 if len(batch) == self.config.batch_size:
-                    self._finish(batch, stems, writers, writes)
+                    self._finish(batch, stems, writers, writes, result)
                     batch = []
                     drain(self.config.batch_size * 2)
-            if batch:
-                self._finish(batch, stems, writers, writes)
+            if batch and not self.stop.is_set():
+                self._finish(batch, stems, writers, writes, result)
+        except KeyboardInterrupt:  # the second Ctrl-C: abandon the batch in hand, keep what is written
+            result.interrupted = True
+        finally:
+            readers.shutdown(wait=True, cancel_futures=True)
             drain(0)
+            writers.shutdown(wait=True)
+            self._close_journal(result)
+        if result.fatal:
+            result.stopped = result.fatal
+        elif result.interrupted or (self.stop.is_set() and result.stopped is None):
+            result.interrupted, result.stopped = True, "interrupted"
+        result.oom = list(self.generator.events)
+        order = {item.key: i for i, item in enumerate(items)}
+        result.records.sort(key=lambda r: order.get(r["key"], len(order)))
         result.seconds = time.perf_counter() - start
         return result
 
-    def _finish(self, batch: list[Frame], stems, writers: ThreadPoolExecutor, writes: deque) -> None:
+    def _close_journal(self, result: RunResult) -> None:
+        if self.journal is None:
+            return
+        try:
+            self.journal.close()
+        except (OSError, ModomoError) as exc:
+            result.fatal = result.fatal or f"cannot write the journal: {exc}"
+
+    def _finish(self, batch: list[Frame], stems, writers: ThreadPoolExecutor, writes: deque,
+                result: RunResult) -> None:
         self.process(batch)
         for frame in batch:
             writes.append(writers.submit(self.write, frame, stems[frame.item]))
+        if self.config.fail_fast and any(not f.ok for f in batch):
+            result.stopped = "fail-fast"
+            self.stop.set()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from collections import Counter
@@ -13,6 +14,13 @@ from pipeline.r2 import Location, Remote, check_bucket, is_remote
 
 CACHE_CONTROL = "public, max-age=31536000, immutable"
 MULTIPART_THRESHOLD = 8 * 1024 * 1024
+TEMP_MARK = ".modomo-"
+# Errors that will hit every later write too: the run stops rather than failing image after image.
+FATAL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+class OutputError(ModomoError):
+    """The output itself is broken (disk full, read-only, no permission): the run stops, exit 1."""
 
 
 def output_stems(items: list[Item], style: str) -> dict[Item, str]:
@@ -57,13 +65,15 @@ class LocalSink:
         self.root = Path(root).expanduser()
 
     def prepare(self) -> None:
-        """Create the output folder and check it is writable, before any model loads."""
+        """Create the output folder, check it is writable and sweep temporary files a killed run left."""
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=self.root, prefix=".modomo-check-"):
+            with tempfile.NamedTemporaryFile(dir=self.root, prefix=f".check{TEMP_MARK}", suffix=".tmp"):
                 pass
         except OSError as exc:
-            raise ModomoError(f"{self.root}: output folder is not writable: {exc.strerror or exc}") from None
+            raise OutputError(f"{self.root}: output folder is not writable: {exc.strerror or exc}") from None
+        for stale in self.root.rglob(f".*{TEMP_MARK}*.tmp"):
+            stale.unlink(missing_ok=True)
 
     def path(self, relative: str) -> Path:
         target = (self.root / relative).resolve()
@@ -74,21 +84,46 @@ class LocalSink:
     def public_url(self, relative: str) -> str | None:
         return None
 
+    def read(self, relative: str) -> bytes | None:
+        """A file's bytes, or None when it does not exist."""
+        try:
+            return self.path(relative).read_bytes()
+        except FileNotFoundError:
+            return None
+
     def write(self, relative: str, data: bytes, content_type: str | None = None) -> str:
         """Write to a temporary file beside the target, then rename over it; returns the path."""
         target = self.path(relative)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        tmp = None
         try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}{TEMP_MARK}", suffix=".tmp")
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+        except BaseException as exc:
+            if tmp:
+                Path(tmp).unlink(missing_ok=True)
+            if isinstance(exc, OSError) and exc.errno in FATAL_ERRNOS:
+                raise OutputError(f"cannot write to {self.root}: {exc.strerror or exc}") from None
             raise
         return str(target)
+
+    def append(self, relative: str, line: str) -> None:
+        """Append one line and make it durable; small O_APPEND writes do not interleave between processes."""
+        target = self.path(relative)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, line.encode() + b"\n")
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise OutputError(f"cannot write to {self.root}: {exc.strerror or exc}") from None
 
 
 class R2Sink:
@@ -111,6 +146,26 @@ class R2Sink:
     def public_url(self, relative: str) -> str | None:
         return self.remote.settings.public_url(self.location.key(relative))
 
+    def read(self, relative: str) -> bytes | None:
+        """An object's bytes, or None when it does not exist."""
+        from botocore.exceptions import ClientError
+
+        try:
+            return self.remote.client.get_object(Bucket=self.location.bucket, Key=self.location.key(relative))[
+                "Body"].read()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise OSError(f"cannot read {relative}: {exc.response.get('Error', {}).get('Code')}") from None
+
+    def list(self, relative_prefix: str) -> list[str]:
+        """Keys under a relative prefix, relative to the output prefix, sorted."""
+        prefix = self.location.key(relative_prefix)
+        pages = self.remote.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.location.bucket, Prefix=prefix)
+        keys = [obj["Key"] for page in pages for obj in page.get("Contents", [])]
+        return sorted(key[len(self.location.prefix):] for key in keys)
+
     def write(self, relative: str, data: bytes, content_type: str | None = None) -> str:
         """Upload one object; OSError with a one-line reason once retries are spent."""
         import io
@@ -126,7 +181,10 @@ class R2Sink:
                 Config=TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, use_threads=False),
             )
         except ClientError as exc:
-            raise OSError(f"upload of {key} failed: {exc.response.get('Error', {}).get('Code', 'error')}") from None
+            code = exc.response.get("Error", {}).get("Code", "error")
+            if code in ("AccessDenied", "NoSuchBucket", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+                raise OutputError(f"cannot upload to {self.location.uri()}: {code}") from None
+            raise OSError(f"upload of {key} failed: {code}") from None
         except BotoCoreError as exc:
             raise OSError(f"upload of {key} failed: {exc}") from None
         return f"r2://{self.location.bucket}/{key}"

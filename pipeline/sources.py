@@ -37,21 +37,31 @@ def walk_images(root: Path) -> list[Path]:
     return found
 
 
+def file_version(path: Path) -> str | None:
+    """Size and modification time: enough to notice an input that changed since it was done."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return f"{info.st_size}-{info.st_mtime_ns}"
+
+
 def remote_items(uri: str, remote: Remote) -> list[Item]:
     """Every image object under an R2 prefix (or the one object a URI names), keyed relative to it."""
     location = remote.location(uri)
     check_bucket(remote.client, location, remote.settings)
-    keys = list_keys(remote.client, location, remote.settings, IMAGE_SUFFIXES)
-    if not keys and location.prefix and remote.exists(location.bucket, location.prefix.rstrip("/")):
+    listed = list_keys(remote.client, location, remote.settings, IMAGE_SUFFIXES)
+    if not listed and location.prefix:
         key = location.prefix.rstrip("/")
-        parent = location.prefix.rstrip("/").rpartition("/")[0]
-        root = f"r2://{location.bucket}/{parent}"
-        return [Item(PurePosixPath(key).name, None, root, f"r2://{location.bucket}/{key}",
-                     partial(remote.get, location.bucket, key))]
+        etag = remote.etag(location.bucket, key)
+        if etag is not None:
+            root = f"r2://{location.bucket}/{key.rpartition('/')[0]}"
+            return [Item(PurePosixPath(key).name, None, root, f"r2://{location.bucket}/{key}",
+                         partial(remote.get, location.bucket, key), etag)]
     return [
         Item(key[len(location.prefix):], None, location.uri(), f"r2://{location.bucket}/{key}",
-             partial(remote.get, location.bucket, key))
-        for key in keys
+             partial(remote.get, location.bucket, key), etag)
+        for key, etag in listed
     ]
 
 
@@ -66,9 +76,9 @@ def collect_inputs(inputs: list[str | Path], remote: Remote | None = None) -> li
         if path.is_dir():
             root = path
             found = sorted(walk_images(root), key=lambda p: p.relative_to(root).as_posix())
-            items += [Item(p.relative_to(root).as_posix(), p, root) for p in found]
+            items += [Item(p.relative_to(root).as_posix(), p, root, version=file_version(p)) for p in found]
         elif path.exists() or path.is_symlink():
-            items.append(Item(path.name, path, path.parent))
+            items.append(Item(path.name, path, path.parent, version=file_version(path)))
         else:
             raise UsageError(f"{raw}: no such file or folder")
     return items

@@ -14,7 +14,7 @@ from PIL import Image
 from pipeline.errors import ModomoError, UsageError
 from pipeline.frames import Item
 from pipeline.seeds import derive_seed
-from pipeline.sinks import LocalSink, output_stems
+from pipeline.sinks import LocalSink, OutputError, output_stems
 from pipeline.sources import collect_inputs
 
 # --------------------------------------------------------------------------- seeds
@@ -256,14 +256,19 @@ def test_overwrite_keeps_only_the_new_content(tmp_path):
     assert os.listdir(tmp_path) == ["room.png"]
 
 
-def test_failed_write_leaves_nothing_and_reraises(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    ("error", "raised"),
+    [(OSError(28, "No space left on device"), OutputError), (OSError(5, "Input/output error"), OSError)],
+)
+def test_failed_write_leaves_nothing_and_reraises(tmp_path, monkeypatch, error, raised):
+    """A full disk is fatal for the run (OutputError); other errors stay the image's own (OSError)."""
     sink = LocalSink(tmp_path)
 
     def broken_replace(src, dst):
-        raise OSError(28, "No space left on device")
+        raise error
 
     monkeypatch.setattr(os, "replace", broken_replace)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(raised, match=error.strerror):
         sink.write("sub/room.png", b"data")
     assert not (tmp_path / "sub" / "room.png").exists()
     assert os.listdir(tmp_path / "sub") == []

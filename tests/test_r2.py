@@ -32,9 +32,11 @@ def put_photos(client, bucket: str, keys: list[str], rooms: Path) -> None:
         client.put_object(Bucket=bucket, Key=key, Body=data)
 
 
-def keys_under(client, bucket: str, prefix: str) -> list[str]:
+def keys_under(client, bucket: str, prefix: str, journal: bool = False) -> list[str]:
+    """Keys under a prefix; the resume journal's segments only when asked for."""
     pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-    return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
+    keys = sorted(o["Key"] for page in pages for o in page.get("Contents", []))
+    return [k for k in keys if ("/.modomo/" in k) == journal]
 
 
 # -- locations and settings -------------------------------------------------------------------------
@@ -89,7 +91,7 @@ def test_listing_pages_skips_markers_hidden_and_non_images(moto_server, bucket, 
     settings = r2.Settings(fault_proxy.endpoint, moto_server.access_key_id, moto_server.secret_access_key,
                            None, None)
     proxied = r2.make_client(settings)
-    keys = r2.list_keys(proxied, r2.Location(bucket, "in/"), settings, IMAGE_SUFFIXES, page_size=5)
+    keys = [k for k, _ in r2.list_keys(proxied, r2.Location(bucket, "in/"), settings, IMAGE_SUFFIXES, page_size=5)]
     assert keys == sorted(wanted)
     assert len(fault_proxy.statuses("GET", "list-type=2")) >= 6  # 30 objects in pages of 5
 
@@ -104,6 +106,8 @@ def test_local_to_r2_with_cdn_urls(tiny_bundle, rooms, moto_server, r2_env, monk
     client = moto_server.client()
     stem = "out/living-room-02-small.modern"
     assert keys_under(client, r2_env, "out/") == [f"{stem}.json", f"{stem}.png", f"{stem}.thumb.jpg"]
+    [segment] = keys_under(client, r2_env, "out/", journal=True)
+    assert segment.startswith("out/.modomo/journal/") and segment.endswith(".jsonl")
     for key, kind in ((f"{stem}.png", "image/png"), (f"{stem}.thumb.jpg", "image/jpeg"),
                       (f"{stem}.json", "application/json")):
         head = client.head_object(Bucket=r2_env, Key=key)

@@ -105,8 +105,10 @@ def test_bad_images_fail_alone(tiny_bundle, rooms, tmp_path):
         line = next(ln for ln in result.stderr.splitlines() if name in ln)
         assert word in line and str(inputs) in line
     assert "Traceback" not in result.output
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+    assert sorted(p.name for p in (tmp_path / "out").iterdir() if p.name != ".modomo") == [
         "good.modern.json", "good.modern.png", "good.modern.thumb.jpg"]
+    journal = (tmp_path / "out" / ".modomo" / "journal.jsonl").read_text().splitlines()
+    assert [json.loads(line)["key"] for line in journal] == ["good.jpg"]  # failed inputs are not done
 
 
 @pytest.mark.parametrize(

@@ -25,13 +25,25 @@ class GenerateSettings:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
+def is_out_of_memory(exc: BaseException) -> bool:
+    """CUDA's out-of-memory error (also raised by other accelerators as a RuntimeError)."""
+    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
 class Generator:
-    """Renders frames that share a size in one pipeline call, each with its own seeded generator."""
+    """Renders frames that share a size in one pipeline call, each with its own seeded generator.
+
+    On out-of-memory it halves the batch and retries; at one image it moves the models to the CPU
+    between uses (model CPU offload) and retries once more. `events` says what happened.
+    """
 
     def __init__(self, pipe, settings: GenerateSettings, device):
         self.pipe = pipe
         self.settings = settings
         self.device = device
+        self.max_batch: int | None = None  # lowered after an out-of-memory
+        self.offloaded = False
+        self.events: list[dict] = []
 
     def __call__(self, frames: list[Frame]) -> list[Frame]:
         groups: dict[tuple[int, int], list[Frame]] = {}
@@ -39,9 +51,43 @@ class Generator:
             if frame.ok:
                 groups.setdefault(frame.image.size, []).append(frame)
         for group in groups.values():
-            for frame, image in zip(group, self.render(group), strict=True):
-                frame.result = image
+            limit = self.max_batch or len(group)
+            for start in range(0, len(group), limit):
+                self.render_safely(group[start:start + limit])
         return frames
+
+    def render_safely(self, group: list[Frame]) -> None:
+        """Render, stepping down batch size and then offloading on out-of-memory; never loses a frame."""
+        try:
+            images = self.render(group)
+        except (torch.OutOfMemoryError, RuntimeError) as exc:
+            if not is_out_of_memory(exc):
+                raise
+            self.free_memory()
+            if len(group) > 1:
+                half = (len(group) + 1) // 2
+                self.max_batch = half
+                self.events.append({"event": "out_of_memory", "batch": len(group), "action": f"batch {half}"})
+                self.render_safely(group[:half])
+                self.render_safely(group[half:])
+                return
+            if self.offloaded:
+                raise
+            self.events.append({"event": "out_of_memory", "batch": 1, "action": "model cpu offload"})
+            self.offload()
+            images = self.render(group)
+        for frame, image in zip(group, images, strict=True):
+            frame.result = image
+
+    def free_memory(self) -> None:
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def offload(self) -> None:
+        """Keep only the model in use on the GPU (diffusers' model CPU offload); a no-op on the CPU."""
+        self.offloaded = True
+        if torch.device(self.device).type == "cuda":
+            self.pipe.enable_model_cpu_offload(device=self.device)
 
     @torch.inference_mode()
     def render(self, group: list[Frame]):

@@ -1,0 +1,93 @@
+"""The resume journal: one JSON line per finished input, with a hash of the settings that shaped its result.
+
+Local outputs keep one file, `.modomo/journal.jsonl`, appended and fsynced a line at a time (after
+the input's outputs are all in place). R2 objects cannot be appended to, so an R2 journal is a
+set of segment objects under `.modomo/journal/`, one per flush (every few seconds, and at exit).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+
+from pipeline.sinks import LocalSink, R2Sink
+
+LOCAL_JOURNAL = ".modomo/journal.jsonl"
+SEGMENT_PREFIX = ".modomo/journal/"
+
+
+def settings_hash(settings: dict) -> str:
+    """A short stable hash of everything that shapes a result (style, prompts, sizes, models, seed)."""
+    canonical = json.dumps(settings, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def parse_lines(text: str) -> list[dict]:
+    """JSON lines; a torn last line (a crash mid-write) is ignored."""
+    entries = []
+    for line in text.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and "key" in entry and "settings" in entry:
+            entries.append(entry)
+    return entries
+
+
+class Journal:
+    """What is done in an output, and a way to add to it."""
+
+    def __init__(self, sink: LocalSink | R2Sink, flush_seconds: float = 10.0):
+        self.sink = sink
+        self.flush_seconds = flush_seconds
+        self.run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+        self.pending: list[str] = []
+        self.segment = 0
+        self.last_flush = time.monotonic()
+        self.lock = threading.Lock()  # writer threads record concurrently
+
+    @property
+    def local(self) -> bool:
+        return isinstance(self.sink, LocalSink)
+
+    def load(self) -> dict[tuple[str, str], dict]:
+        """Finished entries keyed by (input key, settings hash); the latest wins."""
+        if self.local:
+            data = self.sink.read(LOCAL_JOURNAL)
+            entries = parse_lines(data.decode("utf-8", "replace")) if data else []
+        else:
+            entries = []
+            for name in self.sink.list(SEGMENT_PREFIX):
+                data = self.sink.read(name)
+                entries += parse_lines(data.decode("utf-8", "replace")) if data else []
+        return {(e["key"], e["settings"]): e for e in entries}
+
+    def record(self, entry: dict) -> None:
+        """Add one finished input; durable at once locally, at the next flush on R2."""
+        line = json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
+        with self.lock:
+            if self.local:
+                self.sink.append(LOCAL_JOURNAL, line)
+                return
+            self.pending.append(line)
+            if time.monotonic() - self.last_flush >= self.flush_seconds:
+                self._flush()
+
+    def flush(self) -> None:
+        with self.lock:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.pending:
+            name = f"{SEGMENT_PREFIX}{self.run_id}-{self.segment:06d}.jsonl"
+            self.sink.write(name, ("\n".join(self.pending) + "\n").encode(), "application/x-ndjson")
+            self.pending, self.segment = [], self.segment + 1
+        self.last_flush = time.monotonic()
+
+    def close(self) -> None:
+        self.flush()
