@@ -51,10 +51,16 @@ class Generator:
             if frame.ok:
                 groups.setdefault(frame.image.size, []).append(frame)
         for group in groups.values():
-            limit = self.max_batch or len(group)
-            for start in range(0, len(group), limit):
-                self.render_safely(group[start:start + limit])
+            self.render_chunks(group)
         return frames
+
+    def render_chunks(self, group: list[Frame]) -> None:
+        """Render in chunks of the largest batch known to fit; the limit may drop while this runs."""
+        start = 0
+        while start < len(group):
+            size = min(self.max_batch or len(group), len(group) - start)
+            self.render_safely(group[start:start + size])
+            start += size
 
     def render_safely(self, group: list[Frame]) -> None:
         """Render, stepping down batch size and then offloading on out-of-memory; never loses a frame."""
@@ -68,8 +74,7 @@ class Generator:
                 half = (len(group) + 1) // 2
                 self.max_batch = half
                 self.events.append({"event": "out_of_memory", "batch": len(group), "action": f"batch {half}"})
-                self.render_safely(group[:half])
-                self.render_safely(group[half:])
+                self.render_chunks(group)
                 return
             if self.offloaded:
                 raise
