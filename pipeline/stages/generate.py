@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from pipeline.frames import Frame
+from pipeline.stages.sampling import Sampler, SpeedOptions
 
 
 @dataclass(frozen=True)
@@ -37,10 +38,11 @@ class Generator:
     between uses (model CPU offload) and retries once more. `events` says what happened.
     """
 
-    def __init__(self, pipe, settings: GenerateSettings, device):
+    def __init__(self, pipe, settings: GenerateSettings, device, options: SpeedOptions | None = None):
         self.pipe = pipe
         self.settings = settings
         self.device = device
+        self.sampler = Sampler(pipe, options) if pipe is not None else None
         self.max_batch: int | None = None  # lowered after an out-of-memory
         self.offloaded = False
         self.events: list[dict] = []
@@ -94,25 +96,29 @@ class Generator:
         if torch.device(self.device).type == "cuda":
             self.pipe.enable_model_cpu_offload(device=self.device)
 
-    @torch.inference_mode()
     def render(self, group: list[Frame]):
-        """One pipe() call for frames of one size; returns PIL images in order."""
-        s = self.settings
+        """One denoising run for frames of one size; returns PIL images in order."""
         width, height = group[0].image.size
         # Generators live on the CPU so a seed gives the same noise on any device.
         generators = [torch.Generator("cpu").manual_seed(f.seed) for f in group]
-        output = self.pipe(
-            prompt=[s.prompt] * len(group),
-            negative_prompt=[s.negative_prompt] * len(group),
-            image=[[f.depth, f.edges] for f in group],  # per image: [depth, canny]
-            height=height,
-            width=width,
-            num_inference_steps=s.steps,
-            guidance_scale=s.guidance_scale,
-            controlnet_conditioning_scale=list(s.controlnet_conditioning_scale),
-            control_guidance_start=list(s.control_guidance_start),
-            control_guidance_end=list(s.control_guidance_end),
-            generator=generators,
-            output_type="pil",
-        )
-        return output.images
+        controls = [[f.depth for f in group], [f.edges for f in group]]
+        return self.sampler(self.settings, controls, generators, height, width)
+
+
+def render_with_diffusers(pipe, settings: GenerateSettings, frame: Frame):
+    """The plain diffusers way, one pipe() call per image: the baseline the bench compares against."""
+    width, height = frame.image.size
+    return pipe(
+        prompt=settings.prompt,
+        negative_prompt=settings.negative_prompt,
+        image=[frame.depth, frame.edges],
+        height=height,
+        width=width,
+        num_inference_steps=settings.steps,
+        guidance_scale=settings.guidance_scale,
+        controlnet_conditioning_scale=list(settings.controlnet_conditioning_scale),
+        control_guidance_start=list(settings.control_guidance_start),
+        control_guidance_end=list(settings.control_guidance_end),
+        generator=torch.Generator("cpu").manual_seed(frame.seed),
+        output_type="pil",
+    ).images[0]
