@@ -17,7 +17,7 @@ os.environ.setdefault("YOLO_VERBOSE", "False")
 import typer  # noqa: E402
 from rich.markup import escape  # noqa: E402
 
-from modomo_cli.render import RunProgress, console, print_summary  # noqa: E402
+from modomo_cli.render import RunProgress, console, print_bench, print_summary  # noqa: E402
 from pipeline.errors import ModomoError  # noqa: E402
 
 app = typer.Typer(
@@ -185,6 +185,68 @@ def styles_cmd(
         table.add_row(s.name, s.description, str(s.steps), f"{s.guidance_scale:g}", f"{s.depth.scale:g}",
                       f"{s.canny.scale:g} / {s.canny.end:g}")
     console.print(table)
+
+
+@app.command()
+def bench(
+    inputs: Annotated[list[str] | None, typer.Argument(help="Photos to time (default: synthetic rooms).")] = None,
+    images: Annotated[int, typer.Option(help="Images to time (synthetic ones when no INPUTS).")] = 4,
+    warmup: Annotated[int, typer.Option(help="Images run first and not counted.")] = 1,
+    models: Annotated[
+        str, typer.Option(help="random-sd15 (default: full size, no download), sd15, tiny, or a bundle folder.")
+    ] = "random-sd15",
+    style: Annotated[str, typer.Option("--style", "-s", help="A built-in style.")] = "boho",
+    room: Annotated[str, typer.Option(help="Room type in the prompt.")] = "living room",
+    size: Annotated[int, typer.Option(help="Long side of the working size in pixels.")] = 512,
+    synthetic_size: Annotated[str, typer.Option(help="WxH of the synthetic rooms.")] = "1024x768",
+    steps: Annotated[int | None, typer.Option(help="Denoising steps (default: the style's).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Images per model call.")] = 1,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
+    dtype: Annotated[str, typer.Option(help="auto (fp16 on CUDA, fp32 on CPU), fp16, bf16, fp32.")] = "auto",
+    channels_last: Annotated[str, typer.Option(help="auto (on for CUDA), on, off.")] = "auto",
+    compile_models: Annotated[bool, typer.Option("--compile", help="torch.compile the UNet and ControlNets.")] = False,
+    compare_diffusers: Annotated[
+        bool, typer.Option("--compare-diffusers", help="Also time plain diffusers (one pipe() per image).")
+    ] = False,
+    ablate: Annotated[bool, typer.Option("--ablate", help="Also time the run with each shortcut off.")] = False,
+    gpu_price: Annotated[float | None, typer.Option(help="GPU price per hour.", envvar="MODOMO_GPU_PRICE")] = None,
+    currency: Annotated[str | None, typer.Option(help="Currency of --gpu-price.")] = None,
+    seed: Annotated[int, typer.Option(help="Base seed.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the bench summary as JSON on stdout.")] = False,
+) -> None:
+    """Time the whole pipeline on this machine: stages, throughput, memory, FLOP/s, cost; against diffusers."""
+    with user_errors():
+        from pipeline.bench import BenchOptions, run_bench
+        from pipeline.config import RunConfig
+        from pipeline.cost import resolve_price
+        from pipeline.errors import UsageError
+        from pipeline.models.load import LoadOptions, load_stack, pick_device
+        from pipeline.models.presets import resolve
+        from styles import load_style
+
+        try:
+            width, height = (int(v) for v in synthetic_size.lower().split("x"))
+        except ValueError:
+            raise UsageError(f"--synthetic-size {synthetic_size!r}: expected WxH, e.g. 768x512") from None
+        if images < 1 or warmup < 0:
+            raise UsageError("--images must be >= 1 and --warmup >= 0")
+        config = RunConfig(inputs=list(inputs or []), out="", style=load_style(style), room=room, models=models,
+                           size=size, seed=seed, steps=steps, batch_size=batch_size, device=device,
+                           gpu_price=gpu_price, currency=currency, workers=4)
+        config.check() if inputs else RunConfig(**{**config.__dict__, "inputs": ["synthetic"]}).check()
+        torch_device = pick_device(device)
+        price = resolve_price(_gpu_name(torch_device), gpu_price, currency)
+        options = LoadOptions(dtype=dtype, channels_last=channels_last)
+        with RunProgress(None) as bar:
+            stack = load_stack(resolve(models), torch_device, on_model=bar.loading, options=options)
+            if compile_models:
+                for module in (stack.pipe.unet, *stack.pipe.controlnet.nets):
+                    module.compile()
+            summary = run_bench(config, stack, price, BenchOptions(images, warmup, (width, height), compare_diffusers,
+                                                                   ablate), on_event=bar)
+        print_bench(summary)
+        if as_json:
+            sys.stdout.write(json.dumps(summary, indent=2) + "\n")
 
 
 models_app = typer.Typer(help="List and fetch model presets.", no_args_is_help=True)

@@ -91,3 +91,37 @@ def print_summary(summary: dict) -> None:
         lines.append(f"GPU memory  out of memory at batch {event['batch']}: continued with {event['action']}")
     for line in lines:
         console.print(line, soft_wrap=True)
+
+
+def print_bench(summary: dict) -> None:
+    """The bench report: stage table, throughput, memory, FLOP/s, cost projection, baseline, ablation."""
+    print_summary(summary)
+    device, speed, flops = summary["device"], summary["speed"], summary["flops"]
+    tput, memory, warm = summary["throughput"], summary["memory"], summary["warmup"]
+    console.print(f"device      {device['name']} ({device['type']}), {speed['dtype']}, batch {speed['batch_size']}",
+                  soft_wrap=True)
+    console.print(f"throughput  {tput['seconds_per_image']:.3f} s/image, {tput['images_per_second']:.3f} images/s "
+                  f"(after {warm['images']} warm-up image(s), {warm['seconds']:.1f} s)", soft_wrap=True)
+    gpu = f"{memory['peak_gpu_gb']:.2f} GB GPU, " if memory["peak_gpu_gb"] is not None else ""
+    console.print(f"memory      peak {gpu}{memory['peak_host_gb']:.2f} GB host", soft_wrap=True)
+    w, h = flops["image_size"]
+    share = f", {flops['share_of_peak']:.1%} of the {device['peak_tflops']} TFLOP/s peak" if flops["share_of_peak"] \
+        else ""
+    console.print(f"generate    {flops['per_image_tflop']['modomo']:.2f} TFLOP/image at {w}x{h} "
+                  f"(plain diffusers: {flops['per_image_tflop']['diffusers']:.2f}), "
+                  f"{flops['generate_tflops_achieved']:.3f} TFLOP/s achieved{share}", soft_wrap=True)
+    cost = summary["cost_projection"]
+    table = Table(title="monthly cost", title_justify="left")
+    table.add_column("images")
+    table.add_column(f"GPU cost ({cost['currency']})", justify="right")
+    for count, value in cost["monthly"].items():
+        table.add_row(f"{int(count):,}", f"{value:.2f}")
+    console.print(table)
+    if "diffusers" in summary:
+        base = summary["diffusers"]
+        console.print(f"vs diffusers  generate {base['generate_ratio']:.2f}x the time of plain diffusers per image "
+                      f"({summary['stages']['generate']['mean']:.3f} s vs {base['generate_seconds_per_image']:.3f} s), "
+                      f"whole run {base['speedup_images_per_second']:.2f}x the images/s, "
+                      f"largest pixel difference {base['max_pixel_difference']}", soft_wrap=True)
+    for name, seconds in summary.get("ablation", {}).items():
+        console.print(f"ablation    {name}: generate {seconds:.3f} s/image", soft_wrap=True)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from pipeline.errors import UsageError
 from pipeline.stages.generate import GenerateSettings
+from pipeline.stages.sampling import SpeedOptions
 from styles import ROOMS, Style
 
 FORMATS = ("png", "jpeg", "webp")
@@ -33,7 +34,8 @@ class RunConfig:
     resume: bool = True
     overwrite: bool = False
     fail_fast: bool = False
-    extra: dict = field(default_factory=dict)
+    speed: SpeedOptions = field(default_factory=SpeedOptions)
+    engine: str = "modomo"  # or "diffusers": one plain pipe() call per image, the bench's baseline
 
     def check(self) -> RunConfig:
         if not self.inputs:

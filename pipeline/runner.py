@@ -28,7 +28,7 @@ from pipeline.sinks import LocalSink, OutputError, R2Sink, output_stems
 from pipeline.stages.depth import DepthEstimator
 from pipeline.stages.detect import Detector
 from pipeline.stages.edges import EdgeDetector
-from pipeline.stages.generate import Generator
+from pipeline.stages.generate import Generator, PlainDiffusersGenerator
 from pipeline.stages.segment import Segmenter
 from pipeline.stages.validate import Validator
 from pipeline.timing import summarise, synchronize, timed
@@ -102,7 +102,10 @@ class Runner:
             "negative_prompt": self.settings.negative_prompt,
             "models": stack.spec.ids(),
         })
-        self.generator = Generator(stack.pipe, self.settings, device)
+        if config.engine == "diffusers":
+            self.generator = PlainDiffusersGenerator(stack.pipe, self.settings)
+        else:
+            self.generator = Generator(stack.pipe, self.settings, device, config.speed)
         self.stages = [
             ("detect", Detector(stack.yolo, str(device))),
             ("segment", Segmenter(stack.sam2)),

@@ -42,6 +42,31 @@ def pick_device(name: str = "auto") -> torch.device:
     return device
 
 
+DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How the models are placed: precision and memory layout ('auto' picks per device)."""
+
+    dtype: str = "auto"  # auto, fp16, bf16, fp32
+    channels_last: str = "auto"  # auto, on, off
+
+    def torch_dtype(self, device: torch.device) -> torch.dtype:
+        if self.dtype == "auto":
+            return pick_dtype(device)
+        if self.dtype not in DTYPES:
+            raise ModomoError(f"--dtype {self.dtype!r}: choose auto, {', '.join(DTYPES)}", 2)
+        if device.type == "cpu" and self.dtype == "fp16":
+            raise ModomoError("--dtype fp16 is not supported on the CPU; use fp32 or bf16", 2)
+        return DTYPES[self.dtype]
+
+    def use_channels_last(self, device: torch.device) -> bool:
+        if self.channels_last == "auto":
+            return device.type == "cuda"
+        return self.channels_last == "on"
+
+
 def pick_dtype(device: torch.device) -> torch.dtype:
     """Half precision on CUDA, where it is fast and SD1.5 is trained for it; fp32 on the CPU."""
     return torch.float16 if device.type == "cuda" else torch.float32
@@ -141,13 +166,17 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=".*torch_dtype.*")
 
 
-def load_stack(spec: ModelSpec, device: torch.device, on_model=None) -> ModelStack:
+def load_stack(spec: ModelSpec, device: torch.device, on_model=None, options: LoadOptions | None = None) -> ModelStack:
     """Load every model once, timing each; `on_model(name)` reports progress."""
+    from pipeline.models import random_sd15
     from pipeline.models.vision import load_sam2, load_yolo
 
     quiet_libraries()
-    dtype = pick_dtype(device)
+    options = options or LoadOptions()
+    dtype = options.torch_dtype(device)
     seconds: dict[str, float] = {}
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed shapes within a run: let cuDNN pick its fastest kernels
 
     def timed(name: str, fn):
         if on_model:
@@ -159,8 +188,17 @@ def load_stack(spec: ModelSpec, device: torch.device, on_model=None) -> ModelSta
         seconds[name] = time.perf_counter() - start
         return value
 
-    yolo = timed("yolo", lambda: load_yolo(spec.yolo, str(device)))
-    sam2 = timed("sam2", lambda: load_sam2(Path(spec.sam2_config), _sam2_checkpoint(spec), str(device)))
-    depth_model, depth_processor = timed("depth", lambda: load_depth(spec, device, dtype))
-    pipe = timed("stable diffusion + controlnets", lambda: load_generator(spec, device, dtype))
+    if spec.name == "random-sd15":
+        yolo = timed("yolo", lambda: random_sd15.build_yolo(device))
+        sam2 = timed("sam2", lambda: random_sd15.build_sam2(device))
+        depth_model, depth_processor = timed("depth", lambda: random_sd15.build_depth(device, dtype))
+        pipe = timed("stable diffusion + controlnets", lambda: random_sd15.build_generator(device, dtype))
+    else:
+        yolo = timed("yolo", lambda: load_yolo(spec.yolo, str(device)))
+        sam2 = timed("sam2", lambda: load_sam2(Path(spec.sam2_config), _sam2_checkpoint(spec), str(device)))
+        depth_model, depth_processor = timed("depth", lambda: load_depth(spec, device, dtype))
+        pipe = timed("stable diffusion + controlnets", lambda: load_generator(spec, device, dtype))
+    if options.use_channels_last(device):
+        for module in (pipe.unet, pipe.vae, *pipe.controlnet.nets):
+            module.to(memory_format=torch.channels_last)
     return ModelStack(spec, device, dtype, pipe, depth_model, depth_processor, yolo, sam2, seconds)

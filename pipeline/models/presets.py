@@ -129,8 +129,15 @@ def bundle(folder: str | Path) -> ModelSpec:
     return spec
 
 
-PRESETS = {"sd15": sd15, "tiny": tiny}
-PRESET_HELP = "sd15 (default, real weights from the hub cache), tiny (random, offline), or a bundle folder"
+def random_sd15() -> ModelSpec:
+    """Full-size architectures with random weights, for timing without downloads."""
+    from pipeline.models import random_sd15 as module
+
+    return module.spec()
+
+
+PRESETS = {"sd15": sd15, "tiny": tiny, "random-sd15": random_sd15}
+PRESET_HELP = "sd15 (default, real weights), tiny (random, small), random-sd15 (random, full size), or a bundle"
 
 
 def resolve(name: str) -> ModelSpec:

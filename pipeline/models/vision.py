@@ -23,14 +23,14 @@ TINY_YOLO_YAML = "yolo11n.yaml"
 TINY_SAM2_IMAGE_SIZE = 256
 
 
-def _ultralytics_offline() -> None:
+def ultralytics_offline() -> None:
     """Keep ultralytics offline (no DNS probe, telemetry or auto-install); call before importing it."""
     os.environ.setdefault("YOLO_OFFLINE", "1")
 
 
 def yolo_weights_dir() -> Path:
     """Ultralytics' global weights directory (from its settings)."""
-    _ultralytics_offline()
+    ultralytics_offline()
     from ultralytics.utils import SETTINGS
 
     return Path(SETTINGS["weights_dir"])
@@ -56,7 +56,7 @@ def _find_yolo_weight(weights: str | Path) -> Path:
 def load_yolo(weights: str | Path, device: str) -> YOLO:
     """Load a YOLO detector from a local .pt (never downloads); ModomoError when missing or unreadable."""
     path = _find_yolo_weight(weights)
-    _ultralytics_offline()
+    ultralytics_offline()
     from ultralytics import YOLO
 
     try:
@@ -119,9 +119,9 @@ def load_sam2(config: Path, checkpoint: Path | None, device: str) -> SAM2ImagePr
     return predictor
 
 
-def _coco_names() -> dict[int, str]:
+def coco_names() -> dict[int, str]:
     """The 80 COCO class names, from the dataset yaml shipped inside ultralytics."""
-    _ultralytics_offline()
+    ultralytics_offline()
     import ultralytics
     from ultralytics.utils import YAML
 
@@ -152,7 +152,7 @@ def _bias_towards_furniture(net) -> None:
 
 def build_tiny_yolo(path: Path, seed: int = 0) -> Path:
     """Write a randomly initialised yolo11n detector with the 80 COCO names as a .pt that YOLO() loads."""
-    _ultralytics_offline()
+    ultralytics_offline()
     import torch
     from ultralytics import YOLO
 
@@ -160,7 +160,7 @@ def build_tiny_yolo(path: Path, seed: int = 0) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     model = YOLO(TINY_YOLO_YAML, task="detect")  # yaml ships inside ultralytics: built, not downloaded
-    model.model.names = _coco_names()
+    model.model.names = coco_names()
     _bias_towards_furniture(model.model)
     model.save(path)
     return path

@@ -105,6 +105,21 @@ class Generator:
         return self.sampler(self.settings, controls, generators, height, width)
 
 
+class PlainDiffusersGenerator:
+    """The baseline: `StableDiffusionControlNetPipeline.__call__` once per image, as diffusers documents it."""
+
+    def __init__(self, pipe, settings: GenerateSettings):
+        self.pipe = pipe
+        self.settings = settings
+        self.events: list[dict] = []
+
+    def __call__(self, frames: list[Frame]) -> list[Frame]:
+        for frame in frames:
+            if frame.ok:
+                frame.result = render_with_diffusers(self.pipe, self.settings, frame)
+        return frames
+
+
 def render_with_diffusers(pipe, settings: GenerateSettings, frame: Frame):
     """The plain diffusers way, one pipe() call per image: the baseline the bench compares against."""
     width, height = frame.image.size

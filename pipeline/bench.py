@@ -1,0 +1,201 @@
+"""`modomo bench`: the real transform pipeline on photos or synthetic rooms, timed after a warm-up.
+
+Reports the stage table, seconds per image and images per second, peak GPU and host memory, the
+generate stage's achieved TFLOP/s against the device's peak, cost per image with a monthly
+projection, and, with `compare_diffusers`, the same images made the plain diffusers way.
+"""
+
+from __future__ import annotations
+
+import platform
+import resource
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+from pipeline.config import RunConfig
+from pipeline.cost import Price, lookup
+from pipeline.flops import forward_flops, per_image
+from pipeline.frames import Item
+from pipeline.models.load import ModelStack
+from pipeline.runner import Runner, RunResult
+from pipeline.sinks import LocalSink
+from pipeline.sources import collect_inputs
+from pipeline.stages.sampling import SpeedOptions
+from pipeline.timing import summarise
+
+MONTHLY_VOLUMES = (100, 1_000, 5_000, 10_000)
+ABLATIONS = ("skip_idle_controlnets", "cache_control_embeddings")
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    images: int = 4
+    warmup: int = 1
+    synthetic_size: tuple[int, int] = (1024, 768)
+    compare_diffusers: bool = False
+    ablate: bool = False
+
+
+def synthetic_rooms(folder: Path, count: int, size: tuple[int, int]) -> Path:
+    """Room-like pictures (floor, walls, window, furniture blocks), different per index, as JPEG files."""
+    folder.mkdir(parents=True, exist_ok=True)
+    width, height = size
+    for i in range(count):
+        rng = np.random.default_rng(i)
+        image = Image.new("RGB", size, tuple(int(v) for v in rng.integers(150, 230, 3)))
+        draw = ImageDraw.Draw(image)
+        horizon = int(height * rng.uniform(0.55, 0.7))
+        draw.rectangle([0, horizon, width, height], fill=tuple(int(v) for v in rng.integers(60, 140, 3)))
+        wx = int(width * rng.uniform(0.1, 0.6))
+        draw.rectangle([wx, int(height * 0.15), wx + width // 5, int(height * 0.45)], fill=(225, 235, 245))
+        for _ in range(3):
+            x0 = int(rng.uniform(0, width * 0.8))
+            y0 = int(rng.uniform(horizon - height * 0.25, horizon))
+            draw.rectangle([x0, y0, x0 + int(width * rng.uniform(0.1, 0.3)), y0 + int(height * 0.2)],
+                           fill=tuple(int(v) for v in rng.integers(20, 200, 3)))
+        noise = rng.normal(0, 6, (height, width, 3))
+        pixels = np.clip(np.asarray(image, dtype=np.float32) + noise, 0, 255).astype(np.uint8)
+        Image.fromarray(pixels).save(folder / f"synthetic-{i:03d}.jpg", quality=92)
+    return folder
+
+
+def device_info(device: torch.device) -> dict:
+    """The device's name, memory and peak TFLOP/s (from the price table), or the CPU's description."""
+    if device.type != "cuda":
+        return {"type": "cpu", "name": platform.processor() or platform.machine(), "cores": torch.get_num_threads()}
+    props = torch.cuda.get_device_properties(device)
+    row = lookup(props.name)
+    info = {"type": "cuda", "name": props.name, "memory_gb": round(props.total_memory / 2**30, 1),
+            "capability": f"{props.major}.{props.minor}"}
+    if row:
+        info["peak_tflops"] = row[1].get("peak_tflops")
+        if "measured_tflops" in row[1]:
+            info["measured_tflops"] = row[1]["measured_tflops"]
+    return info
+
+
+def versions() -> dict:
+    import diffusers
+    import transformers
+    import ultralytics
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "cuda": torch.version.cuda,
+            "diffusers": diffusers.__version__, "transformers": transformers.__version__,
+            "ultralytics": ultralytics.__version__}
+
+
+def _timed_run(config: RunConfig, stack: ModelStack, items: list[Item], out: Path, on_event=None) -> RunResult:
+    if stack.device.type == "cuda":
+        torch.cuda.synchronize(stack.device)
+        torch.cuda.reset_peak_memory_stats(stack.device)
+    return Runner(config, stack, LocalSink(out), on_event=on_event).run(items)
+
+
+def _generate_mean(result: RunResult) -> float:
+    done = [r["timings"]["generate"] for r in result.records if r["status"] == "ok"]
+    return float(np.mean(done)) if done else float("nan")
+
+
+def _max_pixel_difference(ours: RunResult, theirs: RunResult) -> int:
+    worst = 0
+    paired = {r["key"]: r for r in theirs.records if r["status"] == "ok"}
+    for record in ours.records:
+        other = paired.get(record["key"])
+        if record["status"] != "ok" or other is None:
+            continue
+        a = np.asarray(Image.open(record["outputs"]["result"]).convert("RGB"), dtype=np.int16)
+        b = np.asarray(Image.open(other["outputs"]["result"]).convert("RGB"), dtype=np.int16)
+        worst = max(worst, int(np.abs(a - b).max()))
+    return worst
+
+
+def run_bench(config: RunConfig, stack: ModelStack, price: Price, options: BenchOptions, on_event=None,
+              compile_seconds: float = 0.0) -> dict:
+    """Warm up, time the run, optionally time plain diffusers and each shortcut switched off; one summary."""
+    config = replace(config, resume=False, overwrite=True)
+    with tempfile.TemporaryDirectory(prefix="modomo-bench-") as scratch:
+        scratch = Path(scratch)
+        inputs = config.inputs or [str(synthetic_rooms(scratch / "inputs", options.images, options.synthetic_size))]
+        items = collect_inputs(inputs)
+        if config.inputs and options.images:
+            items = items[: options.images]
+        warm = items[: max(0, options.warmup)]
+
+        start = time.perf_counter()
+        if warm:
+            _timed_run(config, stack, warm, scratch / "warmup")
+        warmup_seconds = time.perf_counter() - start
+
+        result = _timed_run(config, stack, items, scratch / "modomo", on_event)
+        peak_gpu = torch.cuda.max_memory_allocated(stack.device) if stack.device.type == "cuda" else None
+        summary = summarise_bench(config, stack, price, result)
+        summary.update(warmup={"images": len(warm), "seconds": warmup_seconds, "compile_seconds": compile_seconds},
+                       memory={"peak_gpu_gb": round(peak_gpu / 2**30, 3) if peak_gpu is not None else None,
+                               "peak_host_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3)})
+
+        if options.compare_diffusers:
+            plain = replace(config, engine="diffusers")
+            if warm:
+                _timed_run(plain, stack, warm, scratch / "warmup-diffusers")
+            baseline = _timed_run(plain, stack, items, scratch / "diffusers")
+            ours_gen, theirs_gen = _generate_mean(result), _generate_mean(baseline)
+            summary["diffusers"] = {
+                "seconds_per_image": baseline.seconds / max(1, len(items)),
+                "generate_seconds_per_image": theirs_gen,
+                "generate_ratio": ours_gen / theirs_gen,
+                "speedup_images_per_second": (baseline.seconds / result.seconds) if result.seconds else None,
+                "max_pixel_difference": _max_pixel_difference(result, baseline),
+                "stages": summarise([r["timings"] for r in baseline.records if r["status"] == "ok"]),
+            }
+
+        if options.ablate:
+            summary["ablation"] = {"all": _generate_mean(result)}
+            for name in ABLATIONS:
+                speed = replace(config.speed, **{name: False})
+                run = _timed_run(replace(config, speed=speed), stack, items, scratch / f"no-{name}")
+                summary["ablation"][f"without {name}"] = _generate_mean(run)
+    return summary
+
+
+def summarise_bench(config: RunConfig, stack: ModelStack, price: Price, result: RunResult) -> dict:
+    """The run's summary plus throughput, FLOP/s against peak and cost projections."""
+    result.price = price
+    summary = result.to_json()
+    done = [r for r in result.records if r["status"] == "ok"]
+    count = max(1, len(done))
+    seconds_per_image = result.seconds / count
+    settings = config.generate_settings()
+    sizes = {tuple(Image.open(r["outputs"]["result"]).size) for r in done}
+    width, height = sizes.pop() if len(sizes) == 1 else (config.long_side, config.long_side)
+    flops = per_image(forward_flops(stack.pipe, height, width), settings, config.speed)
+    generate = summary["stages"].get("generate", {}).get("mean", float("nan"))
+    achieved = flops["modomo" if config.engine == "modomo" else "diffusers"] / generate / 1e12
+    device = device_info(stack.device)
+    per_image_cost = price.cost(seconds_per_image)
+    summary.update(
+        device=device,
+        versions=versions(),
+        models=stack.spec.ids(),
+        load_seconds=sum(stack.load_seconds.values()),
+        throughput={"seconds_per_image": seconds_per_image, "images_per_second": 1.0 / seconds_per_image},
+        flops={
+            "image_size": [width, height],
+            "per_image_tflop": {k: v / 1e12 for k, v in flops.items()},
+            "generate_tflops_achieved": achieved,
+            "share_of_peak": achieved / device["peak_tflops"] if device.get("peak_tflops") else None,
+            "share_of_measured_peak": achieved / device["measured_tflops"] if device.get("measured_tflops") else None,
+        },
+        cost_projection={
+            "currency": price.currency, "price_per_hour": price.per_hour, "per_image": per_image_cost,
+            "monthly": {str(n): per_image_cost * n for n in MONTHLY_VOLUMES},
+        },
+        speed={"dtype": str(stack.dtype).removeprefix("torch."), "batch_size": config.batch_size,
+               **{k: getattr(config.speed, k) for k in SpeedOptions.__dataclass_fields__}},
+    )
+    return summary

@@ -1,0 +1,62 @@
+"""FLOPs of the generate stage, counted from the model configurations.
+
+Each model is rebuilt from its config on PyTorch's meta device (no memory, no arithmetic) and run
+once at the run's shapes under `torch.utils.flop_counter.FlopCounterMode`, which counts the FLOPs
+of every matmul and convolution (2 per multiply-add). At 512x512 this gives, per forward at batch
+1: UNet 803 GFLOP, each ControlNet 283 (of which 14.7 is the conditioning embedding), VAE decode
+2,514. Per image, with classifier-free guidance doubling every denoiser forward:
+
+    diffusers: steps x 2 x (UNet + all ControlNets) + VAE decode
+    modomo:    steps x 2 x UNet + active steps x 2 x (ControlNet - embedding) + 2 x embedding + VAE decode
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from pipeline.stages.sampling import SpeedOptions, control_windows
+
+
+def _count(fn) -> float:
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return float(counter.get_total_flops())
+
+
+def forward_flops(pipe, height: int, width: int) -> dict:
+    """FLOPs of one batch-1 forward of each model at this size, from configs on the meta device."""
+    unet_cls, vae_cls = type(pipe.unet), type(pipe.vae)
+    nets = list(pipe.controlnet.nets)
+    h, w = height // pipe.vae_scale_factor, width // pipe.vae_scale_factor
+    with torch.device("meta"):
+        unet = unet_cls.from_config(pipe.unet.config)
+        controlnets = [type(net).from_config(net.config) for net in nets]
+        vae = vae_cls.from_config(pipe.vae.config)
+        latents = torch.empty(1, pipe.unet.config.in_channels, h, w)
+        step = torch.tensor([999])
+        text = torch.empty(1, pipe.tokenizer.model_max_length, pipe.unet.config.cross_attention_dim)
+        control = torch.empty(1, 3, height, width)
+    return {
+        "unet": _count(lambda: unet(latents, step, encoder_hidden_states=text)),
+        "controlnets": [_count(lambda n=n: n(latents, step, encoder_hidden_states=text, controlnet_cond=control))
+                        for n in controlnets],
+        "embeddings": [_count(lambda n=n: n.controlnet_cond_embedding(control)) for n in controlnets],
+        "vae_decode": _count(lambda: vae.decode(latents)),
+    }
+
+
+def per_image(forward: dict, settings, options: SpeedOptions) -> dict[str, float]:
+    """FLOPs per image for plain diffusers and for modomo's loop with these options."""
+    guided = 2 if settings.guidance_scale > 1.0 else 1
+    steps = settings.steps
+    keep = control_windows(steps, settings.control_guidance_start, settings.control_guidance_end)
+    plain = steps * guided * (forward["unet"] + sum(forward["controlnets"])) + forward["vae_decode"]
+    ours = steps * guided * forward["unet"] + forward["vae_decode"]
+    for k, (net, embed) in enumerate(zip(forward["controlnets"], forward["embeddings"], strict=True)):
+        calls = sum(step[k] > 0 for step in keep) if options.skip_idle_controlnets else steps
+        if options.cache_control_embeddings:
+            ours += guided * (calls * (net - embed) + embed)
+        else:
+            ours += guided * calls * net
+    return {"diffusers": plain, "modomo": ours}

@@ -1,0 +1,98 @@
+"""The `random-sd15` preset: the real architectures at full size with random weights, for timing anywhere.
+
+Configurations are the real models' (pipeline/data/random-sd15.json); nothing is downloaded.
+Images are noise; the work per image, and so every timing, is that of the real stack.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import torch
+
+from pipeline.models.presets import ModelSpec
+
+CONFIG_FILE = Path(__file__).resolve().parents[1] / "data" / "random-sd15.json"
+
+
+def configs() -> dict:
+    return json.loads(CONFIG_FILE.read_text())
+
+
+def spec() -> ModelSpec:
+    """The preset's description; `random_sd15.build` makes the models."""
+    data = configs()
+    return ModelSpec(
+        name="random-sd15",
+        sd="random: stable-diffusion-v1-5 architecture",
+        controlnet_depth="random: control_v11f1p_sd15_depth architecture",
+        controlnet_canny="random: control_v11p_sd15_canny architecture",
+        depth="random: Intel/dpt-large architecture",
+        yolo=f"random: {data['yolo']}",
+        sam2_config=data["sam2"],
+        sam2_checkpoint="random: sam2.1 hiera tiny architecture",
+        random_weights=True,
+    )
+
+
+def build_generator(device: torch.device, dtype: torch.dtype):
+    """SD1.5 UNet, VAE, CLIP text encoder and two ControlNets, random, as one diffusers pipeline."""
+    from diffusers import (
+        AutoencoderKL,
+        ControlNetModel,
+        StableDiffusionControlNetPipeline,
+        UNet2DConditionModel,
+        UniPCMultistepScheduler,
+    )
+    from diffusers.models.controlnets.multicontrolnet import MultiControlNetModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from pipeline.models.tiny import build_tokenizer
+
+    data = configs()
+    with torch.device(device):  # initialise on the target device: seconds on a GPU instead of a minute
+        unet = UNet2DConditionModel.from_config(data["unet"])
+        controlnets = [ControlNetModel.from_config(data["controlnet"]) for _ in range(2)]
+        vae = AutoencoderKL.from_config(data["vae"])
+        text_encoder = CLIPTextModel(CLIPTextConfig(**data["text_encoder"]))
+    with tempfile.TemporaryDirectory() as folder:
+        tokenizer = build_tokenizer(Path(folder))
+    pipe = StableDiffusionControlNetPipeline(
+        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+        controlnet=MultiControlNetModel(controlnets),
+        scheduler=UniPCMultistepScheduler.from_config(data["scheduler"]),
+        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(device=device, dtype=dtype)
+
+
+def build_depth(device: torch.device, dtype: torch.dtype):
+    """DPT-Large, random, and its image processor."""
+    from transformers import DPTConfig, DPTForDepthEstimation, DPTImageProcessor
+
+    data = configs()
+    with torch.device(device):
+        model = DPTForDepthEstimation(DPTConfig(**data["depth"]))
+    return model.to(dtype=dtype).eval(), DPTImageProcessor(**data["depth_processor"])
+
+
+def build_yolo(device: torch.device):
+    """The YOLO11m architecture from ultralytics' packaged yaml, random."""
+    from pipeline.models.vision import coco_names, ultralytics_offline
+
+    ultralytics_offline()
+    from ultralytics import YOLO
+
+    model = YOLO(configs()["yolo"], task="detect")
+    model.model.names = coco_names()
+    return model.to(str(device))
+
+
+def build_sam2(device: torch.device):
+    """SAM2.1 hiera tiny from the sam2 package's config, random."""
+    from pipeline.models.vision import load_sam2, sam2_package_config
+
+    return load_sam2(sam2_package_config(configs()["sam2"]), None, str(device))

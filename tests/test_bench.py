@@ -1,0 +1,86 @@
+"""`modomo bench` end to end on the tiny models, and the FLOP counts behind its FLOP/s figure."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from modomo_cli.app import app
+from pipeline.flops import forward_flops, per_image
+from pipeline.models import random_sd15
+from pipeline.stages.generate import GenerateSettings
+from pipeline.stages.sampling import SpeedOptions
+
+
+@pytest.fixture(scope="module")
+def bench(tiny_bundle):
+    args = ["bench", "--models", str(tiny_bundle), "--images", "3", "--warmup", "1", "--size", "128",
+            "--synthetic-size", "160x120", "--steps", "3", "--compare-diffusers", "--ablate", "--gpu-price", "3.6",
+            "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout), result.stderr
+
+
+def test_bench_summary_shape(bench):
+    summary, _ = bench
+    for key in ("stages", "settings", "device", "versions", "throughput", "memory", "flops", "cost_projection",
+                "warmup", "speed", "diffusers", "ablation"):
+        assert key in summary, key
+    assert summary["settings"]["steps"] == 3 and summary["settings"]["size"] == 128
+    assert summary["device"]["type"] == "cpu" and summary["versions"]["torch"] == torch.__version__
+    assert summary["throughput"]["seconds_per_image"] > 0
+    assert summary["throughput"]["images_per_second"] == pytest.approx(1 / summary["throughput"]["seconds_per_image"])
+    assert summary["memory"]["peak_host_gb"] > 0 and summary["memory"]["peak_gpu_gb"] is None
+    assert summary["flops"]["per_image_tflop"]["modomo"] < summary["flops"]["per_image_tflop"]["diffusers"]
+    assert summary["flops"]["generate_tflops_achieved"] > 0
+
+
+def test_warmup_is_not_counted(bench):
+    summary, _ = bench
+    assert summary["warmup"]["images"] == 1
+    assert summary["counts"] == {"ok": 3, "failed": 0, "skipped": 0}
+    assert len(summary["images"]) == 3
+
+
+def test_cost_projection_follows_the_price(bench):
+    summary, _ = bench
+    cost = summary["cost_projection"]
+    per_image = 3.6 * summary["throughput"]["seconds_per_image"] / 3600
+    assert cost["per_image"] == pytest.approx(per_image)
+    assert cost["monthly"] == {str(n): pytest.approx(per_image * n) for n in (100, 1000, 5000, 10000)}
+
+
+def test_compare_diffusers_gives_the_same_images(bench):
+    summary, stderr = bench
+    baseline = summary["diffusers"]
+    assert baseline["max_pixel_difference"] <= 2
+    assert baseline["generate_seconds_per_image"] > 0 and baseline["generate_ratio"] > 0
+    assert set(summary["ablation"]) == {"all", "without skip_idle_controlnets", "without cache_control_embeddings"}
+    assert "vs diffusers" in stderr and "monthly cost" in stderr
+
+
+def test_flops_of_the_real_architectures_match_the_published_counts():
+    data = random_sd15.configs()
+    from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
+
+    with torch.device("meta"):
+        net = ControlNetModel.from_config(data["controlnet"])
+        pipe = SimpleNamespace(unet=UNet2DConditionModel.from_config(data["unet"]),
+                               vae=AutoencoderKL.from_config(data["vae"]),
+                               controlnet=SimpleNamespace(nets=[net, net]), vae_scale_factor=8,
+                               tokenizer=SimpleNamespace(model_max_length=77))
+    forward = forward_flops(pipe, 512, 512)
+    assert forward["unet"] / 1e9 == pytest.approx(803.3, rel=1e-3)
+    assert forward["controlnets"][0] / 1e9 == pytest.approx(283.3, rel=1e-3)
+    assert forward["vae_decode"] / 1e9 == pytest.approx(2514.5, rel=1e-3)
+    settings = GenerateSettings("p", "n", 20, 7.5, (1.0, 0.5), (0.0, 0.0), (1.0, 0.6))
+    flops = per_image(forward, settings, SpeedOptions())
+    assert flops["diffusers"] / 1e12 == pytest.approx(57.3, rel=1e-3)
+    assert flops["modomo"] < flops["diffusers"]
+    plain = per_image(forward, settings, SpeedOptions(False, False, False))
+    assert plain["modomo"] == pytest.approx(flops["diffusers"])
