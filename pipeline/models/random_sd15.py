@@ -81,14 +81,15 @@ def build_depth(device: torch.device, dtype: torch.dtype):
 
 def build_yolo(device: torch.device):
     """The YOLO11m architecture from ultralytics' packaged yaml, random."""
-    from pipeline.models.vision import coco_names, ultralytics_offline
+    from pipeline.models.vision import coco_names, keep_torch_threads, ultralytics_offline
 
     ultralytics_offline()
     from ultralytics import YOLO
 
-    model = YOLO(configs()["yolo"], task="detect")
-    model.model.names = coco_names()
-    return model.to(str(device))
+    with keep_torch_threads():
+        model = YOLO(configs()["yolo"], task="detect")
+        model.model.names = coco_names()
+        return model.to(str(device))
 
 
 def build_sam2(device: torch.device):

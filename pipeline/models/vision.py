@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,18 @@ TINY_SAM2_IMAGE_SIZE = 256
 def ultralytics_offline() -> None:
     """Keep ultralytics offline (no DNS probe, telemetry or auto-install); call before importing it."""
     os.environ.setdefault("YOLO_OFFLINE", "1")
+
+
+@contextmanager
+def keep_torch_threads():
+    """Ultralytics resets torch's CPU thread count to cores - 1 whenever it picks a device; put it back."""
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def yolo_weights_dir() -> Path:
@@ -60,8 +73,9 @@ def load_yolo(weights: str | Path, device: str) -> YOLO:
     from ultralytics import YOLO
 
     try:
-        model = YOLO(str(path), task="detect")
-        model.to(device)
+        with keep_torch_threads():
+            model = YOLO(str(path), task="detect")
+            model.to(device)
     except Exception as exc:  # corrupt file, wrong format, bad device
         raise ModomoError(f"cannot load YOLO weight '{path}': {' '.join(str(exc).split())}") from exc
     return model

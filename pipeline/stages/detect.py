@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.frames import DetectedObject, Frame
+from pipeline.models.vision import keep_torch_threads
 
 # COCO classes that are furniture, fittings or things commonly found in rooms.
 FURNITURE_CLASSES: tuple[str, ...] = (
@@ -83,15 +84,16 @@ class Detector:
         todo = [f for f in frames if f.ok and f.image is not None]
         if not todo:
             return frames
-        results = self.model.predict(
-            [_bgr(f.image) for f in todo],
-            conf=self.confidence,
-            classes=self.class_ids,
-            max_det=self.max_objects,
-            imgsz=self.image_size,
-            device=self.device,
-            verbose=False,
-        )
+        with keep_torch_threads():
+            results = self.model.predict(
+                [_bgr(f.image) for f in todo],
+                conf=self.confidence,
+                classes=self.class_ids,
+                max_det=self.max_objects,
+                imgsz=self.image_size,
+                device=self.device,
+                verbose=False,
+            )
         if len(results) != len(todo):
             raise RuntimeError(f"YOLO returned {len(results)} results for {len(todo)} images")
         for frame, result in zip(todo, results, strict=True):

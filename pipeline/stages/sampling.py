@@ -132,6 +132,8 @@ class Sampler:
 
         if output_type == "latent":
             return latents
-        # 6. Decode.
-        image = pipe.vae.decode(latents / pipe.vae.config.scaling_factor, return_dict=False)[0]
+        # 6. Decode: batched on a GPU; one image at a time on a CPU, where a batch is slower per image.
+        latents = latents / pipe.vae.config.scaling_factor
+        chunk = count if latents.device.type == "cuda" else 1
+        image = torch.cat([pipe.vae.decode(part, return_dict=False)[0] for part in latents.split(chunk)])
         return pipe.image_processor.postprocess(image, output_type=output_type, do_denormalize=[True] * count)
