@@ -146,7 +146,7 @@ def coco_names() -> dict[int, str]:
 TINY_YOLO_BIAS = {"couch": 1.0, "chair": 0.9, "potted plant": 0.8, "bed": 0.7}
 
 
-def _bias_towards_furniture(net) -> None:
+def bias_towards_furniture(net) -> None:
     """Shift the class logits so a random detector 'sees' furniture, and segmentation has boxes to work on.
 
     With plain random weights every class scores alike and the top class is 'person', which the
@@ -175,7 +175,7 @@ def build_tiny_yolo(path: Path, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     model = YOLO(TINY_YOLO_YAML, task="detect")  # yaml ships inside ultralytics: built, not downloaded
     model.model.names = coco_names()
-    _bias_towards_furniture(model.model)
+    bias_towards_furniture(model.model)
     model.save(path)
     return path
 
