@@ -70,6 +70,10 @@ def transform(
     ] = True,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Redo inputs even when already done.")] = False,
     fail_fast: Annotated[bool, typer.Option("--fail-fast", help="Stop at the first image that fails.")] = False,
+    min_quality: Annotated[
+        float | None, typer.Option(help="Retry results scoring below this (default: the style's).")
+    ] = None,
+    retries: Annotated[int, typer.Option(help="New seeds to try for a result below --min-quality.")] = 2,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run summary as JSON on stdout.")] = False,
     progress: Annotated[
         bool | None, typer.Option("--progress/--no-progress", help="Progress bar (default: when a terminal).")
@@ -92,7 +96,7 @@ def transform(
             inputs=list(inputs), out=out, style=load_style(style, style_file), room=room, models=models,
             size=size, seed=seed, steps=steps, guidance_scale=guidance_scale, batch_size=batch_size,
             device=device, gpu_price=gpu_price, currency=currency, format=fmt, workers=workers,
-            resume=resume, overwrite=overwrite, fail_fast=fail_fast,
+            resume=resume, overwrite=overwrite, fail_fast=fail_fast, min_quality=min_quality, retries=retries,
         ).check()
         # Everything that can be wrong with the inputs or the output is found before models load.
         remote = Remote(pool_size=config.workers * 2 + 2)
@@ -209,6 +213,7 @@ def bench(
         bool, typer.Option("--compare-diffusers", help="Also time plain diffusers (one pipe() per image).")
     ] = False,
     ablate: Annotated[bool, typer.Option("--ablate", help="Also time the run with each shortcut off.")] = False,
+    retries: Annotated[int, typer.Option(help="Quality retries per image (0: one generation each).")] = 0,
     gpu_price: Annotated[float | None, typer.Option(help="GPU price per hour.", envvar="MODOMO_GPU_PRICE")] = None,
     currency: Annotated[str | None, typer.Option(help="Currency of --gpu-price.")] = None,
     seed: Annotated[int, typer.Option(help="Base seed.")] = 0,
@@ -232,7 +237,7 @@ def bench(
             raise UsageError("--images must be >= 1 and --warmup >= 0")
         config = RunConfig(inputs=list(inputs or []), out="", style=load_style(style), room=room, models=models,
                            size=size, seed=seed, steps=steps, batch_size=batch_size, device=device,
-                           gpu_price=gpu_price, currency=currency, workers=4)
+                           gpu_price=gpu_price, currency=currency, workers=4, retries=retries)
         config.check() if inputs else RunConfig(**{**config.__dict__, "inputs": ["synthetic"]}).check()
         torch_device = pick_device(device)
         price = resolve_price(_gpu_name(torch_device), gpu_price, currency)
@@ -247,6 +252,58 @@ def bench(
         print_bench(summary)
         if as_json:
             sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+
+
+@app.command()
+def score(
+    before: Annotated[Path, typer.Argument(help="The original photo.")],
+    after: Annotated[Path, typer.Argument(help="The restyled photo.")],
+    models: Annotated[
+        str | None, typer.Option(help="Also compare depth, with this preset's depth model (e.g. sd15, tiny).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the score as JSON on stdout.")] = False,
+) -> None:
+    """Score a before/after pair: does AFTER keep BEFORE's room (layout, depth) and look like a photo?"""
+    with user_errors():
+        import numpy as np
+
+        from pipeline import imaging
+        from pipeline.errors import ImageError
+        from pipeline.stages.validate import quality
+
+        images = []
+        for path in (before, after):
+            try:
+                images.append(imaging.decode(path.read_bytes(), str(path)))
+            except (OSError, ImageError) as exc:
+                raise ModomoError(f"{path}: {getattr(exc, 'strerror', None) or exc}", EXIT_USAGE) from None
+        depths = (None, None)
+        if models:
+            import torch
+
+            from pipeline.models.load import load_depth, pick_device
+            from pipeline.models.presets import resolve
+            from pipeline.stages.depth import DepthEstimator
+
+            device = pick_device("auto")
+            dtype = torch.float16 if device.type == "cuda" else torch.float32
+            model, processor = load_depth(resolve(models), device, dtype)
+            depths = tuple(np.asarray(d) for d in DepthEstimator(model, processor, device, dtype).estimate(images))
+        value, parts = quality(images[0], images[1], *depths)
+    if as_json:
+        sys.stdout.write(json.dumps({"score": value, "parts": parts, "before": str(before), "after": str(after)},
+                                    indent=2) + "\n")
+        return
+    from rich.table import Table
+
+    console.print(f"{before} -> {after}", soft_wrap=True)
+    table = Table()
+    table.add_column("part")
+    table.add_column("value", justify="right")
+    for name, part in parts.items():
+        table.add_row(name, f"{part:.3f}")
+    table.add_row("[bold]score[/bold]", f"[bold]{value:.3f}[/bold]")
+    console.print(table)
 
 
 models_app = typer.Typer(help="List and fetch model presets.", no_args_is_help=True)

@@ -85,6 +85,10 @@ def print_summary(summary: dict) -> None:
         f"cost        {cost['per_image']:.5f} {cur}/image, {cost['total']:.4f} {cur} total"
         f"  (at {cost['price_per_hour']:.4f} {cur}/GPU-hour: {cost['price_source']})",
     ]
+    quality = summary.get("quality") or {}
+    if quality.get("mean") is not None:
+        lines.append(f"quality     mean {quality['mean']:.3f}, {quality['success_rate']:.0%} at or above "
+                     f"{quality['threshold']:g}, {quality['retries']} retries")
     if summary.get("stopped"):
         lines.append(f"stopped     {summary['stopped']}")
     for event in summary.get("oom", []):

@@ -34,6 +34,8 @@ class RunConfig:
     resume: bool = True
     overwrite: bool = False
     fail_fast: bool = False
+    min_quality: float | None = None  # default: the style's
+    retries: int = 2
     speed: SpeedOptions = field(default_factory=SpeedOptions)
     engine: str = "modomo"  # or "diffusers": one plain pipe() call per image, the bench's baseline
 
@@ -54,6 +56,10 @@ class RunConfig:
             raise UsageError(f"--workers must be between 1 and 64, got {self.workers}")
         if self.format not in FORMATS:
             raise UsageError(f"--format {self.format!r}: choose one of {', '.join(FORMATS)}")
+        if self.min_quality is not None and not 0.0 <= self.min_quality <= 1.0:
+            raise UsageError(f"--min-quality must be between 0 and 1, got {self.min_quality}")
+        if not 0 <= self.retries <= 10:
+            raise UsageError(f"--retries must be between 0 and 10, got {self.retries}")
         if self.seed < 0:
             raise UsageError(f"--seed must be >= 0, got {self.seed}")
         return self
@@ -62,6 +68,10 @@ class RunConfig:
     def long_side(self) -> int:
         """The working size, rounded to a multiple of 8 as the VAE needs."""
         return max(64, round(self.size / 8) * 8)
+
+    @property
+    def quality_threshold(self) -> float:
+        return self.style.min_quality if self.min_quality is None else self.min_quality
 
     def generate_settings(self) -> GenerateSettings:
         s = self.style
@@ -91,4 +101,6 @@ class RunConfig:
             "style": self.style.name,
             "room": self.room,
             "base_seed": self.seed,
+            "min_quality": self.quality_threshold,
+            "retries": self.retries,
         }

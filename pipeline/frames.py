@@ -67,6 +67,7 @@ class Frame:
     result: Image.Image | None = None
     quality: float | None = None
     quality_parts: dict[str, float] = field(default_factory=dict)
+    attempts: list[dict] = field(default_factory=list)  # every generation tried: seed, score, parts
     timings: dict[str, float] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
     urls: dict[str, str] = field(default_factory=dict)  # public CDN URLs of uploaded outputs

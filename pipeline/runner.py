@@ -62,9 +62,16 @@ class RunResult:
         processed = [r for r in self.records if r["status"] != "skipped"]
         done = [r for r in self.records if r["status"] == "ok"]
         total_cost = self.price.cost(self.seconds) if self.price else 0.0
+        scored = [r for r in done if r.get("quality") is not None]
         return {
             "images": self.records,
             "stages": summarise([r["timings"] for r in done]) if done else {},
+            "quality": {
+                "threshold": self.settings.get("min_quality"),
+                "mean": sum(r["quality"] for r in scored) / len(scored) if scored else None,
+                "success_rate": sum(bool(r.get("passed")) for r in scored) / len(scored) if scored else None,
+                "retries": sum(max(0, r.get("attempts", 1) - 1) for r in done),
+            },
             "settings": self.settings,
             "counts": self.counts,
             "stopped": self.stopped,
@@ -106,13 +113,15 @@ class Runner:
             self.generator = PlainDiffusersGenerator(stack.pipe, self.settings)
         else:
             self.generator = Generator(stack.pipe, self.settings, device, config.speed)
+        depth = DepthEstimator(stack.depth_model, stack.depth_processor, device, stack.dtype)
+        self.validator = Validator(depth)
         self.stages = [
             ("detect", Detector(stack.yolo, str(device))),
             ("segment", Segmenter(stack.sam2)),
-            ("depth", DepthEstimator(stack.depth_model, stack.depth_processor, device, stack.dtype)),
+            ("depth", depth),
             ("edges", EdgeDetector(config.style.canny_low, config.style.canny_high)),
             ("generate", self.generator),
-            ("validate", Validator()),
+            ("validate", self.validator),
         ]
 
     # -- reading ------------------------------------------------------------------------------
@@ -155,6 +164,36 @@ class Runner:
                     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                     for frame in live:
                         frame.fail(f"{name} failed: {first}")
+        self.retry(batch)
+
+    def retry(self, batch: list[Frame]) -> None:
+        """Render again, with a new seed derived from the key, every result below the quality threshold,
+        up to --retries times; keep the best attempt. Retries are timed into generate and validate."""
+        threshold = self.config.quality_threshold
+        for frame in batch:
+            if frame.ok and frame.quality is not None:
+                frame.attempts = [{"seed": frame.seed, "score": frame.quality, **frame.quality_parts}]
+        for attempt in range(1, self.config.retries + 1):
+            low = [f for f in batch if f.ok and f.quality is not None and f.quality < threshold]
+            if not low:
+                return
+            best = {id(f): (f.quality, f.quality_parts, f.result, f.seed) for f in low}
+            for frame in low:
+                frame.seed = derive_seed(self.config.seed, f"{frame.item.key}#retry{attempt}")
+            self.on_event("stage", frames=low, stage=f"retry {attempt}")
+            try:
+                with timed(low, "generate", self.stack.device):
+                    self.generator(low)
+                with timed(low, "validate", self.stack.device):
+                    self.validator(low)
+            except Exception:  # noqa: BLE001 - a failed retry keeps the result already made
+                for frame in low:
+                    frame.quality, frame.quality_parts, frame.result, frame.seed = best[id(frame)]
+                return
+            for frame in low:
+                frame.attempts.append({"seed": frame.seed, "score": frame.quality, **frame.quality_parts})
+                if frame.quality < best[id(frame)][0]:
+                    frame.quality, frame.quality_parts, frame.result, frame.seed = best[id(frame)]
 
     # -- writing ------------------------------------------------------------------------------
     def write(self, frame: Frame, stem: str) -> dict:
@@ -197,6 +236,7 @@ class Runner:
             "settings": self.settings_hash,
             "seed": frame.seed,
             "quality": frame.quality,
+            "passed": self.passed(frame),
             "outputs": dict(frame.outputs),
             **frame.urls,
             "finished": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -213,6 +253,8 @@ class Runner:
             **{k: entry[k] for k in ("transformed_url", "thumbnail_url") if k in entry},
             "seed": entry.get("seed"),
             "quality": entry.get("quality"),
+            "passed": entry.get("passed"),
+            "attempts": 0,
             "timings": {},
         }
 
@@ -227,8 +269,13 @@ class Runner:
             **(frame.urls if frame.ok else {}),
             "seed": frame.seed,
             "quality": frame.quality,
+            "passed": self.passed(frame) if frame.ok else None,
+            "attempts": len(frame.attempts),
             "timings": {k: round(v, 6) for k, v in frame.timings.items()},
         }
+
+    def passed(self, frame: Frame) -> bool:
+        return frame.quality is not None and frame.quality >= self.config.quality_threshold
 
     def metadata(self, frame: Frame) -> dict:
         """Everything needed to understand or reproduce one result."""
@@ -246,7 +293,8 @@ class Runner:
             "models": self.stack.spec.ids(),
             "settings": self.config.settings_json(),
             "objects": [o.to_json() for o in frame.objects],
-            "quality": {"score": frame.quality, **frame.quality_parts},
+            "quality": {"score": frame.quality, **frame.quality_parts, "threshold": self.config.quality_threshold,
+                        "passed": self.passed(frame), "attempts": frame.attempts},
             "timings": {k: round(v, 6) for k, v in frame.timings.items()},
             "outputs": {k: v.rsplit("/", 1)[-1] for k, v in frame.outputs.items() if k != "metadata"},
             **frame.urls,

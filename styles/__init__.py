@@ -9,6 +9,7 @@ from pathlib import Path
 from pipeline.errors import UsageError
 
 STYLE_DIR = Path(__file__).resolve().parent
+DEFAULT_MIN_QUALITY = 0.2  # above what an unrelated room scores (~0.1), below a kept layout (README: Quality)
 ROOMS = ("living room", "bedroom", "kitchen", "office", "dining room", "bathroom")
 
 
@@ -40,6 +41,7 @@ class Style:
     canny_low: int
     canny_high: int
     source: str
+    min_quality: float = DEFAULT_MIN_QUALITY
 
     def prompt_for(self, room: str) -> str:
         return self.prompt.format(room=room)
@@ -122,4 +124,6 @@ def parse_style(data: dict, file: Path) -> Style:
         canny_low=low,
         canny_high=high,
         source=str(file),
+        min_quality=in_range("min_quality", float(get(data, "min_quality", (int, float))), 0.0, 1.0)
+        if "min_quality" in data else DEFAULT_MIN_QUALITY,
     )

@@ -29,16 +29,22 @@ class DepthEstimator:
         self.dtype = dtype
 
     @torch.inference_mode()
-    def __call__(self, frames: list[Frame]) -> list[Frame]:
-        todo = [f for f in frames if f.ok]
-        if not todo:
-            return frames
-        inputs = self.processor(images=[f.image for f in todo], return_tensors="pt")
+    def estimate(self, images: list[Image.Image]) -> list[np.ndarray]:
+        """Relative depth per image (float, the image's size), in one forward pass."""
+        inputs = self.processor(images=images, return_tensors="pt")
         pixels = inputs["pixel_values"].to(self.device, self.dtype)
         predicted = self.model(pixel_values=pixels).predicted_depth  # (B, h, w)
-        for frame, depth in zip(todo, predicted, strict=True):
-            width, height = frame.image.size
+        maps = []
+        for image, depth in zip(images, predicted, strict=True):
+            width, height = image.size
             resized = F.interpolate(depth[None, None].float(), size=(height, width), mode="bicubic",
                                     align_corners=False)
-            frame.depth = normalise_depth(resized[0, 0].cpu().numpy())
+            maps.append(resized[0, 0].cpu().numpy())
+        return maps
+
+    def __call__(self, frames: list[Frame]) -> list[Frame]:
+        todo = [f for f in frames if f.ok]
+        if todo:
+            for frame, depth in zip(todo, self.estimate([f.image for f in todo]), strict=True):
+                frame.depth = normalise_depth(depth)
         return frames

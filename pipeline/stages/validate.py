@@ -1,15 +1,17 @@
-"""Validate stage: a first quality score in [0, 1], from a sanity part and a structure part.
+"""Validate stage: a quality score in [0, 1] from named parts, so a bad restyle can be caught and retried.
 
-- sanity: 0 for a frame that is near-uniform (a black frame, which is also how NaN latents
-  decode, or a blank one), or blown out;
-  rises to 1 as the result gains ordinary contrast.
-- structure: how well the result keeps the input's layout: the agreement of edge
-  *orientations* at a coarse scale (grey, 64 px on the long side), each pixel weighted by
-  its edge strength in both images: sum(m_a m_b cos 2(t_a - t_b)) / sqrt(sum m_a^2 sum m_b^2).
-  Doubling the angle makes a dark-to-light edge agree with a light-to-dark one, so recolouring
-  and relighting do not count, while moved walls, mirrored or shifted layouts do. Below 0 is 0.
+- sanity: 0 for a frame that is near-uniform (a black frame, which is also how NaN latents and the
+  safety checker's refusals decode, or a blank one) or blown out; rises to 1 with ordinary contrast.
+- structure: how much of the input's layout the result keeps. Both images are reduced to 64 px on
+  the long side (only walls, windows, the floor line and large furniture survive) and their
+  gradients compared as sign-free orientations (angle doubled, so a dark-to-light edge agrees with
+  a light-to-dark one): sum(m_a m_b cos 2(t_a - t_b)) / sum(m_a m_b), the strength-weighted mean
+  agreement where both images have edges. Recolouring and relighting keep it near 1; a mirrored
+  or shifted layout drops it to about 0; an unrelated room scores about 0.1.
+- depth (when a depth model is loaded, as in every transform run): the correlation of the input's
+  and the result's depth maps at 64 px, negative clipped to 0: the room keeps its geometry.
 
-score = sanity x structure.
+score = sanity x mean(structure, depth when present).
 """
 
 from __future__ import annotations
@@ -50,27 +52,55 @@ def sanity(result: Image.Image) -> float:
 
 
 def structure(before: Image.Image, after: Image.Image) -> float:
-    """Edge-orientation agreement of the two images at a coarse scale, in [0, 1]."""
+    """Strength-weighted edge-orientation agreement of the two images at a coarse scale, in [0, 1]."""
     if after.size != before.size:
         after = after.resize(before.size, Image.BICUBIC)
     a, b = _orientation_field(before), _orientation_field(after)
-    denom = float(np.sqrt((np.abs(a) ** 2).sum() * (np.abs(b) ** 2).sum()))
+    denom = float((np.abs(a) * np.abs(b)).sum())
     if denom < 1e-12:
         return 0.0
     return float(np.clip(np.real((a * np.conj(b)).sum()) / denom, 0.0, 1.0))
 
 
-def quality(before: Image.Image, after: Image.Image) -> tuple[float, dict[str, float]]:
-    """The score and its named parts."""
-    parts = {"sanity": round(sanity(after), 4), "structure": round(structure(before, after), 4)}
-    return round(parts["sanity"] * parts["structure"], 4), parts
+def _coarse(array: np.ndarray) -> np.ndarray:
+    height, width = array.shape[:2]
+    scale = COARSE / max(height, width)
+    size = (max(8, round(width * scale)), max(8, round(height * scale)))
+    return cv2.resize(array.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+
+
+def depth_agreement(before: np.ndarray, after: np.ndarray) -> float:
+    """Correlation of two depth maps at a coarse scale, negative clipped to 0."""
+    a = _coarse(before).ravel()
+    b = _coarse(cv2.resize(after.astype(np.float32), before.shape[1::-1]) if after.shape != before.shape
+                else after).ravel()
+    a, b = a - a.mean(), b - b.mean()
+    denom = float(np.sqrt((a * a).sum() * (b * b).sum()))
+    return float(np.clip((a * b).sum() / denom, 0.0, 1.0)) if denom > 1e-12 else 0.0
+
+
+def quality(before: Image.Image, after: Image.Image, depth_before: np.ndarray | None = None,
+            depth_after: np.ndarray | None = None) -> tuple[float, dict[str, float]]:
+    """The score and its named parts (depth only when both depth maps are given)."""
+    parts = {"sanity": sanity(after), "structure": structure(before, after)}
+    if depth_before is not None and depth_after is not None:
+        parts["depth"] = depth_agreement(depth_before, depth_after)
+    layout = [v for k, v in parts.items() if k != "sanity"]
+    score = parts["sanity"] * sum(layout) / len(layout)
+    return round(score, 4), {k: round(v, 4) for k, v in parts.items()}
 
 
 class Validator:
-    """Scores each rendered frame against its input."""
+    """Scores each rendered frame against its input; with a depth estimator, also compares depth."""
+
+    def __init__(self, depth=None):
+        self.depth = depth  # a DepthEstimator, or None for the image-only parts
 
     def __call__(self, frames: list[Frame]) -> list[Frame]:
-        for frame in frames:
-            if frame.ok and frame.result is not None:
-                frame.quality, frame.quality_parts = quality(frame.image, frame.result)
+        todo = [f for f in frames if f.ok and f.result is not None]
+        depths = self.depth.estimate([f.result for f in todo]) if self.depth is not None and todo else None
+        for i, frame in enumerate(todo):
+            before = np.asarray(frame.depth.convert("L")) if depths is not None and frame.depth else None
+            after = depths[i] if depths is not None else None
+            frame.quality, frame.quality_parts = quality(frame.image, frame.result, before, after)
         return frames
