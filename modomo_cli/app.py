@@ -44,7 +44,9 @@ def user_errors():
 @app.command()
 def transform(
     inputs: Annotated[list[str], typer.Argument(help="Image files, folders (searched recursively) and/or r2://bucket/prefix.")],
-    style: Annotated[str, typer.Option("--style", "-s", help="A built-in style (see `modomo styles`).")] = "modern",
+    style: Annotated[
+        str, typer.Option("--style", "-s", help="Built-in style(s), comma-separated (see `modomo styles`).")
+    ] = "modern",
     style_file: Annotated[
         Path | None, typer.Option("--style-file", help="A style TOML file of your own (overrides --style).")
     ] = None,
@@ -92,8 +94,9 @@ def transform(
         from pipeline.sources import collect_inputs
         from styles import load_style
 
+        chosen = [load_style(path=style_file)] if style_file else [load_style(n.strip()) for n in style.split(",")]
         config = RunConfig(
-            inputs=list(inputs), out=out, style=load_style(style, style_file), room=room, models=models,
+            inputs=list(inputs), out=out, style=chosen[0], more_styles=chosen[1:], room=room, models=models,
             size=size, seed=seed, steps=steps, guidance_scale=guidance_scale, batch_size=batch_size,
             device=device, gpu_price=gpu_price, currency=currency, format=fmt, workers=workers,
             resume=resume, overwrite=overwrite, fail_fast=fail_fast, min_quality=min_quality, retries=retries,
@@ -325,6 +328,7 @@ def models_list() -> None:
         if role != "preset":
             table.add_row("sd15", role, model_id)
     table.add_row("tiny", "all", "random tiny models built from configs, offline (cached after first use)")
+    table.add_row("random-sd15", "all", "the real architectures at full size, random weights, for timing (no download)")
     console.print(table)
     console.print(f"presets: {', '.join(PRESETS)}; or --models DIR for a bundle folder (see README)")
 

@@ -89,6 +89,10 @@ def print_summary(summary: dict) -> None:
     if quality.get("mean") is not None:
         lines.append(f"quality     mean {quality['mean']:.3f}, {quality['success_rate']:.0%} at or above "
                      f"{quality['threshold']:g}, {quality['retries']} retries")
+    styles = summary.get("styles") or {}
+    if len(styles.get("names", [])) > 1:
+        lines.append(f"styles      {', '.join(styles['names'])}: read, detect, segment and depth ran once per photo, "
+                     f"{styles['shared_seconds_saved']:.1f} s saved against separate runs")
     if summary.get("stopped"):
         lines.append(f"stopped     {summary['stopped']}")
     for event in summary.get("oom", []):

@@ -23,7 +23,8 @@ from pipeline.cost import Price, lookup
 from pipeline.flops import forward_flops, per_image
 from pipeline.frames import Item
 from pipeline.models.load import ModelStack
-from pipeline.runner import Runner, RunResult
+from pipeline.result import RunResult
+from pipeline.runner import Runner
 from pipeline.sinks import LocalSink
 from pipeline.sources import collect_inputs
 from pipeline.stages.sampling import SpeedOptions

@@ -18,7 +18,7 @@ class RunConfig:
 
     inputs: list[str]
     out: str
-    style: Style
+    style: Style  # the first style; `styles` holds all of them (several per run render from one preprocessing)
     room: str = "living room"
     models: str = "sd15"
     size: int = 768
@@ -38,6 +38,11 @@ class RunConfig:
     retries: int = 2
     speed: SpeedOptions = field(default_factory=SpeedOptions)
     engine: str = "modomo"  # or "diffusers": one plain pipe() call per image, the bench's baseline
+    more_styles: list[Style] = field(default_factory=list)
+
+    @property
+    def styles(self) -> list[Style]:
+        return [self.style, *self.more_styles]
 
     def check(self) -> RunConfig:
         if not self.inputs:
@@ -62,6 +67,9 @@ class RunConfig:
             raise UsageError(f"--retries must be between 0 and 10, got {self.retries}")
         if self.seed < 0:
             raise UsageError(f"--seed must be >= 0, got {self.seed}")
+        names = [s.name for s in self.styles]
+        if len(set(names)) != len(names):
+            raise UsageError(f"--style names a style twice: {', '.join(names)}")
         return self
 
     @property
@@ -69,12 +77,12 @@ class RunConfig:
         """The working size, rounded to a multiple of 8 as the VAE needs."""
         return max(64, round(self.size / 8) * 8)
 
-    @property
-    def quality_threshold(self) -> float:
-        return self.style.min_quality if self.min_quality is None else self.min_quality
+    def quality_threshold(self, style: Style | None = None) -> float:
+        style = style or self.style
+        return style.min_quality if self.min_quality is None else self.min_quality
 
-    def generate_settings(self) -> GenerateSettings:
-        s = self.style
+    def generate_settings(self, style: Style | None = None) -> GenerateSettings:
+        s = style or self.style
         return GenerateSettings(
             prompt=s.prompt_for(self.room),
             negative_prompt=s.negative_prompt,
@@ -85,9 +93,10 @@ class RunConfig:
             control_guidance_end=(s.depth.end, s.canny.end),
         )
 
-    def settings_json(self) -> dict:
-        """The settings block of the JSON summary and metadata."""
-        g = self.generate_settings()
+    def settings_json(self, style: Style | None = None) -> dict:
+        """The settings of one style's results, as metadata and the summary show them."""
+        style = style or self.style
+        g = self.generate_settings(style)
         return {
             "size": self.long_side,
             "steps": g.steps,
@@ -95,12 +104,20 @@ class RunConfig:
             "controlnet_conditioning_scale": list(g.controlnet_conditioning_scale),
             "control_guidance_start": list(g.control_guidance_start),
             "control_guidance_end": list(g.control_guidance_end),
-            "canny_thresholds": [self.style.canny_low, self.style.canny_high],
+            "canny_thresholds": [style.canny_low, style.canny_high],
             "batch_size": self.batch_size,
             "format": self.format,
-            "style": self.style.name,
+            "style": style.name,
             "room": self.room,
             "base_seed": self.seed,
-            "min_quality": self.quality_threshold,
+            "min_quality": self.quality_threshold(style),
             "retries": self.retries,
         }
+
+    def summary_settings(self) -> dict:
+        """The summary's settings: the first style's at the top level, every style's under `by_style`."""
+        settings = self.settings_json()
+        settings["styles"] = [s.name for s in self.styles]
+        if self.more_styles:
+            settings["by_style"] = {s.name: self.settings_json(s) for s in self.styles}
+        return settings

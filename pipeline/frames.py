@@ -72,6 +72,7 @@ class Frame:
     outputs: dict[str, str] = field(default_factory=dict)
     urls: dict[str, str] = field(default_factory=dict)  # public CDN URLs of uploaded outputs
     error: str | None = None
+    style: str | None = None  # set on the per-style copies made after the shared stages
 
     @property
     def ok(self) -> bool:

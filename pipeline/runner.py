@@ -1,7 +1,9 @@
-"""The batch loop: read ahead -> detect -> segment -> depth -> edges -> generate -> validate -> write behind.
+"""The batch loop: read ahead -> detect -> segment -> depth -> (per style) edges -> generate -> validate
+-> write behind.
 
-Reading/decoding and encoding/writing run on bounded thread pools so the main thread only
-runs models; a bad image becomes a failed record and the batch goes on.
+Reading/decoding and encoding/writing run on bounded thread pools so the main thread only runs
+models. The style-independent stages run once per photo however many styles are asked for. A bad
+image becomes a failed record and the batch goes on.
 """
 
 from __future__ import annotations
@@ -12,82 +14,44 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pipeline import __version__, imaging
 from pipeline.config import RunConfig
-from pipeline.cost import Price
 from pipeline.errors import ImageError, ModomoError
 from pipeline.frames import Frame, Item
 from pipeline.journal import Journal, settings_hash
 from pipeline.models.load import ModelStack
 from pipeline.prefetch import read_ahead
+from pipeline.result import RunResult
 from pipeline.seeds import derive_seed
 from pipeline.sinks import LocalSink, OutputError, R2Sink, output_stems
 from pipeline.stages.depth import DepthEstimator
 from pipeline.stages.detect import Detector
 from pipeline.stages.edges import EdgeDetector
-from pipeline.stages.generate import Generator, PlainDiffusersGenerator
+from pipeline.stages.generate import GenerateSettings, Generator, PlainDiffusersGenerator
 from pipeline.stages.segment import Segmenter
 from pipeline.stages.validate import Validator
-from pipeline.timing import summarise, synchronize, timed
+from pipeline.timing import synchronize, timed
+from styles import Style
 
 THUMBNAIL_SIDE = 256
+SHARED_STAGES = ("read", "detect", "segment", "depth")
 Event = Callable[..., None]
 
 
 @dataclass
-class RunResult:
-    """Everything the summary needs: one record per input, timings, wall time, cost."""
+class StyleRun:
+    """What one style needs, built once: its settings, their hash, its own edge and generate stages."""
 
-    records: list[dict] = field(default_factory=list)
-    seconds: float = 0.0
-    load_seconds: float = 0.0
-    price: Price | None = None
-    settings: dict = field(default_factory=dict)
-    interrupted: bool = False
-    stopped: str | None = None  # why the run ended early: "interrupted", "fail-fast", or a fatal error
-    fatal: str | None = None
-    oom: list[dict] = field(default_factory=list)
-
-    @property
-    def counts(self) -> dict[str, int]:
-        out = {"ok": 0, "failed": 0, "skipped": 0}
-        for record in self.records:
-            out[record["status"]] += 1
-        return out
-
-    def to_json(self) -> dict:
-        processed = [r for r in self.records if r["status"] != "skipped"]
-        done = [r for r in self.records if r["status"] == "ok"]
-        total_cost = self.price.cost(self.seconds) if self.price else 0.0
-        scored = [r for r in done if r.get("quality") is not None]
-        return {
-            "images": self.records,
-            "stages": summarise([r["timings"] for r in done]) if done else {},
-            "quality": {
-                "threshold": self.settings.get("min_quality"),
-                "mean": sum(r["quality"] for r in scored) / len(scored) if scored else None,
-                "success_rate": sum(bool(r.get("passed")) for r in scored) / len(scored) if scored else None,
-                "retries": sum(max(0, r.get("attempts", 1) - 1) for r in done),
-            },
-            "settings": self.settings,
-            "counts": self.counts,
-            "stopped": self.stopped,
-            "oom": self.oom,
-            "seconds": self.seconds,
-            "load_seconds": self.load_seconds,
-            "images_per_minute": 60.0 * len(done) / self.seconds if self.seconds > 0 else 0.0,
-            "cost": {
-                "currency": self.price.currency if self.price else "USD",
-                "price_per_hour": self.price.per_hour if self.price else 0.0,
-                "price_source": self.price.source if self.price else "",
-                "seconds": self.seconds,
-                "per_image": total_cost / len(processed) if processed else 0.0,
-                "total": total_cost,
-            },
-        }
+    style: Style
+    settings: GenerateSettings
+    settings_hash: str
+    threshold: float
+    edges: EdgeDetector
+    generator: Generator | PlainDiffusersGenerator
+    stems: dict[Item, str]
 
 
 class Runner:
@@ -102,27 +66,33 @@ class Runner:
         self.on_event = on_event or (lambda *args, **kwargs: None)
         self.stop = threading.Event()
         device = stack.device
-        self.settings = config.generate_settings()
-        self.settings_hash = settings_hash({
-            **{k: v for k, v in config.settings_json().items() if k != "batch_size"},
-            "prompt": self.settings.prompt,
-            "negative_prompt": self.settings.negative_prompt,
-            "models": stack.spec.ids(),
-        })
-        if config.engine == "diffusers":
-            self.generator = PlainDiffusersGenerator(stack.pipe, self.settings)
-        else:
-            self.generator = Generator(stack.pipe, self.settings, device, config.speed)
         depth = DepthEstimator(stack.depth_model, stack.depth_processor, device, stack.dtype)
         self.validator = Validator(depth)
-        self.stages = [
+        self.shared = [
             ("detect", Detector(stack.yolo, str(device))),
             ("segment", Segmenter(stack.sam2)),
             ("depth", depth),
-            ("edges", EdgeDetector(config.style.canny_low, config.style.canny_high)),
-            ("generate", self.generator),
-            ("validate", self.validator),
         ]
+        self.styles = [self._style_run(style) for style in config.styles]
+
+    def _style_run(self, style: Style) -> StyleRun:
+        settings = self.config.generate_settings(style)
+        digest = settings_hash({
+            **{k: v for k, v in self.config.settings_json(style).items() if k != "batch_size"},
+            "prompt": settings.prompt,
+            "negative_prompt": settings.negative_prompt,
+            "models": self.stack.spec.ids(),
+        })
+        if self.config.engine == "diffusers":
+            generator = PlainDiffusersGenerator(self.stack.pipe, settings)
+        else:
+            generator = Generator(self.stack.pipe, settings, self.stack.device, self.config.speed)
+        return StyleRun(style, settings, digest, self.config.quality_threshold(style),
+                        EdgeDetector(style.canny_low, style.canny_high), generator, {})
+
+    @property
+    def oom_events(self) -> list[dict]:
+        return [event for run in self.styles for event in run.generator.events]
 
     # -- reading ------------------------------------------------------------------------------
     def read(self, item: Item) -> Frame:
@@ -149,32 +119,46 @@ class Runner:
         return read_ahead(items, self.read, pool, window=self.config.batch_size * 2 + self.config.workers)
 
     # -- models -------------------------------------------------------------------------------
-    def process(self, batch: list[Frame]) -> None:
-        """Every model stage over one batch; a stage that raises fails only this batch's frames."""
-        for name, stage in self.stages:
-            live = [f for f in batch if f.ok]
-            if not live:
-                return
-            self.on_event("stage", frames=live, stage=name)
-            with timed(live, name, self.stack.device):
-                try:
-                    stage(live)
-                except Exception as exc:  # noqa: BLE001 - one batch's failure must not end the run
-                    synchronize(self.stack.device)
-                    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                    for frame in live:
-                        frame.fail(f"{name} failed: {first}")
-        self.retry(batch)
+    def run_stage(self, name: str, stage, frames: list[Frame]) -> None:
+        """One stage over the frames still ok; if it raises, only these frames fail."""
+        live = [f for f in frames if f.ok]
+        if not live:
+            return
+        self.on_event("stage", frames=live, stage=name)
+        with timed(live, name, self.stack.device):
+            try:
+                stage(live)
+            except Exception as exc:  # noqa: BLE001 - one batch's failure must not end the run
+                synchronize(self.stack.device)
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                for frame in live:
+                    frame.fail(f"{name} failed: {first}")
 
-    def retry(self, batch: list[Frame]) -> None:
-        """Render again, with a new seed derived from the key, every result below the quality threshold,
-        up to --retries times; keep the best attempt. Retries are timed into generate and validate."""
-        threshold = self.config.quality_threshold
-        for frame in batch:
+    def process(self, batch: list[Frame], todo: dict[str, list[StyleRun]]) -> list[tuple[Frame, StyleRun]]:
+        """Shared stages once per photo, then each requested style; returns one frame per (input, style)."""
+        for name, stage in self.shared:
+            self.run_stage(name, stage, batch)
+        out: list[tuple[Frame, StyleRun]] = []
+        for run in self.styles:
+            frames = [fork(f, run.style.name, len(todo[f.item.key])) for f in batch if run in todo[f.item.key]]
+            if not frames:
+                continue
+            self.run_stage("edges", run.edges, frames)
+            self.run_stage("generate", run.generator, frames)
+            self.run_stage("validate", self.validator, frames)
+            self.retry(frames, run)
+            out += [(f, run) for f in frames]
+        return out
+
+    def retry(self, frames: list[Frame], run: StyleRun) -> None:
+        """Render again, with a new seed derived from the key, every result below the style's quality
+        threshold, up to --retries times; keep the best attempt. Retries are timed into generate and
+        validate, so they count in time and cost."""
+        for frame in frames:
             if frame.ok and frame.quality is not None:
                 frame.attempts = [{"seed": frame.seed, "score": frame.quality, **frame.quality_parts}]
         for attempt in range(1, self.config.retries + 1):
-            low = [f for f in batch if f.ok and f.quality is not None and f.quality < threshold]
+            low = [f for f in frames if f.ok and f.quality is not None and f.quality < run.threshold]
             if not low:
                 return
             best = {id(f): (f.quality, f.quality_parts, f.result, f.seed) for f in low}
@@ -183,7 +167,7 @@ class Runner:
             self.on_event("stage", frames=low, stage=f"retry {attempt}")
             try:
                 with timed(low, "generate", self.stack.device):
-                    self.generator(low)
+                    run.generator(low)
                 with timed(low, "validate", self.stack.device):
                     self.validator(low)
             except Exception:  # noqa: BLE001 - a failed retry keeps the result already made
@@ -196,8 +180,9 @@ class Runner:
                     frame.quality, frame.quality_parts, frame.result, frame.seed = best[id(frame)]
 
     # -- writing ------------------------------------------------------------------------------
-    def write(self, frame: Frame, stem: str) -> dict:
+    def write(self, frame: Frame, run: StyleRun) -> dict:
         """Encode and write result, thumbnail and metadata (metadata last); returns the record."""
+        stem = run.stems[frame.item]
         if frame.ok:
             try:
                 fmt = self.config.format
@@ -213,40 +198,40 @@ class Runner:
                         frame.urls[url_key] = url
                 meta_path = stem + ".json"
                 frame.outputs["metadata"] = str(self.sink.path(meta_path))
-                metadata = json.dumps(self.metadata(frame), indent=2).encode() + b"\n"
+                metadata = json.dumps(self.metadata(frame, run), indent=2).encode() + b"\n"
                 self.sink.write(meta_path, metadata, "application/json")
                 if self.journal is not None:
-                    self.journal.record(self.journal_entry(frame))
+                    self.journal.record(self.journal_entry(frame, run))
             except OutputError:
                 raise
             except (OSError, ValueError, ModomoError) as exc:
                 frame.fail(f"cannot write output: {getattr(exc, 'strerror', None) or exc}")
-        record = self.record(frame)
+        record = self.record(frame, run)
         frame.image = frame.result = frame.depth = frame.edges = None  # keep memory flat
-        for obj in frame.objects:
-            obj.mask = None
         return record
 
-    def journal_entry(self, frame: Frame) -> dict:
-        """The journal line of a finished input: enough to skip it next time and report it as skipped."""
+    def journal_entry(self, frame: Frame, run: StyleRun) -> dict:
+        """The journal line of a finished input and style: enough to skip it next time."""
         return {
             "key": frame.item.key,
+            "style": run.style.name,
             "input": frame.item.display,
             "version": frame.item.version,
-            "settings": self.settings_hash,
+            "settings": run.settings_hash,
             "seed": frame.seed,
             "quality": frame.quality,
-            "passed": self.passed(frame),
+            "passed": passed(frame, run),
             "outputs": dict(frame.outputs),
             **frame.urls,
             "finished": datetime.now(UTC).isoformat(timespec="seconds"),
         }
 
-    def skipped_record(self, item: Item, entry: dict) -> dict:
-        """The summary record of an input the journal says is already done with these settings."""
+    def skipped_record(self, item: Item, run: StyleRun, entry: dict) -> dict:
+        """The summary record of an input and style the journal says are done with these settings."""
         return {
             "input": item.display,
             "key": item.key,
+            "style": run.style.name,
             "status": "skipped",
             "error": None,
             "outputs": entry.get("outputs", {}),
@@ -258,26 +243,24 @@ class Runner:
             "timings": {},
         }
 
-    def record(self, frame: Frame) -> dict:
-        """The JSON summary's record for one input."""
+    def record(self, frame: Frame, run: StyleRun) -> dict:
+        """The JSON summary's record for one input and style."""
         return {
             "input": frame.item.display,
             "key": frame.item.key,
+            "style": run.style.name,
             "status": "ok" if frame.ok else "failed",
             "error": frame.error,
             "outputs": dict(frame.outputs) if frame.ok else {},
             **(frame.urls if frame.ok else {}),
             "seed": frame.seed,
             "quality": frame.quality,
-            "passed": self.passed(frame) if frame.ok else None,
+            "passed": passed(frame, run) if frame.ok else None,
             "attempts": len(frame.attempts),
             "timings": {k: round(v, 6) for k, v in frame.timings.items()},
         }
 
-    def passed(self, frame: Frame) -> bool:
-        return frame.quality is not None and frame.quality >= self.config.quality_threshold
-
-    def metadata(self, frame: Frame) -> dict:
+    def metadata(self, frame: Frame, run: StyleRun) -> dict:
         """Everything needed to understand or reproduce one result."""
         width, height = frame.image.size
         return {
@@ -285,16 +268,16 @@ class Runner:
             "key": frame.item.key,
             "original_size": list(frame.original_size or ()),
             "size": [width, height],
-            "style": self.config.style.name,
+            "style": run.style.name,
             "room": self.config.room,
-            "prompt": self.settings.prompt,
-            "negative_prompt": self.settings.negative_prompt,
+            "prompt": run.settings.prompt,
+            "negative_prompt": run.settings.negative_prompt,
             "seed": frame.seed,
             "models": self.stack.spec.ids(),
-            "settings": self.config.settings_json(),
+            "settings": self.config.settings_json(run.style),
             "objects": [o.to_json() for o in frame.objects],
-            "quality": {"score": frame.quality, **frame.quality_parts, "threshold": self.config.quality_threshold,
-                        "passed": self.passed(frame), "attempts": frame.attempts},
+            "quality": {"score": frame.quality, **frame.quality_parts, "threshold": run.threshold,
+                        "passed": passed(frame, run), "attempts": frame.attempts},
             "timings": {k: round(v, 6) for k, v in frame.timings.items()},
             "outputs": {k: v.rsplit("/", 1)[-1] for k, v in frame.outputs.items() if k != "metadata"},
             **frame.urls,
@@ -308,29 +291,34 @@ class Runner:
         """Finish the batch in hand, write what it made, and stop (the first Ctrl-C)."""
         self.stop.set()
 
-    def plan(self, items: list[Item], result: RunResult) -> list[Item]:
-        """The items still to do; the rest are recorded as skipped (done before with the same settings)."""
-        if self.journal is None or not self.config.resume or self.config.overwrite:
-            return list(items)
-        done = self.journal.load()
-        todo = []
+    def plan(self, items: list[Item], result: RunResult) -> tuple[list[Item], dict[str, list[StyleRun]]]:
+        """The items still to do and, per input key, the styles still to do; what the journal says is done
+        with the same settings is recorded as skipped."""
+        use_journal = self.journal is not None and self.config.resume and not self.config.overwrite
+        done = self.journal.load() if use_journal else {}
+        todo_items, todo = [], {}
         for item in items:
-            entry = done.get((item.key, self.settings_hash))
-            if entry is not None and entry.get("version") == item.version:
-                record = self.skipped_record(item, entry)
-                result.records.append(record)
-                self.on_event("done", record=record)
-            else:
-                todo.append(item)
-        return todo
+            todo[item.key] = []
+            for run in self.styles:
+                entry = done.get((item.key, run.settings_hash))
+                if entry is not None and entry.get("version") == item.version:
+                    record = self.skipped_record(item, run, entry)
+                    result.records.append(record)
+                    self.on_event("done", record=record)
+                else:
+                    todo[item.key].append(run)
+            if todo[item.key]:
+                todo_items.append(item)
+        return todo_items, todo
 
     def run(self, items: list[Item]) -> RunResult:
-        """Stream every item through the stages; returns records in input order."""
-        stems = output_stems(items, self.config.style.name)
-        result = RunResult(settings=self.config.settings_json())
-        self.on_event("start", total=len(items))
+        """Stream every item through the stages; returns records in input order, styles in the order asked."""
+        for run in self.styles:
+            run.stems = output_stems(items, run.style.name)
+        result = RunResult(settings=self.config.summary_settings())
+        self.on_event("start", total=len(items) * len(self.styles))
         start = time.perf_counter()
-        todo = self.plan(items, result)
+        todo_items, todo = self.plan(items, result)
         writes: deque[Future] = deque()
         readers = ThreadPoolExecutor(self.config.workers, thread_name_prefix="modomo-read")
         writers = ThreadPoolExecutor(max(1, self.config.workers // 2), thread_name_prefix="modomo-write")
@@ -347,18 +335,30 @@ class Runner:
                 result.records.append(record)
                 self.on_event("done", record=record)
 
+        def finish(batch: list[Frame]) -> None:
+            rendered = self.process(batch, todo)
+            for frame, run in rendered:
+                writes.append(writers.submit(self.write, frame, run))
+            for frame in batch:
+                count = len(todo[frame.item.key])
+                shared = sum(frame.timings.get(stage, 0.0) for stage in SHARED_STAGES)
+                result.shared_seconds_saved += shared * (count - 1)
+            if self.config.fail_fast and any(not f.ok for f, _ in rendered):
+                result.stopped = "fail-fast"
+                self.stop.set()
+
         try:
             batch: list[Frame] = []
-            for frame in self.frames(todo, readers):
+            for frame in self.frames(todo_items, readers):
                 if self.stop.is_set():
                     break
                 batch.append(frame)
                 if len(batch) == self.config.batch_size:
-                    self._finish(batch, stems, writers, writes, result)
+                    finish(batch)
                     batch = []
-                    drain(self.config.batch_size * 2)
+                    drain(self.config.batch_size * 2 * len(self.styles))
             if batch and not self.stop.is_set():
-                self._finish(batch, stems, writers, writes, result)
+                finish(batch)
         except KeyboardInterrupt:  # the second Ctrl-C: abandon the batch in hand, keep what is written
             result.interrupted = True
         finally:
@@ -370,9 +370,10 @@ class Runner:
             result.stopped = result.fatal
         elif result.interrupted or (self.stop.is_set() and result.stopped is None):
             result.interrupted, result.stopped = True, "interrupted"
-        result.oom = list(self.generator.events)
+        result.oom = self.oom_events
         order = {item.key: i for i, item in enumerate(items)}
-        result.records.sort(key=lambda r: order.get(r["key"], len(order)))
+        styles = {run.style.name: i for i, run in enumerate(self.styles)}
+        result.records.sort(key=lambda r: (order.get(r["key"], len(order)), styles.get(r.get("style"), 0)))
         result.seconds = time.perf_counter() - start
         return result
 
@@ -384,11 +385,16 @@ class Runner:
         except (OSError, ModomoError) as exc:
             result.fatal = result.fatal or f"cannot write the journal: {exc}"
 
-    def _finish(self, batch: list[Frame], stems, writers: ThreadPoolExecutor, writes: deque,
-                result: RunResult) -> None:
-        self.process(batch)
-        for frame in batch:
-            writes.append(writers.submit(self.write, frame, stems[frame.item]))
-        if self.config.fail_fast and any(not f.ok for f in batch):
-            result.stopped = "fail-fast"
-            self.stop.set()
+
+def fork(frame: Frame, style: str, styles: int) -> Frame:
+    """The frame of one style: shares the photo and its detections, depth and errors; owns its result.
+    The shared stages' time is split evenly across the styles, so the stage table adds up."""
+    return Frame(
+        item=frame.item, seed=frame.seed, image=frame.image, original_size=frame.original_size,
+        objects=frame.objects, depth=frame.depth, error=frame.error, style=style,
+        timings={k: v / styles for k, v in frame.timings.items()},
+    )
+
+
+def passed(frame: Frame, run: StyleRun) -> bool:
+    return frame.quality is not None and frame.quality >= run.threshold

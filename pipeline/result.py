@@ -1,0 +1,63 @@
+"""The run's outcome: one record per input and style, and the summary the CLI prints and `--json` emits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pipeline.cost import Price
+from pipeline.timing import summarise
+
+
+@dataclass
+class RunResult:
+    """Everything the summary needs: records, wall time, cost, and how the run ended."""
+
+    records: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+    load_seconds: float = 0.0
+    price: Price | None = None
+    settings: dict = field(default_factory=dict)
+    interrupted: bool = False
+    stopped: str | None = None  # why the run ended early: "interrupted", "fail-fast", or a fatal error
+    fatal: str | None = None
+    oom: list[dict] = field(default_factory=list)
+    shared_seconds_saved: float = 0.0  # preprocessing not repeated for the second and later styles
+
+    @property
+    def counts(self) -> dict[str, int]:
+        out = {"ok": 0, "failed": 0, "skipped": 0}
+        for record in self.records:
+            out[record["status"]] += 1
+        return out
+
+    def to_json(self) -> dict:
+        processed = [r for r in self.records if r["status"] != "skipped"]
+        done = [r for r in self.records if r["status"] == "ok"]
+        total_cost = self.price.cost(self.seconds) if self.price else 0.0
+        scored = [r for r in done if r.get("quality") is not None]
+        return {
+            "images": self.records,
+            "stages": summarise([r["timings"] for r in done]) if done else {},
+            "quality": {
+                "threshold": self.settings.get("min_quality"),
+                "mean": sum(r["quality"] for r in scored) / len(scored) if scored else None,
+                "success_rate": sum(bool(r.get("passed")) for r in scored) / len(scored) if scored else None,
+                "retries": sum(max(0, r.get("attempts", 1) - 1) for r in done),
+            },
+            "settings": self.settings,
+            "counts": self.counts,
+            "stopped": self.stopped,
+            "oom": self.oom,
+            "styles": {"names": self.settings.get("styles", []), "shared_seconds_saved": self.shared_seconds_saved},
+            "seconds": self.seconds,
+            "load_seconds": self.load_seconds,
+            "images_per_minute": 60.0 * len(done) / self.seconds if self.seconds > 0 else 0.0,
+            "cost": {
+                "currency": self.price.currency if self.price else "USD",
+                "price_per_hour": self.price.per_hour if self.price else 0.0,
+                "price_source": self.price.source if self.price else "",
+                "seconds": self.seconds,
+                "per_image": total_cost / len(processed) if processed else 0.0,
+                "total": total_cost,
+            },
+        }
