@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.modomo-installed
 # torch first and pinned: sam2 builds against the torch already installed.
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test lint clean chromium
 
 install: $(STAMP)
 
@@ -24,7 +24,16 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/modomo transform examples/rooms --style boho --models tiny --out out/demo
 
-test: $(STAMP)
+# The report test screenshots report.html in Debian's headless Chromium.
+CHROMIUM := $(shell command -v chromium || command -v chromium-browser)
+SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+chromium:
+ifeq ($(CHROMIUM),)
+	$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null
+endif
+
+test: $(STAMP) chromium
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 

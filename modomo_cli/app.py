@@ -76,6 +76,10 @@ def transform(
         float | None, typer.Option(help="Retry results scoring below this (default: the style's).")
     ] = None,
     retries: Annotated[int, typer.Option(help="New seeds to try for a result below --min-quality.")] = 2,
+    report: Annotated[bool, typer.Option("--report", help="Write report.html into the output.")] = False,
+    save_controls: Annotated[
+        bool, typer.Option("--save-controls", help="Save each image's depth, edges and object masks.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run summary as JSON on stdout.")] = False,
     progress: Annotated[
         bool | None, typer.Option("--progress/--no-progress", help="Progress bar (default: when a terminal).")
@@ -100,6 +104,7 @@ def transform(
             size=size, seed=seed, steps=steps, guidance_scale=guidance_scale, batch_size=batch_size,
             device=device, gpu_price=gpu_price, currency=currency, format=fmt, workers=workers,
             resume=resume, overwrite=overwrite, fail_fast=fail_fast, min_quality=min_quality, retries=retries,
+            save_controls=save_controls or report,
         ).check()
         # Everything that can be wrong with the inputs or the output is found before models load.
         remote = Remote(pool_size=config.workers * 2 + 2)
@@ -127,6 +132,10 @@ def transform(
         summary["models"] = spec.ids()
         summary["load"] = stack.load_seconds
         print_summary(summary)
+        if report and not result.fatal:
+            from pipeline.report import write_report
+
+            console.print(f"report      {write_report(summary, sink)}", soft_wrap=True)
         if as_json:
             sys.stdout.write(json.dumps(summary, indent=2) + "\n")
         if result.fatal:
@@ -258,6 +267,36 @@ def bench(
 
 
 @app.command()
+def doctor(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the checks as JSON on stdout.")] = False,
+) -> None:
+    """What this machine has and lacks: Python, torch, GPU, cached weights, ultralytics, R2 (never downloads)."""
+    from dataclasses import asdict
+
+    from rich.table import Table
+
+    from pipeline.doctor import MISSING, OK, WARN, run_checks
+
+    checks = run_checks()
+    if as_json:
+        sys.stdout.write(json.dumps([asdict(c) for c in checks], indent=2) + "\n")
+    else:
+        table = Table(title="modomo doctor", title_justify="left")
+        for column in ("area", "check", "status", "detail"):
+            table.add_column(column)
+        colours = {OK: "green", MISSING: "red", WARN: "yellow"}
+        for c in checks:
+            colour = colours.get(c.status, "dim")
+            table.add_row(c.area, c.name, f"[{colour}]{c.status}[/{colour}]", escape(c.detail))
+        console.print(table)
+    problems = [c for c in checks if c.required and c.status != OK]
+    if problems:
+        console.print(f"[red]{len(problems)} problem(s)[/red] for the default preset (sd15): "
+                      + "; ".join(f"{c.area} {c.name}" for c in problems), soft_wrap=True)
+        raise typer.Exit(EXIT_FATAL)
+
+
+@app.command()
 def score(
     before: Annotated[Path, typer.Argument(help="The original photo.")],
     after: Annotated[Path, typer.Argument(help="The restyled photo.")],
@@ -314,23 +353,42 @@ app.add_typer(models_app, name="models")
 
 
 @models_app.command("list")
-def models_list() -> None:
-    """The presets and the models each one loads."""
+def models_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the presets as JSON on stdout.")] = False,
+) -> None:
+    """The presets, the models each one loads, and whether they are in the local caches."""
     from rich.table import Table
 
-    from pipeline.models.presets import PRESETS, sd15
+    from pipeline.doctor import model_files
+    from pipeline.models.presets import sd15
 
+    rows = [{"preset": "sd15", "model": role, "id": model_id, "cached": path is not None}
+            for role, model_id, path in model_files(sd15())]
+    rows.append({"preset": "tiny", "model": "all", "id": "random tiny models built from configs", "cached": True})
+    rows.append({"preset": "random-sd15", "model": "all", "id": "real architectures, random weights, for timing",
+                 "cached": True})
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
     table = Table(title="model presets", title_justify="left")
-    table.add_column("preset")
-    table.add_column("model")
-    table.add_column("id")
-    for role, model_id in sd15().ids().items():
-        if role != "preset":
-            table.add_row("sd15", role, model_id)
-    table.add_row("tiny", "all", "random tiny models built from configs, offline (cached after first use)")
-    table.add_row("random-sd15", "all", "the real architectures at full size, random weights, for timing (no download)")
+    for column in ("preset", "model", "id", "cached"):
+        table.add_column(column)
+    for row in rows:
+        cached = "[green]yes[/green]" if row["cached"] else "[red]no[/red]"
+        table.add_row(row["preset"], row["model"], row["id"], cached)
     console.print(table)
-    console.print(f"presets: {', '.join(PRESETS)}; or --models DIR for a bundle folder (see README)")
+    console.print("or --models DIR for a bundle folder (see the README); fetch sd15 with `modomo models download`")
+
+
+@models_app.command("export-tiny")
+def models_export_tiny(folder: Annotated[Path, typer.Argument(help="Where to write the bundle.")]) -> None:
+    """Write the tiny random bundle to FOLDER (the bundle layout; load it with --models FOLDER)."""
+    with user_errors():
+        from pipeline.models.tiny import build_tiny_bundle
+
+        if folder.exists() and any(folder.iterdir()):
+            raise ModomoError(f"{folder}: folder is not empty", EXIT_USAGE)
+        console.print(f"tiny bundle written to {build_tiny_bundle(folder)}", soft_wrap=True)
 
 
 @models_app.command("download")

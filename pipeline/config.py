@@ -36,6 +36,7 @@ class RunConfig:
     fail_fast: bool = False
     min_quality: float | None = None  # default: the style's
     retries: int = 2
+    save_controls: bool = False  # also write the input preview, depth, edges and object masks
     speed: SpeedOptions = field(default_factory=SpeedOptions)
     engine: str = "modomo"  # or "diffusers": one plain pipe() call per image, the bench's baseline
     more_styles: list[Style] = field(default_factory=list)

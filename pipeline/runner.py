@@ -23,6 +23,7 @@ from pipeline.errors import ImageError, ModomoError
 from pipeline.frames import Frame, Item
 from pipeline.journal import Journal, settings_hash
 from pipeline.models.load import ModelStack
+from pipeline.overlay import draw_objects
 from pipeline.prefetch import read_ahead
 from pipeline.result import RunResult
 from pipeline.seeds import derive_seed
@@ -192,6 +193,8 @@ class Runner:
                     names = {"result": stem + imaging.extension(fmt), "thumbnail": stem + ".thumb.jpg"}
                     frame.outputs["result"] = self.sink.write(names["result"], result, imaging.content_type(fmt))
                     frame.outputs["thumbnail"] = self.sink.write(names["thumbnail"], thumb, "image/jpeg")
+                    if self.config.save_controls:
+                        self.write_controls(frame, stem)
                 for name, url_key in (("result", "transformed_url"), ("thumbnail", "thumbnail_url")):
                     url = self.sink.public_url(names[name])
                     if url:
@@ -209,6 +212,19 @@ class Runner:
         record = self.record(frame, run)
         frame.image = frame.result = frame.depth = frame.edges = None  # keep memory flat
         return record
+
+    def write_controls(self, frame: Frame, stem: str) -> None:
+        """The input as the models saw it, the depth and edge maps, and the object masks over the photo."""
+        images = {
+            "input": (frame.image, "jpeg", ".input.jpg"),
+            "depth": (frame.depth, "png", ".depth.png"),
+            "edges": (frame.edges, "png", ".edges.png"),
+            "masks": (draw_objects(frame.image, frame.objects), "jpeg", ".masks.jpg"),
+        }
+        for kind, (image, fmt, suffix) in images.items():
+            if image is not None:
+                data = imaging.encode(image, fmt)
+                frame.outputs[kind] = self.sink.write(stem + suffix, data, imaging.content_type(fmt))
 
     def journal_entry(self, frame: Frame, run: StyleRun) -> dict:
         """The journal line of a finished input and style: enough to skip it next time."""

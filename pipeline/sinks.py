@@ -84,6 +84,14 @@ class LocalSink:
     def public_url(self, relative: str) -> str | None:
         return None
 
+    def relative(self, location: str) -> str:
+        """A written file's path relative to the output folder (POSIX)."""
+        return Path(os.path.relpath(location, self.root.resolve())).as_posix()
+
+    def link(self, location: str) -> str:
+        """How the report refers to a written file: relative to the folder it sits in."""
+        return self.relative(location)
+
     def read(self, relative: str) -> bytes | None:
         """A file's bytes, or None when it does not exist."""
         try:
@@ -145,6 +153,15 @@ class R2Sink:
 
     def public_url(self, relative: str) -> str | None:
         return self.remote.settings.public_url(self.location.key(relative))
+
+    def relative(self, location: str) -> str:
+        """An uploaded object's key relative to the output prefix."""
+        return location.removeprefix(f"r2://{self.location.bucket}/{self.location.prefix}")
+
+    def link(self, location: str) -> str:
+        """How the report refers to an uploaded object: its CDN URL, else its key relative to the report."""
+        relative = self.relative(location)
+        return self.public_url(relative) or relative
 
     def read(self, relative: str) -> bytes | None:
         """An object's bytes, or None when it does not exist."""

@@ -1,0 +1,124 @@
+"""`modomo doctor`: what this machine has and lacks for each preset, offline; the CLI form of /health."""
+
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.models.presets import BUNDLE_FILE, TINY_VERSION, ModelSpec, cache_dir, sd15
+
+OK, MISSING, WARN, INFO = "ok", "missing", "warn", "info"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the doctor's table; `required` lines that are not ok make the exit code non-zero."""
+
+    area: str
+    name: str
+    status: str
+    detail: str
+    required: bool = False
+
+
+def hub_file_cached(repo: str, filename: str) -> str | None:
+    """The cached path of a hub file, or None; never touches the network."""
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(repo, filename)
+    return found if isinstance(found, str) else None
+
+
+def model_files(spec: ModelSpec) -> list[tuple[str, str, str | None]]:
+    """(role, id, cached path or None) for every weight a hub preset needs."""
+    from pipeline.models.vision import yolo_weights_dir
+
+    rows = [
+        ("stable diffusion", spec.sd, hub_file_cached(spec.sd, "unet/diffusion_pytorch_model.safetensors")),
+        ("controlnet depth", spec.controlnet_depth,
+         hub_file_cached(spec.controlnet_depth, "diffusion_pytorch_model.safetensors")),
+        ("controlnet canny", spec.controlnet_canny,
+         hub_file_cached(spec.controlnet_canny, "diffusion_pytorch_model.safetensors")),
+        ("depth", spec.depth, hub_file_cached(spec.depth, "model.safetensors")),
+    ]
+    repo, _, filename = spec.sam2_checkpoint.removeprefix("hub:").rpartition("/")
+    rows.append(("sam2", f"{repo}/{filename}", hub_file_cached(repo, filename)))
+    candidates = [Path(spec.yolo), yolo_weights_dir() / spec.yolo]
+    rows.append(("yolo", spec.yolo, next((str(p) for p in candidates if p.is_file()), None)))
+    return rows
+
+
+def system_checks() -> list[Check]:
+    import torch
+
+    checks = [
+        Check("system", "python", OK, platform.python_version()),
+        Check("system", "torch", OK, f"{torch.__version__} (CUDA {torch.version.cuda or 'none'})"),
+    ]
+    if torch.cuda.is_available():
+        for index in range(torch.cuda.device_count()):
+            props = torch.cuda.get_device_properties(index)
+            checks.append(Check("system", f"cuda:{index}", OK, f"{props.name}, {props.total_memory / 2**30:.0f} GB"))
+    else:
+        checks.append(Check("system", "gpu", WARN, "no CUDA GPU: runs on the CPU (slow for sd15; fine for tiny)"))
+    for package in ("diffusers", "transformers", "ultralytics", "sam2", "boto3"):
+        try:
+            from importlib.metadata import version
+
+            checks.append(Check("system", package, OK, version(package)))
+        except Exception:  # noqa: BLE001 - a missing package is exactly what doctor reports
+            checks.append(Check("system", package, MISSING, "not installed", required=True))
+    return checks
+
+
+def preset_checks() -> list[Check]:
+    checks = []
+    hf_home = os.environ.get("HF_HOME") or "~/.cache/huggingface"
+    offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+    checks.append(Check("models", "HF_HOME", INFO, f"{hf_home}{' (HF_HUB_OFFLINE set)' if offline else ''}"))
+    for role, model_id, path in model_files(sd15()):
+        checks.append(Check("sd15", role, OK if path else MISSING,
+                            f"{model_id}: {path}" if path else f"{model_id}: not cached (modomo models download sd15)",
+                            required=True))
+    tiny = cache_dir() / f"tiny-v{TINY_VERSION}" / BUNDLE_FILE
+    checks.append(Check("tiny", "bundle", OK if tiny.is_file() else INFO,
+                        str(tiny.parent) if tiny.is_file() else f"built on first use into {tiny.parent}"))
+    checks.append(Check("random-sd15", "architectures", OK, "built in memory from configs, nothing to fetch"))
+    return checks
+
+
+def ultralytics_checks() -> list[Check]:
+    from pipeline.models.vision import ultralytics_offline, yolo_weights_dir
+
+    ultralytics_offline()
+    from ultralytics.utils import SETTINGS_FILE
+
+    return [
+        Check("ultralytics", "settings", INFO, str(SETTINGS_FILE)),
+        Check("ultralytics", "weights_dir", INFO, str(yolo_weights_dir())),
+        Check("ultralytics", "offline", INFO, f"YOLO_OFFLINE={os.environ.get('YOLO_OFFLINE', '')}"),
+    ]
+
+
+def r2_checks() -> list[Check]:
+    """Which R2 variables are set (never their values), and whether the bucket answers when they are."""
+    from pipeline.r2 import Remote, Settings, check_bucket, parse
+
+    names = ("R2_ENDPOINT_URL", "R2_ACCESS_KEY_ID", "R2_SECRET_ACCESS_KEY", "R2_BUCKET_NAME", "CDN_DOMAIN")
+    checks = [Check("r2", name, OK if os.environ.get(name) else INFO, "set" if os.environ.get(name) else "not set")
+              for name in names]
+    settings = Settings.from_env()
+    if settings.bucket and settings.access_key_id:
+        remote = Remote(settings)
+        try:
+            check_bucket(remote.client, parse("r2:///", settings.bucket), settings)
+            checks.append(Check("r2", "bucket", OK, f"{settings.bucket} reachable"))
+        except Exception as exc:  # noqa: BLE001 - the reason is the report
+            checks.append(Check("r2", "bucket", MISSING, str(exc), required=True))
+    return checks
+
+
+def run_checks() -> list[Check]:
+    return system_checks() + preset_checks() + ultralytics_checks() + r2_checks()

@@ -1,0 +1,108 @@
+"""`modomo doctor` and `modomo models`: offline, clear, and right about what is cached."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from modomo_cli.app import app
+from pipeline.doctor import model_files
+from pipeline.models.presets import sd15
+
+
+def invoke(*args):
+    return CliRunner().invoke(app, list(map(str, args)))
+
+
+def fake_hub_cache(home: Path, repo: str, filename: str) -> None:
+    """The Hugging Face cache layout: models--org--name/{refs/main, snapshots/REV/FILE}."""
+    folder = home / "hub" / ("models--" + repo.replace("/", "--"))
+    (folder / "refs").mkdir(parents=True, exist_ok=True)
+    (folder / "refs" / "main").write_text("0" * 40)
+    target = folder / "snapshots" / ("0" * 40) / filename
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(b"weights")
+
+
+@pytest.fixture
+def empty_caches(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    # The hub library reads HF_HOME when it is imported; point its cache at the empty folder too.
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    for name in ("R2_ENDPOINT_URL", "R2_ACCESS_KEY_ID", "R2_SECRET_ACCESS_KEY", "R2_BUCKET_NAME", "CDN_DOMAIN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path / "hf"
+
+
+def test_doctor_reports_missing_weights_and_exits_1(empty_caches):
+    result = invoke("doctor", "--json")
+    assert result.exit_code == 1
+    checks = {(c["area"], c["name"]): c for c in json.loads(result.stdout)}
+    assert checks[("system", "python")]["status"] == "ok"
+    assert checks[("system", "torch")]["status"] == "ok"
+    for role in ("stable diffusion", "controlnet depth", "controlnet canny", "depth", "sam2", "yolo"):
+        assert checks[("sd15", role)]["status"] == "missing"
+        assert "modomo models download" in checks[("sd15", role)]["detail"]
+    assert checks[("r2", "R2_BUCKET_NAME")]["detail"] == "not set"
+    assert "problem" in result.stderr
+
+
+def test_doctor_is_happy_when_everything_is_cached(empty_caches, monkeypatch):
+    spec = sd15()
+    for repo, name in ((spec.sd, "unet/diffusion_pytorch_model.safetensors"),
+                       (spec.controlnet_depth, "diffusion_pytorch_model.safetensors"),
+                       (spec.controlnet_canny, "diffusion_pytorch_model.safetensors"),
+                       (spec.depth, "model.safetensors"),
+                       ("facebook/sam2.1-hiera-tiny", "sam2.1_hiera_tiny.pt")):
+        fake_hub_cache(empty_caches, repo, name)
+    Path(spec.yolo).write_bytes(b"weights")  # in the working folder, where ultralytics looks first
+    assert all(path for _, _, path in model_files(spec))
+    result = invoke("doctor")
+    assert result.exit_code == 0, result.output
+    assert "missing" not in result.stderr
+    listed = json.loads(invoke("models", "list", "--json").stdout)
+    assert all(row["cached"] for row in listed)
+
+
+def test_doctor_checks_the_bucket(empty_caches, moto_server, r2_env, monkeypatch):
+    result = invoke("doctor", "--json")
+    checks = {(c["area"], c["name"]): c for c in json.loads(result.stdout)}
+    assert checks[("r2", "bucket")]["status"] == "ok"
+    assert checks[("r2", "R2_SECRET_ACCESS_KEY")]["detail"] == "set"
+    assert moto_server.secret_access_key not in result.output
+    monkeypatch.setenv("R2_BUCKET_NAME", "no-such-bucket")
+    checks = {(c["area"], c["name"]): c for c in json.loads(invoke("doctor", "--json").stdout)}
+    assert checks[("r2", "bucket")]["status"] == "missing" and "does not exist" in checks[("r2", "bucket")]["detail"]
+
+
+def test_models_list_offline(empty_caches):
+    result = invoke("models", "list", "--json")
+    assert result.exit_code == 0
+    rows = json.loads(result.stdout)
+    assert {r["preset"] for r in rows} == {"sd15", "tiny", "random-sd15"}
+    assert not any(r["cached"] for r in rows if r["preset"] == "sd15")
+    assert invoke("models", "list").exit_code == 0
+
+
+def test_models_download_offline_is_one_line(empty_caches):
+    result = invoke("models", "download", "sd15")
+    assert result.exit_code == 1
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert lines[-1].startswith("error: cannot download") and "Traceback" not in result.output
+
+
+def test_export_tiny_writes_a_loadable_bundle(tmp_path, rooms):
+    folder = tmp_path / "bundle"
+    assert invoke("models", "export-tiny", folder).exit_code == 0
+    assert (folder / "modomo-bundle.json").is_file() and (folder / "stable-diffusion" / "unet").is_dir()
+    result = invoke("transform", rooms / "living-room-02-small.jpg", "--models", folder, "--out", tmp_path / "out",
+                    "--size", "128", "--steps", "1", "--retries", "0")
+    assert result.exit_code == 0, result.output
+    again = invoke("models", "export-tiny", folder)
+    assert again.exit_code == 2 and "not empty" in again.stderr
