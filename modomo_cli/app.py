@@ -76,6 +76,9 @@ def transform(
         float | None, typer.Option(help="Retry results scoring below this (default: the style's).")
     ] = None,
     retries: Annotated[int, typer.Option(help="New seeds to try for a result below --min-quality.")] = 2,
+    lora: Annotated[
+        list[str] | None, typer.Option("--lora", help="LoRA weights FILE[:SCALE] for every style (repeatable).")
+    ] = None,
     report: Annotated[bool, typer.Option("--report", help="Write report.html into the output.")] = False,
     save_controls: Annotated[
         bool, typer.Option("--save-controls", help="Save each image's depth, edges and object masks.")
@@ -91,6 +94,7 @@ def transform(
         from pipeline.cost import resolve_price
         from pipeline.journal import Journal
         from pipeline.models.load import load_stack, pick_device
+        from pipeline.models.lora import parse as parse_lora
         from pipeline.models.presets import resolve
         from pipeline.r2 import Remote
         from pipeline.runner import Runner
@@ -104,7 +108,7 @@ def transform(
             size=size, seed=seed, steps=steps, guidance_scale=guidance_scale, batch_size=batch_size,
             device=device, gpu_price=gpu_price, currency=currency, format=fmt, workers=workers,
             resume=resume, overwrite=overwrite, fail_fast=fail_fast, min_quality=min_quality, retries=retries,
-            save_controls=save_controls or report,
+            save_controls=save_controls or report, loras=[parse_lora(text) for text in lora or []],
         ).check()
         # Everything that can be wrong with the inputs or the output is found before models load.
         remote = Remote(pool_size=config.workers * 2 + 2)

@@ -36,6 +36,7 @@ class RunConfig:
     fail_fast: bool = False
     min_quality: float | None = None  # default: the style's
     retries: int = 2
+    loras: list = field(default_factory=list)  # pipeline.models.lora.Lora, for every style
     save_controls: bool = False  # also write the input preview, depth, edges and object masks
     speed: SpeedOptions = field(default_factory=SpeedOptions)
     engine: str = "modomo"  # or "diffusers": one plain pipe() call per image, the bench's baseline
@@ -113,7 +114,12 @@ class RunConfig:
             "base_seed": self.seed,
             "min_quality": self.quality_threshold(style),
             "retries": self.retries,
+            "loras": [lora.to_json() for lora in self.loras_for(style)],
         }
+
+    def loras_for(self, style: Style) -> list:
+        """The LoRAs a style's results use: the run's (--lora), then the style file's own."""
+        return [*self.loras, *style.loras]
 
     def summary_settings(self) -> dict:
         """The summary's settings: the first style's at the top level, every style's under `by_style`."""

@@ -22,6 +22,7 @@ from pipeline.config import RunConfig
 from pipeline.errors import ImageError, ModomoError
 from pipeline.frames import Frame, Item
 from pipeline.journal import Journal, settings_hash
+from pipeline.models import lora
 from pipeline.models.load import ModelStack
 from pipeline.overlay import draw_objects
 from pipeline.prefetch import read_ahead
@@ -53,6 +54,7 @@ class StyleRun:
     edges: EdgeDetector
     generator: Generator | PlainDiffusersGenerator
     stems: dict[Item, str]
+    loras: list
 
 
 class Runner:
@@ -75,6 +77,9 @@ class Runner:
             ("depth", depth),
         ]
         self.styles = [self._style_run(style) for style in config.styles]
+        self.uses_loras = any(run.loras for run in self.styles)
+        if self.uses_loras:
+            lora.load(stack.pipe, [entry for run in self.styles for entry in run.loras])
 
     def _style_run(self, style: Style) -> StyleRun:
         settings = self.config.generate_settings(style)
@@ -89,7 +94,7 @@ class Runner:
         else:
             generator = Generator(self.stack.pipe, settings, self.stack.device, self.config.speed)
         return StyleRun(style, settings, digest, self.config.quality_threshold(style),
-                        EdgeDetector(style.canny_low, style.canny_high), generator, {})
+                        EdgeDetector(style.canny_low, style.canny_high), generator, {}, self.config.loras_for(style))
 
     @property
     def oom_events(self) -> list[dict]:
@@ -144,6 +149,8 @@ class Runner:
             frames = [fork(f, run.style.name, len(todo[f.item.key])) for f in batch if run in todo[f.item.key]]
             if not frames:
                 continue
+            if self.uses_loras:
+                lora.activate(self.stack.pipe, run.loras)
             self.run_stage("edges", run.edges, frames)
             self.run_stage("generate", run.generator, frames)
             self.run_stage("validate", self.validator, frames)

@@ -42,6 +42,7 @@ class Style:
     canny_high: int
     source: str
     min_quality: float = DEFAULT_MIN_QUALITY
+    loras: tuple = ()  # pipeline.models.lora.Lora, applied to this style's results
 
     def prompt_for(self, room: str) -> str:
         return self.prompt.format(room=room)
@@ -126,4 +127,18 @@ def parse_style(data: dict, file: Path) -> Style:
         source=str(file),
         min_quality=in_range("min_quality", float(get(data, "min_quality", (int, float))), 0.0, 1.0)
         if "min_quality" in data else DEFAULT_MIN_QUALITY,
+        loras=parse_loras(data, file),
     )
+
+
+def parse_loras(data: dict, file: Path) -> tuple:
+    """`loras = ["file.safetensors:0.8", ...]`, files relative to the style file."""
+    from pipeline.models.lora import parse
+
+    entries = data.get("loras", [])
+    if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
+        raise StyleError(f"{file}: field 'loras' must be a list of \"FILE[:SCALE]\" strings")
+    try:
+        return tuple(parse(entry, base=file.parent) for entry in entries)
+    except UsageError as exc:
+        raise StyleError(f"{file}: field 'loras': {exc}") from None
