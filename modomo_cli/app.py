@@ -79,6 +79,9 @@ def transform(
     lora: Annotated[
         list[str] | None, typer.Option("--lora", help="LoRA weights FILE[:SCALE] for every style (repeatable).")
     ] = None,
+    checkpoint: Annotated[
+        Path | None, typer.Option(help="A single-file SD1.5 fine-tune (.safetensors) in place of the base model.")
+    ] = None,
     report: Annotated[bool, typer.Option("--report", help="Write report.html into the output.")] = False,
     save_controls: Annotated[
         bool, typer.Option("--save-controls", help="Save each image's depth, edges and object masks.")
@@ -120,7 +123,7 @@ def transform(
         torch_device = pick_device(config.device)
         gpu_name = _gpu_name(torch_device)
         price = resolve_price(gpu_name, config.gpu_price, config.currency)
-        spec = resolve(config.models)
+        spec = with_checkpoint(resolve(config.models), checkpoint, config.styles)
 
         with RunProgress(progress) as bar:
             start = time.perf_counter()
@@ -149,6 +152,24 @@ def transform(
             raise typer.Exit(EXIT_INTERRUPTED)
         if result.counts["failed"]:
             raise typer.Exit(EXIT_SOME_FAILED)
+
+
+def with_checkpoint(spec, option: Path | None, chosen_styles):
+    """The preset with --checkpoint, or the styles' own `checkpoint` when they agree on one."""
+    from dataclasses import replace
+
+    from pipeline.errors import UsageError
+    from pipeline.models.checkpoint import check
+
+    wanted = {s.checkpoint for s in chosen_styles if s.checkpoint}
+    if option is None and len(wanted) > 1:
+        raise UsageError("the styles name different checkpoints; run them separately or pass --checkpoint")
+    file = option or (wanted.pop() if wanted else None)
+    if file is None:
+        return spec
+    if spec.random_weights and not spec.local:
+        raise UsageError(f"--checkpoint needs a preset with configs on disk or in the cache, not {spec.name}")
+    return replace(spec, checkpoint=str(check(file)))
 
 
 @contextmanager

@@ -82,6 +82,10 @@ def preset_checks() -> list[Check]:
         checks.append(Check("sd15", role, OK if path else MISSING,
                             f"{model_id}: {path}" if path else f"{model_id}: not cached (modomo models download sd15)",
                             required=True))
+    spec = sd15()
+    clip = hub_file_cached(spec.clip, "config.json")
+    checks.append(Check("sd15", "clip (optional)", OK if clip else INFO,
+                        f"{spec.clip}: {'cached' if clip else 'not cached: the style-adherence score is off'}"))
     tiny = cache_dir() / f"tiny-v{TINY_VERSION}" / BUNDLE_FILE
     checks.append(Check("tiny", "bundle", OK if tiny.is_file() else INFO,
                         str(tiny.parent) if tiny.is_file() else f"built on first use into {tiny.parent}"))

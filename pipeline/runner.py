@@ -34,7 +34,7 @@ from pipeline.stages.detect import Detector
 from pipeline.stages.edges import EdgeDetector
 from pipeline.stages.generate import GenerateSettings, Generator, PlainDiffusersGenerator
 from pipeline.stages.segment import Segmenter
-from pipeline.stages.validate import Validator
+from pipeline.stages.validate import StyleScorer, Validator
 from pipeline.timing import synchronize, timed
 from styles import Style
 
@@ -70,7 +70,7 @@ class Runner:
         self.stop = threading.Event()
         device = stack.device
         depth = DepthEstimator(stack.depth_model, stack.depth_processor, device, stack.dtype)
-        self.validator = Validator(depth)
+        self.validator = Validator(depth, self._style_scorer())
         self.shared = [
             ("detect", Detector(stack.yolo, str(device))),
             ("segment", Segmenter(stack.sam2)),
@@ -80,6 +80,17 @@ class Runner:
         self.uses_loras = any(run.loras for run in self.styles)
         if self.uses_loras:
             lora.load(stack.pipe, [entry for run in self.styles for entry in run.loras])
+
+    def _style_scorer(self) -> StyleScorer | None:
+        """CLIP style adherence when the preset's CLIP is loaded: each style against all known styles."""
+        if self.stack.clip is None:
+            return None
+        from styles import list_styles, load_style
+
+        known = {s.name: s for s in [*map(load_style, list_styles()), *self.config.styles]}
+        prompts = {name: style.prompt_for(self.config.room) for name, style in known.items()}
+        model, processor = self.stack.clip
+        return StyleScorer(model, processor, prompts, self.stack.device, self.stack.dtype)
 
     def _style_run(self, style: Style) -> StyleRun:
         settings = self.config.generate_settings(style)

@@ -43,6 +43,7 @@ class Style:
     source: str
     min_quality: float = DEFAULT_MIN_QUALITY
     loras: tuple = ()  # pipeline.models.lora.Lora, applied to this style's results
+    checkpoint: str | None = None  # a single-file SD1.5 fine-tune this style is meant for
 
     def prompt_for(self, room: str) -> str:
         return self.prompt.format(room=room)
@@ -128,7 +129,21 @@ def parse_style(data: dict, file: Path) -> Style:
         min_quality=in_range("min_quality", float(get(data, "min_quality", (int, float))), 0.0, 1.0)
         if "min_quality" in data else DEFAULT_MIN_QUALITY,
         loras=parse_loras(data, file),
+        checkpoint=parse_checkpoint(data, file),
     )
+
+
+def parse_checkpoint(data: dict, file: Path) -> str | None:
+    """`checkpoint = "fine-tune.safetensors"`, relative to the style file."""
+    if "checkpoint" not in data:
+        return None
+    if not isinstance(data["checkpoint"], str):
+        raise StyleError(f"{file}: field 'checkpoint' must be a file name")
+    path = Path(data["checkpoint"]).expanduser()
+    path = path if path.is_absolute() else file.parent / path
+    if not path.is_file():
+        raise StyleError(f"{file}: field 'checkpoint': no such file {path}")
+    return str(path)
 
 
 def parse_loras(data: dict, file: Path) -> tuple:

@@ -18,6 +18,8 @@ SD_FILES = [
 ]
 CONTROLNET_FILES = ["config.json", "diffusion_pytorch_model.safetensors"]
 DEPTH_FILES = ["config.json", "model.safetensors", "preprocessor_config.json"]
+CLIP_FILES = ["config.json", "model.safetensors", "preprocessor_config.json", "tokenizer*", "vocab.json", "merges.txt",
+              "special_tokens_map.json"]
 
 
 def download(spec: ModelSpec, report: Callable[[str], None] = print) -> list[str]:
@@ -28,8 +30,11 @@ def download(spec: ModelSpec, report: Callable[[str], None] = print) -> list[str
 
     fetched = []
     try:
-        for repo, patterns in ((spec.sd, SD_FILES), (spec.controlnet_depth, CONTROLNET_FILES),
-                               (spec.controlnet_canny, CONTROLNET_FILES), (spec.depth, DEPTH_FILES)):
+        repos = [(spec.sd, SD_FILES), (spec.controlnet_depth, CONTROLNET_FILES),
+                 (spec.controlnet_canny, CONTROLNET_FILES), (spec.depth, DEPTH_FILES)]
+        if spec.clip:
+            repos.append((spec.clip, CLIP_FILES))
+        for repo, patterns in repos:
             report(f"fetching {repo}")
             fetched.append(snapshot_download(repo, allow_patterns=patterns))
         repo, _, filename = spec.sam2_checkpoint.removeprefix("hub:").rpartition("/")

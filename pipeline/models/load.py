@@ -27,6 +27,7 @@ class ModelStack:
     yolo: Any
     sam2: Any  # sam2 SAM2ImagePredictor
     load_seconds: dict[str, float] = field(default_factory=dict)
+    clip: Any = None  # (CLIPModel, processor) when the preset's CLIP weights are present
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -124,11 +125,19 @@ def load_generator(spec: ModelSpec, device: torch.device, dtype: torch.dtype):
     from transformers import CLIPTextModel, CLIPTokenizer
 
     kw = {"torch_dtype": dtype}
+    if spec.checkpoint:
+        from pipeline.models.checkpoint import load_components
+
+        parts = load_components(Path(spec.checkpoint), spec.sd, dtype, local_only=spec.local or _offline())
+    else:
+        parts = {
+            "vae": _from_pretrained(AutoencoderKL, spec.sd, spec, subfolder="vae", **kw),
+            "text_encoder": _from_pretrained(CLIPTextModel, spec.sd, spec, subfolder="text_encoder", dtype=dtype),
+            "unet": _from_pretrained(UNet2DConditionModel, spec.sd, spec, subfolder="unet", **kw),
+        }
     pipe = StableDiffusionControlNetPipeline(
-        vae=_from_pretrained(AutoencoderKL, spec.sd, spec, subfolder="vae", **kw),
-        text_encoder=_from_pretrained(CLIPTextModel, spec.sd, spec, subfolder="text_encoder", dtype=dtype),
+        **parts,
         tokenizer=_from_pretrained(CLIPTokenizer, spec.sd, spec, subfolder="tokenizer"),
-        unet=_from_pretrained(UNet2DConditionModel, spec.sd, spec, subfolder="unet", **kw),
         controlnet=MultiControlNetModel(
             [
                 _from_pretrained(ControlNetModel, spec.controlnet_depth, spec, **kw),
@@ -169,6 +178,21 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=".*torch_dtype.*")
 
 
+def load_clip(spec: ModelSpec, device: torch.device, dtype: torch.dtype):
+    """The optional CLIP model for style adherence: loaded only when its weights are already on disk."""
+    if not spec.clip:
+        return None
+    if not spec.local:
+        from pipeline.doctor import hub_file_cached
+
+        if hub_file_cached(spec.clip, "config.json") is None:
+            return None
+    from transformers import AutoProcessor, CLIPModel
+
+    model = _from_pretrained(CLIPModel, spec.clip, spec, dtype=dtype)
+    return model.to(device).eval(), _from_pretrained(AutoProcessor, spec.clip, spec)
+
+
 def load_stack(spec: ModelSpec, device: torch.device, on_model=None, options: LoadOptions | None = None) -> ModelStack:
     """Load every model once, timing each; `on_model(name)` reports progress."""
     from pipeline.models import random_sd15
@@ -203,4 +227,5 @@ def load_stack(spec: ModelSpec, device: torch.device, on_model=None, options: Lo
         pipe = timed("stable diffusion + controlnets", lambda: load_generator(spec, device, dtype))
     for module in options.channels_last_modules(pipe, device):
         module.to(memory_format=torch.channels_last)
-    return ModelStack(spec, device, dtype, pipe, depth_model, depth_processor, yolo, sam2, seconds)
+    clip = timed("clip", lambda: load_clip(spec, device, dtype)) if spec.clip else None
+    return ModelStack(spec, device, dtype, pipe, depth_model, depth_processor, yolo, sam2, seconds, clip)

@@ -10,6 +10,7 @@ A bundle folder (`--models DIR`) has this layout, each part in its library's own
     yolo.pt                 ultralytics detection weight
     sam2/sam2.yaml          sam2 model config (hydra `_target_` form)
     sam2/sam2.pt            sam2 checkpoint ({"model": state_dict})
+    clip/                   optional: transformers CLIPModel + processor, for the style-adherence score
 """
 
 from __future__ import annotations
@@ -40,11 +41,15 @@ class ModelSpec:
     sam2_checkpoint: str  # a path, or "hub:REPO/FILE" for a file in a hub repo
     local: bool = False
     random_weights: bool = False
+    clip: str | None = None  # optional: scores style adherence when its weights are present
+    checkpoint: str | None = None  # a single-file SD1.5 fine-tune replacing UNet, VAE and text encoder
 
     def ids(self) -> dict[str, str]:
         """The model ids recorded in metadata."""
         return {
             "preset": self.name,
+            **({"clip": self.clip} if self.clip else {}),
+            **({"checkpoint": self.checkpoint} if self.checkpoint else {}),
             "stable_diffusion": self.sd,
             "controlnet_depth": self.controlnet_depth,
             "controlnet_canny": self.controlnet_canny,
@@ -71,6 +76,7 @@ def sd15() -> ModelSpec:
         yolo="yolo11m.pt",
         sam2_config=_sam2_package_config(),
         sam2_checkpoint="hub:facebook/sam2.1-hiera-tiny/sam2.1_hiera_tiny.pt",
+        clip="openai/clip-vit-base-patch32",
     )
 
 
@@ -121,6 +127,7 @@ def bundle(folder: str | Path) -> ModelSpec:
         sam2_config=str(folder / "sam2" / "sam2.yaml"),
         sam2_checkpoint=str(folder / "sam2" / "sam2.pt"),
         local=True,
+        clip=str(folder / "clip") if (folder / "clip").is_dir() else None,
     )
     missing = [p for p in (spec.sd, spec.controlnet_depth, spec.controlnet_canny, spec.depth, spec.yolo,
                            spec.sam2_config, spec.sam2_checkpoint) if not Path(p).exists()]

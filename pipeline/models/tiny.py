@@ -139,6 +139,27 @@ def build_depth(folder: Path) -> None:
     DPTImageProcessor(size={"height": 64, "width": 64}).save_pretrained(folder)
 
 
+def build_clip(folder: Path) -> None:
+    """A small random CLIP (text + vision towers) with the local tokenizer: the optional `clip/` part of a
+    bundle. The tiny bundle itself leaves it out, so style adherence is off with the tiny models."""
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
+
+    tokenizer = build_tokenizer(folder)
+    config = CLIPConfig(
+        text_config={"vocab_size": len(tokenizer), "hidden_size": 32, "intermediate_size": 37,
+                     "num_hidden_layers": 2, "num_attention_heads": 4, "max_position_embeddings": 77,
+                     "bos_token_id": 0, "eos_token_id": 1, "pad_token_id": 1},
+        vision_config={"image_size": 32, "patch_size": 8, "hidden_size": 32, "intermediate_size": 37,
+                       "num_hidden_layers": 2, "num_attention_heads": 4},
+        projection_dim=16,
+    )
+    CLIPModel(config).save_pretrained(folder)
+    processor = CLIPProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": 32},
+                                                                 crop_size={"height": 32, "width": 32}),
+                              tokenizer=tokenizer)
+    processor.save_pretrained(folder)
+
+
 def build_tiny_bundle(folder: str | Path, seed: int = 0) -> Path:
     """Write the whole tiny bundle into `folder` (layout: `pipeline.models.presets`)."""
     from pipeline.models.load import quiet_libraries

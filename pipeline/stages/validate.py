@@ -11,7 +11,11 @@
 - depth (when a depth model is loaded, as in every transform run): the correlation of the input's
   and the result's depth maps at 64 px, negative clipped to 0: the room keeps its geometry.
 
-score = sanity x mean(structure, depth when present).
+- style (when a CLIP model is present, not with the tiny models): how much more the result looks
+  like its own style's prompt than like the other styles' prompts: CLIP's softmax probability of
+  the right style among all of them.
+
+score = sanity x mean(structure, depth and style, those present).
 """
 
 from __future__ import annotations
@@ -80,27 +84,60 @@ def depth_agreement(before: np.ndarray, after: np.ndarray) -> float:
 
 
 def quality(before: Image.Image, after: Image.Image, depth_before: np.ndarray | None = None,
-            depth_after: np.ndarray | None = None) -> tuple[float, dict[str, float]]:
-    """The score and its named parts (depth only when both depth maps are given)."""
+            depth_after: np.ndarray | None = None, style: float | None = None) -> tuple[float, dict[str, float]]:
+    """The score and its named parts (depth only when both depth maps are given, style when scored)."""
     parts = {"sanity": sanity(after), "structure": structure(before, after)}
     if depth_before is not None and depth_after is not None:
         parts["depth"] = depth_agreement(depth_before, depth_after)
+    if style is not None:
+        parts["style"] = style
     layout = [v for k, v in parts.items() if k != "sanity"]
     score = parts["sanity"] * sum(layout) / len(layout)
     return round(score, 4), {k: round(v, 4) for k, v in parts.items()}
 
 
-class Validator:
-    """Scores each rendered frame against its input; with a depth estimator, also compares depth."""
+class StyleScorer:
+    """CLIP style adherence: the probability of a result's own style among every style's prompt."""
 
-    def __init__(self, depth=None):
+    def __init__(self, model, processor, prompts: dict[str, str], device, dtype):
+        import torch
+
+        self.model, self.processor, self.device, self.dtype = model, processor, device, dtype
+        self.names = list(prompts)
+        with torch.inference_mode():
+            tokens = processor(text=list(prompts.values()), return_tensors="pt", padding=True, truncation=True)
+            text = model.get_text_features(**{k: v.to(device) for k, v in tokens.items()})
+            text = getattr(text, "pooler_output", text)
+            self.text = torch.nn.functional.normalize(text.float(), dim=-1)
+
+    def __call__(self, images: list[Image.Image], styles: list[str]) -> list[float | None]:
+        import torch
+
+        with torch.inference_mode():
+            pixels = self.processor(images=images, return_tensors="pt")["pixel_values"].to(self.device, self.dtype)
+            features = self.model.get_image_features(pixel_values=pixels)
+            features = getattr(features, "pooler_output", features)
+            image = torch.nn.functional.normalize(features.float(), dim=-1)
+            probs = (self.model.logit_scale.exp().float() * image @ self.text.T).softmax(dim=-1).cpu()
+        return [float(probs[i, self.names.index(s)]) if s in self.names else None for i, s in enumerate(styles)]
+
+
+class Validator:
+    """Scores each rendered frame against its input; with a depth estimator it also compares depth, with a
+    StyleScorer it also scores style adherence."""
+
+    def __init__(self, depth=None, style: StyleScorer | None = None):
         self.depth = depth  # a DepthEstimator, or None for the image-only parts
+        self.style = style
 
     def __call__(self, frames: list[Frame]) -> list[Frame]:
         todo = [f for f in frames if f.ok and f.result is not None]
-        depths = self.depth.estimate([f.result for f in todo]) if self.depth is not None and todo else None
+        if not todo:
+            return frames
+        depths = self.depth.estimate([f.result for f in todo]) if self.depth is not None else None
+        styles = self.style([f.result for f in todo], [f.style for f in todo]) if self.style else [None] * len(todo)
         for i, frame in enumerate(todo):
             before = np.asarray(frame.depth.convert("L")) if depths is not None and frame.depth else None
             after = depths[i] if depths is not None else None
-            frame.quality, frame.quality_parts = quality(frame.image, frame.result, before, after)
+            frame.quality, frame.quality_parts = quality(frame.image, frame.result, before, after, styles[i])
         return frames
