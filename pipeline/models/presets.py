@@ -144,7 +144,6 @@ def random_sd15() -> ModelSpec:
 
 
 PRESETS = {"sd15": sd15, "tiny": tiny, "random-sd15": random_sd15}
-PRESET_HELP = "sd15 (default, real weights), tiny (random, small), random-sd15 (random, full size), or a bundle"
 
 
 def resolve(name: str) -> ModelSpec:
