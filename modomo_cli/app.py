@@ -82,6 +82,12 @@ def transform(
     checkpoint: Annotated[
         Path | None, typer.Option(help="A single-file SD1.5 fine-tune (.safetensors) in place of the base model.")
     ] = None,
+    preserve: Annotated[
+        str | None, typer.Option(help="Keep these detected objects as they are: couch,bed (sofa, plant... too).")
+    ] = None,
+    mask_dir: Annotated[
+        Path | None, typer.Option(help="Your own keep masks (white keeps), matched by relative path and stem.")
+    ] = None,
     report: Annotated[bool, typer.Option("--report", help="Write report.html into the output.")] = False,
     save_controls: Annotated[
         bool, typer.Option("--save-controls", help="Save each image's depth, edges and object masks.")
@@ -103,6 +109,7 @@ def transform(
         from pipeline.runner import Runner
         from pipeline.sinks import open_sink
         from pipeline.sources import collect_inputs
+        from pipeline.stages.preserve import resolve_labels
         from styles import load_style
 
         chosen = [load_style(path=style_file)] if style_file else [load_style(n.strip()) for n in style.split(",")]
@@ -112,6 +119,7 @@ def transform(
             device=device, gpu_price=gpu_price, currency=currency, format=fmt, workers=workers,
             resume=resume, overwrite=overwrite, fail_fast=fail_fast, min_quality=min_quality, retries=retries,
             save_controls=save_controls or report, loras=[parse_lora(text) for text in lora or []],
+            preserve=resolve_labels(preserve) if preserve else set(), mask_dir=str(mask_dir) if mask_dir else None,
         ).check()
         # Everything that can be wrong with the inputs or the output is found before models load.
         remote = Remote(pool_size=config.workers * 2 + 2)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from pipeline.errors import UsageError
 from pipeline.stages.generate import GenerateSettings
@@ -37,6 +38,8 @@ class RunConfig:
     min_quality: float | None = None  # default: the style's
     retries: int = 2
     loras: list = field(default_factory=list)  # pipeline.models.lora.Lora, for every style
+    preserve: set = field(default_factory=set)  # COCO labels whose objects keep their original pixels
+    mask_dir: str | None = None  # the user's own keep masks, matched to inputs by relative path and stem
     save_controls: bool = False  # also write the input preview, depth, edges and object masks
     speed: SpeedOptions = field(default_factory=SpeedOptions)
     engine: str = "modomo"  # or "diffusers": one plain pipe() call per image, the bench's baseline
@@ -69,6 +72,8 @@ class RunConfig:
             raise UsageError(f"--retries must be between 0 and 10, got {self.retries}")
         if self.seed < 0:
             raise UsageError(f"--seed must be >= 0, got {self.seed}")
+        if self.mask_dir is not None and not Path(self.mask_dir).is_dir():
+            raise UsageError(f"--mask-dir {self.mask_dir}: no such folder")
         names = [s.name for s in self.styles]
         if len(set(names)) != len(names):
             raise UsageError(f"--style names a style twice: {', '.join(names)}")
@@ -115,6 +120,8 @@ class RunConfig:
             "min_quality": self.quality_threshold(style),
             "retries": self.retries,
             "loras": [lora.to_json() for lora in self.loras_for(style)],
+            "preserve": sorted(self.preserve),
+            "mask_dir": self.mask_dir,
         }
 
     def loras_for(self, style: Style) -> list:

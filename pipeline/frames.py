@@ -41,6 +41,7 @@ class DetectedObject:
     confidence: float
     box: tuple[float, float, float, float]  # x0, y0, x1, y1 in frame pixels
     mask: np.ndarray | None = None
+    kept: bool = False  # preserved (--preserve): its original pixels stay
 
     def to_json(self) -> dict:
         data = {
@@ -50,6 +51,7 @@ class DetectedObject:
         }
         if self.mask is not None:
             data["mask_area"] = round(float(self.mask.mean()), 4)
+        data["kept"] = self.kept
         return data
 
 
@@ -73,6 +75,8 @@ class Frame:
     urls: dict[str, str] = field(default_factory=dict)  # public CDN URLs of uploaded outputs
     error: str | None = None
     style: str | None = None  # set on the per-style copies made after the shared stages
+    keep: np.ndarray | None = None  # float H x W in [0, 1]: 1 keeps the original pixel (--preserve, --mask-dir)
+    mask_source: str | None = None  # the user's mask file, when one was used
 
     @property
     def ok(self) -> bool:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from pipeline import __version__, imaging
 from pipeline.config import RunConfig
@@ -33,13 +34,14 @@ from pipeline.stages.depth import DepthEstimator
 from pipeline.stages.detect import Detector
 from pipeline.stages.edges import EdgeDetector
 from pipeline.stages.generate import GenerateSettings, Generator, PlainDiffusersGenerator
+from pipeline.stages.preserve import Compositor, Preserver
 from pipeline.stages.segment import Segmenter
 from pipeline.stages.validate import StyleScorer, Validator
 from pipeline.timing import synchronize, timed
 from styles import Style
 
 THUMBNAIL_SIDE = 256
-SHARED_STAGES = ("read", "detect", "segment", "depth")
+SHARED_STAGES = ("read", "detect", "segment", "depth", "preserve")
 Event = Callable[..., None]
 
 
@@ -76,6 +78,10 @@ class Runner:
             ("segment", Segmenter(stack.sam2)),
             ("depth", depth),
         ]
+        preserver = Preserver(config.preserve, Path(config.mask_dir) if config.mask_dir else None)
+        self.compositor = Compositor() if preserver.active else None
+        if preserver.active:
+            self.shared.append(("preserve", preserver))
         self.styles = [self._style_run(style) for style in config.styles]
         self.uses_loras = any(run.loras for run in self.styles)
         if self.uses_loras:
@@ -164,6 +170,8 @@ class Runner:
                 lora.activate(self.stack.pipe, run.loras)
             self.run_stage("edges", run.edges, frames)
             self.run_stage("generate", run.generator, frames)
+            if self.compositor:
+                self.run_stage("compose", self.compositor, frames)
             self.run_stage("validate", self.validator, frames)
             self.retry(frames, run)
             out += [(f, run) for f in frames]
@@ -187,6 +195,8 @@ class Runner:
             try:
                 with timed(low, "generate", self.stack.device):
                     run.generator(low)
+                    if self.compositor:
+                        self.compositor(low)
                 with timed(low, "validate", self.stack.device):
                     self.validator(low)
             except Exception:  # noqa: BLE001 - a failed retry keeps the result already made
@@ -310,6 +320,8 @@ class Runner:
             "models": self.stack.spec.ids(),
             "settings": self.config.settings_json(run.style),
             "objects": [o.to_json() for o in frame.objects],
+            "preserve": {"labels": sorted(self.config.preserve), "mask": frame.mask_source,
+                         "kept_area": round(float(frame.keep.mean()), 4) if frame.keep is not None else 0.0},
             "quality": {"score": frame.quality, **frame.quality_parts, "threshold": run.threshold,
                         "passed": passed(frame, run), "attempts": frame.attempts},
             "timings": {k: round(v, 6) for k, v in frame.timings.items()},
@@ -425,7 +437,8 @@ def fork(frame: Frame, style: str, styles: int) -> Frame:
     The shared stages' time is split evenly across the styles, so the stage table adds up."""
     return Frame(
         item=frame.item, seed=frame.seed, image=frame.image, original_size=frame.original_size,
-        objects=frame.objects, depth=frame.depth, error=frame.error, style=style,
+        objects=frame.objects, depth=frame.depth, error=frame.error, style=style, keep=frame.keep,
+        mask_source=frame.mask_source,
         timings={k: v / styles for k, v in frame.timings.items()},
     )
 

@@ -102,7 +102,9 @@ class Generator:
         # Generators live on the CPU so a seed gives the same noise on any device.
         generators = [torch.Generator("cpu").manual_seed(f.seed) for f in group]
         controls = [[f.depth for f in group], [f.edges for f in group]]
-        return self.sampler(self.settings, controls, generators, height, width)
+        keep = [f.keep for f in group] if any(f.keep is not None for f in group) else None
+        return self.sampler(self.settings, controls, generators, height, width, keep=keep,
+                            originals=[f.image for f in group] if keep else None)
 
 
 class PlainDiffusersGenerator:

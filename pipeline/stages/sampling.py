@@ -15,6 +15,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from diffusers.utils.torch_utils import randn_tensor
 
@@ -70,10 +71,21 @@ class Sampler:
             self._prompts[key] = self.pipe.encode_prompt(prompt, device, 1, True, negative_prompt)
         return self._prompts[key]
 
+    def held_region(self, images, keep: list, height: int, width: int, device, dtype):
+        """Latents of the original photos and the latent-size keep masks, for regions kept as they are."""
+        pipe = self.pipe
+        pixels = pipe.image_processor.preprocess(images, height=height, width=width).to(device, pipe.vae.dtype)
+        init = pipe.vae.encode(pixels).latent_dist.mode() * pipe.vae.config.scaling_factor
+        masks = torch.stack([torch.from_numpy(k if k is not None else np.zeros((height, width), np.float32))
+                             for k in keep])[:, None].to(device, torch.float32)
+        masks = torch.nn.functional.interpolate(masks, size=init.shape[-2:], mode="area")
+        return init.to(dtype), masks.to(dtype)
+
     @torch.inference_mode()
     def __call__(self, settings, controls: list[list], generators: list[torch.Generator], height: int,
-                 width: int, output_type: str = "pil"):
-        """Images for one batch. `controls` holds, per ControlNet, one PIL control image per batch item."""
+                 width: int, output_type: str = "pil", keep: list | None = None, originals: list | None = None):
+        """Images for one batch. `controls` holds, per ControlNet, one PIL control image per batch item;
+        `keep` (float masks, 1 = keep) with `originals` holds those regions to the original photos."""
         pipe, opts = self.pipe, self.options
         device = pipe._execution_device
         count = len(generators)
@@ -94,13 +106,16 @@ class Sampler:
         # 3. Timesteps and the per-step, per-net window.
         pipe.scheduler.set_timesteps(settings.steps, device=device)
         timesteps = pipe.scheduler.timesteps
-        keep = control_windows(len(timesteps), settings.control_guidance_start, settings.control_guidance_end)
+        windows = control_windows(len(timesteps), settings.control_guidance_start, settings.control_guidance_end)
         scales = settings.controlnet_conditioning_scale
 
         # 4. Initial noise: one generator per image, as diffusers draws it.
         shape = (count, pipe.unet.config.in_channels, height // pipe.vae_scale_factor, width // pipe.vae_scale_factor)
-        latents = randn_tensor(shape, generator=generators, device=device, dtype=embeds.dtype)
-        latents = latents * pipe.scheduler.init_noise_sigma
+        noise = randn_tensor(shape, generator=generators, device=device, dtype=embeds.dtype)
+        latents = noise * pipe.scheduler.init_noise_sigma
+        held = None
+        if keep is not None and any(k is not None for k in keep):
+            held = self.held_region(originals, keep, height, width, device, embeds.dtype)
 
         with precomputed_conditioning(self.nets if opts.cache_control_embeddings else []) as embedders:
             if opts.cache_control_embeddings:
@@ -111,7 +126,7 @@ class Sampler:
                 model_input = torch.cat([latents] * 2) if guided else latents
                 model_input = pipe.scheduler.scale_model_input(model_input, t)
                 down, mid = None, None
-                for net, cond, scale, active in zip(self.nets, conds, scales, keep[i], strict=True):
+                for net, cond, scale, active in zip(self.nets, conds, scales, windows[i], strict=True):
                     if not active and opts.skip_idle_controlnets:
                         continue
                     self.controlnet_calls += 1
@@ -123,12 +138,18 @@ class Sampler:
                         down = [a + b for a, b in zip(down, d, strict=True)]
                         mid = mid + m
                 self.unet_calls += 1
-                noise = pipe.unet(model_input, t, encoder_hidden_states=embeds, down_block_additional_residuals=down,
-                                  mid_block_additional_residual=mid, return_dict=False)[0]
+                noise_pred = pipe.unet(model_input, t, encoder_hidden_states=embeds,
+                                       down_block_additional_residuals=down, mid_block_additional_residual=mid,
+                                       return_dict=False)[0]
                 if guided:
-                    uncond, cond_noise = noise.chunk(2)
-                    noise = uncond + settings.guidance_scale * (cond_noise - uncond)
-                latents = pipe.scheduler.step(noise, t, latents, return_dict=False)[0]
+                    uncond, cond_noise = noise_pred.chunk(2)
+                    noise_pred = uncond + settings.guidance_scale * (cond_noise - uncond)
+                latents = pipe.scheduler.step(noise_pred, t, latents, return_dict=False)[0]
+                if held is not None:  # the kept region follows the original, noised to the next step's level
+                    init, masks = held
+                    target = init if i + 1 == len(timesteps) else \
+                        pipe.scheduler.add_noise(init, noise, timesteps[i + 1:i + 2])
+                    latents = masks * target + (1 - masks) * latents
 
         if output_type == "latent":
             return latents

@@ -1,0 +1,116 @@
+"""Keep what the client wants: the masks of chosen objects (or the user's own masks) keep the original pixels.
+
+The keep mask is grown a little and feathered; generation fills the rest around it (the kept region's
+latents are held to the original's at every step, so light and perspective blend), and `Compositor`
+puts the exact original pixels back afterwards.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path, PurePosixPath
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from pipeline import imaging
+from pipeline.errors import ImageError, UsageError
+from pipeline.frames import Frame
+from pipeline.stages.detect import FURNITURE_CLASSES
+
+ALIASES = {
+    "sofa": "couch", "settee": "couch", "loveseat": "couch", "armchair": "chair", "stool": "chair",
+    "table": "dining table", "desk": "dining table", "plant": "potted plant", "houseplant": "potted plant",
+    "television": "tv", "tv set": "tv", "fridge": "refrigerator", "books": "book", "vases": "vase",
+    "lamp": None,  # not a COCO class: named so the error can say so
+}
+
+
+def resolve_labels(text: str) -> set[str]:
+    """`couch,sofa,bed` -> COCO labels; an unknown name is a usage error listing what can be kept."""
+    labels = set()
+    for raw in (part.strip().lower() for part in text.split(",")):
+        if not raw:
+            continue
+        label = ALIASES.get(raw, raw)
+        if label not in FURNITURE_CLASSES:
+            raise UsageError(f"--preserve {raw!r}: not a detectable object; choose from "
+                             f"{', '.join(FURNITURE_CLASSES)} (or sofa, armchair, table, plant, television, fridge)")
+        labels.add(label)
+    return labels
+
+
+def soften(mask: np.ndarray, grow: int, feather: int) -> np.ndarray:
+    """Grow a bool mask by `grow` px and feather its edge over `feather` px; float in [0, 1]."""
+    keep = mask.astype(np.uint8)
+    if grow > 0:
+        keep = cv2.dilate(keep, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
+    soft = keep.astype(np.float32)
+    if feather > 0:
+        soft = cv2.GaussianBlur(soft, (0, 0), feather / 2)
+        soft = np.maximum(soft, keep.astype(np.float32) * (cv2.erode(keep, np.ones((3, 3), np.uint8)) > 0))
+    return np.clip(soft, 0.0, 1.0)
+
+
+def find_user_mask(folder: Path, key: str) -> Path | None:
+    """The mask for an input: same relative path and stem under `folder` (any image format), else same stem."""
+    rel = PurePosixPath(key)
+    for base in (folder / rel.parent, folder):
+        if base.is_dir():
+            for candidate in sorted(base.iterdir()):
+                if candidate.is_file() and candidate.stem == rel.stem and \
+                        candidate.suffix.lower() in imaging.IMAGE_SUFFIXES:
+                    return candidate
+    return None
+
+
+class Preserver:
+    """Sets each frame's keep mask from its detected objects (by label) or from a user's mask file."""
+
+    def __init__(self, labels: set[str], mask_dir: Path | None, grow: int = 6, feather: int = 8):
+        self.labels = labels
+        self.mask_dir = mask_dir
+        self.grow = grow
+        self.feather = feather
+
+    @property
+    def active(self) -> bool:
+        return bool(self.labels or self.mask_dir)
+
+    def __call__(self, frames: list[Frame]) -> list[Frame]:
+        for frame in frames:
+            if frame.ok:
+                self.apply(frame)
+        return frames
+
+    def apply(self, frame: Frame) -> None:
+        width, height = frame.image.size
+        keep = np.zeros((height, width), dtype=bool)
+        for obj in frame.objects:
+            obj.kept = obj.label in self.labels and obj.mask is not None
+            if obj.kept:
+                keep |= obj.mask
+        if self.mask_dir is not None:
+            path = find_user_mask(self.mask_dir, frame.item.key)
+            if path is not None:
+                try:
+                    user = imaging.decode(path.read_bytes(), str(path), min_side=1).convert("L")
+                except (OSError, ImageError) as exc:
+                    frame.fail(f"mask {path}: {getattr(exc, 'strerror', None) or exc}")
+                    return
+                keep |= np.asarray(user.resize((width, height), Image.BILINEAR)) >= 128
+                frame.mask_source = str(path)
+        frame.keep = soften(keep, self.grow, self.feather) if keep.any() else None
+
+
+class Compositor:
+    """Puts the original pixels back where the keep mask says so (exactly where it is 1)."""
+
+    def __call__(self, frames: list[Frame]) -> list[Frame]:
+        for frame in frames:
+            if frame.ok and frame.keep is not None and frame.result is not None:
+                original = np.asarray(frame.image, dtype=np.float32)
+                made = np.asarray(frame.result.convert("RGB").resize(frame.image.size), dtype=np.float32)
+                alpha = frame.keep[..., None]
+                frame.result = Image.fromarray((alpha * original + (1 - alpha) * made).round().astype(np.uint8))
+        return frames
