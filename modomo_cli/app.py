@@ -88,6 +88,9 @@ def transform(
     mask_dir: Annotated[
         Path | None, typer.Option(help="Your own keep masks (white keeps), matched by relative path and stem.")
     ] = None,
+    shard: Annotated[
+        str | None, typer.Option(help="Do shard i of N (i/N); default: from a K8s Indexed Job or SLURM array.")
+    ] = None,
     report: Annotated[bool, typer.Option("--report", help="Write report.html into the output.")] = False,
     save_controls: Annotated[
         bool, typer.Option("--save-controls", help="Save each image's depth, edges and object masks.")
@@ -107,6 +110,8 @@ def transform(
         from pipeline.models.presets import resolve
         from pipeline.r2 import Remote
         from pipeline.runner import Runner
+        from pipeline.shards import from_environment as shard_from_environment
+        from pipeline.shards import parse as parse_shard
         from pipeline.sinks import open_sink
         from pipeline.sources import collect_inputs
         from pipeline.stages.preserve import resolve_labels
@@ -125,9 +130,13 @@ def transform(
         remote = Remote(pool_size=config.workers * 2 + 2)
         sink = open_sink(config.out, remote)
         sink.prepare()
-        items = collect_inputs(config.inputs, remote)
-        if not items:
+        everything = collect_inputs(config.inputs, remote)
+        if not everything:
             raise ModomoError(f"no images found in {', '.join(config.inputs)}", EXIT_USAGE)
+        part = parse_shard(shard) if shard else shard_from_environment()
+        items = [item for item in everything if part is None or part.owns(item.key)]
+        if part is not None:
+            console.print(f"shard       {part}: {len(items)} of {len(everything)} inputs", soft_wrap=True)
         torch_device = pick_device(config.device)
         gpu_name = _gpu_name(torch_device)
         price = resolve_price(gpu_name, config.gpu_price, config.currency)
@@ -139,7 +148,7 @@ def transform(
             load_seconds = time.perf_counter() - start
             runner = Runner(config, stack, sink, on_event=bar, journal=Journal(sink))
             with stop_on_signals(runner):
-                result = runner.run(items)
+                result = runner.run(items, everything)
         result.load_seconds = load_seconds
         result.price = price
         summary = result.to_json()

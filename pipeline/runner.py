@@ -357,10 +357,13 @@ class Runner:
                 todo_items.append(item)
         return todo_items, todo
 
-    def run(self, items: list[Item]) -> RunResult:
-        """Stream every item through the stages; returns records in input order, styles in the order asked."""
+    def run(self, items: list[Item], everything: list[Item] | None = None) -> RunResult:
+        """Stream every item through the stages; returns records in input order, styles in the order asked.
+
+        `everything` is the whole input list when `items` is one shard of it: output names are decided
+        on the whole list, so shards writing into one output never collide."""
         for run in self.styles:
-            run.stems = output_stems(items, run.style.name)
+            run.stems = output_stems(everything or items, run.style.name)
         result = RunResult(settings=self.config.summary_settings())
         self.on_event("start", total=len(items) * len(self.styles))
         start = time.perf_counter()
