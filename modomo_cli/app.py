@@ -43,6 +43,7 @@ def user_errors():
 
 @app.command()
 def transform(
+    ctx: typer.Context,
     inputs: Annotated[list[str], typer.Argument(help="Image files, folders (searched recursively) and/or r2://bucket/prefix.")],
     style: Annotated[
         str, typer.Option("--style", "-s", help="Built-in style(s), comma-separated (see `modomo styles`).")
@@ -91,6 +92,9 @@ def transform(
     shard: Annotated[
         str | None, typer.Option(help="Do shard i of N (i/N); default: from a K8s Indexed Job or SLURM array.")
     ] = None,
+    devices: Annotated[
+        str | None, typer.Option(help="One worker process per device: all, 0,1,2,3 (or cpu,cpu).")
+    ] = None,
     report: Annotated[bool, typer.Option("--report", help="Write report.html into the output.")] = False,
     save_controls: Annotated[
         bool, typer.Option("--save-controls", help="Save each image's depth, edges and object masks.")
@@ -137,6 +141,9 @@ def transform(
         items = [item for item in everything if part is None or part.owns(item.key)]
         if part is not None:
             console.print(f"shard       {part}: {len(items)} of {len(everything)} inputs", soft_wrap=True)
+        if devices:
+            code = run_on_devices(ctx, devices, everything, sink, config, as_json)
+            raise typer.Exit(code)
         torch_device = pick_device(config.device)
         gpu_name = _gpu_name(torch_device)
         price = resolve_price(gpu_name, config.gpu_price, config.currency)
@@ -169,6 +176,76 @@ def transform(
             raise typer.Exit(EXIT_INTERRUPTED)
         if result.counts["failed"]:
             raise typer.Exit(EXIT_SOME_FAILED)
+
+
+WORKER_OWN = {"devices", "shard", "device", "as_json", "progress", "ctx"}
+
+
+def worker_argv(ctx: typer.Context) -> list[str]:
+    """This command line again, minus what each worker gets on its own (device, shard, output format)."""
+    argv: list[str] = []
+    for param in ctx.command.params:
+        if param.name in WORKER_OWN or param.name not in ctx.params:
+            continue
+        value = ctx.params[param.name]
+        if isinstance(param, typer.core.TyperArgument):
+            argv += [str(v) for v in value]
+        elif value is None or value == param.default:
+            continue
+        elif param.is_flag:
+            argv.append(param.opts[0] if value else param.secondary_opts[0])
+        elif isinstance(value, list | tuple):
+            for v in value:
+                argv += [param.opts[0], str(v)]
+        else:
+            argv += [param.opts[0], str(value)]
+    return argv
+
+
+def run_on_devices(ctx: typer.Context, devices: str, everything, sink, config, as_json: bool) -> int:
+    """One worker per device, each doing one shard; their summaries merged into one."""
+    from pipeline.cost import Price, resolve_price
+    from pipeline.journal import Journal
+    from pipeline.result import RunResult
+    from pipeline.shards import parse as parse_shard
+    from pipeline.workers import parse_devices
+    from pipeline.workers import run as run_workers
+
+    chosen = parse_devices(devices)
+    console.print(f"devices     {len(chosen)} workers: {', '.join(chosen)}", soft_wrap=True)
+    start = time.perf_counter()
+    workers = run_workers(worker_argv(ctx), chosen)
+    seconds = time.perf_counter() - start
+    journal = {(e["key"], e.get("style")): e for e in Journal(sink).load().values()}
+    records, load = [], 0.0
+    for worker in workers:
+        if worker.summary is not None:
+            records += worker.summary["images"]
+            load = max(load, worker.summary.get("load_seconds", 0.0))
+            continue
+        console.print(f"[red]failed[/red] {escape(worker.died)}", soft_wrap=True)
+        part = parse_shard(worker.shard)
+        for item in (i for i in everything if part.owns(i.key)):
+            for style in config.styles:
+                entry = journal.get((item.key, style.name))
+                records.append({"input": item.display, "key": item.key, "style": style.name,
+                                "status": "ok" if entry else "failed", "error": None if entry else worker.died,
+                                "outputs": entry.get("outputs", {}) if entry else {}, "seed": None,
+                                "quality": entry.get("quality") if entry else None, "timings": {}})
+    order = {item.key: i for i, item in enumerate(everything)}
+    records.sort(key=lambda r: order.get(r["key"], len(order)))
+    gpu = next((d for d in chosen if d.startswith("cuda")), None)
+    price = resolve_price(_gpu_name(torch_device(gpu)) if gpu else None, config.gpu_price, config.currency)
+    device_price = Price(price.per_hour * len(chosen), price.currency, f"{price.source} x {len(chosen)} devices")
+    result = RunResult(records=records, seconds=seconds, load_seconds=load, price=device_price,
+                       settings=config.summary_settings())
+    summary = result.to_json()
+    summary["devices"] = [{"device": w.device, "shard": w.shard, "returncode": w.returncode,
+                           "error": w.died} for w in workers]
+    print_summary(summary)
+    if as_json:
+        sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+    return EXIT_SOME_FAILED if result.counts["failed"] else EXIT_OK
 
 
 def with_checkpoint(spec, option: Path | None, chosen_styles):
@@ -210,6 +287,12 @@ def stop_on_signals(runner):
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+def torch_device(name: str):
+    import torch
+
+    return torch.device(name)
 
 
 def _gpu_name(device) -> str | None:
