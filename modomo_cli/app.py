@@ -95,6 +95,10 @@ def transform(
     devices: Annotated[
         str | None, typer.Option(help="One worker process per device: all, 0,1,2,3 (or cpu,cpu).")
     ] = None,
+    engine: Annotated[
+        str, typer.Option(help="modomo (this process) or ray (an actor per GPU; a cluster via RAY_ADDRESS).")
+    ] = "modomo",
+    actors: Annotated[int | None, typer.Option(help="Ray actors (default: one per GPU, else one).")] = None,
     report: Annotated[bool, typer.Option("--report", help="Write report.html into the output.")] = False,
     save_controls: Annotated[
         bool, typer.Option("--save-controls", help="Save each image's depth, edges and object masks.")
@@ -144,6 +148,19 @@ def transform(
         if devices:
             code = run_on_devices(ctx, devices, everything, sink, config, as_json)
             raise typer.Exit(code)
+        if engine not in ("modomo", "ray"):
+            raise ModomoError(f"--engine {engine!r}: choose modomo or ray", EXIT_USAGE)
+        if engine == "ray":
+            from pipeline import ray_engine
+
+            result = ray_engine.run(config, models, items, actors)
+            result.price = resolve_price(None, config.gpu_price, config.currency)
+            summary = result.to_json()
+            summary["engine"] = "ray"
+            print_summary(summary)
+            if as_json:
+                sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+            raise typer.Exit(EXIT_SOME_FAILED if result.counts["failed"] else EXIT_OK)
         torch_device = pick_device(config.device)
         gpu_name = _gpu_name(torch_device)
         price = resolve_price(gpu_name, config.gpu_price, config.currency)
@@ -178,7 +195,7 @@ def transform(
             raise typer.Exit(EXIT_SOME_FAILED)
 
 
-WORKER_OWN = {"devices", "shard", "device", "as_json", "progress", "ctx"}
+WORKER_OWN = {"devices", "shard", "device", "as_json", "progress", "ctx", "engine", "actors"}
 
 
 def worker_argv(ctx: typer.Context) -> list[str]:
