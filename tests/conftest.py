@@ -105,3 +105,18 @@ def tiny_stack(tiny_bundle):
     from pipeline.models.presets import resolve
 
     return load_stack(resolve(str(tiny_bundle)), torch.device("cpu"))
+
+
+def restyle(bundle: Path, photo: Path, out: Path, *extra, steps: int = 2) -> dict:
+    """One photo through `modomo transform` (tiny models, 128 px, no retries); the --json summary."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from modomo_cli.app import app
+
+    result = CliRunner().invoke(app, ["transform", str(photo), "--models", str(bundle), "--out", str(out),
+                                      "--size", "128", "--steps", str(steps), "--retries", "0", "--json",
+                                      *map(str, extra)])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)

@@ -14,6 +14,7 @@ from safetensors.torch import save_file
 from typer.testing import CliRunner
 
 from modomo_cli.app import app
+from tests.conftest import restyle
 from tests.ldm_export import to_ldm
 
 
@@ -34,11 +35,7 @@ def single_file(bundle: Path, target: Path, nudge: float = 0.0) -> Path:
 
 
 def run(bundle, rooms, out, *extra):
-    result = CliRunner().invoke(app, ["transform", str(rooms / "living-room-02-small.jpg"), "--models", str(bundle),
-                                      "--out", str(out), "--size", "128", "--steps", "2", "--retries", "0", "--json",
-                                      *map(str, extra)])
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
+    return restyle(bundle, rooms / "living-room-02-small.jpg", out, *extra, steps=2)
 
 
 def pixels(summary) -> np.ndarray:

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from modomo_cli.app import app
 from pipeline.errors import UsageError
 from pipeline.models import lora
+from tests.conftest import restyle
 
 
 @pytest.fixture(scope="module")
@@ -49,11 +50,7 @@ def test_parse_file_and_scale(lora_file, tmp_path):
 
 
 def run(bundle, rooms, out, *extra):
-    result = CliRunner().invoke(app, ["transform", str(rooms / "living-room-02-small.jpg"), "--models", str(bundle),
-                                      "--out", str(out), "--size", "128", "--steps", "2", "--retries", "0",
-                                      "--json", *map(str, extra)])
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
+    return restyle(bundle, rooms / "living-room-02-small.jpg", out, *extra, steps=2)
 
 
 def pixels(summary, index=0) -> np.ndarray:

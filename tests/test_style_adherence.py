@@ -6,10 +6,9 @@ import json
 import shutil
 
 import pytest
-from typer.testing import CliRunner
 
-from modomo_cli.app import app
 from pipeline.models.tiny import build_clip
+from tests.conftest import restyle
 
 
 @pytest.fixture(scope="module")
@@ -21,11 +20,7 @@ def bundle_with_clip(tiny_bundle, tmp_path_factory):
 
 
 def run(bundle, rooms, out, *extra):
-    result = CliRunner().invoke(app, ["transform", str(rooms / "living-room-02-small.jpg"), "--models", str(bundle),
-                                      "--out", str(out), "--size", "128", "--steps", "1", "--retries", "0", "--json",
-                                      *extra])
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
+    return restyle(bundle, rooms / "living-room-02-small.jpg", out, *extra, steps=1)
 
 
 def test_style_part_when_clip_is_present(bundle_with_clip, rooms, tmp_path):
