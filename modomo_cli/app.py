@@ -224,8 +224,7 @@ def run_on_devices(ctx: typer.Context, devices: str, everything, sink, config, a
     from pipeline.cost import Price, resolve_price
     from pipeline.journal import Journal
     from pipeline.result import RunResult
-    from pipeline.shards import parse as parse_shard
-    from pipeline.workers import parse_devices
+    from pipeline.workers import merge_records, parse_devices
     from pipeline.workers import run as run_workers
 
     chosen = parse_devices(devices)
@@ -233,24 +232,11 @@ def run_on_devices(ctx: typer.Context, devices: str, everything, sink, config, a
     start = time.perf_counter()
     workers = run_workers(worker_argv(ctx), chosen)
     seconds = time.perf_counter() - start
-    journal = {(e["key"], e.get("style")): e for e in Journal(sink).load().values()}
-    records, load = [], 0.0
+    records = merge_records(workers, everything, [s.name for s in config.styles], Journal(sink))
     for worker in workers:
-        if worker.summary is not None:
-            records += worker.summary["images"]
-            load = max(load, worker.summary.get("load_seconds", 0.0))
-            continue
-        console.print(f"[red]failed[/red] {escape(worker.died)}", soft_wrap=True)
-        part = parse_shard(worker.shard)
-        for item in (i for i in everything if part.owns(i.key)):
-            for style in config.styles:
-                entry = journal.get((item.key, style.name))
-                records.append({"input": item.display, "key": item.key, "style": style.name,
-                                "status": "ok" if entry else "failed", "error": None if entry else worker.died,
-                                "outputs": entry.get("outputs", {}) if entry else {}, "seed": None,
-                                "quality": entry.get("quality") if entry else None, "timings": {}})
-    order = {item.key: i for i, item in enumerate(everything)}
-    records.sort(key=lambda r: order.get(r["key"], len(order)))
+        if worker.died:
+            console.print(f"[red]failed[/red] {escape(worker.died)}", soft_wrap=True)
+    load = max((w.summary.get("load_seconds", 0.0) for w in workers if w.summary), default=0.0)
     gpu = next((d for d in chosen if d.startswith("cuda")), None)
     price = resolve_price(_gpu_name(torch_device(gpu)) if gpu else None, config.gpu_price, config.currency)
     device_price = Price(price.per_hour * len(chosen), price.currency, f"{price.source} x {len(chosen)} devices")

@@ -70,3 +70,27 @@ def run(argv: list[str], devices: list[str], on_start=None) -> list[Worker]:
         except ValueError:
             worker.summary = None
     return workers
+
+
+def merge_records(workers: list[Worker], everything: list, styles: list[str], journal) -> list[dict]:
+    """Every worker's records in input order; a dead worker's inputs are `ok` where the journal says it
+    finished them, else `failed` with the reason it died."""
+    from pipeline.shards import parse as parse_shard
+
+    done = {(e["key"], e.get("style")): e for e in journal.load().values()}
+    records: list[dict] = []
+    for worker in workers:
+        if worker.summary is not None:
+            records += worker.summary["images"]
+            continue
+        part = parse_shard(worker.shard)
+        for item in (i for i in everything if part.owns(i.key)):
+            for style in styles:
+                entry = done.get((item.key, style))
+                records.append({"input": item.display, "key": item.key, "style": style,
+                                "status": "ok" if entry else "failed", "error": None if entry else worker.died,
+                                "outputs": entry.get("outputs", {}) if entry else {}, "seed": None,
+                                "quality": entry.get("quality") if entry else None, "timings": {}})
+    order = {item.key: i for i, item in enumerate(everything)}
+    records.sort(key=lambda r: order.get(r["key"], len(order)))
+    return records
