@@ -96,3 +96,19 @@ def test_report_renders_in_headless_chromium(report_run, tmp_path):
     assert pixels.std() > 20  # not a blank page: header, bars, photos
     header = pixels[:60].mean(axis=(0, 1))
     assert header.mean() < 80  # the dark header is there
+
+
+def test_report_in_r2_links_results_by_cdn_url(tiny_bundle, rooms, moto_server, r2_env, monkeypatch):
+    monkeypatch.setenv("CDN_DOMAIN", "cdn.example.com")
+    result = CliRunner().invoke(app, ["transform", str(rooms / "living-room-02-small.jpg"), "--models",
+                                      str(tiny_bundle), "--out", "r2:///out/", "--size", "128", "--steps", "1",
+                                      "--retries", "0", "--report"])
+    assert result.exit_code == 0, result.output
+    client = moto_server.client()
+    head = client.head_object(Bucket=r2_env, Key="out/report.html")
+    assert head["ContentType"].startswith("text/html")
+    page = client.get_object(Bucket=r2_env, Key="out/report.html")["Body"].read().decode()
+    parser = Links()
+    parser.feed(page)
+    images = [u for u in parser.urls if u.endswith((".png", ".jpg"))]
+    assert images and all(u.startswith("https://cdn.example.com/out/") for u in images)
