@@ -108,7 +108,7 @@ def ultralytics_checks() -> list[Check]:
 
 def r2_checks() -> list[Check]:
     """Which R2 variables are set (never their values), and whether the bucket answers when they are."""
-    from pipeline.r2 import Remote, Settings, check_bucket, parse
+    from pipeline.r2 import Remote, Settings, parse
 
     names = ("R2_ENDPOINT_URL", "R2_ACCESS_KEY_ID", "R2_SECRET_ACCESS_KEY", "R2_BUCKET_NAME", "CDN_DOMAIN")
     checks = [Check("r2", name, OK if os.environ.get(name) else INFO, "set" if os.environ.get(name) else "not set")
@@ -117,7 +117,7 @@ def r2_checks() -> list[Check]:
     if settings.bucket and settings.access_key_id:
         remote = Remote(settings)
         try:
-            check_bucket(remote.client, parse("r2:///", settings.bucket), settings)
+            remote.check(parse("r2:///", settings.bucket))
             checks.append(Check("r2", "bucket", OK, f"{settings.bucket} reachable"))
         except Exception as exc:  # noqa: BLE001 - the reason is the report
             checks.append(Check("r2", "bucket", MISSING, str(exc), required=True))

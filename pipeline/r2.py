@@ -94,7 +94,10 @@ class Settings:
         return f"{domain}/{quote(key)}"
 
 
-def make_client(settings: Settings, pool_size: int = 10):
+PROBE_ATTEMPTS = 2  # the access check before models load: a dead endpoint is reported in seconds
+
+
+def make_client(settings: Settings, pool_size: int = 10, attempts: int = MAX_ATTEMPTS, connect_timeout: int = 5):
     """A boto3 S3 client shaped for R2: region auto, checksums only when required, bounded retries."""
     import boto3
     from botocore.config import Config
@@ -105,9 +108,9 @@ def make_client(settings: Settings, pool_size: int = 10):
         # R2 rejects the CRC checksums boto3 adds by default since 1.36.
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
-        retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
+        retries={"mode": "standard", "total_max_attempts": attempts},
         max_pool_connections=pool_size,
-        connect_timeout=5,
+        connect_timeout=connect_timeout,
         read_timeout=60,
         s3={"addressing_style": "path"},
     )
@@ -185,6 +188,10 @@ class Remote:
         if self._client is None:
             self._client = make_client(self.settings, self.pool_size)
         return self._client
+
+    def check(self, location: Location) -> None:
+        """Credentials and bucket, with few retries and a short timeout: fail in seconds, not minutes."""
+        check_bucket(make_client(self.settings, 1, PROBE_ATTEMPTS, connect_timeout=3), location, self.settings)
 
     def location(self, uri: str) -> Location:
         return parse(uri, self.settings.bucket)

@@ -10,7 +10,7 @@ from pathlib import Path, PurePosixPath
 
 from pipeline.errors import ModomoError
 from pipeline.frames import Item
-from pipeline.r2 import Location, Remote, check_bucket, is_remote
+from pipeline.r2 import Location, Remote, is_remote
 
 CACHE_CONTROL = "public, max-age=31536000, immutable"
 MULTIPART_THRESHOLD = 8 * 1024 * 1024
@@ -146,7 +146,7 @@ class R2Sink:
 
     def prepare(self) -> None:
         """Check credentials and bucket access before any model loads."""
-        check_bucket(self.remote.client, self.location, self.remote.settings)
+        self.remote.check(self.location)
 
     def path(self, relative: str) -> str:
         return f"r2://{self.location.bucket}/{self.location.key(relative)}"

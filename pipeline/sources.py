@@ -9,7 +9,7 @@ from pathlib import Path, PurePosixPath
 from pipeline.errors import UsageError
 from pipeline.frames import Item
 from pipeline.imaging import IMAGE_SUFFIXES
-from pipeline.r2 import Remote, check_bucket, is_remote, list_keys
+from pipeline.r2 import Remote, is_remote, list_keys
 
 
 def _hidden(name: str) -> bool:
@@ -49,7 +49,7 @@ def file_version(path: Path) -> str | None:
 def remote_items(uri: str, remote: Remote) -> list[Item]:
     """Every image object under an R2 prefix (or the one object a URI names), keyed relative to it."""
     location = remote.location(uri)
-    check_bucket(remote.client, location, remote.settings)
+    remote.check(location)
     listed = list_keys(remote.client, location, remote.settings, IMAGE_SUFFIXES)
     if not listed and location.prefix:
         key = location.prefix.rstrip("/")

@@ -187,3 +187,11 @@ def test_multipart_upload_above_the_threshold(moto_server, r2_env, fault_proxy, 
     assert sink.write("big/file.bin", data, "application/octet-stream") == f"r2://{r2_env}/out/big/file.bin"
     assert moto_server.client().get_object(Bucket=r2_env, Key="out/big/file.bin")["Body"].read() == data
     assert fault_proxy.statuses("POST", "uploads")  # a multipart upload was started
+
+
+def test_unreachable_endpoint_fails_in_seconds(tiny_bundle, rooms, r2_env, monkeypatch):
+    monkeypatch.setenv("R2_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens there
+    start = time.perf_counter()
+    result = transform(rooms / PHOTO, "--out", "r2:///out/", *fast(tiny_bundle))
+    assert result.exit_code == 1 and "cannot reach" in result.stderr
+    assert time.perf_counter() - start < 10
