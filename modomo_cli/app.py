@@ -388,7 +388,7 @@ def bench(
                 for module in (stack.pipe.unet, *stack.pipe.controlnet.nets):
                     module.compile()
             summary = run_bench(config, stack, price, BenchOptions(images, warmup, (width, height), compare_diffusers,
-                                                                   ablate), on_event=bar)
+                                                                   ablate), on_event=bar, compiled=compile_models)
         print_bench(summary)
         if as_json:
             sys.stdout.write(json.dumps(summary, indent=2) + "\n")

@@ -109,7 +109,9 @@ def print_bench(summary: dict) -> None:
     console.print(f"device      {device['name']} ({device['type']}), {speed['dtype']}, batch {speed['batch_size']}",
                   soft_wrap=True)
     console.print(f"throughput  {tput['seconds_per_image']:.3f} s/image, {tput['images_per_second']:.3f} images/s "
-                  f"(after {warm['images']} warm-up image(s), {warm['seconds']:.1f} s)", soft_wrap=True)
+                  f"(after {warm['images']} warm-up image(s), {warm['seconds']:.1f} s"
+                  + (f", of which compiling {warm['compile_seconds']:.1f} s" if warm.get("compile_seconds") else "")
+                  + ")", soft_wrap=True)
     gpu = f"{memory['peak_gpu_gb']:.2f} GB GPU, " if memory["peak_gpu_gb"] is not None else ""
     console.print(f"memory      peak {gpu}{memory['peak_host_gb']:.2f} GB host", soft_wrap=True)
     w, h = flops["image_size"]

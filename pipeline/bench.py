@@ -28,7 +28,7 @@ from pipeline.runner import Runner
 from pipeline.sinks import LocalSink
 from pipeline.sources import collect_inputs
 from pipeline.stages.sampling import SpeedOptions
-from pipeline.timing import summarise
+from pipeline.timing import summarise, synchronize
 
 MONTHLY_VOLUMES = (100, 1_000, 5_000, 10_000)
 ABLATIONS = ("skip_idle_controlnets", "cache_control_embeddings")
@@ -92,8 +92,8 @@ def versions() -> dict:
 
 
 def _timed_run(config: RunConfig, stack: ModelStack, items: list[Item], out: Path, on_event=None) -> RunResult:
+    synchronize(stack.device)
     if stack.device.type == "cuda":
-        torch.cuda.synchronize(stack.device)
         torch.cuda.reset_peak_memory_stats(stack.device)
     return Runner(config, stack, LocalSink(out), on_event=on_event).run(items)
 
@@ -117,7 +117,7 @@ def _max_pixel_difference(ours: RunResult, theirs: RunResult) -> int:
 
 
 def run_bench(config: RunConfig, stack: ModelStack, price: Price, options: BenchOptions, on_event=None,
-              compile_seconds: float = 0.0) -> dict:
+              compiled: bool = False) -> dict:
     """Warm up, time the run, optionally time plain diffusers and each shortcut switched off; one summary."""
     config = replace(config, resume=False, overwrite=True)
     with tempfile.TemporaryDirectory(prefix="modomo-bench-") as scratch:
@@ -136,6 +136,9 @@ def run_bench(config: RunConfig, stack: ModelStack, price: Price, options: Bench
         result = _timed_run(config, stack, items, scratch / "modomo", on_event)
         peak_gpu = torch.cuda.max_memory_allocated(stack.device) if stack.device.type == "cuda" else None
         summary = summarise_bench(config, stack, price, result)
+        # torch.compile works during the first calls: what the warm-up took beyond steady-state speed.
+        steady = summary["throughput"]["seconds_per_image"] * len(warm)
+        compile_seconds = max(0.0, warmup_seconds - steady) if compiled and warm else None
         summary.update(warmup={"images": len(warm), "seconds": warmup_seconds, "compile_seconds": compile_seconds},
                        memory={"peak_gpu_gb": round(peak_gpu / 2**30, 3) if peak_gpu is not None else None,
                                "peak_host_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3)})

@@ -12,6 +12,7 @@ import torch
 
 from pipeline.errors import ModomoError
 from pipeline.models.presets import ModelSpec
+from pipeline.timing import synchronize
 
 
 @dataclass
@@ -210,8 +211,7 @@ def load_stack(spec: ModelSpec, device: torch.device, on_model=None, options: Lo
             on_model(name)
         start = time.perf_counter()
         value = fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        synchronize(device)
         seconds[name] = time.perf_counter() - start
         return value
 
