@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from pipeline.models.awaken import awaken_controlnet, awaken_embeddings
 from pipeline.models.presets import ModelSpec
 
 CONFIG_FILE = Path(__file__).resolve().parents[1] / "data" / "random-sd15.json"
@@ -55,6 +56,8 @@ def build_generator(device: torch.device, dtype: torch.dtype):
     with torch.device(device):  # initialise on the target device: seconds on a GPU instead of a minute
         unet = UNet2DConditionModel.from_config(data["unet"])
         controlnets = [ControlNetModel.from_config(data["controlnet"]) for _ in range(2)]
+    for seed, net in enumerate(controlnets, start=1):  # a trained ControlNet's outputs are not zero
+        awaken_controlnet(net, seed)
         vae = AutoencoderKL.from_config(data["vae"])
         text_encoder = CLIPTextModel(CLIPTextConfig(**data["text_encoder"]))
     with tempfile.TemporaryDirectory() as folder:
@@ -76,6 +79,7 @@ def build_depth(device: torch.device, dtype: torch.dtype):
     data = configs()
     with torch.device(device):
         model = DPTForDepthEstimation(DPTConfig(**data["depth"]))
+    awaken_embeddings(model, seed=11)
     return model.to(dtype=dtype).eval(), DPTImageProcessor(**data["depth_processor"])
 
 
@@ -97,4 +101,6 @@ def build_sam2(device: torch.device):
     """SAM2.1 hiera tiny from the sam2 package's config, random."""
     from pipeline.models.vision import load_sam2, sam2_package_config
 
-    return load_sam2(sam2_package_config(configs()["sam2"]), None, str(device))
+    predictor = load_sam2(sam2_package_config(configs()["sam2"]), None, str(device))
+    awaken_embeddings(predictor.model, seed=0)
+    return predictor

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from pipeline.models.awaken import awaken_controlnet, awaken_embeddings
 from pipeline.models.presets import BUNDLE_FILE, BUNDLE_FORMAT
 from pipeline.models.vision import build_tiny_sam2, build_tiny_yolo
 
@@ -102,11 +103,12 @@ def build_stable_diffusion(folder: Path, vocab_size: int) -> None:
     scheduler.save_pretrained(folder / "scheduler")
 
 
-def build_controlnet(folder: Path) -> None:
-    """A ControlNet matching the tiny UNet; its conditioning encoder downsamples by 8."""
+def build_controlnet(folder: Path, seed: int) -> None:
+    """A ControlNet matching the tiny UNet; its conditioning encoder downsamples by 8. Its zero-initialised
+    output layers get seeded random weights, so it changes the result as a trained one does."""
     from diffusers import ControlNetModel
 
-    ControlNetModel(
+    net = ControlNetModel(
         block_out_channels=BLOCKS,
         layers_per_block=1,
         in_channels=4,
@@ -115,7 +117,9 @@ def build_controlnet(folder: Path) -> None:
         attention_head_dim=4,
         norm_num_groups=8,
         conditioning_embedding_out_channels=(8, 8, 16, 16),
-    ).save_pretrained(folder)
+    )
+    awaken_controlnet(net, seed)
+    net.save_pretrained(folder)
 
 
 def build_depth(folder: Path) -> None:
@@ -135,7 +139,9 @@ def build_depth(folder: Path) -> None:
         head_in_index=-1,
         is_hybrid=False,
     )
-    DPTForDepthEstimation(config).save_pretrained(folder)
+    model = DPTForDepthEstimation(config)
+    awaken_embeddings(model, seed=11)
+    model.save_pretrained(folder)
     DPTImageProcessor(size={"height": 64, "width": 64}).save_pretrained(folder)
 
 
@@ -170,8 +176,8 @@ def build_tiny_bundle(folder: str | Path, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     tokenizer = build_tokenizer(folder / "stable-diffusion" / "tokenizer")
     build_stable_diffusion(folder / "stable-diffusion", vocab_size=len(tokenizer))
-    build_controlnet(folder / "controlnet-depth")
-    build_controlnet(folder / "controlnet-canny")
+    build_controlnet(folder / "controlnet-depth", seed=seed + 1)
+    build_controlnet(folder / "controlnet-canny", seed=seed + 2)
     build_depth(folder / "depth")
     build_tiny_yolo(folder / "yolo.pt")
     build_tiny_sam2(folder / "sam2")

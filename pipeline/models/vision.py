@@ -217,6 +217,8 @@ def build_tiny_sam2(folder: Path, seed: int = 0, image_size: int = TINY_SAM2_IMA
     import torch
     from omegaconf import OmegaConf
 
+    from pipeline.models.awaken import awaken_embeddings
+
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     cfg = OmegaConf.load(sam2_package_config())
@@ -226,5 +228,6 @@ def build_tiny_sam2(folder: Path, seed: int = 0, image_size: int = TINY_SAM2_IMA
     OmegaConf.save(cfg, config)
     torch.manual_seed(seed)
     model = build_sam2_model(config, None, "cpu")
+    awaken_embeddings(model, seed)
     torch.save({"model": model.state_dict()}, checkpoint)
     return config, checkpoint
