@@ -53,10 +53,11 @@ def per_image(forward: dict, settings, options: SpeedOptions) -> dict[str, float
     keep = control_windows(steps, settings.control_guidance_start, settings.control_guidance_end)
     plain = steps * guided * (forward["unet"] + sum(forward["controlnets"])) + forward["vae_decode"]
     ours = steps * guided * forward["unet"] + forward["vae_decode"]
+    scales = settings.controlnet_conditioning_scale
     for k, (net, embed) in enumerate(zip(forward["controlnets"], forward["embeddings"], strict=True)):
-        calls = sum(step[k] > 0 for step in keep) if options.skip_idle_controlnets else steps
+        calls = sum(step[k] > 0 and scales[k] != 0 for step in keep) if options.skip_idle_controlnets else steps
         if options.cache_control_embeddings:
-            ours += guided * (calls * (net - embed) + embed)
+            ours += guided * (calls * (net - embed) + (embed if calls else 0))
         else:
             ours += guided * calls * net
     return {"diffusers": plain, "modomo": ours}

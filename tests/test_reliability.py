@@ -322,6 +322,58 @@ def test_oom_that_offload_cannot_fix_fails_only_that_batch(monkeypatch):
         generator(frames(1))
 
 
+class CardThatFitsOnlyOffloaded:
+    """Stands in for a full card in front of the real tiny UNet: every UNet forward raises CUDA's own
+    out-of-memory error until the run has switched to offload; then the real UNet runs."""
+
+    def __init__(self, unet, memory):
+        self.forward, self.memory, self.refused = unet.forward, memory, 0
+
+    def __call__(self, *args, **kwargs):
+        if not self.memory.offloaded:
+            self.refused += 1
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 4.00 GiB")
+        return self.forward(*args, **kwargs)
+
+
+def test_offload_after_oom_renders_the_same_images_with_the_real_models(tiny_stack, rooms, monkeypatch):
+    from pipeline.stages.offload import MemoryState, ModelPlacer
+    from tests.test_sampling import SETTINGS, make_frames
+
+    expected = make_frames(rooms, 2)
+    Generator(tiny_stack.pipe, SETTINGS, tiny_stack.device)(expected)
+    memory = MemoryState(placer=ModelPlacer(tiny_stack.pipe, tiny_stack.device))
+    card = CardThatFitsOnlyOffloaded(tiny_stack.pipe.unet, memory)
+    monkeypatch.setattr(tiny_stack.pipe.unet, "forward", card)
+    batch = make_frames(rooms, 2)
+    Generator(tiny_stack.pipe, SETTINGS, tiny_stack.device, memory=memory)(batch)
+    assert [e["action"] for e in memory.events] == ["batch 1", "model cpu offload"] and card.refused == 2
+    for frame, reference in zip(batch, expected, strict=True):
+        assert np.abs(np.asarray(frame.result, np.int16) - np.asarray(reference.result, np.int16)).max() <= 2
+    # each phase brought its models to the device: prompt, denoise, decode per image; encode never (no mask)
+    assert memory.placer.moves >= 4 and memory.placer.resident == {"vae"}
+
+
+def test_one_out_of_memory_state_for_every_style(tiny_bundle, rooms, tmp_path, monkeypatch):
+    """The batch limit one style learns is where the next style starts: one event, not one per style."""
+    real_render = Generator.render
+
+    def render(self, group):
+        if len(group) > 1:
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        return real_render(self, group)
+
+    monkeypatch.setattr(Generator, "render", render)
+    result = transform(photos(tmp_path / "in", rooms, 2),
+                       *fast(tiny_bundle, tmp_path / "out", "--batch-size", "2", "--style", "boho,modern",
+                             "--retries", "0"))
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["counts"]["ok"] == 4
+    assert [e["action"] for e in summary["oom"]] == ["batch 1"]
+    assert summary["batching"] == {"batch_size": 2, "generate_calls": 4, "rendered": 4, "mean_batch": 1.0}
+
+
 def test_oom_reported_in_the_summary(tiny_bundle, rooms, tmp_path, monkeypatch):
     real_render = Generator.render
 

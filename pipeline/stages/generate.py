@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from pipeline.frames import Frame
+from pipeline.stages.offload import MemoryState, ModelPlacer, free_memory
 from pipeline.stages.sampling import Sampler, SpeedOptions
 
 
@@ -32,20 +33,36 @@ def is_out_of_memory(exc: BaseException) -> bool:
 
 
 class Generator:
-    """Renders frames that share a size in one pipeline call, each with its own seeded generator.
+    """Renders frames that share a size in one sampler call, each with its own seeded generator.
 
-    On out-of-memory it halves the batch and retries; at one image it moves the models to the CPU
-    between uses (model CPU offload) and retries once more. `events` says what happened.
+    On out-of-memory it halves the batch and retries; at one image it moves the models to the device
+    only for the phase that uses them (`offload.ModelPlacer`) and retries once more. The state (batch
+    limit, offload, events) is the run's `MemoryState`, shared with every other style's Generator.
     """
 
-    def __init__(self, pipe, settings: GenerateSettings, device, options: SpeedOptions | None = None):
+    def __init__(self, pipe, settings: GenerateSettings, device, options: SpeedOptions | None = None,
+                 memory: MemoryState | None = None):
         self.pipe = pipe
         self.settings = settings
-        self.device = device
-        self.sampler = Sampler(pipe, options) if pipe is not None else None
-        self.max_batch: int | None = None  # lowered after an out-of-memory
-        self.offloaded = False
-        self.events: list[dict] = []
+        self.device = torch.device(device)
+        self.memory = memory or MemoryState()
+        if self.memory.placer is None and pipe is not None:
+            self.memory.placer = ModelPlacer(pipe, self.device)
+        self.sampler = Sampler(pipe, options, self.device, self.memory.placer) if pipe is not None else None
+        self.calls = 0  # sampler calls that rendered, and the frames they rendered: the batching report
+        self.rendered = 0
+
+    @property
+    def events(self) -> list[dict]:
+        return self.memory.events
+
+    @property
+    def max_batch(self) -> int | None:
+        return self.memory.max_batch
+
+    @property
+    def offloaded(self) -> bool:
+        return self.memory.offloaded
 
     def __call__(self, frames: list[Frame]) -> list[Frame]:
         groups: dict[tuple[int, int], list[Frame]] = {}
@@ -60,41 +77,44 @@ class Generator:
         """Render in chunks of the largest batch known to fit; the limit may drop while this runs."""
         start = 0
         while start < len(group):
-            size = min(self.max_batch or len(group), len(group) - start)
+            size = min(self.memory.max_batch or len(group), len(group) - start)
             self.render_safely(group[start:start + size])
             start += size
 
     def render_safely(self, group: list[Frame]) -> None:
-        """Render, stepping down batch size and then offloading on out-of-memory; never loses a frame."""
+        """Render, stepping down batch size and then offloading on out-of-memory; never loses a frame.
+
+        Recovery happens after the `except` block: inside it, the exception's traceback still holds the
+        failed forward's tensors, and freeing the cache there frees little."""
+        images = None
         try:
             images = self.render(group)
         except (torch.OutOfMemoryError, RuntimeError) as exc:
-            if not is_out_of_memory(exc):
+            if not is_out_of_memory(exc) or (len(group) == 1 and self.offloaded):
                 raise
-            self.free_memory()
-            if len(group) > 1:
-                half = (len(group) + 1) // 2
-                self.max_batch = half
-                self.events.append({"event": "out_of_memory", "batch": len(group), "action": f"batch {half}"})
-                self.render_chunks(group)
-                return
-            if self.offloaded:
-                raise
-            self.events.append({"event": "out_of_memory", "batch": 1, "action": "model cpu offload"})
-            self.offload()
-            images = self.render(group)
+        if images is None:
+            free_memory(self.device)
+            self.step_down(group)
+            return
+        self.calls += 1
+        self.rendered += len(group)
         for frame, image in zip(group, images, strict=True):
             frame.result = image
 
-    def free_memory(self) -> None:
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+    def step_down(self, group: list[Frame]) -> None:
+        """After an out-of-memory: half the batch, or at one image, model offload; then render again."""
+        if len(group) > 1:
+            half = (len(group) + 1) // 2
+            self.memory.max_batch = half
+            self.events.append({"event": "out_of_memory", "batch": len(group), "action": f"batch {half}"})
+        else:
+            self.events.append({"event": "out_of_memory", "batch": 1, "action": "model cpu offload"})
+            self.offload()
+        self.render_chunks(group)
 
     def offload(self) -> None:
-        """Keep only the model in use on the GPU (diffusers' model CPU offload); a no-op on the CPU."""
-        self.offloaded = True
-        if torch.device(self.device).type == "cuda":
-            self.pipe.enable_model_cpu_offload(device=self.device)
+        """From now on, each model is on the device only while its phase runs (all styles: one placer)."""
+        self.memory.offload()
 
     def render(self, group: list[Frame]):
         """One denoising run for frames of one size; returns PIL images in order."""
@@ -114,11 +134,15 @@ class PlainDiffusersGenerator:
         self.pipe = pipe
         self.settings = settings
         self.events: list[dict] = []
+        self.calls = 0
+        self.rendered = 0
 
     def __call__(self, frames: list[Frame]) -> list[Frame]:
         for frame in frames:
             if frame.ok:
                 frame.result = render_with_diffusers(self.pipe, self.settings, frame)
+                self.calls += 1
+                self.rendered += 1
         return frames
 
 

@@ -3,8 +3,8 @@
 It does what `StableDiffusionControlNetPipeline.__call__` does, with the same components, noise and
 scheduler, and gives the same images, minus work that cannot change them:
 
-- a ControlNet outside its guidance window (control_guidance_start/end) is not run at all; diffusers
-  runs it and multiplies its output by zero;
+- a ControlNet outside its guidance window (control_guidance_start/end), or at scale 0, is not run
+  at all; diffusers runs it and multiplies its output by zero;
 - each ControlNet's conditioning embedding (a stack of full-resolution convolutions over the
   control image) is computed once per image instead of at every step;
 - prompt embeddings are computed once per prompt, not once per call.
@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from diffusers.utils.torch_utils import randn_tensor
+
+from pipeline.stages.offload import ModelPlacer
 
 
 @dataclass(frozen=True)
@@ -53,9 +55,11 @@ def precomputed_conditioning(nets):
 class Sampler:
     """Runs the denoising loop on the components of a loaded diffusers ControlNet pipeline."""
 
-    def __init__(self, pipe, options: SpeedOptions | None = None):
+    def __init__(self, pipe, options: SpeedOptions | None = None, device=None, placer: ModelPlacer | None = None):
         self.pipe = pipe
         self.options = options or SpeedOptions()
+        self.device = torch.device(device) if device is not None else pipe._execution_device
+        self.placer = placer or ModelPlacer(pipe, self.device)
         self._prompts: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}
         self.controlnet_calls = 0  # counted: the tests check which ControlNet calls were skipped
 
@@ -63,20 +67,39 @@ class Sampler:
     def nets(self):
         return self.pipe.controlnet.nets
 
-    def encode(self, prompt: str, negative_prompt: str, device) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode(self, prompt: str, negative_prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
         """(positive, negative) embeddings of one prompt pair, batch 1, cached."""
         key = (prompt, negative_prompt)
         if key not in self._prompts or not self.options.cache_prompts:
-            self._prompts[key] = self.pipe.encode_prompt(prompt, device, 1, True, negative_prompt)
+            with self.placer.phase("prompt"):
+                self._prompts[key] = self.pipe.encode_prompt(prompt, self.device, 1, True, negative_prompt)
         return self._prompts[key]
 
-    def held_region(self, images, keep: list, height: int, width: int, device, dtype):
+    def prompt_batch(self, settings, count: int, guided: bool) -> torch.Tensor:
+        """[negative x N, positive x N] for classifier-free guidance, else positive x N."""
+        positive, negative = self.encode(settings.prompt, settings.negative_prompt)
+        if guided:
+            return torch.cat([negative.expand(count, -1, -1), positive.expand(count, -1, -1)])
+        return positive.expand(count, -1, -1)
+
+    def control_images(self, controls: list[list], count: int, height: int, width: int, guided: bool) -> list:
+        """Per ControlNet, its control images preprocessed exactly as the pipeline does."""
+        return [
+            self.pipe.prepare_image(image=images, width=width, height=height, batch_size=count,
+                                    num_images_per_prompt=1, device=self.device, dtype=net.dtype,
+                                    do_classifier_free_guidance=guided, guess_mode=False)
+            for images, net in zip(controls, self.nets, strict=True)
+        ]
+
+    def held_region(self, images, keep: list, height: int, width: int, dtype):
         """Latents of the original photos and the latent-size keep masks, for regions kept as they are."""
         pipe = self.pipe
-        pixels = pipe.image_processor.preprocess(images, height=height, width=width).to(device, pipe.vae.dtype)
-        init = pipe.vae.encode(pixels).latent_dist.mode() * pipe.vae.config.scaling_factor
+        with self.placer.phase("encode"):
+            pixels = pipe.image_processor.preprocess(images, height=height, width=width)
+            pixels = pixels.to(self.device, pipe.vae.dtype)
+            init = pipe.vae.encode(pixels).latent_dist.mode() * pipe.vae.config.scaling_factor
         masks = torch.stack([torch.from_numpy(k if k is not None else np.zeros((height, width), np.float32))
-                             for k in keep])[:, None].to(device, torch.float32)
+                             for k in keep])[:, None].to(self.device, torch.float32)
         masks = torch.nn.functional.interpolate(masks, size=init.shape[-2:], mode="area")
         return init.to(dtype), masks.to(dtype)
 
@@ -85,57 +108,45 @@ class Sampler:
                  width: int, output_type: str = "pil", keep: list | None = None, originals: list | None = None):
         """Images for one batch. `controls` holds, per ControlNet, one PIL control image per batch item;
         `keep` (float masks, 1 = keep) with `originals` holds those regions to the original photos."""
-        pipe, opts = self.pipe, self.options
-        device = pipe._execution_device
+        pipe = self.pipe
         count = len(generators)
         guided = settings.guidance_scale > 1.0
-
-        # 1. Prompt embeddings: [negative x N, positive x N] for classifier-free guidance.
-        positive, negative = self.encode(settings.prompt, settings.negative_prompt, device)
-        embeds = torch.cat([negative.expand(count, -1, -1), positive.expand(count, -1, -1)]) if guided \
-            else positive.expand(count, -1, -1)
-
-        # 2. Control images, preprocessed exactly as the pipeline does, then (once) their embeddings.
-        conds = [
-            pipe.prepare_image(image=images, width=width, height=height, batch_size=count, num_images_per_prompt=1,
-                               device=device, dtype=net.dtype, do_classifier_free_guidance=guided, guess_mode=False)
-            for images, net in zip(controls, self.nets, strict=True)
-        ]
-
-        # 3. Timesteps and the per-step, per-net window.
-        pipe.scheduler.set_timesteps(settings.steps, device=device)
-        timesteps = pipe.scheduler.timesteps
-        windows = control_windows(len(timesteps), settings.control_guidance_start, settings.control_guidance_end)
-        scales = settings.controlnet_conditioning_scale
-
+        # 1-2. Prompt embeddings (cached per prompt pair) and control images.
+        embeds = self.prompt_batch(settings, count, guided)
+        conds = self.control_images(controls, count, height, width, guided)
+        # 3. Timesteps.
+        pipe.scheduler.set_timesteps(settings.steps, device=self.device)
         # 4. Initial noise: one generator per image, as diffusers draws it.
         shape = (count, pipe.unet.config.in_channels, height // pipe.vae_scale_factor, width // pipe.vae_scale_factor)
-        noise = randn_tensor(shape, generator=generators, device=device, dtype=embeds.dtype)
-        latents = noise * pipe.scheduler.init_noise_sigma
+        noise = randn_tensor(shape, generator=generators, device=self.device, dtype=embeds.dtype)
         held = None
         if keep is not None and any(k is not None for k in keep):
-            held = self.held_region(originals, keep, height, width, device, embeds.dtype)
+            held = self.held_region(originals, keep, height, width, embeds.dtype)
+        # 5. Denoise.
+        with self.placer.phase("denoise"):
+            latents = self.denoise(settings, embeds, conds, noise, held, guided)
+        if output_type == "latent":
+            return latents
+        # 6. Decode.
+        with self.placer.phase("decode"):
+            return self.decode(latents, output_type)
 
+    def denoise(self, settings, embeds, conds, noise, held, guided: bool) -> torch.Tensor:
+        """The loop: ControlNet residuals (idle ones skipped), UNet, guidance, scheduler step, held region."""
+        pipe, opts = self.pipe, self.options
+        timesteps = pipe.scheduler.timesteps
+        windows = control_windows(len(timesteps), settings.control_guidance_start, settings.control_guidance_end)
+        latents = noise * pipe.scheduler.init_noise_sigma
+        scales = settings.controlnet_conditioning_scale
+        used = [not opts.skip_idle_controlnets or (scale != 0 and any(step[k] for step in windows))
+                for k, scale in enumerate(scales)]
         with precomputed_conditioning(self.nets if opts.cache_control_embeddings else []) as embedders:
-            if opts.cache_control_embeddings:
-                conds = [embed(cond) for embed, cond in zip(embedders, conds, strict=True)]
-
-            # 5. Denoise.
+            if opts.cache_control_embeddings:  # a ControlNet that never runs needs no embedding
+                conds = [embed(cond) if use else cond for embed, cond, use in zip(embedders, conds, used, strict=True)]
             for i, t in enumerate(timesteps):
                 model_input = torch.cat([latents] * 2) if guided else latents
                 model_input = pipe.scheduler.scale_model_input(model_input, t)
-                down, mid = None, None
-                for net, cond, scale, active in zip(self.nets, conds, scales, windows[i], strict=True):
-                    if not active and opts.skip_idle_controlnets:
-                        continue
-                    self.controlnet_calls += 1
-                    d, m = net(model_input, t, encoder_hidden_states=embeds, controlnet_cond=cond,
-                               conditioning_scale=scale * active, guess_mode=False, return_dict=False)
-                    if down is None:
-                        down, mid = d, m
-                    else:
-                        down = [a + b for a, b in zip(down, d, strict=True)]
-                        mid = mid + m
+                down, mid = self.residuals(model_input, t, embeds, conds, scales, windows[i])
                 noise_pred = pipe.unet(model_input, t, encoder_hidden_states=embeds,
                                        down_block_additional_residuals=down, mid_block_additional_residual=mid,
                                        return_dict=False)[0]
@@ -148,10 +159,29 @@ class Sampler:
                     target = init if i + 1 == len(timesteps) else \
                         pipe.scheduler.add_noise(init, noise, timesteps[i + 1:i + 2])
                     latents = masks * target + (1 - masks) * latents
+        return latents
 
-        if output_type == "latent":
-            return latents
-        # 6. Decode: batched on a GPU; one image at a time on a CPU, where a batch is slower per image.
+    def residuals(self, model_input, t, embeds, conds, scales, window):
+        """The sum of the ControlNets' residuals at one step. A ControlNet outside its window, or at scale 0,
+        adds exactly zero: skipped (the shortcut), or run at scale 0 as diffusers does."""
+        down, mid = None, None
+        for net, cond, scale, inside in zip(self.nets, conds, scales, window, strict=True):
+            if (not inside or scale == 0) and self.options.skip_idle_controlnets:
+                continue
+            self.controlnet_calls += 1
+            d, m = net(model_input, t, encoder_hidden_states=embeds, controlnet_cond=cond,
+                       conditioning_scale=scale * inside, guess_mode=False, return_dict=False)
+            if down is None:
+                down, mid = d, m
+            else:
+                down = [a + b for a, b in zip(down, d, strict=True)]
+                mid = mid + m
+        return down, mid
+
+    def decode(self, latents: torch.Tensor, output_type: str):
+        """VAE decode: batched on a GPU; one image at a time on a CPU, where a batch is slower per image."""
+        pipe = self.pipe
+        count = latents.shape[0]
         latents = latents / pipe.vae.config.scaling_factor
         chunk = count if latents.device.type == "cuda" else 1
         image = torch.cat([pipe.vae.decode(part, return_dict=False)[0] for part in latents.split(chunk)])
