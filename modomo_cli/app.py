@@ -221,6 +221,7 @@ def worker_argv(ctx: typer.Context) -> list[str]:
 
 def run_on_devices(ctx: typer.Context, devices: str, everything, sink, config, as_json: bool) -> int:
     """One worker per device, each doing one shard; their summaries merged into one."""
+    from pipeline.batching import merge_reports
     from pipeline.cost import Price, resolve_price
     from pipeline.journal import Journal
     from pipeline.result import RunResult
@@ -241,7 +242,9 @@ def run_on_devices(ctx: typer.Context, devices: str, everything, sink, config, a
     price = resolve_price(_gpu_name(torch_device(gpu)) if gpu else None, config.gpu_price, config.currency)
     device_price = Price(price.per_hour * len(chosen), price.currency, f"{price.source} x {len(chosen)} devices")
     result = RunResult(records=records, seconds=seconds, load_seconds=load, price=device_price,
-                       settings=config.summary_settings())
+                       settings=config.summary_settings(),
+                       batching=merge_reports(config.batch_size, [w.summary.get("batching", {})
+                                                                  for w in workers if w.summary]))
     summary = result.to_json()
     summary["devices"] = [{"device": w.device, "shard": w.shard, "returncode": w.returncode,
                            "error": w.died} for w in workers]

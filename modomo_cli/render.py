@@ -89,6 +89,10 @@ def print_summary(summary: dict) -> None:
     if quality.get("mean") is not None:
         lines.append(f"quality     mean {quality['mean']:.3f}, {quality['success_rate']:.0%} at or above "
                      f"{quality['threshold']:g}, {quality['retries']} retries")
+    batching = summary.get("batching") or {}
+    if batching.get("generate_calls") and batching["batch_size"] > 1:
+        lines.append(f"batching    {batching['batch_size']} requested: {batching['generate_calls']} generate calls, "
+                     f"mean batch {batching['mean_batch']:.2f}")
     styles = summary.get("styles") or {}
     if len(styles.get("names", [])) > 1:
         lines.append(f"styles      {', '.join(styles['names'])}: read, detect, segment and depth ran once per photo, "
@@ -133,5 +137,18 @@ def print_bench(summary: dict) -> None:
                       f"({summary['stages']['generate']['mean']:.3f} s vs {base['generate_seconds_per_image']:.3f} s), "
                       f"whole run {base['speedup_images_per_second']:.2f}x the images/s, "
                       f"largest pixel difference {base['max_pixel_difference']}", soft_wrap=True)
+    sanity = quality_sanity(summary)
+    if sanity:
+        console.print(f"sanity      {sanity} (0 = black, blank or NaN output)", soft_wrap=True)
     for name, seconds in summary.get("ablation", {}).items():
         console.print(f"ablation    {name}: generate {seconds:.3f} s/image", soft_wrap=True)
+
+
+def quality_sanity(summary: dict) -> str:
+    """'mean 0.91 modomo, 0.90 diffusers': the sanity of what was timed, so broken output is never a speed."""
+    ours = (summary.get("quality") or {}).get("sanity")
+    theirs = (summary.get("diffusers") or {}).get("sanity")
+    parts = [f"{ours:.2f} modomo"] if ours is not None else []
+    if theirs is not None:
+        parts.append(f"{theirs:.2f} plain diffusers")
+    return "mean " + ", ".join(parts) if parts else ""

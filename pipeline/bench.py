@@ -116,9 +116,33 @@ def _max_pixel_difference(ours: RunResult, theirs: RunResult) -> int:
     return worst
 
 
+def warmup_sets(items: list[Item], warmup: int, batch_size: int, compiled: bool) -> list[list[Item]]:
+    """The runs that warm a path up before it is timed. Compiled, every batch shape the timed run will
+    use is run once (a full batch, and the last partial one), so no timed run contains a compile."""
+    if warmup <= 0:
+        return []
+    if not compiled:
+        return [items[:warmup]]
+    sets = [items[:max(warmup, min(batch_size, len(items)))]]
+    if len(items) % batch_size:
+        sets.append(items[: len(items) % batch_size])
+    return sets
+
+
+def _warm_then_time(config: RunConfig, stack: ModelStack, items: list[Item], warm: list[list[Item]], out: Path,
+                    on_event=None) -> tuple[RunResult, float]:
+    """Warm the path up (untimed), then time it; (result, warm-up seconds)."""
+    start = time.perf_counter()
+    for k, subset in enumerate(warm):
+        _timed_run(config, stack, subset, out / f"warmup-{k}")
+    warmup_seconds = time.perf_counter() - start
+    return _timed_run(config, stack, items, out / "timed", on_event), warmup_seconds
+
+
 def run_bench(config: RunConfig, stack: ModelStack, price: Price, options: BenchOptions, on_event=None,
               compiled: bool = False) -> dict:
-    """Warm up, time the run, optionally time plain diffusers and each shortcut switched off; one summary."""
+    """Warm up, time the run, optionally time plain diffusers and each shortcut switched off; one summary.
+    Every timed path has its own warm-up, so with --compile none of them times a compilation."""
     config = replace(config, resume=False, overwrite=True)
     with tempfile.TemporaryDirectory(prefix="modomo-bench-") as scratch:
         scratch = Path(scratch)
@@ -126,45 +150,52 @@ def run_bench(config: RunConfig, stack: ModelStack, price: Price, options: Bench
         items = collect_inputs(inputs)
         if config.inputs and options.images:
             items = items[: options.images]
-        warm = items[: max(0, options.warmup)]
+        warm = warmup_sets(items, options.warmup, config.batch_size, compiled)
 
-        start = time.perf_counter()
-        if warm:
-            _timed_run(config, stack, warm, scratch / "warmup")
-        warmup_seconds = time.perf_counter() - start
-
-        result = _timed_run(config, stack, items, scratch / "modomo", on_event)
+        result, warmup_seconds = _warm_then_time(config, stack, items, warm, scratch / "modomo", on_event)
         peak_gpu = torch.cuda.max_memory_allocated(stack.device) if stack.device.type == "cuda" else None
         summary = summarise_bench(config, stack, price, result)
         # torch.compile works during the first calls: what the warm-up took beyond steady-state speed.
-        steady = summary["throughput"]["seconds_per_image"] * len(warm)
+        warmed = sum(len(subset) for subset in warm)
+        steady = summary["throughput"]["seconds_per_image"] * warmed
         compile_seconds = max(0.0, warmup_seconds - steady) if compiled and warm else None
-        summary.update(warmup={"images": len(warm), "seconds": warmup_seconds, "compile_seconds": compile_seconds},
+        summary.update(warmup={"images": warmed, "runs": len(warm), "seconds": warmup_seconds,
+                               "compile_seconds": compile_seconds},
                        memory={"peak_gpu_gb": round(peak_gpu / 2**30, 3) if peak_gpu is not None else None,
                                "peak_host_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3)})
-
         if options.compare_diffusers:
             plain = replace(config, engine="diffusers")
-            if warm:
-                _timed_run(plain, stack, warm, scratch / "warmup-diffusers")
-            baseline = _timed_run(plain, stack, items, scratch / "diffusers")
-            ours_gen, theirs_gen = _generate_mean(result), _generate_mean(baseline)
-            summary["diffusers"] = {
-                "seconds_per_image": baseline.seconds / max(1, len(items)),
-                "generate_seconds_per_image": theirs_gen,
-                "generate_ratio": ours_gen / theirs_gen,
-                "speedup_images_per_second": (baseline.seconds / result.seconds) if result.seconds else None,
-                "max_pixel_difference": _max_pixel_difference(result, baseline),
-                "stages": summarise([r["timings"] for r in baseline.records if r["status"] == "ok"]),
-            }
-
+            baseline, _ = _warm_then_time(plain, stack, items, warmup_sets(items, options.warmup, 1, compiled),
+                                          scratch / "diffusers")
+            summary["diffusers"] = compare(result, baseline, len(items))
         if options.ablate:
             summary["ablation"] = {"all": _generate_mean(result)}
             for name in ABLATIONS:
-                speed = replace(config.speed, **{name: False})
-                run = _timed_run(replace(config, speed=speed), stack, items, scratch / f"no-{name}")
+                ablated = replace(config, speed=replace(config.speed, **{name: False}))
+                run, _ = _warm_then_time(ablated, stack, items, warm, scratch / f"no-{name}")
                 summary["ablation"][f"without {name}"] = _generate_mean(run)
     return summary
+
+
+def compare(ours: RunResult, baseline: RunResult, count: int) -> dict:
+    """The plain diffusers run beside modomo's: time per image, generate ratio, pixel difference, sanity."""
+    ours_gen, theirs_gen = _generate_mean(ours), _generate_mean(baseline)
+    return {
+        "seconds_per_image": baseline.seconds / max(1, count),
+        "generate_seconds_per_image": theirs_gen,
+        "generate_ratio": ours_gen / theirs_gen,
+        "speedup_images_per_second": (baseline.seconds / ours.seconds) if ours.seconds else None,
+        "max_pixel_difference": _max_pixel_difference(ours, baseline),
+        "sanity": _sanity_mean(baseline),
+        "stages": summarise([r["timings"] for r in baseline.records if r["status"] == "ok"]),
+    }
+
+
+def _sanity_mean(result: RunResult) -> float | None:
+    """Mean sanity of the results: 0 for black, NaN or blank frames, so broken output cannot pass as speed."""
+    values = [r["quality_parts"]["sanity"] for r in result.records
+              if r["status"] == "ok" and "sanity" in (r.get("quality_parts") or {})]
+    return float(np.mean(values)) if values else None
 
 
 def summarise_bench(config: RunConfig, stack: ModelStack, price: Price, result: RunResult) -> dict:
@@ -182,6 +213,7 @@ def summarise_bench(config: RunConfig, stack: ModelStack, price: Price, result: 
     achieved = flops["modomo" if config.engine == "modomo" else "diffusers"] / generate / 1e12
     device = device_info(stack.device)
     per_image_cost = price.cost(seconds_per_image)
+    summary["quality"]["sanity"] = _sanity_mean(result)
     summary.update(
         device=device,
         versions=versions(),

@@ -21,6 +21,7 @@ class RunResult:
     stopped: str | None = None  # why the run ended early: "interrupted", "fail-fast", or a fatal error
     fatal: str | None = None
     oom: list[dict] = field(default_factory=list)
+    batching: dict = field(default_factory=dict)  # requested batch size, generate calls, mean batch
     shared_seconds_saved: float = 0.0  # preprocessing not repeated for the second and later styles
 
     @property
@@ -48,6 +49,7 @@ class RunResult:
             "counts": self.counts,
             "stopped": self.stopped,
             "oom": self.oom,
+            "batching": self.batching,
             "styles": {"names": self.settings.get("styles", []), "shared_seconds_saved": self.shared_seconds_saved},
             "seconds": self.seconds,
             "load_seconds": self.load_seconds,

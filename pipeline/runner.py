@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline import __version__, imaging
+from pipeline.batching import batching_report, size_batches
 from pipeline.config import RunConfig
 from pipeline.errors import ImageError, ModomoError
 from pipeline.frames import Frame, Item
@@ -34,6 +35,7 @@ from pipeline.stages.depth import DepthEstimator
 from pipeline.stages.detect import Detector
 from pipeline.stages.edges import EdgeDetector
 from pipeline.stages.generate import GenerateSettings, Generator, PlainDiffusersGenerator
+from pipeline.stages.offload import MemoryState, ModelPlacer
 from pipeline.stages.preserve import Compositor, Preserver
 from pipeline.stages.segment import Segmenter
 from pipeline.stages.validate import StyleScorer, Validator
@@ -70,6 +72,7 @@ class Runner:
         self.journal = journal
         self.on_event = on_event or (lambda *args, **kwargs: None)
         self.stop = threading.Event()
+        self.memory = MemoryState(placer=ModelPlacer(stack.pipe, stack.device) if stack.pipe is not None else None)
         device = stack.device
         depth = DepthEstimator(stack.depth_model, stack.depth_processor, device, stack.dtype)
         self.validator = Validator(depth, self._style_scorer())
@@ -109,13 +112,19 @@ class Runner:
         if self.config.engine == "diffusers":
             generator = PlainDiffusersGenerator(self.stack.pipe, settings)
         else:
-            generator = Generator(self.stack.pipe, settings, self.stack.device, self.config.speed)
+            generator = Generator(self.stack.pipe, settings, self.stack.device, self.config.speed, self.memory)
         return StyleRun(style, settings, digest, self.config.quality_threshold(style),
                         EdgeDetector(style.canny_low, style.canny_high), generator, {}, self.config.loras_for(style))
 
     @property
     def oom_events(self) -> list[dict]:
-        return [event for run in self.styles for event in run.generator.events]
+        return list(self.memory.events)
+
+    def batching(self) -> dict:
+        """Generate calls over every style, retries included, and the mean frames per call."""
+        calls = sum(run.generator.calls for run in self.styles)
+        rendered = sum(run.generator.rendered for run in self.styles)
+        return batching_report(self.config.batch_size, calls, rendered)
 
     # -- reading ------------------------------------------------------------------------------
     def read(self, item: Item) -> Frame:
@@ -299,6 +308,7 @@ class Runner:
             **(frame.urls if frame.ok else {}),
             "seed": frame.seed,
             "quality": frame.quality,
+            "quality_parts": dict(frame.quality_parts),
             "passed": passed(frame, run) if frame.ok else None,
             "attempts": len(frame.attempts),
             "timings": {k: round(v, 6) for k, v in frame.timings.items()},
@@ -397,17 +407,11 @@ class Runner:
                 self.stop.set()
 
         try:
-            batch: list[Frame] = []
-            for frame in self.frames(todo_items, readers):
+            for batch in size_batches(self.frames(todo_items, readers), self.config.batch_size):
                 if self.stop.is_set():
                     break
-                batch.append(frame)
-                if len(batch) == self.config.batch_size:
-                    finish(batch)
-                    batch = []
-                    drain(self.config.batch_size * 2 * len(self.styles))
-            if batch and not self.stop.is_set():
                 finish(batch)
+                drain(self.config.batch_size * 2 * len(self.styles))
         except KeyboardInterrupt:  # the second Ctrl-C: abandon the batch in hand, keep what is written
             result.interrupted = True
         finally:
@@ -420,6 +424,7 @@ class Runner:
         elif result.interrupted or (self.stop.is_set() and result.stopped is None):
             result.interrupted, result.stopped = True, "interrupted"
         result.oom = self.oom_events
+        result.batching = self.batching()
         order = {item.key: i for i, item in enumerate(items)}
         styles = {run.style.name: i for i, run in enumerate(self.styles)}
         result.records.sort(key=lambda r: (order.get(r["key"], len(order)), styles.get(r.get("style"), 0)))

@@ -64,6 +64,23 @@ def test_compare_diffusers_gives_the_same_images(bench):
     assert "vs diffusers" in stderr and "monthly cost" in stderr
 
 
+def test_bench_reports_sanity_and_batching(bench):
+    """Black or NaN output would score sanity 0: the figure sits beside the speed it qualifies."""
+    summary, _ = bench
+    assert 0 < summary["quality"]["sanity"] <= 1 and 0 < summary["diffusers"]["sanity"] <= 1
+    assert summary["batching"] == {"batch_size": 1, "generate_calls": 3, "rendered": 3, "mean_batch": 1.0}
+
+
+def test_compiled_warmup_covers_every_batch_shape():
+    from pipeline.bench import warmup_sets
+
+    items = list(range(7))
+    assert warmup_sets(items, 1, 4, compiled=False) == [[0]]
+    assert warmup_sets(items, 1, 4, compiled=True) == [[0, 1, 2, 3], [0, 1, 2]]  # batches of 4, then of 3
+    assert warmup_sets(items[:4], 1, 2, compiled=True) == [[0, 1]]
+    assert warmup_sets(items, 0, 4, compiled=True) == []
+
+
 def test_flops_of_the_real_architectures_match_the_published_counts():
     data = random_sd15.configs()
     from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel

@@ -47,6 +47,7 @@ def test_two_workers_cover_the_list_once(tiny_bundle, rooms, tmp_path):
     assert [d["shard"] for d in summary["devices"]] == ["0/2", "1/2"]
     assert all(d["returncode"] == 0 for d in summary["devices"])
     assert len(list((tmp_path / "out").glob("*.png"))) == 6
+    assert summary["batching"]["rendered"] >= 6 and summary["batching"]["generate_calls"] >= 2
 
 
 def test_a_killed_worker_fails_only_its_images(tiny_bundle, rooms, tmp_path):
