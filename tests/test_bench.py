@@ -60,6 +60,7 @@ def test_compare_diffusers_gives_the_same_images(bench):
     baseline = summary["diffusers"]
     assert baseline["max_pixel_difference"] <= 2
     assert baseline["generate_seconds_per_image"] > 0 and baseline["generate_ratio"] > 0
+    assert len(baseline["runs_generate_seconds_per_image"]) == 2  # before and after modomo
     assert set(summary["ablation"]) == {"all", "without skip_idle_controlnets", "without cache_control_embeddings"}
     assert "vs diffusers" in stderr and "monthly cost" in stderr
 
