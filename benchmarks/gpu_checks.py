@@ -100,9 +100,10 @@ def oom_check(stack, scratch: Path, size: tuple[int, int], steps: int) -> dict:
     worst = max((_pixel_difference(a, b) for a, b in zip(plain.records, result.records, strict=True)), default=None)
     ok = result.counts["ok"] == 2 and [e["action"] for e in result.oom] == ["batch 1", "model cpu offload"]
     return {"passed": bool(ok and worst is not None and worst <= 2), "refused_forwards": refused,
-            "events": result.oom, "records": [{k: r[k] for k in ("key", "status", "error")} for r in result.records],
+            "events": result.oom, "records": [{"key": r.key, "status": r.status, "error": r.error}
+                                              for r in result.records],
             "max_pixel_difference_vs_plain": worst, "seconds_offloaded": seconds, "seconds_plain": plain.seconds,
-            "sanity": [r.get("quality_parts", {}).get("sanity") for r in result.records],
+            "sanity": [r.quality_parts.get("sanity") for r in result.records],
             "placement_after_run": placed, "module_moves": runner.memory.placer.moves}
 
 
@@ -122,14 +123,14 @@ def real_oom_check(stack, scratch: Path, size: tuple[int, int], steps: int, head
         torch.cuda.set_per_process_memory_fraction(1.0, stack.device)
         stack.pipe.to(stack.device)
     return {"cap_gb": round(budget / 2**30, 2), "headroom_gb": headroom_gb, "counts": result.counts,
-            "events": result.oom, "errors": sorted({r["error"] for r in result.records if r["error"]})}
+            "events": result.oom, "errors": sorted({r.error for r in result.records if r.error})}
 
 
-def _pixel_difference(a: dict, b: dict) -> int | None:
-    if a["status"] != "ok" or b["status"] != "ok":
+def _pixel_difference(a, b) -> int | None:
+    if not a.ok or not b.ok:
         return None
-    x = np.asarray(Image.open(a["outputs"]["result"]).convert("RGB"), dtype=np.int16)
-    y = np.asarray(Image.open(b["outputs"]["result"]).convert("RGB"), dtype=np.int16)
+    x = np.asarray(Image.open(a.outputs["result"]).convert("RGB"), dtype=np.int16)
+    y = np.asarray(Image.open(b.outputs["result"]).convert("RGB"), dtype=np.int16)
     return int(np.abs(x - y).max())
 
 

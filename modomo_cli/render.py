@@ -54,8 +54,8 @@ class RunProgress:
             self.progress.update(self.task, current=f"{data['stage']}: {names}{more}")
         elif event == "done":
             record = data["record"]
-            if record["status"] == "failed":
-                console.print(f"[red]failed[/red] {escape(record['input'])}: {escape(record['error'])}", soft_wrap=True)
+            if record.status == "failed":
+                console.print(f"[red]failed[/red] {escape(record.input)}: {escape(record.error or '')}", soft_wrap=True)
             if self.enabled:
                 self.progress.advance(self.task)
 

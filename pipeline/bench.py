@@ -25,9 +25,9 @@ from pipeline.frames import Item
 from pipeline.models.load import ModelStack
 from pipeline.result import RunResult
 from pipeline.runner import Runner
+from pipeline.settings import SpeedOptions
 from pipeline.sinks import LocalSink
 from pipeline.sources import collect_inputs
-from pipeline.stages.sampling import SpeedOptions
 from pipeline.timing import summarise, synchronize
 
 MONTHLY_VOLUMES = (100, 1_000, 5_000, 10_000)
@@ -99,19 +99,19 @@ def _timed_run(config: RunConfig, stack: ModelStack, items: list[Item], out: Pat
 
 
 def _generate_mean(result: RunResult) -> float:
-    done = [r["timings"]["generate"] for r in result.records if r["status"] == "ok"]
+    done = [r.timings["generate"] for r in result.records if r.ok]
     return float(np.mean(done)) if done else float("nan")
 
 
 def _max_pixel_difference(ours: RunResult, theirs: RunResult) -> int:
     worst = 0
-    paired = {r["key"]: r for r in theirs.records if r["status"] == "ok"}
+    paired = {r.id: r for r in theirs.records if r.ok}
     for record in ours.records:
-        other = paired.get(record["key"])
-        if record["status"] != "ok" or other is None:
+        other = paired.get(record.id)
+        if not record.ok or other is None:
             continue
-        a = np.asarray(Image.open(record["outputs"]["result"]).convert("RGB"), dtype=np.int16)
-        b = np.asarray(Image.open(other["outputs"]["result"]).convert("RGB"), dtype=np.int16)
+        a = np.asarray(Image.open(record.outputs["result"]).convert("RGB"), dtype=np.int16)
+        b = np.asarray(Image.open(other.outputs["result"]).convert("RGB"), dtype=np.int16)
         worst = max(worst, int(np.abs(a - b).max()))
     return worst
 
@@ -192,14 +192,13 @@ def compare(ours: RunResult, baselines: list[RunResult], count: int) -> dict:
         "speedup_images_per_second": (baseline.seconds / ours.seconds) if ours.seconds else None,
         "max_pixel_difference": _max_pixel_difference(ours, baseline),
         "sanity": _sanity_mean(baseline),
-        "stages": summarise([r["timings"] for r in baseline.records if r["status"] == "ok"]),
+        "stages": summarise([r.timings for r in baseline.records if r.ok]),
     }
 
 
 def _sanity_mean(result: RunResult) -> float | None:
     """Mean sanity of the results: 0 for black, NaN or blank frames, so broken output cannot pass as speed."""
-    values = [r["quality_parts"]["sanity"] for r in result.records
-              if r["status"] == "ok" and "sanity" in (r.get("quality_parts") or {})]
+    values = [r.quality_parts["sanity"] for r in result.records if r.ok and "sanity" in r.quality_parts]
     return float(np.mean(values)) if values else None
 
 
@@ -207,11 +206,11 @@ def summarise_bench(config: RunConfig, stack: ModelStack, price: Price, result: 
     """The run's summary plus throughput, FLOP/s against peak and cost projections."""
     result.price = price
     summary = result.to_json()
-    done = [r for r in result.records if r["status"] == "ok"]
+    done = [r for r in result.records if r.ok]
     count = max(1, len(done))
     seconds_per_image = result.seconds / count
     settings = config.generate_settings()
-    sizes = {tuple(Image.open(r["outputs"]["result"]).size) for r in done}
+    sizes = {tuple(Image.open(r.outputs["result"]).size) for r in done}
     width, height = sizes.pop() if len(sizes) == 1 else (config.long_side, config.long_side)
     flops = per_image(forward_flops(stack.pipe, height, width), settings, config.speed)
     generate = summary["stages"].get("generate", {}).get("mean", float("nan"))

@@ -6,8 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.errors import UsageError
-from pipeline.stages.generate import GenerateSettings
-from pipeline.stages.sampling import SpeedOptions
+from pipeline.settings import GenerateSettings, SpeedOptions
 from styles import ROOMS, Style
 
 FORMATS = ("png", "jpeg", "webp")
@@ -123,6 +122,19 @@ class RunConfig:
             "preserve": sorted(self.preserve),
             "mask_dir": self.mask_dir,
         }
+
+    def result_hash(self, style: Style, model_ids: dict) -> str:
+        """The hash of everything that shapes this style's results (not the batch size): the journal's
+        test of whether an input is done with these settings."""
+        from pipeline.journal import settings_hash
+
+        settings = self.generate_settings(style)
+        return settings_hash({
+            **{k: v for k, v in self.settings_json(style).items() if k != "batch_size"},
+            "prompt": settings.prompt,
+            "negative_prompt": settings.negative_prompt,
+            "models": model_ids,
+        })
 
     def loras_for(self, style: Style) -> list:
         """The LoRAs a style's results use: the run's (--lora), then the style file's own."""

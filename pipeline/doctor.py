@@ -7,7 +7,7 @@ import platform
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.models.presets import BUNDLE_FILE, TINY_VERSION, ModelSpec, cache_dir, sd15
+from pipeline.models.presets import BUNDLE_FILE, TINY_VERSION, ModelSpec, cache_dir, hub_file_cached, sd15
 
 OK, MISSING, WARN, INFO = "ok", "missing", "warn", "info"
 
@@ -21,14 +21,6 @@ class Check:
     status: str
     detail: str
     required: bool = False
-
-
-def hub_file_cached(repo: str, filename: str) -> str | None:
-    """The cached path of a hub file, or None; never touches the network."""
-    from huggingface_hub import try_to_load_from_cache
-
-    found = try_to_load_from_cache(repo, filename)
-    return found if isinstance(found, str) else None
 
 
 def model_files(spec: ModelSpec) -> list[tuple[str, str, str | None]]:

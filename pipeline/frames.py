@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +13,7 @@ from PIL import Image
 
 @dataclass(frozen=True)
 class Item:
-    """One input: `key` is its path relative to the input root (POSIX).
+    """One input: `key` is its path relative to the input root (POSIX); `identity` names it everywhere.
 
     A local file has a `path`; a remote object has a `uri` and a `fetch` that returns its bytes.
     """
@@ -27,6 +28,15 @@ class Item:
     @property
     def display(self) -> str:
         return self.uri or str(self.path)
+
+    @property
+    def identity(self) -> str:
+        """The input everywhere (journal, seeds, shards, engines, merges): where it is, as it was named.
+        Its root as given plus its relative key, so `x/room.jpg` and `y/room.jpg` are two inputs, and
+        a file named alone is the same input as when its folder is named."""
+        if self.uri:
+            return self.uri
+        return os.path.normpath(os.path.join(str(self.root), self.key)).replace(os.sep, "/")
 
     def read(self) -> bytes:
         """The input's bytes; OSError when it cannot be read."""

@@ -34,8 +34,8 @@ def parse_lines(text: str) -> list[dict]:
             entry = json.loads(line)
         except ValueError:
             continue
-        if isinstance(entry, dict) and "key" in entry and "settings" in entry:
-            entries.append(entry)
+        if isinstance(entry, dict) and "id" in entry and "settings" in entry:  # lines without an id predate
+            entries.append(entry)                                                # input identities: redone
     return entries
 
 
@@ -50,13 +50,15 @@ class Journal:
         self.segment = 0
         self.last_flush = time.monotonic()
         self.lock = threading.Lock()  # writer threads record concurrently
+        self.loads = 0  # how often the whole journal was read: once per run, whatever the engine
 
     @property
     def local(self) -> bool:
         return isinstance(self.sink, LocalSink)
 
     def load(self) -> dict[tuple[str, str], dict]:
-        """Finished entries keyed by (input key, settings hash); the latest wins."""
+        """Finished entries keyed by (input identity, settings hash); the latest wins."""
+        self.loads += 1
         if self.local:
             data = self.sink.read(LOCAL_JOURNAL)
             entries = parse_lines(data.decode("utf-8", "replace")) if data else []
@@ -65,7 +67,7 @@ class Journal:
             for name in self.sink.list(SEGMENT_PREFIX):
                 data = self.sink.read(name)
                 entries += parse_lines(data.decode("utf-8", "replace")) if data else []
-        return {(e["key"], e["settings"]): e for e in entries}
+        return {(e["id"], e["settings"]): e for e in entries}
 
     def record(self, entry: dict) -> None:
         """Add one finished input; durable at once locally, at the next flush on R2."""
@@ -91,3 +93,24 @@ class Journal:
 
     def close(self) -> None:
         self.flush()
+
+
+class JournalBuffer:
+    """Collects journal lines in memory for another process to record (a Ray actor hands them back with
+    its records, and the driver writes them into the run's one journal)."""
+
+    def __init__(self):
+        self.entries: list[dict] = []
+        self.lock = threading.Lock()
+
+    def record(self, entry: dict) -> None:
+        with self.lock:
+            self.entries.append(entry)
+
+    def drain(self) -> list[dict]:
+        with self.lock:
+            entries, self.entries = self.entries, []
+        return entries
+
+    def close(self) -> None:
+        pass

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from pipeline.cost import Price
+from pipeline.records import ImageRecord
 from pipeline.timing import summarise
 
 
@@ -12,7 +13,7 @@ from pipeline.timing import summarise
 class RunResult:
     """Everything the summary needs: records, wall time, cost, and how the run ended."""
 
-    records: list[dict] = field(default_factory=list)
+    records: list[ImageRecord] = field(default_factory=list)
     seconds: float = 0.0
     load_seconds: float = 0.0
     price: Price | None = None
@@ -23,27 +24,34 @@ class RunResult:
     oom: list[dict] = field(default_factory=list)
     batching: dict = field(default_factory=dict)  # requested batch size, generate calls, mean batch
     shared_seconds_saved: float = 0.0  # preprocessing not repeated for the second and later styles
+    extra: dict = field(default_factory=dict)  # what the engine adds: engine, device(s), models, load
 
     @property
     def counts(self) -> dict[str, int]:
         out = {"ok": 0, "failed": 0, "skipped": 0}
         for record in self.records:
-            out[record["status"]] += 1
+            out[record.status] += 1
         return out
 
+    def sort(self, items: list, styles: list[str]) -> None:
+        """Records in input order (by identity), styles in the order asked."""
+        order = {item.identity: i for i, item in enumerate(items)}
+        rank = {name: i for i, name in enumerate(styles)}
+        self.records.sort(key=lambda r: (order.get(r.id, len(order)), rank.get(r.style, 0)))
+
     def to_json(self) -> dict:
-        processed = [r for r in self.records if r["status"] != "skipped"]
-        done = [r for r in self.records if r["status"] == "ok"]
+        processed = [r for r in self.records if r.status != "skipped"]
+        done = [r for r in self.records if r.ok]
         total_cost = self.price.cost(self.seconds) if self.price else 0.0
-        scored = [r for r in done if r.get("quality") is not None]
+        scored = [r for r in done if r.quality is not None]
         return {
-            "images": self.records,
-            "stages": summarise([r["timings"] for r in done]) if done else {},
+            "images": [r.to_json() for r in self.records],
+            "stages": summarise([r.timings for r in done]) if done else {},
             "quality": {
                 "threshold": self.settings.get("min_quality"),
-                "mean": sum(r["quality"] for r in scored) / len(scored) if scored else None,
-                "success_rate": sum(bool(r.get("passed")) for r in scored) / len(scored) if scored else None,
-                "retries": sum(max(0, r.get("attempts", 1) - 1) for r in done),
+                "mean": sum(r.quality for r in scored) / len(scored) if scored else None,
+                "success_rate": sum(bool(r.passed) for r in scored) / len(scored) if scored else None,
+                "retries": sum(max(0, r.attempts - 1) for r in done),
             },
             "settings": self.settings,
             "counts": self.counts,
@@ -62,4 +70,5 @@ class RunResult:
                 "per_image": total_cost / len(processed) if processed else 0.0,
                 "total": total_cost,
             },
+            **self.extra,
         }

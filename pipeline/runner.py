@@ -4,30 +4,33 @@
 Reading/decoding and encoding/writing run on bounded thread pools so the main thread only runs
 models. The style-independent stages run once per photo however many styles are asked for. A bad
 image becomes a failed record and the batch goes on.
+
+A Runner is set up once per process (stages, output names for the whole input list, the journal
+read once), then streams any number of input lists through `run` or `stream`: the Ray engine's
+actors hand it one batch at a time.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
-from pipeline import __version__, imaging
+from pipeline import imaging
 from pipeline.batching import batching_report, size_batches
 from pipeline.config import RunConfig
 from pipeline.errors import ImageError, ModomoError
 from pipeline.frames import Frame, Item
-from pipeline.journal import Journal, settings_hash
+from pipeline.journal import Journal
 from pipeline.models import lora
 from pipeline.models.load import ModelStack
-from pipeline.overlay import draw_objects
+from pipeline.outputs import OutputWriter
 from pipeline.prefetch import read_ahead
+from pipeline.records import ImageRecord
 from pipeline.result import RunResult
 from pipeline.seeds import derive_seed
 from pipeline.sinks import LocalSink, OutputError, R2Sink, output_stems
@@ -42,9 +45,9 @@ from pipeline.stages.validate import StyleScorer, Validator
 from pipeline.timing import synchronize, timed
 from styles import Style
 
-THUMBNAIL_SIDE = 256
 SHARED_STAGES = ("read", "detect", "segment", "depth", "preserve")
 Event = Callable[..., None]
+Todo = dict[str, list]  # input identity -> the StyleRuns still to do for it
 
 
 @dataclass
@@ -89,6 +92,9 @@ class Runner:
         self.uses_loras = any(run.loras for run in self.styles)
         if self.uses_loras:
             lora.load(stack.pipe, [entry for run in self.styles for entry in run.loras])
+        self.writer = OutputWriter(config, sink, journal, stack.spec.ids(), str(stack.device))
+        self.prepared_for: int | None = None  # id() of the input list output names were decided on
+        self._done: dict | None = None  # the journal, read once
 
     def _style_scorer(self) -> StyleScorer | None:
         """CLIP style adherence when the preset's CLIP is loaded: each style against all known styles."""
@@ -103,12 +109,7 @@ class Runner:
 
     def _style_run(self, style: Style) -> StyleRun:
         settings = self.config.generate_settings(style)
-        digest = settings_hash({
-            **{k: v for k, v in self.config.settings_json(style).items() if k != "batch_size"},
-            "prompt": settings.prompt,
-            "negative_prompt": settings.negative_prompt,
-            "models": self.stack.spec.ids(),
-        })
+        digest = self.config.result_hash(style, self.stack.spec.ids())
         if self.config.engine == "diffusers":
             generator = PlainDiffusersGenerator(self.stack.pipe, settings)
         else:
@@ -129,7 +130,7 @@ class Runner:
     # -- reading ------------------------------------------------------------------------------
     def read(self, item: Item) -> Frame:
         """Fetch, decode and size one input; a bad one comes back failed, never raised."""
-        frame = Frame(item=item, seed=derive_seed(self.config.seed, item.key))
+        frame = Frame(item=item, seed=derive_seed(self.config.seed, item.identity))
         with timed([frame], "read"):
             try:
                 data = item.read()
@@ -166,13 +167,14 @@ class Runner:
                 for frame in live:
                     frame.fail(f"{name} failed: {first}")
 
-    def process(self, batch: list[Frame], todo: dict[str, list[StyleRun]]) -> list[tuple[Frame, StyleRun]]:
+    def process(self, batch: list[Frame], todo: Todo) -> list[tuple[Frame, StyleRun]]:
         """Shared stages once per photo, then each requested style; returns one frame per (input, style)."""
         for name, stage in self.shared:
             self.run_stage(name, stage, batch)
         out: list[tuple[Frame, StyleRun]] = []
         for run in self.styles:
-            frames = [fork(f, run.style.name, len(todo[f.item.key])) for f in batch if run in todo[f.item.key]]
+            frames = [fork(f, run.style.name, len(todo[f.item.identity])) for f in batch
+                      if run in todo[f.item.identity]]
             if not frames:
                 continue
             if self.uses_loras:
@@ -199,7 +201,7 @@ class Runner:
                 return
             best = {id(f): (f.quality, f.quality_parts, f.result, f.seed) for f in low}
             for frame in low:
-                frame.seed = derive_seed(self.config.seed, f"{frame.item.key}#retry{attempt}")
+                frame.seed = derive_seed(self.config.seed, f"{frame.item.identity}#retry{attempt}")
             self.on_event("stage", frames=low, stage=f"retry {attempt}")
             try:
                 with timed(low, "generate", self.stack.device):
@@ -217,219 +219,120 @@ class Runner:
                 if frame.quality < best[id(frame)][0]:
                     frame.quality, frame.quality_parts, frame.result, frame.seed = best[id(frame)]
 
-    # -- writing ------------------------------------------------------------------------------
-    def write(self, frame: Frame, run: StyleRun) -> dict:
-        """Encode and write result, thumbnail and metadata (metadata last); returns the record."""
-        stem = run.stems[frame.item]
-        if frame.ok:
-            try:
-                fmt = self.config.format
-                with timed([frame], "write"):
-                    result = imaging.encode(frame.result, fmt)
-                    thumb = imaging.encode(imaging.thumbnail(frame.result, THUMBNAIL_SIDE), "jpeg")
-                    names = {"result": stem + imaging.extension(fmt), "thumbnail": stem + ".thumb.jpg"}
-                    frame.outputs["result"] = self.sink.write(names["result"], result, imaging.content_type(fmt))
-                    frame.outputs["thumbnail"] = self.sink.write(names["thumbnail"], thumb, "image/jpeg")
-                    if self.config.save_controls:
-                        self.write_controls(frame, stem)
-                for name, url_key in (("result", "transformed_url"), ("thumbnail", "thumbnail_url")):
-                    url = self.sink.public_url(names[name])
-                    if url:
-                        frame.urls[url_key] = url
-                meta_path = stem + ".json"
-                frame.outputs["metadata"] = str(self.sink.path(meta_path))
-                metadata = json.dumps(self.metadata(frame, run), indent=2).encode() + b"\n"
-                self.sink.write(meta_path, metadata, "application/json")
-                if self.journal is not None:
-                    self.journal.record(self.journal_entry(frame, run))
-            except OutputError:
-                raise
-            except (OSError, ValueError, ModomoError) as exc:
-                frame.fail(f"cannot write output: {getattr(exc, 'strerror', None) or exc}")
-        record = self.record(frame, run)
-        frame.image = frame.result = frame.depth = frame.edges = None  # keep memory flat
-        return record
-
-    def write_controls(self, frame: Frame, stem: str) -> None:
-        """The input as the models saw it, the depth and edge maps, and the object masks over the photo."""
-        images = {
-            "input": (frame.image, "jpeg", ".input.jpg"),
-            "depth": (frame.depth, "png", ".depth.png"),
-            "edges": (frame.edges, "png", ".edges.png"),
-            "masks": (draw_objects(frame.image, frame.objects), "jpeg", ".masks.jpg"),
-        }
-        for kind, (image, fmt, suffix) in images.items():
-            if image is not None:
-                data = imaging.encode(image, fmt)
-                frame.outputs[kind] = self.sink.write(stem + suffix, data, imaging.content_type(fmt))
-
-    def journal_entry(self, frame: Frame, run: StyleRun) -> dict:
-        """The journal line of a finished input and style: enough to skip it next time."""
-        return {
-            "key": frame.item.key,
-            "style": run.style.name,
-            "input": frame.item.display,
-            "version": frame.item.version,
-            "settings": run.settings_hash,
-            "seed": frame.seed,
-            "quality": frame.quality,
-            "passed": passed(frame, run),
-            "outputs": dict(frame.outputs),
-            **frame.urls,
-            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
-        }
-
-    def skipped_record(self, item: Item, run: StyleRun, entry: dict) -> dict:
-        """The summary record of an input and style the journal says are done with these settings."""
-        return {
-            "input": item.display,
-            "key": item.key,
-            "style": run.style.name,
-            "status": "skipped",
-            "error": None,
-            "outputs": entry.get("outputs", {}),
-            **{k: entry[k] for k in ("transformed_url", "thumbnail_url") if k in entry},
-            "seed": entry.get("seed"),
-            "quality": entry.get("quality"),
-            "passed": entry.get("passed"),
-            "attempts": 0,
-            "timings": {},
-        }
-
-    def record(self, frame: Frame, run: StyleRun) -> dict:
-        """The JSON summary's record for one input and style."""
-        return {
-            "input": frame.item.display,
-            "key": frame.item.key,
-            "style": run.style.name,
-            "status": "ok" if frame.ok else "failed",
-            "error": frame.error,
-            "outputs": dict(frame.outputs) if frame.ok else {},
-            **(frame.urls if frame.ok else {}),
-            "seed": frame.seed,
-            "quality": frame.quality,
-            "quality_parts": dict(frame.quality_parts),
-            "passed": passed(frame, run) if frame.ok else None,
-            "attempts": len(frame.attempts),
-            "timings": {k: round(v, 6) for k, v in frame.timings.items()},
-        }
-
-    def metadata(self, frame: Frame, run: StyleRun) -> dict:
-        """Everything needed to understand or reproduce one result."""
-        width, height = frame.image.size
-        return {
-            "input": frame.item.display,
-            "key": frame.item.key,
-            "original_size": list(frame.original_size or ()),
-            "size": [width, height],
-            "style": run.style.name,
-            "room": self.config.room,
-            "prompt": run.settings.prompt,
-            "negative_prompt": run.settings.negative_prompt,
-            "seed": frame.seed,
-            "models": self.stack.spec.ids(),
-            "settings": self.config.settings_json(run.style),
-            "objects": [o.to_json() for o in frame.objects],
-            "preserve": {"labels": sorted(self.config.preserve), "mask": frame.mask_source,
-                         "kept_area": round(float(frame.keep.mean()), 4) if frame.keep is not None else 0.0},
-            "quality": {"score": frame.quality, **frame.quality_parts, "threshold": run.threshold,
-                        "passed": passed(frame, run), "attempts": frame.attempts},
-            "timings": {k: round(v, 6) for k, v in frame.timings.items()},
-            "outputs": {k: v.rsplit("/", 1)[-1] for k, v in frame.outputs.items() if k != "metadata"},
-            **frame.urls,
-            "device": str(self.stack.device),
-            "modomo_version": __version__,
-            "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        }
-
     # -- the loop -----------------------------------------------------------------------------
     def request_stop(self) -> None:
         """Finish the batch in hand, write what it made, and stop (the first Ctrl-C)."""
         self.stop.set()
 
-    def plan(self, items: list[Item], result: RunResult) -> tuple[list[Item], dict[str, list[StyleRun]]]:
-        """The items still to do and, per input key, the styles still to do; what the journal says is done
-        with the same settings is recorded as skipped."""
-        use_journal = self.journal is not None and self.config.resume and not self.config.overwrite
-        done = self.journal.load() if use_journal else {}
+    def prepare(self, everything: list[Item]) -> None:
+        """Decide every style's output names on the whole input list (once per list), so shards, device
+        workers and Ray actors writing into one output never collide."""
+        if self.prepared_for != id(everything):
+            for run in self.styles:
+                run.stems = output_stems(everything, run.style.name)
+            self.prepared_for = id(everything)
+
+    def done(self) -> dict:
+        """What the journal says is finished, read once per Runner (empty without resume)."""
+        if self._done is None:
+            use = self.journal is not None and self.config.resume and not self.config.overwrite
+            self._done = self.journal.load() if use else {}
+        return self._done
+
+    def plan(self, items: list[Item], result: RunResult) -> tuple[list[Item], Todo]:
+        """The items still to do and, per input, the styles still to do; what the journal says is done
+        with the same settings and the same input version is recorded as skipped."""
+        done = self.done()
         todo_items, todo = [], {}
         for item in items:
-            todo[item.key] = []
+            todo[item.identity] = []
             for run in self.styles:
-                entry = done.get((item.key, run.settings_hash))
+                entry = done.get((item.identity, run.settings_hash))
                 if entry is not None and entry.get("version") == item.version:
-                    record = self.skipped_record(item, run, entry)
+                    record = ImageRecord.from_journal(item, run.style.name, entry, "skipped")
                     result.records.append(record)
                     self.on_event("done", record=record)
                 else:
-                    todo[item.key].append(run)
-            if todo[item.key]:
+                    todo[item.identity].append(run)
+            if todo[item.identity]:
                 todo_items.append(item)
         return todo_items, todo
+
+    def all_styles(self, items: list[Item]) -> Todo:
+        """Every style for every item: the plan when someone else (the Ray driver) has already planned."""
+        return {item.identity: list(self.styles) for item in items}
 
     def run(self, items: list[Item], everything: list[Item] | None = None) -> RunResult:
         """Stream every item through the stages; returns records in input order, styles in the order asked.
 
         `everything` is the whole input list when `items` is one shard of it: output names are decided
         on the whole list, so shards writing into one output never collide."""
-        for run in self.styles:
-            run.stems = output_stems(everything or items, run.style.name)
+        self.prepare(everything or items)
         result = RunResult(settings=self.config.summary_settings())
         self.on_event("start", total=len(items) * len(self.styles))
         start = time.perf_counter()
         todo_items, todo = self.plan(items, result)
+        try:
+            self.stream(todo_items, todo, result)
+        finally:
+            self._close_journal(result)
+        self.finish(result, items, time.perf_counter() - start)
+        return result
+
+    def stream(self, items: list[Item], todo: Todo, result: RunResult) -> None:
+        """Read ahead, process in batches of one size, write behind; records land in `result`."""
         writes: deque[Future] = deque()
         readers = ThreadPoolExecutor(self.config.workers, thread_name_prefix="modomo-read")
         writers = ThreadPoolExecutor(max(1, self.config.workers // 2), thread_name_prefix="modomo-write")
-
-        def drain(limit: int) -> None:
-            while len(writes) > limit:
-                try:
-                    record = writes.popleft().result()
-                except OutputError as exc:
-                    if result.fatal is None:
-                        result.fatal = str(exc)
-                    self.stop.set()
-                    continue
-                result.records.append(record)
-                self.on_event("done", record=record)
-
-        def finish(batch: list[Frame]) -> None:
-            rendered = self.process(batch, todo)
-            for frame, run in rendered:
-                writes.append(writers.submit(self.write, frame, run))
-            for frame in batch:
-                count = len(todo[frame.item.key])
-                shared = sum(frame.timings.get(stage, 0.0) for stage in SHARED_STAGES)
-                result.shared_seconds_saved += shared * (count - 1)
-            if self.config.fail_fast and any(not f.ok for f, _ in rendered):
-                result.stopped = "fail-fast"
-                self.stop.set()
-
         try:
-            for batch in size_batches(self.frames(todo_items, readers), self.config.batch_size):
+            for batch in size_batches(self.frames(items, readers), self.config.batch_size):
                 if self.stop.is_set():
                     break
-                finish(batch)
-                drain(self.config.batch_size * 2 * len(self.styles))
+                self.finish_batch(batch, todo, result, writes, writers)
+                self.drain(writes, result, self.config.batch_size * 2 * len(self.styles))
         except KeyboardInterrupt:  # the second Ctrl-C: abandon the batch in hand, keep what is written
             result.interrupted = True
         finally:
             readers.shutdown(wait=True, cancel_futures=True)
-            drain(0)
+            self.drain(writes, result, 0)
             writers.shutdown(wait=True)
-            self._close_journal(result)
+
+    def finish_batch(self, batch: list[Frame], todo: Todo, result: RunResult, writes: deque,
+                     writers: ThreadPoolExecutor) -> None:
+        rendered = self.process(batch, todo)
+        for frame, run in rendered:
+            writes.append(writers.submit(self.writer.write, frame, run))
+        for frame in batch:
+            count = len(todo[frame.item.identity])
+            shared = sum(frame.timings.get(stage, 0.0) for stage in SHARED_STAGES)
+            result.shared_seconds_saved += shared * (count - 1)
+        if self.config.fail_fast and any(not f.ok for f, _ in rendered):
+            result.stopped = "fail-fast"
+            self.stop.set()
+
+    def drain(self, writes: deque, result: RunResult, limit: int) -> None:
+        """Collect finished writes until at most `limit` are in flight; an output error stops the run."""
+        while len(writes) > limit:
+            try:
+                record = writes.popleft().result()
+            except OutputError as exc:
+                if result.fatal is None:
+                    result.fatal = str(exc)
+                self.stop.set()
+                continue
+            result.records.append(record)
+            self.on_event("done", record=record)
+
+    def finish(self, result: RunResult, items: list[Item], seconds: float) -> None:
+        """How the run ended, memory events, batching, and records in input order, styles as asked."""
         if result.fatal:
             result.stopped = result.fatal
         elif result.interrupted or (self.stop.is_set() and result.stopped is None):
             result.interrupted, result.stopped = True, "interrupted"
         result.oom = self.oom_events
         result.batching = self.batching()
-        order = {item.key: i for i, item in enumerate(items)}
-        styles = {run.style.name: i for i, run in enumerate(self.styles)}
-        result.records.sort(key=lambda r: (order.get(r["key"], len(order)), styles.get(r.get("style"), 0)))
-        result.seconds = time.perf_counter() - start
-        return result
+        result.sort(items, [run.style.name for run in self.styles])
+        result.seconds = seconds
 
     def _close_journal(self, result: RunResult) -> None:
         if self.journal is None:
@@ -449,7 +352,3 @@ def fork(frame: Frame, style: str, styles: int) -> Frame:
         mask_source=frame.mask_source,
         timings={k: v / styles for k, v in frame.timings.items()},
     )
-
-
-def passed(frame: Frame, run: StyleRun) -> bool:
-    return frame.quality is not None and frame.quality >= run.threshold

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import errno
 import os
+import socket
 import tempfile
+import time
 from collections import Counter
 from pathlib import Path, PurePosixPath
 
@@ -14,9 +16,44 @@ from pipeline.r2 import Location, Remote, is_remote
 
 CACHE_CONTROL = "public, max-age=31536000, immutable"
 MULTIPART_THRESHOLD = 8 * 1024 * 1024
-TEMP_MARK = ".modomo-"
+TEMP_DIR = ".modomo/tmp"
+TEMP_SEP = "~"  # in temporary names: target~host~pid~random.tmp
+STALE_SECONDS = 24 * 3600
 # Errors that will hit every later write too: the run stops rather than failing image after image.
 FATAL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def temp_owner(name: str) -> tuple[str, int] | None:
+    """(host, pid) of the process that wrote a temporary file, from its name; None if not one of ours."""
+    parts = name.removesuffix(".tmp").rsplit(TEMP_SEP, 3)
+    if not name.endswith(".tmp") or len(parts) != 4 or not parts[2].isdigit():
+        return None
+    return parts[1], int(parts[2])
+
+
+def sweep_temps(folder: Path, now: float | None = None) -> list[Path]:
+    """Remove the temporary files in `folder` (not below it) that no live run owns; returns them."""
+    import psutil
+
+    host, now = socket.gethostname().replace(TEMP_SEP, "-"), now or time.time()
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        owner = temp_owner(entry.name)
+        if owner is None or not entry.is_file(follow_symlinks=False):
+            continue
+        try:
+            age = now - entry.stat(follow_symlinks=False).st_mtime
+        except OSError:
+            continue
+        gone = owner[0] == host and not psutil.pid_exists(owner[1])
+        if gone or age > STALE_SECONDS:
+            Path(entry.path).unlink(missing_ok=True)
+            removed.append(Path(entry.path))
+    return removed
 
 
 class OutputError(ModomoError):
@@ -59,21 +96,32 @@ def output_stems(items: list[Item], style: str) -> dict[Item, str]:
 
 
 class LocalSink:
-    """Writes files under a folder; each write lands whole or not at all."""
+    """Writes files under a folder; each write lands whole or not at all.
+
+    A file is written to a temporary name under `.modomo/tmp/` and renamed into place. The temporary
+    name carries its writer (host and process id), so a run's start removes only what no live run
+    owns: files of a process on this host that is gone, or older than a day, from any host. The
+    start lists that one folder, never the whole output.
+    """
 
     def __init__(self, root: str | Path):
         self.root = Path(root).expanduser()
+        self.owner = f"{socket.gethostname().replace(TEMP_SEP, '-')}{TEMP_SEP}{os.getpid()}"
+
+    @property
+    def temp_dir(self) -> Path:
+        return self.root / TEMP_DIR
 
     def prepare(self) -> None:
-        """Create the output folder, check it is writable and sweep temporary files a killed run left."""
+        """Create the output folder, check it is writable and sweep temporary files no live run owns."""
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=self.root, prefix=f".check{TEMP_MARK}", suffix=".tmp"):
+            self.temp_dir.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=self.temp_dir, prefix=f"check{TEMP_SEP}{self.owner}{TEMP_SEP}",
+                                             suffix=".tmp"):
                 pass
         except OSError as exc:
             raise OutputError(f"{self.root}: output folder is not writable: {exc.strerror or exc}") from None
-        for stale in self.root.rglob(f".*{TEMP_MARK}*.tmp"):
-            stale.unlink(missing_ok=True)
+        sweep_temps(self.temp_dir)
 
     def path(self, relative: str) -> Path:
         target = (self.root / relative).resolve()
@@ -100,17 +148,23 @@ class LocalSink:
             return None
 
     def write(self, relative: str, data: bytes, content_type: str | None = None) -> str:
-        """Write to a temporary file beside the target, then rename over it; returns the path."""
+        """Write to a temporary file under .modomo/tmp, then rename over the target; returns the path."""
         target = self.path(relative)
         tmp = None
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}{TEMP_MARK}", suffix=".tmp")
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
+            tmp = self._write_temp(self.temp_dir, target.name, data)
+            try:
+                os.replace(tmp, target)
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:
+                    raise
+                # The target's folder is another filesystem (a mount inside the output): go via a
+                # temporary file beside it, swept from that folder only.
+                Path(tmp).unlink(missing_ok=True)
+                sweep_temps(target.parent)
+                tmp = self._write_temp(target.parent, target.name, data)
+                os.replace(tmp, target)
         except BaseException as exc:
             if tmp:
                 Path(tmp).unlink(missing_ok=True)
@@ -118,6 +172,20 @@ class LocalSink:
                 raise OutputError(f"cannot write to {self.root}: {exc.strerror or exc}") from None
             raise
         return str(target)
+
+    def _write_temp(self, folder: Path, name: str, data: bytes) -> str:
+        """Write and fsync a temporary file named for its target and its writer; returns its path."""
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}{TEMP_SEP}{self.owner}{TEMP_SEP}", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return tmp
 
     def append(self, relative: str, line: str) -> None:
         """Append one line and make it durable; small O_APPEND writes do not interleave between processes."""

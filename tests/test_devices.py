@@ -12,8 +12,9 @@ import time
 import psutil
 import pytest
 
+from pipeline.engines.devices import parse_devices, worker_shards
 from pipeline.errors import UsageError
-from pipeline.workers import parse_devices
+from pipeline.shards import Shard
 
 
 def folder_of(rooms, tmp_path, count: int):
@@ -31,10 +32,35 @@ def command(bundle, inputs, out, *extra) -> list[str]:
 
 def test_parse_devices():
     assert parse_devices("cpu,cpu") == ["cpu", "cpu"]
-    with pytest.raises(UsageError):
-        parse_devices("0")  # no GPU on the test machine
-    with pytest.raises(UsageError):
-        parse_devices("all")
+    assert parse_devices(" CPU , cpu ") == ["cpu", "cpu"]
+    for bad in ("0", "all", "cuda:0"):  # no GPU on the test machine
+        with pytest.raises(UsageError, match="no CUDA GPU|not on this machine"):
+            parse_devices(bad)
+    for bad in ("cuda", "gpu", "cuda:x", "cuda:-1", ",", "cpu,tpu"):
+        with pytest.raises(UsageError, match="--devices"):
+            parse_devices(bad)
+
+
+@pytest.mark.parametrize("bad", ["cuda", "gpu0", ","])
+def test_bad_devices_are_one_line_usage_errors(tiny_bundle, rooms, tmp_path, bad):
+    done = subprocess.run(command(tiny_bundle, folder_of(rooms, tmp_path, 1), tmp_path / "out")[:-1] + [bad],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "--devices" in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_worker_shards_split_the_pod_shard_exactly():
+    keys = [f"photos/room-{i:03d}.jpg" for i in range(300)]
+    for pods in (1, 2, 3):
+        covered = []
+        for pod in range(pods):
+            mine = {k for k in keys if Shard(pod, pods).owns(k)}
+            parts = [{k for k in keys if s.owns(k)} for s in worker_shards(Shard(pod, pods), 2)]
+            assert parts[0] | parts[1] == mine and not parts[0] & parts[1]
+            covered += [k for part in parts for k in part]
+        assert sorted(covered) == keys  # every input exactly once over all pods and devices
+    assert worker_shards(None, 3) == [Shard(0, 3), Shard(1, 3), Shard(2, 3)]
 
 
 def test_two_workers_cover_the_list_once(tiny_bundle, rooms, tmp_path):
@@ -44,7 +70,7 @@ def test_two_workers_cover_the_list_once(tiny_bundle, rooms, tmp_path):
     summary = json.loads(done.stdout)
     assert [r["key"] for r in summary["images"]] == [f"room-{i}.jpg" for i in range(6)]
     assert {r["status"] for r in summary["images"]} == {"ok"}
-    assert [d["shard"] for d in summary["devices"]] == ["0/2", "1/2"]
+    assert [d["shard"] for d in summary["devices"]] == ["0/2", "1/2"] and summary["engine"] == "devices"
     assert all(d["returncode"] == 0 for d in summary["devices"])
     assert len(list((tmp_path / "out").glob("*.png"))) == 6
     assert summary["batching"]["rendered"] >= 6 and summary["batching"]["generate_calls"] >= 2

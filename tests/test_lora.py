@@ -20,6 +20,10 @@ from tests.conftest import restyle
 
 @pytest.fixture(scope="module")
 def lora_file(tiny_bundle, tmp_path_factory) -> Path:
+    return make_lora(tiny_bundle, tmp_path_factory.mktemp("lora"))
+
+
+def make_lora(tiny_bundle: Path, folder: Path) -> Path:
     """A LoRA for the tiny UNet's attention, with non-zero weights, saved the way diffusers saves LoRAs."""
     from diffusers import StableDiffusionPipeline, UNet2DConditionModel
     from diffusers.utils import convert_state_dict_to_diffusers
@@ -34,7 +38,6 @@ def lora_file(tiny_bundle, tmp_path_factory) -> Path:
         for name, param in unet.named_parameters():
             if "lora_B" in name:
                 param.normal_(0, 0.5)
-    folder = tmp_path_factory.mktemp("lora")
     StableDiffusionPipeline.save_lora_weights(folder, unet_lora_layers=convert_state_dict_to_diffusers(
         get_peft_model_state_dict(unet)), safe_serialization=True)
     return folder / "pytorch_lora_weights.safetensors"

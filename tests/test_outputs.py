@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import random
+import socket
+import time
 from pathlib import Path, PurePosixPath
 
 import pytest
@@ -14,7 +16,7 @@ from PIL import Image
 from pipeline.errors import ModomoError, UsageError
 from pipeline.frames import Item
 from pipeline.seeds import derive_seed
-from pipeline.sinks import LocalSink, OutputError, output_stems
+from pipeline.sinks import LocalSink, OutputError, output_stems, temp_owner
 from pipeline.sources import collect_inputs
 
 # --------------------------------------------------------------------------- seeds
@@ -235,7 +237,11 @@ def test_output_stems_are_safe_sink_paths(tmp_path):
 
 
 def leftovers(folder: Path) -> list[str]:
-    return sorted(name for name in os.listdir(folder) if name.endswith(".tmp") or ".modomo-check-" in name)
+    return sorted(name for name in os.listdir(folder) if name.endswith(".tmp"))
+
+
+def visible(folder: Path) -> list[str]:
+    return sorted(name for name in os.listdir(folder) if name != ".modomo")
 
 
 def test_write_lands_the_bytes_and_leaves_no_temp_file(tmp_path):
@@ -244,7 +250,7 @@ def test_write_lands_the_bytes_and_leaves_no_temp_file(tmp_path):
     target = tmp_path / "out" / "a" / "b" / "room.boho.png"
     assert written == str(target.resolve())
     assert target.read_bytes() == b"\x89PNG data"
-    assert leftovers(target.parent) == []
+    assert leftovers(target.parent) == [] and leftovers(tmp_path / "out" / ".modomo" / "tmp") == []
     assert os.listdir(target.parent) == ["room.boho.png"]
 
 
@@ -253,7 +259,7 @@ def test_overwrite_keeps_only_the_new_content(tmp_path):
     sink.write("room.png", b"old content, longer than the new one")
     sink.write("room.png", b"new")
     assert (tmp_path / "room.png").read_bytes() == b"new"
-    assert os.listdir(tmp_path) == ["room.png"]
+    assert visible(tmp_path) == ["room.png"] and leftovers(tmp_path / ".modomo" / "tmp") == []
 
 
 @pytest.mark.parametrize(
@@ -271,7 +277,7 @@ def test_failed_write_leaves_nothing_and_reraises(tmp_path, monkeypatch, error, 
     with pytest.raises(raised, match=error.strerror):
         sink.write("sub/room.png", b"data")
     assert not (tmp_path / "sub" / "room.png").exists()
-    assert os.listdir(tmp_path / "sub") == []
+    assert os.listdir(tmp_path / "sub") == [] and leftovers(tmp_path / ".modomo" / "tmp") == []
 
 
 def test_failed_overwrite_keeps_the_old_file_whole(tmp_path, monkeypatch):
@@ -281,7 +287,7 @@ def test_failed_overwrite_keeps_the_old_file_whole(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="boom"):
         sink.write("room.png", b"new")
     assert (tmp_path / "room.png").read_bytes() == b"old"
-    assert os.listdir(tmp_path) == ["room.png"]
+    assert visible(tmp_path) == ["room.png"] and leftovers(tmp_path / ".modomo" / "tmp") == []
 
 
 def test_interrupted_write_leaves_no_temp_file(tmp_path, monkeypatch):
@@ -293,7 +299,7 @@ def test_interrupted_write_leaves_no_temp_file(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "fsync", interrupted)
     with pytest.raises(KeyboardInterrupt):
         sink.write("room.png", b"data")
-    assert os.listdir(tmp_path) == []
+    assert visible(tmp_path) == [] and leftovers(tmp_path / ".modomo" / "tmp") == []
 
 
 @pytest.mark.parametrize("relative", ["../x", "a/../../x", "/etc/passwd"])
@@ -315,7 +321,7 @@ def test_prepare_creates_the_folder_and_leaves_it_clean(tmp_path):
     sink = LocalSink(tmp_path / "new" / "out")
     sink.prepare()
     assert (tmp_path / "new" / "out").is_dir()
-    assert os.listdir(tmp_path / "new" / "out") == []
+    assert visible(tmp_path / "new" / "out") == [] and os.listdir(tmp_path / "new" / "out" / ".modomo" / "tmp") == []
 
 
 def test_prepare_on_an_unwritable_location_names_it(tmp_path):
@@ -326,3 +332,72 @@ def test_prepare_on_an_unwritable_location_names_it(tmp_path):
     assert str(bad) in str(info.value)
     assert "not writable" in str(info.value)
     assert info.value.exit_code == 1
+
+
+# --------------------------------------------------------------------------- sinks: temporary files
+
+
+def temp_name(target: str, host: str, pid: int) -> str:
+    return f".{target}~{host}~{pid}~x1y2.tmp"
+
+
+def test_temporary_names_carry_their_writer(tmp_path, monkeypatch):
+    sink = LocalSink(tmp_path)
+    seen = []
+    real_replace = os.replace
+
+    def replace(src, dst):
+        seen.append(Path(src))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    sink.write("a/room.png", b"data")
+    assert seen[0].parent == tmp_path / ".modomo" / "tmp"
+    assert temp_owner(seen[0].name) == (socket.gethostname(), os.getpid())
+
+
+def test_start_sweeps_only_temps_no_live_run_owns(tmp_path):
+    """Another run's in-flight write survives this run's start; a dead or day-old writer's does not."""
+    import subprocess
+    import sys
+
+    sink = LocalSink(tmp_path)
+    sink.prepare()
+    temps = tmp_path / ".modomo" / "tmp"
+    host = socket.gethostname()
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    try:
+        files = {
+            "live": temps / temp_name("a.png", host, live.pid),
+            "dead": temps / temp_name("b.png", host, dead.pid),
+            "other host, fresh": temps / temp_name("c.png", "render-07", dead.pid),
+            "other host, old": temps / temp_name("d.png", "render-07", live.pid),
+        }
+        for path in files.values():
+            path.write_bytes(b"partial")
+        old = time.time() - 2 * 24 * 3600
+        os.utime(files["other host, old"], (old, old))
+        LocalSink(tmp_path).prepare()  # another run starting into the same output
+        assert {name for name, path in files.items() if path.exists()} == {"live", "other host, fresh"}
+    finally:
+        live.kill()
+        live.wait()
+
+
+def test_start_does_not_walk_the_output(tmp_path, monkeypatch):
+    """Only `.modomo/tmp` is listed at the start, however many results the output holds."""
+    for i in range(50):
+        (tmp_path / f"d{i}").mkdir()
+    listed = []
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        listed.append(Path(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    monkeypatch.setattr(Path, "rglob", lambda *a, **k: (_ for _ in ()).throw(AssertionError("walked")))
+    LocalSink(tmp_path).prepare()
+    assert listed == [tmp_path / ".modomo" / "tmp"]

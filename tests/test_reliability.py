@@ -421,9 +421,13 @@ def test_unwritable_output_fails_before_models_load(tiny_bundle, rooms, tmp_path
 
 
 def test_stale_temporary_files_are_swept(tiny_bundle, rooms, tmp_path):
+    from pipeline.sinks import LocalSink
+
     out = tmp_path / "out"
-    (out / "sub").mkdir(parents=True)
-    stale = out / "sub" / ".room.modern.png.modomo-abc123.tmp"
+    LocalSink(out).prepare()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = out / ".modomo" / "tmp" / f".room.modern.png~{LocalSink(out).owner.split('~')[0]}~{dead.pid}~ab12.tmp"
     stale.write_bytes(b"half")
     assert transform(rooms / PHOTO, *fast(tiny_bundle, out)).exit_code == 0
     assert not stale.exists()

@@ -184,7 +184,7 @@ def load_clip(spec: ModelSpec, device: torch.device, dtype: torch.dtype):
     if not spec.clip:
         return None
     if not spec.local:
-        from pipeline.doctor import hub_file_cached
+        from pipeline.models.presets import hub_file_cached
 
         if hub_file_cached(spec.clip, "config.json") is None:
             return None

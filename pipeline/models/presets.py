@@ -80,6 +80,14 @@ def sd15() -> ModelSpec:
     )
 
 
+def hub_file_cached(repo: str, filename: str) -> str | None:
+    """The cached path of a hub file, or None; never touches the network."""
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(repo, filename)
+    return found if isinstance(found, str) else None
+
+
 def cache_dir() -> Path:
     """modomo's own cache (the built tiny bundle): $MODOMO_CACHE, else $XDG_CACHE_HOME/modomo."""
     if os.environ.get("MODOMO_CACHE"):

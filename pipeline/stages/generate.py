@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import torch
 
 from pipeline.frames import Frame
+from pipeline.settings import GenerateSettings, SpeedOptions
 from pipeline.stages.offload import MemoryState, ModelPlacer, free_memory
-from pipeline.stages.sampling import Sampler, SpeedOptions
+from pipeline.stages.sampling import Sampler
 
-
-@dataclass(frozen=True)
-class GenerateSettings:
-    """Everything that shapes the generated image, apart from the seed and the control images."""
-
-    prompt: str
-    negative_prompt: str
-    steps: int
-    guidance_scale: float
-    controlnet_conditioning_scale: tuple[float, float]  # depth, canny
-    control_guidance_start: tuple[float, float]
-    control_guidance_end: tuple[float, float]
-
-    def to_json(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+__all__ = ["GenerateSettings", "Generator", "PlainDiffusersGenerator", "render_with_diffusers"]
 
 
 def is_out_of_memory(exc: BaseException) -> bool:

@@ -13,30 +13,15 @@ scheduler, and gives the same images, minus work that cannot change them:
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from diffusers.utils.torch_utils import randn_tensor
 
+from pipeline.settings import SpeedOptions, control_windows
 from pipeline.stages.offload import ModelPlacer
 
-
-@dataclass(frozen=True)
-class SpeedOptions:
-    """The shortcuts, each one switchable so the bench can measure it with and without."""
-
-    skip_idle_controlnets: bool = True
-    cache_control_embeddings: bool = True
-    cache_prompts: bool = True
-
-
-def control_windows(steps: int, starts, ends) -> list[list[float]]:
-    """Per step, per ControlNet: 1.0 inside its guidance window, 0.0 outside (diffusers' `controlnet_keep`)."""
-    return [
-        [1.0 - float(i / steps < s or (i + 1) / steps > e) for s, e in zip(starts, ends, strict=True)]
-        for i in range(steps)
-    ]
+__all__ = ["Sampler", "SpeedOptions", "control_windows", "precomputed_conditioning"]
 
 
 @contextmanager

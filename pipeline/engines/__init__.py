@@ -1,0 +1,47 @@
+"""The ways to run a plan: in this process, one worker process per device, or a Ray actor pool.
+
+Each takes the same RunPlan and returns a RunResult with the same records, so every option means
+the same under each; what an engine cannot honour is refused by the plan with one line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pipeline.plan import RunPlan
+from pipeline.result import RunResult
+
+
+def _ignore(*args, **kwargs) -> None:
+    return None
+
+
+@dataclass
+class Hooks:
+    """What the caller sees while a run goes: progress events, models loading, one-line notices."""
+
+    on_event: Callable[..., None] = field(default=_ignore)
+    on_model: Callable[[str], None] | None = None
+    notice: Callable[[str], None] = field(default=_ignore)
+
+
+def run(plan: RunPlan, hooks: Hooks | None = None) -> RunResult:
+    """Run the plan on its engine."""
+    hooks = hooks or Hooks()
+    if plan.engine == "devices":
+        from pipeline.engines.devices import run as engine
+    elif plan.engine == "ray":
+        from pipeline.engines.ray import run as engine
+    else:
+        from pipeline.engines.local import run as engine
+    return engine(plan, hooks)
+
+
+def write_report(plan: RunPlan, summary: dict) -> str | None:
+    """report.html into the output when the plan asks for it; its location."""
+    if not plan.report:
+        return None
+    from pipeline.report import write_report as write
+
+    return write(summary, plan.sink)

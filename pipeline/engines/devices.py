@@ -1,0 +1,179 @@
+"""`--devices`: one worker process per device on one machine, each loading the models once and doing its
+part of this machine's shard into the same output; a worker that dies fails only its own images.
+
+Pod i of N (from --shard or the job environment) with D devices runs worker k on shard i + N*k of
+N*D: a key's shard of N*D, taken modulo N, is its shard of N, so the D workers split exactly pod i's
+inputs and N pods with D devices each cover every input once.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+from pipeline.batching import merge_reports
+from pipeline.cost import Price, resolve_price
+from pipeline.engines import Hooks
+from pipeline.errors import UsageError
+from pipeline.journal import Journal
+from pipeline.plan import RunPlan
+from pipeline.records import ImageRecord
+from pipeline.result import RunResult
+from pipeline.shards import Shard
+from pipeline.signals import on_stop_signals
+
+
+@dataclass
+class Worker:
+    device: str
+    shard: Shard
+    process: subprocess.Popen | None = None
+    summary: dict | None = None
+    returncode: int | None = None
+    stderr: str = ""
+
+    @property
+    def died(self) -> str | None:
+        """Why the worker produced no summary, or None when it did."""
+        if self.summary is not None:
+            return None
+        code = self.returncode
+        if code is not None and code < 0:
+            return f"worker on {self.device} was killed ({signal.Signals(-code).name})"
+        tail = self.stderr.strip().splitlines()[-1:] or ["no output"]
+        return f"worker on {self.device} exited with {code}: {tail[0]}"
+
+
+def _cuda_index(part: str, text: str) -> int:
+    number = part.removeprefix("cuda:")
+    if not number.isdigit():
+        raise UsageError(f"--devices {text!r}: {part!r} is not a device; use all, GPU numbers (0,1), "
+                         "cuda:N or cpu")
+    return int(number)
+
+
+def parse_devices(text: str) -> list[str]:
+    """`all`, `0,1,2,3`, `cuda:0,cuda:1`, or `cpu,cpu` (several CPU workers); anything else is a usage error."""
+    import torch
+
+    count = torch.cuda.device_count()
+    if text.strip() == "all":
+        if count == 0:
+            raise UsageError("--devices all: no CUDA GPU on this machine")
+        return [f"cuda:{i}" for i in range(count)]
+    parts = [p.strip().lower() for p in text.split(",") if p.strip()]
+    if not parts:
+        raise UsageError(f"--devices {text!r}: name at least one device")
+    devices = []
+    for part in parts:
+        if part == "cpu":
+            devices.append("cpu")
+            continue
+        index = _cuda_index(part, text)
+        if index >= count:
+            raise UsageError(f"--devices: cuda:{index} is not on this machine ({count} GPU(s))")
+        devices.append(f"cuda:{index}")
+    gpus = [d for d in devices if d != "cpu"]
+    if len(set(gpus)) != len(gpus):
+        raise UsageError(f"--devices {text!r}: names a GPU twice")
+    return devices
+
+
+def worker_shards(pod: Shard | None, count: int) -> list[Shard]:
+    """The shards of `count` workers that together are exactly the pod's shard."""
+    index, total = (pod.index, pod.count) if pod else (0, 1)
+    return [Shard(index + total * k, total * count) for k in range(count)]
+
+
+def start(argv: list[str], workers: list[Worker]) -> None:
+    """Start `modomo transform argv --device D --shard s --json` for every worker, each in its own session
+    (a terminal's Ctrl-C reaches them through the parent only, once)."""
+    for worker in workers:
+        cmd = [sys.executable, "-m", "modomo_cli", "transform", *argv, "--device", worker.device,
+               "--shard", str(worker.shard), "--json", "--no-progress"]
+        worker.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                          start_new_session=True)
+
+
+def wait(workers: list[Worker]) -> None:
+    for worker in workers:
+        out, err = worker.process.communicate()
+        worker.returncode, worker.stderr = worker.process.returncode, err
+        try:
+            worker.summary = json.loads(out) if out.strip() else None
+        except ValueError:
+            worker.summary = None
+
+
+def forward(workers: list[Worker], signum: int = signal.SIGINT) -> None:
+    """Pass a stop request on to every worker still running."""
+    for worker in workers:
+        if worker.process is not None and worker.process.poll() is None:
+            worker.process.send_signal(signum)
+
+
+def merge_records(workers: list[Worker], plan: RunPlan) -> list[ImageRecord]:
+    """Every worker's records; a dead worker's inputs are `ok` where the journal has them finished with this
+    run's settings and the input's current version, else `failed` with the reason it died."""
+    records: list[ImageRecord] = []
+    hashes, done = plan.result_hashes(), None
+    for worker in workers:
+        if worker.summary is not None:
+            records += [ImageRecord.from_json(r) for r in worker.summary["images"]]
+            continue
+        done = Journal(plan.sink).load() if done is None else done
+        for item in (i for i in plan.items if worker.shard.owns(i.identity)):
+            for style, digest in hashes.items():
+                entry = done.get((item.identity, digest))
+                if entry is not None and entry.get("version") == item.version:
+                    records.append(ImageRecord.from_journal(item, style, entry, "ok"))
+                else:
+                    records.append(ImageRecord.failed(item, style, worker.died))
+    return records
+
+
+def device_price(plan: RunPlan, devices: list[str]) -> Price:
+    """The price of one device times the devices: they are all held for the whole run."""
+    gpu = next((d for d in devices if d.startswith("cuda")), None)
+    name = None
+    if gpu:
+        import torch
+
+        name = torch.cuda.get_device_name(torch.device(gpu))
+    one = resolve_price(name, plan.config.gpu_price, plan.config.currency)
+    return Price(one.per_hour * len(devices), one.currency, f"{one.source} x {len(devices)} devices")
+
+
+def run(plan: RunPlan, hooks: Hooks) -> RunResult:
+    workers = [Worker(d, s) for d, s in zip(plan.devices, worker_shards(plan.shard, len(plan.devices)), strict=True)]
+    hooks.notice(f"devices     {len(workers)} workers: "
+                 + ", ".join(f"{w.device} (shard {w.shard})" for w in workers))
+    hooks.on_event("start", total=len(plan.items) * len(plan.config.styles))
+    start_time = time.perf_counter()
+    start(plan.worker_argv, workers)
+    with on_stop_signals(lambda: forward(workers), lambda: forward(workers), hooks.notice) as received:
+        wait(workers)
+    result = RunResult(records=merge_records(workers, plan), seconds=time.perf_counter() - start_time,
+                       settings=plan.config.summary_settings(), price=device_price(plan, plan.devices))
+    summaries = [w.summary for w in workers if w.summary]
+    result.load_seconds = max((s.get("load_seconds", 0.0) for s in summaries), default=0.0)
+    result.batching = merge_reports(plan.config.batch_size, [s.get("batching", {}) for s in summaries])
+    result.oom = [event for s in summaries for event in s.get("oom", [])]
+    result.interrupted = bool(received) or any(s.get("stopped") == "interrupted" for s in summaries)
+    result.fatal = next((s["stopped"] for s in summaries if s.get("stopped") not in (None, "interrupted",
+                                                                                      "fail-fast")), None)
+    result.stopped = result.fatal or ("interrupted" if result.interrupted else None) or next(
+        (s["stopped"] for s in summaries if s.get("stopped")), None)
+    result.sort(plan.items, [s.name for s in plan.config.styles])
+    for record in result.records:
+        hooks.on_event("done", record=record)
+    for worker in workers:
+        if worker.died:
+            hooks.notice(f"failed      {worker.died}")
+    result.extra.update(engine="devices", models=plan.spec.ids(), devices=[
+        {"device": w.device, "shard": str(w.shard), "returncode": w.returncode, "error": w.died} for w in workers])
+    return result

@@ -1,0 +1,39 @@
+"""In this process: load the stack once, stream the plan's inputs through a Runner."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from pipeline.cost import resolve_price
+from pipeline.engines import Hooks
+from pipeline.journal import Journal
+from pipeline.models.load import load_stack, pick_device
+from pipeline.plan import RunPlan
+from pipeline.result import RunResult
+from pipeline.runner import Runner
+from pipeline.signals import on_stop_signals, raise_interrupt
+
+
+def gpu_name(device: torch.device) -> str | None:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else None
+
+
+def run(plan: RunPlan, hooks: Hooks) -> RunResult:
+    config = plan.config
+    device = pick_device(config.device)
+    name = gpu_name(device)
+    price = resolve_price(name, config.gpu_price, config.currency)
+    start = time.perf_counter()
+    stack = load_stack(plan.spec, device, on_model=hooks.on_model)
+    load_seconds = time.perf_counter() - start
+    runner = Runner(config, stack, plan.sink, on_event=hooks.on_event, journal=Journal(plan.sink))
+    with on_stop_signals(runner.request_stop, raise_interrupt, hooks.notice):
+        result = runner.run(plan.items, plan.everything)
+    result.load_seconds = load_seconds
+    result.price = price
+    result.extra.update(engine="modomo", device={"type": device.type, "name": name or "cpu"},
+                        models=plan.spec.ids(), load=stack.load_seconds,
+                        journal_reads=runner.journal.loads if runner.journal else 0)
+    return result

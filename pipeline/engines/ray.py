@@ -1,0 +1,179 @@
+"""`--engine ray`: Ray Data `map_batches` over an actor pool, one actor per GPU (or CPU slot). Local with
+`ray.init()`, a cluster through RAY_ADDRESS.
+
+The driver plans once: it reads the journal (once), records what is already done as skipped, and
+hands the actors only what is left. Each actor loads the models and sets up its Runner once (the
+output names of the whole input list decided there, no journal reads), then restyles batch after
+batch and hands back each batch's records with their journal lines; the driver writes those into
+the run's one journal as they stream in, so cost stays linear in the number of batches.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from pipeline.batching import WINDOW_BATCHES, batching_report
+from pipeline.config import RunConfig
+from pipeline.cost import Price, resolve_price
+from pipeline.engines import Hooks
+from pipeline.errors import ModomoError
+from pipeline.journal import Journal
+from pipeline.models.presets import ModelSpec
+from pipeline.plan import RunPlan
+from pipeline.records import ImageRecord
+from pipeline.result import RunResult
+
+
+class TransformActor:
+    """Loads the stack and sets up a Runner once, then restyles each batch of input identities it is given."""
+
+    def __init__(self, config: RunConfig, spec: ModelSpec, device: str, cwd: str):
+        from pipeline.journal import JournalBuffer
+        from pipeline.models.load import load_stack, pick_device
+        from pipeline.r2 import Remote
+        from pipeline.runner import Runner
+        from pipeline.sinks import open_sink
+        from pipeline.sources import collect_inputs
+
+        os.chdir(cwd)  # the driver's: relative inputs, output, masks and LoRAs mean the same here
+        remote = Remote(pool_size=config.workers * 2 + 2)
+        everything = collect_inputs(config.inputs, remote)  # cheap; keeps R2 clients out of pickles
+        self.by_id = {item.identity: item for item in everything}
+        start = time.perf_counter()
+        stack = load_stack(spec, pick_device(device))
+        self.load_seconds = time.perf_counter() - start
+        self.device = (__import__("torch").cuda.get_device_name(stack.device)
+                       if stack.device.type == "cuda" else None)
+        self.journal = JournalBuffer()
+        self.runner = Runner(config, stack, open_sink(config.out, remote), journal=self.journal)
+        self.runner.prepare(everything)
+        self.reported = {"calls": 0, "rendered": 0, "events": 0, "load": False}
+        self.fatal: str | None = None  # an output error stops this actor's later batches too
+
+    def __call__(self, batch: dict) -> dict:
+        from pipeline.result import RunResult
+
+        items = [self.by_id[identity] for identity in batch["id"]]
+        todo = {identity: [run for run in self.runner.styles if run.style.name in json.loads(names)]
+                for identity, names in zip(batch["id"], batch["styles"], strict=True)}
+        result = RunResult()
+        reason = f"not run: {self.fatal}" if self.fatal else None
+        if reason is None:
+            try:
+                self.runner.stream(items, todo, result)
+                self.fatal = result.fatal
+            except Exception as exc:  # noqa: BLE001 - a broken batch comes back as data, not a lost block
+                reason = f"actor failed: {' '.join(str(exc).split()) or type(exc).__name__}"
+        made = {(r.id, r.style) for r in result.records}
+        records = result.records + [ImageRecord.failed(item, run.style.name, reason or "not run: the run stopped")
+                                    for item in items for run in todo[item.identity]
+                                    if (item.identity, run.style.name) not in made]
+        entries = {(e["id"], e["style"]): e for e in self.journal.drain()}
+        rows = [json.dumps({"record": r.to_json(), "journal": entries.get((r.id, r.style))}) for r in records]
+        return {"row": rows, "stats": [self.stats()] + [""] * (len(rows) - 1)}
+
+    def stats(self) -> str:
+        """What changed in this actor since its last batch: generate calls, memory events, its load."""
+        calls = sum(run.generator.calls for run in self.runner.styles)
+        rendered = sum(run.generator.rendered for run in self.runner.styles)
+        events = self.runner.oom_events
+        delta = {"calls": calls - self.reported["calls"], "rendered": rendered - self.reported["rendered"],
+                 "oom": events[self.reported["events"]:], "device": self.device, "fatal": self.fatal,
+                 "load_seconds": None if self.reported["load"] else self.load_seconds}
+        self.reported = {"calls": calls, "rendered": rendered, "events": len(events), "load": True}
+        return json.dumps(delta)
+
+
+def start_ray():
+    try:
+        import ray
+    except ImportError:
+        raise ModomoError("--engine ray needs Ray: pip install 'modomo[ray]'", 2) from None
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if not ray.is_initialized():
+        if os.environ.get("RAY_ADDRESS"):
+            ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=False)
+        else:
+            ray.init(include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+    return ray
+
+
+def plan_work(plan: RunPlan, journal: Journal, result: RunResult, on_event) -> list[dict]:
+    """Per input still to do, the styles still to do; what the journal has finished with these settings
+    and this input version is recorded as skipped, as an in-process run does."""
+    done = journal.load() if plan.config.resume and not plan.config.overwrite else {}
+    todo = []
+    for item in plan.items:
+        styles = []
+        for style, digest in plan.result_hashes().items():
+            entry = done.get((item.identity, digest))
+            if entry is not None and entry.get("version") == item.version:
+                record = ImageRecord.from_journal(item, style, entry, "skipped")
+                result.records.append(record)
+                on_event("done", record=record)
+            else:
+                styles.append(style)
+        if styles:
+            todo.append({"id": item.identity, "styles": json.dumps(styles)})
+    return todo
+
+
+def collect(rows, result: RunResult, journal: Journal, on_event) -> dict:
+    """Records in as they stream; journal lines written; the actors' statistics summed."""
+    totals = {"calls": 0, "rendered": 0, "load_seconds": [], "devices": []}
+    for row in rows:
+        data = json.loads(row["row"])
+        record = ImageRecord.from_json(data["record"])
+        if data["journal"]:
+            journal.record(data["journal"])
+        result.records.append(record)
+        on_event("done", record=record)
+        if row["stats"]:
+            stats = json.loads(row["stats"])
+            totals["calls"] += stats["calls"]
+            totals["rendered"] += stats["rendered"]
+            result.oom += stats["oom"]
+            result.fatal = result.fatal or stats["fatal"]
+            if stats["load_seconds"] is not None:
+                totals["load_seconds"].append(stats["load_seconds"])
+                totals["devices"].append(stats["device"])
+    return totals
+
+
+def run(plan: RunPlan, hooks: Hooks) -> RunResult:
+    """Restyle the plan's inputs on a Ray actor pool; records in input order."""
+    ray = start_ray()
+    gpus = int(ray.cluster_resources().get("GPU", 0))
+    pool = plan.actors or max(1, gpus or 1)
+    config = plan.config
+    result = RunResult(settings=config.summary_settings())
+    journal = Journal(plan.sink)
+    start = time.perf_counter()
+    hooks.on_event("start", total=len(plan.items) * len(config.styles))
+    todo = plan_work(plan, journal, result, hooks.on_event)
+    totals = {"calls": 0, "rendered": 0, "load_seconds": [], "devices": []}
+    try:
+        if todo:
+            # Ray batches as large as the in-process size-grouping window: photos of mixed sizes still
+            # reach the models in full batches of one size.
+            dataset = ray.data.from_items(todo).map_batches(
+                TransformActor, fn_constructor_kwargs={"config": config, "spec": plan.spec, "cwd": os.getcwd(),
+                                                       "device": "cuda" if gpus else "cpu"},
+                batch_size=config.batch_size * WINDOW_BATCHES, concurrency=pool, num_gpus=1 if gpus else 0,
+                num_cpus=1)
+            totals = collect(dataset.iter_rows(), result, journal, hooks.on_event)
+    except KeyboardInterrupt:
+        result.interrupted, result.stopped = True, "interrupted"
+    finally:
+        journal.close()
+    result.stopped = result.fatal or result.stopped
+    result.seconds = time.perf_counter() - start
+    one = resolve_price(next((d for d in totals["devices"] if d), None), config.gpu_price, config.currency)
+    result.price = Price(one.per_hour * pool, one.currency, f"{one.source} x {pool} actors")
+    result.load_seconds = max(totals["load_seconds"], default=0.0)
+    result.batching = batching_report(config.batch_size, totals["calls"], totals["rendered"])
+    result.sort(plan.items, [s.name for s in config.styles])
+    result.extra.update(engine="ray", actors=pool, models=plan.spec.ids(), journal_reads=journal.loads)
+    return result

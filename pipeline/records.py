@@ -1,0 +1,57 @@
+"""One record per input and style: what the summary, the report and every engine's merge speak of."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from pipeline.frames import Item
+
+STATUSES = ("ok", "failed", "skipped")
+URL_FIELDS = ("transformed_url", "thumbnail_url")
+
+
+@dataclass
+class ImageRecord:
+    """The outcome of one input in one style. `id` is the input's identity (root and relative key)."""
+
+    id: str
+    input: str
+    key: str
+    style: str | None
+    status: str
+    error: str | None = None
+    outputs: dict[str, str] = field(default_factory=dict)
+    urls: dict[str, str] = field(default_factory=dict)  # CDN URLs of the uploaded result and thumbnail
+    seed: int | None = None
+    quality: float | None = None
+    quality_parts: dict[str, float] = field(default_factory=dict)
+    passed: bool | None = None
+    attempts: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        urls = data.pop("urls")
+        return {**data, **{k: urls[k] for k in URL_FIELDS if k in urls}}
+
+    @classmethod
+    def from_json(cls, data: dict) -> ImageRecord:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k != "urls"}
+        known.setdefault("id", data.get("key", ""))
+        return cls(**known, urls={k: data[k] for k in URL_FIELDS if k in data})
+
+    @classmethod
+    def failed(cls, item: Item, style: str | None, reason: str) -> ImageRecord:
+        """An input that produced nothing in this style, and why."""
+        return cls(item.identity, item.display, item.key, style, "failed", error=reason)
+
+    @classmethod
+    def from_journal(cls, item: Item, style: str, entry: dict, status: str) -> ImageRecord:
+        """An input the journal says is done with these settings (`skipped`, or `ok` for a dead worker's)."""
+        return cls(item.identity, item.display, item.key, style, status, outputs=entry.get("outputs", {}),
+                   urls={k: entry[k] for k in URL_FIELDS if k in entry}, seed=entry.get("seed"),
+                   quality=entry.get("quality"), passed=entry.get("passed"))

@@ -1,0 +1,297 @@
+"""Scale-out at real size: devices inside a shard, one identity per input under every engine, every option
+meaning the same in-process, with --devices and with --engine ray."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from modomo_cli.app import app
+from pipeline.sinks import LocalSink
+
+PHOTO = "living-room-02-small.jpg"
+ENGINES = {"modomo": [], "devices": ["--devices", "cpu,cpu"], "ray": ["--engine", "ray", "--actors", "2"]}
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+    yield ray
+    ray.shutdown()
+
+
+def transform(*args, env: dict | None = None) -> tuple[int, dict | None, str]:
+    """`modomo transform ...` in a process of its own (workers and signals are real); (code, summary, stderr)."""
+    done = subprocess.run([sys.executable, "-m", "modomo_cli", "transform", *map(str, args), "--json"],
+                          capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})})
+    return done.returncode, json.loads(done.stdout) if done.stdout.strip() else None, done.stderr
+
+
+def invoke(*args) -> tuple[int, dict | None, str]:
+    """The same in this process (needed for Ray, which this module starts once)."""
+    result = CliRunner().invoke(app, ["transform", *map(str, args), "--json"])
+    return result.exit_code, json.loads(result.stdout) if result.stdout.strip() else None, result.stderr
+
+
+def tiny(bundle: Path, out: Path, *extra) -> list:
+    return ["--models", bundle, "--out", out, "--size", "128", "--steps", "2", "--retries", "0", *extra]
+
+
+def photos(folder: Path, rooms: Path, count: int, flip_every: int = 2) -> Path:
+    folder.mkdir(parents=True)
+    photo = Image.open(rooms / PHOTO).convert("RGB")
+    for i in range(count):
+        (photo.transpose(Image.FLIP_LEFT_RIGHT) if i % flip_every else photo).save(folder / f"room-{i:02d}.jpg")
+    return folder
+
+
+def journal(out: Path) -> list[dict]:
+    path = out / ".modomo" / "journal.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_two_pods_with_two_devices_each_cover_every_input_once(tiny_bundle, rooms, tmp_path):
+    inputs, out = photos(tmp_path / "in", rooms, 8), tmp_path / "out"
+    seen = []
+    for pod in ("0", "1"):
+        code, summary, stderr = transform(inputs, *tiny(tiny_bundle, out, "--devices", "cpu,cpu"),
+                                          env={"JOB_COMPLETION_INDEX": pod, "JOB_COMPLETIONS": "2"})
+        assert code == 0, stderr
+        assert [d["shard"] for d in summary["devices"]] == [f"{pod}/4", f"{int(pod) + 2}/4"]
+        seen += [r["key"] for r in summary["images"] if r["status"] == "ok"]
+    assert sorted(seen) == [f"room-{i:02d}.jpg" for i in range(8)]  # each once, none twice
+    assert sorted(e["key"] for e in journal(out)) == sorted(seen)
+    assert len(list(out.glob("*.png"))) == 8
+
+
+def two_roots(tmp_path: Path, rooms: Path) -> tuple[Path, Path]:
+    """x/room.jpg and y/room.jpg: the same relative file in two roots, two different photos."""
+    photo = Image.open(rooms / PHOTO).convert("RGB")
+    for name, image in (("x", photo), ("y", photo.transpose(Image.FLIP_LEFT_RIGHT))):
+        (tmp_path / name).mkdir()
+        image.save(tmp_path / name / "room.jpg")
+    return tmp_path / "x", tmp_path / "y"
+
+
+@pytest.mark.parametrize("engine", list(ENGINES))
+def test_two_roots_with_the_same_file_are_two_inputs_resumed_correctly(engine, tiny_bundle, rooms, tmp_path,
+                                                                      request):
+    if engine == "ray":
+        request.getfixturevalue("ray_local")
+    x, y = two_roots(tmp_path, rooms)
+    out = tmp_path / "out"
+    run = invoke if engine == "ray" else transform
+    code, first, stderr = run(x, y, *tiny(tiny_bundle, out, *ENGINES[engine]))
+    assert code == 0, stderr
+    assert [(r["id"], r["status"]) for r in first["images"]] == [(f"{x}/room.jpg", "ok"), (f"{y}/room.jpg", "ok")]
+    assert len({r["seed"] for r in first["images"]}) == 2
+    results = sorted(str(Path(r["outputs"]["result"]).relative_to(out)) for r in first["images"])
+    assert results == ["x/room.jpg.modern.png", "y/room.jpg.modern.png"]
+    assert sorted(e["id"] for e in journal(out)) == [f"{x}/room.jpg", f"{y}/room.jpg"]
+    code, again, stderr = run(x, y, *tiny(tiny_bundle, out, *ENGINES[engine]))
+    assert code == 0, stderr
+    assert [r["status"] for r in again["images"]] == ["skipped", "skipped"]
+    assert len(journal(out)) == 2
+
+
+# -- every option under every engine ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def option_inputs(tiny_bundle, rooms, tmp_path_factory):
+    """Two photos, a keep mask for one, a LoRA and a single-file checkpoint made from the tiny models."""
+    from tests.test_checkpoint import single_file
+    from tests.test_lora import make_lora
+
+    folder = tmp_path_factory.mktemp("options")
+    inputs = photos(folder / "in", rooms, 2)
+    (folder / "masks").mkdir()
+    mask = Image.new("L", (600, 450), 0)
+    mask.paste(255, (150, 100, 450, 350))
+    mask.save(folder / "masks" / "room-01.png")
+    checkpoint = single_file(tiny_bundle, folder / "tuned.safetensors", nudge=0.05)
+    lora = make_lora(tiny_bundle, folder / "lora")
+    return inputs, folder / "masks", checkpoint, lora
+
+
+def all_options(bundle, inputs, masks, checkpoint, lora, out) -> list:
+    return [inputs, *tiny(bundle, out), "--style", "boho,modern", "--report", "--checkpoint", checkpoint,
+            "--lora", f"{lora}:0.8", "--preserve", "sofa", "--mask-dir", masks, "--gpu-price", "3.6"]
+
+
+@pytest.fixture(scope="module")
+def option_runs(tiny_bundle, option_inputs, tmp_path_factory, ray_local):
+    """The same command with every option, once per engine."""
+    runs = {}
+    for engine, extra in ENGINES.items():
+        out = tmp_path_factory.mktemp(f"options-{engine}")
+        args = [*all_options(tiny_bundle, *option_inputs, out), *extra]
+        code, summary, stderr = invoke(*args) if engine == "ray" else transform(*args)
+        assert code == 0, stderr
+        runs[engine] = (out, summary)
+    return runs
+
+
+def metadata(summary: dict, key: str, style: str) -> dict:
+    record = next(r for r in summary["images"] if r["key"] == key and r["style"] == style)
+    return json.loads(Path(record["outputs"]["metadata"]).read_text())
+
+
+def check_report(out, summary, inputs):
+    page = (out / "report.html").read_text()
+    assert "boho" in page and "modern" in page and "room-01.jpg" in page
+
+
+def check_checkpoint(out, summary, inputs):
+    assert summary["models"]["checkpoint"] == str(inputs[2])
+    assert metadata(summary, "room-00.jpg", "boho")["models"]["checkpoint"] == str(inputs[2])
+
+
+def check_lora(out, summary, inputs):
+    loras = metadata(summary, "room-00.jpg", "modern")["settings"]["loras"]
+    assert [(Path(entry["file"]).name, entry["scale"]) for entry in loras] == [(inputs[3].name, 0.8)]
+
+
+def check_preserve(out, summary, inputs):
+    meta = metadata(summary, "room-00.jpg", "boho")
+    assert meta["preserve"]["labels"] == ["couch"] and any(o["kept"] for o in meta["objects"])
+
+
+def check_mask_dir(out, summary, inputs):
+    assert metadata(summary, "room-01.jpg", "boho")["preserve"]["mask"] == str(inputs[1] / "room-01.png")
+    assert metadata(summary, "room-00.jpg", "boho")["preserve"]["mask"] is None
+
+
+def check_styles(out, summary, inputs):
+    assert [(r["key"], r["style"], r["status"]) for r in summary["images"]] == [
+        ("room-00.jpg", "boho", "ok"), ("room-00.jpg", "modern", "ok"),
+        ("room-01.jpg", "boho", "ok"), ("room-01.jpg", "modern", "ok")]
+
+
+def check_cost(out, summary, inputs):
+    held = {"modomo": 1, "devices": 2, "ray": 2}[summary["engine"]]
+    cost = summary["cost"]
+    assert cost["price_per_hour"] == pytest.approx(3.6 * held)
+    assert cost["total"] == pytest.approx(3.6 * held * summary["seconds"] / 3600)
+
+
+OPTION_CHECKS = {"--report": check_report, "--checkpoint": check_checkpoint, "--lora": check_lora,
+                 "--preserve": check_preserve, "--mask-dir": check_mask_dir, "several styles": check_styles,
+                 "price and cost": check_cost}
+
+
+@pytest.mark.parametrize("engine", list(ENGINES))
+@pytest.mark.parametrize("option", list(OPTION_CHECKS))
+def test_option_means_the_same_under_every_engine(option_runs, option_inputs, option, engine):
+    out, summary = option_runs[engine]
+    OPTION_CHECKS[option](out, summary, option_inputs)
+
+
+@pytest.mark.parametrize("engine", ["devices", "ray"])
+def test_every_engine_makes_the_same_images(option_runs, engine):
+    _, ours = option_runs["modomo"]
+    _, theirs = option_runs[engine]
+    for a, b in zip(ours["images"], theirs["images"], strict=True):
+        assert (a["key"], a["style"], a["seed"]) == (b["key"], b["style"], b["seed"])
+        x = np.asarray(Image.open(a["outputs"]["result"]), dtype=np.int16)
+        y = np.asarray(Image.open(b["outputs"]["result"]), dtype=np.int16)
+        assert np.abs(x - y).max() <= 2
+
+
+# -- Ray: set up once per actor ---------------------------------------------------------------------
+
+
+def test_ray_reads_the_journal_once_and_keeps_mixed_sizes_batched(ray_local, tiny_bundle, rooms, tmp_path,
+                                                                  monkeypatch):
+    inputs = photos(tmp_path / "in", rooms, 8)
+    for path in sorted(inputs.iterdir())[::2]:  # every other one portrait
+        Image.open(path).transpose(Image.ROTATE_90).save(path)
+    monkeypatch.chdir(tmp_path)  # relative paths mean the same in the actors
+    code, summary, stderr = invoke("in", *tiny(tiny_bundle, "out", "--engine", "ray", "--actors", "2",
+                                               "--batch-size", "2"))
+    assert code == 0, stderr
+    assert summary["journal_reads"] == 1 and summary["actors"] == 2
+    assert summary["batching"]["rendered"] == 8 and summary["batching"]["mean_batch"] >= 1.9
+    assert sorted(e["id"] for e in journal(tmp_path / "out")) == [f"in/room-{i:02d}.jpg" for i in range(8)]
+    code, again, stderr = invoke("in", *tiny(tiny_bundle, "out", "--engine", "ray", "--actors", "2"))
+    assert code == 0 and {r["status"] for r in again["images"]} == {"skipped"}
+
+
+# -- devices: dead workers and Ctrl-C ---------------------------------------------------------------
+
+
+def test_dead_workers_images_are_ok_only_for_this_runs_settings_and_input_version(tiny_bundle, rooms, tmp_path):
+    from pipeline.config import RunConfig
+    from pipeline.engines.devices import Worker, merge_records
+    from pipeline.plan import build_plan
+    from pipeline.shards import Shard
+    from styles import load_style
+
+    inputs, out = photos(tmp_path / "in", rooms, 3), tmp_path / "out"
+    plan = build_plan(RunConfig(inputs=[str(inputs)], out=str(out), style=load_style("boho"), models=str(tiny_bundle),
+                                size=128, steps=2))
+    digest = plan.result_hashes()["boho"]
+    items = {item.key: item for item in plan.items}
+    lines = [
+        {"id": items["room-00.jpg"].identity, "settings": digest, "version": items["room-00.jpg"].version},
+        {"id": items["room-01.jpg"].identity, "settings": "other-settings", "version": items["room-01.jpg"].version},
+        {"id": items["room-02.jpg"].identity, "settings": digest, "version": "an-older-version"},
+    ]
+    for line in lines:
+        LocalSink(out).append(".modomo/journal.jsonl", json.dumps({**line, "key": "k", "outputs": {}}))
+    dead = Worker("cpu", Shard(0, 1), returncode=-9)
+    status = {r.key: (r.status, r.error) for r in merge_records([dead], plan)}
+    assert status["room-00.jpg"] == ("ok", None)
+    assert status["room-01.jpg"][0] == status["room-02.jpg"][0] == "failed"
+    assert "killed (SIGKILL)" in status["room-01.jpg"][1]
+
+
+def test_ctrl_c_under_devices_reaches_every_worker_and_keeps_the_journal(tiny_bundle, rooms, tmp_path):
+    inputs, out = photos(tmp_path / "in", rooms, 40), tmp_path / "out"
+    command = [sys.executable, "-m", "modomo_cli", "transform", str(inputs), *map(str, tiny(tiny_bundle, out)),
+               "--steps", "4", "--devices", "cpu,cpu", "--json"]
+    parent = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not journal(out):  # workers are restyling
+        time.sleep(0.2)
+    workers = psutil.Process(parent.pid).children()
+    assert len(workers) == 2 and journal(out)
+    parent.send_signal(signal.SIGINT)
+    stdout, stderr = parent.communicate(timeout=300)
+    assert parent.returncode == 130, stderr
+    summary = json.loads(stdout)
+    assert summary["stopped"] == "interrupted"
+    assert all(d["returncode"] == 130 for d in summary["devices"]), summary["devices"]
+    done = journal(out)
+    assert all(Path(e["outputs"]["result"]).exists() and Path(e["outputs"]["metadata"]).exists() for e in done)
+    assert not list((out / ".modomo" / "tmp").glob("*.tmp"))
+    assert 0 < len(done) < 40
+    code, rerun, stderr = transform(inputs, *tiny(tiny_bundle, out, "--steps", "4", "--devices", "cpu,cpu"))
+    assert code == 0, stderr
+    assert sum(r["status"] == "skipped" for r in rerun["images"]) == len(done)
+    assert sum(r["status"] == "ok" for r in rerun["images"]) == 40 - len(done)
+
+
+@pytest.mark.parametrize("extra", [
+    ["--fail-fast", "--devices", "cpu,cpu"], ["--fail-fast", "--engine", "ray"], ["--device", "cpu", "--engine", "ray"],
+    ["--device", "cpu", "--devices", "cpu,cpu"], ["--devices", "cpu", "--engine", "ray"], ["--actors", "2"],
+    ["--engine", "spark"],
+], ids=lambda extra: " ".join(extra))
+def test_options_an_engine_cannot_honour_are_one_line_usage_errors(tiny_bundle, rooms, tmp_path, extra):
+    result = CliRunner().invoke(app, ["transform", str(rooms / PHOTO), "--models", str(tiny_bundle), "--out",
+                                      str(tmp_path / "out"), *extra])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: ") and len(result.stderr.strip().splitlines()) == 1
