@@ -9,6 +9,7 @@ inputs and N pods with D devices each cover every input once.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -91,12 +92,16 @@ def worker_shards(pod: Shard | None, count: int) -> list[Shard]:
 
 def start(argv: list[str], workers: list[Worker]) -> None:
     """Start `modomo transform argv --device D --shard s --json` for every worker, each in its own session
-    (a terminal's Ctrl-C reaches them through the parent only, once)."""
+    (a terminal's Ctrl-C reaches them through the parent only, once). CPU workers share the cores
+    rather than each taking all of them."""
+    cpu_workers = sum(w.device == "cpu" for w in workers)
+    threads = str(max(1, (os.cpu_count() or 1) // max(1, cpu_workers)))
     for worker in workers:
         cmd = [sys.executable, "-m", "modomo_cli", "transform", *argv, "--device", worker.device,
                "--shard", str(worker.shard), "--json", "--no-progress"]
+        env = {**os.environ, "OMP_NUM_THREADS": threads} if worker.device == "cpu" else None
         worker.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                          start_new_session=True)
+                                          start_new_session=True, env=env)
 
 
 def wait(workers: list[Worker]) -> None:
@@ -163,6 +168,7 @@ def run(plan: RunPlan, hooks: Hooks) -> RunResult:
     result.load_seconds = max((s.get("load_seconds", 0.0) for s in summaries), default=0.0)
     result.batching = merge_reports(plan.config.batch_size, [s.get("batching", {}) for s in summaries])
     result.oom = [event for s in summaries for event in s.get("oom", [])]
+    result.shared_seconds_saved = sum(s.get("styles", {}).get("shared_seconds_saved", 0.0) for s in summaries)
     result.interrupted = bool(received) or any(s.get("stopped") == "interrupted" for s in summaries)
     result.fatal = next((s["stopped"] for s in summaries if s.get("stopped") not in (None, "interrupted",
                                                                                       "fail-fast")), None)
