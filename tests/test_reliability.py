@@ -354,8 +354,8 @@ def test_offload_after_oom_renders_the_same_images_with_the_real_models(tiny_sta
     assert memory.placer.moves >= 4 and memory.placer.resident == {"vae"}
 
 
-def test_one_out_of_memory_state_for_every_style(tiny_bundle, rooms, tmp_path, monkeypatch):
-    """The batch limit one style learns is where the next style starts: one event, not one per style."""
+def fits_one_image(monkeypatch) -> None:
+    """Every render of more than one image fails with CUDA's out-of-memory error."""
     real_render = Generator.render
 
     def render(self, group):
@@ -364,6 +364,11 @@ def test_one_out_of_memory_state_for_every_style(tiny_bundle, rooms, tmp_path, m
         return real_render(self, group)
 
     monkeypatch.setattr(Generator, "render", render)
+
+
+def test_one_out_of_memory_state_for_every_style(tiny_bundle, rooms, tmp_path, monkeypatch):
+    """The batch limit one style learns is where the next style starts: one event, not one per style."""
+    fits_one_image(monkeypatch)
     result = transform(photos(tmp_path / "in", rooms, 2),
                        *fast(tiny_bundle, tmp_path / "out", "--batch-size", "2", "--style", "boho,modern",
                              "--retries", "0"))
@@ -375,14 +380,7 @@ def test_one_out_of_memory_state_for_every_style(tiny_bundle, rooms, tmp_path, m
 
 
 def test_oom_reported_in_the_summary(tiny_bundle, rooms, tmp_path, monkeypatch):
-    real_render = Generator.render
-
-    def render(self, group):
-        if len(group) > 1:
-            raise torch.OutOfMemoryError("CUDA out of memory")
-        return real_render(self, group)
-
-    monkeypatch.setattr(Generator, "render", render)
+    fits_one_image(monkeypatch)
     result = transform(photos(tmp_path / "in", rooms, 4), *fast(tiny_bundle, tmp_path / "out", "--batch-size", "4"))
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
