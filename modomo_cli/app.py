@@ -208,6 +208,25 @@ def score(
     console.print(table)
 
 
+@app.command("index")
+def index_cmd(
+    out: Annotated[str, typer.Argument(help="An output folder or r2://bucket/prefix that modomo wrote into.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print what was written as JSON on stdout.")] = False,
+) -> None:
+    """Rebuild OUT/index.csv and OUT/index.jsonl from OUT's journal (all runs, all shards)."""
+    with user_errors():
+        from pipeline.index import write_index
+        from pipeline.sinks import open_sink
+
+        sink = open_sink(out)
+        sink.prepare()
+        written = write_index(sink)
+    if as_json:
+        sys.stdout.write(json.dumps(written, indent=2) + "\n")
+    console.print(f"index       {written['csv']} ({written['jobs']} jobs: {written['ok']} ok, "
+                  f"{written['failed']} failed)", soft_wrap=True)
+
+
 models_app = typer.Typer(help="List and fetch model presets.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 

@@ -99,6 +99,9 @@ def print_summary(summary: dict) -> None:
                      f"{styles['shared_seconds_saved']:.1f} s saved against separate runs")
     if summary.get("stopped"):
         lines.append(f"stopped     {summary['stopped']}")
+    if summary.get("index"):
+        index = summary["index"]
+        lines.append(f"index       {index['csv']} ({index['jobs']} jobs: {index['ok']} ok, {index['failed']} failed)")
     for event in summary.get("oom", []):
         lines.append(f"GPU memory  out of memory at batch {event['batch']}: continued with {event['action']}")
     for line in lines:

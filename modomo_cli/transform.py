@@ -12,14 +12,18 @@ from rich.markup import escape
 
 from modomo_cli.errors import EXIT_FATAL, EXIT_INTERRUPTED, EXIT_SOME_FAILED, user_errors
 from modomo_cli.render import RunProgress, console, print_summary
-from pipeline.errors import ModomoError
+from pipeline.errors import ModomoError, UsageError
 
 Opt = typer.Option
-Inputs = Annotated[list[str], typer.Argument(help="Image files, folders (searched recursively) and/or r2://bucket/prefix.")]
+Inputs = Annotated[list[str] | None, typer.Argument(
+    help="Image files, folders (searched recursively) and/or r2://bucket/prefix (or --manifest).")]
+Manifest = Annotated[Path | None, Opt(help="A .csv (with a header) or .jsonl of jobs, one per row: input, style, "
+                                           "room, prompt, negative_prompt, seed, preserve, mask, name.")]
 StyleNames = Annotated[str, Opt("--style", "-s", help="Built-in style(s), comma-separated (see `modomo styles`).")]
 StyleFile = Annotated[Path | None, Opt("--style-file", help="A style TOML file of your own (overrides --style).")]
 Out = Annotated[str, Opt("--out", "-o", help="Output folder or r2://bucket/prefix.")]
-Room = Annotated[str, Opt(help="Room type in the prompt.")]
+Room = Annotated[str | None, Opt(help="Room type in the prompt, or auto: found per photo by CLIP (default when the "
+                                     "preset has CLIP, else living room).")]
 Models = Annotated[str, Opt(help="sd15 (default), tiny, or a bundle folder.", envvar="MODOMO_MODELS")]
 Size = Annotated[int, Opt(help="Long side of the working size in pixels (multiple of 8).")]
 Seed = Annotated[int, Opt(help="Base seed; each image's seed derives from it and the input's identity.")]
@@ -45,25 +49,32 @@ Devices = Annotated[str | None, Opt(help="One worker process per device: all, 0,
 Engine = Annotated[str, Opt(help="modomo (this process) or ray (an actor per GPU; a cluster via RAY_ADDRESS).")]
 Actors = Annotated[int | None, Opt(help="Ray actors (default: one per GPU, else one).")]
 Report = Annotated[bool, Opt("--report", help="Write report.html into the output.")]
+NameTemplate = Annotated[str | None, Opt("--name", help="Output names: {stem}, {parent}, {style}, {room}, {seed}, "
+                                                         "{n}; e.g. '{parent}/{stem}-{style}'.")]
+Events = Annotated[str | None, Opt("--events", help="Write one JSON line per finished job to FILE (or - for "
+                                                    "stdout), as it happens.")]
 SaveControls = Annotated[bool, Opt("--save-controls", help="Save each image's depth, edges and object masks.")]
 AsJson = Annotated[bool, Opt("--json", help="Print the run summary as JSON on stdout.")]
 ShowProgress = Annotated[bool | None, Opt("--progress/--no-progress", help="Progress bar (default: when a terminal).")]
 
 
-def transform(ctx: typer.Context, inputs: Inputs, style: StyleNames = "modern", style_file: StyleFile = None,
-              out: Out = "modomo-out", room: Room = "living room", models: Models = "sd15", size: Size = 768,
+def transform(ctx: typer.Context, inputs: Inputs = None, manifest: Manifest = None, style: StyleNames = "modern",
+              style_file: StyleFile = None, out: Out = "modomo-out", room: Room = None, models: Models = "sd15",
+              size: Size = 768,
               seed: Seed = 0, steps: Steps = None, guidance_scale: Guidance = None, batch_size: BatchSize = 1,
               device: Device = "auto", gpu_price: GpuPrice = None, currency: Currency = None, fmt: Format = "png",
               workers: Workers = 4, resume: Resume = True, overwrite: Overwrite = False, fail_fast: FailFast = False,
               min_quality: MinQuality = None, retries: Retries = 2, lora: Loras = None,
               checkpoint: Checkpoint = None, preserve: Preserve = None, mask_dir: MaskDir = None,
               shard: ShardOpt = None, devices: Devices = None, engine: Engine = "modomo", actors: Actors = None,
-              report: Report = False, save_controls: SaveControls = False, as_json: AsJson = False,
-              progress: ShowProgress = None) -> None:
+              report: Report = False, save_controls: SaveControls = False, name: NameTemplate = None,
+              events: Events = None, as_json: AsJson = False, progress: ShowProgress = None) -> None:
     """Restyle every photo in INPUTS and write result, thumbnail and metadata under --out."""
     with user_errors():
+        if events == "-" and as_json:
+            raise UsageError("--events - and --json both write to stdout; send the events to a file")
         plan = make_plan(ctx)
-        execute(plan, progress, as_json)
+        execute(plan, progress, as_json, events)
 
 
 def run_config(params: dict):
@@ -77,14 +88,15 @@ def run_config(params: dict):
     chosen = [load_style(path=p["style_file"])] if p["style_file"] else \
         [load_style(name.strip()) for name in p["style"].split(",")]
     return RunConfig(
-        inputs=list(p["inputs"]), out=p["out"], style=chosen[0], more_styles=chosen[1:], room=p["room"],
+        inputs=list(p["inputs"] or []), manifest=str(p["manifest"]) if p["manifest"] else None, out=p["out"],
+        style=chosen[0], more_styles=chosen[1:], room=p["room"],
         models=p["models"], size=p["size"], seed=p["seed"], steps=p["steps"], guidance_scale=p["guidance_scale"],
         batch_size=p["batch_size"], device=p["device"], gpu_price=p["gpu_price"], currency=p["currency"],
         format=p["fmt"], workers=p["workers"], resume=p["resume"], overwrite=p["overwrite"],
         fail_fast=p["fail_fast"], min_quality=p["min_quality"], retries=p["retries"],
         save_controls=p["save_controls"] or p["report"], loras=[parse_lora(text) for text in p["lora"] or []],
         preserve=resolve_labels(p["preserve"]) if p["preserve"] else set(),
-        mask_dir=str(p["mask_dir"]) if p["mask_dir"] else None,
+        mask_dir=str(p["mask_dir"]) if p["mask_dir"] else None, name_template=p["name"],
     )
 
 
@@ -97,19 +109,27 @@ def make_plan(ctx: typer.Context):
     part = parse(p["shard"]) if p["shard"] else from_environment()
     plan = build_plan(run_config(p), shard=part, devices=p["devices"], engine=p["engine"], actors=p["actors"],
                       report=p["report"], checkpoint=p["checkpoint"], worker_argv=worker_argv(ctx))
+    for warning in plan.warnings:
+        console.print(f"[yellow]warning:[/yellow] {escape(warning)}", soft_wrap=True)
     if part is not None:
         console.print(f"shard       {part}: {len(plan.items)} of {len(plan.everything)} inputs", soft_wrap=True)
     return plan
 
 
-def execute(plan, progress: bool | None, as_json: bool) -> None:
+def execute(plan, progress: bool | None, as_json: bool, events: str | None = None) -> None:
     """Run the plan on its engine, print the summary (and JSON), write the report, exit with the run's code."""
     from pipeline import engines
+    from pipeline.events import EventLog, fan_out
 
+    log = EventLog(events) if events else None
     with RunProgress(progress) as bar:
-        hooks = engines.Hooks(on_event=bar, on_model=bar.loading,
+        hooks = engines.Hooks(on_event=fan_out(bar, log), on_model=bar.loading,
                               notice=lambda text: console.print(escape(text), soft_wrap=True))
-        result = engines.run(plan, hooks)
+        try:
+            result = engines.run(plan, hooks)
+        finally:
+            if log is not None:
+                log.close()
     summary = result.to_json()
     print_summary(summary)
     if not result.fatal:
@@ -128,7 +148,7 @@ def execute(plan, progress: bool | None, as_json: bool) -> None:
 
 
 # What each device worker gets on its own (device, shard, output format) or the parent does (report).
-WORKER_OWN = {"devices", "shard", "device", "as_json", "progress", "ctx", "engine", "actors", "report"}
+WORKER_OWN = {"devices", "shard", "device", "as_json", "progress", "ctx", "engine", "actors", "report", "events"}
 
 
 def worker_argv(ctx: typer.Context) -> list[str]:
@@ -139,7 +159,7 @@ def worker_argv(ctx: typer.Context) -> list[str]:
             continue
         value = ctx.params[param.name]
         if isinstance(param, typer.core.TyperArgument):
-            argv += [str(v) for v in value]
+            argv += [str(v) for v in value or []]
         elif value is None or value == param.default:
             continue
         elif param.is_flag:

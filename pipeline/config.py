@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pipeline.errors import UsageError
 from pipeline.settings import GenerateSettings, SpeedOptions
-from styles import ROOMS, Style
+from styles import AUTO_ROOM, ROOMS, Style, room_name
 
 FORMATS = ("png", "jpeg", "webp")
 
@@ -19,7 +19,7 @@ class RunConfig:
     inputs: list[str]
     out: str
     style: Style  # the first style; `styles` holds all of them (several per run render from one preprocessing)
-    room: str = "living room"
+    room: str = "living room"  # or "auto": found per photo by the preset's CLIP
     models: str = "sd15"
     size: int = 768
     seed: int = 0
@@ -43,16 +43,23 @@ class RunConfig:
     speed: SpeedOptions = field(default_factory=SpeedOptions)
     engine: str = "modomo"  # or "diffusers": one plain pipe() call per image, the bench's baseline
     more_styles: list[Style] = field(default_factory=list)
+    manifest: str | None = None  # a .csv or .jsonl of jobs, one per row, in place of INPUTS
+    job_styles: list[Style] = field(default_factory=list)  # styles only manifest rows name (set by the plan)
+    job_keeps: bool = False  # some manifest row keeps objects or a mask region (set by the plan)
+    name_template: str | None = None  # --name: output names from {stem}, {parent}, {style}, {room}, {seed}, {n}
 
     @property
     def styles(self) -> list[Style]:
         return [self.style, *self.more_styles]
 
     def check(self) -> RunConfig:
-        if not self.inputs:
-            raise UsageError("give at least one INPUT file or folder")
-        if self.room not in ROOMS:
-            raise UsageError(f"--room {self.room!r}: choose one of {', '.join(ROOMS)}")
+        if not self.inputs and not self.manifest:
+            raise UsageError("give at least one INPUT file or folder, or --manifest FILE")
+        if self.inputs and self.manifest:
+            raise UsageError("give INPUTS or --manifest, not both (a manifest names its inputs)")
+        if room_name(self.room) is None:
+            raise UsageError(f"--room {self.room!r}: choose auto or one of {', '.join(ROOMS)}")
+        self.room = room_name(self.room)
         if not 64 <= self.size <= 2048:
             raise UsageError(f"--size must be between 64 and 2048, got {self.size}")
         if self.steps is not None and not 1 <= self.steps <= 200:
@@ -79,6 +86,11 @@ class RunConfig:
         return self
 
     @property
+    def prompt_room(self) -> str:
+        """The room in the run's own prompts: with auto, each photo gets its own; this is the fallback."""
+        return "room" if self.room == AUTO_ROOM else self.room
+
+    @property
     def long_side(self) -> int:
         """The working size, rounded to a multiple of 8 as the VAE needs."""
         return max(64, round(self.size / 8) * 8)
@@ -90,7 +102,7 @@ class RunConfig:
     def generate_settings(self, style: Style | None = None) -> GenerateSettings:
         s = style or self.style
         return GenerateSettings(
-            prompt=s.prompt_for(self.room),
+            prompt=s.prompt_for(self.prompt_room),
             negative_prompt=s.negative_prompt,
             steps=self.steps or s.steps,
             guidance_scale=self.guidance_scale or s.guidance_scale,
@@ -121,6 +133,7 @@ class RunConfig:
             "loras": [lora.to_json() for lora in self.loras_for(style)],
             "preserve": sorted(self.preserve),
             "mask_dir": self.mask_dir,
+            **({"name": self.name_template} if self.name_template else {}),
         }
 
     def result_hash(self, style: Style, model_ids: dict) -> str:

@@ -37,6 +37,8 @@ def model_files(spec: ModelSpec) -> list[tuple[str, str, str | None]]:
     ]
     repo, _, filename = spec.sam2_checkpoint.removeprefix("hub:").rpartition("/")
     rows.append(("sam2", f"{repo}/{filename}", hub_file_cached(repo, filename)))
+    if spec.clip:  # --room auto and the style-adherence score
+        rows.append(("clip", spec.clip, hub_file_cached(spec.clip, "config.json")))
     candidates = [Path(spec.yolo), yolo_weights_dir() / spec.yolo]
     rows.append(("yolo", spec.yolo, next((str(p) for p in candidates if p.is_file()), None)))
     return rows
@@ -74,10 +76,6 @@ def preset_checks() -> list[Check]:
         checks.append(Check("sd15", role, OK if path else MISSING,
                             f"{model_id}: {path}" if path else f"{model_id}: not cached (modomo models download sd15)",
                             required=True))
-    spec = sd15()
-    clip = hub_file_cached(spec.clip, "config.json")
-    checks.append(Check("sd15", "clip (optional)", OK if clip else INFO,
-                        f"{spec.clip}: {'cached' if clip else 'not cached: the style-adherence score is off'}"))
     tiny = cache_dir() / f"tiny-v{TINY_VERSION}" / BUNDLE_FILE
     checks.append(Check("tiny", "bundle", OK if tiny.is_file() else INFO,
                         str(tiny.parent) if tiny.is_file() else f"built on first use into {tiny.parent}"))

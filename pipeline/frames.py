@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -24,19 +25,24 @@ class Item:
     uri: str | None = None
     fetch: Callable[[], bytes] | None = field(default=None, compare=False, repr=False)
     version: str | None = field(default=None, compare=False)  # size+mtime or ETag: a changed input is redone
+    job: Any = None  # pipeline.manifest.Job: a manifest row's own settings; part of the identity
 
     @property
     def display(self) -> str:
         return self.uri or str(self.path)
 
     @property
+    def location(self) -> str:
+        """Where the input is, as it was named: its root as given joined with its key, or its URI."""
+        return self.uri or os.path.normpath(os.path.join(str(self.root), self.key)).replace(os.sep, "/")
+
+    @property
     def identity(self) -> str:
         """The input everywhere (journal, seeds, shards, engines, merges): where it is, as it was named.
         Its root as given plus its relative key, so `x/room.jpg` and `y/room.jpg` are two inputs, and
-        a file named alone is the same input as when its folder is named."""
-        if self.uri:
-            return self.uri
-        return os.path.normpath(os.path.join(str(self.root), self.key)).replace(os.sep, "/")
+        a file named alone is the same input as when its folder is named. A manifest row adds a hash of
+        its content: two rows are two jobs, and an edited row is a new one."""
+        return f"{self.location}#{self.job.digest}" if self.job is not None else self.location
 
     def read(self) -> bytes:
         """The input's bytes; OSError when it cannot be read."""
@@ -87,6 +93,10 @@ class Frame:
     style: str | None = None  # set on the per-style copies made after the shared stages
     keep: np.ndarray | None = None  # float H x W in [0, 1]: 1 keeps the original pixel (--preserve, --mask-dir)
     mask_source: str | None = None  # the user's mask file, when one was used
+    room: str | None = None  # the room type in this frame's prompt (given, or found by --room auto)
+    room_probability: float | None = None  # the classifier's probability for it, when it was found
+    prompt: str | None = None  # this frame's own prompts (set per style); None: the style's for the run
+    negative_prompt: str | None = None
 
     @property
     def ok(self) -> bool:

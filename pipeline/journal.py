@@ -57,17 +57,21 @@ class Journal:
         return isinstance(self.sink, LocalSink)
 
     def load(self) -> dict[tuple[str, str], dict]:
-        """Finished entries keyed by (input identity, settings hash); the latest wins."""
+        """Finished entries keyed by (input identity, settings hash); the latest wins. Failure lines
+        (kept for the index) never count as finished."""
         self.loads += 1
+        return {(e["id"], e["settings"]): e for e in self.entries() if e.get("status", "ok") == "ok"}
+
+    def entries(self) -> list[dict]:
+        """Every line, in the order written (R2: segments in name order, each a run and a flush)."""
         if self.local:
             data = self.sink.read(LOCAL_JOURNAL)
-            entries = parse_lines(data.decode("utf-8", "replace")) if data else []
-        else:
-            entries = []
-            for name in self.sink.list(SEGMENT_PREFIX):
-                data = self.sink.read(name)
-                entries += parse_lines(data.decode("utf-8", "replace")) if data else []
-        return {(e["id"], e["settings"]): e for e in entries}
+            return parse_lines(data.decode("utf-8", "replace")) if data else []
+        entries = []
+        for name in self.sink.list(SEGMENT_PREFIX):
+            data = self.sink.read(name)
+            entries += parse_lines(data.decode("utf-8", "replace")) if data else []
+        return entries
 
     def record(self, entry: dict) -> None:
         """Add one finished input; durable at once locally, at the next flush on R2."""

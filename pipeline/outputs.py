@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from urllib.parse import quote
 
 from pipeline import __version__, imaging
 from pipeline.config import RunConfig
@@ -41,6 +42,9 @@ class OutputWriter:
             except (OSError, ValueError, ModomoError) as exc:
                 frame.fail(f"cannot write output: {getattr(exc, 'strerror', None) or exc}")
         record = self.record(frame, run)
+        if not frame.ok and self.journal is not None:  # for the index; never counted as done
+            self.journal.record({**self.journal_entry(frame, run), "status": "failed", "error": record.error,
+                                 "outputs": {}})
         frame.image = frame.result = frame.depth = frame.edges = None  # keep memory flat
         return record
 
@@ -50,8 +54,9 @@ class OutputWriter:
             result = imaging.encode(frame.result, fmt)
             thumb = imaging.encode(imaging.thumbnail(frame.result, THUMBNAIL_SIDE), "jpeg")
             names = {"result": stem + imaging.extension(fmt), "thumbnail": stem + ".thumb.jpg"}
-            frame.outputs["result"] = self.sink.write(names["result"], result, imaging.content_type(fmt))
-            frame.outputs["thumbnail"] = self.sink.write(names["thumbnail"], thumb, "image/jpeg")
+            about = self.object_metadata(frame, run)
+            frame.outputs["result"] = self.sink.write(names["result"], result, imaging.content_type(fmt), about)
+            frame.outputs["thumbnail"] = self.sink.write(names["thumbnail"], thumb, "image/jpeg", about)
             if self.config.save_controls:
                 self.write_controls(frame, stem)
         for name, url_key in (("result", "transformed_url"), ("thumbnail", "thumbnail_url")):
@@ -62,6 +67,14 @@ class OutputWriter:
         frame.outputs["metadata"] = str(self.sink.path(meta_path))
         metadata = json.dumps(self.metadata(frame, run), indent=2).encode() + b"\n"
         self.sink.write(meta_path, metadata, "application/json")
+
+    def object_metadata(self, frame: Frame, run) -> dict[str, str]:
+        """What an uploaded result says about itself in a bucket browser (x-amz-meta-*; ASCII, so
+        anything else percent-encoded)."""
+        fields = {"source": frame.item.display, "style": run.style.name, "room": frame.room or "",
+                  "seed": str(frame.seed), "quality": "" if frame.quality is None else f"{frame.quality:.4f}",
+                  "modomo-version": __version__}
+        return {k: quote(v, safe=" /:@,.'()!*+=&;$~-_") for k, v in fields.items()}
 
     def write_controls(self, frame: Frame, stem: str) -> None:
         """The input as the models saw it, the depth and edge maps, and the object masks over the photo."""
@@ -81,8 +94,12 @@ class OutputWriter:
         return {
             "id": frame.item.identity,
             "key": frame.item.key,
+            "status": "ok",
+            **({"line": frame.item.job.line} if frame.item.job is not None else {}),
             "style": run.style.name,
             "input": frame.item.display,
+            "room": frame.room,
+            "room_probability": frame.room_probability,
             "version": frame.item.version,
             "settings": run.settings_hash,
             "seed": frame.seed,
@@ -96,8 +113,11 @@ class OutputWriter:
     def record(self, frame: Frame, run) -> ImageRecord:
         """The summary's record for one input and style."""
         item = frame.item
+        error = frame.error
+        if error and item.job is not None and not error.startswith("manifest line"):
+            error = item.job.fail(error)
         return ImageRecord(
-            item.identity, item.display, item.key, run.style.name, "ok" if frame.ok else "failed", frame.error,
+            item.identity, item.display, item.key, run.style.name, "ok" if frame.ok else "failed", error, frame.room,
             outputs=dict(frame.outputs) if frame.ok else {}, urls=dict(frame.urls) if frame.ok else {},
             seed=frame.seed, quality=frame.quality, quality_parts=dict(frame.quality_parts),
             passed=passed(frame, run) if frame.ok else None, attempts=len(frame.attempts),
@@ -114,9 +134,12 @@ class OutputWriter:
             "original_size": list(frame.original_size or ()),
             "size": [width, height],
             "style": run.style.name,
-            "room": self.config.room,
-            "prompt": run.settings.prompt,
-            "negative_prompt": run.settings.negative_prompt,
+            "room": frame.room,
+            **({"room_probability": frame.room_probability} if frame.room_probability is not None else {}),
+            "prompt": frame.prompt or run.settings.prompt,
+            "negative_prompt": frame.negative_prompt or run.settings.negative_prompt,
+            **({"manifest": {"line": frame.item.job.line, "job": frame.item.job.digest}}
+               if frame.item.job is not None else {}),
             "seed": frame.seed,
             "models": self.models,
             "settings": self.config.settings_json(run.style),

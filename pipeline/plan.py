@@ -14,6 +14,7 @@ from pipeline.r2 import Remote
 from pipeline.shards import Shard
 from pipeline.sinks import LocalSink, R2Sink, open_sink
 from pipeline.sources import collect_inputs
+from styles import AUTO_ROOM, load_style
 
 ENGINES = ("modomo", "ray")
 
@@ -35,9 +36,19 @@ class RunPlan:
     report: bool = False
     worker_argv: list[str] = field(default_factory=list)  # the command line each device worker repeats
 
+    warnings: list[str] = field(default_factory=list)  # one line each, shown before the run
+
     def result_hashes(self) -> dict[str, str]:
         """Per style, the hash of everything that shapes its results: what the journal is matched on."""
-        return {style.name: self.config.result_hash(style, self.spec.ids()) for style in self.config.styles}
+        styles = [*self.config.styles, *self.config.job_styles]
+        return {style.name: self.config.result_hash(style, self.spec.ids()) for style in styles}
+
+    def styles_for(self, item: Item) -> list[str]:
+        """The styles an input is restyled in: its manifest row's, else the command's."""
+        job = item.job
+        if job is not None and job.styles and job.error is None:
+            return list(job.styles)
+        return [style.name for style in self.config.styles]
 
 
 def with_checkpoint(spec: ModelSpec, option: Path | None, styles) -> ModelSpec:
@@ -81,16 +92,101 @@ def build_plan(config: RunConfig, shard: Shard | None = None, devices: str | Non
     """Check everything that can be checked without models, in the order a user would fix it."""
     from pipeline.engines.devices import parse_devices
 
+    warnings: list[str] = []
+    spec = with_checkpoint(resolve(config.models), checkpoint, config.styles)
+    if config.room is None:  # not given: found per photo when the preset can, else the old default
+        config.room = AUTO_ROOM if has_clip(spec) else "living room"
+        if config.room != AUTO_ROOM and weights_present(spec):  # else loading says what is missing
+            warnings.append(f"--room: {spec.name} has no CLIP on this machine, so every photo is prompted as a "
+                            "living room (give --room, or fetch CLIP with `modomo models download sd15`)")
     config.check()
+    if config.room == AUTO_ROOM and not has_clip(spec):
+        raise UsageError(f"--room auto needs the preset's CLIP, which {spec.name} lacks here; "
+                         "fetch it with `modomo models download sd15` or give a room")
     chosen = check_engine(engine, devices, actors, config)
     device_list = parse_devices(devices) if devices else []
-    spec = with_checkpoint(resolve(config.models), checkpoint, config.styles)
     remote = Remote(pool_size=config.workers * 2 + 2)
     sink = open_sink(config.out, remote)
     sink.prepare()
-    everything = collect_inputs(config.inputs, remote)
+    everything = list_inputs(config, spec, remote)
     if not everything:
-        raise UsageError(f"no images found in {', '.join(config.inputs)}")
+        raise UsageError(f"no images found in {', '.join(config.inputs or [str(config.manifest)])}")
     items = [item for item in everything if shard is None or shard.owns(item.identity)]
+    if config.name_template:
+        from pipeline.naming import check_template, check_unique
+
+        check_template(config.name_template)
+        names = [s.name for s in config.styles]
+        check_unique(everything, config, lambda item: list(item.job.styles) if item.job is not None
+                     and item.job.styles and item.job.error is None else names)
     return RunPlan(config, spec, sink, remote, everything, items, shard, chosen, device_list, actors, report,
-                   list(worker_argv or []))
+                   list(worker_argv or []), warnings)
+
+
+def weights_present(spec: ModelSpec) -> bool:
+    """Whether the preset's generator is on this machine (built ones always are)."""
+    if spec.local or spec.random_weights:
+        return True
+    from pipeline.models.presets import hub_file_cached
+
+    return hub_file_cached(spec.sd, "unet/diffusion_pytorch_model.safetensors") is not None
+
+
+def has_clip(spec: ModelSpec) -> bool:
+    """Whether the preset's CLIP is on this machine (a bundle's folder, or the hub cache)."""
+    if not spec.clip:
+        return False
+    if spec.local:
+        return Path(spec.clip).is_dir()
+    from pipeline.models.presets import hub_file_cached
+
+    return hub_file_cached(spec.clip, "config.json") is not None
+
+
+def list_inputs(config: RunConfig, spec: ModelSpec, remote: Remote) -> list[Item]:
+    """The run's inputs: INPUTS, or the manifest's jobs (the styles only rows name added to the config,
+    rows that need what the preset lacks failed). The same list wherever it is made: the driver, a
+    device worker, a Ray actor."""
+    if not config.manifest:
+        return collect_inputs(config.inputs, remote)
+    from pipeline.manifest import manifest_items
+    from pipeline.stages.preserve import resolve_labels
+
+    named = {s.name for s in config.styles}
+    items = manifest_items(config.manifest, remote, lambda name: name in named or _known_style(name),
+                           resolve_labels)
+    wanted = sorted({name for item in items if item.job.error is None for name in item.job.styles or ()} - named)
+    config.job_styles = [load_style(name) for name in wanted]
+    config.job_keeps = any(item.job.preserve or item.job.mask for item in items)
+    if not has_clip(spec):
+        items = [_needs(item, "room auto needs the preset's CLIP") if item.job.room == AUTO_ROOM else item
+                 for item in items]
+    check_names(items, config)
+    return items
+
+
+def _known_style(name: str) -> bool:
+    try:
+        load_style(name)
+    except UsageError:
+        return False
+    return True
+
+
+def _needs(item: Item, reason: str) -> Item:
+    if item.job.error:
+        return item
+    return replace(item, job=replace(item.job, error=item.job.fail(reason)))
+
+
+def check_names(items: list[Item], config: RunConfig) -> None:
+    """Manifest `name` cells that two rows share would overwrite each other: refused, naming the lines."""
+    seen: dict[str, int] = {}
+    for item in items:
+        job = item.job
+        if job is None or not job.name:
+            continue
+        if job.name in seen:
+            raise UsageError(f"--manifest {config.manifest}: lines {seen[job.name]} and {job.line} both name "
+                             f"their output {job.name!r}")
+        seen[job.name] = job.line

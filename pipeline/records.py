@@ -20,6 +20,7 @@ class ImageRecord:
     style: str | None
     status: str
     error: str | None = None
+    room: str | None = None
     outputs: dict[str, str] = field(default_factory=dict)
     urls: dict[str, str] = field(default_factory=dict)  # CDN URLs of the uploaded result and thumbnail
     seed: int | None = None
@@ -52,6 +53,7 @@ class ImageRecord:
     @classmethod
     def from_journal(cls, item: Item, style: str, entry: dict, status: str) -> ImageRecord:
         """An input the journal says is done with these settings (`skipped`, or `ok` for a dead worker's)."""
-        return cls(item.identity, item.display, item.key, style, status, outputs=entry.get("outputs", {}),
+        return cls(item.identity, item.display, item.key, style, status, room=entry.get("room"),
+                   outputs=entry.get("outputs", {}),
                    urls={k: entry[k] for k in URL_FIELDS if k in entry}, seed=entry.get("seed"),
                    quality=entry.get("quality"), passed=entry.get("passed"))

@@ -28,22 +28,24 @@ from pipeline.frames import Frame, Item
 from pipeline.journal import Journal
 from pipeline.models import lora
 from pipeline.models.load import ModelStack
+from pipeline.naming import stems_for
 from pipeline.outputs import OutputWriter
 from pipeline.prefetch import read_ahead
 from pipeline.records import ImageRecord
 from pipeline.result import RunResult
 from pipeline.seeds import derive_seed
-from pipeline.sinks import LocalSink, OutputError, R2Sink, output_stems
+from pipeline.sinks import LocalSink, OutputError, R2Sink
 from pipeline.stages.depth import DepthEstimator
 from pipeline.stages.detect import Detector
 from pipeline.stages.edges import EdgeDetector
 from pipeline.stages.generate import GenerateSettings, Generator, PlainDiffusersGenerator
 from pipeline.stages.offload import MemoryState, ModelPlacer
 from pipeline.stages.preserve import Compositor, Preserver
+from pipeline.stages.room import RoomClassifier
 from pipeline.stages.segment import Segmenter
 from pipeline.stages.validate import StyleScorer, Validator
 from pipeline.timing import synchronize, timed
-from styles import Style
+from styles import AUTO_ROOM, Style
 
 SHARED_STAGES = ("read", "detect", "segment", "depth", "preserve")
 Event = Callable[..., None]
@@ -84,11 +86,14 @@ class Runner:
             ("segment", Segmenter(stack.sam2)),
             ("depth", depth),
         ]
+        self.rooms = RoomClassifier(*stack.clip, device, stack.dtype) if stack.clip is not None else None
         preserver = Preserver(config.preserve, Path(config.mask_dir) if config.mask_dir else None)
-        self.compositor = Compositor() if preserver.active else None
-        if preserver.active:
+        self.compositor = Compositor() if preserver.active or config.job_keeps else None
+        if self.compositor:
             self.shared.append(("preserve", preserver))
-        self.styles = [self._style_run(style) for style in config.styles]
+        self.styles = [self._style_run(style) for style in [*config.styles, *config.job_styles]]
+        self.by_name = {run.style.name: run for run in self.styles}
+        self.default_runs = self.styles[:len(config.styles)]
         self.uses_loras = any(run.loras for run in self.styles)
         if self.uses_loras:
             lora.load(stack.pipe, [entry for run in self.styles for entry in run.loras])
@@ -103,7 +108,7 @@ class Runner:
         from styles import list_styles, load_style
 
         known = {s.name: s for s in [*map(load_style, list_styles()), *self.config.styles]}
-        prompts = {name: style.prompt_for(self.config.room) for name, style in known.items()}
+        prompts = {name: style.prompt_for(self.config.prompt_room) for name, style in known.items()}
         model, processor = self.stack.clip
         return StyleScorer(model, processor, prompts, self.stack.device, self.stack.dtype)
 
@@ -128,9 +133,21 @@ class Runner:
         return batching_report(self.config.batch_size, calls, rendered)
 
     # -- reading ------------------------------------------------------------------------------
+    def runs_for(self, item: Item) -> list[StyleRun]:
+        """The styles an input is restyled in: its manifest row's, else the command's."""
+        job = item.job
+        if job is not None and job.styles and job.error is None:
+            return [self.by_name[name] for name in job.styles]
+        return self.default_runs
+
     def read(self, item: Item) -> Frame:
         """Fetch, decode and size one input; a bad one comes back failed, never raised."""
-        frame = Frame(item=item, seed=derive_seed(self.config.seed, item.identity))
+        job = item.job
+        seed = job.seed if job is not None and job.seed is not None else derive_seed(self.config.seed, item.identity)
+        frame = Frame(item=item, seed=seed, room=(job.room if job is not None and job.room else self.config.room))
+        if job is not None and job.error:
+            frame.fail(job.error)
+            return frame
         with timed([frame], "read"):
             try:
                 data = item.read()
@@ -171,9 +188,11 @@ class Runner:
         """Shared stages once per photo, then each requested style; returns one frame per (input, style)."""
         for name, stage in self.shared:
             self.run_stage(name, stage, batch)
+        if self.rooms is not None:
+            self.run_stage("room", self.rooms, [f for f in batch if f.room == AUTO_ROOM])
         out: list[tuple[Frame, StyleRun]] = []
         for run in self.styles:
-            frames = [fork(f, run.style.name, len(todo[f.item.identity])) for f in batch
+            frames = [fork(f, run, len(todo[f.item.identity]), self.config.prompt_room) for f in batch
                       if run in todo[f.item.identity]]
             if not frames:
                 continue
@@ -228,8 +247,9 @@ class Runner:
         """Decide every style's output names on the whole input list (once per list), so shards, device
         workers and Ray actors writing into one output never collide."""
         if self.prepared_for != id(everything):
+            count = {item: len(self.runs_for(item)) for item in everything}
             for run in self.styles:
-                run.stems = output_stems(everything, run.style.name)
+                run.stems = stems_for(everything, run.style.name, self.config, count.get)
             self.prepared_for = id(everything)
 
     def done(self) -> dict:
@@ -246,7 +266,7 @@ class Runner:
         todo_items, todo = [], {}
         for item in items:
             todo[item.identity] = []
-            for run in self.styles:
+            for run in self.runs_for(item):
                 entry = done.get((item.identity, run.settings_hash))
                 if entry is not None and entry.get("version") == item.version:
                     record = ImageRecord.from_journal(item, run.style.name, entry, "skipped")
@@ -258,10 +278,6 @@ class Runner:
                 todo_items.append(item)
         return todo_items, todo
 
-    def all_styles(self, items: list[Item]) -> Todo:
-        """Every style for every item: the plan when someone else (the Ray driver) has already planned."""
-        return {item.identity: list(self.styles) for item in items}
-
     def run(self, items: list[Item], everything: list[Item] | None = None) -> RunResult:
         """Stream every item through the stages; returns records in input order, styles in the order asked.
 
@@ -269,7 +285,7 @@ class Runner:
         on the whole list, so shards writing into one output never collide."""
         self.prepare(everything or items)
         result = RunResult(settings=self.config.summary_settings())
-        self.on_event("start", total=len(items) * len(self.styles))
+        self.on_event("start", total=sum(len(self.runs_for(item)) for item in items))
         start = time.perf_counter()
         todo_items, todo = self.plan(items, result)
         try:
@@ -343,12 +359,20 @@ class Runner:
             result.fatal = result.fatal or f"cannot write the journal: {exc}"
 
 
-def fork(frame: Frame, style: str, styles: int) -> Frame:
-    """The frame of one style: shares the photo and its detections, depth and errors; owns its result.
-    The shared stages' time is split evenly across the styles, so the stage table adds up."""
+def fork(frame: Frame, run: StyleRun, styles: int, fallback_room: str) -> Frame:
+    """The frame of one style: shares the photo and its detections, depth, room and errors; owns its result
+    and its prompts (the style's, for the frame's room, plus its manifest row's words). The shared stages'
+    time is split evenly across the styles, so the stage table adds up."""
+    room = frame.room if frame.room and frame.room != AUTO_ROOM else fallback_room
+    job = frame.item.job
+    prompt, negative = run.style.prompt_for(room), run.style.negative_prompt
+    if job is not None:
+        prompt = ", ".join(p for p in (prompt, job.prompt) if p)
+        negative = ", ".join(n for n in (negative, job.negative_prompt) if n)
     return Frame(
         item=frame.item, seed=frame.seed, image=frame.image, original_size=frame.original_size,
-        objects=frame.objects, depth=frame.depth, error=frame.error, style=style, keep=frame.keep,
-        mask_source=frame.mask_source,
+        objects=frame.objects, depth=frame.depth, error=frame.error, style=run.style.name, keep=frame.keep,
+        mask_source=frame.mask_source, room=frame.room, room_probability=frame.room_probability,
+        prompt=prompt, negative_prompt=negative,
         timings={k: v / styles for k, v in frame.timings.items()},
     )

@@ -60,14 +60,20 @@ class OutputError(ModomoError):
     """The output itself is broken (disk full, read-only, no permission): the run stops, exit 1."""
 
 
-def output_stems(items: list[Item], style: str) -> dict[Item, str]:
+def output_stems(items: list[Item], style: str, styles_of=lambda item: 1) -> dict[Item, str]:
     """Each input's output stem (relative, POSIX, no suffix): `dir/name.style`.
 
     Inputs that would share a stem keep their extension (`room.jpg.boho`), and inputs from
-    different roots that still collide are told apart by their root folder's name.
+    different roots that still collide are told apart by their root folder's name. A manifest row
+    with a `name` is written under it (`name.style` when the row has several styles: `styles_of`);
+    the same photo on several rows without one gets each row's hash (`room.boho-3f2a9c1d`), so a
+    name does not depend on the rows' order.
     """
 
     def stem(item: Item, level: int) -> str:
+        job = item.job
+        if job is not None and job.name:
+            return job.name if styles_of(item) == 1 else f"{job.name}.{style}"
         key = PurePosixPath(item.key)
         if level == 0:
             base = key.with_suffix("").as_posix()
@@ -78,15 +84,21 @@ def output_stems(items: list[Item], style: str) -> dict[Item, str]:
         return f"{base}.{style}"
 
     level = dict.fromkeys(items, 0)
-    for _ in range(3):
-        counts = Counter(stem(i, level[i]) for i in items)
-        clashing = [i for i in items if counts[stem(i, level[i])] > 1]
+    for _ in range(3):  # only different files push each other to longer names
+        places: dict[str, set] = {}
+        for item in items:
+            places.setdefault(stem(item, level[item]), set()).add(item.location)
+        clashing = [i for i in items if len(places[stem(i, level[i])]) > 1]
         if not clashing:
             break
         for item in clashing:
             level[item] = min(level[item] + 1, 2)
     stems = {i: stem(i, level[i]) for i in items}
-    if len(set(stems.values())) != len(stems):  # same path given twice
+    counts = Counter(stems.values())
+    for item in items:  # one photo on several manifest rows: each row's hash, whatever the order
+        if item.job is not None and counts[stems[item]] > 1 and not item.job.name:
+            stems[item] = f"{stems[item]}-{item.job.digest[:8]}"
+    if len(set(stems.values())) != len(stems):  # the same path given twice
         seen: Counter[str] = Counter()
         for item in items:
             seen[stems[item]] += 1
@@ -147,8 +159,9 @@ class LocalSink:
         except FileNotFoundError:
             return None
 
-    def write(self, relative: str, data: bytes, content_type: str | None = None) -> str:
-        """Write to a temporary file under .modomo/tmp, then rename over the target; returns the path."""
+    def write(self, relative: str, data: bytes, content_type: str | None = None, metadata: dict | None = None) -> str:
+        """Write to a temporary file under .modomo/tmp, then rename over the target; returns the path.
+        (`metadata` is for object stores; a file carries its own in its .json beside it.)"""
         target = self.path(relative)
         tmp = None
         try:
@@ -251,8 +264,9 @@ class R2Sink:
         keys = [obj["Key"] for page in pages for obj in page.get("Contents", [])]
         return sorted(key[len(self.location.prefix):] for key in keys)
 
-    def write(self, relative: str, data: bytes, content_type: str | None = None) -> str:
-        """Upload one object; OSError with a one-line reason once retries are spent."""
+    def write(self, relative: str, data: bytes, content_type: str | None = None, metadata: dict | None = None) -> str:
+        """Upload one object (with `metadata` as x-amz-meta-*); OSError with a one-line reason once retries
+        are spent."""
         import io
 
         from boto3.s3.transfer import TransferConfig
@@ -260,6 +274,8 @@ class R2Sink:
 
         key = self.location.key(relative)
         extra = {"CacheControl": CACHE_CONTROL, "ContentType": content_type or "application/octet-stream"}
+        if metadata:
+            extra["Metadata"] = metadata
         try:
             self.remote.client.upload_fileobj(
                 io.BytesIO(data), self.location.bucket, key, ExtraArgs=extra,

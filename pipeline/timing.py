@@ -8,7 +8,8 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-STAGES = ("read", "detect", "segment", "depth", "preserve", "edges", "generate", "compose", "validate", "write")
+STAGES = ("read", "detect", "segment", "depth", "preserve", "room", "edges", "generate", "compose", "validate",
+          "write")
 
 
 def synchronize(device: torch.device | None) -> None:

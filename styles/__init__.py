@@ -10,7 +10,23 @@ from pipeline.errors import UsageError
 
 STYLE_DIR = Path(__file__).resolve().parent
 DEFAULT_MIN_QUALITY = 0.2  # above what an unrelated room scores (~0.1), below a kept layout (README: Quality)
-ROOMS = ("living room", "bedroom", "kitchen", "office", "dining room", "bathroom")
+ROOMS_FILE = STYLE_DIR.parent / "pipeline" / "data" / "rooms.toml"
+
+
+def _rooms() -> tuple[tuple[str, ...], dict[str, str], str]:
+    data = tomllib.loads(ROOMS_FILE.read_text(encoding="utf-8"))
+    return tuple(data["labels"]), dict(data.get("aliases", {})), data["template"]
+
+
+ROOMS, ROOM_ALIASES, ROOM_TEMPLATE = _rooms()  # the room types (pipeline/data/rooms.toml)
+AUTO_ROOM = "auto"  # found per photo by the preset's CLIP
+
+
+def room_name(text: str) -> str | None:
+    """A room type as given (any case, an alias), or None when it is not one."""
+    key = " ".join(text.lower().split())
+    key = ROOM_ALIASES.get(key, key)
+    return key if key in ROOMS or key == AUTO_ROOM else None
 
 
 class StyleError(UsageError):

@@ -43,11 +43,15 @@ def test_parse_devices():
 
 @pytest.mark.parametrize("bad", ["cuda", "gpu0", ","])
 def test_bad_devices_are_one_line_usage_errors(tiny_bundle, rooms, tmp_path, bad):
-    done = subprocess.run(command(tiny_bundle, folder_of(rooms, tmp_path, 1), tmp_path / "out")[:-1] + [bad],
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2, done.stderr
-    assert "--devices" in done.stderr and "Traceback" not in done.stderr
-    assert len(done.stderr.strip().splitlines()) == 1
+    from typer.testing import CliRunner
+
+    from modomo_cli.app import app
+
+    args = command(tiny_bundle, folder_of(rooms, tmp_path, 1), tmp_path / "out")[4:-1] + [bad]
+    result = CliRunner().invoke(app, ["transform", *args])
+    assert result.exit_code == 2, result.output
+    assert "--devices" in result.stderr and result.exception is None or isinstance(result.exception, SystemExit)
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_worker_shards_split_the_pod_shard_exactly():

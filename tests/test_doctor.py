@@ -59,7 +59,7 @@ def test_doctor_is_happy_when_everything_is_cached(empty_caches, monkeypatch):
                        (spec.controlnet_depth, "diffusion_pytorch_model.safetensors"),
                        (spec.controlnet_canny, "diffusion_pytorch_model.safetensors"),
                        (spec.depth, "model.safetensors"),
-                       ("facebook/sam2.1-hiera-tiny", "sam2.1_hiera_tiny.pt")):
+                       ("facebook/sam2.1-hiera-tiny", "sam2.1_hiera_tiny.pt"), (spec.clip, "config.json")):
         fake_hub_cache(empty_caches, repo, name)
     Path(spec.yolo).write_bytes(b"weights")  # in the working folder, where ultralytics looks first
     assert all(path for _, _, path in model_files(spec))

@@ -105,7 +105,8 @@ def test_local_to_r2_with_cdn_urls(tiny_bundle, rooms, moto_server, r2_env, monk
     assert result.exit_code == 0, result.output
     client = moto_server.client()
     stem = "out/living-room-02-small.modern"
-    assert keys_under(client, r2_env, "out/") == [f"{stem}.json", f"{stem}.png", f"{stem}.thumb.jpg"]
+    assert keys_under(client, r2_env, "out/") == ["out/index.csv", "out/index.jsonl", f"{stem}.json", f"{stem}.png",
+                                                  f"{stem}.thumb.jpg"]
     [segment] = keys_under(client, r2_env, "out/", journal=True)
     assert segment.startswith("out/.modomo/journal/") and segment.endswith(".jsonl")
     for key, kind in ((f"{stem}.png", "image/png"), (f"{stem}.thumb.jpg", "image/jpeg"),
@@ -138,7 +139,7 @@ def test_r2_to_r2(tiny_bundle, rooms, moto_server, r2_env):
     result = transform(f"r2://{r2_env}/in/", "--out", f"s3://{r2_env}/out/", *fast(tiny_bundle))
     assert result.exit_code == 0, result.output
     keys = keys_under(client, r2_env, "out/")
-    assert "out/x.modern.png" in keys and "out/y/z.modern.thumb.jpg" in keys and len(keys) == 6
+    assert "out/x.modern.png" in keys and "out/y/z.modern.thumb.jpg" in keys and len(keys) == 8  # + the index
 
 
 def test_wrong_credentials_fail_fast_without_loading_models(tiny_bundle, rooms, r2_env, monkeypatch):

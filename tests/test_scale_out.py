@@ -41,7 +41,8 @@ def transform(*args, env: dict | None = None) -> tuple[int, dict | None, str]:
 
 
 def invoke(*args) -> tuple[int, dict | None, str]:
-    """The same in this process (needed for Ray, which this module starts once)."""
+    """The same in this process (Ray, which this module starts once; a --devices parent, whose workers are
+    processes of their own anyway)."""
     result = CliRunner().invoke(app, ["transform", *map(str, args), "--json"])
     return result.exit_code, json.loads(result.stdout) if result.stdout.strip() else None, result.stderr
 
@@ -63,12 +64,13 @@ def journal(out: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def test_two_pods_with_two_devices_each_cover_every_input_once(tiny_bundle, rooms, tmp_path):
+def test_two_pods_with_two_devices_each_cover_every_input_once(tiny_bundle, rooms, tmp_path, monkeypatch):
     inputs, out = photos(tmp_path / "in", rooms, 8), tmp_path / "out"
     seen = []
-    for pod in ("0", "1"):
-        code, summary, stderr = transform(inputs, *tiny(tiny_bundle, out, "--devices", "cpu,cpu"),
-                                          env={"JOB_COMPLETION_INDEX": pod, "JOB_COMPLETIONS": "2"})
+    for pod in ("0", "1"):  # a Kubernetes Indexed Job of two pods
+        monkeypatch.setenv("JOB_COMPLETION_INDEX", pod)
+        monkeypatch.setenv("JOB_COMPLETIONS", "2")
+        code, summary, stderr = invoke(inputs, *tiny(tiny_bundle, out, "--devices", "cpu,cpu", "--steps", "1"))
         assert code == 0, stderr
         assert [d["shard"] for d in summary["devices"]] == [f"{pod}/4", f"{int(pod) + 2}/4"]
         seen += [r["key"] for r in summary["images"] if r["status"] == "ok"]
@@ -93,15 +95,14 @@ def test_two_roots_with_the_same_file_are_two_inputs_resumed_correctly(engine, t
         request.getfixturevalue("ray_local")
     x, y = two_roots(tmp_path, rooms)
     out = tmp_path / "out"
-    run = invoke if engine == "ray" else transform
-    code, first, stderr = run(x, y, *tiny(tiny_bundle, out, *ENGINES[engine]))
+    code, first, stderr = invoke(x, y, *tiny(tiny_bundle, out, *ENGINES[engine]))
     assert code == 0, stderr
     assert [(r["id"], r["status"]) for r in first["images"]] == [(f"{x}/room.jpg", "ok"), (f"{y}/room.jpg", "ok")]
     assert len({r["seed"] for r in first["images"]}) == 2
     results = sorted(str(Path(r["outputs"]["result"]).relative_to(out)) for r in first["images"])
     assert results == ["x/room.jpg.modern.png", "y/room.jpg.modern.png"]
     assert sorted(e["id"] for e in journal(out)) == [f"{x}/room.jpg", f"{y}/room.jpg"]
-    code, again, stderr = run(x, y, *tiny(tiny_bundle, out, *ENGINES[engine]))
+    code, again, stderr = invoke(x, y, *tiny(tiny_bundle, out, *ENGINES[engine]))
     assert code == 0, stderr
     assert [r["status"] for r in again["images"]] == ["skipped", "skipped"]
     assert len(journal(out)) == 2
@@ -139,7 +140,7 @@ def option_runs(tiny_bundle, option_inputs, tmp_path_factory, ray_local):
     for engine, extra in ENGINES.items():
         out = tmp_path_factory.mktemp(f"options-{engine}")
         args = [*all_options(tiny_bundle, *option_inputs, out), *extra]
-        code, summary, stderr = invoke(*args) if engine == "ray" else transform(*args)
+        code, summary, stderr = transform(*args) if engine == "modomo" else invoke(*args)
         assert code == 0, stderr
         runs[engine] = (out, summary)
     return runs
@@ -260,9 +261,9 @@ def test_dead_workers_images_are_ok_only_for_this_runs_settings_and_input_versio
 
 
 def test_ctrl_c_under_devices_reaches_every_worker_and_keeps_the_journal(tiny_bundle, rooms, tmp_path):
-    inputs, out = photos(tmp_path / "in", rooms, 40), tmp_path / "out"
+    inputs, out = photos(tmp_path / "in", rooms, 24), tmp_path / "out"
     command = [sys.executable, "-m", "modomo_cli", "transform", str(inputs), *map(str, tiny(tiny_bundle, out)),
-               "--steps", "4", "--devices", "cpu,cpu", "--json"]
+               "--steps", "3", "--devices", "cpu,cpu", "--json"]
     parent = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not journal(out):  # workers are restyling
@@ -278,11 +279,11 @@ def test_ctrl_c_under_devices_reaches_every_worker_and_keeps_the_journal(tiny_bu
     done = journal(out)
     assert all(Path(e["outputs"]["result"]).exists() and Path(e["outputs"]["metadata"]).exists() for e in done)
     assert not list((out / ".modomo" / "tmp").glob("*.tmp"))
-    assert 0 < len(done) < 40
-    code, rerun, stderr = transform(inputs, *tiny(tiny_bundle, out, "--steps", "4", "--devices", "cpu,cpu"))
+    assert 0 < len(done) < 24
+    code, rerun, stderr = invoke(inputs, *tiny(tiny_bundle, out, "--steps", "3", "--devices", "cpu,cpu"))
     assert code == 0, stderr
     assert sum(r["status"] == "skipped" for r in rerun["images"]) == len(done)
-    assert sum(r["status"] == "ok" for r in rerun["images"]) == 40 - len(done)
+    assert sum(r["status"] == "ok" for r in rerun["images"]) == 24 - len(done)
 
 
 @pytest.mark.parametrize("extra", [

@@ -1,4 +1,4 @@
-"""The optional style-adherence part: CLIP from a bundle's clip/ folder, off when the preset has none."""
+"""The style-adherence part: CLIP from a bundle's clip/ folder (the tiny bundle has one), off without it."""
 
 from __future__ import annotations
 
@@ -7,15 +7,13 @@ import shutil
 
 import pytest
 
-from pipeline.models.tiny import build_clip
 from tests.conftest import restyle
 
 
 @pytest.fixture(scope="module")
-def bundle_with_clip(tiny_bundle, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("clip-bundle") / "bundle"
-    shutil.copytree(tiny_bundle, folder)
-    build_clip(folder / "clip")
+def bundle_without_clip(tiny_bundle, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("no-clip") / "bundle"
+    shutil.copytree(tiny_bundle, folder, ignore=shutil.ignore_patterns("clip"))
     return folder
 
 
@@ -23,8 +21,8 @@ def run(bundle, rooms, out, *extra):
     return restyle(bundle, rooms / "living-room-02-small.jpg", out, *extra, steps=1)
 
 
-def test_style_part_when_clip_is_present(bundle_with_clip, rooms, tmp_path):
-    summary = run(bundle_with_clip, rooms, tmp_path / "out", "--style", "boho,modern")
+def test_style_part_when_clip_is_present(tiny_bundle, rooms, tmp_path):
+    summary = run(tiny_bundle, rooms, tmp_path / "out", "--style", "boho,modern")
     for record in summary["images"]:
         meta = json.loads(open(record["outputs"]["metadata"]).read())
         parts = meta["quality"]
@@ -34,7 +32,8 @@ def test_style_part_when_clip_is_present(bundle_with_clip, rooms, tmp_path):
     assert summary["models"]["clip"].endswith("clip")
 
 
-def test_no_style_part_with_the_tiny_models(tiny_bundle, rooms, tmp_path):
-    summary = run(tiny_bundle, rooms, tmp_path / "out")
+def test_no_style_part_without_clip(bundle_without_clip, rooms, tmp_path):
+    summary = run(bundle_without_clip, rooms, tmp_path / "out")
     meta = json.loads(open(summary["images"][0]["outputs"]["metadata"]).read())
     assert "style" not in meta["quality"] and "clip" not in summary["models"]
+    assert meta["room"] == "living room" and summary["settings"]["room"] == "living room"

@@ -13,8 +13,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from modomo_cli.app import app
+from styles import ROOMS
 
-STAGES = ["read", "detect", "segment", "depth", "edges", "generate", "validate", "write"]
+STAGES = ["read", "detect", "segment", "depth", "room", "edges", "generate", "validate", "write"]
 
 
 def transform(*args: str):
@@ -51,7 +52,7 @@ def test_outputs_exist_with_thumbnail_and_metadata(run):
                     "timings", "quality"):
             assert key in meta, key
         assert meta["seed"] == record["seed"] and meta["style"] == "modern"
-        assert "living room" in meta["prompt"]
+        assert meta["room"] in ROOMS and f"a modern {meta['room']}," in meta["prompt"]  # --room auto, by CLIP
         assert meta["models"]["stable_diffusion"].endswith("stable-diffusion")
         assert 0.0 <= meta["quality"]["score"] <= 1.0
     assert not list(out.rglob("*.tmp"))
@@ -106,9 +107,9 @@ def test_bad_images_fail_alone(tiny_bundle, rooms, tmp_path):
         assert word in line and str(inputs) in line
     assert "Traceback" not in result.output
     assert sorted(p.name for p in (tmp_path / "out").iterdir() if p.name != ".modomo") == [
-        "good.modern.json", "good.modern.png", "good.modern.thumb.jpg"]
-    journal = (tmp_path / "out" / ".modomo" / "journal.jsonl").read_text().splitlines()
-    assert [json.loads(line)["key"] for line in journal] == ["good.jpg"]  # failed inputs are not done
+        "good.modern.json", "good.modern.png", "good.modern.thumb.jpg", "index.csv", "index.jsonl"]
+    journal = [json.loads(line) for line in (tmp_path / "out" / ".modomo" / "journal.jsonl").read_text().splitlines()]
+    assert [e["key"] for e in journal if e["status"] == "ok"] == ["good.jpg"]  # failed inputs are not done
 
 
 @pytest.mark.parametrize(

@@ -28,14 +28,26 @@ class Hooks:
 
 def run(plan: RunPlan, hooks: Hooks | None = None) -> RunResult:
     """Run the plan on its engine."""
+    from pipeline.events import fan_out, record_log_hook
+
     hooks = hooks or Hooks()
+    hooks = Hooks(fan_out(hooks.on_event, record_log_hook()), hooks.on_model, hooks.notice)
     if plan.engine == "devices":
         from pipeline.engines.devices import run as engine
     elif plan.engine == "ray":
         from pipeline.engines.ray import run as engine
     else:
         from pipeline.engines.local import run as engine
-    return engine(plan, hooks)
+    result = engine(plan, hooks)
+    if not result.fatal:
+        from pipeline.errors import ModomoError
+        from pipeline.index import write_index
+
+        try:
+            result.extra["index"] = write_index(plan.sink)
+        except (OSError, ModomoError) as exc:
+            hooks.notice(f"index: not written: {exc}")
+    return result
 
 
 def write_report(plan: RunPlan, summary: dict) -> str | None:

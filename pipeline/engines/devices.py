@@ -13,13 +13,17 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from pipeline.batching import merge_reports
 from pipeline.cost import Price, resolve_price
 from pipeline.engines import Hooks
 from pipeline.errors import UsageError
+from pipeline.events import RECORD_LOG
 from pipeline.journal import Journal
 from pipeline.plan import RunPlan
 from pipeline.records import ImageRecord
@@ -90,7 +94,42 @@ def worker_shards(pod: Shard | None, count: int) -> list[Shard]:
     return [Shard(index + total * k, total * count) for k in range(count)]
 
 
-def start(argv: list[str], workers: list[Worker]) -> None:
+class RecordTail(threading.Thread):
+    """Follows the workers' record files and reports each finished record once, as it appears."""
+
+    def __init__(self, paths: list[Path], emit):
+        super().__init__(daemon=True)
+        self.paths, self.emit = paths, emit
+        self.offsets = dict.fromkeys(paths, 0)
+        self.seen: set[tuple[str, str | None]] = set()
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.wait(0.2):
+            self.poll()
+
+    def poll(self) -> None:
+        for path in self.paths:
+            try:
+                with path.open("rb") as handle:
+                    handle.seek(self.offsets[path])
+                    data = handle.read()
+            except FileNotFoundError:
+                continue
+            complete = data[: data.rfind(b"\n") + 1]
+            self.offsets[path] += len(complete)
+            for line in complete.decode("utf-8").splitlines():
+                record = ImageRecord.from_json(json.loads(line))
+                self.seen.add((record.id, record.style))
+                self.emit(record)
+
+    def finish(self) -> None:
+        self.stopping.set()
+        self.join()
+        self.poll()
+
+
+def start(argv: list[str], workers: list[Worker], records: Path) -> None:
     """Start `modomo transform argv --device D --shard s --json` for every worker, each in its own session
     (a terminal's Ctrl-C reaches them through the parent only, once). CPU workers share the cores
     rather than each taking all of them."""
@@ -99,7 +138,9 @@ def start(argv: list[str], workers: list[Worker]) -> None:
     for worker in workers:
         cmd = [sys.executable, "-m", "modomo_cli", "transform", *argv, "--device", worker.device,
                "--shard", str(worker.shard), "--json", "--no-progress"]
-        env = {**os.environ, "OMP_NUM_THREADS": threads} if worker.device == "cpu" else None
+        env = {**os.environ, RECORD_LOG: str(records / f"{worker.shard.index}.jsonl")}
+        if worker.device == "cpu":
+            env["OMP_NUM_THREADS"] = threads
         worker.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                           start_new_session=True, env=env)
 
@@ -132,8 +173,8 @@ def merge_records(workers: list[Worker], plan: RunPlan) -> list[ImageRecord]:
             continue
         done = Journal(plan.sink).load() if done is None else done
         for item in (i for i in plan.items if worker.shard.owns(i.identity)):
-            for style, digest in hashes.items():
-                entry = done.get((item.identity, digest))
+            for style in plan.styles_for(item):
+                entry = done.get((item.identity, hashes[style]))
                 if entry is not None and entry.get("version") == item.version:
                     records.append(ImageRecord.from_journal(item, style, entry, "ok"))
                 else:
@@ -157,11 +198,16 @@ def run(plan: RunPlan, hooks: Hooks) -> RunResult:
     workers = [Worker(d, s) for d, s in zip(plan.devices, worker_shards(plan.shard, len(plan.devices)), strict=True)]
     hooks.notice(f"devices     {len(workers)} workers: "
                  + ", ".join(f"{w.device} (shard {w.shard})" for w in workers))
-    hooks.on_event("start", total=len(plan.items) * len(plan.config.styles))
+    hooks.on_event("start", total=sum(len(plan.styles_for(item)) for item in plan.items))
     start_time = time.perf_counter()
-    start(plan.worker_argv, workers)
-    with on_stop_signals(lambda: forward(workers), lambda: forward(workers), hooks.notice) as received:
-        wait(workers)
+    with tempfile.TemporaryDirectory(prefix="modomo-devices-") as scratch:
+        tail = RecordTail([Path(scratch) / f"{w.shard.index}.jsonl" for w in workers],
+                          lambda record: hooks.on_event("done", record=record))
+        start(plan.worker_argv, workers, Path(scratch))
+        tail.start()
+        with on_stop_signals(lambda: forward(workers), lambda: forward(workers), hooks.notice) as received:
+            wait(workers)
+        tail.finish()
     result = RunResult(records=merge_records(workers, plan), seconds=time.perf_counter() - start_time,
                        settings=plan.config.summary_settings(), price=device_price(plan, plan.devices))
     summaries = [w.summary for w in workers if w.summary]
@@ -175,8 +221,9 @@ def run(plan: RunPlan, hooks: Hooks) -> RunResult:
     result.stopped = result.fatal or ("interrupted" if result.interrupted else None) or next(
         (s["stopped"] for s in summaries if s.get("stopped")), None)
     result.sort(plan.items, [s.name for s in plan.config.styles])
-    for record in result.records:
-        hooks.on_event("done", record=record)
+    for record in result.records:  # what no worker reported as it went: a dead worker's inputs
+        if (record.id, record.style) not in tail.seen:
+            hooks.on_event("done", record=record)
     for worker in workers:
         if worker.died:
             hooks.notice(f"failed      {worker.died}")

@@ -32,14 +32,14 @@ class TransformActor:
     def __init__(self, config: RunConfig, spec: ModelSpec, device: str, cwd: str):
         from pipeline.journal import JournalBuffer
         from pipeline.models.load import load_stack, pick_device
+        from pipeline.plan import list_inputs
         from pipeline.r2 import Remote
         from pipeline.runner import Runner
         from pipeline.sinks import open_sink
-        from pipeline.sources import collect_inputs
 
         os.chdir(cwd)  # the driver's: relative inputs, output, masks and LoRAs mean the same here
         remote = Remote(pool_size=config.workers * 2 + 2)
-        everything = collect_inputs(config.inputs, remote)  # cheap; keeps R2 clients out of pickles
+        everything = list_inputs(config, spec, remote)  # cheap; keeps R2 clients out of pickles
         self.by_id = {item.identity: item for item in everything}
         start = time.perf_counter()
         stack = load_stack(spec, pick_device(device))
@@ -104,11 +104,12 @@ def plan_work(plan: RunPlan, journal: Journal, result: RunResult, on_event) -> l
     """Per input still to do, the styles still to do; what the journal has finished with these settings
     and this input version is recorded as skipped, as an in-process run does."""
     done = journal.load() if plan.config.resume and not plan.config.overwrite else {}
+    hashes = plan.result_hashes()
     todo = []
     for item in plan.items:
         styles = []
-        for style, digest in plan.result_hashes().items():
-            entry = done.get((item.identity, digest))
+        for style in plan.styles_for(item):
+            entry = done.get((item.identity, hashes[style]))
             if entry is not None and entry.get("version") == item.version:
                 record = ImageRecord.from_journal(item, style, entry, "skipped")
                 result.records.append(record)
@@ -151,7 +152,7 @@ def run(plan: RunPlan, hooks: Hooks) -> RunResult:
     result = RunResult(settings=config.summary_settings())
     journal = Journal(plan.sink)
     start = time.perf_counter()
-    hooks.on_event("start", total=len(plan.items) * len(config.styles))
+    hooks.on_event("start", total=sum(len(plan.styles_for(item)) for item in plan.items))
     todo = plan_work(plan, journal, result, hooks.on_event)
     totals = {"calls": 0, "rendered": 0, "load_seconds": [], "devices": []}
     try:

@@ -24,7 +24,7 @@ from pipeline.errors import ModomoError, UsageError
 
 BUNDLE_FILE = "modomo-bundle.json"
 BUNDLE_FORMAT = 1
-TINY_VERSION = 3  # 3: ControlNet outputs and position embeddings are not zero
+TINY_VERSION = 4  # 3: ControlNet outputs and position embeddings are not zero; 4: with CLIP
 
 
 @dataclass(frozen=True)

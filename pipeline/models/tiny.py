@@ -146,8 +146,8 @@ def build_depth(folder: Path) -> None:
 
 
 def build_clip(folder: Path) -> None:
-    """A small random CLIP (text + vision towers) with the local tokenizer: the optional `clip/` part of a
-    bundle. The tiny bundle itself leaves it out, so style adherence is off with the tiny models."""
+    """A small random CLIP (text + vision towers) with the local tokenizer: the `clip/` part of a bundle, for
+    `--room auto` and the style-adherence score."""
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
 
     tokenizer = build_tokenizer(folder)
@@ -181,6 +181,7 @@ def build_tiny_bundle(folder: str | Path, seed: int = 0) -> Path:
     build_depth(folder / "depth")
     build_tiny_yolo(folder / "yolo.pt")
     build_tiny_sam2(folder / "sam2")
+    build_clip(folder / "clip")
     manifest = {
         "format": BUNDLE_FORMAT,
         "name": "tiny",

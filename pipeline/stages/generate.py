@@ -108,8 +108,10 @@ class Generator:
         generators = [torch.Generator("cpu").manual_seed(f.seed) for f in group]
         controls = [[f.depth for f in group], [f.edges for f in group]]
         keep = [f.keep for f in group] if any(f.keep is not None for f in group) else None
+        prompts = [prompt_pair(self.settings, f) for f in group]
+        same = all(pair == (self.settings.prompt, self.settings.negative_prompt) for pair in prompts)
         return self.sampler(self.settings, controls, generators, height, width, keep=keep,
-                            originals=[f.image for f in group] if keep else None)
+                            originals=[f.image for f in group] if keep else None, prompts=None if same else prompts)
 
 
 class PlainDiffusersGenerator:
@@ -131,12 +133,18 @@ class PlainDiffusersGenerator:
         return frames
 
 
+def prompt_pair(settings: GenerateSettings, frame: Frame) -> tuple[str, str]:
+    """The frame's own (prompt, negative prompt) when it has them (its room, its manifest row), else the style's."""
+    return (frame.prompt or settings.prompt, frame.negative_prompt or settings.negative_prompt)
+
+
 def render_with_diffusers(pipe, settings: GenerateSettings, frame: Frame):
     """The plain diffusers way, one pipe() call per image: the baseline the bench compares against."""
     width, height = frame.image.size
+    prompt, negative = prompt_pair(settings, frame)
     return pipe(
-        prompt=settings.prompt,
-        negative_prompt=settings.negative_prompt,
+        prompt=prompt,
+        negative_prompt=negative,
         image=[frame.depth, frame.edges],
         height=height,
         width=width,

@@ -84,22 +84,29 @@ class Preserver:
         return frames
 
     def apply(self, frame: Frame) -> None:
+        """The frame's keep mask: its objects of the kept labels, and its mask file (a manifest row's own
+        labels and mask file come before the command's)."""
         width, height = frame.image.size
+        job = frame.item.job
+        labels = job.preserve if job is not None and job.preserve is not None else self.labels
         keep = np.zeros((height, width), dtype=bool)
         for obj in frame.objects:
-            obj.kept = obj.label in self.labels and obj.mask is not None
+            obj.kept = obj.label in labels and obj.mask is not None
             if obj.kept:
                 keep |= obj.mask
-        if self.mask_dir is not None:
+        path = None
+        if job is not None and job.mask:
+            path = Path(job.mask)
+        elif self.mask_dir is not None:
             path = find_user_mask(self.mask_dir, frame.item.key)
-            if path is not None:
-                try:
-                    user = imaging.decode(path.read_bytes(), str(path), min_side=1).convert("L")
-                except (OSError, ImageError) as exc:
-                    frame.fail(f"mask {path}: {getattr(exc, 'strerror', None) or exc}")
-                    return
-                keep |= np.asarray(user.resize((width, height), Image.BILINEAR)) >= 128
-                frame.mask_source = str(path)
+        if path is not None:
+            try:
+                user = imaging.decode(path.read_bytes(), str(path), min_side=1).convert("L")
+            except (OSError, ImageError) as exc:
+                frame.fail(f"mask {path}: {getattr(exc, 'strerror', None) or exc}")
+                return
+            keep |= np.asarray(user.resize((width, height), Image.BILINEAR)) >= 128
+            frame.mask_source = str(path)
         frame.keep = soften(keep, self.grow, self.feather) if keep.any() else None
 
 

@@ -60,12 +60,17 @@ class Sampler:
                 self._prompts[key] = self.pipe.encode_prompt(prompt, self.device, 1, True, negative_prompt)
         return self._prompts[key]
 
-    def prompt_batch(self, settings, count: int, guided: bool) -> torch.Tensor:
-        """[negative x N, positive x N] for classifier-free guidance, else positive x N."""
-        positive, negative = self.encode(settings.prompt, settings.negative_prompt)
-        if guided:
-            return torch.cat([negative.expand(count, -1, -1), positive.expand(count, -1, -1)])
-        return positive.expand(count, -1, -1)
+    def prompt_batch(self, settings, count: int, guided: bool, prompts: list | None = None) -> torch.Tensor:
+        """[negative x N, positive x N] for classifier-free guidance, else positive x N. `prompts` gives each
+        image its own (prompt, negative) pair (a room found per photo, a manifest row's words)."""
+        if prompts is None:
+            positive, negative = self.encode(settings.prompt, settings.negative_prompt)
+            if guided:
+                return torch.cat([negative.expand(count, -1, -1), positive.expand(count, -1, -1)])
+            return positive.expand(count, -1, -1)
+        pairs = [self.encode(prompt, negative) for prompt, negative in prompts]
+        positive = torch.cat([p for p, _ in pairs])
+        return torch.cat([torch.cat([n for _, n in pairs]), positive]) if guided else positive
 
     def control_images(self, controls: list[list], count: int, height: int, width: int, guided: bool) -> list:
         """Per ControlNet, its control images preprocessed exactly as the pipeline does."""
@@ -90,14 +95,16 @@ class Sampler:
 
     @torch.inference_mode()
     def __call__(self, settings, controls: list[list], generators: list[torch.Generator], height: int,
-                 width: int, output_type: str = "pil", keep: list | None = None, originals: list | None = None):
+                 width: int, output_type: str = "pil", keep: list | None = None, originals: list | None = None,
+                 prompts: list | None = None):
         """Images for one batch. `controls` holds, per ControlNet, one PIL control image per batch item;
-        `keep` (float masks, 1 = keep) with `originals` holds those regions to the original photos."""
+        `keep` (float masks, 1 = keep) with `originals` holds those regions to the original photos;
+        `prompts`, when given, one (prompt, negative prompt) pair per batch item."""
         pipe = self.pipe
         count = len(generators)
         guided = settings.guidance_scale > 1.0
         # 1-2. Prompt embeddings (cached per prompt pair) and control images.
-        embeds = self.prompt_batch(settings, count, guided)
+        embeds = self.prompt_batch(settings, count, guided, prompts)
         conds = self.control_images(controls, count, height, width, guided)
         # 3. Timesteps.
         pipe.scheduler.set_timesteps(settings.steps, device=self.device)

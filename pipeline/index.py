@@ -1,0 +1,85 @@
+"""`index.csv` and `index.jsonl` at the output's root: every job the output has, rebuilt from the journal.
+
+Written at the end of every run, whatever the engine or shard: the journal holds every run's and
+every shard's lines, so the index built from it covers them all (a shard that finishes last writes
+the whole index; `modomo index OUT` rebuilds it at any time). One row per job and style, the latest
+line winning, and per result file the latest job that wrote it. The CSV is meant for spreadsheets:
+UTF-8 with a byte-order mark, every text cell quoted, and a cell that a spreadsheet would run as a
+formula (starting with =, +, -, @, a tab or a carriage return) prefixed with a quote.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+from pipeline.journal import Journal
+
+COLUMNS = ("input", "style", "room", "room_probability", "status", "error", "result", "thumbnail", "result_url",
+           "thumbnail_url", "seed", "quality", "passed", "settings", "finished", "manifest_line", "id")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def rows(entries: list[dict], relative) -> list[dict]:
+    """One row per (job, style), latest first-come order kept; results written over by a later job dropped."""
+    latest: dict[tuple[str, str], dict] = {}
+    for entry in entries:
+        latest.pop((entry["id"], entry.get("style")), None)  # re-insert: order follows the latest line
+        latest[(entry["id"], entry.get("style"))] = entry
+    owner: dict[str, tuple[str, str]] = {}
+    for key, entry in latest.items():
+        result = entry.get("outputs", {}).get("result")
+        if result:
+            owner[result] = key
+    table = []
+    for key, entry in latest.items():
+        outputs = entry.get("outputs", {})
+        if outputs.get("result") and owner[outputs["result"]] != key:
+            continue  # a later job (an edited manifest row) wrote over this one's result
+        table.append({
+            "input": entry.get("input"), "style": entry.get("style"), "room": entry.get("room"),
+            "room_probability": entry.get("room_probability"), "status": entry.get("status", "ok"),
+            "error": entry.get("error"),
+            "result": relative(outputs["result"]) if outputs.get("result") else None,
+            "thumbnail": relative(outputs["thumbnail"]) if outputs.get("thumbnail") else None,
+            "result_url": entry.get("transformed_url"), "thumbnail_url": entry.get("thumbnail_url"),
+            "seed": entry.get("seed"), "quality": entry.get("quality"), "passed": entry.get("passed"),
+            "settings": entry.get("settings"), "finished": entry.get("finished"),
+            "manifest_line": entry.get("line"), "id": entry["id"],
+        })
+    return table
+
+
+def safe_cell(value) -> str | float | int:
+    """A CSV cell a spreadsheet shows as written: numbers as numbers, text never run as a formula."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return value
+    text = str(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def to_csv(table: list[dict]) -> bytes:
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\r\n")
+    writer.writerow(COLUMNS)
+    for row in table:
+        writer.writerow([safe_cell(row[c]) for c in COLUMNS])
+    return buffer.getvalue().encode("utf-8-sig")
+
+
+def to_jsonl(table: list[dict]) -> bytes:
+    return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in table).encode("utf-8")
+
+
+def write_index(sink) -> dict:
+    """Rebuild index.csv and index.jsonl from the output's journal (each written whole or not at all)."""
+    table = rows(Journal(sink).entries(), sink.relative)
+    csv_path = sink.write("index.csv", to_csv(table), "text/csv; charset=utf-8")
+    jsonl_path = sink.write("index.jsonl", to_jsonl(table), "application/x-ndjson")
+    counts = {status: sum(r["status"] == status for r in table) for status in ("ok", "failed")}
+    return {"csv": csv_path, "jsonl": jsonl_path, "jobs": len(table), **counts}

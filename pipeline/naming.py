@@ -1,0 +1,84 @@
+"""`--name TEMPLATE`: output names from a template of `{stem}`, `{parent}`, `{style}`, `{room}`, `{seed}`, `{n}`.
+
+`{stem}` is the input's file name without extension, `{parent}` its folder inside the input root
+(empty at the top), `{n}` the variation number (1 while each job makes one result). A name may hold
+folders (`{parent}/{style}/{stem}`). Names that two jobs would share, or that would leave the
+output, are refused before any model loads, naming the inputs.
+"""
+
+from __future__ import annotations
+
+import string
+from pathlib import PurePosixPath
+
+from pipeline.errors import UsageError
+from pipeline.frames import Item
+from pipeline.seeds import derive_seed
+from pipeline.sinks import output_stems
+from styles import AUTO_ROOM
+
+FIELDS = ("stem", "parent", "style", "room", "seed", "n")
+
+
+def check_template(template: str) -> str:
+    """The template, or a usage error naming what is wrong with it."""
+    try:
+        used = [field for _, field, spec, _ in string.Formatter().parse(template) if field is not None]
+    except ValueError as exc:
+        raise UsageError(f"--name {template!r}: {exc}") from None
+    unknown = [f for f in used if f not in FIELDS]
+    if unknown:
+        fields = ", ".join(f"{{{f}}}" for f in FIELDS)
+        raise UsageError(f"--name {template!r}: unknown field {{{unknown[0]}}}; use {fields}")
+    if not used:
+        raise UsageError(f"--name {template!r}: use at least one field such as {{stem}}, or every input shares a name")
+    return template
+
+
+def render(template: str, item: Item, style: str, room: str, seed: int, n: int = 1) -> str:
+    """One output stem from the template; a usage error when it would leave the output."""
+    key = PurePosixPath(item.key)
+    parent = key.parent.as_posix()
+    name = template.format(stem=key.stem, parent="" if parent == "." else parent, style=style, room=room,
+                           seed=seed, n=n)
+    parts = [p for p in name.split("/") if p]
+    if not parts or name.startswith("/") or any(p in (".", "..") for p in parts):
+        raise UsageError(f"--name {template!r}: {item.display} would be written as {name!r}, outside the output")
+    return "/".join(parts)
+
+
+def stems_for(items: list[Item], style: str, config, styles_of=lambda item: 1) -> dict[Item, str]:
+    """Every input's output stem in one style: a manifest row's name, else the template, else the default."""
+    stems = output_stems(items, style, styles_of)
+    if not config.name_template:
+        return stems
+    for item in items:
+        if item.job is not None and item.job.name:
+            continue
+        job = item.job
+        room = job.room if job is not None and job.room else config.room
+        seed = job.seed if job is not None and job.seed is not None else derive_seed(config.seed, item.identity)
+        stems[item] = render(config.name_template, item, style, room, seed)
+    return stems
+
+
+def check_unique(items: list[Item], config, styles_for) -> None:
+    """Refuse names that two jobs would share in this run (each job in its own styles), naming both."""
+    if not config.name_template:
+        return
+    if "{room}" in config.name_template and any(
+            (item.job.room if item.job is not None and item.job.room else config.room) == AUTO_ROOM
+            for item in items):
+        raise UsageError(f"--name {config.name_template!r}: {{room}} is only known after --room auto has "
+                         "looked at each photo; give --room, or leave {room} out")
+    styles = {name for item in items for name in styles_for(item)}
+    counts = {item: len(styles_for(item)) for item in items}
+    names = {style: stems_for(items, style, config, counts.get) for style in sorted(styles)}
+    taken: dict[str, str] = {}
+    for item in items:
+        for style in styles_for(item):
+            stem, label = names[style][item], f"{item.display} ({style})"
+            if stem in taken:
+                raise UsageError(f"--name {config.name_template!r}: {taken[stem]} and {label} would both be "
+                                 f"written as {stem!r}")
+            taken[stem] = label
