@@ -182,3 +182,22 @@ def test_conditioning_embedding_is_restored_after_a_run(tiny_stack, rooms):
     Generator(tiny_stack.pipe, SETTINGS, tiny_stack.device)(frames)
     assert [net.controlnet_cond_embedding for net in tiny_stack.pipe.controlnet.nets] == before
     assert not any(isinstance(m, torch.nn.Identity) for m in before)
+
+
+def test_each_image_its_own_prompt_in_one_batch(tiny_stack, rooms):
+    """A room found per photo, a manifest row's words: one batched call, each image as diffusers makes it alone."""
+    frames = make_frames(rooms, 2)
+    frames[0].prompt, frames[0].negative_prompt = "a bohemian bedroom", "blurry"
+    frames[1].prompt, frames[1].negative_prompt = "a bohemian kitchen, marble", "dark"
+    generate = Generator(tiny_stack.pipe, SETTINGS, tiny_stack.device)
+    generate(frames)
+    assert generate.calls == 1
+    for frame in frames:
+        assert np.abs(pixels(frame.result) - pixels(render_with_diffusers(tiny_stack.pipe, SETTINGS, frame))).max() <= 2
+    sampler = Sampler(tiny_stack.pipe, None, tiny_stack.device)
+    controls = [[frames[1].depth], [frames[1].edges]]
+    own = sampler(SETTINGS, controls, [torch.Generator("cpu").manual_seed(1001)], SIZE[1], SIZE[0],
+                  output_type="latent", prompts=[(frames[1].prompt, frames[1].negative_prompt)])
+    style = sampler(SETTINGS, controls, [torch.Generator("cpu").manual_seed(1001)], SIZE[1], SIZE[0],
+                    output_type="latent")
+    assert (own - style).abs().max() > 0.1  # the image's own prompt was used, not the style's
