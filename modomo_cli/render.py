@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -101,7 +103,8 @@ def print_summary(summary: dict) -> None:
         lines.append(f"stopped     {summary['stopped']}")
     if summary.get("index"):
         index = summary["index"]
-        lines.append(f"index       {index['csv']} ({index['jobs']} jobs: {index['ok']} ok, {index['failed']} failed)")
+        lines.append(f"index       {shown(index['csv'])} ({index['jobs']} jobs: {index['ok']} ok, "
+                     f"{index['failed']} failed)")
     for event in summary.get("oom", []):
         lines.append(f"GPU memory  out of memory at batch {event['batch']}: continued with {event['action']}")
     for line in lines:
@@ -155,3 +158,11 @@ def quality_sanity(summary: dict) -> str:
     if theirs is not None:
         parts.append(f"{theirs:.2f} plain diffusers")
     return "mean " + ", ".join(parts) if parts else ""
+
+
+def shown(location: str) -> str:
+    """A written file as a person would type it: relative to the working folder when inside it."""
+    if "://" in location:
+        return location
+    relative = os.path.relpath(location)
+    return location if relative.startswith("..") else relative
