@@ -8,6 +8,7 @@ probability, into the metadata. Batched, once per photo, shared by every style.
 from __future__ import annotations
 
 from pipeline.frames import Frame
+from pipeline.stages.clip import probabilities, text_features
 from styles import AUTO_ROOM, ROOM_TEMPLATE, ROOMS
 
 
@@ -16,27 +17,13 @@ class RoomClassifier:
 
     def __init__(self, model, processor, device, dtype, labels: tuple[str, ...] = ROOMS,
                  template: str = ROOM_TEMPLATE):
-        import torch
-
         self.model, self.processor, self.device, self.dtype = model, processor, device, dtype
         self.labels = list(labels)
-        with torch.inference_mode():
-            tokens = processor(text=[template.format(label=label) for label in labels], return_tensors="pt",
-                               padding=True, truncation=True)
-            text = model.get_text_features(**{k: v.to(device) for k, v in tokens.items()})
-            text = getattr(text, "pooler_output", text)
-            self.text = torch.nn.functional.normalize(text.float(), dim=-1)
+        self.text = text_features(model, processor, [template.format(label=label) for label in labels], device)
 
     def probabilities(self, images) -> list[dict[str, float]]:
         """Per image, each room type's probability."""
-        import torch
-
-        with torch.inference_mode():
-            pixels = self.processor(images=images, return_tensors="pt")["pixel_values"].to(self.device, self.dtype)
-            features = self.model.get_image_features(pixel_values=pixels)
-            features = getattr(features, "pooler_output", features)
-            image = torch.nn.functional.normalize(features.float(), dim=-1)
-            probs = (self.model.logit_scale.exp().float() * image @ self.text.T).softmax(dim=-1).cpu()
+        probs = probabilities(self.model, self.processor, images, self.text, self.device, self.dtype)
         return [dict(zip(self.labels, map(float, row), strict=True)) for row in probs]
 
     def __call__(self, frames: list[Frame]) -> list[Frame]:

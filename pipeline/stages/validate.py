@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image
 
 from pipeline.frames import Frame
+from pipeline.stages.clip import probabilities, text_features
 
 COARSE = 64
 
@@ -100,25 +101,12 @@ class StyleScorer:
     """CLIP style adherence: the probability of a result's own style among every style's prompt."""
 
     def __init__(self, model, processor, prompts: dict[str, str], device, dtype):
-        import torch
-
         self.model, self.processor, self.device, self.dtype = model, processor, device, dtype
         self.names = list(prompts)
-        with torch.inference_mode():
-            tokens = processor(text=list(prompts.values()), return_tensors="pt", padding=True, truncation=True)
-            text = model.get_text_features(**{k: v.to(device) for k, v in tokens.items()})
-            text = getattr(text, "pooler_output", text)
-            self.text = torch.nn.functional.normalize(text.float(), dim=-1)
+        self.text = text_features(model, processor, list(prompts.values()), device)
 
     def __call__(self, images: list[Image.Image], styles: list[str]) -> list[float | None]:
-        import torch
-
-        with torch.inference_mode():
-            pixels = self.processor(images=images, return_tensors="pt")["pixel_values"].to(self.device, self.dtype)
-            features = self.model.get_image_features(pixel_values=pixels)
-            features = getattr(features, "pooler_output", features)
-            image = torch.nn.functional.normalize(features.float(), dim=-1)
-            probs = (self.model.logit_scale.exp().float() * image @ self.text.T).softmax(dim=-1).cpu()
+        probs = probabilities(self.model, self.processor, images, self.text, self.device, self.dtype)
         return [float(probs[i, self.names.index(s)]) if s in self.names else None for i, s in enumerate(styles)]
 
 
