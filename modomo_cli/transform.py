@@ -53,6 +53,12 @@ NameTemplate = Annotated[str | None, Opt("--name", help="Output names: {stem}, {
                                                          "{n}; e.g. '{parent}/{stem}-{style}'.")]
 Events = Annotated[str | None, Opt("--events", help="Write one JSON line per finished job to FILE (or - for "
                                                     "stdout), as it happens.")]
+Variations = Annotated[int | None, Opt(help="Results per photo, each with its own seed (default: the style's, "
+                                            "else 1); named .v1 ... .vN, or by {n} in --name.")]
+OutputSize = Annotated[str, Opt(help="Results at the working size, the photo's original size, or a long side in "
+                                     "pixels (upscaled by the preset's super-resolution model).")]
+ContactSheet = Annotated[bool, Opt("--contact-sheet", help="Write contact-sheet.jpg into the output: each job's "
+                                                           "photo and results, labelled, for sharing.")]
 SaveControls = Annotated[bool, Opt("--save-controls", help="Save each image's depth, edges and object masks.")]
 AsJson = Annotated[bool, Opt("--json", help="Print the run summary as JSON on stdout.")]
 ShowProgress = Annotated[bool | None, Opt("--progress/--no-progress", help="Progress bar (default: when a terminal).")]
@@ -68,7 +74,8 @@ def transform(ctx: typer.Context, inputs: Inputs = None, manifest: Manifest = No
               checkpoint: Checkpoint = None, preserve: Preserve = None, mask_dir: MaskDir = None,
               shard: ShardOpt = None, devices: Devices = None, engine: Engine = "modomo", actors: Actors = None,
               report: Report = False, save_controls: SaveControls = False, name: NameTemplate = None,
-              events: Events = None, as_json: AsJson = False, progress: ShowProgress = None) -> None:
+              events: Events = None, variations: Variations = None, output_size: OutputSize = "working",
+              contact_sheet: ContactSheet = False, as_json: AsJson = False, progress: ShowProgress = None) -> None:
     """Restyle every photo in INPUTS and write result, thumbnail and metadata under --out."""
     with user_errors():
         if events == "-" and as_json:
@@ -97,6 +104,7 @@ def run_config(params: dict):
         save_controls=p["save_controls"] or p["report"], loras=[parse_lora(text) for text in p["lora"] or []],
         preserve=resolve_labels(p["preserve"]) if p["preserve"] else set(),
         mask_dir=str(p["mask_dir"]) if p["mask_dir"] else None, name_template=p["name"],
+        variations=p["variations"], output_size=p["output_size"],
     )
 
 
@@ -108,7 +116,8 @@ def make_plan(ctx: typer.Context):
     p = ctx.params
     part = parse(p["shard"]) if p["shard"] else from_environment()
     plan = build_plan(run_config(p), shard=part, devices=p["devices"], engine=p["engine"], actors=p["actors"],
-                      report=p["report"], checkpoint=p["checkpoint"], worker_argv=worker_argv(ctx))
+                      report=p["report"], checkpoint=p["checkpoint"], worker_argv=worker_argv(ctx),
+                      contact_sheet=p["contact_sheet"])
     for warning in plan.warnings:
         console.print(f"[yellow]warning:[/yellow] {escape(warning)}", soft_wrap=True)
     if part is not None:
@@ -136,6 +145,8 @@ def execute(plan, progress: bool | None, as_json: bool, events: str | None = Non
         written = engines.write_report(plan, summary)
         if written:
             console.print(f"report      {written}", soft_wrap=True)
+        for page in engines.write_contact_sheet(plan, summary):
+            console.print(f"sheet       {page}", soft_wrap=True)
     if as_json:
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")
     if result.fatal:
@@ -148,7 +159,8 @@ def execute(plan, progress: bool | None, as_json: bool, events: str | None = Non
 
 
 # What each device worker gets on its own (device, shard, output format) or the parent does (report).
-WORKER_OWN = {"devices", "shard", "device", "as_json", "progress", "ctx", "engine", "actors", "report", "events"}
+WORKER_OWN = {"devices", "shard", "device", "as_json", "progress", "ctx", "engine", "actors", "report", "events",
+              "contact_sheet"}
 
 
 def worker_argv(ctx: typer.Context) -> list[str]:

@@ -10,6 +10,9 @@ from pipeline.settings import GenerateSettings, SpeedOptions
 from styles import AUTO_ROOM, ROOMS, Style, room_name
 
 FORMATS = ("png", "jpeg", "webp")
+MAX_VARIATIONS = 16
+OUTPUT_SIZES = ("working", "original")
+MAX_OUTPUT_SIDE = 16384
 
 
 @dataclass
@@ -47,6 +50,8 @@ class RunConfig:
     job_styles: list[Style] = field(default_factory=list)  # styles only manifest rows name (set by the plan)
     job_keeps: bool = False  # some manifest row keeps objects or a mask region (set by the plan)
     name_template: str | None = None  # --name: output names from {stem}, {parent}, {style}, {room}, {seed}, {n}
+    variations: int | None = None  # results per job; None: the style's `variations`, else 1
+    output_size: str = "working"  # the results' size: working, original (the photo's), or a long side in pixels
 
     @property
     def styles(self) -> list[Style]:
@@ -80,6 +85,9 @@ class RunConfig:
             raise UsageError(f"--seed must be >= 0, got {self.seed}")
         if self.mask_dir is not None and not Path(self.mask_dir).is_dir():
             raise UsageError(f"--mask-dir {self.mask_dir}: no such folder")
+        if self.variations is not None and not 1 <= self.variations <= MAX_VARIATIONS:
+            raise UsageError(f"--variations must be between 1 and {MAX_VARIATIONS}, got {self.variations}")
+        self.output_size = check_output_size(self.output_size)
         names = [s.name for s in self.styles]
         if len(set(names)) != len(names):
             raise UsageError(f"--style names a style twice: {', '.join(names)}")
@@ -89,6 +97,35 @@ class RunConfig:
     def prompt_room(self) -> str:
         """The room in the run's own prompts: with auto, each photo gets its own; this is the fallback."""
         return "room" if self.room == AUTO_ROOM else self.room
+
+    def variations_for(self, style: Style, job=None) -> int:
+        """Results per job in a style: the manifest row's, else --variations, else the style file's, else 1."""
+        if job is not None and getattr(job, "variations", None):
+            return job.variations
+        return self.variations or style.variations or 1
+
+    @property
+    def most_variations(self) -> int:
+        """The most results a job of the command's styles makes: photos per batch are divided by it."""
+        return max(self.variations_for(style) for style in [*self.styles, *self.job_styles])
+
+    @property
+    def photos_per_batch(self) -> int:
+        """Photos per batch, so that a batch's variations make about --batch-size images per model call
+        (at least one photo: a job's variations always render in one call)."""
+        return max(1, self.batch_size // self.most_variations)
+
+    @property
+    def output_long_side(self) -> int | str:
+        """working, original, or the results' long side in pixels."""
+        return int(self.output_size) if self.output_size.isdigit() else self.output_size
+
+    def result_models(self, spec) -> dict:
+        """The model ids that shape results: the preset's, plus the upscaler when results leave the working size."""
+        ids = dict(spec.ids())
+        if self.output_size != "working":
+            ids["upscaler"] = spec.upscaler_id or "lanczos"
+        return ids
 
     @property
     def long_side(self) -> int:
@@ -134,6 +171,8 @@ class RunConfig:
             "preserve": sorted(self.preserve),
             "mask_dir": self.mask_dir,
             **({"name": self.name_template} if self.name_template else {}),
+            **({"variations": self.variations_for(style)} if self.variations_for(style) > 1 else {}),
+            **({"output_size": self.output_long_side} if self.output_size != "working" else {}),
         }
 
     def result_hash(self, style: Style, model_ids: dict) -> str:
@@ -160,3 +199,14 @@ class RunConfig:
         if self.more_styles:
             settings["by_style"] = {s.name: self.settings_json(s) for s in self.styles}
         return settings
+
+
+def check_output_size(value: str) -> str:
+    """--output-size: working, original, or a long side in pixels; a usage error otherwise."""
+    text = str(value).strip().lower()
+    if text in OUTPUT_SIZES:
+        return text
+    if text.isdigit() and 64 <= int(text) <= MAX_OUTPUT_SIDE:
+        return str(int(text))
+    raise UsageError(f"--output-size {value!r}: choose working, original, or a long side in pixels "
+                     f"(64 to {MAX_OUTPUT_SIDE})")

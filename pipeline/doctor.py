@@ -39,6 +39,9 @@ def model_files(spec: ModelSpec) -> list[tuple[str, str, str | None]]:
     rows.append(("sam2", f"{repo}/{filename}", hub_file_cached(repo, filename)))
     if spec.clip:  # --room auto and the style-adherence score
         rows.append(("clip", spec.clip, hub_file_cached(spec.clip, "config.json")))
+    if spec.upscaler and spec.upscaler.startswith("hub:"):  # --output-size above the working size
+        repo, _, filename = spec.upscaler.removeprefix("hub:").rpartition("/")
+        rows.append(("upscaler", f"{repo}/{filename}", hub_file_cached(repo, filename)))
     candidates = [Path(spec.yolo), yolo_weights_dir() / spec.yolo]
     rows.append(("yolo", spec.yolo, next((str(p) for p in candidates if p.is_file()), None)))
     return rows

@@ -97,6 +97,10 @@ class Frame:
     room_probability: float | None = None  # the classifier's probability for it, when it was found
     prompt: str | None = None  # this frame's own prompts (set per style); None: the style's for the run
     negative_prompt: str | None = None
+    variation: int = 1  # which of the job's --variations this frame renders (1..N)
+    original: Image.Image | None = None  # the upright full-resolution photo, kept when results leave the working size
+    target_size: tuple[int, int] | None = None  # the result's size on disk (--output-size); None: the working size
+    capture: dict = field(default_factory=dict)  # the input's EXIF capture date and camera (never its position)
 
     @property
     def ok(self) -> bool:

@@ -1,16 +1,23 @@
-"""Image decoding, sizing and encoding: every input becomes an upright 8-bit RGB image or an ImageError."""
+"""Image decoding, sizing and encoding: every input becomes an upright 8-bit sRGB image or an ImageError."""
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import re
+import struct
 import warnings
+from datetime import datetime
 
 import numpy as np
-from PIL import EpsImagePlugin, Image, ImageCms, ImageFile, ImageOps
+from PIL import EpsImagePlugin, ExifTags, Image, ImageCms, ImageFile, ImageOps
+from pillow_heif import register_heif_opener
 
 from pipeline.errors import ImageError
+
+# Phones save HEIC by default; registered before IMAGE_SUFFIXES is computed so folders list .heic/.heif too.
+register_heif_opener()
 
 _FORMATS = {
     "png": ("PNG", "image/png", ".png", {"optimize": False}),
@@ -23,6 +30,14 @@ _IDENTIFY_ONLY = {"MPEG"}
 _SIXTEEN_BIT = {"I;16", "I;16B", "I;16L", "I;16N"}
 # Pillow's plugins report bad data with any of these, not with one exception type.
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError)
+_PROFILE_ERRORS = (ImageCms.PyCMSError, OSError, ValueError, TypeError)
+# Relative colorimetric: see _to_srgb for why.
+_INTENT = ImageCms.Intent.RELATIVE_COLORIMETRIC
+_EXIF_ERRORS = (*_DECODE_ERRORS, KeyError, struct.error)
+# (date tag, its UTC-offset tag): DateTimeOriginal with OffsetTimeOriginal, else DateTime with OffsetTime.
+_TAKEN_TAGS = ((ExifTags.Base.DateTimeOriginal, ExifTags.Base.OffsetTimeOriginal),
+               (ExifTags.Base.DateTime, ExifTags.Base.OffsetTime))
+_UTC_OFFSET = re.compile(r"[+-]\d{2}:\d{2}")
 
 
 def _decodable(fmt: str) -> bool:
@@ -114,18 +129,72 @@ def _flatten_alpha(image: Image.Image) -> Image.Image:
     return Image.alpha_composite(background, rgba).convert("RGB")
 
 
+@functools.cache
+def _srgb() -> ImageCms.ImageCmsProfile:
+    """The sRGB profile, built once: every decode converts to it and every encode embeds it."""
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+@functools.cache
+def _srgb_bytes() -> bytes:
+    """The sRGB profile as ICC bytes, serialised once for every encoded output."""
+    return _srgb().tobytes()
+
+
+@functools.cache
+def _probe() -> Image.Image:
+    """Colours that show whether a transform changes anything.
+
+    Every mix of five levels per channel catches other primaries; a grey ramp in steps of 5 catches another
+    tone curve (sRGB primaries with a plain 2.2 gamma differ mostly in the shadows).
+    """
+    levels = (0, 64, 128, 192, 255)
+    mixes = [(r, g, b) for r in levels for g in levels for b in levels]
+    colours = mixes + [(v, v, v) for v in range(0, 256, 5)]
+    return Image.frombytes("RGB", (len(colours), 1), bytes(v for colour in colours for v in colour))
+
+
+def _is_identity(transform: ImageCms.ImageCmsTransform) -> bool:
+    """Whether a transform leaves colours within one level: an sRGB-tagged photo is then kept bit for bit."""
+    probe = _probe()
+    moved = np.asarray(ImageCms.applyTransform(probe, transform), dtype=np.int16)
+    return int(np.abs(moved - np.asarray(probe, dtype=np.int16)).max()) <= 1
+
+
+def _to_srgb(image: Image.Image, icc: bytes | None) -> Image.Image:
+    """Convert RGB pixels from their embedded profile (Display P3, Adobe RGB, ...) to sRGB.
+
+    The models, the quality checks and most viewers of the outputs read pixels as sRGB; a P3 photo
+    read as is looks dull and shifted. The intent is relative colorimetric: colours sRGB can show keep
+    their values (white stays white) and only the out-of-gamut ones clip to the gamut edge, where
+    perceptual would compress every colour of a LUT profile. The matrix profiles phones and cameras
+    embed have no perceptual table, so relative colorimetric is also what they would get anyway.
+    A broken profile keeps the pixels as they are rather than losing the photo.
+    """
+    if not icc:
+        return image
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        if source.profile.xcolor_space.strip() != "RGB":
+            return image  # grey or other profiles do not describe RGB pixels
+        transform = ImageCms.buildTransform(source, _srgb(), "RGB", "RGB", _INTENT)
+        if _is_identity(transform):
+            return image
+        return ImageCms.applyTransform(image, transform)
+    except _PROFILE_ERRORS:
+        return image
+
+
 def _cmyk_to_rgb(image: Image.Image) -> Image.Image:
     """Use the embedded ICC profile when there is one: plain conversion gives dull, shifted colours."""
     icc = image.info.get("icc_profile")
     if icc:
         try:
             source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-            converted = ImageCms.profileToProfile(
-                image, source, ImageCms.createProfile("sRGB"), outputMode="RGB"
-            )
+            converted = ImageCms.profileToProfile(image, source, _srgb(), outputMode="RGB")
             if converted is not None:
                 return converted
-        except (ImageCms.PyCMSError, OSError, ValueError):
+        except _PROFILE_ERRORS:
             pass  # a broken profile should not cost us the photo
     return image.convert("RGB")
 
@@ -143,15 +212,98 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 
 
 def _upright(image: Image.Image) -> Image.Image:
-    """Apply the EXIF orientation; a photo with unreadable EXIF is kept as stored rather than rejected."""
+    """Apply the EXIF orientation; a photo with unreadable EXIF is kept as stored rather than rejected.
+
+    HEIC/HEIF is upright already: libheif applies the container's irot/imir boxes while decoding (the
+    HEIF rule: they, not EXIF, say how to show the image), and pillow-heif then resets the EXIF
+    orientation to 1, recording the old value as `original_orientation`. Rotating by EXIF again would
+    turn a portrait photo on its side.
+    """
+    if image.format == "HEIF" and "original_orientation" in image.info:
+        return image.copy()  # a copy, because the caller closes the opened image
     try:
         return ImageOps.exif_transpose(image)
     except _DECODE_ERRORS:
         return image.copy()  # a copy, because the caller closes the opened image
 
 
+def _text(value: object) -> str:
+    """An EXIF ASCII value as trimmed one-line text; padding NULs and non-text values come out empty."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if not isinstance(value, str):
+        return ""
+    text = " ".join(value.replace("\x00", " ").split())
+    return text[:120] if text.isprintable() else ""
+
+
+def _taken(stamp: object, offset: object) -> str | None:
+    """EXIF "YYYY:MM:DD HH:MM:SS" as ISO 8601, with its UTC offset when one is recorded; None if unreadable."""
+    try:
+        when = datetime.strptime(_text(stamp), "%Y:%m:%d %H:%M:%S")
+    except ValueError:
+        return None  # absent, blank ("    :  :  ") or zeroed ("0000:00:00 00:00:00")
+    zone = _text(offset)
+    return when.isoformat() + (zone if _UTC_OFFSET.fullmatch(zone) else "")
+
+
+def _camera(make: str, model: str) -> str:
+    """Make and model, without the make twice when the model repeats it ("Canon" + "Canon EOS R5")."""
+    if make and model.lower().startswith(make.split()[0].lower()):
+        return model  # also "NIKON CORPORATION" + "NIKON D750"
+    return " ".join(part for part in (make, model) if part)
+
+
+def capture_facts(exif: Image.Exif) -> dict[str, str]:
+    """When and with what a photo was taken, for the result's metadata; never where (no GPS tag is read)."""
+    base = {tag: exif.get(tag) for tag in (ExifTags.Base.Make, ExifTags.Base.Model, ExifTags.Base.DateTime)}
+    try:
+        detail = dict(exif.get_ifd(ExifTags.IFD.Exif))
+    except _EXIF_ERRORS:
+        detail = {}
+    tags = {**base, **detail}
+    facts: dict[str, str] = {}
+    taken = next(filter(None, (_taken(tags.get(date), tags.get(zone)) for date, zone in _TAKEN_TAGS)), None)
+    if taken:
+        facts["taken"] = taken
+    camera = _camera(_text(tags.get(ExifTags.Base.Make)), _text(tags.get(ExifTags.Base.Model)))
+    if camera:
+        facts["camera"] = camera
+    lens = _text(tags.get(ExifTags.Base.LensModel))
+    if lens:
+        facts["lens"] = lens
+    return facts
+
+
+def _capture(image: Image.Image) -> dict[str, str]:
+    """The capture facts of an opened image; unreadable EXIF gives none rather than failing the photo."""
+    try:
+        return capture_facts(image.getexif())
+    except _EXIF_ERRORS:
+        return {}
+
+
+def _normalise(image: Image.Image) -> Image.Image:
+    """Upright 8-bit sRGB pixels that keep nothing of the source's metadata but its capture facts.
+
+    The source's ICC profile, EXIF and XMP no longer describe the pixels (or would leak the photo's
+    position into outputs), so the result's info holds only "capture".
+    """
+    capture = _capture(image)
+    result = _to_rgb(_upright(image))
+    if image.mode != "CMYK":  # CMYK has already been converted with its own profile
+        result = _to_srgb(result, image.info.get("icc_profile"))
+    result.load()
+    result.info = {"capture": capture}
+    return result
+
+
 def decode(data: bytes, name: str, *, min_side: int = 64, max_pixels: int = 100_000_000) -> Image.Image:
-    """Decode image bytes to an upright RGB image (first frame only), or raise ImageError with the reason."""
+    """Decode image bytes to an upright sRGB image (first frame only), or raise ImageError with the reason.
+
+    `info["capture"]` holds the photo's capture facts (see `capture_facts`); nothing else of the source's
+    metadata is kept.
+    """
     # `name` is deliberately unused: the caller prefixes it, so reasons stay free of it.
     if not data:
         raise ImageError("empty file (0 bytes)")
@@ -166,8 +318,7 @@ def decode(data: bytes, name: str, *, min_side: int = 64, max_pixels: int = 100_
         try:
             # Truncation only surfaces when the pixels are read, so read them now, not in a later stage.
             image.load()
-            result = _to_rgb(_upright(image))
-            result.load()
+            result = _normalise(image)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise _too_large(width, height, max_pixels) from exc
         except _DECODE_ERRORS as exc:
@@ -217,12 +368,18 @@ def _format(fmt: str) -> tuple[str, str, str, dict]:
 
 
 def encode(image: Image.Image, fmt: str) -> bytes:
-    """Encode to png, jpeg or webp bytes."""
+    """Encode to png, jpeg or webp bytes, tagged sRGB and never with EXIF.
+
+    The pixels are sRGB (decode converted them), so the profile spares colour-managed viewers a guess;
+    EXIF is never written, so no output carries the input's GPS position. Grey images get no profile:
+    an RGB profile is invalid on them.
+    """
     pil_format, _, _, options = _format(fmt)
     if pil_format == "JPEG" and image.mode not in ("RGB", "L"):
         image = image.convert("RGB")  # JPEG has no alpha or palette
+    icc = _srgb_bytes() if image.mode in ("RGB", "RGBA") else None  # None also stops PNG reusing image.info's
     buffer = io.BytesIO()
-    image.save(buffer, pil_format, **options)
+    image.save(buffer, pil_format, icc_profile=icc, exif=b"", **options)
     return buffer.getvalue()
 
 

@@ -2,8 +2,9 @@
 
 Written at the end of every run, whatever the engine or shard: the journal holds every run's and
 every shard's lines, so the index built from it covers them all (a shard that finishes last writes
-the whole index; `modomo index OUT` rebuilds it at any time). One row per job and style, the latest
-line winning, and per result file the latest job that wrote it. The CSV is meant for spreadsheets:
+the whole index; `modomo index OUT` rebuilds it at any time). One row per result: per job and style
+(the latest line winning), one row per variation, best first; per result file the latest job that
+wrote it. The CSV is meant for spreadsheets:
 UTF-8 with a byte-order mark, every text cell quoted, and a cell that a spreadsheet would run as a
 formula (starting with =, +, -, @, a tab or a carriage return) prefixed with a quote.
 """
@@ -16,8 +17,8 @@ import json
 
 from pipeline.journal import Journal
 
-COLUMNS = ("input", "style", "room", "room_probability", "status", "error", "result", "thumbnail", "result_url",
-           "thumbnail_url", "seed", "quality", "passed", "settings", "finished", "manifest_line", "id")
+COLUMNS = ("input", "style", "variation", "room", "room_probability", "status", "error", "result", "thumbnail",
+           "result_url", "thumbnail_url", "seed", "quality", "passed", "settings", "finished", "manifest_line", "id")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -37,18 +38,27 @@ def rows(entries: list[dict], relative) -> list[dict]:
         outputs = entry.get("outputs", {})
         if outputs.get("result") and owner[outputs["result"]] != key:
             continue  # a later job (an edited manifest row) wrote over this one's result
-        table.append({
-            "input": entry.get("input"), "style": entry.get("style"), "room": entry.get("room"),
-            "room_probability": entry.get("room_probability"), "status": entry.get("status", "ok"),
-            "error": entry.get("error"),
-            "result": relative(outputs["result"]) if outputs.get("result") else None,
-            "thumbnail": relative(outputs["thumbnail"]) if outputs.get("thumbnail") else None,
-            "result_url": entry.get("transformed_url"), "thumbnail_url": entry.get("thumbnail_url"),
-            "seed": entry.get("seed"), "quality": entry.get("quality"), "passed": entry.get("passed"),
-            "settings": entry.get("settings"), "finished": entry.get("finished"),
-            "manifest_line": entry.get("line"), "id": entry["id"],
-        })
+        for variation in entry.get("variations") or [None]:
+            table.append(row(entry, variation, relative))
     return table
+
+
+def row(entry: dict, variation: dict | None, relative) -> dict:
+    """One result of a job: the job's columns, and its variation's number, files, seed and score."""
+    result = variation if variation is not None else entry
+    outputs = result.get("outputs", {})
+    return {
+        "input": entry.get("input"), "style": entry.get("style"),
+        "variation": variation.get("n") if variation is not None else (1 if outputs.get("result") else None),
+        "room": entry.get("room"), "room_probability": entry.get("room_probability"),
+        "status": entry.get("status", "ok"), "error": entry.get("error"),
+        "result": relative(outputs["result"]) if outputs.get("result") else None,
+        "thumbnail": relative(outputs["thumbnail"]) if outputs.get("thumbnail") else None,
+        "result_url": result.get("transformed_url"), "thumbnail_url": result.get("thumbnail_url"),
+        "seed": result.get("seed"), "quality": result.get("quality"), "passed": result.get("passed"),
+        "settings": entry.get("settings"), "finished": entry.get("finished"),
+        "manifest_line": entry.get("line"), "id": entry["id"],
+    }
 
 
 def safe_cell(value) -> str | float | int:
@@ -68,7 +78,7 @@ def to_csv(table: list[dict]) -> bytes:
     writer = csv.writer(buffer, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\r\n")
     writer.writerow(COLUMNS)
     for row in table:
-        writer.writerow([safe_cell(row[c]) for c in COLUMNS])
+        writer.writerow([safe_cell(row.get(c)) for c in COLUMNS])
     return buffer.getvalue().encode("utf-8-sig")
 
 
@@ -81,5 +91,7 @@ def write_index(sink) -> dict:
     table = rows(Journal(sink).entries(), sink.relative)
     csv_path = sink.write("index.csv", to_csv(table), "text/csv; charset=utf-8")
     jsonl_path = sink.write("index.jsonl", to_jsonl(table), "application/x-ndjson")
-    counts = {status: sum(r["status"] == status for r in table) for status in ("ok", "failed")}
-    return {"csv": csv_path, "jsonl": jsonl_path, "jobs": len(table), **counts}
+    jobs = {(r["id"], r["style"]): r["status"] for r in table}
+    counts = {status: sum(s == status for s in jobs.values()) for status in ("ok", "failed")}
+    return {"csv": csv_path, "jsonl": jsonl_path, "jobs": len(jobs), "results": sum(bool(r["result"]) for r in table),
+            **counts}

@@ -3,9 +3,10 @@
 Columns: `input` (relative to the manifest's folder, absolute, or an r2:// / s3:// URI) and, each
 optional, `style` (one or several, comma-separated), `room`, `prompt` (words added to the style's
 prompt), `negative_prompt` (words added to the style's negative prompt), `seed`, `preserve`, `mask`
-(a keep mask, relative to the manifest's folder), `name` (the output name without extension). An
-empty cell takes the command's option. A job's identity is its row's content, not its position:
-editing a row redoes that row alone, and the same photo on two rows is two jobs.
+(a keep mask, relative to the manifest's folder), `name` (the output name without extension),
+`variations` (results per job). An empty cell takes the command's option. A job's identity is its
+row's content, not its position: editing a row redoes that row alone, and the same photo on two
+rows is two jobs.
 
 A file that cannot be read, a missing `input` column or an unknown column is a usage error before
 any model loads; a bad row fails its job alone with "manifest line N: reason".
@@ -29,7 +30,8 @@ from pipeline.r2 import Remote, is_remote
 from pipeline.sources import file_version
 from styles import ROOMS, room_name
 
-COLUMNS = ("input", "style", "room", "prompt", "negative_prompt", "seed", "preserve", "mask", "name")
+COLUMNS = ("input", "style", "room", "prompt", "negative_prompt", "seed", "preserve", "mask", "name", "variations")
+MAX_VARIATIONS = 16
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,7 @@ class Job:
     preserve: frozenset[str] | None = None
     mask: str | None = None
     name: str | None = None
+    variations: int | None = None  # results per job (--variations)
     error: str | None = None  # a bad row: its job fails with this, the others go on
 
     def fail(self, reason: str) -> str:
@@ -130,9 +133,24 @@ def make_job(line: int, cells: dict, known_styles, resolve_labels) -> Job:
             preserve = frozenset(resolve_labels(cells["preserve"]))
         except UsageError as exc:
             error = error or str(exc).replace("--preserve ", "preserve ")
+    variations, bad = parse_variations(cells.get("variations"))
+    error = error or bad
     return Job(line, job.digest, styles, room, cells.get("prompt", ""),
                cells.get("negative_prompt", ""), seed, preserve, cells.get("mask") or None,
-               cells.get("name") or None, job.fail(error) if error else None)
+               cells.get("name") or None, variations, job.fail(error) if error else None)
+
+
+def parse_variations(cell) -> tuple[int | None, str | None]:
+    """A row's `variations` cell: (count, None), (None, None) when empty, or (None, the reason it is bad)."""
+    if cell in (None, ""):
+        return None, None
+    try:
+        count = int(str(cell))
+    except ValueError:
+        count = 0
+    if not 1 <= count <= MAX_VARIATIONS:
+        return None, f"variations {cell!r} is not a whole number from 1 to {MAX_VARIATIONS}"
+    return count, None
 
 
 def job_item(job: Job, cell: str, folder: Path, remote: Remote) -> Item:

@@ -1,7 +1,8 @@
 """`--name TEMPLATE`: output names from a template of `{stem}`, `{parent}`, `{style}`, `{room}`, `{seed}`, `{n}`.
 
 `{stem}` is the input's file name without extension, `{parent}` its folder inside the input root
-(empty at the top), `{n}` the variation number (1 while each job makes one result). A name may hold
+(empty at the top), `{n}` the variation number (--variations; 1 when a job makes one result; without
+`{n}`, variations are named `.v1` ... `.vN` after the stem). A name may hold
 folders (`{parent}/{style}/{stem}`). Names that two jobs would share, or that would leave the
 output, are refused before any model loads, naming the inputs.
 """
@@ -47,19 +48,36 @@ def render(template: str, item: Item, style: str, room: str, seed: int, n: int =
     return "/".join(parts)
 
 
+def _fields(item: Item, config) -> tuple[str, int]:
+    """The room and seed a template names for an input: its manifest row's, else the command's."""
+    job = item.job
+    room = job.room if job is not None and job.room else config.room
+    seed = job.seed if job is not None and job.seed is not None else derive_seed(config.seed, item.identity)
+    return room, seed
+
+
+def templated(item: Item, config) -> bool:
+    """Whether the input's names come from --name (a manifest row's own name comes first)."""
+    return bool(config.name_template) and not (item.job is not None and item.job.name)
+
+
 def stems_for(items: list[Item], style: str, config, styles_of=lambda item: 1) -> dict[Item, str]:
     """Every input's output stem in one style: a manifest row's name, else the template, else the default."""
     stems = output_stems(items, style, styles_of)
-    if not config.name_template:
-        return stems
     for item in items:
-        if item.job is not None and item.job.name:
-            continue
-        job = item.job
-        room = job.room if job is not None and job.room else config.room
-        seed = job.seed if job is not None and job.seed is not None else derive_seed(config.seed, item.identity)
-        stems[item] = render(config.name_template, item, style, room, seed)
+        if templated(item, config):
+            stems[item] = render(config.name_template, item, style, *_fields(item, config))
     return stems
+
+
+def variation_stem(config, item: Item, style: str, stem: str, n: int, count: int) -> str:
+    """The stem of a job's variation n of `count`: the job's stem when it makes one result; the template
+    rendered with {n} when it has it; else the job's stem with `.v1` ... `.vN`."""
+    if count == 1:
+        return stem
+    if templated(item, config) and "{n}" in config.name_template:
+        return render(config.name_template, item, style, *_fields(item, config), n=n)
+    return f"{stem}.v{n}"
 
 
 def check_unique(items: list[Item], config, styles_for) -> None:

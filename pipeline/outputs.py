@@ -10,6 +10,7 @@ from pipeline import __version__, imaging
 from pipeline.config import RunConfig
 from pipeline.errors import ModomoError
 from pipeline.frames import Frame
+from pipeline.naming import variation_stem
 from pipeline.overlay import draw_objects
 from pipeline.records import ImageRecord
 from pipeline.sinks import OutputError
@@ -28,25 +29,56 @@ class OutputWriter:
         self.models = models
         self.device = device
 
-    def write(self, frame: Frame, run) -> ImageRecord:
-        """Write everything for one frame of one style (a StyleRun); a failure fails the frame alone,
-        except an OutputError (disk full, no permission), which stops the run."""
-        stem = run.stems[frame.item]
-        if frame.ok:
+    def write(self, frames: list[Frame], run) -> ImageRecord:
+        """Write everything for one job in one style (a StyleRun): each variation's result and thumbnail,
+        the control maps once, each variation's metadata, then one journal line: a job is done when all its
+        variations are. A failure fails the job alone, except an OutputError (disk full, no permission),
+        which stops the run."""
+        frames = ranked(frames)
+        if all(f.ok for f in frames):
             try:
-                self.write_files(frame, run, stem)
+                self.write_job(frames, run)
                 if self.journal is not None:
-                    self.journal.record(self.journal_entry(frame, run))
+                    self.journal.record(self.journal_entry(frames, run))
             except OutputError:
                 raise
             except (OSError, ValueError, ModomoError) as exc:
-                frame.fail(f"cannot write output: {getattr(exc, 'strerror', None) or exc}")
-        record = self.record(frame, run)
-        if not frame.ok and self.journal is not None:  # for the index; never counted as done
-            self.journal.record({**self.journal_entry(frame, run), "status": "failed", "error": record.error,
-                                 "outputs": {}})
-        frame.image = frame.result = frame.depth = frame.edges = None  # keep memory flat
+                reason = f"cannot write output: {getattr(exc, 'strerror', None) or exc}"
+                for frame in frames:
+                    frame.fail(reason)
+        elif any(f.ok for f in frames):  # one variation failed: the job did
+            reason = next(f.error for f in frames if not f.ok)
+            for frame in frames:
+                frame.error = frame.error or reason
+        record = self.record(frames, run)
+        if not record.ok and self.journal is not None:  # for the index; never counted as done
+            self.journal.record({**self.journal_entry(frames, run), "status": "failed", "error": record.error,
+                                 "outputs": {}, "variations": []})
+        for frame in frames:  # keep memory flat
+            frame.image = frame.result = frame.depth = frame.edges = frame.original = None
         return record
+
+    def write_job(self, frames: list[Frame], run) -> None:
+        """Results and thumbnails, the control maps (once, shared by the variations), then each metadata."""
+        count = len(frames)
+        for frame in frames:
+            self.write_files(frame, run, self.stem(frame, run, count))
+        if self.config.save_controls:
+            controls: dict[str, str] = {}
+            with timed(frames[:1], "write"):
+                self.write_controls(frames[0], run.stems[frames[0].item], controls)
+            for frame in frames:
+                frame.outputs.update(controls)
+        listing = [variation_json(f, run) for f in frames] if count > 1 else []
+        for frame in frames:
+            with timed([frame], "write"):
+                meta_path = self.stem(frame, run, count) + ".json"
+                frame.outputs["metadata"] = str(self.sink.path(meta_path))
+                metadata = json.dumps(self.metadata(frame, run, listing), indent=2).encode() + b"\n"
+                self.sink.write(meta_path, metadata, "application/json")
+
+    def stem(self, frame: Frame, run, count: int) -> str:
+        return variation_stem(self.config, frame.item, run.style.name, run.stems[frame.item], frame.variation, count)
 
     def write_files(self, frame: Frame, run, stem: str) -> None:
         fmt = self.config.format
@@ -57,26 +89,20 @@ class OutputWriter:
             about = self.object_metadata(frame, run)
             frame.outputs["result"] = self.sink.write(names["result"], result, imaging.content_type(fmt), about)
             frame.outputs["thumbnail"] = self.sink.write(names["thumbnail"], thumb, "image/jpeg", about)
-            if self.config.save_controls:
-                self.write_controls(frame, stem)
         for name, url_key in (("result", "transformed_url"), ("thumbnail", "thumbnail_url")):
             url = self.sink.public_url(names[name])
             if url:
                 frame.urls[url_key] = url
-        meta_path = stem + ".json"
-        frame.outputs["metadata"] = str(self.sink.path(meta_path))
-        metadata = json.dumps(self.metadata(frame, run), indent=2).encode() + b"\n"
-        self.sink.write(meta_path, metadata, "application/json")
 
     def object_metadata(self, frame: Frame, run) -> dict[str, str]:
         """What an uploaded result says about itself in a bucket browser (x-amz-meta-*; ASCII, so
         anything else percent-encoded)."""
         fields = {"source": frame.item.display, "style": run.style.name, "room": frame.room or "",
                   "seed": str(frame.seed), "quality": "" if frame.quality is None else f"{frame.quality:.4f}",
-                  "modomo-version": __version__}
+                  "variation": str(frame.variation), "modomo-version": __version__}
         return {k: quote(v, safe=" /:@,.'()!*+=&;$~-_") for k, v in fields.items()}
 
-    def write_controls(self, frame: Frame, stem: str) -> None:
+    def write_controls(self, frame: Frame, stem: str, written: dict[str, str]) -> None:
         """The input as the models saw it, the depth and edge maps, and the object masks over the photo."""
         images = {
             "input": (frame.image, "jpeg", ".input.jpg"),
@@ -87,10 +113,12 @@ class OutputWriter:
         for kind, (image, fmt, suffix) in images.items():
             if image is not None:
                 data = imaging.encode(image, fmt)
-                frame.outputs[kind] = self.sink.write(stem + suffix, data, imaging.content_type(fmt))
+                written[kind] = self.sink.write(stem + suffix, data, imaging.content_type(fmt))
 
-    def journal_entry(self, frame: Frame, run) -> dict:
-        """The journal line of a finished input and style: enough to skip it next time."""
+    def journal_entry(self, frames: list[Frame], run) -> dict:
+        """The journal line of a finished job and style (its best variation first): enough to skip it next
+        time, and to list every result in the index."""
+        frame = frames[0]
         return {
             "id": frame.item.identity,
             "key": frame.item.key,
@@ -107,11 +135,14 @@ class OutputWriter:
             "passed": passed(frame, run),
             "outputs": dict(frame.outputs),
             **frame.urls,
+            "variations": [variation_json(f, run) for f in frames],
             "finished": datetime.now(UTC).isoformat(timespec="seconds"),
         }
 
-    def record(self, frame: Frame, run) -> ImageRecord:
-        """The summary's record for one input and style."""
+    def record(self, frames: list[Frame], run) -> ImageRecord:
+        """The summary's record for one job and style: its best variation's result, every variation listed,
+        the time of all of them."""
+        frame = frames[0]
         item = frame.item
         error = frame.error
         if error and item.job is not None and not error.startswith("manifest line"):
@@ -120,19 +151,22 @@ class OutputWriter:
             item.identity, item.display, item.key, run.style.name, "ok" if frame.ok else "failed", error, frame.room,
             outputs=dict(frame.outputs) if frame.ok else {}, urls=dict(frame.urls) if frame.ok else {},
             seed=frame.seed, quality=frame.quality, quality_parts=dict(frame.quality_parts),
-            passed=passed(frame, run) if frame.ok else None, attempts=len(frame.attempts),
-            timings={k: round(v, 6) for k, v in frame.timings.items()},
+            passed=passed(frame, run) if frame.ok else None, attempts=sum(len(f.attempts) for f in frames),
+            timings={k: round(v, 6) for k, v in summed_timings(frames).items()},
+            variations=[variation_json(f, run) for f in frames] if frame.ok else [],
         )
 
-    def metadata(self, frame: Frame, run) -> dict:
-        """Everything needed to understand or reproduce one result."""
+    def metadata(self, frame: Frame, run, listing: list[dict]) -> dict:
+        """Everything needed to understand or reproduce one result (and, with --variations, its siblings)."""
         width, height = frame.image.size
         return {
             "input": frame.item.display,
             "id": frame.item.identity,
             "key": frame.item.key,
             "original_size": list(frame.original_size or ()),
+            **({"capture": frame.capture} if frame.capture else {}),
             "size": [width, height],
+            **({"output_size": list(frame.result.size)} if frame.result.size != (width, height) else {}),
             "style": run.style.name,
             "room": frame.room,
             **({"room_probability": frame.room_probability} if frame.room_probability is not None else {}),
@@ -141,6 +175,7 @@ class OutputWriter:
             **({"manifest": {"line": frame.item.job.line, "job": frame.item.job.digest}}
                if frame.item.job is not None else {}),
             "seed": frame.seed,
+            **({"variation": {"n": frame.variation, "of": len(listing)}, "variations": listing} if listing else {}),
             "models": self.models,
             "settings": self.config.settings_json(run.style),
             "objects": [o.to_json() for o in frame.objects],
@@ -155,6 +190,28 @@ class OutputWriter:
             "modomo_version": __version__,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
         }
+
+
+def ranked(frames: list[Frame]) -> list[Frame]:
+    """A job's variations best first (highest quality; unscored last; then by number)."""
+    return sorted(frames, key=lambda f: (f.quality is None, -(f.quality or 0.0), f.variation))
+
+
+def variation_json(frame: Frame, run) -> dict:
+    """One result of a job, as records, journal lines and metadata list it."""
+    return {"n": frame.variation, "seed": frame.seed, "quality": frame.quality,
+            "passed": passed(frame, run) if frame.ok else None,
+            "outputs": {k: v for k, v in frame.outputs.items() if k in ("result", "thumbnail", "metadata")},
+            **frame.urls}
+
+
+def summed_timings(frames: list[Frame]) -> dict[str, float]:
+    """A job's time by stage: the shared stages once (they are on its first frame), its variations' own added."""
+    total: dict[str, float] = {}
+    for frame in frames:
+        for stage, seconds in frame.timings.items():
+            total[stage] = total.get(stage, 0.0) + seconds
+    return total
 
 
 def passed(frame: Frame, run) -> bool:

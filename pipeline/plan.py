@@ -34,6 +34,7 @@ class RunPlan:
     devices: list[str] = field(default_factory=list)
     actors: int | None = None
     report: bool = False
+    contact_sheet: bool = False
     worker_argv: list[str] = field(default_factory=list)  # the command line each device worker repeats
 
     warnings: list[str] = field(default_factory=list)  # one line each, shown before the run
@@ -41,7 +42,7 @@ class RunPlan:
     def result_hashes(self) -> dict[str, str]:
         """Per style, the hash of everything that shapes its results: what the journal is matched on."""
         styles = [*self.config.styles, *self.config.job_styles]
-        return {style.name: self.config.result_hash(style, self.spec.ids()) for style in styles}
+        return {style.name: self.config.result_hash(style, self.config.result_models(self.spec)) for style in styles}
 
     def styles_for(self, item: Item) -> list[str]:
         """The styles an input is restyled in: its manifest row's, else the command's."""
@@ -88,7 +89,7 @@ def check_engine(engine: str, devices: str | None, actors: int | None, config: R
 
 def build_plan(config: RunConfig, shard: Shard | None = None, devices: str | None = None, engine: str = "modomo",
                actors: int | None = None, report: bool = False, checkpoint: Path | None = None,
-               worker_argv: list[str] | None = None) -> RunPlan:
+               worker_argv: list[str] | None = None, contact_sheet: bool = False) -> RunPlan:
     """Check everything that can be checked without models, in the order a user would fix it."""
     from pipeline.engines.devices import parse_devices
 
@@ -103,6 +104,7 @@ def build_plan(config: RunConfig, shard: Shard | None = None, devices: str | Non
     if config.room == AUTO_ROOM and not has_clip(spec):
         raise UsageError(f"--room auto needs the preset's CLIP, which {spec.name} lacks here; "
                          "fetch it with `modomo models download sd15` or give a room")
+    check_upscaler(config, spec)
     chosen = check_engine(engine, devices, actors, config)
     device_list = parse_devices(devices) if devices else []
     remote = Remote(pool_size=config.workers * 2 + 2)
@@ -120,7 +122,19 @@ def build_plan(config: RunConfig, shard: Shard | None = None, devices: str | Non
         check_unique(everything, config, lambda item: list(item.job.styles) if item.job is not None
                      and item.job.styles and item.job.error is None else names)
     return RunPlan(config, spec, sink, remote, everything, items, shard, chosen, device_list, actors, report,
-                   list(worker_argv or []), warnings)
+                   contact_sheet, list(worker_argv or []), warnings)
+
+
+def check_upscaler(config: RunConfig, spec: ModelSpec) -> None:
+    """Results above the working size need the preset's super-resolution weight when it names one (a preset
+    without one enlarges with Lanczos, and says so in the settings)."""
+    if config.output_size == "working" or not spec.upscaler or spec.upscaler.startswith("random:"):
+        return
+    from pipeline.models.upscaler import weight_path
+
+    if weight_path(spec) is None and weights_present(spec):
+        raise UsageError(f"--output-size {config.output_size}: the upscaler {spec.upscaler_id} is not on this "
+                         f"machine; fetch it with `modomo models download {spec.name}`")
 
 
 def weights_present(spec: ModelSpec) -> bool:

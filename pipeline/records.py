@@ -29,6 +29,9 @@ class ImageRecord:
     passed: bool | None = None
     attempts: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+    # Every result of the job (--variations), best first: {"n", "seed", "quality", "passed", "outputs", and
+    # "transformed_url"/"thumbnail_url" on a CDN}. The record's own outputs, seed and quality are the first's.
+    variations: list[dict] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -56,4 +59,5 @@ class ImageRecord:
         return cls(item.identity, item.display, item.key, style, status, room=entry.get("room"),
                    outputs=entry.get("outputs", {}),
                    urls={k: entry[k] for k in URL_FIELDS if k in entry}, seed=entry.get("seed"),
-                   quality=entry.get("quality"), passed=entry.get("passed"))
+                   quality=entry.get("quality"), passed=entry.get("passed"),
+                   variations=entry.get("variations") or [])

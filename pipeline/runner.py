@@ -17,7 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pipeline import imaging
@@ -43,6 +43,7 @@ from pipeline.stages.offload import MemoryState, ModelPlacer
 from pipeline.stages.preserve import Compositor, Preserver
 from pipeline.stages.room import RoomClassifier
 from pipeline.stages.segment import Segmenter
+from pipeline.stages.upscale import output_size
 from pipeline.stages.validate import StyleScorer, Validator
 from pipeline.timing import synchronize, timed
 from styles import AUTO_ROOM, Style
@@ -91,13 +92,18 @@ class Runner:
         self.compositor = Compositor() if preserver.active or config.job_keeps else None
         if self.compositor:
             self.shared.append(("preserve", preserver))
+        self.upscaler = None
+        if config.output_size != "working":  # results at the photo's own size, or a given long side
+            from pipeline.stages.upscale import Upscaler
+
+            self.upscaler = Upscaler(stack.upscaler, device)
         self.styles = [self._style_run(style) for style in [*config.styles, *config.job_styles]]
         self.by_name = {run.style.name: run for run in self.styles}
         self.default_runs = self.styles[:len(config.styles)]
         self.uses_loras = any(run.loras for run in self.styles)
         if self.uses_loras:
             lora.load(stack.pipe, [entry for run in self.styles for entry in run.loras])
-        self.writer = OutputWriter(config, sink, journal, stack.spec.ids(), str(stack.device))
+        self.writer = OutputWriter(config, sink, journal, config.result_models(stack.spec), str(stack.device))
         self.prepared_for: int | None = None  # id() of the input list output names were decided on
         self._done: dict | None = None  # the journal, read once
 
@@ -114,7 +120,7 @@ class Runner:
 
     def _style_run(self, style: Style) -> StyleRun:
         settings = self.config.generate_settings(style)
-        digest = self.config.result_hash(style, self.stack.spec.ids())
+        digest = self.config.result_hash(style, self.config.result_models(self.stack.spec))
         if self.config.engine == "diffusers":
             generator = PlainDiffusersGenerator(self.stack.pipe, settings)
         else:
@@ -161,7 +167,11 @@ class Runner:
                 frame.fail(str(exc))
                 return frame
             frame.original_size = image.size
+            frame.capture = dict(image.info.get("capture") or {})
             frame.image = imaging.resize_to(image, imaging.fit_size(*image.size, self.config.long_side))
+            if self.upscaler is not None:  # results leave the working size: keep the photo's own pixels
+                frame.original = image
+                frame.target_size = output_size(image.size, frame.image.size, self.config.output_long_side)
         return frame
 
     def frames(self, items: list[Item], pool: ThreadPoolExecutor) -> Iterator[Frame]:
@@ -184,33 +194,38 @@ class Runner:
                 for frame in live:
                     frame.fail(f"{name} failed: {first}")
 
-    def process(self, batch: list[Frame], todo: Todo) -> list[tuple[Frame, StyleRun]]:
-        """Shared stages once per photo, then each requested style; returns one frame per (input, style)."""
+    def process(self, batch: list[Frame], todo: Todo) -> list[tuple[list[Frame], StyleRun]]:
+        """Shared stages once per photo, then each requested style; returns, per (input, style), the frames
+        of its variations (one unless --variations asks for more)."""
         for name, stage in self.shared:
             self.run_stage(name, stage, batch)
         if self.rooms is not None:
             self.run_stage("room", self.rooms, [f for f in batch if f.room == AUTO_ROOM])
-        out: list[tuple[Frame, StyleRun]] = []
+        out: list[tuple[list[Frame], StyleRun]] = []
         for run in self.styles:
-            frames = [fork(f, run, len(todo[f.item.identity]), self.config.prompt_room) for f in batch
-                      if run in todo[f.item.identity]]
-            if not frames:
+            forks = [fork(f, run, len(todo[f.item.identity]), self.config.prompt_room) for f in batch
+                     if run in todo[f.item.identity]]
+            if not forks:
                 continue
             if self.uses_loras:
                 lora.activate(self.stack.pipe, run.loras)
-            self.run_stage("edges", run.edges, frames)
+            self.run_stage("edges", run.edges, forks)
+            jobs = [variations_of(f, self.config.variations_for(run.style, f.item.job)) for f in forks]
+            frames = [frame for job in jobs for frame in job]
             self.run_stage("generate", run.generator, frames)
             if self.compositor:
                 self.run_stage("compose", self.compositor, frames)
             self.run_stage("validate", self.validator, frames)
             self.retry(frames, run)
-            out += [(f, run) for f in frames]
+            if self.upscaler is not None:
+                self.run_stage("upscale", self.upscaler, frames)
+            out += [(job, run) for job in jobs]
         return out
 
     def retry(self, frames: list[Frame], run: StyleRun) -> None:
-        """Render again, with a new seed derived from the key, every result below the style's quality
-        threshold, up to --retries times; keep the best attempt. Retries are timed into generate and
-        validate, so they count in time and cost."""
+        """Render again, with a new seed derived from the job (and its variation), every result below the
+        style's quality threshold, up to --retries times; keep the best attempt. Retries are timed into
+        generate and validate, so they count in time and cost."""
         for frame in frames:
             if frame.ok and frame.quality is not None:
                 frame.attempts = [{"seed": frame.seed, "score": frame.quality, **frame.quality_parts}]
@@ -220,7 +235,7 @@ class Runner:
                 return
             best = {id(f): (f.quality, f.quality_parts, f.result, f.seed) for f in low}
             for frame in low:
-                frame.seed = derive_seed(self.config.seed, f"{frame.item.identity}#retry{attempt}")
+                frame.seed = derive_seed(self.config.seed, retry_key(frame, attempt))
             self.on_event("stage", frames=low, stage=f"retry {attempt}")
             try:
                 with timed(low, "generate", self.stack.device):
@@ -301,7 +316,7 @@ class Runner:
         readers = ThreadPoolExecutor(self.config.workers, thread_name_prefix="modomo-read")
         writers = ThreadPoolExecutor(max(1, self.config.workers // 2), thread_name_prefix="modomo-write")
         try:
-            for batch in size_batches(self.frames(items, readers), self.config.batch_size):
+            for batch in size_batches(self.frames(items, readers), self.config.photos_per_batch):
                 if self.stop.is_set():
                     break
                 self.finish_batch(batch, todo, result, writes, writers)
@@ -316,13 +331,13 @@ class Runner:
     def finish_batch(self, batch: list[Frame], todo: Todo, result: RunResult, writes: deque,
                      writers: ThreadPoolExecutor) -> None:
         rendered = self.process(batch, todo)
-        for frame, run in rendered:
-            writes.append(writers.submit(self.writer.write, frame, run))
+        for frames, run in rendered:
+            writes.append(writers.submit(self.writer.write, frames, run))
         for frame in batch:
             count = len(todo[frame.item.identity])
             shared = sum(frame.timings.get(stage, 0.0) for stage in SHARED_STAGES)
             result.shared_seconds_saved += shared * (count - 1)
-        if self.config.fail_fast and any(not f.ok for f, _ in rendered):
+        if self.config.fail_fast and any(not f.ok for frames, _ in rendered for f in frames):
             result.stopped = "fail-fast"
             self.stop.set()
 
@@ -359,6 +374,21 @@ class Runner:
             result.fatal = result.fatal or f"cannot write the journal: {exc}"
 
 
+def variations_of(frame: Frame, count: int) -> list[Frame]:
+    """The frames of a job's variations: the first is the job's own frame (its seed, the shared stages'
+    timings); each other one has its own seed derived from the job's and its number, and shares the
+    photo, the control images and the keep mask (the same objects: the sampler embeds them once)."""
+    frame.variation = 1
+    return [frame, *(replace(frame, variation=n, seed=derive_seed(frame.seed, f"v{n}"), timings={}, attempts=[],
+                             quality_parts={}, outputs={}, urls={}) for n in range(2, count + 1))]
+
+
+def retry_key(frame: Frame, attempt: int) -> str:
+    """What a retry's seed derives from: the job, its variation (after the first) and the attempt."""
+    variation = f"#v{frame.variation}" if frame.variation > 1 else ""
+    return f"{frame.item.identity}{variation}#retry{attempt}"
+
+
 def fork(frame: Frame, run: StyleRun, styles: int, fallback_room: str) -> Frame:
     """The frame of one style: shares the photo and its detections, depth, room and errors; owns its result
     and its prompts (the style's, for the frame's room, plus its manifest row's words). The shared stages'
@@ -372,7 +402,8 @@ def fork(frame: Frame, run: StyleRun, styles: int, fallback_room: str) -> Frame:
     return Frame(
         item=frame.item, seed=frame.seed, image=frame.image, original_size=frame.original_size,
         objects=frame.objects, depth=frame.depth, error=frame.error, style=run.style.name, keep=frame.keep,
-        mask_source=frame.mask_source, room=frame.room, room_probability=frame.room_probability,
+        mask_source=frame.mask_source, capture=frame.capture, room=frame.room, room_probability=frame.room_probability,
+        original=frame.original, target_size=frame.target_size,
         prompt=prompt, negative_prompt=negative,
         timings={k: v / styles for k, v in frame.timings.items()},
     )

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 STAGES = ("read", "detect", "segment", "depth", "preserve", "room", "edges", "generate", "compose", "validate",
-          "write")
+          "upscale", "write")
 
 
 def synchronize(device: torch.device | None) -> None:

@@ -60,6 +60,7 @@ class Style:
     min_quality: float = DEFAULT_MIN_QUALITY
     loras: tuple = ()  # pipeline.models.lora.Lora, applied to this style's results
     checkpoint: str | None = None  # a single-file SD1.5 fine-tune this style is meant for
+    variations: int | None = None  # results per photo (`variations = N`); --variations overrides it
 
     def prompt_for(self, room: str) -> str:
         return self.prompt.format(room=room)
@@ -146,6 +147,7 @@ def parse_style(data: dict, file: Path) -> Style:
         if "min_quality" in data else DEFAULT_MIN_QUALITY,
         loras=parse_loras(data, file),
         checkpoint=parse_checkpoint(data, file),
+        variations=int(in_range("variations", get(data, "variations", int), 1, 16)) if "variations" in data else None,
     )
 
 

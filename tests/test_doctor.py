@@ -46,7 +46,7 @@ def test_doctor_reports_missing_weights_and_exits_1(empty_caches):
     checks = {(c["area"], c["name"]): c for c in json.loads(result.stdout)}
     assert checks[("system", "python")]["status"] == "ok"
     assert checks[("system", "torch")]["status"] == "ok"
-    for role in ("stable diffusion", "controlnet depth", "controlnet canny", "depth", "sam2", "yolo"):
+    for role in ("stable diffusion", "controlnet depth", "controlnet canny", "depth", "sam2", "yolo", "upscaler"):
         assert checks[("sd15", role)]["status"] == "missing"
         assert "modomo models download" in checks[("sd15", role)]["detail"]
     assert checks[("r2", "R2_BUCKET_NAME")]["detail"] == "not set"
@@ -59,7 +59,8 @@ def test_doctor_is_happy_when_everything_is_cached(empty_caches, monkeypatch):
                        (spec.controlnet_depth, "diffusion_pytorch_model.safetensors"),
                        (spec.controlnet_canny, "diffusion_pytorch_model.safetensors"),
                        (spec.depth, "model.safetensors"),
-                       ("facebook/sam2.1-hiera-tiny", "sam2.1_hiera_tiny.pt"), (spec.clip, "config.json")):
+                       ("facebook/sam2.1-hiera-tiny", "sam2.1_hiera_tiny.pt"), (spec.clip, "config.json"),
+                       ("lllyasviel/Annotators", "RealESRGAN_x4plus.pth")):
         fake_hub_cache(empty_caches, repo, name)
     Path(spec.yolo).write_bytes(b"weights")  # in the working folder, where ultralytics looks first
     assert all(path for _, _, path in model_files(spec))

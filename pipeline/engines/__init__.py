@@ -57,3 +57,26 @@ def write_report(plan: RunPlan, summary: dict) -> str | None:
     from pipeline.report import write_report as write
 
     return write(summary, plan.sink)
+
+
+def write_contact_sheet(plan: RunPlan, summary: dict) -> list[str]:
+    """contact-sheet.jpg (and its further pages) into the output when the plan asks for it; their locations."""
+    if not plan.contact_sheet:
+        return []
+    from pipeline.contact_sheet import write_contact_sheet as write
+    from pipeline.errors import ModomoError
+
+    inputs = {item.identity: item for item in plan.everything}
+
+    def read_input(record: dict) -> bytes | None:
+        """The input as the models saw it when the run saved it (small, already upright), else the photo."""
+        item = inputs.get(record.get("id"))
+        try:
+            preview = record.get("outputs", {}).get("input")
+            if preview:
+                return plan.sink.read(plan.sink.relative(preview))
+            return item.read() if item is not None else None
+        except (OSError, ModomoError):
+            return None
+
+    return write(summary["images"], plan.sink, read_input)

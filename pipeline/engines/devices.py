@@ -227,6 +227,6 @@ def run(plan: RunPlan, hooks: Hooks) -> RunResult:
     for worker in workers:
         if worker.died:
             hooks.notice(f"failed      {worker.died}")
-    result.extra.update(engine="devices", models=plan.spec.ids(), devices=[
+    result.extra.update(engine="devices", models=plan.config.result_models(plan.spec), devices=[
         {"device": w.device, "shard": str(w.shard), "returncode": w.returncode, "error": w.died} for w in workers])
     return result

@@ -34,6 +34,6 @@ def run(plan: RunPlan, hooks: Hooks) -> RunResult:
     result.load_seconds = load_seconds
     result.price = price
     result.extra.update(engine="modomo", device={"type": device.type, "name": name or "cpu"},
-                        models=plan.spec.ids(), load=stack.load_seconds,
+                        models=plan.config.result_models(plan.spec), load=stack.load_seconds,
                         journal_reads=runner.journal.loads if runner.journal else 0)
     return result

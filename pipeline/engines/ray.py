@@ -176,5 +176,6 @@ def run(plan: RunPlan, hooks: Hooks) -> RunResult:
     result.load_seconds = max(totals["load_seconds"], default=0.0)
     result.batching = batching_report(config.batch_size, totals["calls"], totals["rendered"])
     result.sort(plan.items, [s.name for s in config.styles])
-    result.extra.update(engine="ray", actors=pool, models=plan.spec.ids(), journal_reads=journal.loads)
+    result.extra.update(engine="ray", actors=pool, models=plan.config.result_models(plan.spec),
+                        journal_reads=journal.loads)
     return result

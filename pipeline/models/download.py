@@ -37,9 +37,11 @@ def download(spec: ModelSpec, report: Callable[[str], None] = print) -> list[str
         for repo, patterns in repos:
             report(f"fetching {repo}")
             fetched.append(snapshot_download(repo, allow_patterns=patterns))
-        repo, _, filename = spec.sam2_checkpoint.removeprefix("hub:").rpartition("/")
-        report(f"fetching {repo}/{filename}")
-        fetched.append(hf_hub_download(repo, filename))
+        for name in (spec.sam2_checkpoint, spec.upscaler):  # single files: SAM2, the super-resolution weight
+            if name and name.startswith("hub:"):
+                repo, _, filename = name.removeprefix("hub:").rpartition("/")
+                report(f"fetching {repo}/{filename}")
+                fetched.append(hf_hub_download(repo, filename))
     except Exception as exc:  # noqa: BLE001 - offline, missing repo, auth: all one message
         raise ModomoError(f"cannot download {repo}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
                           " (is the network reachable and HF_HUB_OFFLINE unset?)") from None

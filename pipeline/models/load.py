@@ -1,4 +1,4 @@
-"""Load the whole model stack once: SD1.5 + two ControlNets, depth, YOLO, SAM2."""
+"""Load the whole model stack once: SD1.5 + two ControlNets, depth, YOLO, SAM2, and the optional CLIP and upscaler."""
 
 from __future__ import annotations
 
@@ -29,6 +29,12 @@ class ModelStack:
     sam2: Any  # sam2 SAM2ImagePredictor
     load_seconds: dict[str, float] = field(default_factory=dict)
     clip: Any = None  # (CLIPModel, processor) when the preset's CLIP weights are present
+    upscaler: Any = None  # spandrel ImageModelDescriptor when the preset's super-resolution weight is present
+
+    @property
+    def upscaler_id(self) -> str:
+        """What enlarges results above the working size in this run: the upscaler's id, or Lanczos without one."""
+        return (self.spec.upscaler_id or "lanczos") if self.upscaler is not None else "lanczos"
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -194,6 +200,15 @@ def load_clip(spec: ModelSpec, device: torch.device, dtype: torch.dtype):
     return model.to(device).eval(), _from_pretrained(AutoProcessor, spec.clip, spec)
 
 
+def load_upscaler(spec: ModelSpec, device: torch.device):
+    """The preset's super-resolution network (spandrel) on `device`; None when the preset has none or its weight is
+    not on disk: results above the working size are then resized with Lanczos alone. Never downloads."""
+    from pipeline.models import upscaler
+
+    path = upscaler.weight_path(spec)
+    return upscaler.load(path, device) if path is not None else None
+
+
 def load_stack(spec: ModelSpec, device: torch.device, on_model=None, options: LoadOptions | None = None) -> ModelStack:
     """Load every model once, timing each; `on_model(name)` reports progress."""
     from pipeline.models import random_sd15
@@ -220,12 +235,14 @@ def load_stack(spec: ModelSpec, device: torch.device, on_model=None, options: Lo
         sam2 = timed("sam2", lambda: random_sd15.build_sam2(device))
         depth_model, depth_processor = timed("depth", lambda: random_sd15.build_depth(device, dtype))
         pipe = timed("stable diffusion + controlnets", lambda: random_sd15.build_generator(device, dtype))
+        upscaler = timed("upscaler", lambda: random_sd15.build_upscaler(device))
     else:
         yolo = timed("yolo", lambda: load_yolo(spec.yolo, str(device)))
         sam2 = timed("sam2", lambda: load_sam2(Path(spec.sam2_config), _sam2_checkpoint(spec), str(device)))
         depth_model, depth_processor = timed("depth", lambda: load_depth(spec, device, dtype))
         pipe = timed("stable diffusion + controlnets", lambda: load_generator(spec, device, dtype))
+        upscaler = timed("upscaler", lambda: load_upscaler(spec, device)) if spec.upscaler else None
     for module in options.channels_last_modules(pipe, device):
         module.to(memory_format=torch.channels_last)
     clip = timed("clip", lambda: load_clip(spec, device, dtype)) if spec.clip else None
-    return ModelStack(spec, device, dtype, pipe, depth_model, depth_processor, yolo, sam2, seconds, clip)
+    return ModelStack(spec, device, dtype, pipe, depth_model, depth_processor, yolo, sam2, seconds, clip, upscaler)

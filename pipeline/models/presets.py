@@ -11,6 +11,8 @@ A bundle folder (`--models DIR`) has this layout, each part in its library's own
     sam2/sam2.yaml          sam2 model config (hydra `_target_` form)
     sam2/sam2.pt            sam2 checkpoint ({"model": state_dict})
     clip/                   optional: transformers CLIPModel + processor, for the style-adherence score
+    upscaler/FILE           optional: one super-resolution weight spandrel loads (.safetensors, .pth, .pt, .ckpt),
+                            for results larger than the working size (--output-size)
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from pipeline.errors import ModomoError, UsageError
 
 BUNDLE_FILE = "modomo-bundle.json"
 BUNDLE_FORMAT = 1
-TINY_VERSION = 4  # 3: ControlNet outputs and position embeddings are not zero; 4: with CLIP
+TINY_VERSION = 5  # 3: ControlNet outputs and position embeddings are not zero; 4: with CLIP; 5: with an upscaler
+UPSCALER_SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt")  # the weight formats spandrel reads
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,14 @@ class ModelSpec:
     random_weights: bool = False
     clip: str | None = None  # optional: scores style adherence when its weights are present
     checkpoint: str | None = None  # a single-file SD1.5 fine-tune replacing UNet, VAE and text encoder
+    # Optional super-resolution weight for results above the working size: a path, or "hub:REPO/FILE". Not in
+    # `ids()`: it shapes a result only when the result leaves the working size, so the run adds it then.
+    upscaler: str | None = None
+
+    @property
+    def upscaler_id(self) -> str | None:
+        """The upscaler as results record it (REPO/FILE on the hub, else its path); None when the preset has none."""
+        return self.upscaler.removeprefix("hub:") if self.upscaler else None
 
     def ids(self) -> dict[str, str]:
         """The model ids recorded in metadata."""
@@ -66,7 +77,10 @@ def _sam2_package_config() -> str:
 
 
 def sd15() -> ModelSpec:
-    """The default: public SD1.5, v1.1 depth and canny ControlNets, DPT-Large, YOLO11m, SAM2.1 tiny."""
+    """The default: public SD1.5, v1.1 depth and canny ControlNets, DPT-Large, YOLO11m, SAM2.1 tiny, and
+    Real-ESRGAN x4plus for results above the working size (its source: `pipeline.models.upscaler`)."""
+    from pipeline.models.upscaler import SD15_UPSCALER
+
     return ModelSpec(
         name="sd15",
         sd="stable-diffusion-v1-5/stable-diffusion-v1-5",
@@ -77,6 +91,7 @@ def sd15() -> ModelSpec:
         sam2_config=_sam2_package_config(),
         sam2_checkpoint="hub:facebook/sam2.1-hiera-tiny/sam2.1_hiera_tiny.pt",
         clip="openai/clip-vit-base-patch32",
+        upscaler=SD15_UPSCALER,
     )
 
 
@@ -136,12 +151,19 @@ def bundle(folder: str | Path) -> ModelSpec:
         sam2_checkpoint=str(folder / "sam2" / "sam2.pt"),
         local=True,
         clip=str(folder / "clip") if (folder / "clip").is_dir() else None,
+        upscaler=bundle_upscaler(folder),
     )
     missing = [p for p in (spec.sd, spec.controlnet_depth, spec.controlnet_canny, spec.depth, spec.yolo,
                            spec.sam2_config, spec.sam2_checkpoint) if not Path(p).exists()]
     if missing:
         raise ModomoError(f"{folder}: bundle is incomplete, missing {', '.join(missing)}")
     return spec
+
+
+def bundle_upscaler(folder: Path) -> str | None:
+    """The bundle's super-resolution weight: the first file in `upscaler/` spandrel can read, by name."""
+    found = sorted(p for p in (folder / "upscaler").glob("*") if p.is_file() and p.suffix.lower() in UPSCALER_SUFFIXES)
+    return str(found[0]) if found else None
 
 
 def random_sd15() -> ModelSpec:

@@ -35,6 +35,7 @@ def spec() -> ModelSpec:
         sam2_config=data["sam2"],
         sam2_checkpoint="random: sam2.1 hiera tiny architecture",
         random_weights=True,
+        upscaler="random: RealESRGAN_x4plus architecture",
     )
 
 
@@ -104,3 +105,11 @@ def build_sam2(device: torch.device):
     predictor = load_sam2(sam2_package_config(configs()["sam2"]), None, str(device))
     awaken_embeddings(predictor.model, seed=0)
     return predictor
+
+
+def build_upscaler(device: torch.device):
+    """RealESRGAN_x4plus's RRDBNet (64 features, 23 blocks, x4), random, through spandrel's detection as the
+    real file goes, so an upscaled result costs what the sd15 preset's does."""
+    from pipeline.models import upscaler
+
+    return upscaler.descriptor(upscaler.build_random(**upscaler.X4PLUS, device=device), device)

@@ -166,6 +166,15 @@ def build_clip(folder: Path) -> None:
     processor.save_pretrained(folder)
 
 
+def build_upscaler(folder: Path, seed: int) -> Path:
+    """The RRDBNet of Real-ESRGAN shrunk (8 features, one block, x4), random, saved as safetensors under the
+    real file's names: the `upscaler/` part of a bundle, read back by spandrel like RealESRGAN_x4plus.pth."""
+    from pipeline.models import upscaler
+
+    net = upscaler.build_random(num_filters=8, num_blocks=1, scale=4, seed=seed)
+    return upscaler.save(net, folder / upscaler.TINY_FILE)
+
+
 def build_tiny_bundle(folder: str | Path, seed: int = 0) -> Path:
     """Write the whole tiny bundle into `folder` (layout: `pipeline.models.presets`)."""
     from pipeline.models.load import quiet_libraries
@@ -182,6 +191,7 @@ def build_tiny_bundle(folder: str | Path, seed: int = 0) -> Path:
     build_tiny_yolo(folder / "yolo.pt")
     build_tiny_sam2(folder / "sam2")
     build_clip(folder / "clip")
+    build_upscaler(folder / "upscaler", seed=seed + 3)
     manifest = {
         "format": BUNDLE_FORMAT,
         "name": "tiny",

@@ -6,7 +6,8 @@ scheduler, and gives the same images, minus work that cannot change them:
 - a ControlNet outside its guidance window (control_guidance_start/end), or at scale 0, is not run
   at all; diffusers runs it and multiplies its output by zero;
 - each ControlNet's conditioning embedding (a stack of full-resolution convolutions over the
-  control image) is computed once per image instead of at every step;
+  control image) is computed once per image instead of at every step, and once for the images of
+  a batch that share a control image (a job's --variations);
 - prompt embeddings are computed once per prompt, not once per call.
 """
 
@@ -116,15 +117,16 @@ class Sampler:
             held = self.held_region(originals, keep, height, width, embeds.dtype)
         # 5. Denoise.
         with self.placer.phase("denoise"):
-            latents = self.denoise(settings, embeds, conds, noise, held, guided)
+            latents = self.denoise(settings, embeds, conds, noise, held, guided, [distinct(c) for c in controls])
         if output_type == "latent":
             return latents
         # 6. Decode.
         with self.placer.phase("decode"):
             return self.decode(latents, output_type)
 
-    def denoise(self, settings, embeds, conds, noise, held, guided: bool) -> torch.Tensor:
-        """The loop: ControlNet residuals (idle ones skipped), UNet, guidance, scheduler step, held region."""
+    def denoise(self, settings, embeds, conds, noise, held, guided: bool, rows: list | None = None) -> torch.Tensor:
+        """The loop: ControlNet residuals (idle ones skipped), UNet, guidance, scheduler step, held region.
+        `rows`, per ControlNet, says which batch items share a control image (see `distinct`)."""
         pipe, opts = self.pipe, self.options
         timesteps = pipe.scheduler.timesteps
         windows = control_windows(len(timesteps), settings.control_guidance_start, settings.control_guidance_end)
@@ -134,7 +136,9 @@ class Sampler:
                 for k, scale in enumerate(scales)]
         with precomputed_conditioning(self.nets if opts.cache_control_embeddings else []) as embedders:
             if opts.cache_control_embeddings:  # a ControlNet that never runs needs no embedding
-                conds = [embed(cond) if use else cond for embed, cond, use in zip(embedders, conds, used, strict=True)]
+                rows = rows or [None] * len(conds)
+                conds = [embed_once(embed, cond, row, guided) if use else cond
+                         for embed, cond, use, row in zip(embedders, conds, used, rows, strict=True)]
             for i, t in enumerate(timesteps):
                 model_input = torch.cat([latents] * 2) if guided else latents
                 model_input = pipe.scheduler.scale_model_input(model_input, t)
@@ -178,3 +182,28 @@ class Sampler:
         chunk = count if latents.device.type == "cuda" else 1
         image = torch.cat([pipe.vae.decode(part, return_dict=False)[0] for part in latents.split(chunk)])
         return pipe.image_processor.postprocess(image, output_type=output_type, do_denormalize=[True] * count)
+
+
+def distinct(images: list) -> tuple[list[int], list[int]]:
+    """The first batch item of each distinct control image (the same object) and, per item, which one it is."""
+    first: list[int] = []
+    index: list[int] = []
+    seen: dict[int, int] = {}
+    for i, image in enumerate(images):
+        if id(image) not in seen:
+            seen[id(image)] = len(first)
+            first.append(i)
+        index.append(seen[id(image)])
+    return first, index
+
+
+def embed_once(embed, cond: torch.Tensor, rows: tuple[list[int], list[int]] | None, guided: bool) -> torch.Tensor:
+    """A ControlNet's conditioning embedding of a batch, computed once per distinct control image.
+
+    `cond` holds one row per batch item (twice over, negative then positive, with guidance)."""
+    count = cond.shape[0] // 2 if guided else cond.shape[0]
+    if rows is None or len(rows[0]) == count:
+        return embed(cond)
+    first, index = rows
+    made = embed(cond[first])[index]
+    return torch.cat([made, made]) if guided else made

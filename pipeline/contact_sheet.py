@@ -1,0 +1,278 @@
+"""contact-sheet.jpg: every job of a run on a few pictures that travel by chat or email.
+
+One row per job (an input in one style), in the records' order, so the styles of an input sit on adjacent
+rows: the input, then each result of the job best first, labelled with style, variation and quality, and
+the input's key above the row. A failed job's row carries its error instead of results. A page holds
+ROWS_PER_PAGE rows; later pages are contact-sheet-2.jpg, contact-sheet-3.jpg, ...
+
+Every page of a run shares one layout (the widest job decides the columns), so cells line up across pages.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+
+from PIL import Image, ImageDraw, ImageFont
+
+from pipeline import imaging
+from pipeline.errors import ImageError, ModomoError
+from pipeline.report import variations
+
+NAME = "contact-sheet"
+ROWS_PER_PAGE = 8
+MAX_WIDTH = 2480  # A4 at 300 dpi: prints, and stays legible in a chat preview
+MARGIN, GAP = 60, 24
+CELL_MAX, CELL_MIN = 300, 160  # thumbnails are 256 px on the long side: barely enlarged
+HEADER_SIZE, KEY_SIZE, LABEL_SIZE = 34, 28, 22
+JPEG_QUALITY = 88
+PAPER, INK, MUTED = (246, 244, 240), (34, 33, 31), (111, 106, 98)
+PASS, LOW, BAD, PLACEHOLDER, CELL = (47, 138, 91), (183, 121, 31), (179, 57, 47), (200, 198, 194), (232, 228, 221)
+
+
+@cache
+def font(size: int, bold: bool = False) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    """DejaVu Sans from the system, else Pillow's bundled TrueType font, else its bitmap one.
+
+    Labels must stay legible at print size, which the bitmap font (a fixed ~11 px) is not.
+    """
+    try:
+        return ImageFont.truetype("DejaVuSans-Bold.ttf" if bold else "DejaVuSans.ttf", size)
+    except OSError:
+        pass
+    try:
+        return ImageFont.load_default(size=size)  # FreeType-rendered from Pillow 10.1
+    except (TypeError, OSError):
+        return ImageFont.load_default()
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where everything goes on a page: the same for every page of one sheet."""
+
+    columns: int  # the input plus the most results any job shows
+    cell_w: int
+    cell_h: int
+
+    @property
+    def width(self) -> int:
+        return 2 * MARGIN + self.columns * self.cell_w + (self.columns - 1) * GAP
+
+    @property
+    def header_h(self) -> int:
+        return MARGIN + HEADER_SIZE + 2 * GAP
+
+    @property
+    def key_h(self) -> int:
+        return KEY_SIZE + 14
+
+    @property
+    def label_h(self) -> int:
+        return 2 * (LABEL_SIZE + 8)
+
+    @property
+    def row_h(self) -> int:
+        return self.key_h + self.cell_h + self.label_h + GAP
+
+    def height(self, rows: int) -> int:
+        return self.header_h + rows * self.row_h + MARGIN - GAP
+
+    def row_top(self, row: int) -> int:
+        return self.header_h + row * self.row_h
+
+    def cell_box(self, row: int, column: int) -> tuple[int, int, int, int]:
+        """(left, top, right, bottom) of a cell's picture; its labels sit below it."""
+        left = MARGIN + column * (self.cell_w + GAP)
+        top = self.row_top(row) + self.key_h
+        return left, top, left + self.cell_w, top + self.cell_h
+
+
+def layout(records: list[dict]) -> Layout:
+    """Columns for the widest job, cells as large as CELL_MAX allows within MAX_WIDTH."""
+    most = max((len(variations(r)) for r in records), default=1)
+    fit = (MAX_WIDTH - 2 * MARGIN + GAP) // (CELL_MIN + GAP)  # columns that fit at the smallest cell
+    columns = max(2, min(1 + most, fit))
+    cell_w = min(CELL_MAX, (MAX_WIDTH - 2 * MARGIN - (columns - 1) * GAP) // columns)
+    return Layout(columns, cell_w, cell_w * 3 // 4)
+
+
+def sheet_name(page: int) -> str:
+    """contact-sheet.jpg for the first page, contact-sheet-2.jpg for the second, ..."""
+    return f"{NAME}.jpg" if page == 1 else f"{NAME}-{page}.jpg"
+
+
+def cell_labels(record: dict, variation: dict) -> list[str]:
+    """The two lines under a result: style and variation, then quality to two decimals."""
+    quality = variation.get("quality")
+    quality_text = f"quality {quality:.2f}" if isinstance(quality, (int, float)) else "quality n/a"
+    return [f"{record.get('style') or 'no style'} · v{variation.get('n', 1)}", quality_text]
+
+
+def _decode(data: bytes | None, name: str) -> Image.Image | None:
+    """Pixels or None: one unreadable picture must not cost the sheet (min_side=1: thumbnails may be tiny)."""
+    if not data:
+        return None
+    try:
+        return imaging.decode(data, name, min_side=1)
+    except ImageError:
+        return None
+
+
+def load_input(record: dict, read_input: Callable[[dict], bytes | None]) -> Image.Image | None:
+    """The job's input, or None when it cannot be read or decoded (the row then shows a placeholder)."""
+    try:
+        data = read_input(record)
+    except (OSError, ModomoError):
+        data = None
+    return _decode(data, record.get("key") or "input")
+
+
+def load_result(variation: dict, sink) -> Image.Image | None:
+    """A variation's thumbnail (its result when it has none) from the sink, or None."""
+    outputs = variation.get("outputs") or {}
+    location = outputs.get("thumbnail") or outputs.get("result")
+    if not location:
+        return None
+    try:
+        data = sink.read(sink.relative(location))
+    except (OSError, ModomoError):
+        return None
+    return _decode(data, location)
+
+
+def fit_text(draw: ImageDraw.ImageDraw, text: str, face, width: int) -> str:
+    """The text, shortened with an ellipsis in the middle until it fits: a key's end is its file name."""
+    if draw.textlength(text, font=face) <= width:
+        return text
+    keep = len(text)
+    while keep > 1:
+        keep -= max(1, keep // 10)
+        short = text[: keep // 2] + "…" + text[len(text) - keep // 2:]
+        if draw.textlength(short, font=face) <= width:
+            return short
+    return "…"
+
+
+def wrap(draw: ImageDraw.ImageDraw, text: str, face, width: int, lines: int) -> list[str]:
+    """Word-wrapped lines within `width`, at most `lines` of them, the last one cut with an ellipsis."""
+    out: list[str] = []
+    for word in " ".join(str(text).split()).split(" "):
+        if out and draw.textlength(f"{out[-1]} {word}", font=face) <= width:
+            out[-1] = f"{out[-1]} {word}"
+        else:
+            out.append(word)
+    if len(out) > lines:
+        out = out[: lines - 1] + [out[lines - 1] + " " + " ".join(out[lines:])]
+    return [fit_text(draw, line, face, width) for line in out]
+
+
+def draw_cell(canvas: Image.Image, box: tuple[int, int, int, int], image: Image.Image | None, missing: str) -> None:
+    """The picture fitted (aspect kept) and centred in its box, or a grey box saying what is missing."""
+    draw = ImageDraw.Draw(canvas)
+    left, top, right, bottom = box
+    width, height = right - left, bottom - top
+    if image is None:
+        draw.rectangle(box, fill=PLACEHOLDER)
+        face = font(LABEL_SIZE)
+        text = fit_text(draw, missing, face, width - 16)
+        draw.text((left + width // 2, top + height // 2), text, fill=INK, font=face, anchor="mm")
+        return
+    draw.rectangle(box, fill=CELL)
+    scale = min(width / image.width, height / image.height)
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    fitted = imaging.resize_to(image, size)
+    canvas.paste(fitted, (left + (width - size[0]) // 2, top + (height - size[1]) // 2))
+
+
+def draw_labels(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], lines: list[str],
+                colours: list[tuple[int, int, int]]) -> None:
+    """Up to two lines under a cell, each cut to the cell's width."""
+    face = font(LABEL_SIZE)
+    for i, (line, colour) in enumerate(zip(lines, colours, strict=False)):
+        y = box[3] + 6 + i * (LABEL_SIZE + 8)
+        draw.text((box[0], y), fit_text(draw, line, face, box[2] - box[0]), fill=colour, font=face)
+
+
+def key_line(record: dict, shown: int, total: int) -> str:
+    """The text above a row: the input's key, its style, and what else to know about the job."""
+    parts = [record.get("key") or record.get("input") or "?", record.get("style") or "no style"]
+    if record.get("status") in ("failed", "skipped"):
+        parts.append("skipped (done before)" if record["status"] == "skipped" else "failed")
+    if total > shown:
+        parts.append(f"{total - shown} more not shown")
+    return "  ·  ".join(parts)
+
+
+def draw_row(canvas: Image.Image, row: int, record: dict, grid: Layout, sink,
+             read_input: Callable[[dict], bytes | None]) -> None:
+    """One job: key above, then the input and each result (or the error) with labels below."""
+    draw = ImageDraw.Draw(canvas)
+    results = variations(record) if record.get("status") != "failed" else []
+    shown = results[: grid.columns - 1]
+    text = fit_text(draw, key_line(record, len(shown), len(results)), font(KEY_SIZE, True), grid.width - 2 * MARGIN)
+    draw.text((MARGIN, grid.row_top(row)), text, fill=BAD if record.get("status") == "failed" else INK,
+              font=font(KEY_SIZE, True))
+    box = grid.cell_box(row, 0)
+    draw_cell(canvas, box, load_input(record, read_input), "input unavailable")
+    draw_labels(draw, box, ["input"], [MUTED])
+    if record.get("status") == "failed":
+        draw_error(draw, record, row, grid)
+        return
+    if not shown:
+        draw_cell(canvas, grid.cell_box(row, 1), None, "no result")
+    for column, variation in enumerate(shown, start=1):
+        box = grid.cell_box(row, column)
+        draw_cell(canvas, box, load_result(variation, sink), "result unavailable")
+        passed = variation.get("passed")
+        draw_labels(draw, box, cell_labels(record, variation), [INK, PASS if passed else LOW if passed is False
+                                                                else MUTED])
+
+
+def draw_error(draw: ImageDraw.ImageDraw, record: dict, row: int, grid: Layout) -> None:
+    """A failed job's reason, across the space its results would take."""
+    left, top, _, bottom = grid.cell_box(row, 1)
+    width = grid.width - MARGIN - left
+    face = font(LABEL_SIZE + 2)
+    lines = wrap(draw, f"failed: {record.get('error') or 'no reason given'}", face, width,
+                 max(1, (bottom - top) // (LABEL_SIZE + 10)))
+    for i, line in enumerate(lines):
+        draw.text((left, top + i * (LABEL_SIZE + 10)), line, fill=BAD, font=face)
+
+
+def render_page(records: list[dict], page: int, pages: int, first: int, total: int, grid: Layout, sink,
+                read_input: Callable[[dict], bytes | None]) -> Image.Image:
+    """One page: a header line, then a row per job."""
+    canvas = Image.new("RGB", (grid.width, grid.height(len(records))), PAPER)
+    draw = ImageDraw.Draw(canvas)
+    header = f"modomo contact sheet  ·  jobs {first + 1}–{first + len(records)} of {total}  ·  page {page} of {pages}"
+    draw.text((MARGIN, MARGIN), fit_text(draw, header, font(HEADER_SIZE, True), grid.width - 2 * MARGIN), fill=INK,
+              font=font(HEADER_SIZE, True))
+    rule = grid.header_h - GAP
+    draw.line((MARGIN, rule, grid.width - MARGIN, rule), fill=PLACEHOLDER, width=2)
+    for row, record in enumerate(records):
+        draw_row(canvas, row, record, grid, sink, read_input)
+    return canvas
+
+
+def write_contact_sheet(records: list[dict], sink, read_input: Callable[[dict], bytes | None]) -> list[str]:
+    """Write contact-sheet.jpg (and -2, -3, ... past ROWS_PER_PAGE jobs) through the sink; their locations.
+
+    `records` are the summary's image records (skipped ones included: their results are on disk). Results
+    are read from the sink as thumbnails; `read_input(record)` gives the input's bytes (None when gone), and
+    any rendition will do: the run's own `input` output, at working size, is far cheaper than the original.
+    Nothing is written for no records.
+    """
+    grid = layout(records)
+    pages = math.ceil(len(records) / ROWS_PER_PAGE)
+    written = []
+    for page in range(1, pages + 1):
+        first = (page - 1) * ROWS_PER_PAGE
+        canvas = render_page(records[first:first + ROWS_PER_PAGE], page, pages, first, len(records), grid, sink,
+                             read_input)
+        buffer = io.BytesIO()
+        canvas.save(buffer, "JPEG", quality=JPEG_QUALITY, optimize=True)
+        written.append(sink.write(sheet_name(page), buffer.getvalue(), "image/jpeg"))
+    return written
