@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -90,40 +91,101 @@ def bench(
     currency: Annotated[str | None, typer.Option(help="Currency of --gpu-price.")] = None,
     seed: Annotated[int, typer.Option(help="Base seed.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the bench summary as JSON on stdout.")] = False,
+    sweep: Annotated[bool, typer.Option("--sweep", help="Time a grid into one results file and chart.")] = False,
+    sweep_out: Annotated[Path, typer.Option(help="Folder of the sweep's results.")] = Path("benchmarks/sweep"),
+    sweep_batches: Annotated[str | None, typer.Option(help="Sweep batch sizes (default 1,2,4,8).")] = None,
+    sweep_sizes: Annotated[str | None, typer.Option(help="Sweep room sizes WxH (default 512x512,768x576).")] = None,
+    sweep_modes: Annotated[str | None, typer.Option(help="Sweep modes: standard, fast, a recipe.")] = None,
+    sweep_dtypes: Annotated[str | None, typer.Option(help="Sweep dtypes (CUDA: fp16,bf16; CPU: fp32).")] = None,
+    compare: Annotated[bool, typer.Option("--compare", help="Compare the sweep results files (INPUTS).")] = False,
+    compare_out: Annotated[Path | None, typer.Option(help="Chart of --compare (default: compare.png).")] = None,
+    fast: Annotated[bool, typer.Option("--fast", help="Time fast mode (LCM-LoRA fused, 6 steps, no guidance); "
+                                                      "--compare-diffusers times the style's standard way.")] = False,
+    fast_recipe: Annotated[str | None, typer.Option(help="Few-step recipe: lcm, tcd, hyper (implies --fast).")] = None,
+    ctx: typer.Context = None,
 ) -> None:
     """Time the whole pipeline on this machine: stages, throughput, memory, FLOP/s, cost; against diffusers."""
-    with user_errors():
-        from pipeline.bench import BenchOptions, run_bench
-        from pipeline.config import RunConfig
-        from pipeline.cost import resolve_price
-        from pipeline.errors import UsageError
-        from pipeline.models.load import LoadOptions, load_stack, pick_device
-        from pipeline.models.presets import resolve
-        from styles import load_style
+    from modomo_cli.render import print_compare
 
-        try:
-            width, height = (int(v) for v in synthetic_size.lower().split("x"))
-        except ValueError:
-            raise UsageError(f"--synthetic-size {synthetic_size!r}: expected WxH, e.g. 768x512") from None
-        if images < 1 or warmup < 0:
-            raise UsageError("--images must be >= 1 and --warmup >= 0")
-        config = RunConfig(inputs=list(inputs or []), out="", style=load_style(style), room=room, models=models,
-                           size=size, seed=seed, steps=steps, batch_size=batch_size, device=device,
-                           gpu_price=gpu_price, currency=currency, workers=4, retries=retries)
-        config.check() if inputs else RunConfig(**{**config.__dict__, "inputs": ["synthetic"]}).check()
-        torch_device = pick_device(device)
-        price = resolve_price(_gpu_name(torch_device), gpu_price, currency)
-        options = LoadOptions(dtype=dtype, channels_last=channels_last)
-        with RunProgress(None) as bar:
-            stack = load_stack(resolve(models), torch_device, on_model=bar.loading, options=options)
-            if compile_models:
-                for module in (stack.pipe.unet, *stack.pipe.controlnet.nets):
-                    module.compile()
-            summary = run_bench(config, stack, price, BenchOptions(images, warmup, (width, height), compare_diffusers,
-                                                                   ablate), on_event=bar, compiled=compile_models)
-        print_bench(summary)
-        if as_json:
-            sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+    with user_errors():
+        if compare:  # results files only: no model loads
+            from pipeline.bench_compare import compare as compare_files
+
+            return print_compare(*compare_files(inputs or [], compare_out))
+        setup = _bench_setup(ctx.params)
+        if sweep:
+            return _bench_sweep(ctx, *setup)
+        _bench_once(ctx.params, *setup)
+
+
+def _bench_setup(p: dict):
+    """The bench's RunConfig, device, price and load options, every option checked before models load."""
+    from pipeline.config import RunConfig
+    from pipeline.cost import resolve_price
+    from pipeline.errors import UsageError
+    from pipeline.models.load import LoadOptions, pick_device
+    from pipeline.sweep import check_sweep_options
+    from styles import load_style
+
+    if p["images"] < 1 or p["warmup"] < 0:
+        raise UsageError("--images must be >= 1 and --warmup >= 0")
+    check_sweep_options(p["sweep"], p["inputs"], p["sweep_batches"], p["sweep_sizes"], p["sweep_modes"],
+                        p["sweep_dtypes"])
+    recipe = p["fast_recipe"] or ("lcm" if p["fast"] else None)
+    config = RunConfig(inputs=list(p["inputs"] or []), out="", style=load_style(p["style"]), room=p["room"],
+                       models=p["models"], size=p["size"], seed=p["seed"], steps=p["steps"],
+                       batch_size=p["batch_size"], device=p["device"], gpu_price=p["gpu_price"],
+                       currency=p["currency"], workers=4, retries=p["retries"], fast=recipe)
+    (config if p["inputs"] else RunConfig(**{**config.__dict__, "inputs": ["synthetic"]})).check()
+    torch_device = pick_device(p["device"])
+    price = resolve_price(_gpu_name(torch_device), p["gpu_price"], p["currency"])
+    # Fused at load, unless the standard model must be timed beside it (the bench then switches in place).
+    fused = recipe if recipe and not p["compare_diffusers"] else None
+    return config, torch_device, price, LoadOptions(dtype=p["dtype"], channels_last=p["channels_last"], fast=fused)
+
+
+def _bench_sweep(ctx: typer.Context, config, torch_device, price, options) -> None:
+    """--sweep: the grid into one results file and chart."""
+    from modomo_cli.render import command_line, print_compare, print_sweep_cell
+    from pipeline.bench import BenchOptions
+    from pipeline.models.presets import resolve
+    from pipeline.sweep import Sweep, parse_grid, run_sweep
+
+    p = ctx.params
+    axes = (p["sweep_batches"], p["sweep_sizes"], p["sweep_modes"],
+            p["sweep_dtypes"] or (None if p["dtype"] == "auto" else p["dtype"]))
+    with RunProgress(None) as bar:
+        plan = Sweep(resolve(p["models"]), torch_device, replace(config, fast=None), price,
+                     BenchOptions(p["images"], p["warmup"]), replace(options, fast=None),
+                     parse_grid(torch_device, *axes), p["compile_models"], bar.loading, bar, print_sweep_cell,
+                     fast_recipe=config.fast or "lcm")
+        results, json_path, png_path = run_sweep(plan, command_line(ctx), p["sweep_out"])
+    print_compare([results], png_path, "bench sweep", json_path)
+    if p["as_json"]:
+        sys.stdout.write(json.dumps(results, indent=2) + "\n")
+
+
+def _bench_once(p: dict, config, torch_device, price, options) -> None:
+    """One configuration: the stage table, throughput, FLOP/s, cost; optionally against plain diffusers."""
+    from pipeline.bench import BenchOptions, run_bench
+    from pipeline.errors import UsageError
+    from pipeline.models.load import load_stack
+    from pipeline.models.presets import resolve
+
+    try:
+        width, height = (int(v) for v in p["synthetic_size"].lower().split("x"))
+    except ValueError:
+        raise UsageError(f"--synthetic-size {p['synthetic_size']!r}: expected WxH, e.g. 768x512") from None
+    with RunProgress(None) as bar:
+        stack = load_stack(resolve(p["models"]), torch_device, on_model=bar.loading, options=options)
+        if p["compile_models"]:
+            for module in (stack.pipe.unet, *stack.pipe.controlnet.nets):
+                module.compile()
+        bench_options = BenchOptions(p["images"], p["warmup"], (width, height), p["compare_diffusers"], p["ablate"])
+        summary = run_bench(config, stack, price, bench_options, on_event=bar, compiled=p["compile_models"])
+    print_bench(summary)
+    if p["as_json"]:
+        sys.stdout.write(json.dumps(summary, indent=2) + "\n")
 
 
 @app.command()
@@ -271,17 +333,24 @@ def models_export_tiny(folder: Annotated[Path, typer.Argument(help="Where to wri
 
 
 @models_app.command("download")
-def models_download(preset: Annotated[str, typer.Argument(help="Preset to fetch.")] = "sd15") -> None:
-    """Fetch a preset's weights into the standard caches (HF_HOME, ultralytics weights_dir)."""
+def models_download(
+    preset: Annotated[str, typer.Argument(help="Preset to fetch.")] = "sd15",
+    fast: Annotated[bool, typer.Option("--fast", help="Also fetch the default few-step recipe's LoRA.")] = False,
+    fast_recipe: Annotated[str | None, typer.Option(help="The recipe whose LoRA --fast fetches: lcm, tcd, hyper, "
+                                                         "or all (implies --fast).")] = None,
+) -> None:
+    """Fetch a preset's weights into the standard caches (HF_HOME, ultralytics weights_dir); with --fast, the
+    few-step LoRA as well."""
     with user_errors():
-        from pipeline.models.download import download
+        from pipeline.models.download import download, download_fast, fast_recipes
         from pipeline.models.presets import resolve
 
+        recipes = fast_recipes(fast_recipe) if fast or fast_recipe else []
         spec = resolve(preset)
         if spec.local:
             console.print(f"{preset}: built locally, nothing to download")
             return
-        for path in download(spec, report=lambda msg: console.print(msg)):
+        for path in download(spec, report=console.print) + download_fast(spec, recipes, report=console.print):
             console.print(f"  [green]ok[/green] {path}")
 
 

@@ -139,15 +139,32 @@ def print_bench(summary: dict) -> None:
     console.print(table)
     if "diffusers" in summary:
         base = summary["diffusers"]
+        fast = summary["settings"].get("fast")
+        difference = "fast against standard settings" if fast else "largest pixel difference"
         console.print(f"vs diffusers  generate {base['generate_ratio']:.2f}x the time of plain diffusers per image "
-                      f"({summary['stages']['generate']['mean']:.3f} s vs {base['generate_seconds_per_image']:.3f} s), "
+                      f"({summary['stages']['generate']['mean']:.3f} s vs {base['generate_seconds_per_image']:.3f} s"
+                      f"{', the style at its standard settings' if fast else ''}), "
                       f"whole run {base['speedup_images_per_second']:.2f}x the images/s, "
-                      f"largest pixel difference {base['max_pixel_difference']}", soft_wrap=True)
+                      f"{difference} {base['max_pixel_difference']}", soft_wrap=True)
+    print_projection(summary.get("projection"))
     sanity = quality_sanity(summary)
     if sanity:
         console.print(f"sanity      {sanity} (0 = black, blank or NaN output)", soft_wrap=True)
     for name, seconds in summary.get("ablation", {}).items():
         console.print(f"ablation    {name}: generate {seconds:.3f} s/image", soft_wrap=True)
+
+
+def print_projection(projection: dict | None) -> None:
+    """Fast mode on the deployed system's T4, projected from FLOPs at the seed's own achieved FLOP/s."""
+    if not projection:
+        return
+    p = projection
+    console.print(f"T4 at 512px {p['tflop']:.2f} TFLOP/image against the seed's {p['seed_tflop']:.1f} "
+                  f"({p['flop_ratio']:.2f}); at the {p['t4_tflops_achieved']:.2f} TFLOP/s the seed's T4 achieved "
+                  f"({p['t4_share_of_peak']:.1%} of peak): {p['t4_seconds']:.1f} s and GBP "
+                  f"{p['cost_gbp_at_seed_rate']:.4f} per image (seed: {p['seed_seconds']} s, GBP "
+                  f"{p['seed_cost_gbp']}); USD {p['cost_usd_at_t4_list_price']:.5f} at the T4 list price",
+                  soft_wrap=True)
 
 
 def quality_sanity(summary: dict) -> str:
@@ -166,3 +183,65 @@ def shown(location: str) -> str:
         return location
     relative = os.path.relpath(location)
     return location if relative.startswith("..") else relative
+
+
+def print_sweep_cell(cell: dict) -> None:
+    """One line per finished sweep cell, so a long sweep shows where it is and what each setting gave."""
+    from pipeline.bench_compare import label
+
+    if cell["status"] == "ok":
+        gpu = f", {cell['peak_gpu_gb']:.2f} GB GPU" if cell["peak_gpu_gb"] is not None else ""
+        detail = (f"{cell['images_per_second']:#.3g} images/s, {cell['seconds_per_image']:#.3g} s/image{gpu}, "
+                  f"{cell['cost_per_1000']:#.3g} per 1,000 images")
+    else:
+        detail = f"[yellow]{cell['status']}[/yellow] {escape(cell['error'] or '')}"
+    console.print(f"sweep       {label(cell)}: {detail}", soft_wrap=True)
+
+
+def print_compare(results: list[dict], chart=None, title: str = "bench compare", written=None) -> None:
+    """Configurations down, each results file's images/s and cost per 1,000 images across; then where the
+    chart (and the results file, for a sweep) were written."""
+    from pipeline.bench_compare import table_rows
+
+    columns, rows = table_rows(results)
+    table = Table(title=title, title_justify="left")
+    for k, column in enumerate(columns):  # figures never truncated: headings wrap instead
+        widest = max([len(row[k]) for row in rows] + [1])
+        table.add_column(escape(column), justify="left" if k == 0 else "right", no_wrap=k == 0, min_width=widest)
+    for row in rows:
+        table.add_row(*map(escape, row))
+    console.print(table)
+    for data in results:
+        price = data.get("price", {})
+        source = escape(price.get("source", ""))
+        console.print(f"  {escape(data.get('label') or '?')}: driver {data.get('driver') or '-'}, "
+                      f"{price.get('per_hour', 0):g} {price.get('currency', '')}/hour ({source}), "
+                      f"{data.get('date', '')}, {escape(data.get('command') or '')}", soft_wrap=True)
+    if written is not None:
+        console.print(f"results     {shown(str(written))}", soft_wrap=True)
+    if chart is not None:
+        console.print(f"chart       {shown(str(chart))}", soft_wrap=True)
+
+
+def command_line(ctx) -> str:
+    """The command as typed (`modomo ...` from sys.argv), for a results file to say how it was made; when the
+    process is not the modomo command (a test's runner), the command rebuilt from the options given."""
+    import shlex
+    import sys
+    from pathlib import Path
+
+    if Path(sys.argv[0]).name in ("modomo", "__main__.py") and ctx.info_name in sys.argv[1:]:
+        return shlex.join(["modomo", *sys.argv[1:]])
+    words = ["modomo", ctx.info_name]
+    for param in ctx.command.params:
+        source = ctx.get_parameter_source(param.name)
+        if source is None or source.name != "COMMANDLINE":
+            continue
+        value = ctx.params[param.name]
+        if param.param_type_name == "argument":
+            words += [str(v) for v in value or []]
+        elif getattr(param, "is_flag", False):
+            words.append(param.opts[0] if value else (param.secondary_opts or param.opts)[0])
+        else:
+            words += [param.opts[0], str(value)]
+    return shlex.join(words)

@@ -59,6 +59,9 @@ OutputSize = Annotated[str, Opt(help="Results at the working size, the photo's o
                                      "pixels (upscaled by the preset's super-resolution model).")]
 ContactSheet = Annotated[bool, Opt("--contact-sheet", help="Write contact-sheet.jpg into the output: each job's "
                                                            "photo and results, labelled, for sharing.")]
+Fast = Annotated[bool, Opt("--fast", help="Few-step sampling: a distillation LoRA fused into the UNet at load "
+                                          "(LCM-LoRA, 6 steps, no guidance, unless --fast-recipe).")]
+FastRecipe = Annotated[str | None, Opt(help="The few-step recipe for --fast: lcm, tcd or hyper (implies --fast).")]
 SaveControls = Annotated[bool, Opt("--save-controls", help="Save each image's depth, edges and object masks.")]
 AsJson = Annotated[bool, Opt("--json", help="Print the run summary as JSON on stdout.")]
 ShowProgress = Annotated[bool | None, Opt("--progress/--no-progress", help="Progress bar (default: when a terminal).")]
@@ -75,7 +78,8 @@ def transform(ctx: typer.Context, inputs: Inputs = None, manifest: Manifest = No
               shard: ShardOpt = None, devices: Devices = None, engine: Engine = "modomo", actors: Actors = None,
               report: Report = False, save_controls: SaveControls = False, name: NameTemplate = None,
               events: Events = None, variations: Variations = None, output_size: OutputSize = "working",
-              contact_sheet: ContactSheet = False, as_json: AsJson = False, progress: ShowProgress = None) -> None:
+              contact_sheet: ContactSheet = False, fast: Fast = False, fast_recipe: FastRecipe = None,
+              as_json: AsJson = False, progress: ShowProgress = None) -> None:
     """Restyle every photo in INPUTS and write result, thumbnail and metadata under --out."""
     with user_errors():
         if events == "-" and as_json:
@@ -105,6 +109,7 @@ def run_config(params: dict):
         preserve=resolve_labels(p["preserve"]) if p["preserve"] else set(),
         mask_dir=str(p["mask_dir"]) if p["mask_dir"] else None, name_template=p["name"],
         variations=p["variations"], output_size=p["output_size"],
+        fast=p["fast_recipe"] or ("lcm" if p["fast"] else None),
     )
 
 

@@ -31,6 +31,12 @@ from pipeline.sources import collect_inputs
 from pipeline.timing import summarise, synchronize
 
 MONTHLY_VOLUMES = (100, 1_000, 5_000, 10_000)
+# The deployed system (DEPLOYMENT.md): 15.2 s and GBP 0.02 per 512x512 image on a Modal T4, 20 UniPC steps,
+# guidance 7.5, two ControlNets; the T4's list price and fp16 tensor peak from pipeline/data/gpu_prices.toml.
+SEED_SECONDS = 15.2
+SEED_COST_GBP = 0.02
+T4_PRICE_PER_HOUR = 0.5904
+T4_PEAK_TFLOPS = 65.0
 ABLATIONS = ("skip_idle_controlnets", "cache_control_embeddings")
 
 
@@ -151,11 +157,16 @@ def run_bench(config: RunConfig, stack: ModelStack, price: Price, options: Bench
         if config.inputs and options.images:
             items = items[: options.images]
         warm = warmup_sets(items, options.warmup, config.batch_size, compiled)
-        plain = replace(config, engine="diffusers")
+        switch = fast_switch(config, stack)
+        # Fast mode is compared with plain diffusers at the style's standard settings (the model unfused).
+        plain = replace(config, engine="diffusers", fast=None if switch else config.fast)
         if options.compare_diffusers:  # timed before and after modomo: machines drift, the fastest counts
+            if switch:
+                switch.to_standard()
             before, _ = _warm_then_time(plain, stack, items, warmup_sets(items, options.warmup, 1, compiled),
                                         scratch / "diffusers-before")
-
+        if switch:
+            switch.to_fast()
         result, warmup_seconds = _warm_then_time(config, stack, items, warm, scratch / "modomo", on_event)
         peak_gpu = torch.cuda.max_memory_allocated(stack.device) if stack.device.type == "cuda" else None
         summary = summarise_bench(config, stack, price, result)
@@ -168,8 +179,14 @@ def run_bench(config: RunConfig, stack: ModelStack, price: Price, options: Bench
                        memory={"peak_gpu_gb": round(peak_gpu / 2**30, 3) if peak_gpu is not None else None,
                                "peak_host_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3)})
         if options.compare_diffusers:
+            if switch:
+                switch.to_standard()
             after = _timed_run(plain, stack, items, scratch / "diffusers-after")
             summary["diffusers"] = compare(result, [before, after], len(items))
+            if switch:
+                switch.to_fast()
+        if config.fast:
+            summary["projection"] = seed_projection(config, stack, price)
         if options.ablate:
             summary["ablation"] = {"all": _generate_mean(result)}
             for name in ABLATIONS:
@@ -177,6 +194,33 @@ def run_bench(config: RunConfig, stack: ModelStack, price: Price, options: Bench
                 run, _ = _warm_then_time(ablated, stack, items, warm, scratch / f"no-{name}")
                 summary["ablation"][f"without {name}"] = _generate_mean(run)
     return summary
+
+
+def fast_switch(config: RunConfig, stack: ModelStack):
+    """A switch between the standard and the fused model when fast mode is asked of a standard stack."""
+    if not config.fast or getattr(stack, "fast", None) == config.fast:
+        return None
+    from pipeline.models.fast_mode import FastSwitch
+
+    return FastSwitch(stack.pipe, stack.spec, config.fast)
+
+
+def seed_projection(config: RunConfig, stack: ModelStack, price: Price) -> dict:
+    """What this run's settings would cost on the deployed system's T4 at 512x512, from FLOPs: the seed's own
+    throughput (its standard image took SEED_SECONDS on a T4) gives the FLOP/s a T4 achieved there."""
+    standard = replace(config, fast=None).generate_settings()
+    forward = forward_flops(stack.pipe, 512, 512)
+    seed_flops = per_image(forward, standard, SpeedOptions(False, False, False))["diffusers"]
+    ours_flops = per_image(forward, config.generate_settings(), config.speed)["modomo"]
+    achieved = seed_flops / SEED_SECONDS
+    seconds = ours_flops / achieved
+    return {
+        "size": [512, 512], "seed_seconds": SEED_SECONDS, "seed_cost_gbp": SEED_COST_GBP,
+        "seed_tflop": seed_flops / 1e12, "tflop": ours_flops / 1e12, "flop_ratio": ours_flops / seed_flops,
+        "t4_tflops_achieved": achieved / 1e12, "t4_share_of_peak": achieved / 1e12 / T4_PEAK_TFLOPS,
+        "t4_seconds": seconds, "cost_gbp_at_seed_rate": SEED_COST_GBP * seconds / SEED_SECONDS,
+        "cost_usd_at_t4_list_price": T4_PRICE_PER_HOUR * seconds / 3600,
+    }
 
 
 def compare(ours: RunResult, baselines: list[RunResult], count: int) -> dict:

@@ -52,6 +52,7 @@ class RunConfig:
     name_template: str | None = None  # --name: output names from {stem}, {parent}, {style}, {room}, {seed}, {n}
     variations: int | None = None  # results per job; None: the style's `variations`, else 1
     output_size: str = "working"  # the results' size: working, original (the photo's), or a long side in pixels
+    fast: str | None = None  # a few-step recipe (pipeline.fast.RECIPES) fused at load; None: the standard sampler
 
     @property
     def styles(self) -> list[Style]:
@@ -88,6 +89,7 @@ class RunConfig:
         if self.variations is not None and not 1 <= self.variations <= MAX_VARIATIONS:
             raise UsageError(f"--variations must be between 1 and {MAX_VARIATIONS}, got {self.variations}")
         self.output_size = check_output_size(self.output_size)
+        self.fast = self.fast_recipe()
         names = [s.name for s in self.styles]
         if len(set(names)) != len(names):
             raise UsageError(f"--style names a style twice: {', '.join(names)}")
@@ -97,6 +99,25 @@ class RunConfig:
     def prompt_room(self) -> str:
         """The room in the run's own prompts: with auto, each photo gets its own; this is the fallback."""
         return "room" if self.room == AUTO_ROOM else self.room
+
+    def fast_recipe(self) -> str | None:
+        """The run's few-step recipe: --fast / --fast-recipe, else the styles' own (`fast = true`), which
+        must agree (the LoRA is fused into the one UNet every style shares)."""
+        from pipeline.fast import DEFAULT_RECIPE, recipe
+
+        if self.fast is not None:
+            return recipe(self.fast).name
+        wanted = {s.fast.enabled for s in self.styles}
+        if len(wanted) > 1:
+            raise UsageError("some styles run fast (`fast = true`) and some do not; run them separately, "
+                             "or pass --fast for all")
+        if not wanted.pop():
+            return None
+        recipes = {s.fast.recipe for s in self.styles if s.fast.recipe}
+        if len(recipes) > 1:
+            raise UsageError(f"the styles name different fast recipes ({', '.join(sorted(recipes))}); pass "
+                             "--fast-recipe")
+        return recipes.pop() if recipes else DEFAULT_RECIPE
 
     def variations_for(self, style: Style, job=None) -> int:
         """Results per job in a style: the manifest row's, else --variations, else the style file's, else 1."""
@@ -137,15 +158,25 @@ class RunConfig:
         return style.min_quality if self.min_quality is None else self.min_quality
 
     def generate_settings(self, style: Style | None = None) -> GenerateSettings:
+        """A style's sampler settings; in fast mode, the recipe's steps and guidance and the style's [fast]
+        overrides (options given on the command line come first either way)."""
         s = style or self.style
+        steps, guidance, depth, canny, eta = s.steps, s.guidance_scale, s.depth, s.canny, None
+        if self.fast:
+            from pipeline.fast import RECIPES
+
+            recipe, own = RECIPES[self.fast], s.fast
+            steps, guidance, eta = own.steps or recipe.steps, own.guidance_scale or recipe.guidance_scale, recipe.eta
+            depth, canny = own.depth or s.depth, own.canny or s.canny
         return GenerateSettings(
             prompt=s.prompt_for(self.prompt_room),
             negative_prompt=s.negative_prompt,
-            steps=self.steps or s.steps,
-            guidance_scale=self.guidance_scale or s.guidance_scale,
-            controlnet_conditioning_scale=(s.depth.scale, s.canny.scale),
-            control_guidance_start=(s.depth.start, s.canny.start),
-            control_guidance_end=(s.depth.end, s.canny.end),
+            steps=self.steps or steps,
+            guidance_scale=self.guidance_scale or guidance,
+            controlnet_conditioning_scale=(depth.scale, canny.scale),
+            control_guidance_start=(depth.start, canny.start),
+            control_guidance_end=(depth.end, canny.end),
+            eta=eta,
         )
 
     def settings_json(self, style: Style | None = None) -> dict:
@@ -173,7 +204,13 @@ class RunConfig:
             **({"name": self.name_template} if self.name_template else {}),
             **({"variations": self.variations_for(style)} if self.variations_for(style) > 1 else {}),
             **({"output_size": self.output_long_side} if self.output_size != "working" else {}),
+            **({"fast": self.fast_json()} if self.fast else {}),
         }
+
+    def fast_json(self) -> dict:
+        from pipeline.fast import RECIPES
+
+        return RECIPES[self.fast].to_json()
 
     def result_hash(self, style: Style, model_ids: dict) -> str:
         """The hash of everything that shapes this style's results (not the batch size): the journal's

@@ -47,6 +47,29 @@ def model_files(spec: ModelSpec) -> list[tuple[str, str, str | None]]:
     return rows
 
 
+def fast_lora_files(spec: ModelSpec) -> list[tuple[str, str, str | None]]:
+    """(recipe, hub id, cached path or None) for each few-step LoRA of a hub preset; optional: only --fast reads
+    them."""
+    rows = []
+    for name, where in spec.fast_loras.items():
+        if where.startswith("hub:"):
+            repo, _, filename = where.removeprefix("hub:").rpartition("/")
+            rows.append((name, f"{repo}/{filename}", hub_file_cached(repo, filename)))
+    return rows
+
+
+def fast_checks(spec: ModelSpec) -> list[Check]:
+    """One optional line per recipe: cached, or the command that fetches it. Never a problem: without it only
+    `--fast RECIPE` is unavailable."""
+    checks = []
+    for name, model_id, path in fast_lora_files(spec):
+        fetch = f"modomo models download {spec.name} --fast --fast-recipe {name}"
+        checks.append(Check(spec.name, f"fast lora {name}", OK if path else INFO,
+                            f"{model_id}: {path}" if path else f"{model_id}: not cached, optional for --fast {name} "
+                            f"({fetch})"))
+    return checks
+
+
 def system_checks() -> list[Check]:
     import torch
 
@@ -75,10 +98,12 @@ def preset_checks() -> list[Check]:
     hf_home = os.environ.get("HF_HOME") or "~/.cache/huggingface"
     offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
     checks.append(Check("models", "HF_HOME", INFO, f"{hf_home}{' (HF_HUB_OFFLINE set)' if offline else ''}"))
-    for role, model_id, path in model_files(sd15()):
+    spec = sd15()
+    for role, model_id, path in model_files(spec):
         checks.append(Check("sd15", role, OK if path else MISSING,
                             f"{model_id}: {path}" if path else f"{model_id}: not cached (modomo models download sd15)",
                             required=True))
+    checks += fast_checks(spec)
     tiny = cache_dir() / f"tiny-v{TINY_VERSION}" / BUNDLE_FILE
     checks.append(Check("tiny", "bundle", OK if tiny.is_file() else INFO,
                         str(tiny.parent) if tiny.is_file() else f"built on first use into {tiny.parent}"))

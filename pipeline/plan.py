@@ -105,6 +105,7 @@ def build_plan(config: RunConfig, shard: Shard | None = None, devices: str | Non
         raise UsageError(f"--room auto needs the preset's CLIP, which {spec.name} lacks here; "
                          "fetch it with `modomo models download sd15` or give a room")
     check_upscaler(config, spec)
+    check_fast(config, spec)
     chosen = check_engine(engine, devices, actors, config)
     device_list = parse_devices(devices) if devices else []
     remote = Remote(pool_size=config.workers * 2 + 2)
@@ -135,6 +136,18 @@ def check_upscaler(config: RunConfig, spec: ModelSpec) -> None:
     if weight_path(spec) is None and weights_present(spec):
         raise UsageError(f"--output-size {config.output_size}: the upscaler {spec.upscaler_id} is not on this "
                          f"machine; fetch it with `modomo models download {spec.name}`")
+
+
+def check_fast(config: RunConfig, spec: ModelSpec) -> None:
+    """--fast needs the recipe's LoRA on this machine (built in for the random presets)."""
+    if not config.fast:
+        return
+    from pipeline.fast import RECIPES
+    from pipeline.models.fast_lora import lora_source
+
+    if lora_source(spec, config.fast) is None and weights_present(spec):
+        raise UsageError(f"--fast {config.fast}: the LoRA {RECIPES[config.fast].hub_id} is not on this machine; "
+                         f"fetch it with `modomo models download {spec.name} --fast --fast-recipe {config.fast}`")
 
 
 def weights_present(spec: ModelSpec) -> bool:

@@ -20,6 +20,7 @@ class GenerateSettings:
     controlnet_conditioning_scale: tuple[float, float]  # depth, canny
     control_guidance_start: tuple[float, float]
     control_guidance_end: tuple[float, float]
+    eta: float | None = None  # the scheduler's stochasticity, for schedulers that take one (TCD's gamma)
 
     def to_json(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}

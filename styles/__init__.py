@@ -43,6 +43,18 @@ class ControlSettings:
 
 
 @dataclass(frozen=True)
+class FastSettings:
+    """A style's fast mode: whether it runs fast by default, and what it changes when it does ([fast])."""
+
+    enabled: bool = False
+    recipe: str | None = None
+    steps: int | None = None
+    guidance_scale: float | None = None
+    depth: ControlSettings | None = None  # lighter control for few-step models
+    canny: ControlSettings | None = None
+
+
+@dataclass(frozen=True)
 class Style:
     """A restyling recipe: prompts, sampler settings, ControlNet settings, Canny thresholds."""
 
@@ -61,6 +73,7 @@ class Style:
     loras: tuple = ()  # pipeline.models.lora.Lora, applied to this style's results
     checkpoint: str | None = None  # a single-file SD1.5 fine-tune this style is meant for
     variations: int | None = None  # results per photo (`variations = N`); --variations overrides it
+    fast: FastSettings = FastSettings()  # `fast = true`, or a [fast] table of overrides
 
     def prompt_for(self, room: str) -> str:
         return self.prompt.format(room=room)
@@ -110,14 +123,7 @@ def parse_style(data: dict, file: Path) -> Style:
         return value
 
     def control(name: str) -> ControlSettings:
-        table = get(get(data, "controls", dict), name, dict, "controls.")
-        where = f"controls.{name}."
-        scale = in_range(where + "scale", float(get(table, "scale", (int, float), where)), 0.0, 2.0)
-        start = in_range(where + "start", float(get(table, "start", (int, float), where)), 0.0, 1.0)
-        end = in_range(where + "end", float(get(table, "end", (int, float), where)), 0.0, 1.0)
-        if end < start:
-            raise StyleError(f"{file}: field '{where}end' ({end}) is before '{where}start' ({start})")
-        return ControlSettings(scale, start, end)
+        return control_settings(get(get(data, "controls", dict), name, dict, "controls."), f"controls.{name}.", file)
 
     prompt = get(data, "prompt", str)
     if "{room}" not in prompt:
@@ -148,7 +154,60 @@ def parse_style(data: dict, file: Path) -> Style:
         loras=parse_loras(data, file),
         checkpoint=parse_checkpoint(data, file),
         variations=int(in_range("variations", get(data, "variations", int), 1, 16)) if "variations" in data else None,
+        fast=parse_fast(data, file, control_settings),
     )
+
+
+def _number(table: dict, key: str, where: str, file: Path, low: float, high: float, kind=(int, float)) -> float:
+    if key not in table:
+        raise StyleError(f"{file}: missing field '{where}{key}'")
+    value = table[key]
+    if isinstance(value, bool) or not isinstance(value, kind):
+        names = kind.__name__ if isinstance(kind, type) else "a number"
+        raise StyleError(f"{file}: field '{where}{key}' must be {names}, got {value!r}")
+    if not low <= value <= high:
+        raise StyleError(f"{file}: field '{where}{key}' must be between {low} and {high}, got {value}")
+    return value
+
+
+def control_settings(table: dict, where: str, file: Path, base: ControlSettings | None = None) -> ControlSettings:
+    """One ControlNet's scale and window; with `base`, missing keys keep the base's (a [fast] override)."""
+    values = {}
+    for key, high in (("scale", 2.0), ("start", 1.0), ("end", 1.0)):
+        if key in table or base is None:
+            values[key] = float(_number(table, key, where, file, 0.0, high))
+        else:
+            values[key] = getattr(base, key)
+    if values["end"] < values["start"]:
+        raise StyleError(f"{file}: field '{where}end' ({values['end']}) is before '{where}start' ({values['start']})")
+    return ControlSettings(values["scale"], values["start"], values["end"])
+
+
+def parse_fast(data: dict, file: Path, control=control_settings) -> FastSettings:
+    """`fast = true`, or a `[fast]` table: `enabled`, `recipe`, `steps`, `guidance_scale` and
+    `[fast.controls.depth]` / `[fast.controls.canny]` overrides for fast mode."""
+    value = data.get("fast", False)
+    if isinstance(value, bool):
+        return FastSettings(enabled=value)
+    if not isinstance(value, dict):
+        raise StyleError(f"{file}: field 'fast' must be true/false or a [fast] table")
+    from pipeline.fast import RECIPES
+
+    unknown = sorted(set(value) - {"enabled", "recipe", "steps", "guidance_scale", "controls"})
+    if unknown:
+        raise StyleError(f"{file}: field 'fast.{unknown[0]}' is not a fast setting")
+    recipe = value.get("recipe")
+    if recipe is not None and recipe not in RECIPES:
+        raise StyleError(f"{file}: field 'fast.recipe' must be one of {', '.join(RECIPES)}, got {recipe!r}")
+    controls = value.get("controls", {})
+    base = {name: control_settings(data["controls"][name], f"controls.{name}.", file) for name in ("depth", "canny")}
+    return FastSettings(
+        enabled=bool(value.get("enabled", False)), recipe=recipe,
+        steps=int(_number(value, "steps", "fast.", file, 1, 50, int)) if "steps" in value else None,
+        guidance_scale=float(_number(value, "guidance_scale", "fast.", file, 1.0, 30.0))
+        if "guidance_scale" in value else None,
+        **{name: control(controls[name], f"fast.controls.{name}.", file, base[name]) for name in ("depth", "canny")
+           if name in controls})
 
 
 def parse_checkpoint(data: dict, file: Path) -> str | None:

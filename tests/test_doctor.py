@@ -107,3 +107,18 @@ def test_export_tiny_writes_a_loadable_bundle(tmp_path, rooms):
     assert result.exit_code == 0, result.output
     again = invoke("models", "export-tiny", folder)
     assert again.exit_code == 2 and "not empty" in again.stderr
+
+
+def test_doctor_lists_each_fast_lora_as_optional(empty_caches):
+    from pipeline.fast import RECIPES
+
+    checks = {(c["area"], c["name"]): c for c in json.loads(invoke("doctor", "--json").stdout)}
+    for name, recipe in RECIPES.items():
+        row = checks[("sd15", f"fast lora {name}")]
+        assert row["status"] == "info" and not row["required"]
+        assert recipe.hub_id in row["detail"]
+        assert f"modomo models download sd15 --fast --fast-recipe {name}" in row["detail"]
+    fake_hub_cache(empty_caches, RECIPES["tcd"].repo, RECIPES["tcd"].file)
+    checks = {(c["area"], c["name"]): c for c in json.loads(invoke("doctor", "--json").stdout)}
+    assert checks[("sd15", "fast lora tcd")]["status"] == "ok"
+    assert checks[("sd15", "fast lora lcm")]["status"] == "info"

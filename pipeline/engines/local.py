@@ -9,7 +9,7 @@ import torch
 from pipeline.cost import resolve_price
 from pipeline.engines import Hooks
 from pipeline.journal import Journal
-from pipeline.models.load import load_stack, pick_device
+from pipeline.models.load import LoadOptions, load_stack, pick_device
 from pipeline.plan import RunPlan
 from pipeline.result import RunResult
 from pipeline.runner import Runner
@@ -26,7 +26,7 @@ def run(plan: RunPlan, hooks: Hooks) -> RunResult:
     name = gpu_name(device)
     price = resolve_price(name, config.gpu_price, config.currency)
     start = time.perf_counter()
-    stack = load_stack(plan.spec, device, on_model=hooks.on_model)
+    stack = load_stack(plan.spec, device, on_model=hooks.on_model, options=LoadOptions(fast=config.fast))
     load_seconds = time.perf_counter() - start
     runner = Runner(config, stack, plan.sink, on_event=hooks.on_event, journal=Journal(plan.sink))
     with on_stop_signals(runner.request_stop, raise_interrupt, hooks.notice):

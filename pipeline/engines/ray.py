@@ -31,7 +31,7 @@ class TransformActor:
 
     def __init__(self, config: RunConfig, spec: ModelSpec, device: str, cwd: str):
         from pipeline.journal import JournalBuffer
-        from pipeline.models.load import load_stack, pick_device
+        from pipeline.models.load import LoadOptions, load_stack, pick_device
         from pipeline.plan import list_inputs
         from pipeline.r2 import Remote
         from pipeline.runner import Runner
@@ -42,7 +42,7 @@ class TransformActor:
         everything = list_inputs(config, spec, remote)  # cheap; keeps R2 clients out of pickles
         self.by_id = {item.identity: item for item in everything}
         start = time.perf_counter()
-        stack = load_stack(spec, pick_device(device))
+        stack = load_stack(spec, pick_device(device), options=LoadOptions(fast=config.fast))
         self.load_seconds = time.perf_counter() - start
         self.device = (__import__("torch").cuda.get_device_name(stack.device)
                        if stack.device.type == "cuda" else None)

@@ -1,11 +1,12 @@
-"""Fetch a preset's weights into the standard caches (Hugging Face cache, ultralytics weights_dir)."""
+"""Fetch a preset's weights into the standard caches (Hugging Face cache, ultralytics weights_dir), and on
+request the few-step LoRAs that --fast fuses."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
 
-from pipeline.errors import ModomoError
+from pipeline.errors import ModomoError, UsageError
 from pipeline.models.presets import ModelSpec
 
 # Only what the loaders read: safetensors in full precision, configs, tokenizer files.
@@ -48,6 +49,44 @@ def download(spec: ModelSpec, report: Callable[[str], None] = print) -> list[str
     report(f"fetching {spec.yolo}")
     fetched.append(str(download_yolo(spec.yolo)))
     return fetched
+
+
+def fast_recipes(choice: str | None) -> list[str]:
+    """The recipes `--fast-recipe` names: one, or `all`; none given is the default recipe."""
+    from pipeline.fast import DEFAULT_RECIPE, RECIPES
+
+    if choice is None:
+        return [DEFAULT_RECIPE]
+    if choice == "all":
+        return list(RECIPES)
+    if choice not in RECIPES:
+        raise UsageError(f"--fast-recipe {choice!r}: choose {', '.join(RECIPES)} or all")
+    return [choice]
+
+
+def download_fast(spec: ModelSpec, recipes: list[str], report: Callable[[str], None] = print) -> list[str]:
+    """Fetch these recipes' LoRA files of a hub preset into the Hugging Face cache (presets that build or bundle
+    theirs have nothing to fetch); returns the cached paths."""
+    from huggingface_hub import hf_hub_download
+
+    fetched = []
+    for name in recipes:
+        where = spec.fast_loras.get(name, "")
+        if not where.startswith("hub:"):
+            continue
+        repo, _, filename = where.removeprefix("hub:").rpartition("/")
+        report(f"fetching {repo}/{filename} (--fast {name})")
+        try:
+            fetched.append(hf_hub_download(repo, filename))
+        except Exception as exc:  # noqa: BLE001 - offline, missing repo, auth: all one message
+            raise ModomoError(f"cannot download {repo}/{filename}: {first_line(exc)}"
+                              " (is the network reachable and HF_HUB_OFFLINE unset?)") from None
+    return fetched
+
+
+def first_line(exc: Exception) -> str:
+    """The first line of an error: hub errors span several, and the CLI shows one."""
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def download_yolo(name: str) -> Path:

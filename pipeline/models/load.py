@@ -30,6 +30,7 @@ class ModelStack:
     load_seconds: dict[str, float] = field(default_factory=dict)
     clip: Any = None  # (CLIPModel, processor) when the preset's CLIP weights are present
     upscaler: Any = None  # spandrel ImageModelDescriptor when the preset's super-resolution weight is present
+    fast: str | None = None  # the few-step recipe fused into the UNet at load, if any
 
     @property
     def upscaler_id(self) -> str:
@@ -59,6 +60,7 @@ class LoadOptions:
 
     dtype: str = "auto"  # auto, fp16, bf16, fp32
     channels_last: str = "auto"  # auto, on, off
+    fast: str | None = None  # a few-step recipe (pipeline.fast) whose LoRA is fused into the UNet at load
 
     def torch_dtype(self, device: torch.device) -> torch.dtype:
         if self.dtype == "auto":
@@ -242,7 +244,12 @@ def load_stack(spec: ModelSpec, device: torch.device, on_model=None, options: Lo
         depth_model, depth_processor = timed("depth", lambda: load_depth(spec, device, dtype))
         pipe = timed("stable diffusion + controlnets", lambda: load_generator(spec, device, dtype))
         upscaler = timed("upscaler", lambda: load_upscaler(spec, device)) if spec.upscaler else None
+    if options.fast:
+        from pipeline.models.fast_mode import fuse
+
+        timed(f"fast: {options.fast}", lambda: fuse(pipe, spec, options.fast))
     for module in options.channels_last_modules(pipe, device):
         module.to(memory_format=torch.channels_last)
     clip = timed("clip", lambda: load_clip(spec, device, dtype)) if spec.clip else None
-    return ModelStack(spec, device, dtype, pipe, depth_model, depth_processor, yolo, sam2, seconds, clip, upscaler)
+    return ModelStack(spec, device, dtype, pipe, depth_model, depth_processor, yolo, sam2, seconds, clip, upscaler,
+                      options.fast)

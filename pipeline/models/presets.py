@@ -13,20 +13,23 @@ A bundle folder (`--models DIR`) has this layout, each part in its library's own
     clip/                   optional: transformers CLIPModel + processor, for the style-adherence score
     upscaler/FILE           optional: one super-resolution weight spandrel loads (.safetensors, .pth, .pt, .ckpt),
                             for results larger than the working size (--output-size)
+    fast/RECIPE.safetensors optional, per recipe of pipeline.fast (lcm, tcd, hyper): the few-step LoRA that --fast
+                            fuses into the UNet, in the layout of the recipe's published file
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pipeline.errors import ModomoError, UsageError
 
 BUNDLE_FILE = "modomo-bundle.json"
 BUNDLE_FORMAT = 1
-TINY_VERSION = 5  # 3: ControlNet outputs and position embeddings are not zero; 4: with CLIP; 5: with an upscaler
+# 3: ControlNet outputs and position embeddings are not zero; 4: with CLIP; 5: with an upscaler; 6: with fast LoRAs
+TINY_VERSION = 6
 UPSCALER_SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt")  # the weight formats spandrel reads
 
 
@@ -49,6 +52,9 @@ class ModelSpec:
     # Optional super-resolution weight for results above the working size: a path, or "hub:REPO/FILE". Not in
     # `ids()`: it shapes a result only when the result leaves the working size, so the run adds it then.
     upscaler: str | None = None
+    # Per few-step recipe (pipeline.fast), its LoRA: "hub:REPO/FILE", a path, or "random:RECIPE" (built in memory).
+    # Not in `ids()`: a run records the recipe it fused on its own, and results without --fast stay as they were.
+    fast_loras: dict[str, str] = field(default_factory=dict, hash=False)
 
     @property
     def upscaler_id(self) -> str | None:
@@ -77,8 +83,10 @@ def _sam2_package_config() -> str:
 
 
 def sd15() -> ModelSpec:
-    """The default: public SD1.5, v1.1 depth and canny ControlNets, DPT-Large, YOLO11m, SAM2.1 tiny, and
-    Real-ESRGAN x4plus for results above the working size (its source: `pipeline.models.upscaler`)."""
+    """The default: public SD1.5, v1.1 depth and canny ControlNets, DPT-Large, YOLO11m, SAM2.1 tiny,
+    Real-ESRGAN x4plus for results above the working size (its source: `pipeline.models.upscaler`), and each
+    few-step recipe's published LoRA for --fast."""
+    from pipeline.fast import RECIPES
     from pipeline.models.upscaler import SD15_UPSCALER
 
     return ModelSpec(
@@ -92,6 +100,7 @@ def sd15() -> ModelSpec:
         sam2_checkpoint="hub:facebook/sam2.1-hiera-tiny/sam2.1_hiera_tiny.pt",
         clip="openai/clip-vit-base-patch32",
         upscaler=SD15_UPSCALER,
+        fast_loras={name: f"hub:{recipe.hub_id}" for name, recipe in RECIPES.items()},
     )
 
 
@@ -152,6 +161,7 @@ def bundle(folder: str | Path) -> ModelSpec:
         local=True,
         clip=str(folder / "clip") if (folder / "clip").is_dir() else None,
         upscaler=bundle_upscaler(folder),
+        fast_loras=bundle_fast_loras(folder),
     )
     missing = [p for p in (spec.sd, spec.controlnet_depth, spec.controlnet_canny, spec.depth, spec.yolo,
                            spec.sam2_config, spec.sam2_checkpoint) if not Path(p).exists()]
@@ -164,6 +174,14 @@ def bundle_upscaler(folder: Path) -> str | None:
     """The bundle's super-resolution weight: the first file in `upscaler/` spandrel can read, by name."""
     found = sorted(p for p in (folder / "upscaler").glob("*") if p.is_file() and p.suffix.lower() in UPSCALER_SUFFIXES)
     return str(found[0]) if found else None
+
+
+def bundle_fast_loras(folder: Path) -> dict[str, str]:
+    """The bundle's few-step LoRAs: `fast/<recipe>.safetensors` for each recipe whose file is there."""
+    from pipeline.fast import RECIPES
+
+    files = {name: folder / "fast" / f"{name}.safetensors" for name in RECIPES}
+    return {name: str(path) for name, path in files.items() if path.is_file()}
 
 
 def random_sd15() -> ModelSpec:

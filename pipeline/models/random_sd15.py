@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from pipeline.models.awaken import awaken_controlnet, awaken_embeddings
+from pipeline.models.fast_lora import RANDOM
 from pipeline.models.presets import ModelSpec
 
 CONFIG_FILE = Path(__file__).resolve().parents[1] / "data" / "random-sd15.json"
@@ -23,7 +24,9 @@ def configs() -> dict:
 
 
 def spec() -> ModelSpec:
-    """The preset's description; `random_sd15.build` makes the models."""
+    """The preset's description; the `build_*` functions make the models."""
+    from pipeline.fast import RECIPES
+
     data = configs()
     return ModelSpec(
         name="random-sd15",
@@ -36,6 +39,7 @@ def spec() -> ModelSpec:
         sam2_checkpoint="random: sam2.1 hiera tiny architecture",
         random_weights=True,
         upscaler="random: RealESRGAN_x4plus architecture",
+        fast_loras={name: RANDOM + name for name in RECIPES},
     )
 
 
@@ -113,3 +117,11 @@ def build_upscaler(device: torch.device):
     from pipeline.models import upscaler
 
     return upscaler.descriptor(upscaler.build_random(**upscaler.X4PLUS, device=device), device)
+
+
+def build_fast_lora(unet, recipe: str) -> dict:
+    """The recipe's LoRA for this UNet, random, in memory: the published file's keys, shapes, rank and dtype, so
+    fusing it costs and changes what fusing the real file does."""
+    from pipeline.models.fast_lora import random_lora
+
+    return random_lora(unet, recipe)

@@ -22,6 +22,7 @@ BLOCKS = (16, 32, 32)
 DOWN_BLOCKS = ("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D")
 UP_BLOCKS = ("CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D")
 VAE_BLOCKS = (8, 16, 16, 16)  # four blocks: the VAE downsamples by 8, as SD1.5's does
+FAST_RANK = 4  # the published few-step LoRAs are rank 64; the tiny UNet is at most 32 wide
 
 
 def byte_alphabet() -> list[str]:
@@ -54,8 +55,8 @@ def build_tokenizer(folder: Path):
     return tokenizer
 
 
-def build_stable_diffusion(folder: Path, vocab_size: int) -> None:
-    """UNet, VAE, text encoder and UniPC scheduler in diffusers' folder layout."""
+def build_stable_diffusion(folder: Path, vocab_size: int):
+    """UNet, VAE, text encoder and UniPC scheduler in diffusers' folder layout; returns the UNet."""
     from diffusers import AutoencoderKL, UNet2DConditionModel, UniPCMultistepScheduler
     from transformers import CLIPTextConfig, CLIPTextModel
 
@@ -101,6 +102,7 @@ def build_stable_diffusion(folder: Path, vocab_size: int) -> None:
     vae.save_pretrained(folder / "vae")
     CLIPTextModel(text_config).save_pretrained(folder / "text_encoder")
     scheduler.save_pretrained(folder / "scheduler")
+    return unet
 
 
 def build_controlnet(folder: Path, seed: int) -> None:
@@ -120,6 +122,16 @@ def build_controlnet(folder: Path, seed: int) -> None:
     )
     awaken_controlnet(net, seed)
     net.save_pretrained(folder)
+
+
+def build_fast_loras(folder: Path, unet, seed: int) -> list[Path]:
+    """Each few-step recipe's LoRA for the tiny UNet, random, in the published file's names, dtype and header:
+    the `fast/` part of a bundle, fused at load by --fast like the real files."""
+    from pipeline.fast import RECIPES
+    from pipeline.models.fast_lora import layout, random_lora, save
+
+    return [save(random_lora(unet, name, seed=seed, rank=FAST_RANK), folder / f"{name}.safetensors",
+                 layout(name).metadata) for name in RECIPES]
 
 
 def build_depth(folder: Path) -> None:
@@ -184,7 +196,8 @@ def build_tiny_bundle(folder: str | Path, seed: int = 0) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     tokenizer = build_tokenizer(folder / "stable-diffusion" / "tokenizer")
-    build_stable_diffusion(folder / "stable-diffusion", vocab_size=len(tokenizer))
+    unet = build_stable_diffusion(folder / "stable-diffusion", vocab_size=len(tokenizer))
+    build_fast_loras(folder / "fast", unet, seed=seed + 4)
     build_controlnet(folder / "controlnet-depth", seed=seed + 1)
     build_controlnet(folder / "controlnet-canny", seed=seed + 2)
     build_depth(folder / "depth")

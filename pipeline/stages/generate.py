@@ -154,5 +154,6 @@ def render_with_diffusers(pipe, settings: GenerateSettings, frame: Frame):
         control_guidance_start=list(settings.control_guidance_start),
         control_guidance_end=list(settings.control_guidance_end),
         generator=torch.Generator("cpu").manual_seed(frame.seed),
+        eta=settings.eta if settings.eta is not None else 0.0,
         output_type="pil",
     ).images[0]

@@ -115,16 +115,19 @@ class Sampler:
         held = None
         if keep is not None and any(k is not None for k in keep):
             held = self.held_region(originals, keep, height, width, embeds.dtype)
-        # 5. Denoise.
+        # 5. Denoise (a stochastic scheduler, LCM's or TCD's, draws its noise from each image's generator).
+        extra = pipe.prepare_extra_step_kwargs(generators, settings.eta if settings.eta is not None else 0.0)
         with self.placer.phase("denoise"):
-            latents = self.denoise(settings, embeds, conds, noise, held, guided, [distinct(c) for c in controls])
+            latents = self.denoise(settings, embeds, conds, noise, held, guided, [distinct(c) for c in controls],
+                                   extra)
         if output_type == "latent":
             return latents
         # 6. Decode.
         with self.placer.phase("decode"):
             return self.decode(latents, output_type)
 
-    def denoise(self, settings, embeds, conds, noise, held, guided: bool, rows: list | None = None) -> torch.Tensor:
+    def denoise(self, settings, embeds, conds, noise, held, guided: bool, rows: list | None = None,
+                extra: dict | None = None) -> torch.Tensor:
         """The loop: ControlNet residuals (idle ones skipped), UNet, guidance, scheduler step, held region.
         `rows`, per ControlNet, says which batch items share a control image (see `distinct`)."""
         pipe, opts = self.pipe, self.options
@@ -149,7 +152,7 @@ class Sampler:
                 if guided:
                     uncond, cond_noise = noise_pred.chunk(2)
                     noise_pred = uncond + settings.guidance_scale * (cond_noise - uncond)
-                latents = pipe.scheduler.step(noise_pred, t, latents, return_dict=False)[0]
+                latents = pipe.scheduler.step(noise_pred, t, latents, **(extra or {}), return_dict=False)[0]
                 if held is not None:  # the kept region follows the original, noised to the next step's level
                     init, masks = held
                     target = init if i + 1 == len(timesteps) else \
