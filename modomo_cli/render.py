@@ -80,8 +80,9 @@ def print_summary(summary: dict) -> None:
         console.print(stage_table(summary))
     cost = summary["cost"]
     cur = cost["currency"]
+    made = f" ({counts['results']} results)" if counts.get("results", 0) > counts["ok"] else ""
     lines = [
-        f"images      {counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} skipped",
+        f"images      {counts['ok']} ok{made}, {counts['failed']} failed, {counts['skipped']} skipped",
         f"model load  {summary['load_seconds']:.1f} s",
         f"run time    {summary['seconds']:.1f} s, {summary['images_per_minute']:.1f} images/minute",
         f"cost        {cost['per_image']:.5f} {cur}/image, {cost['total']:.4f} {cur} total"

@@ -31,6 +31,8 @@ class RunResult:
         out = {"ok": 0, "failed": 0, "skipped": 0}
         for record in self.records:
             out[record.status] += 1
+        # Results made this run: a job with --variations N makes N.
+        out["results"] = sum(max(1, len(r.variations)) for r in self.records if r.ok)
         return out
 
     def sort(self, items: list, styles: list[str]) -> None:
@@ -68,6 +70,7 @@ class RunResult:
                 "price_source": self.price.source if self.price else "",
                 "seconds": self.seconds,
                 "per_image": total_cost / len(processed) if processed else 0.0,
+                "per_result": total_cost / self.counts["results"] if self.counts["results"] else 0.0,
                 "total": total_cost,
             },
             **self.extra,

@@ -43,7 +43,7 @@ def test_bench_summary_shape(bench):
 def test_warmup_is_not_counted(bench):
     summary, _ = bench
     assert summary["warmup"]["images"] == 1
-    assert summary["counts"] == {"ok": 3, "failed": 0, "skipped": 0}
+    assert summary["counts"] == {"ok": 3, "failed": 0, "skipped": 0, "results": 3}
     assert len(summary["images"]) == 3
 
 

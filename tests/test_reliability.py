@@ -67,7 +67,7 @@ def test_rerun_skips_done_inputs_and_overwrite_redoes_them(tiny_bundle, rooms, t
     assert again.exit_code == 0, again.output
     summary = json.loads(again.stdout)
     assert [r["status"] for r in summary["images"]] == ["skipped"] * 3
-    assert summary["counts"] == {"ok": 0, "failed": 0, "skipped": 3}
+    assert summary["counts"] == {"ok": 0, "failed": 0, "skipped": 3, "results": 0}
     assert all(r["outputs"]["result"].endswith(".modern.png") for r in summary["images"])
     assert result_file.stat().st_mtime_ns == stamp  # nothing redone
 
@@ -105,7 +105,7 @@ def test_r2_journal_resumes(tiny_bundle, rooms, moto_server, r2_env):
             "--steps", "1", "--json"]
     assert transform(*args).exit_code == 0
     again = transform(*args)
-    assert again.exit_code == 0 and json.loads(again.stdout)["counts"] == {"ok": 0, "failed": 0, "skipped": 2}
+    assert again.exit_code == 0 and json.loads(again.stdout)["counts"] == {"ok": 0, "failed": 0, "skipped": 2, "results": 0}
 
 
 # -- interrupts: real signals to a real process ---------------------------------------------------------
@@ -142,7 +142,7 @@ def test_signal_stops_cleanly_and_a_rerun_completes(tiny_bundle, rooms, tmp_path
     rerun = transform(inputs, *fast(tiny_bundle, out, "--size", "256", "--steps", "4"))
     assert rerun.exit_code == 0, rerun.output
     counts = json.loads(rerun.stdout)["counts"]
-    assert counts == {"ok": 8 - done, "failed": 0, "skipped": done}
+    assert counts == {"ok": 8 - done, "failed": 0, "skipped": done, "results": 8 - done}
     assert len(journal_lines(out)) == 8
     assert_consistent(out)
 

@@ -98,6 +98,7 @@ def test_three_variations_in_one_run(tiny_bundle, photo, tmp_path):
     meta = json.loads((out / "room.boho.v2.json").read_text())
     assert meta["variation"] == {"n": 2, "of": 3} and len(meta["variations"]) == 3
     assert summary["batching"]["generate_calls"] == 1 and summary["batching"]["rendered"] == 3  # one batch
+    assert summary["counts"]["ok"] == 1 and summary["counts"]["results"] == 3
     single = restyle(tiny_bundle, photo, tmp_path / "one", "--style", "boho")["images"][0]
     v1 = next(v for v in variations if v["n"] == 1)
     assert v1["seed"] == single["seed"]  # the first variation is the result a one-result run makes
