@@ -105,7 +105,8 @@ def test_r2_journal_resumes(tiny_bundle, rooms, moto_server, r2_env):
             "--steps", "1", "--json"]
     assert transform(*args).exit_code == 0
     again = transform(*args)
-    assert again.exit_code == 0 and json.loads(again.stdout)["counts"] == {"ok": 0, "failed": 0, "skipped": 2, "results": 0}
+    assert again.exit_code == 0
+    assert json.loads(again.stdout)["counts"] == {"ok": 0, "failed": 0, "skipped": 2, "results": 0}
 
 
 # -- interrupts: real signals to a real process ---------------------------------------------------------
