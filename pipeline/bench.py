@@ -198,7 +198,7 @@ def run_bench(config: RunConfig, stack: ModelStack, price: Price, options: Bench
 
 def fast_switch(config: RunConfig, stack: ModelStack):
     """A switch between the standard and the fused model when fast mode is asked of a standard stack."""
-    if not config.fast or getattr(stack, "fast", None) == config.fast:
+    if not config.fast or stack.fast == config.fast:
         return None
     from pipeline.models.fast_mode import FastSwitch
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pipeline.errors import UsageError
 
-SHOWN_STATUS = {"oom": "oom", "oom-skipped": "oom (not run)", "error": "error", "unavailable": "n/a"}
+SHOWN_STATUS = {"oom": "oom", "oom-skipped": "oom (not run)", "error": "error"}
 
 
 def label(cell: dict) -> str:

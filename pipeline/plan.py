@@ -142,12 +142,11 @@ def check_fast(config: RunConfig, spec: ModelSpec) -> None:
     """--fast needs the recipe's LoRA on this machine (built in for the random presets)."""
     if not config.fast:
         return
-    from pipeline.fast import RECIPES
     from pipeline.models.fast_lora import lora_source
+    from pipeline.models.fast_mode import missing
 
     if lora_source(spec, config.fast) is None and weights_present(spec):
-        raise UsageError(f"--fast {config.fast}: the LoRA {RECIPES[config.fast].hub_id} is not on this machine; "
-                         f"fetch it with `modomo models download {spec.name} --fast --fast-recipe {config.fast}`")
+        raise UsageError(missing(spec, config.fast))
 
 
 def weights_present(spec: ModelSpec) -> bool:

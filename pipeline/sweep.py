@@ -13,8 +13,6 @@ recovery happened at all: its figures would belong to a smaller batch than the o
 
 from __future__ import annotations
 
-import dataclasses
-import gc
 import math
 import os
 import re
@@ -32,12 +30,14 @@ from pipeline.config import RunConfig
 from pipeline.cost import Price
 from pipeline.errors import UsageError
 from pipeline.models.presets import ModelSpec
+from pipeline.stages.generate import is_out_of_memory
+from pipeline.stages.offload import free_memory
 
 SCHEMA = "modomo-sweep/1"
 DEFAULT_BATCHES = (1, 2, 4, 8)
 DEFAULT_SIZES = ((512, 512), (768, 576))
 DEFAULT_MODES = ("standard", "fast")
-STATUSES = ("ok", "oom", "oom-skipped", "error", "unavailable")
+STATUSES = ("ok", "oom", "oom-skipped", "error")
 MAX_SIDE = 2048
 
 
@@ -137,14 +137,6 @@ def parse_grid(device: torch.device, batches: str | None = None, sizes: str | No
                 parse_dtypes(dtypes, device))
 
 
-def fast_supported() -> bool:
-    """Whether this build loads and runs fast mode: the load options and the run config both name a recipe."""
-    from pipeline.models.load import LoadOptions
-
-    fields = {f.name for f in dataclasses.fields(LoadOptions)} & {f.name for f in dataclasses.fields(RunConfig)}
-    return "fast" in fields
-
-
 def recipe_of(mode: str, fast_recipe: str | None = None) -> str | None:
     """None for standard; for `fast` the recipe asked for (default lcm); else the mode is a recipe's name."""
     if mode == "standard":
@@ -178,19 +170,6 @@ def host_peak_gb() -> float | None:
     except OSError:
         pass
     return None
-
-
-def free_device(device: torch.device) -> None:
-    """Return cached memory after an out-of-memory or between stacks, so the next cell starts clean."""
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-
-
-def out_of_memory(exc: BaseException) -> bool:
-    from pipeline.stages.generate import is_out_of_memory
-
-    return is_out_of_memory(exc)
 
 
 def _plan(size: tuple[int, int], batch: int, mode: str, recipe: str | None, dtype: str, images: int) -> dict:
@@ -265,7 +244,7 @@ class Sweep:
         config = replace(self.config, size=max(size), batch_size=batch)
         if recipe:
             return replace(config, fast=recipe, steps=None, guidance_scale=None)
-        return replace(config, fast=None) if fast_supported() else config
+        return replace(config, fast=None)
 
     def cell_options(self, size: tuple[int, int], batch: int) -> bench.BenchOptions:
         """Whole batches timed, one full batch as warm-up (so its shapes are warm); no extra paths."""
@@ -280,12 +259,12 @@ class Sweep:
                                       self.cell_options(size, cell["batch"]), on_event=self.on_event,
                                       compiled=self.compiled)
         except Exception as exc:  # noqa: BLE001 - one cell's failure is its result, the sweep goes on
-            cell["status"] = "oom" if out_of_memory(exc) else "error"
+            cell["status"] = "oom" if is_out_of_memory(exc) else "error"
             cell["error"] = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         else:
             fill_cell(cell, summary, self.price, host_peak_gb())
         if cell["status"] == "oom":  # offload may have left models on the CPU: put them back for the next cell
-            free_device(self.device)
+            free_memory(self.device)
             stack.pipe.to(self.device)
         return cell
 
@@ -305,12 +284,10 @@ class Sweep:
         plans = {size: [_plan(size, b, mode, recipe, dtype, self.options.images) for b in self.grid.batches]
                  for size in self.grid.sizes}
         cells = [cell for branch in plans.values() for cell in branch]
-        if recipe and not fast_supported():
-            return self._mark(cells, "unavailable", "fast mode is not in this build of modomo")
         try:
             stack = self.load(dtype, recipe)
         except Exception as exc:  # noqa: BLE001 - a stack that cannot load fails its cells, not the sweep
-            status = "oom" if out_of_memory(exc) else "error"
+            status = "oom" if is_out_of_memory(exc) else "error"
             return self._mark(cells, status, f"loading the models: {(str(exc).splitlines() or [repr(exc)])[0]}")
         try:
             for size, branch in plans.items():
@@ -324,7 +301,7 @@ class Sweep:
                     self._report(cell)
         finally:
             del stack
-            free_device(self.device)
+            free_memory(self.device)
         return cells
 
     def _mark(self, cells: list[dict], status: str, error: str) -> list[dict]:

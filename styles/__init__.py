@@ -137,6 +137,7 @@ def parse_style(data: dict, file: Path) -> Style:
     high = in_range("controls.canny.high_threshold", get(canny, "high_threshold", int, "controls.canny."), 0, 1000)
     if high < low:
         raise StyleError(f"{file}: field 'controls.canny.high_threshold' is below 'low_threshold'")
+    base = {name: control(name) for name in ("depth", "canny")}
     return Style(
         name=get(data, "name", str),
         description=data.get("description", ""),
@@ -144,8 +145,8 @@ def parse_style(data: dict, file: Path) -> Style:
         negative_prompt=get(data, "negative_prompt", str),
         guidance_scale=in_range("guidance_scale", float(get(data, "guidance_scale", (int, float))), 1.0, 30.0),
         steps=int(in_range("steps", get(data, "steps", int), 1, 200)),
-        depth=control("depth"),
-        canny=control("canny"),
+        depth=base["depth"],
+        canny=base["canny"],
         canny_low=low,
         canny_high=high,
         source=str(file),
@@ -154,7 +155,7 @@ def parse_style(data: dict, file: Path) -> Style:
         loras=parse_loras(data, file),
         checkpoint=parse_checkpoint(data, file),
         variations=int(in_range("variations", get(data, "variations", int), 1, 16)) if "variations" in data else None,
-        fast=parse_fast(data, file, control_settings),
+        fast=parse_fast(data, file, base),
     )
 
 
@@ -183,9 +184,9 @@ def control_settings(table: dict, where: str, file: Path, base: ControlSettings 
     return ControlSettings(values["scale"], values["start"], values["end"])
 
 
-def parse_fast(data: dict, file: Path, control=control_settings) -> FastSettings:
+def parse_fast(data: dict, file: Path, base: dict[str, ControlSettings]) -> FastSettings:
     """`fast = true`, or a `[fast]` table: `enabled`, `recipe`, `steps`, `guidance_scale` and
-    `[fast.controls.depth]` / `[fast.controls.canny]` overrides for fast mode."""
+    `[fast.controls.depth]` / `[fast.controls.canny]` overrides of the style's own controls (`base`)."""
     value = data.get("fast", False)
     if isinstance(value, bool):
         return FastSettings(enabled=value)
@@ -200,13 +201,13 @@ def parse_fast(data: dict, file: Path, control=control_settings) -> FastSettings
     if recipe is not None and recipe not in RECIPES:
         raise StyleError(f"{file}: field 'fast.recipe' must be one of {', '.join(RECIPES)}, got {recipe!r}")
     controls = value.get("controls", {})
-    base = {name: control_settings(data["controls"][name], f"controls.{name}.", file) for name in ("depth", "canny")}
     return FastSettings(
         enabled=bool(value.get("enabled", False)), recipe=recipe,
         steps=int(_number(value, "steps", "fast.", file, 1, 50, int)) if "steps" in value else None,
         guidance_scale=float(_number(value, "guidance_scale", "fast.", file, 1.0, 30.0))
         if "guidance_scale" in value else None,
-        **{name: control(controls[name], f"fast.controls.{name}.", file, base[name]) for name in ("depth", "canny")
+        **{name: control_settings(controls[name], f"fast.controls.{name}.", file, base[name])
+           for name in ("depth", "canny")
            if name in controls})
 
 

@@ -3,7 +3,6 @@ results file and its chart, and files from two GPUs side by side."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import time
 from pathlib import Path
@@ -24,7 +23,6 @@ from pipeline.models.load import LoadOptions
 from styles import load_style
 
 # Fast cells can run once the fast-mode LoRA for random-weight presets is part of the build.
-FAST_READY = sweep.fast_supported() and importlib.util.find_spec("pipeline.models.fast_lora") is not None
 SMALL = ["--models", "tiny", "--sweep-sizes", "128x96", "--images", "2", "--steps", "2", "--gpu-price", "3.6"]
 
 
@@ -99,9 +97,6 @@ def test_fast_cells_follow_the_recipe_or_say_why_not(swept):
     _, results, _, _, _ = swept
     fast = results["cells"][2:]
     assert all(c["mode"] == "fast" and c["recipe"] == "lcm" for c in fast)
-    if not FAST_READY:
-        assert all(c["status"] in ("unavailable", "error") and c["error"] for c in fast)
-        pytest.skip("fast mode is not complete in this build: its cells record why")
     from pipeline.fast import RECIPES
 
     assert all(c["status"] == "ok" and c["steps"] == RECIPES["lcm"].steps for c in fast), fast
@@ -109,7 +104,7 @@ def test_fast_cells_follow_the_recipe_or_say_why_not(swept):
 
 def test_sweep_chart_is_a_real_image(swept):
     _, _, _, png_path, _ = swept
-    assert_real_image(png_path, 1540, (BLUE, ORANGE) if FAST_READY else (BLUE,))  # standard, fast
+    assert_real_image(png_path, 1540, (BLUE, ORANGE))  # standard, fast
 
 
 @pytest.fixture

@@ -20,12 +20,16 @@ def lora_weights(spec, pipe, name: str):
 
     source = lora_source(spec, name)
     if source is None:
-        recipe = RECIPES[name]
-        raise ModomoError(f"--fast {name}: the LoRA {recipe.hub_id} is not on this machine; fetch it with "
-                          f"`modomo models download {spec.name} --fast --fast-recipe {name}`")
+        raise ModomoError(missing(spec, name))
     if str(source).startswith("random:"):
         return random_lora(pipe.unet, name)
     return str(source)
+
+
+def missing(spec, name: str) -> str:
+    """The one line that says a recipe's LoRA is not on this machine, and how to fetch it."""
+    return (f"--fast {name}: the LoRA {RECIPES[name].hub_id} is not on this machine; fetch it with "
+            f"`modomo models download {spec.name} --fast --fast-recipe {name}`")
 
 
 def fuse(pipe, spec, name: str) -> None:

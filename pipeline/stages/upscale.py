@@ -76,11 +76,10 @@ class Upscaler:
     """Brings each frame's result to its `target_size`: super-resolution over tiles, Lanczos to the exact size,
     then the original photo's own pixels where the keep mask holds them."""
 
-    def __init__(self, model=None, device=None, dtype=None, tile: int = TILE, overlap: int = OVERLAP,
-                 batch: int | None = None):
-        """`model` is a spandrel ImageModelDescriptor or None (Lanczos only). `device` and `dtype` default to the
-        model's own; `batch` tiles go through the network at once (default: 4 on CUDA, 1 on the CPU, where a
-        bigger batch only costs memory)."""
+    def __init__(self, model=None, device=None, tile: int = TILE, overlap: int = OVERLAP, batch: int | None = None):
+        """`model` is a spandrel ImageModelDescriptor or None (Lanczos only), in the precision it was loaded in;
+        `device` defaults to the model's own; `batch` tiles go through the network at once (default: 4 on CUDA,
+        1 on the CPU, where a bigger batch only costs memory)."""
         self.model = model
         self.tile = max(8, int(tile))
         self.overlap = max(0, int(overlap))
@@ -89,10 +88,8 @@ class Upscaler:
             import torch
 
             self.device = torch.device(device) if device is not None else model.device
-            self.dtype = _torch_dtype(dtype) if dtype is not None else model.dtype
+            self.dtype = model.dtype
             model.to(self.device)
-            if self.dtype != model.dtype:
-                model.to(self.dtype)
         self.batch = batch or (4 if self.device is not None and self.device.type == "cuda" else 1)
 
     @property
@@ -169,13 +166,3 @@ def keep_original(result: Image.Image, original: Image.Image, keep: np.ndarray) 
     made[box] = np.clip(blend.round(), 0, 255).astype(np.uint8)
     return Image.fromarray(made)
 
-
-def _torch_dtype(value):
-    """A torch dtype from a dtype or its name (fp16, bf16, fp32, float16, ...)."""
-    import torch
-
-    if isinstance(value, torch.dtype):
-        return value
-    names = {"fp16": torch.float16, "half": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32,
-             "float": torch.float32}
-    return names.get(str(value)) or getattr(torch, str(value))
