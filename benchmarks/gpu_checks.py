@@ -31,14 +31,14 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.bench import BenchOptions, device_info, run_bench, synthetic_rooms, versions  # noqa: E402
+from pipeline.bench.bench import BenchOptions, device_info, run_bench, synthetic_rooms, versions  # noqa: E402
 from pipeline.config import RunConfig  # noqa: E402
-from pipeline.cost import resolve_price  # noqa: E402
+from pipeline.inputs.sources import collect_inputs  # noqa: E402
 from pipeline.models.load import load_stack, pick_device  # noqa: E402
-from pipeline.models.presets import resolve  # noqa: E402
-from pipeline.runner import Runner  # noqa: E402
-from pipeline.sinks import LocalSink  # noqa: E402
-from pipeline.sources import collect_inputs  # noqa: E402
+from pipeline.models.catalog import resolve  # noqa: E402
+from pipeline.outputs.sinks import LocalSink  # noqa: E402
+from pipeline.run.cost import resolve_price  # noqa: E402
+from pipeline.run.runner import Runner  # noqa: E402
 from styles import load_style  # noqa: E402
 
 

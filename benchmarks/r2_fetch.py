@@ -5,7 +5,7 @@
     python benchmarks/r2_fetch.py --location r2://bucket/prefix/   # a real bucket (R2_* variables), read-only
 
 Both ways list through the same paginator and fetch through the same `Item.read`; the pooled way
-uses `pipeline.prefetch.read_ahead`, the window the runner uses. Writes JSON beside this file.
+uses `pipeline.run.prefetch.read_ahead`, the window the runner uses. Writes JSON beside this file.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipeline.prefetch import read_ahead  # noqa: E402
+from pipeline.inputs.sources import collect_inputs  # noqa: E402
 from pipeline.r2 import Remote, Settings  # noqa: E402
-from pipeline.sources import collect_inputs  # noqa: E402
+from pipeline.run.prefetch import read_ahead  # noqa: E402
 
 
 def free_port() -> int:

@@ -27,10 +27,10 @@ def main() -> int:
 
     import torch
 
-    from pipeline import imaging
+    from pipeline.inputs import imaging
+    from pipeline.inputs.sources import walk_images
+    from pipeline.models.catalog import resolve
     from pipeline.models.load import load_clip, pick_device
-    from pipeline.models.presets import resolve
-    from pipeline.sources import walk_images
     from pipeline.stages.room import RoomClassifier
     from styles import room_name
 

@@ -109,7 +109,7 @@ def bench(
 
     with user_errors():
         if compare:  # results files only: no model loads
-            from pipeline.bench_compare import compare as compare_files
+            from pipeline.bench.compare import compare as compare_files
 
             return print_compare(*compare_files(inputs or [], compare_out))
         setup = _bench_setup(ctx.params)
@@ -120,11 +120,11 @@ def bench(
 
 def _bench_setup(p: dict):
     """The bench's RunConfig, device, price and load options, every option checked before models load."""
+    from pipeline.bench.sweep import check_sweep_options
     from pipeline.config import RunConfig
-    from pipeline.cost import resolve_price
     from pipeline.errors import UsageError
     from pipeline.models.load import LoadOptions, pick_device
-    from pipeline.sweep import check_sweep_options
+    from pipeline.run.cost import resolve_price
     from styles import load_style
 
     if p["images"] < 1 or p["warmup"] < 0:
@@ -147,9 +147,9 @@ def _bench_setup(p: dict):
 def _bench_sweep(ctx: typer.Context, config, torch_device, price, options) -> None:
     """--sweep: the grid into one results file and chart."""
     from modomo_cli.render import command_line, print_compare, print_sweep_cell
-    from pipeline.bench import BenchOptions
-    from pipeline.models.presets import resolve
-    from pipeline.sweep import Sweep, parse_grid, run_sweep
+    from pipeline.bench.bench import BenchOptions
+    from pipeline.bench.sweep import Sweep, parse_grid, run_sweep
+    from pipeline.models.catalog import resolve
 
     p = ctx.params
     axes = (p["sweep_batches"], p["sweep_sizes"], p["sweep_modes"],
@@ -167,10 +167,10 @@ def _bench_sweep(ctx: typer.Context, config, torch_device, price, options) -> No
 
 def _bench_once(p: dict, config, torch_device, price, options) -> None:
     """One configuration: the stage table, throughput, FLOP/s, cost; optionally against plain diffusers."""
-    from pipeline.bench import BenchOptions, run_bench
+    from pipeline.bench.bench import BenchOptions, run_bench
     from pipeline.errors import UsageError
+    from pipeline.models.catalog import resolve
     from pipeline.models.load import load_stack
-    from pipeline.models.presets import resolve
 
     try:
         width, height = (int(v) for v in p["synthetic_size"].lower().split("x"))
@@ -231,8 +231,8 @@ def score(
     with user_errors():
         import numpy as np
 
-        from pipeline import imaging
         from pipeline.errors import ImageError
+        from pipeline.inputs import imaging
         from pipeline.stages.validate import quality
 
         images = []
@@ -245,8 +245,8 @@ def score(
         if models:
             import torch
 
+            from pipeline.models.catalog import resolve
             from pipeline.models.load import load_depth, pick_device
-            from pipeline.models.presets import resolve
             from pipeline.stages.depth import DepthEstimator
 
             device = pick_device("auto")
@@ -277,8 +277,8 @@ def index_cmd(
 ) -> None:
     """Rebuild OUT/index.csv and OUT/index.jsonl from OUT's journal (all runs, all shards)."""
     with user_errors():
-        from pipeline.index import write_index
-        from pipeline.sinks import open_sink
+        from pipeline.outputs.index import write_index
+        from pipeline.outputs.sinks import open_sink
 
         sink = open_sink(out)
         sink.prepare()
@@ -342,8 +342,8 @@ def models_download(
     """Fetch a preset's weights into the standard caches (HF_HOME, ultralytics weights_dir); with --fast, the
     few-step LoRA as well."""
     with user_errors():
+        from pipeline.models.catalog import resolve
         from pipeline.models.download import download, download_fast, fast_recipes
-        from pipeline.models.presets import resolve
 
         recipes = fast_recipes(fast_recipe) if fast or fast_recipe else []
         spec = resolve(preset)

@@ -188,7 +188,7 @@ def shown(location: str) -> str:
 
 def print_sweep_cell(cell: dict) -> None:
     """One line per finished sweep cell, so a long sweep shows where it is and what each setting gave."""
-    from pipeline.bench_compare import label
+    from pipeline.bench.compare import label
 
     if cell["status"] == "ok":
         gpu = f", {cell['peak_gpu_gb']:.2f} GB GPU" if cell["peak_gpu_gb"] is not None else ""
@@ -202,7 +202,7 @@ def print_sweep_cell(cell: dict) -> None:
 def print_compare(results: list[dict], chart=None, title: str = "bench compare", written=None) -> None:
     """Configurations down, each results file's images/s and cost per 1,000 images across; then where the
     chart (and the results file, for a sweep) were written."""
-    from pipeline.bench_compare import table_rows
+    from pipeline.bench.compare import table_rows
 
     columns, rows = table_rows(results)
     table = Table(title=title, title_justify="left")

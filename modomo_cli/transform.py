@@ -115,8 +115,8 @@ def run_config(params: dict):
 
 def make_plan(ctx: typer.Context):
     """Everything that can be wrong with the options, the inputs or the output, found before models load."""
-    from pipeline.plan import build_plan
-    from pipeline.shards import from_environment, parse
+    from pipeline.run.plan import build_plan
+    from pipeline.run.shards import from_environment, parse
 
     p = ctx.params
     part = parse(p["shard"]) if p["shard"] else from_environment()
@@ -132,25 +132,25 @@ def make_plan(ctx: typer.Context):
 
 def execute(plan, progress: bool | None, as_json: bool, events: str | None = None) -> None:
     """Run the plan on its engine, print the summary (and JSON), write the report, exit with the run's code."""
-    from pipeline import engines
-    from pipeline.events import EventLog, fan_out
+    from pipeline.run import execute
+    from pipeline.run.events import EventLog, fan_out
 
     log = EventLog(events) if events else None
     with RunProgress(progress) as bar:
-        hooks = engines.Hooks(on_event=fan_out(bar, log), on_model=bar.loading,
+        hooks = execute.Hooks(on_event=fan_out(bar, log), on_model=bar.loading,
                               notice=lambda text: console.print(escape(text), soft_wrap=True))
         try:
-            result = engines.run(plan, hooks)
+            result = execute.run(plan, hooks)
         finally:
             if log is not None:
                 log.close()
     summary = result.to_json()
     print_summary(summary)
     if not result.fatal:
-        written = engines.write_report(plan, summary)
+        written = execute.write_report(plan, summary)
         if written:
             console.print(f"report      {written}", soft_wrap=True)
-        for page in engines.write_contact_sheet(plan, summary):
+        for page in execute.write_contact_sheet(plan, summary):
             console.print(f"sheet       {page}", soft_wrap=True)
     if as_json:
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")

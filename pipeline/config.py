@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.errors import UsageError
-from pipeline.settings import GenerateSettings, SpeedOptions
+from pipeline.stages.settings import GenerateSettings, SpeedOptions
 from styles import AUTO_ROOM, ROOMS, Style, room_name
 
 FORMATS = ("png", "jpeg", "webp")
@@ -52,7 +52,7 @@ class RunConfig:
     name_template: str | None = None  # --name: output names from {stem}, {parent}, {style}, {room}, {seed}, {n}
     variations: int | None = None  # results per job; None: the style's `variations`, else 1
     output_size: str = "working"  # the results' size: working, original (the photo's), or a long side in pixels
-    fast: str | None = None  # a few-step recipe (pipeline.fast.RECIPES) fused at load; None: the standard sampler
+    fast: str | None = None  # a few-step recipe (models.recipes) fused at load; None: the standard sampler
 
     @property
     def styles(self) -> list[Style]:
@@ -103,7 +103,7 @@ class RunConfig:
     def fast_recipe(self) -> str | None:
         """The run's few-step recipe: --fast / --fast-recipe, else the styles' own (`fast = true`), which
         must agree (the LoRA is fused into the one UNet every style shares)."""
-        from pipeline.fast import DEFAULT_RECIPE, recipe
+        from pipeline.models.recipes import DEFAULT_RECIPE, recipe
 
         if self.fast is not None:
             return recipe(self.fast).name
@@ -163,7 +163,7 @@ class RunConfig:
         s = style or self.style
         steps, guidance, depth, canny, eta = s.steps, s.guidance_scale, s.depth, s.canny, None
         if self.fast:
-            from pipeline.fast import RECIPES
+            from pipeline.models.recipes import RECIPES
 
             recipe, own = RECIPES[self.fast], s.fast
             steps, guidance, eta = own.steps or recipe.steps, own.guidance_scale or recipe.guidance_scale, recipe.eta
@@ -208,14 +208,14 @@ class RunConfig:
         }
 
     def fast_json(self) -> dict:
-        from pipeline.fast import RECIPES
+        from pipeline.models.recipes import RECIPES
 
         return RECIPES[self.fast].to_json()
 
     def result_hash(self, style: Style, model_ids: dict) -> str:
         """The hash of everything that shapes this style's results (not the batch size): the journal's
         test of whether an input is done with these settings."""
-        from pipeline.journal import settings_hash
+        from pipeline.outputs.journal import settings_hash
 
         settings = self.generate_settings(style)
         return settings_hash({

@@ -25,7 +25,7 @@ class Item:
     uri: str | None = None
     fetch: Callable[[], bytes] | None = field(default=None, compare=False, repr=False)
     version: str | None = field(default=None, compare=False)  # size+mtime or ETag: a changed input is redone
-    job: Any = None  # pipeline.manifest.Job: a manifest row's own settings; part of the identity
+    job: Any = None  # pipeline.inputs.manifest.Job: a manifest row's own settings; part of the identity
 
     @property
     def display(self) -> str:

@@ -192,7 +192,7 @@ def parse_fast(data: dict, file: Path, base: dict[str, ControlSettings]) -> Fast
         return FastSettings(enabled=value)
     if not isinstance(value, dict):
         raise StyleError(f"{file}: field 'fast' must be true/false or a [fast] table")
-    from pipeline.fast import RECIPES
+    from pipeline.models.recipes import RECIPES
 
     unknown = sorted(set(value) - {"enabled", "recipe", "steps", "guidance_scale", "controls"})
     if unknown:

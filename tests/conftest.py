@@ -101,8 +101,8 @@ def tiny_stack(tiny_bundle):
     """The tiny bundle loaded once on the CPU through the same code a user's bundle takes."""
     import torch
 
+    from pipeline.models.catalog import resolve
     from pipeline.models.load import load_stack
-    from pipeline.models.presets import resolve
 
     return load_stack(resolve(str(tiny_bundle)), torch.device("cpu"))
 

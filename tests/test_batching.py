@@ -11,8 +11,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from modomo_cli.app import app
-from pipeline.batching import size_batches
 from pipeline.frames import Frame, Item
+from pipeline.run.batching import size_batches
 
 SHAPES = {"landscape": (1200, 900), "portrait": (900, 1200), "square": (1000, 1000)}
 

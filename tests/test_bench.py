@@ -10,7 +10,7 @@ import torch
 from typer.testing import CliRunner
 
 from modomo_cli.app import app
-from pipeline.flops import forward_flops, per_image
+from pipeline.bench.flops import forward_flops, per_image
 from pipeline.models import random_sd15
 from pipeline.stages.generate import GenerateSettings
 from pipeline.stages.sampling import SpeedOptions
@@ -73,7 +73,7 @@ def test_bench_reports_sanity_and_batching(bench):
 
 
 def test_compiled_warmup_covers_every_batch_shape():
-    from pipeline.bench import warmup_sets
+    from pipeline.bench.bench import warmup_sets
 
     items = list(range(7))
     assert warmup_sets(items, 1, 4, compiled=False) == [[0]]

@@ -13,7 +13,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from modomo_cli.app import app
-from pipeline.index import safe_cell, to_csv
+from pipeline.outputs.index import safe_cell, to_csv
 
 PHOTO = "living-room-02-small.jpg"
 

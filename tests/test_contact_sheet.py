@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFont
 
-from pipeline.contact_sheet import (
+from pipeline.outputs.contact_sheet import (
     MAX_WIDTH,
     PLACEHOLDER,
     ROWS_PER_PAGE,
@@ -22,7 +22,7 @@ from pipeline.contact_sheet import (
     sheet_name,
     write_contact_sheet,
 )
-from pipeline.sinks import LocalSink
+from pipeline.outputs.sinks import LocalSink
 
 INPUT = (230, 200, 40)
 VARIATION_COLOURS = [(200, 40, 40), (40, 160, 60), (40, 70, 200)]

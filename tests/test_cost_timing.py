@@ -1,4 +1,4 @@
-"""Tests for pipeline.cost (GPU price per hour) and pipeline.timing (stage timers and their summary)."""
+"""Tests for pipeline.run.cost (GPU price per hour) and pipeline.stages.timing (stage timers and their summary)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from pipeline.cost import Price, price_table, resolve_price
 from pipeline.errors import UsageError
-from pipeline.timing import STAGES, summarise, timed
+from pipeline.run.cost import Price, price_table, resolve_price
+from pipeline.stages.timing import STAGES, summarise, timed
 
 # --------------------------------------------------------------------------- cost
 

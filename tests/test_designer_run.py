@@ -64,7 +64,7 @@ def test_every_result_is_at_its_photos_upright_original_size_three_per_job(desig
 
 
 def test_the_contact_sheet_shows_each_photo_and_its_three_results(designer_run, tmp_path):
-    from pipeline.contact_sheet import layout
+    from pipeline.outputs.contact_sheet import layout
 
     out, summary = designer_run
     sheet = Image.open(out / "contact-sheet.jpg").convert("RGB")

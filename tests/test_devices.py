@@ -12,9 +12,10 @@ import time
 import psutil
 import pytest
 
-from pipeline.engines.devices import parse_devices, worker_shards
 from pipeline.errors import UsageError
-from pipeline.shards import Shard
+from pipeline.run.engines.devices import worker_shards
+from pipeline.run.plan import parse_devices
+from pipeline.run.shards import Shard
 
 
 def folder_of(rooms, tmp_path, count: int):

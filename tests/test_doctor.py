@@ -110,7 +110,7 @@ def test_export_tiny_writes_a_loadable_bundle(tmp_path, rooms):
 
 
 def test_doctor_lists_each_fast_lora_as_optional(empty_caches):
-    from pipeline.fast import RECIPES
+    from pipeline.models.recipes import RECIPES
 
     checks = {(c["area"], c["name"]): c for c in json.loads(invoke("doctor", "--json").stdout)}
     for name, recipe in RECIPES.items():

@@ -13,11 +13,11 @@ import torch
 
 from pipeline.config import RunConfig
 from pipeline.errors import UsageError
-from pipeline.fast import RECIPES
+from pipeline.models.catalog import resolve
 from pipeline.models.fast_mode import fuse
-from pipeline.models.presets import resolve
-from pipeline.settings import GenerateSettings
+from pipeline.models.recipes import RECIPES
 from pipeline.stages.sampling import Sampler
+from pipeline.stages.settings import GenerateSettings
 from styles import STYLE_DIR, load_style
 from tests.conftest import restyle
 from tests.test_sampling import SIZE, make_frames, pixels

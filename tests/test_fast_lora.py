@@ -19,11 +19,12 @@ from typer.testing import CliRunner
 
 from modomo_cli.app import app
 from pipeline.errors import ModomoError, UsageError
-from pipeline.fast import RECIPES
 from pipeline.models import fast_lora, random_sd15
+from pipeline.models.catalog import resolve
 from pipeline.models.download import download_fast, fast_recipes
 from pipeline.models.fast_lora import LAYOUTS, SD15_KEYS, layout, lora_shapes, lora_source, random_lora
-from pipeline.models.presets import bundle_fast_loras, resolve, sd15
+from pipeline.models.presets import bundle_fast_loras, sd15
+from pipeline.models.recipes import RECIPES
 from pipeline.models.tiny import FAST_RANK
 from tests.test_doctor import empty_caches, fake_hub_cache  # noqa: F401 - the fixture is used by name
 

@@ -1,4 +1,4 @@
-"""Tests for pipeline.imaging: decoding every odd input to RGB, sizing and encoding."""
+"""Tests for pipeline.inputs.imaging: decoding every odd input to RGB, sizing and encoding."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from PIL import Image, ImageFile
 
 from pipeline.errors import ImageError
-from pipeline.imaging import (
+from pipeline.inputs.imaging import (
     IMAGE_SUFFIXES,
     content_type,
     decode,

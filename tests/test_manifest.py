@@ -12,7 +12,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from modomo_cli.app import app
-from pipeline.manifest import COLUMNS
+from pipeline.inputs.manifest import COLUMNS
 from styles import ROOMS
 
 PHOTO = "living-room-02-small.jpg"

@@ -15,9 +15,9 @@ from PIL import Image
 
 from pipeline.errors import ModomoError, UsageError
 from pipeline.frames import Item
-from pipeline.seeds import derive_seed
-from pipeline.sinks import LocalSink, OutputError, output_stems, temp_owner
-from pipeline.sources import collect_inputs
+from pipeline.inputs.seeds import derive_seed
+from pipeline.inputs.sources import collect_inputs
+from pipeline.outputs.sinks import LocalSink, OutputError, output_stems, temp_owner
 
 # --------------------------------------------------------------------------- seeds
 

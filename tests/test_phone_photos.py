@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import ExifTags, Image, ImageCms
 
-from pipeline.imaging import IMAGE_SUFFIXES, capture_facts, decode, encode
-from pipeline.sources import collect_inputs
+from pipeline.inputs.imaging import IMAGE_SUFFIXES, capture_facts, decode, encode
+from pipeline.inputs.sources import collect_inputs
 from tests.conftest import restyle
 
 RED, BLUE = (255, 0, 0), (0, 0, 255)

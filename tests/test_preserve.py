@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from pipeline import imaging
 from pipeline.errors import UsageError
+from pipeline.inputs import imaging
 from pipeline.stages.preserve import find_user_mask, resolve_labels, soften
 
 PHOTO = "living-room-02-small.jpg"

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 from modomo_cli.app import app
 from pipeline import r2
 from pipeline.errors import ModomoError, UsageError
-from pipeline.imaging import IMAGE_SUFFIXES
-from pipeline.sinks import R2Sink
+from pipeline.inputs.imaging import IMAGE_SUFFIXES
+from pipeline.outputs.sinks import R2Sink
 
 PHOTO = "living-room-02-small.jpg"
 
@@ -181,7 +181,7 @@ def test_transient_faults_are_retried_and_a_failing_object_fails_alone(
 
 
 def test_multipart_upload_above_the_threshold(moto_server, r2_env, fault_proxy, monkeypatch):
-    monkeypatch.setattr("pipeline.sinks.MULTIPART_THRESHOLD", 5 * 1024 * 1024)
+    monkeypatch.setattr("pipeline.outputs.sinks.MULTIPART_THRESHOLD", 5 * 1024 * 1024)
     monkeypatch.setenv("R2_ENDPOINT_URL", fault_proxy.endpoint)
     sink = R2Sink(r2.Remote(), r2.parse("r2:///out/", r2_env))
     data = bytes(range(256)) * (6 * 1024 * 4)  # 6 MiB

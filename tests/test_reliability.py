@@ -420,7 +420,7 @@ def test_unwritable_output_fails_before_models_load(tiny_bundle, rooms, tmp_path
 
 
 def test_stale_temporary_files_are_swept(tiny_bundle, rooms, tmp_path):
-    from pipeline.sinks import LocalSink
+    from pipeline.outputs.sinks import LocalSink
 
     out = tmp_path / "out"
     LocalSink(out).prepare()

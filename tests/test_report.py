@@ -24,8 +24,8 @@ from PIL import Image, ImageEnhance
 from typer.testing import CliRunner
 
 from modomo_cli.app import app
-from pipeline.report import PAGE_SIZE, FolderLinks, _href, write_report
-from pipeline.sinks import LocalSink
+from pipeline.outputs.report import PAGE_SIZE, FolderLinks, _href, write_report
+from pipeline.outputs.sinks import LocalSink
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",

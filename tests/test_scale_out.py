@@ -18,7 +18,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from modomo_cli.app import app
-from pipeline.sinks import LocalSink
+from pipeline.outputs.sinks import LocalSink
 
 PHOTO = "living-room-02-small.jpg"
 ENGINES = {"modomo": [], "devices": ["--devices", "cpu,cpu"], "ray": ["--engine", "ray", "--actors", "2"]}
@@ -236,9 +236,9 @@ def test_ray_reads_the_journal_once_and_keeps_mixed_sizes_batched(ray_local, tin
 
 def test_dead_workers_images_are_ok_only_for_this_runs_settings_and_input_version(tiny_bundle, rooms, tmp_path):
     from pipeline.config import RunConfig
-    from pipeline.engines.devices import Worker, merge_records
-    from pipeline.plan import build_plan
-    from pipeline.shards import Shard
+    from pipeline.run.engines.devices import Worker, merge_records
+    from pipeline.run.plan import build_plan
+    from pipeline.run.shards import Shard
     from styles import load_style
 
     inputs, out = photos(tmp_path / "in", rooms, 3), tmp_path / "out"

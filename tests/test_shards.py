@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from modomo_cli.app import app
 from pipeline.errors import UsageError
-from pipeline.shards import Shard, from_environment, parse, shard_of
+from pipeline.run.shards import Shard, from_environment, parse, shard_of
 
 keys = st.lists(st.text(alphabet="abc/é .jpg", min_size=1, max_size=20), unique=True, max_size=60)
 

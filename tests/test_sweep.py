@@ -14,12 +14,13 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from modomo_cli.app import app
-from pipeline import bench_compare, sweep
-from pipeline.bench import BenchOptions
+from pipeline.bench import compare as bench_compare
+from pipeline.bench import sweep
+from pipeline.bench.bench import BenchOptions
 from pipeline.config import RunConfig
-from pipeline.cost import Price
 from pipeline.errors import UsageError
 from pipeline.models.load import LoadOptions
+from pipeline.run.cost import Price
 from styles import load_style
 
 # Fast cells can run once the fast-mode LoRA for random-weight presets is part of the build.
@@ -97,7 +98,7 @@ def test_fast_cells_follow_the_recipe_or_say_why_not(swept):
     _, results, _, _, _ = swept
     fast = results["cells"][2:]
     assert all(c["mode"] == "fast" and c["recipe"] == "lcm" for c in fast)
-    from pipeline.fast import RECIPES
+    from pipeline.models.recipes import RECIPES
 
     assert all(c["status"] == "ok" and c["steps"] == RECIPES["lcm"].steps for c in fast), fast
 
@@ -141,9 +142,9 @@ def test_out_of_memory_stops_the_branch(oom_from_batch_two, tmp_path):
 
 def test_a_raised_out_of_memory_is_an_oom_cell(monkeypatch, tiny_stack):
     """An out-of-memory that escapes run_bench (a stage other than generate) is caught per cell too."""
-    import pipeline.bench
+    import pipeline.bench.bench
 
-    real, ran = pipeline.bench.run_bench, []
+    real, ran = pipeline.bench.bench.run_bench, []
 
     def run_bench(config, *args, **kwargs):
         ran.append(config.batch_size)
@@ -151,7 +152,7 @@ def test_a_raised_out_of_memory_is_an_oom_cell(monkeypatch, tiny_stack):
             raise torch.OutOfMemoryError("CUDA out of memory (injected)")
         return real(config, *args, **kwargs)
 
-    monkeypatch.setattr(pipeline.bench, "run_bench", run_bench)
+    monkeypatch.setattr(pipeline.bench.bench, "run_bench", run_bench)
     monkeypatch.setattr(sweep.Sweep, "load", lambda self, dtype, recipe: tiny_stack)
     config = RunConfig(inputs=[], out="", style=load_style("boho"), models="tiny", steps=2, retries=0, device="cpu")
     plan = sweep.Sweep(tiny_stack.spec, torch.device("cpu"), config, Price(0.0, "USD", "test"),

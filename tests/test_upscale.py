@@ -20,8 +20,9 @@ from pipeline.errors import UsageError
 from pipeline.frames import Frame, Item
 from pipeline.models import upscaler
 from pipeline.models.awaken import zero_weights
+from pipeline.models.catalog import random_sd15
 from pipeline.models.load import load_upscaler
-from pipeline.models.presets import bundle, random_sd15, sd15
+from pipeline.models.presets import bundle, sd15
 from pipeline.stages.preserve import Compositor, soften
 from pipeline.stages.upscale import Upscaler, output_size, windows
 

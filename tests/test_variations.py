@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 
 from modomo_cli.app import app
 from pipeline.frames import Frame, Item
-from pipeline.naming import variation_stem
-from pipeline.runner import retry_key, variations_of
-from pipeline.seeds import derive_seed
+from pipeline.inputs.seeds import derive_seed
+from pipeline.outputs.names import variation_stem
+from pipeline.run.runner import retry_key, variations_of
 from pipeline.stages.sampling import Sampler, distinct
 from tests.conftest import restyle
 from tests.test_sampling import SETTINGS, SIZE, make_frames
@@ -110,7 +110,7 @@ def test_three_variations_in_one_run(tiny_bundle, photo, tmp_path):
 
 def test_resume_counts_a_job_done_only_when_every_variation_is(tiny_bundle, photo, tmp_path, monkeypatch):
     """A job whose third result cannot be written fails whole: nothing in the journal, redone next run."""
-    from pipeline.outputs import OutputWriter
+    from pipeline.outputs.writer import OutputWriter
 
     out = tmp_path / "out"
     real = OutputWriter.write_files

@@ -25,7 +25,7 @@ def load_components(file: Path, config_folder: str, dtype: torch.dtype, local_on
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextModel
 
-    from pipeline.models.load import quiet_libraries
+    from pipeline.models.runtime import quiet_libraries
 
     quiet_libraries()
     parts = {"unet": UNet2DConditionModel, "vae": AutoencoderKL}

@@ -53,7 +53,7 @@ def download(spec: ModelSpec, report: Callable[[str], None] = print) -> list[str
 
 def fast_recipes(choice: str | None) -> list[str]:
     """The recipes `--fast-recipe` names: one, or `all`; none given is the default recipe."""
-    from pipeline.fast import DEFAULT_RECIPE, RECIPES
+    from pipeline.models.recipes import DEFAULT_RECIPE, RECIPES
 
     if choice is None:
         return [DEFAULT_RECIPE]

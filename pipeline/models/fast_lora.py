@@ -1,4 +1,4 @@
-"""The few-step LoRAs of `--fast` (pipeline.fast): where a preset's file is, and seeded random ones in the real
+"""The few-step LoRAs of `--fast` (models.recipes): where a preset's file is, and seeded random ones in the real
 files' exact layout, so presets without downloaded weights (tiny, random-sd15) fuse the same keys the real files
 carry, through the same `load_lora_weights` path.
 
@@ -85,7 +85,7 @@ SD15_KEYS = 834  # keys of each real file: 278 adapted modules x (down, up, alph
 
 def layout(recipe: str) -> Layout:
     """The recipe's file layout; an unknown recipe is a usage error naming the choices."""
-    from pipeline.fast import recipe as lookup
+    from pipeline.models.recipes import recipe as lookup
 
     return LAYOUTS[lookup(recipe).name]
 

@@ -8,7 +8,7 @@ back (the bench times plain diffusers at the style's standard settings beside fa
 from __future__ import annotations
 
 from pipeline.errors import ModomoError
-from pipeline.fast import RECIPES
+from pipeline.models.recipes import RECIPES
 
 ADAPTER = "fast"
 

@@ -12,7 +12,7 @@ import torch
 
 from pipeline.errors import ModomoError
 from pipeline.models.presets import ModelSpec
-from pipeline.timing import synchronize
+from pipeline.models.runtime import quiet_libraries, synchronize
 
 
 @dataclass
@@ -60,7 +60,7 @@ class LoadOptions:
 
     dtype: str = "auto"  # auto, fp16, bf16, fp32
     channels_last: str = "auto"  # auto, on, off
-    fast: str | None = None  # a few-step recipe (pipeline.fast) whose LoRA is fused into the UNet at load
+    fast: str | None = None  # a few-step recipe (pipeline.models.recipes) whose LoRA is fused into the UNet at load
 
     def torch_dtype(self, device: torch.device) -> torch.dtype:
         if self.dtype == "auto":
@@ -171,20 +171,6 @@ def load_depth(spec: ModelSpec, device: torch.device, dtype: torch.dtype):
     processor = _from_pretrained(AutoImageProcessor, spec.depth, spec)
     model = _from_pretrained(AutoModelForDepthEstimation, spec.depth, spec, dtype=dtype)
     return model.to(device).eval(), processor
-
-
-def quiet_libraries() -> None:
-    """The libraries' own progress bars and advice would bury modomo's output on stderr."""
-    import warnings
-
-    from diffusers.utils import logging as diffusers_logging
-    from transformers.utils import logging as transformers_logging
-
-    for logging in (diffusers_logging, transformers_logging):
-        logging.set_verbosity_error()
-        logging.disable_progress_bar()
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", message=".*torch_dtype.*")
 
 
 def load_clip(spec: ModelSpec, device: torch.device, dtype: torch.dtype):

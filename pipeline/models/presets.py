@@ -13,7 +13,7 @@ A bundle folder (`--models DIR`) has this layout, each part in its library's own
     clip/                   optional: transformers CLIPModel + processor, for the style-adherence score
     upscaler/FILE           optional: one super-resolution weight spandrel loads (.safetensors, .pth, .pt, .ckpt),
                             for results larger than the working size (--output-size)
-    fast/RECIPE.safetensors optional, per recipe of pipeline.fast (lcm, tcd, hyper): the few-step LoRA that --fast
+    fast/RECIPE.safetensors optional, per recipe of models.recipes (lcm, tcd, hyper): the few-step LoRA that --fast
                             fuses into the UNet, in the layout of the recipe's published file
 """
 
@@ -21,15 +21,19 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.errors import ModomoError, UsageError
+from pipeline.errors import ModomoError
 
 BUNDLE_FILE = "modomo-bundle.json"
 BUNDLE_FORMAT = 1
 # 3: ControlNet outputs and position embeddings are not zero; 4: with CLIP; 5: with an upscaler; 6: with fast LoRAs
 TINY_VERSION = 6
+# Real-ESRGAN x4plus, for results above the working size (loaded by pipeline.models.upscaler)
+SD15_REPO = "lllyasviel/Annotators"
+SD15_FILE = "RealESRGAN_x4plus.pth"
+SD15_UPSCALER = f"hub:{SD15_REPO}/{SD15_FILE}"
 UPSCALER_SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt")  # the weight formats spandrel reads
 
 
@@ -52,7 +56,7 @@ class ModelSpec:
     # Optional super-resolution weight for results above the working size: a path, or "hub:REPO/FILE". Not in
     # `ids()`: it shapes a result only when the result leaves the working size, so the run adds it then.
     upscaler: str | None = None
-    # Per few-step recipe (pipeline.fast), its LoRA: "hub:REPO/FILE", a path, or "random:RECIPE" (built in memory).
+    # Per few-step recipe (models.recipes), its LoRA: "hub:REPO/FILE", a path, or "random:RECIPE" (built in memory).
     # Not in `ids()`: a run records the recipe it fused on its own, and results without --fast stay as they were.
     fast_loras: dict[str, str] = field(default_factory=dict, hash=False)
 
@@ -86,8 +90,7 @@ def sd15() -> ModelSpec:
     """The default: public SD1.5, v1.1 depth and canny ControlNets, DPT-Large, YOLO11m, SAM2.1 tiny,
     Real-ESRGAN x4plus for results above the working size (its source: `pipeline.models.upscaler`), and each
     few-step recipe's published LoRA for --fast."""
-    from pipeline.fast import RECIPES
-    from pipeline.models.upscaler import SD15_UPSCALER
+    from pipeline.models.recipes import RECIPES
 
     return ModelSpec(
         name="sd15",
@@ -118,23 +121,6 @@ def cache_dir() -> Path:
         return Path(os.environ["MODOMO_CACHE"])
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return base / "modomo"
-
-
-def tiny() -> ModelSpec:
-    """The tiny random bundle, built once into the cache, then loaded like any bundle."""
-    folder = cache_dir() / f"tiny-v{TINY_VERSION}"
-    if not (folder / BUNDLE_FILE).is_file():
-        from pipeline.models.tiny import build_tiny_bundle
-
-        tmp = folder.with_name(folder.name + f".tmp-{os.getpid()}")
-        build_tiny_bundle(tmp)
-        try:
-            tmp.rename(folder)
-        except OSError:  # another process built it first
-            import shutil
-
-            shutil.rmtree(tmp, ignore_errors=True)
-    return replace(bundle(folder), name="tiny", random_weights=True)
 
 
 def bundle(folder: str | Path) -> ModelSpec:
@@ -178,26 +164,7 @@ def bundle_upscaler(folder: Path) -> str | None:
 
 def bundle_fast_loras(folder: Path) -> dict[str, str]:
     """The bundle's few-step LoRAs: `fast/<recipe>.safetensors` for each recipe whose file is there."""
-    from pipeline.fast import RECIPES
+    from pipeline.models.recipes import RECIPES
 
     files = {name: folder / "fast" / f"{name}.safetensors" for name in RECIPES}
     return {name: str(path) for name, path in files.items() if path.is_file()}
-
-
-def random_sd15() -> ModelSpec:
-    """Full-size architectures with random weights, for timing without downloads."""
-    from pipeline.models import random_sd15 as module
-
-    return module.spec()
-
-
-PRESETS = {"sd15": sd15, "tiny": tiny, "random-sd15": random_sd15}
-
-
-def resolve(name: str) -> ModelSpec:
-    """A preset name or a bundle folder to a `ModelSpec`."""
-    if name in PRESETS:
-        return PRESETS[name]()
-    if Path(name).expanduser().is_dir():
-        return bundle(name)
-    raise UsageError(f"--models {name!r}: not a preset ({', '.join(PRESETS)}) nor a bundle folder")

@@ -25,7 +25,7 @@ def configs() -> dict:
 
 def spec() -> ModelSpec:
     """The preset's description; the `build_*` functions make the models."""
-    from pipeline.fast import RECIPES
+    from pipeline.models.recipes import RECIPES
 
     data = configs()
     return ModelSpec(

@@ -127,8 +127,8 @@ def build_controlnet(folder: Path, seed: int) -> None:
 def build_fast_loras(folder: Path, unet, seed: int) -> list[Path]:
     """Each few-step recipe's LoRA for the tiny UNet, random, in the published file's names, dtype and header:
     the `fast/` part of a bundle, fused at load by --fast like the real files."""
-    from pipeline.fast import RECIPES
     from pipeline.models.fast_lora import layout, random_lora, save
+    from pipeline.models.recipes import RECIPES
 
     return [save(random_lora(unet, name, seed=seed, rank=FAST_RANK), folder / f"{name}.safetensors",
                  layout(name).metadata) for name in RECIPES]
@@ -189,7 +189,7 @@ def build_upscaler(folder: Path, seed: int) -> Path:
 
 def build_tiny_bundle(folder: str | Path, seed: int = 0) -> Path:
     """Write the whole tiny bundle into `folder` (layout: `pipeline.models.presets`)."""
-    from pipeline.models.load import quiet_libraries
+    from pipeline.models.runtime import quiet_libraries
 
     quiet_libraries()
     folder = Path(folder)

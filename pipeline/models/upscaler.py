@@ -31,10 +31,8 @@ import re
 from pathlib import Path
 
 from pipeline.errors import ModomoError
+from pipeline.models.presets import hub_file_cached
 
-SD15_REPO = "lllyasviel/Annotators"
-SD15_FILE = "RealESRGAN_x4plus.pth"
-SD15_UPSCALER = f"hub:{SD15_REPO}/{SD15_FILE}"
 TINY_FILE = "realesrgan-tiny-x4.safetensors"
 X4PLUS = {"num_filters": 64, "num_blocks": 23, "scale": 4}  # RealESRGAN_x4plus's hyperparameters
 DETAIL = 0.05  # std of what the random networks add to the upsampled picture, in [0, 1] units
@@ -53,8 +51,6 @@ def weight_path(spec) -> Path | None:
     if not spec.upscaler or spec.upscaler.startswith("random:"):
         return None
     if spec.upscaler.startswith("hub:"):
-        from pipeline.models.presets import hub_file_cached
-
         found = hub_file_cached(*hub_parts(spec.upscaler))
         return Path(found) if found else None
     path = Path(spec.upscaler)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 
 from pipeline.frames import Frame
-from pipeline.settings import GenerateSettings, SpeedOptions
 from pipeline.stages.offload import MemoryState, ModelPlacer, free_memory
 from pipeline.stages.sampling import Sampler
+from pipeline.stages.settings import GenerateSettings, SpeedOptions
 
 __all__ = ["GenerateSettings", "Generator", "PlainDiffusersGenerator", "render_with_diffusers"]
 

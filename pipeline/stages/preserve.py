@@ -13,9 +13,9 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from pipeline import imaging
 from pipeline.errors import ImageError, UsageError
 from pipeline.frames import Frame
+from pipeline.inputs import imaging
 from pipeline.stages.detect import FURNITURE_CLASSES
 
 ALIASES = {

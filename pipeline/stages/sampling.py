@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from diffusers.utils.torch_utils import randn_tensor
 
-from pipeline.settings import SpeedOptions, control_windows
 from pipeline.stages.offload import ModelPlacer
+from pipeline.stages.settings import SpeedOptions, control_windows
 
 __all__ = ["Sampler", "SpeedOptions", "control_windows", "precomputed_conditioning"]
 

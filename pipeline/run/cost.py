@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pipeline.errors import UsageError
 
-PRICE_FILE = Path(__file__).resolve().parent / "data" / "gpu_prices.toml"
+PRICE_FILE = Path(__file__).resolve().parents[1] / "data" / "gpu_prices.toml"
 
 
 @dataclass(frozen=True)

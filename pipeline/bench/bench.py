@@ -18,17 +18,18 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from pipeline.bench.flops import forward_flops, per_image
 from pipeline.config import RunConfig
-from pipeline.cost import Price, lookup
-from pipeline.flops import forward_flops, per_image
 from pipeline.frames import Item
+from pipeline.inputs.sources import collect_inputs
 from pipeline.models.load import ModelStack
-from pipeline.result import RunResult
-from pipeline.runner import Runner
-from pipeline.settings import SpeedOptions
-from pipeline.sinks import LocalSink
-from pipeline.sources import collect_inputs
-from pipeline.timing import summarise, synchronize
+from pipeline.models.runtime import synchronize
+from pipeline.outputs.sinks import LocalSink
+from pipeline.run.cost import Price, lookup
+from pipeline.run.result import RunResult
+from pipeline.run.runner import Runner
+from pipeline.stages.settings import SpeedOptions
+from pipeline.stages.timing import summarise
 
 MONTHLY_VOLUMES = (100, 1_000, 5_000, 10_000)
 # The deployed system (DEPLOYMENT.md): 15.2 s and GBP 0.02 per 512x512 image on a Modal T4, 20 UniPC steps,

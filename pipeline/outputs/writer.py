@@ -6,15 +6,16 @@ import json
 from datetime import UTC, datetime
 from urllib.parse import quote
 
-from pipeline import __version__, imaging
+from pipeline import __version__
 from pipeline.config import RunConfig
 from pipeline.errors import ModomoError
 from pipeline.frames import Frame
-from pipeline.naming import variation_stem
-from pipeline.overlay import draw_objects
-from pipeline.records import ImageRecord
-from pipeline.sinks import OutputError
-from pipeline.timing import timed
+from pipeline.inputs import imaging
+from pipeline.outputs.names import variation_stem
+from pipeline.outputs.overlay import draw_objects
+from pipeline.outputs.records import ImageRecord
+from pipeline.outputs.sinks import OutputError
+from pipeline.stages.timing import timed
 
 THUMBNAIL_SIDE = 256
 

@@ -1,47 +1,28 @@
-"""The ways to run a plan: in this process, one worker process per device, or a Ray actor pool.
-
-Each takes the same RunPlan and returns a RunResult with the same records, so every option means
-the same under each; what an engine cannot honour is refused by the plan with one line.
-"""
+"""Run a plan on its engine, then write the views of the output the plan asks for (index, report, sheet)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-
-from pipeline.plan import RunPlan
-from pipeline.result import RunResult
-
-
-def _ignore(*args, **kwargs) -> None:
-    return None
-
-
-@dataclass
-class Hooks:
-    """What the caller sees while a run goes: progress events, models loading, one-line notices."""
-
-    on_event: Callable[..., None] = field(default=_ignore)
-    on_model: Callable[[str], None] | None = None
-    notice: Callable[[str], None] = field(default=_ignore)
+from pipeline.run.hooks import Hooks
+from pipeline.run.plan import RunPlan
+from pipeline.run.result import RunResult
 
 
 def run(plan: RunPlan, hooks: Hooks | None = None) -> RunResult:
     """Run the plan on its engine."""
-    from pipeline.events import fan_out, record_log_hook
+    from pipeline.run.events import fan_out, record_log_hook
 
     hooks = hooks or Hooks()
     hooks = Hooks(fan_out(hooks.on_event, record_log_hook()), hooks.on_model, hooks.notice)
     if plan.engine == "devices":
-        from pipeline.engines.devices import run as engine
+        from pipeline.run.engines.devices import run as engine
     elif plan.engine == "ray":
-        from pipeline.engines.ray import run as engine
+        from pipeline.run.engines.ray import run as engine
     else:
-        from pipeline.engines.local import run as engine
+        from pipeline.run.engines.local import run as engine
     result = engine(plan, hooks)
     if not result.fatal:
         from pipeline.errors import ModomoError
-        from pipeline.index import write_index
+        from pipeline.outputs.index import write_index
 
         try:
             result.extra["index"] = write_index(plan.sink)
@@ -54,7 +35,7 @@ def write_report(plan: RunPlan, summary: dict) -> str | None:
     """report.html into the output when the plan asks for it; its location."""
     if not plan.report:
         return None
-    from pipeline.report import write_report as write
+    from pipeline.outputs.report import write_report as write
 
     return write(summary, plan.sink)
 
@@ -63,8 +44,8 @@ def write_contact_sheet(plan: RunPlan, summary: dict) -> list[str]:
     """contact-sheet.jpg (and its further pages) into the output when the plan asks for it; their locations."""
     if not plan.contact_sheet:
         return []
-    from pipeline.contact_sheet import write_contact_sheet as write
     from pipeline.errors import ModomoError
+    from pipeline.outputs.contact_sheet import write_contact_sheet as write
 
     inputs = {item.identity: item for item in plan.everything}
 

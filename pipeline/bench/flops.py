@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from pipeline.settings import SpeedOptions, control_windows
+from pipeline.stages.settings import SpeedOptions, control_windows
 
 
 def _count(fn) -> float:

@@ -26,8 +26,8 @@ from pathlib import Path, PurePosixPath
 
 from pipeline.errors import UsageError
 from pipeline.frames import Item
+from pipeline.inputs.sources import file_version
 from pipeline.r2 import Remote, is_remote
-from pipeline.sources import file_version
 from styles import ROOMS, room_name
 
 COLUMNS = ("input", "style", "room", "prompt", "negative_prompt", "seed", "preserve", "mask", "name", "variations")

@@ -14,28 +14,28 @@ import json
 import os
 import time
 
-from pipeline.batching import WINDOW_BATCHES, batching_report
 from pipeline.config import RunConfig
-from pipeline.cost import Price, resolve_price
-from pipeline.engines import Hooks
 from pipeline.errors import ModomoError
-from pipeline.journal import Journal
 from pipeline.models.presets import ModelSpec
-from pipeline.plan import RunPlan
-from pipeline.records import ImageRecord
-from pipeline.result import RunResult
+from pipeline.outputs.journal import Journal
+from pipeline.outputs.records import ImageRecord
+from pipeline.run.batching import WINDOW_BATCHES, batching_report
+from pipeline.run.cost import Price, resolve_price
+from pipeline.run.hooks import Hooks
+from pipeline.run.plan import RunPlan
+from pipeline.run.result import RunResult
 
 
 class TransformActor:
     """Loads the stack and sets up a Runner once, then restyles each batch of input identities it is given."""
 
     def __init__(self, config: RunConfig, spec: ModelSpec, device: str, cwd: str):
-        from pipeline.journal import JournalBuffer
         from pipeline.models.load import LoadOptions, load_stack, pick_device
-        from pipeline.plan import list_inputs
+        from pipeline.outputs.journal import JournalBuffer
+        from pipeline.outputs.sinks import open_sink
         from pipeline.r2 import Remote
-        from pipeline.runner import Runner
-        from pipeline.sinks import open_sink
+        from pipeline.run.plan import list_inputs
+        from pipeline.run.runner import Runner
 
         os.chdir(cwd)  # the driver's: relative inputs, output, masks and LoRAs mean the same here
         remote = Remote(pool_size=config.workers * 2 + 2)
@@ -53,7 +53,7 @@ class TransformActor:
         self.fatal: str | None = None  # an output error stops this actor's later batches too
 
     def __call__(self, batch: dict) -> dict:
-        from pipeline.result import RunResult
+        from pipeline.run.result import RunResult
 
         items = [self.by_id[identity] for identity in batch["id"]]
         todo = {identity: [run for run in self.runner.styles if run.style.name in json.loads(names)]

@@ -14,7 +14,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-from pipeline.sinks import LocalSink, R2Sink
+from pipeline.outputs.sinks import LocalSink, R2Sink
 
 LOCAL_JOURNAL = ".modomo/journal.jsonl"
 SEGMENT_PREFIX = ".modomo/journal/"

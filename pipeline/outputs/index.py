@@ -15,7 +15,7 @@ import csv
 import io
 import json
 
-from pipeline.journal import Journal
+from pipeline.outputs.journal import Journal
 
 COLUMNS = ("input", "style", "variation", "room", "room_probability", "status", "error", "result", "thumbnail",
            "result_url", "thumbnail_url", "seed", "quality", "passed", "settings", "finished", "manifest_line", "id")

@@ -19,17 +19,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.batching import merge_reports
-from pipeline.cost import Price, resolve_price
-from pipeline.engines import Hooks
-from pipeline.errors import UsageError
-from pipeline.events import RECORD_LOG
-from pipeline.journal import Journal
-from pipeline.plan import RunPlan
-from pipeline.records import ImageRecord
-from pipeline.result import RunResult
-from pipeline.shards import Shard
-from pipeline.signals import on_stop_signals
+from pipeline.outputs.journal import Journal
+from pipeline.outputs.records import ImageRecord
+from pipeline.run.batching import merge_reports
+from pipeline.run.cost import Price, resolve_price
+from pipeline.run.events import RECORD_LOG
+from pipeline.run.hooks import Hooks
+from pipeline.run.plan import RunPlan
+from pipeline.run.result import RunResult
+from pipeline.run.shards import Shard
+from pipeline.run.signals import on_stop_signals
 
 
 @dataclass
@@ -51,41 +50,6 @@ class Worker:
             return f"worker on {self.device} was killed ({signal.Signals(-code).name})"
         tail = self.stderr.strip().splitlines()[-1:] or ["no output"]
         return f"worker on {self.device} exited with {code}: {tail[0]}"
-
-
-def _cuda_index(part: str, text: str) -> int:
-    number = part.removeprefix("cuda:")
-    if not number.isdigit():
-        raise UsageError(f"--devices {text!r}: {part!r} is not a device; use all, GPU numbers (0,1), "
-                         "cuda:N or cpu")
-    return int(number)
-
-
-def parse_devices(text: str) -> list[str]:
-    """`all`, `0,1,2,3`, `cuda:0,cuda:1`, or `cpu,cpu` (several CPU workers); anything else is a usage error."""
-    import torch
-
-    count = torch.cuda.device_count()
-    if text.strip() == "all":
-        if count == 0:
-            raise UsageError("--devices all: no CUDA GPU on this machine")
-        return [f"cuda:{i}" for i in range(count)]
-    parts = [p.strip().lower() for p in text.split(",") if p.strip()]
-    if not parts:
-        raise UsageError(f"--devices {text!r}: name at least one device")
-    devices = []
-    for part in parts:
-        if part == "cpu":
-            devices.append("cpu")
-            continue
-        index = _cuda_index(part, text)
-        if index >= count:
-            raise UsageError(f"--devices: cuda:{index} is not on this machine ({count} GPU(s))")
-        devices.append(f"cuda:{index}")
-    gpus = [d for d in devices if d != "cpu"]
-    if len(set(gpus)) != len(gpus):
-        raise UsageError(f"--devices {text!r}: names a GPU twice")
-    return devices
 
 
 def worker_shards(pod: Shard | None, count: int) -> list[Shard]:

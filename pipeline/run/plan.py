@@ -9,11 +9,12 @@ from pathlib import Path
 from pipeline.config import RunConfig
 from pipeline.errors import UsageError
 from pipeline.frames import Item
-from pipeline.models.presets import ModelSpec, resolve
+from pipeline.inputs.sources import collect_inputs
+from pipeline.models.catalog import resolve
+from pipeline.models.presets import ModelSpec
+from pipeline.outputs.sinks import LocalSink, R2Sink, open_sink
 from pipeline.r2 import Remote
-from pipeline.shards import Shard
-from pipeline.sinks import LocalSink, R2Sink, open_sink
-from pipeline.sources import collect_inputs
+from pipeline.run.shards import Shard
 from styles import AUTO_ROOM, load_style
 
 ENGINES = ("modomo", "ray")
@@ -91,7 +92,6 @@ def build_plan(config: RunConfig, shard: Shard | None = None, devices: str | Non
                actors: int | None = None, report: bool = False, checkpoint: Path | None = None,
                worker_argv: list[str] | None = None, contact_sheet: bool = False) -> RunPlan:
     """Check everything that can be checked without models, in the order a user would fix it."""
-    from pipeline.engines.devices import parse_devices
 
     warnings: list[str] = []
     spec = with_checkpoint(resolve(config.models), checkpoint, config.styles)
@@ -116,7 +116,7 @@ def build_plan(config: RunConfig, shard: Shard | None = None, devices: str | Non
         raise UsageError(f"no images found in {', '.join(config.inputs or [str(config.manifest)])}")
     items = [item for item in everything if shard is None or shard.owns(item.identity)]
     if config.name_template:
-        from pipeline.naming import check_template, check_unique
+        from pipeline.outputs.names import check_template, check_unique
 
         check_template(config.name_template)
         names = [s.name for s in config.styles]
@@ -175,7 +175,7 @@ def list_inputs(config: RunConfig, spec: ModelSpec, remote: Remote) -> list[Item
     device worker, a Ray actor."""
     if not config.manifest:
         return collect_inputs(config.inputs, remote)
-    from pipeline.manifest import manifest_items
+    from pipeline.inputs.manifest import manifest_items
     from pipeline.stages.preserve import resolve_labels
 
     named = {s.name for s in config.styles}
@@ -216,3 +216,38 @@ def check_names(items: list[Item], config: RunConfig) -> None:
             raise UsageError(f"--manifest {config.manifest}: lines {seen[job.name]} and {job.line} both name "
                              f"their output {job.name!r}")
         seen[job.name] = job.line
+
+
+def _cuda_index(part: str, text: str) -> int:
+    number = part.removeprefix("cuda:")
+    if not number.isdigit():
+        raise UsageError(f"--devices {text!r}: {part!r} is not a device; use all, GPU numbers (0,1), "
+                         "cuda:N or cpu")
+    return int(number)
+
+
+def parse_devices(text: str) -> list[str]:
+    """`all`, `0,1,2,3`, `cuda:0,cuda:1`, or `cpu,cpu` (several CPU workers); anything else is a usage error."""
+    import torch
+
+    count = torch.cuda.device_count()
+    if text.strip() == "all":
+        if count == 0:
+            raise UsageError("--devices all: no CUDA GPU on this machine")
+        return [f"cuda:{i}" for i in range(count)]
+    parts = [p.strip().lower() for p in text.split(",") if p.strip()]
+    if not parts:
+        raise UsageError(f"--devices {text!r}: name at least one device")
+    devices = []
+    for part in parts:
+        if part == "cpu":
+            devices.append("cpu")
+            continue
+        index = _cuda_index(part, text)
+        if index >= count:
+            raise UsageError(f"--devices: cuda:{index} is not on this machine ({count} GPU(s))")
+        devices.append(f"cuda:{index}")
+    gpus = [d for d in devices if d != "cpu"]
+    if len(set(gpus)) != len(gpus):
+        raise UsageError(f"--devices {text!r}: names a GPU twice")
+    return devices

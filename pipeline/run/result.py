@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pipeline.cost import Price
-from pipeline.records import ImageRecord
-from pipeline.timing import summarise
+from pipeline.outputs.records import ImageRecord
+from pipeline.run.cost import Price
+from pipeline.stages.timing import summarise
 
 
 @dataclass

@@ -14,8 +14,8 @@ from pathlib import PurePosixPath
 
 from pipeline.errors import UsageError
 from pipeline.frames import Item
-from pipeline.seeds import derive_seed
-from pipeline.sinks import output_stems
+from pipeline.inputs.seeds import derive_seed
+from pipeline.outputs.sinks import output_stems
 from styles import AUTO_ROOM
 
 FIELDS = ("stem", "parent", "style", "room", "seed", "n")

@@ -8,7 +8,7 @@ from pathlib import Path, PurePosixPath
 
 from pipeline.errors import UsageError
 from pipeline.frames import Item
-from pipeline.imaging import IMAGE_SUFFIXES
+from pipeline.inputs.imaging import IMAGE_SUFFIXES
 from pipeline.r2 import Remote, is_remote, list_keys
 
 

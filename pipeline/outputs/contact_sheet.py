@@ -18,9 +18,9 @@ from functools import cache
 
 from PIL import Image, ImageDraw, ImageFont
 
-from pipeline import imaging
 from pipeline.errors import ImageError, ModomoError
-from pipeline.report import variations
+from pipeline.inputs import imaging
+from pipeline.outputs.report import variations
 
 NAME = "contact-sheet"
 ROWS_PER_PAGE = 8

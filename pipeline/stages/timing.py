@@ -8,14 +8,10 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
+from pipeline.models.runtime import synchronize
+
 STAGES = ("read", "detect", "segment", "depth", "preserve", "room", "edges", "generate", "compose", "validate",
           "upscale", "write")
-
-
-def synchronize(device: torch.device | None) -> None:
-    """Wait for queued GPU work, or a timer reads the launch time instead of the run time."""
-    if device is not None and device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 @contextmanager

@@ -20,21 +20,22 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from pipeline import imaging
-from pipeline.batching import batching_report, size_batches
 from pipeline.config import RunConfig
 from pipeline.errors import ImageError, ModomoError
 from pipeline.frames import Frame, Item
-from pipeline.journal import Journal
+from pipeline.inputs import imaging
+from pipeline.inputs.seeds import derive_seed
 from pipeline.models import lora
 from pipeline.models.load import ModelStack
-from pipeline.naming import stems_for
-from pipeline.outputs import OutputWriter
-from pipeline.prefetch import read_ahead
-from pipeline.records import ImageRecord
-from pipeline.result import RunResult
-from pipeline.seeds import derive_seed
-from pipeline.sinks import LocalSink, OutputError, R2Sink
+from pipeline.models.runtime import synchronize
+from pipeline.outputs.journal import Journal
+from pipeline.outputs.names import stems_for
+from pipeline.outputs.records import ImageRecord
+from pipeline.outputs.sinks import LocalSink, OutputError, R2Sink
+from pipeline.outputs.writer import OutputWriter
+from pipeline.run.batching import batching_report, size_batches
+from pipeline.run.prefetch import read_ahead
+from pipeline.run.result import RunResult
 from pipeline.stages.depth import DepthEstimator
 from pipeline.stages.detect import Detector
 from pipeline.stages.edges import EdgeDetector
@@ -43,9 +44,9 @@ from pipeline.stages.offload import MemoryState, ModelPlacer
 from pipeline.stages.preserve import Compositor, Preserver
 from pipeline.stages.room import RoomClassifier
 from pipeline.stages.segment import Segmenter
+from pipeline.stages.timing import timed
 from pipeline.stages.upscale import output_size
 from pipeline.stages.validate import StyleScorer, Validator
-from pipeline.timing import synchronize, timed
 from styles import AUTO_ROOM, Style
 
 SHARED_STAGES = ("read", "detect", "segment", "depth", "preserve")

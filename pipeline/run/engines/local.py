@@ -6,14 +6,14 @@ import time
 
 import torch
 
-from pipeline.cost import resolve_price
-from pipeline.engines import Hooks
-from pipeline.journal import Journal
 from pipeline.models.load import LoadOptions, load_stack, pick_device
-from pipeline.plan import RunPlan
-from pipeline.result import RunResult
-from pipeline.runner import Runner
-from pipeline.signals import on_stop_signals, raise_interrupt
+from pipeline.outputs.journal import Journal
+from pipeline.run.cost import resolve_price
+from pipeline.run.hooks import Hooks
+from pipeline.run.plan import RunPlan
+from pipeline.run.result import RunResult
+from pipeline.run.runner import Runner
+from pipeline.run.signals import on_stop_signals, raise_interrupt
 
 
 def gpu_name(device: torch.device) -> str | None:

@@ -2,7 +2,7 @@
 
 One results file per machine answers "which GPU, at which settings, gives the cheapest image": every cell
 is `run_bench` on the same synthetic rooms with one setting changed, so files from different GPUs line up
-cell by cell (`pipeline.bench_compare`). The model stack is loaded once per (dtype, mode), the expensive
+cell by cell (`pipeline.bench.compare`). The model stack is loaded once per (dtype, mode), the expensive
 part, and every cell of that pair reuses it.
 
 A branch (one size, mode and dtype) runs its batch sizes from small to large and stops at the first that
@@ -25,11 +25,11 @@ from pathlib import Path
 
 import torch
 
-from pipeline import bench
+from pipeline.bench import bench
 from pipeline.config import RunConfig
-from pipeline.cost import Price
 from pipeline.errors import UsageError
 from pipeline.models.presets import ModelSpec
+from pipeline.run.cost import Price
 from pipeline.stages.generate import is_out_of_memory
 from pipeline.stages.offload import free_memory
 
@@ -95,7 +95,7 @@ def parse_sizes(text: str) -> tuple[tuple[int, int], ...]:
 
 def parse_modes(text: str) -> tuple[str, ...]:
     """standard, fast (the default few-step recipe), or a recipe's own name (lcm, tcd, hyper)."""
-    from pipeline.fast import RECIPES
+    from pipeline.models.recipes import RECIPES
 
     modes = tuple(_items(text, "--sweep-modes"))
     for mode in modes:
@@ -141,7 +141,7 @@ def recipe_of(mode: str, fast_recipe: str | None = None) -> str | None:
     """None for standard; for `fast` the recipe asked for (default lcm); else the mode is a recipe's name."""
     if mode == "standard":
         return None
-    from pipeline.fast import DEFAULT_RECIPE
+    from pipeline.models.recipes import DEFAULT_RECIPE
 
     return (fast_recipe or DEFAULT_RECIPE) if mode == "fast" else mode
 
@@ -237,7 +237,7 @@ class Sweep:
     on_model: Callable | None = None
     on_event: Callable | None = None
     on_cell: Callable[[dict], None] | None = None
-    fast_recipe: str | None = None  # the recipe of the `fast` mode (None: pipeline.fast.DEFAULT_RECIPE)
+    fast_recipe: str | None = None  # the recipe of the `fast` mode (None: pipeline.models.recipes.DEFAULT_RECIPE)
 
     def cell_config(self, size: tuple[int, int], batch: int, recipe: str | None) -> RunConfig:
         """The run's config for one cell; a fast cell takes its recipe's steps and guidance."""
@@ -388,7 +388,7 @@ def run_sweep(sweep: Sweep, command: str, out_dir: Path) -> tuple[dict, Path, Pa
     import json
     import time
 
-    from pipeline.bench_compare import write_chart
+    from pipeline.bench.compare import write_chart
 
     started = datetime.now(UTC)
     out_dir.mkdir(parents=True, exist_ok=True)

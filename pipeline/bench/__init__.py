@@ -1,0 +1,1 @@
+"""Measuring modomo: bench, sweep, compare, FLOPs."""

@@ -1,0 +1,25 @@
+"""How the model libraries run here: quiet on stderr, and CUDA work waited for before a clock is read."""
+
+from __future__ import annotations
+
+import torch
+
+
+def synchronize(device: torch.device | None) -> None:
+    """Wait for queued GPU work, or a timer reads the launch time instead of the run time."""
+    if device is not None and device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def quiet_libraries() -> None:
+    """The libraries' own progress bars and advice would bury modomo's output on stderr."""
+    import warnings
+
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    for logging in (diffusers_logging, transformers_logging):
+        logging.set_verbosity_error()
+        logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=".*torch_dtype.*")

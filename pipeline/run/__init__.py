@@ -1,0 +1,1 @@
+"""A run: its plan, the runner, the engines that execute it, and what it reports."""
