@@ -222,27 +222,3 @@ def print_compare(results: list[dict], chart=None, title: str = "bench compare",
         console.print(f"results     {shown(str(written))}", soft_wrap=True)
     if chart is not None:
         console.print(f"chart       {shown(str(chart))}", soft_wrap=True)
-
-
-def command_line(ctx) -> str:
-    """The command as typed (`modomo ...` from sys.argv), for a results file to say how it was made; when the
-    process is not the modomo command (a test's runner), the command rebuilt from the options given."""
-    import shlex
-    import sys
-    from pathlib import Path
-
-    if Path(sys.argv[0]).name in ("modomo", "__main__.py") and ctx.info_name in sys.argv[1:]:
-        return shlex.join(["modomo", *sys.argv[1:]])
-    words = ["modomo", ctx.info_name]
-    for param in ctx.command.params:
-        source = ctx.get_parameter_source(param.name)
-        if source is None or source.name != "COMMANDLINE":
-            continue
-        value = ctx.params[param.name]
-        if param.param_type_name == "argument":
-            words += [str(v) for v in value or []]
-        elif getattr(param, "is_flag", False):
-            words.append(param.opts[0] if value else (param.secondary_opts or param.opts)[0])
-        else:
-            words += [param.opts[0], str(value)]
-    return shlex.join(words)

@@ -1,0 +1,79 @@
+"""`modomo models`: list, fetch and export the model presets."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from modomo_cli.errors import EXIT_USAGE, user_errors
+from modomo_cli.render import console
+from pipeline.errors import ModomoError
+
+models_app = typer.Typer(help="List and fetch model presets.", no_args_is_help=True)
+
+
+@models_app.command("list")
+def models_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the presets as JSON on stdout.")] = False,
+) -> None:
+    """The presets, the models each one loads, and whether they are in the local caches."""
+    from rich.table import Table
+
+    from pipeline.doctor import model_files
+    from pipeline.models.presets import sd15
+
+    rows = [{"preset": "sd15", "model": role, "id": model_id, "cached": path is not None}
+            for role, model_id, path in model_files(sd15())]
+    rows.append({"preset": "tiny", "model": "all", "id": "random tiny models built from configs", "cached": True})
+    rows.append({"preset": "random-sd15", "model": "all", "id": "real architectures, random weights, for timing",
+                 "cached": True})
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    table = Table(title="model presets", title_justify="left")
+    for column in ("preset", "model", "id", "cached"):
+        table.add_column(column)
+    for row in rows:
+        cached = "[green]yes[/green]" if row["cached"] else "[red]no[/red]"
+        table.add_row(row["preset"], row["model"], row["id"], cached)
+    console.print(table)
+    console.print("or --models DIR for a bundle folder (see the README); fetch sd15 with `modomo models download`")
+
+
+@models_app.command("export-tiny")
+def models_export_tiny(folder: Annotated[Path, typer.Argument(help="Where to write the bundle.")]) -> None:
+    """Write the tiny random bundle to FOLDER (the bundle layout; load it with --models FOLDER)."""
+    with user_errors():
+        from pipeline.models.tiny import build_tiny_bundle
+
+        if folder.exists() and any(folder.iterdir()):
+            raise ModomoError(f"{folder}: folder is not empty", EXIT_USAGE)
+        console.print(f"tiny bundle written to {build_tiny_bundle(folder)}", soft_wrap=True)
+
+
+@models_app.command("download")
+def models_download(
+    preset: Annotated[str, typer.Argument(help="Preset to fetch.")] = "sd15",
+    fast: Annotated[bool, typer.Option("--fast", help="Also fetch the default few-step recipe's LoRA.")] = False,
+    fast_recipe: Annotated[str | None, typer.Option(help="The recipe whose LoRA --fast fetches: lcm, tcd, hyper, "
+                                                         "or all (implies --fast).")] = None,
+) -> None:
+    """Fetch a preset's weights into the standard caches (HF_HOME, ultralytics weights_dir); with --fast, the
+    few-step LoRA as well."""
+    with user_errors():
+        from pipeline.models.catalog import resolve
+        from pipeline.models.download import download, download_fast, fast_recipes
+
+        recipes = fast_recipes(fast_recipe) if fast or fast_recipe else []
+        spec = resolve(preset)
+        if spec.local:
+            console.print(f"{preset}: built locally, nothing to download")
+            return
+        for path in download(spec, report=console.print) + download_fast(spec, recipes, report=console.print):
+            console.print(f"  [green]ok[/green] {path}")
+
+

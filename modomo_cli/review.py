@@ -1,0 +1,109 @@
+"""Commands that look at styles and results: `modomo styles`, `modomo score`, `modomo index`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from modomo_cli.errors import EXIT_USAGE, user_errors
+from modomo_cli.render import console
+from pipeline.errors import ModomoError
+
+
+def styles_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the styles as JSON on stdout.")] = False,
+) -> None:
+    """List the built-in styles."""
+    from rich.table import Table
+
+    from styles import list_styles, load_style
+
+    with user_errors():
+        loaded = [load_style(name) for name in list_styles()]
+    if as_json:
+        sys.stdout.write(json.dumps([{"name": s.name, "description": s.description, "prompt": s.prompt,
+                                      "steps": s.steps, "guidance_scale": s.guidance_scale} for s in loaded],
+                                    indent=2) + "\n")
+        return
+    table = Table(title="styles", title_justify="left")
+    for column in ("name", "description", "steps", "guidance", "depth scale", "canny scale / end"):
+        table.add_column(column)
+    for s in loaded:
+        table.add_row(s.name, s.description, str(s.steps), f"{s.guidance_scale:g}", f"{s.depth.scale:g}",
+                      f"{s.canny.scale:g} / {s.canny.end:g}")
+    console.print(table)
+
+
+def score(
+    before: Annotated[Path, typer.Argument(help="The original photo.")],
+    after: Annotated[Path, typer.Argument(help="The restyled photo.")],
+    models: Annotated[
+        str | None, typer.Option(help="Also compare depth, with this preset's depth model (e.g. sd15, tiny).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the score as JSON on stdout.")] = False,
+) -> None:
+    """Score a before/after pair: does AFTER keep BEFORE's room (layout, depth) and look like a photo?"""
+    with user_errors():
+        import numpy as np
+
+        from pipeline.errors import ImageError
+        from pipeline.inputs import imaging
+        from pipeline.stages.validate import quality
+
+        images = []
+        for path in (before, after):
+            try:
+                images.append(imaging.decode(path.read_bytes(), str(path)))
+            except (OSError, ImageError) as exc:
+                raise ModomoError(f"{path}: {getattr(exc, 'strerror', None) or exc}", EXIT_USAGE) from None
+        depths = (None, None)
+        if models:
+            import torch
+
+            from pipeline.models.catalog import resolve
+            from pipeline.models.load import load_depth, pick_device
+            from pipeline.stages.depth import DepthEstimator
+
+            device = pick_device("auto")
+            dtype = torch.float16 if device.type == "cuda" else torch.float32
+            model, processor = load_depth(resolve(models), device, dtype)
+            depths = tuple(np.asarray(d) for d in DepthEstimator(model, processor, device, dtype).estimate(images))
+        value, parts = quality(images[0], images[1], *depths)
+    if as_json:
+        sys.stdout.write(json.dumps({"score": value, "parts": parts, "before": str(before), "after": str(after)},
+                                    indent=2) + "\n")
+        return
+    from rich.table import Table
+
+    console.print(f"{before} -> {after}", soft_wrap=True)
+    table = Table()
+    table.add_column("part")
+    table.add_column("value", justify="right")
+    for name, part in parts.items():
+        table.add_row(name, f"{part:.3f}")
+    table.add_row("[bold]score[/bold]", f"[bold]{value:.3f}[/bold]")
+    console.print(table)
+
+
+def index_cmd(
+    out: Annotated[str, typer.Argument(help="An output folder or r2://bucket/prefix that modomo wrote into.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print what was written as JSON on stdout.")] = False,
+) -> None:
+    """Rebuild OUT/index.csv and OUT/index.jsonl from OUT's journal (all runs, all shards)."""
+    with user_errors():
+        from pipeline.outputs.index import write_index
+        from pipeline.outputs.sinks import open_sink
+
+        sink = open_sink(out)
+        sink.prepare()
+        written = write_index(sink)
+    if as_json:
+        sys.stdout.write(json.dumps(written, indent=2) + "\n")
+    console.print(f"index       {written['csv']} ({written['jobs']} jobs: {written['ok']} ok, "
+                  f"{written['failed']} failed)", soft_wrap=True)
+
+
