@@ -10,13 +10,14 @@ from typing import Annotated
 import typer
 
 from modomo_cli.errors import EXIT_USAGE, user_errors
+from modomo_cli.params import Command, Group
 from modomo_cli.render import console
 from pipeline.errors import ModomoError
 
-models_app = typer.Typer(help="List and fetch model presets.", no_args_is_help=True)
+models_app = typer.Typer(help="List and fetch model presets.", no_args_is_help=True, cls=Group)
 
 
-@models_app.command("list")
+@models_app.command("list", cls=Command)
 def models_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print the presets as JSON on stdout.")] = False,
 ) -> None:
@@ -35,8 +36,8 @@ def models_list(
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return
     table = Table(title="model presets", title_justify="left")
-    for column in ("preset", "model", "id", "cached"):
-        table.add_column(column)
+    for column in ("preset", "model", "id", "cached"):  # a long id folds onto the next line, never cut
+        table.add_column(column, overflow="fold" if column == "id" else "ellipsis")
     for row in rows:
         cached = "[green]yes[/green]" if row["cached"] else "[red]no[/red]"
         table.add_row(row["preset"], row["model"], row["id"], cached)
@@ -44,7 +45,7 @@ def models_list(
     console.print("or --models DIR for a bundle folder (see the README); fetch sd15 with `modomo models download`")
 
 
-@models_app.command("export-tiny")
+@models_app.command("export-tiny", cls=Command)
 def models_export_tiny(folder: Annotated[Path, typer.Argument(help="Where to write the bundle.")]) -> None:
     """Write the tiny random bundle to FOLDER (the bundle layout; load it with --models FOLDER)."""
     with user_errors():
@@ -55,7 +56,7 @@ def models_export_tiny(folder: Annotated[Path, typer.Argument(help="Where to wri
         console.print(f"tiny bundle written to {build_tiny_bundle(folder)}", soft_wrap=True)
 
 
-@models_app.command("download")
+@models_app.command("download", cls=Command)
 def models_download(
     preset: Annotated[str, typer.Argument(help="Preset to fetch.")] = "sd15",
     fast: Annotated[bool, typer.Option("--fast", help="Also fetch the default few-step recipe's LoRA.")] = False,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 
 from rich.console import Console
@@ -62,9 +63,9 @@ class RunProgress:
                 self.progress.advance(self.task)
 
 
-def stage_table(summary: dict) -> Table:
+def stage_table(summary: dict, title: str = "modomo run") -> Table:
     """Per stage mean / p50 / p95 seconds and share, then load time, throughput and cost."""
-    table = Table(title="modomo run", title_justify="left", show_footer=False)
+    table = Table(title=title, title_justify="left", show_footer=False)
     table.add_column("stage")
     for name in ("mean s", "p50 s", "p95 s", "share"):
         table.add_column(name, justify="right")
@@ -73,11 +74,12 @@ def stage_table(summary: dict) -> Table:
     return table
 
 
-def print_summary(summary: dict) -> None:
-    """The stage table and the run's totals, to stderr."""
+def print_summary(summary: dict, title: str = "modomo run", unpriced_cost: bool = True) -> None:
+    """The stage table and the run's totals, to stderr; with `unpriced_cost` False, no cost line when there is
+    no GPU price (the bench says once why its cost figures are left out)."""
     counts = summary["counts"]
     if summary["stages"]:
-        console.print(stage_table(summary))
+        console.print(stage_table(summary, title))
     cost = summary["cost"]
     cur = cost["currency"]
     made = f" ({counts['results']} results)" if counts.get("results", 0) > counts["ok"] else ""
@@ -85,9 +87,10 @@ def print_summary(summary: dict) -> None:
         f"images      {counts['ok']} ok{made}, {counts['failed']} failed, {counts['skipped']} skipped",
         f"model load  {summary['load_seconds']:.1f} s",
         f"run time    {summary['seconds']:.1f} s, {summary['images_per_minute']:.1f} images/minute",
-        f"cost        {cost['per_image']:.5f} {cur}/image, {cost['total']:.4f} {cur} total"
-        f"  (at {cost['price_per_hour']:.4f} {cur}/GPU-hour: {cost['price_source']})",
     ]
+    if unpriced_cost or cost["price_per_hour"]:
+        lines.append(f"cost        {cost['per_image']:.5f} {cur}/image, {cost['total']:.4f} {cur} total"
+                     f"  (at {cost['price_per_hour']:.4f} {cur}/GPU-hour: {cost['price_source']})")
     quality = summary.get("quality") or {}
     if quality.get("mean") is not None:
         lines.append(f"quality     mean {quality['mean']:.3f}, {quality['success_rate']:.0%} at or above "
@@ -113,10 +116,11 @@ def print_summary(summary: dict) -> None:
 
 
 def print_bench(summary: dict) -> None:
-    """The bench report: stage table, throughput, memory, FLOP/s, cost projection, baseline, ablation."""
-    print_summary(summary)
-    device, speed, flops = summary["device"], summary["speed"], summary["flops"]
-    tput, memory, warm = summary["throughput"], summary["memory"], summary["warmup"]
+    """The bench report: stage table, throughput, memory, FLOP/s, cost projection, baseline, ablation. A figure
+    that would only be zero (no GPU price, no datasheet peak) is left out, with one line saying why."""
+    print_summary(summary, title="modomo bench", unpriced_cost=False)
+    device, speed, memory, warm = summary["device"], summary["speed"], summary["memory"], summary["warmup"]
+    tput = summary["throughput"]
     console.print(f"device      {device['name']} ({device['type']}), {speed['dtype']}, batch {speed['batch_size']}",
                   soft_wrap=True)
     console.print(f"throughput  {tput['seconds_per_image']:.3f} s/image, {tput['images_per_second']:.3f} images/s "
@@ -125,28 +129,12 @@ def print_bench(summary: dict) -> None:
                   + ")", soft_wrap=True)
     gpu = f"{memory['peak_gpu_gb']:.2f} GB GPU, " if memory["peak_gpu_gb"] is not None else ""
     console.print(f"memory      peak {gpu}{memory['peak_host_gb']:.2f} GB host", soft_wrap=True)
-    w, h = flops["image_size"]
-    share = f", {flops['share_of_peak']:.1%} of the {device['peak_tflops']} TFLOP/s peak" if flops["share_of_peak"] \
-        else ""
-    console.print(f"generate    {flops['per_image_tflop']['modomo']:.2f} TFLOP/image at {w}x{h} "
-                  f"(plain diffusers: {flops['per_image_tflop']['diffusers']:.2f}), "
-                  f"{flops['generate_tflops_achieved']:.3f} TFLOP/s achieved{share}", soft_wrap=True)
-    cost = summary["cost_projection"]
-    table = Table(title="monthly cost", title_justify="left")
-    table.add_column("images")
-    table.add_column(f"GPU cost ({cost['currency']})", justify="right")
-    for count, value in cost["monthly"].items():
-        table.add_row(f"{int(count):,}", f"{value:.2f}")
-    console.print(table)
+    generate = generate_line(summary)
+    if generate:
+        console.print(f"generate    {generate}", soft_wrap=True)
+    print_cost_projection(summary)
     if "diffusers" in summary:
-        base = summary["diffusers"]
-        fast = summary["settings"].get("fast")
-        difference = "fast against standard settings" if fast else "largest pixel difference"
-        console.print(f"vs diffusers  generate {base['generate_ratio']:.2f}x the time of plain diffusers per image "
-                      f"({summary['stages']['generate']['mean']:.3f} s vs {base['generate_seconds_per_image']:.3f} s"
-                      f"{', the style at its standard settings' if fast else ''}), "
-                      f"whole run {base['speedup_images_per_second']:.2f}x the images/s, "
-                      f"{difference} {base['max_pixel_difference']}", soft_wrap=True)
+        print_vs_diffusers(summary)
     print_projection(summary.get("projection"))
     sanity = quality_sanity(summary)
     if sanity:
@@ -155,13 +143,74 @@ def print_bench(summary: dict) -> None:
         console.print(f"ablation    {name}: generate {seconds:.3f} s/image", soft_wrap=True)
 
 
+def flop_text(tflop: float | None, unit: str = "FLOP") -> str | None:
+    """'57.3 TFLOP', '0.521 GFLOP': three significant figures in a unit that shows them (a tiny model's FLOPs are
+    not '0.00 TFLOP'); None for no figure, zero or NaN."""
+    if tflop is None or not math.isfinite(tflop) or tflop <= 0:
+        return None
+    for prefix, scale in (("T", 1.0), ("G", 1e-3), ("M", 1e-6), ("k", 1e-9)):
+        if tflop >= scale:
+            return f"{tflop / scale:.3g} {prefix}{unit}"
+    return f"{tflop * 1e12:.3g} {unit}"
+
+
+def generate_line(summary: dict) -> str | None:
+    """The generate stage's FLOPs per image and achieved FLOP/s, and its share of the datasheet peak when the
+    device has one; None when there is no figure to show."""
+    flops, device = summary["flops"], summary["device"]
+    ours = flop_text(flops["per_image_tflop"].get("modomo"))
+    if ours is None:
+        return None
+    w, h = flops["image_size"]
+    plain = flop_text(flops["per_image_tflop"].get("diffusers"))
+    achieved = flop_text(flops.get("generate_tflops_achieved"), "FLOP/s")
+    line = f"{ours}/image at {w}x{h}" + (f" (plain diffusers: {plain})" if plain else "")
+    if achieved:
+        line += f", {achieved} achieved"
+        if flops.get("share_of_peak"):
+            line += f", {flops['share_of_peak']:.1%} of the {device['peak_tflops']} TFLOP/s peak"
+    return line
+
+
+def print_cost_projection(summary: dict) -> None:
+    """The monthly cost table when there is a price; else one line saying why there is none (a CPU run costs no
+    GPU time, and a GPU missing from the price table has no price)."""
+    cost = summary["cost_projection"]
+    if not cost.get("price_per_hour") or not any(cost["monthly"].values()):
+        source = summary.get("cost", {}).get("price_source") or "no GPU price"
+        console.print(f"projection  left out: needs a GPU price ({escape(source)}); --gpu-price gives the cost per "
+                      "image and per month", soft_wrap=True)
+        return
+    table = Table(title="monthly cost", title_justify="left")
+    table.add_column("images")
+    table.add_column(f"GPU cost ({cost['currency']})", justify="right")
+    for count, value in cost["monthly"].items():
+        table.add_row(f"{int(count):,}", f"{value:.2f}")
+    console.print(table)
+
+
+def print_vs_diffusers(summary: dict) -> None:
+    """modomo against plain diffusers: the generate stage, the whole run, and how far the images differ."""
+    base = summary["diffusers"]
+    fast = summary["settings"].get("fast")
+    difference = "fast against standard settings" if fast else "largest pixel difference"
+    console.print(f"vs diffusers  generate {base['generate_ratio']:.2f}x the time of plain diffusers per image "
+                  f"({summary['stages']['generate']['mean']:.3f} s vs {base['generate_seconds_per_image']:.3f} s"
+                  f"{', the style at its standard settings' if fast else ''}), "
+                  f"whole run {base['speedup_images_per_second']:.2f}x the images/s, "
+                  f"{difference} {base['max_pixel_difference']}", soft_wrap=True)
+
+
 def print_projection(projection: dict | None) -> None:
     """Fast mode on the deployed system's T4, projected from FLOPs at the seed's own achieved FLOP/s."""
     if not projection:
         return
     p = projection
-    console.print(f"T4 at 512px {p['tflop']:.2f} TFLOP/image against the seed's {p['seed_tflop']:.1f} "
-                  f"({p['flop_ratio']:.2f}); at the {p['t4_tflops_achieved']:.2f} TFLOP/s the seed's T4 achieved "
+    ours, seed = flop_text(p["tflop"]), flop_text(p["seed_tflop"])
+    if ours is None or seed is None:
+        return
+    console.print(f"T4 at 512px {ours}/image against the seed's {seed} "
+                  f"({p['flop_ratio']:.2f}); at the {p['t4_tflops_achieved']:.3g} TFLOP/s the seed's T4 achieved "
                   f"({p['t4_share_of_peak']:.1%} of peak): {p['t4_seconds']:.1f} s and GBP "
                   f"{p['cost_gbp_at_seed_rate']:.4f} per image (seed: {p['seed_seconds']} s, GBP "
                   f"{p['seed_cost_gbp']}); USD {p['cost_usd_at_t4_list_price']:.5f} at the T4 list price",
@@ -192,8 +241,8 @@ def print_sweep_cell(cell: dict) -> None:
 
     if cell["status"] == "ok":
         gpu = f", {cell['peak_gpu_gb']:.2f} GB GPU" if cell["peak_gpu_gb"] is not None else ""
-        detail = (f"{cell['images_per_second']:#.3g} images/s, {cell['seconds_per_image']:#.3g} s/image{gpu}, "
-                  f"{cell['cost_per_1000']:#.3g} per 1,000 images")
+        cost = f", {cell['cost_per_1000']:#.3g} per 1,000 images" if cell.get("cost_per_1000") else ""
+        detail = f"{cell['images_per_second']:#.3g} images/s, {cell['seconds_per_image']:#.3g} s/image{gpu}{cost}"
     else:
         detail = f"[yellow]{cell['status']}[/yellow] {escape(cell['error'] or '')}"
     console.print(f"sweep       {label(cell)}: {detail}", soft_wrap=True)
@@ -202,7 +251,7 @@ def print_sweep_cell(cell: dict) -> None:
 def print_compare(results: list[dict], chart=None, title: str = "bench compare", written=None) -> None:
     """Configurations down, each results file's images/s and cost per 1,000 images across; then where the
     chart (and the results file, for a sweep) were written."""
-    from pipeline.bench.compare import table_rows
+    from pipeline.bench.compare import file_labels, setting_differences, table_rows
 
     columns, rows = table_rows(results)
     table = Table(title=title, title_justify="left")
@@ -212,10 +261,12 @@ def print_compare(results: list[dict], chart=None, title: str = "bench compare",
     for row in rows:
         table.add_row(*map(escape, row))
     console.print(table)
-    for data in results:
+    for line in setting_differences(results):
+        console.print(f"[yellow]warning[/yellow] {escape(line)}", soft_wrap=True)
+    for name, data in zip(file_labels(results), results, strict=True):
         price = data.get("price", {})
         source = escape(price.get("source", ""))
-        console.print(f"  {escape(data.get('label') or '?')}: driver {data.get('driver') or '-'}, "
+        console.print(f"  {escape(name)}: driver {data.get('driver') or '-'}, "
                       f"{price.get('per_hour', 0):g} {price.get('currency', '')}/hour ({source}), "
                       f"{data.get('date', '')}, {escape(data.get('command') or '')}", soft_wrap=True)
     if written is not None:

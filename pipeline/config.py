@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.errors import UsageError
+from pipeline.options import TransformOptions
 from pipeline.stages.settings import GenerateSettings, SpeedOptions
 from styles import AUTO_ROOM, ROOMS, Style, room_name
 
@@ -53,6 +54,27 @@ class RunConfig:
     variations: int | None = None  # results per job; None: the style's `variations`, else 1
     output_size: str = "working"  # the results' size: working, original (the photo's), or a long side in pixels
     fast: str | None = None  # a few-step recipe (models.recipes) fused at load; None: the standard sampler
+
+    @classmethod
+    def from_options(cls, options: TransformOptions) -> RunConfig:
+        """The config `modomo transform`'s options describe (checked later, with the plan)."""
+        from pipeline.models.lora import parse as parse_lora
+        from pipeline.stages.preserve import resolve_labels
+        from styles import load_style
+
+        o = options
+        chosen = [load_style(path=o.style_file)] if o.style_file else [load_style(name) for name in o.styles]
+        return cls(
+            inputs=list(o.inputs or []), manifest=str(o.manifest) if o.manifest else None, out=o.out,
+            style=chosen[0], more_styles=chosen[1:], room=o.room, models=o.models, size=o.size, seed=o.seed,
+            steps=o.steps, guidance_scale=o.guidance_scale, batch_size=o.batch_size, device=o.device,
+            gpu_price=o.gpu_price, currency=o.currency, format=o.fmt, workers=o.workers, resume=o.resume,
+            overwrite=o.overwrite, fail_fast=o.fail_fast, min_quality=o.min_quality, retries=o.retries,
+            save_controls=o.save_controls or o.report, loras=[parse_lora(text) for text in o.lora or []],
+            preserve=resolve_labels(o.preserve) if o.preserve else set(),
+            mask_dir=str(o.mask_dir) if o.mask_dir else None, name_template=o.name, variations=o.variations,
+            output_size=o.output_size, fast=o.recipe,
+        )
 
     @property
     def styles(self) -> list[Style]:

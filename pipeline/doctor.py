@@ -8,19 +8,29 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.models.presets import BUNDLE_FILE, TINY_VERSION, ModelSpec, cache_dir, hub_file_cached, sd15
+from pipeline.models.recipes import DEFAULT_RECIPE
 
 OK, MISSING, WARN, INFO = "ok", "missing", "warn", "info"
+# The optional parts of a preset: `modomo transform` with its defaults runs without them; each enables this.
+OPTIONAL_ROLES = {
+    "clip": "--room auto and the style part of the score",
+    "upscaler": "super-resolution for --output-size (without it, a plain resize)",
+}
+R2_ENABLES = "r2:// inputs and outputs"
+OPTIONAL_PACKAGES = {"boto3": R2_ENABLES}
 
 
 @dataclass(frozen=True)
 class Check:
-    """One line of the doctor's table; `required` lines that are not ok make the exit code non-zero."""
+    """One line of the doctor's table; `required` lines that are not ok make the exit code non-zero. An optional
+    line that is not ok is a warning; `enables` says what it is needed for."""
 
     area: str
     name: str
     status: str
     detail: str
     required: bool = False
+    enables: str | None = None
 
 
 def model_files(spec: ModelSpec) -> list[tuple[str, str, str | None]]:
@@ -59,23 +69,39 @@ def fast_lora_files(spec: ModelSpec) -> list[tuple[str, str, str | None]]:
 
 
 def fast_checks(spec: ModelSpec) -> list[Check]:
-    """One optional line per recipe: cached, or the command that fetches it. Never a problem: without it only
-    `--fast RECIPE` is unavailable."""
+    """One optional line per recipe: cached, or a warning with the command that fetches it. Never a problem:
+    without it only `--fast` with that recipe is unavailable."""
     checks = []
     for name, model_id, path in fast_lora_files(spec):
+        enables = "--fast" if name == DEFAULT_RECIPE else f"--fast --fast-recipe {name}"
         fetch = f"modomo models download {spec.name} --fast --fast-recipe {name}"
-        checks.append(Check(spec.name, f"fast lora {name}", OK if path else INFO,
-                            f"{model_id}: {path}" if path else f"{model_id}: not cached, optional for --fast {name} "
-                            f"({fetch})"))
+        checks.append(Check(spec.name, f"fast lora {name}", OK if path else WARN,
+                            f"{model_id}: {path}" if path else f"{model_id}: not cached, optional for {enables} "
+                            f"({fetch})", enables=enables))
     return checks
+
+
+def model_check(spec: ModelSpec, role: str, model_id: str, path: str | None) -> Check:
+    """A required weight not cached is missing (a problem); an optional one is a warning naming what it enables."""
+    enables = OPTIONAL_ROLES.get(role)
+    if path:
+        return Check(spec.name, role, OK, f"{model_id}: {path}", required=enables is None, enables=enables)
+    fetch = f"modomo models download {spec.name}"
+    if enables:
+        return Check(spec.name, role, WARN, f"{model_id}: not cached, optional for {enables} ({fetch})",
+                     enables=enables)
+    return Check(spec.name, role, MISSING, f"{model_id}: not cached ({fetch})", required=True)
 
 
 def system_checks() -> list[Check]:
     import torch
 
+    from pipeline import __version__
+
     checks = [
-        Check("system", "python", OK, platform.python_version()),
-        Check("system", "torch", OK, f"{torch.__version__} (CUDA {torch.version.cuda or 'none'})"),
+        Check("system", "modomo", OK, __version__, required=True),
+        Check("system", "python", OK, platform.python_version(), required=True),
+        Check("system", "torch", OK, f"{torch.__version__} (CUDA {torch.version.cuda or 'none'})", required=True),
     ]
     if torch.cuda.is_available():
         for index in range(torch.cuda.device_count()):
@@ -84,12 +110,17 @@ def system_checks() -> list[Check]:
     else:
         checks.append(Check("system", "gpu", WARN, "no CUDA GPU: runs on the CPU (slow for sd15; fine for tiny)"))
     for package in ("diffusers", "transformers", "ultralytics", "sam2", "boto3"):
+        enables = OPTIONAL_PACKAGES.get(package)
         try:
             from importlib.metadata import version
 
-            checks.append(Check("system", package, OK, version(package)))
+            checks.append(Check("system", package, OK, version(package), required=enables is None, enables=enables))
         except Exception:  # noqa: BLE001 - a missing package is exactly what doctor reports
-            checks.append(Check("system", package, MISSING, "not installed", required=True))
+            if enables:
+                checks.append(Check("system", package, WARN, f"not installed, optional for {enables}",
+                                    enables=enables))
+            else:
+                checks.append(Check("system", package, MISSING, "not installed", required=True))
     return checks
 
 
@@ -99,10 +130,7 @@ def preset_checks() -> list[Check]:
     offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
     checks.append(Check("models", "HF_HOME", INFO, f"{hf_home}{' (HF_HUB_OFFLINE set)' if offline else ''}"))
     spec = sd15()
-    for role, model_id, path in model_files(spec):
-        checks.append(Check("sd15", role, OK if path else MISSING,
-                            f"{model_id}: {path}" if path else f"{model_id}: not cached (modomo models download sd15)",
-                            required=True))
+    checks += [model_check(spec, role, model_id, path) for role, model_id, path in model_files(spec)]
     checks += fast_checks(spec)
     tiny = cache_dir() / f"tiny-v{TINY_VERSION}" / BUNDLE_FILE
     checks.append(Check("tiny", "bundle", OK if tiny.is_file() else INFO,
@@ -138,7 +166,7 @@ def r2_checks() -> list[Check]:
             remote.check(parse("r2:///", settings.bucket))
             checks.append(Check("r2", "bucket", OK, f"{settings.bucket} reachable"))
         except Exception as exc:  # noqa: BLE001 - the reason is the report
-            checks.append(Check("r2", "bucket", MISSING, str(exc), required=True))
+            checks.append(Check("r2", "bucket", WARN, str(exc), enables=R2_ENABLES))
     return checks
 
 

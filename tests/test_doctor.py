@@ -46,23 +46,35 @@ def test_doctor_reports_missing_weights_and_exits_1(empty_caches):
     checks = {(c["area"], c["name"]): c for c in json.loads(result.stdout)}
     assert checks[("system", "python")]["status"] == "ok"
     assert checks[("system", "torch")]["status"] == "ok"
-    for role in ("stable diffusion", "controlnet depth", "controlnet canny", "depth", "sam2", "yolo", "upscaler"):
+    for role in ("stable diffusion", "controlnet depth", "controlnet canny", "depth", "sam2", "yolo"):
         assert checks[("sd15", role)]["status"] == "missing"
+        assert checks[("sd15", role)]["required"] is True
+        assert "modomo models download" in checks[("sd15", role)]["detail"]
+    for role in ("clip", "upscaler"):  # optional: a warning, not a problem
+        assert checks[("sd15", role)]["status"] == "warn"
+        assert checks[("sd15", role)]["required"] is False
         assert "modomo models download" in checks[("sd15", role)]["detail"]
     assert checks[("r2", "R2_BUCKET_NAME")]["detail"] == "not set"
-    assert "problem" in result.stderr
+    assert "6 problem(s)" in result.stderr
 
 
-def test_doctor_is_happy_when_everything_is_cached(empty_caches, monkeypatch):
+def cache_required(home: Path) -> None:
+    """Every weight `modomo transform` needs with its defaults, and none of the optional ones."""
     spec = sd15()
     for repo, name in ((spec.sd, "unet/diffusion_pytorch_model.safetensors"),
                        (spec.controlnet_depth, "diffusion_pytorch_model.safetensors"),
                        (spec.controlnet_canny, "diffusion_pytorch_model.safetensors"),
                        (spec.depth, "model.safetensors"),
-                       ("facebook/sam2.1-hiera-tiny", "sam2.1_hiera_tiny.pt"), (spec.clip, "config.json"),
-                       ("lllyasviel/Annotators", "RealESRGAN_x4plus.pth")):
-        fake_hub_cache(empty_caches, repo, name)
+                       ("facebook/sam2.1-hiera-tiny", "sam2.1_hiera_tiny.pt")):
+        fake_hub_cache(home, repo, name)
     Path(spec.yolo).write_bytes(b"weights")  # in the working folder, where ultralytics looks first
+
+
+def test_doctor_is_happy_when_everything_is_cached(empty_caches, monkeypatch):
+    spec = sd15()
+    cache_required(empty_caches)
+    fake_hub_cache(empty_caches, spec.clip, "config.json")
+    fake_hub_cache(empty_caches, "lllyasviel/Annotators", "RealESRGAN_x4plus.pth")
     assert all(path for _, _, path in model_files(spec))
     result = invoke("doctor")
     assert result.exit_code == 0, result.output
@@ -79,7 +91,8 @@ def test_doctor_checks_the_bucket(empty_caches, moto_server, r2_env, monkeypatch
     assert moto_server.secret_access_key not in result.output
     monkeypatch.setenv("R2_BUCKET_NAME", "no-such-bucket")
     checks = {(c["area"], c["name"]): c for c in json.loads(invoke("doctor", "--json").stdout)}
-    assert checks[("r2", "bucket")]["status"] == "missing" and "does not exist" in checks[("r2", "bucket")]["detail"]
+    bucket = checks[("r2", "bucket")]  # R2 is optional: `modomo transform` writes to a local folder by default
+    assert bucket["status"] == "warn" and not bucket["required"] and "does not exist" in bucket["detail"]
 
 
 def test_models_list_offline(empty_caches):
@@ -115,10 +128,57 @@ def test_doctor_lists_each_fast_lora_as_optional(empty_caches):
     checks = {(c["area"], c["name"]): c for c in json.loads(invoke("doctor", "--json").stdout)}
     for name, recipe in RECIPES.items():
         row = checks[("sd15", f"fast lora {name}")]
-        assert row["status"] == "info" and not row["required"]
+        assert row["status"] == "warn" and not row["required"]
+        assert row["enables"].startswith("--fast")
         assert recipe.hub_id in row["detail"]
         assert f"modomo models download sd15 --fast --fast-recipe {name}" in row["detail"]
     fake_hub_cache(empty_caches, RECIPES["tcd"].repo, RECIPES["tcd"].file)
     checks = {(c["area"], c["name"]): c for c in json.loads(invoke("doctor", "--json").stdout)}
     assert checks[("sd15", "fast lora tcd")]["status"] == "ok"
-    assert checks[("sd15", "fast lora lcm")]["status"] == "info"
+    assert checks[("sd15", "fast lora lcm")]["status"] == "warn"
+
+
+def test_doctor_without_optional_parts_warns_and_exits_0(empty_caches):
+    """Every required weight but no CLIP, upscaler or fast LoRA: `modomo transform` runs with its defaults, so
+    the exit code is 0; each missing part is one warning saying what it enables."""
+    cache_required(empty_caches)
+    result = invoke("doctor")
+    assert result.exit_code == 0, result.output
+    assert "problem" not in result.stderr
+    warnings = {line.split(":")[0].removeprefix("warning ").strip(): line
+                for line in result.stderr.splitlines() if line.startswith("warning ")}
+    assert "--room auto" in warnings["sd15 clip"] and "style part of the score" in warnings["sd15 clip"]
+    assert "--output-size" in warnings["sd15 upscaler"]
+    assert warnings["sd15 fast lora lcm"].endswith("enables --fast")
+    assert warnings["sd15 fast lora tcd"].endswith("enables --fast --fast-recipe tcd")
+    checks = {(c["area"], c["name"]): c for c in json.loads(invoke("doctor", "--json").stdout)}
+    assert checks[("sd15", "stable diffusion")]["status"] == "ok" and checks[("sd15", "stable diffusion")]["required"]
+    assert checks[("sd15", "clip")]["status"] == "warn" and not checks[("sd15", "clip")]["required"]
+    assert "--room auto" in checks[("sd15", "clip")]["enables"]
+
+
+def test_doctor_prints_the_version(empty_caches):
+    from pipeline import __version__
+
+    assert f"modomo {__version__}" in invoke("doctor").stderr
+    checks = {(c["area"], c["name"]): c for c in json.loads(invoke("doctor", "--json").stdout)}
+    assert checks[("system", "modomo")]["detail"] == __version__
+
+
+def column_text(output: str, heading: str) -> str:
+    """One column of a Rich table, its lines joined with the box characters and padding removed: a folded
+    id reads whole again."""
+    rows = [line for line in output.splitlines() if line.startswith(("┃", "│"))]
+    headings = [cell.strip() for cell in rows[0].strip("┃").split("┃")]
+    k = headings.index(heading)
+    return "".join(line.strip("│").split("│")[k].strip() for line in rows[1:])
+
+
+@pytest.mark.parametrize("command, heading", [(["models", "list"], "id"), (["doctor"], "detail")])
+def test_long_model_ids_fold_at_80_columns(empty_caches, command, heading):
+    result = CliRunner().invoke(app, command, env={"COLUMNS": "80"})
+    assert max(len(line) for line in result.stderr.splitlines() if line[:1] in "┏┃┡│└") <= 80  # the table fits
+    assert "…" not in result.stderr
+    text = column_text(result.stderr, heading)
+    for model_id in ("stable-diffusion-v1-5/stable-diffusion-v1-5", "lllyasviel/control_v11f1p_sd15_depth"):
+        assert model_id in text

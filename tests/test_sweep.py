@@ -175,13 +175,16 @@ def test_summary_status(summary, expected):
     assert sweep.summary_status(summary)[0] == expected
 
 
-def results_file(path: Path, gpu: str, price: float, speeds: dict[str, float | str]) -> Path:
-    """A results file as a GPU machine would write it: per configuration, images/s or a status."""
+def results_file(path: Path, gpu: str, price: float, speeds: dict[str, float | str], steps: dict | None = None,
+                 **header) -> Path:
+    """A results file as a GPU machine would write it: per configuration, images/s or a status; `steps` per
+    mode gives the cells their steps, `header` adds or replaces header fields (models, settings, grid)."""
     cells = []
     for config, value in speeds.items():
         size, batch, mode, dtype = config.split()
         ok = not isinstance(value, str)
         cells.append({"size": size, "batch": int(batch[1:]), "mode": mode, "dtype": dtype,
+                      "recipe": "lcm" if mode == "fast" else None, "steps": (steps or {}).get(mode),
                       "status": "ok" if ok else value, "error": None if ok else "out of memory",
                       "images_per_second": value if ok else None,
                       "seconds_per_image": 1 / value if ok else None,
@@ -189,7 +192,7 @@ def results_file(path: Path, gpu: str, price: float, speeds: dict[str, float | s
     path.write_text(json.dumps({"schema": sweep.SCHEMA, "gpu": gpu, "label": gpu, "driver": "550.54.15",
                                 "price": {"per_hour": price, "currency": "USD", "source": "table"},
                                 "date": "2026-05-08T10:00:00+00:00", "command": "modomo bench --sweep",
-                                "cells": cells}))
+                                "cells": cells, **header}))
     return path
 
 
@@ -206,8 +209,8 @@ def two_gpus(tmp_path):
 def test_compare_rows_line_up_each_gpu(two_gpus):
     results = bench_compare.load_results(two_gpus)
     columns, rows = bench_compare.table_rows(results)
-    assert columns == ["configuration", "NVIDIA L4\nimages/s", "NVIDIA L4\nUSD/1000", "NVIDIA H100 80GB HBM3\nimages/s",
-                       "NVIDIA H100 80GB HBM3\nUSD/1000"]
+    l4, h100 = "l4.json (NVIDIA L4)", "h100.json (NVIDIA H100 80GB HBM3)"
+    assert columns == ["configuration", f"{l4}\nimages/s", f"{l4}\nUSD/1000", f"{h100}\nimages/s", f"{h100}\nUSD/1000"]
     assert rows[0] == ["512x512 b1 standard fp16", "0.500", "0.444", "4.00", "0.274"]  # 0.8 / 3.6 / 0.5 per 1000
     assert rows[2] == ["512x512 b8 standard fp16", "oom", "oom", "11.0", "0.0997"]
     assert rows[3] == ["768x576 b1 standard bf16", "-", "-", "3.00", "0.366"]
@@ -224,10 +227,73 @@ def test_compare_prints_both_gpus_and_charts_them(two_gpus, monkeypatch):
     result = invoke("--compare", l4, h100)
     assert result.exit_code == 0, result.output
     assert "NVIDIA L4" in result.stderr and "NVIDIA H100 80GB HBM3" in result.stderr and "550.54.15" in result.stderr
+    assert "warning" not in result.stderr  # nothing recorded differs
     assert_real_image(l4.parent / "compare.png", 1540, (BLUE, ORANGE))  # L4, H100
     out = l4.parent / "charts" / "gpus.png"
     assert invoke("--compare", l4, h100, "--compare-out", out).exit_code == 0
     assert_real_image(out, 1540)
+
+
+def sweep_header(models: str = "sd15", steps: int | None = None, dtypes: tuple = ("fp16",)) -> dict:
+    """The header fields a sweep records about its settings (pipeline.bench.sweep.header)."""
+    return {"models": models, "settings": {"style": "boho", "room": "living room", "steps": steps, "images": 4,
+                                           "warmup_batches": 1, "seed": 0},
+            "grid": {"batches": [1, 4], "sizes": ["512x512"], "modes": ["standard", "fast"], "dtypes": list(dtypes)}}
+
+
+def test_compare_tells_two_files_of_one_machine_apart(tmp_path):
+    """Two sweeps on one machine on one day (before and after a change): each series is named by its file."""
+    speeds = {"512x512 b1 standard fp16": 0.5, "512x512 b4 standard fp16": 0.7}
+    before = results_file(tmp_path / "before.json", "NVIDIA L4", 0.8, speeds, **sweep_header())
+    after = results_file(tmp_path / "after.json", "NVIDIA L4", 0.8, {**speeds, "512x512 b1 standard fp16": 0.6},
+                         **sweep_header())
+    results = bench_compare.load_results([before, after])
+    assert bench_compare.file_labels(results) == ["before.json (NVIDIA L4)", "after.json (NVIDIA L4)"]
+    columns, rows = bench_compare.table_rows(results)
+    assert len(set(columns)) == len(columns)
+    assert rows[0][1] == "0.500" and rows[0][3] == "0.600"
+    other = tmp_path / "other"
+    other.mkdir()
+    again = results_file(other / "before.json", "NVIDIA L4", 0.8, speeds)  # same name, another folder
+    names = bench_compare.file_labels(bench_compare.load_results([before, again]))
+    assert names[0] != names[1] and all("before.json" in name for name in names)
+    result = invoke("--compare", before, after)
+    assert result.exit_code == 0, result.output
+    assert "before.json (NVIDIA L4)" in result.stderr and "after.json (NVIDIA L4)" in result.stderr
+
+
+def test_compare_warns_once_per_setting_that_differs(tmp_path):
+    speeds = {"512x512 b1 standard fp16": 0.5, "512x512 b1 fast fp16": 2.0}
+    l4 = results_file(tmp_path / "l4.json", "NVIDIA L4", 0.8, speeds, {"standard": 20, "fast": 6},
+                      **sweep_header("sd15", None, ("fp16",)))
+    h100 = results_file(tmp_path / "h100.json", "NVIDIA H100 80GB HBM3", 3.95, speeds, {"standard": 30, "fast": 6},
+                        **sweep_header("random-sd15", 30, ("fp16", "bf16")))
+    lines = bench_compare.setting_differences(bench_compare.load_results([l4, h100]))
+    assert lines == [
+        "different models preset: l4.json (NVIDIA L4) sd15; h100.json (NVIDIA H100 80GB HBM3) random-sd15",
+        "different steps: l4.json (NVIDIA L4) standard 20, fast 6; h100.json (NVIDIA H100 80GB HBM3) standard 30, "
+        "fast 6",
+        "different precisions: l4.json (NVIDIA L4) fp16; h100.json (NVIDIA H100 80GB HBM3) fp16,bf16",
+    ]
+    result = invoke("--compare", l4, h100)
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning ")]
+    assert [w.removeprefix("warning ") for w in warnings] == lines
+    same = results_file(tmp_path / "again.json", "NVIDIA L4", 0.8, speeds, {"standard": 20, "fast": 6},
+                        **sweep_header("sd15", None, ("fp16",)))
+    assert bench_compare.setting_differences(bench_compare.load_results([l4, same])) == []
+
+
+def test_compare_warns_when_a_setting_is_recorded_differently_in_the_header(tmp_path):
+    """Settings without cells to show them (no cell ran): the sweep's own --steps, batch sizes and sizes."""
+    speeds = {"512x512 b1 standard fp16": "oom"}
+    a = results_file(tmp_path / "a.json", "NVIDIA L4", 0.8, speeds, **sweep_header(steps=20))
+    header = sweep_header(steps=None)
+    header["grid"].update(batches=[1, 2, 4], sizes=["768x576"])
+    b = results_file(tmp_path / "b.json", "NVIDIA L4", 0.8, speeds, **header)
+    lines = bench_compare.setting_differences(bench_compare.load_results([a, b]))
+    assert [line.split(":")[0] for line in lines] == ["different steps", "different batch sizes", "different sizes"]
+    assert lines[0].endswith("b.json (NVIDIA L4) default")
 
 
 @pytest.mark.parametrize("args, message", [

@@ -34,15 +34,87 @@ def load_results(paths: list[str | Path]) -> list[dict]:
             raise UsageError(f"--compare {path}: not JSON ({exc.msg} at line {exc.lineno})") from None
         if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
             raise UsageError(f"--compare {path}: not a sweep results file (no 'cells'); make one with bench --sweep")
-        loaded.append(data)
+        loaded.append({**data, "file": str(path)})
     return loaded
 
 
 def file_labels(results: list[dict]) -> list[str]:
-    """The column heading of each file: its device, and its date where two files share a device."""
-    names = [r.get("label") or r.get("gpu") or r.get("device", {}).get("name") or "?" for r in results]
-    return [f"{name} {r.get('date', '')[:10]}".strip() if names.count(name) > 1 else name
-            for name, r in zip(names, results, strict=True)]
+    """The heading of each series: its file's name and its machine ('h100.json (NVIDIA H100 80GB HBM3)'), so two
+    files from one machine are told apart; the path where two files share a name, a number where still alike."""
+    files = [Path(r["file"]).name if r.get("file") else None for r in results]
+    files = [r["file"] if name and files.count(name) > 1 else name for name, r in zip(files, results, strict=True)]
+    machines = [r.get("gpu") or r.get("label") or r.get("device", {}).get("name") for r in results]
+    names = [f"{file} ({machine})" if file and machine else file or machine or "?"
+             for file, machine in zip(files, machines, strict=True)]
+    names = [f"{name} {r.get('date', '')[:10]}".strip() if names.count(name) > 1 else name
+             for name, r in zip(names, results, strict=True)]
+    return [f"{name} #{k + 1}" if names.count(name) > 1 else name for k, name in enumerate(names)]
+
+
+_NOT_RECORDED = object()
+# The settings a results file records, beside the grid the cells share: (what a warning calls it, keys to it).
+RECORDED_SETTINGS = (
+    ("models preset", ("models",)),
+    ("style", ("settings", "style")),
+    ("room", ("settings", "room")),
+    ("images per cell", ("settings", "images")),
+    ("batch sizes", ("grid", "batches")),
+    ("sizes", ("grid", "sizes")),
+    ("modes", ("grid", "modes")),
+    ("precisions", ("grid", "dtypes")),
+)
+
+
+def _recorded(data: dict, keys: tuple[str, ...]):
+    value = data
+    for key in keys:
+        if not isinstance(value, dict) or key not in value:
+            return _NOT_RECORDED
+        value = value[key]
+    return value
+
+
+def _steps(results: list[dict]) -> list:
+    """Each file's denoising steps as its cells ran them, per mode that every file ran ('standard 20, fast 6');
+    where no mode is shared, the --steps the sweep was given (None: the style's own)."""
+    ran = [{} for _ in results]
+    for modes, data in zip(ran, results, strict=True):
+        for cell in data["cells"]:
+            if cell.get("steps"):
+                modes.setdefault(cell["mode"], cell["steps"])
+    shared = [mode for mode in ran[0] if all(mode in modes for modes in ran)] if all(ran) else []
+    if shared:
+        return [", ".join(f"{mode} {modes[mode]}" for mode in shared) for modes in ran]
+    return [_recorded(data, ("settings", "steps")) for data in results]
+
+
+def _recipes(results: list[dict]) -> list:
+    """The few-step recipe each file's fast cells used (not recorded where a file ran no fast cell)."""
+    return [next((c["recipe"] for c in data["cells"] if c.get("mode") == "fast" and c.get("recipe")), _NOT_RECORDED)
+            for data in results]
+
+
+def _shown_setting(value) -> str:
+    if value is None:
+        return "default"
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def setting_differences(results: list[dict]) -> list[str]:
+    """One line per recorded setting whose value differs between the files ('different steps: a.json (L4)
+    standard 20; b.json (H100) standard 30'): figures that differ for that reason are not the machines' doing."""
+    if len(results) < 2:
+        return []
+    names = file_labels(results)
+    settings = [(name, [_recorded(data, keys) for data in results]) for name, keys in RECORDED_SETTINGS]
+    settings[4:4] = [("steps", _steps(results)), ("fast recipe", _recipes(results))]
+    lines = []
+    for setting, values in settings:
+        recorded = [(name, value) for name, value in zip(names, values, strict=True) if value is not _NOT_RECORDED]
+        if len({json.dumps(value, sort_keys=True) for _, value in recorded}) > 1:
+            lines.append(f"different {setting}: " + "; ".join(f"{name} {_shown_setting(value)}"
+                                                             for name, value in recorded))
+    return lines
 
 
 def configurations(results: list[dict]) -> list[str]:

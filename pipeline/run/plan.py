@@ -12,6 +12,7 @@ from pipeline.frames import Item
 from pipeline.inputs.sources import collect_inputs
 from pipeline.models.catalog import resolve
 from pipeline.models.presets import ModelSpec
+from pipeline.options import TransformOptions
 from pipeline.outputs.sinks import LocalSink, R2Sink, open_sink
 from pipeline.r2 import Remote
 from pipeline.run.shards import Shard
@@ -88,18 +89,26 @@ def check_engine(engine: str, devices: str | None, actors: int | None, config: R
     return "devices" if devices else engine
 
 
-def build_plan(config: RunConfig, shard: Shard | None = None, devices: str | None = None, engine: str = "modomo",
-               actors: int | None = None, report: bool = False, checkpoint: Path | None = None,
-               worker_argv: list[str] | None = None, contact_sheet: bool = False) -> RunPlan:
+def build_plan(options: TransformOptions, worker_argv: list[str] | None = None) -> RunPlan:
+    """The plan `modomo transform`'s options describe; `worker_argv` is the command line each device worker
+    repeats."""
+    from pipeline.run.shards import from_environment, parse
+
+    shard = parse(options.shard) if options.shard else from_environment()
+    return plan_for(RunConfig.from_options(options), shard=shard, devices=options.devices, engine=options.engine,
+                    actors=options.actors, report=options.report, checkpoint=options.checkpoint,
+                    worker_argv=worker_argv, contact_sheet=options.contact_sheet)
+
+
+def plan_for(config: RunConfig, shard: Shard | None = None, devices: str | None = None, engine: str = "modomo",
+             actors: int | None = None, report: bool = False, checkpoint: Path | None = None,
+             worker_argv: list[str] | None = None, contact_sheet: bool = False) -> RunPlan:
     """Check everything that can be checked without models, in the order a user would fix it."""
 
     warnings: list[str] = []
     spec = with_checkpoint(resolve(config.models), checkpoint, config.styles)
     if config.room is None:  # not given: found per photo when the preset can, else the old default
-        config.room = AUTO_ROOM if has_clip(spec) else "living room"
-        if config.room != AUTO_ROOM and weights_present(spec):  # else loading says what is missing
-            warnings.append(f"--room: {spec.name} has no CLIP on this machine, so every photo is prompted as a "
-                            "living room (give --room, or fetch CLIP with `modomo models download sd15`)")
+        config.room, warnings = default_room(spec)
     config.check()
     if config.room == AUTO_ROOM and not has_clip(spec):
         raise UsageError(f"--room auto needs the preset's CLIP, which {spec.name} lacks here; "
@@ -124,6 +133,17 @@ def build_plan(config: RunConfig, shard: Shard | None = None, devices: str | Non
                      and item.job.styles and item.job.error is None else names)
     return RunPlan(config, spec, sink, remote, everything, items, shard, chosen, device_list, actors, report,
                    contact_sheet, list(worker_argv or []), warnings)
+
+
+def default_room(spec: ModelSpec) -> tuple[str, list[str]]:
+    """The room when none is given: auto (found per photo) when the preset has CLIP here, else living room,
+    with a warning when that is for want of CLIP (not when the whole preset is missing: loading says so)."""
+    if has_clip(spec):
+        return AUTO_ROOM, []
+    if not weights_present(spec):
+        return "living room", []
+    return "living room", [f"--room: {spec.name} has no CLIP on this machine, so every photo is prompted as a "
+                           "living room (give --room, or fetch CLIP with `modomo models download sd15`)"]
 
 
 def check_upscaler(config: RunConfig, spec: ModelSpec) -> None:

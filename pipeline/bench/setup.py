@@ -1,0 +1,70 @@
+"""What `modomo bench` needs before any model loads, from its options: the run config, device, price, model
+preset and load options, every option checked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline.config import RunConfig
+from pipeline.errors import UsageError
+from pipeline.models.load import LoadOptions
+from pipeline.models.presets import ModelSpec
+from pipeline.options import BenchCommandOptions
+from pipeline.run.cost import Price
+
+
+@dataclass
+class BenchSetup:
+    """The bench's config, device, price, model preset and load options."""
+
+    config: RunConfig
+    device: object  # torch.device
+    price: Price
+    spec: ModelSpec
+    load: LoadOptions
+    synthetic_size: tuple[int, int]
+
+
+def gpu_name(device) -> str | None:
+    """The CUDA device's name, for the price table; None on a CPU."""
+    if device.type != "cuda":
+        return None
+    import torch
+
+    return torch.cuda.get_device_name(device)
+
+
+def synthetic_size(text: str) -> tuple[int, int]:
+    """'1024x768' -> (1024, 768), or a usage error."""
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise UsageError(f"--synthetic-size {text!r}: expected WxH, e.g. 768x512") from None
+    return width, height
+
+
+def bench_setup(o: BenchCommandOptions) -> BenchSetup:
+    """Check every option of the bench before any model loads; the room defaults as `transform`'s does."""
+    from pipeline.bench.sweep import check_sweep_options
+    from pipeline.models.catalog import resolve
+    from pipeline.models.load import pick_device
+    from pipeline.run.cost import resolve_price
+    from pipeline.run.plan import default_room
+    from styles import load_style
+
+    if o.images < 1 or o.warmup < 0:
+        raise UsageError("--images must be >= 1 and --warmup >= 0")
+    check_sweep_options(o.sweep, o.inputs, o.sweep_batches, o.sweep_sizes, o.sweep_modes, o.sweep_dtypes)
+    spec = resolve(o.models)
+    room = o.room if o.room is not None else default_room(spec)[0]  # a prompt word here: no CLIP warning
+    config = RunConfig(inputs=list(o.inputs or []), out="", style=load_style(o.style), room=room, models=o.models,
+                       size=o.size, seed=o.seed, steps=o.steps, batch_size=o.batch_size, device=o.device,
+                       gpu_price=o.gpu_price, currency=o.currency, workers=4, retries=o.retries, fast=o.recipe)
+    (config if o.inputs else RunConfig(**{**config.__dict__, "inputs": ["synthetic"]})).check()
+    size = synthetic_size(o.synthetic_size)
+    device = pick_device(o.device)
+    price = resolve_price(gpu_name(device), o.gpu_price, o.currency)
+    # Fused at load, unless the standard model must be timed beside it (the bench then switches in place).
+    fused = o.recipe if o.recipe and not o.compare_diffusers else None
+    load = LoadOptions(dtype=o.dtype, channels_last=o.channels_last, fast=fused)
+    return BenchSetup(config, device, price, spec, load, size)

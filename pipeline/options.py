@@ -1,0 +1,146 @@
+"""The commands' options as typed objects: what `modomo transform` and `modomo bench` were asked, before any check.
+
+The CLI builds one of these from its parameters (field names are the parameter names) and hands it on; the run
+config, the plan and the `--devices` workers' command line are made from it. No torch here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+# Defaults shared by `transform` and `bench` where an option means the same in both.
+DEFAULT_SIZE = 768
+DEFAULT_SEED = 0
+DEFAULT_BATCH_SIZE = 1
+DEFAULT_DEVICE = "auto"
+
+
+@dataclass
+class TransformOptions:
+    """Every option of `modomo transform`, as given, grouped as its help shows them."""
+
+    # Inputs and outputs
+    inputs: list[str] | None = None
+    out: str = "modomo-out"
+    fmt: str = "png"
+    resume: bool = True
+    overwrite: bool = False
+    fail_fast: bool = False
+
+    # Style and prompt
+    style: str = "modern"
+    style_file: Path | None = None
+    room: str | None = None
+    seed: int = DEFAULT_SEED
+    steps: int | None = None
+    guidance_scale: float | None = None
+    lora: list[str] | None = None
+
+    # Models and device
+    models: str = "sd15"
+    size: int = DEFAULT_SIZE
+    device: str = DEFAULT_DEVICE
+    checkpoint: Path | None = None
+
+    # Quality
+    min_quality: float | None = None
+    retries: int = 2
+
+    # For designers
+    preserve: str | None = None
+    mask_dir: Path | None = None
+    variations: int | None = None
+    output_size: str = "working"
+    report: bool = False
+    contact_sheet: bool = False
+    save_controls: bool = False
+
+    # Catalogues
+    manifest: Path | None = None
+    name: str | None = None
+    events: str | None = None
+
+    # Scale-out
+    shard: str | None = None
+    devices: str | None = None
+    engine: str = "modomo"
+    actors: int | None = None
+
+    # Speed
+    batch_size: int = DEFAULT_BATCH_SIZE
+    workers: int = 4
+    fast: bool = False
+    fast_recipe: str | None = None
+
+    # Cost and display
+    gpu_price: float | None = None
+    currency: str | None = None
+    as_json: bool = False
+    progress: bool | None = None
+
+    @property
+    def recipe(self) -> str | None:
+        """The few-step recipe asked for: --fast-recipe, else lcm with --fast, else none."""
+        return self.fast_recipe or ("lcm" if self.fast else None)
+
+    @property
+    def styles(self) -> list[str]:
+        """The built-in style names of --style, in order."""
+        return [name.strip() for name in self.style.split(",")]
+
+
+@dataclass
+class BenchCommandOptions:
+    """Every option of `modomo bench`, as given, grouped as its help shows them."""
+
+    # What to time
+    inputs: list[str] | None = None
+    images: int = 4
+    warmup: int = 1
+    models: str = "random-sd15"
+    style: str = "boho"
+    room: str | None = None
+    size: int = DEFAULT_SIZE
+    synthetic_size: str = "1024x768"
+    steps: int | None = None
+    retries: int = 0
+    seed: int = DEFAULT_SEED
+
+    # Device and speed
+    batch_size: int = DEFAULT_BATCH_SIZE
+    device: str = DEFAULT_DEVICE
+    dtype: str = "auto"
+    channels_last: str = "auto"
+    compile_models: bool = False
+    fast: bool = False
+    fast_recipe: str | None = None
+
+    # Against plain diffusers
+    compare_diffusers: bool = False
+    ablate: bool = False
+
+    # Sweep and compare
+    sweep: bool = False
+    sweep_out: Path = Path("benchmarks/sweep")
+    sweep_batches: str | None = None
+    sweep_sizes: str | None = None
+    sweep_modes: str | None = None
+    sweep_dtypes: str | None = None
+    compare: bool = False
+    compare_out: Path | None = None
+
+    # Cost and display
+    gpu_price: float | None = None
+    currency: str | None = None
+    as_json: bool = False
+
+    @property
+    def recipe(self) -> str | None:
+        """The few-step recipe asked for: --fast-recipe, else lcm with --fast, else none."""
+        return self.fast_recipe or ("lcm" if self.fast else None)
+
+
+def field_names(options_type: type) -> list[str]:
+    """The option names of an options type, in declaration order (the command's parameter names)."""
+    return [f.name for f in fields(options_type)]
