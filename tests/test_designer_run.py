@@ -11,8 +11,8 @@ from PIL import ExifTags, Image
 from typer.testing import CliRunner
 
 from modomo_cli.app import app
-from tests.test_phone_photos import p3_profile
-from tests.test_report import Browser, page_jobs
+from tests.inputs.test_phone_photos import p3_profile
+from tests.outputs.test_report import Browser, page_jobs
 
 UPRIGHT = {"phone.heic": (180, 240), "p3.jpg": (320, 240), "turned.jpg": (200, 300), "large.jpg": (2400, 1800)}
 

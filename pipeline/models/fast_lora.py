@@ -38,7 +38,7 @@ Where this comes from:
   269,127,096 (huggingface.co/ByteDance/Hyper-SD/commit/123f4ee05849b8241d5f451b089cb14a1019566d); lcm
   134,621,556 from copies named lcm-lora-sdv1-5 / LCM_LoRA_Weights_SD15 sharing sha256 8f90d840...
   (huggingface.co/cleanmists/my/commit/1791fe5b5d3bb084aa348357e7a9d20d482b1e81). Serialising this layout
-  over SD1.5's UNet gives exactly those sizes (tests/test_fast_lora.py checks it), while peft names
+  over SD1.5's UNet gives exactly those sizes (tests/models/test_fast_lora.py checks it), while peft names
   (`unet.X.lora_A.weight`: 134,581,584), diffusers names (`unet.X.lora.down.weight`: 134,582,696), the
   `unet.base_model.model.` prefix (134,591,040), sgm block names, a text encoder, float32 alphas or 1-d alphas
   would not; the 32 bytes between the 8-step and 1-step Hyper files are the {"format": "pt"} metadata.

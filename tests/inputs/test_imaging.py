@@ -24,7 +24,7 @@ from pipeline.inputs.imaging import (
     thumbnail,
 )
 
-ROOMS = Path(__file__).resolve().parents[2] / "shared" / "rooms"
+ROOMS = Path(__file__).resolve().parents[3] / "shared" / "rooms"
 RED, BLUE, GREEN, WHITE = (255, 0, 0), (0, 0, 255), (0, 255, 0), (255, 255, 255)
 
 

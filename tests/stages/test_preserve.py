@@ -126,7 +126,7 @@ def test_latent_hold_keeps_the_region_and_blends_its_surroundings(tiny_stack, ro
 
     from pipeline.stages.generate import GenerateSettings, Generator
     from pipeline.stages.sampling import Sampler
-    from tests.test_sampling import SETTINGS, make_frames
+    from tests.stages.test_sampling import SETTINGS, make_frames
 
     mask = np.zeros((96, 128), bool)
     mask[32:72, 40:96] = True

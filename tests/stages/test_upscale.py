@@ -27,7 +27,7 @@ from pipeline.stages.preserve import Compositor, soften
 from pipeline.stages.upscale import Upscaler, output_size, windows
 
 CPU = torch.device("cpu")
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -114,8 +114,8 @@ def test_two_roots_with_the_same_file_are_two_inputs_resumed_correctly(engine, t
 @pytest.fixture(scope="module")
 def option_inputs(tiny_bundle, rooms, tmp_path_factory):
     """Two photos, a keep mask for one, a LoRA and a single-file checkpoint made from the tiny models."""
-    from tests.test_checkpoint import single_file
-    from tests.test_lora import make_lora
+    from tests.models.test_checkpoint import single_file
+    from tests.models.test_lora import make_lora
 
     folder = tmp_path_factory.mktemp("options")
     inputs = photos(folder / "in", rooms, 2)

@@ -19,7 +19,7 @@ from pipeline.outputs.names import variation_stem
 from pipeline.run.runner import retry_key, variations_of
 from pipeline.stages.sampling import Sampler, distinct
 from tests.conftest import restyle
-from tests.test_sampling import SETTINGS, SIZE, make_frames
+from tests.stages.test_sampling import SETTINGS, SIZE, make_frames
 
 
 def transform(bundle: Path, inputs, out: Path, *extra) -> tuple[int, dict]:

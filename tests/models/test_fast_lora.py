@@ -26,7 +26,7 @@ from pipeline.models.fast_lora import LAYOUTS, SD15_KEYS, layout, lora_shapes, l
 from pipeline.models.presets import bundle_fast_loras, sd15
 from pipeline.models.recipes import RECIPES
 from pipeline.models.tiny import FAST_RANK
-from tests.test_doctor import empty_caches, fake_hub_cache  # noqa: F401 - the fixture is used by name
+from tests.cli.test_doctor import empty_caches, fake_hub_cache  # noqa: F401 - the fixture is used by name
 
 KEY = re.compile(r"lora_unet_[a-z0-9_]+\.(lora_down\.weight|lora_up\.weight|alpha)")
 # Keys of the tiny UNet named as the published files name SD1.5's, with their shapes at the tiny rank (4).

@@ -339,7 +339,7 @@ class CardThatFitsOnlyOffloaded:
 
 def test_offload_after_oom_renders_the_same_images_with_the_real_models(tiny_stack, rooms, monkeypatch):
     from pipeline.stages.offload import MemoryState, ModelPlacer
-    from tests.test_sampling import SETTINGS, make_frames
+    from tests.stages.test_sampling import SETTINGS, make_frames
 
     expected = make_frames(rooms, 2)
     Generator(tiny_stack.pipe, SETTINGS, tiny_stack.device)(expected)

@@ -20,7 +20,7 @@ from pipeline.stages.sampling import Sampler
 from pipeline.stages.settings import GenerateSettings
 from styles import STYLE_DIR, load_style
 from tests.conftest import restyle
-from tests.test_sampling import SIZE, make_frames, pixels
+from tests.stages.test_sampling import SIZE, make_frames, pixels
 
 
 def settings_for(name: str) -> GenerateSettings:
