@@ -113,6 +113,8 @@ def print_summary(summary: dict, title: str = "modomo run", unpriced_cost: bool 
         lines.append(f"GPU memory  out of memory at batch {event['batch']}: continued with {event['action']}")
     for line in lines:
         console.print(line, soft_wrap=True)
+    for warning in dict.fromkeys(w for record in summary.get("images", []) for w in record.get("warnings") or []):
+        console.print(f"[yellow]warning:[/yellow] {escape(warning)}", soft_wrap=True)
 
 
 def print_bench(summary: dict) -> None:

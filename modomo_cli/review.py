@@ -11,7 +11,7 @@ import typer
 
 from modomo_cli.errors import EXIT_USAGE, user_errors
 from modomo_cli.render import console
-from pipeline.errors import ModomoError
+from pipeline.errors import ModomoError, UsageError
 
 
 def styles_cmd(
@@ -99,7 +99,8 @@ def index_cmd(
         from pipeline.outputs.sinks import open_sink
 
         sink = open_sink(out)
-        sink.prepare()
+        if not sink.is_output():
+            raise UsageError(f"{out}: not a modomo output (no journal in {out.rstrip('/')}/.modomo/); nothing written")
         written = write_index(sink)
     if as_json:
         sys.stdout.write(json.dumps(written, indent=2) + "\n")

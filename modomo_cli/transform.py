@@ -100,10 +100,11 @@ def transform(options: TransformOptions, ctx: typer.Context) -> None:
 
 
 def worker_argv(options: TransformOptions, command) -> list[str]:
-    """This command line again, minus what each worker gets on its own; --report makes workers save controls."""
+    """This command line again, minus what each worker gets on its own; --report and --contact-sheet make the
+    workers save each photo's input and control maps."""
     argv = argv_for(options, command, WORKER_OWN)
-    if options.report and not options.save_controls:
-        argv.append("--save-controls")  # the report shows each image's control maps
+    if (options.report or options.contact_sheet) and not options.save_controls:
+        argv.append("--save-controls")  # the report shows each image's control maps, the sheet its input
     return argv
 
 
@@ -136,10 +137,10 @@ def execute(plan, progress: bool | None, as_json: bool, events: str | None = Non
     summary = result.to_json()
     print_summary(summary)
     if not result.fatal:
-        written = execute.write_report(plan, summary)
+        written = execute.write_report(plan)
         if written:
             console.print(f"report      {written}", soft_wrap=True)
-        for page in execute.write_contact_sheet(plan, summary):
+        for page in execute.write_contact_sheet(plan):
             console.print(f"sheet       {page}", soft_wrap=True)
     if as_json:
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")

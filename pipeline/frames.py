@@ -101,6 +101,7 @@ class Frame:
     original: Image.Image | None = None  # the upright full-resolution photo, kept when results leave the working size
     target_size: tuple[int, int] | None = None  # the result's size on disk (--output-size); None: the working size
     capture: dict = field(default_factory=dict)  # the input's EXIF capture date and camera (never its position)
+    warnings: list[str] = field(default_factory=list)  # one line each, for the user, with the file's name
 
     @property
     def ok(self) -> bool:

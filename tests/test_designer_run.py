@@ -92,9 +92,10 @@ def test_the_report_shows_the_variations_side_by_side(designer_run, tmp_path):
     browser = Browser(tmp_path / "profile")
     try:
         browser.load((out / "report.html").as_uri())
-        thumbs = browser.evaluate("document.querySelectorAll('#grid .card img').length")
+        thumbs = browser.evaluate("document.querySelectorAll('#grid .card figure:not(.photo) img').length")
+        photos = browser.evaluate("document.querySelectorAll('#grid .card figure.photo img').length")
         shot = browser.screenshot(tmp_path / "report.png")
     finally:
         browser.close()
-    assert thumbs == 12
+    assert thumbs == 12 and photos == 4
     assert shot.std() > 10

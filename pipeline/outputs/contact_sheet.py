@@ -1,4 +1,4 @@
-"""contact-sheet.jpg: every job of a run on a few pictures that travel by chat or email.
+"""contact-sheet.jpg: every job of an output on a few pictures that travel by chat or email.
 
 One row per job (an input in one style), in the records' order, so the styles of an input sit on adjacent
 rows: the input, then each result of the job best first, labelled with style, variation and quality, and
@@ -28,6 +28,7 @@ MAX_WIDTH = 2480  # A4 at 300 dpi: prints, and stays legible in a chat preview
 MARGIN, GAP = 60, 24
 CELL_MAX, CELL_MIN = 300, 160  # thumbnails are 256 px on the long side: barely enlarged
 HEADER_SIZE, KEY_SIZE, LABEL_SIZE = 34, 28, 22
+MIN_KEY_SIZE = 14  # the smallest a row's title shrinks to before it is cut
 JPEG_QUALITY = 88
 PAPER, INK, MUTED = (246, 244, 240), (34, 33, 31), (111, 106, 98)
 PASS, LOW, BAD, PLACEHOLDER, CELL = (47, 138, 91), (183, 121, 31), (179, 57, 47), (200, 198, 194), (232, 228, 221)
@@ -105,10 +106,12 @@ def sheet_name(page: int) -> str:
 
 
 def cell_labels(record: dict, variation: dict) -> list[str]:
-    """The two lines under a result: style and variation, then quality to two decimals."""
+    """The two lines under a result: its style (and variation, when the job has several), then its quality."""
     quality = variation.get("quality")
     quality_text = f"quality {quality:.2f}" if isinstance(quality, (int, float)) else "quality n/a"
-    return [f"{record.get('style') or 'no style'} · v{variation.get('n', 1)}", quality_text]
+    style = record.get("style") or "no style"
+    several = len(variations(record)) > 1
+    return [f"{style} · v{variation.get('n', 1)}" if several else style, quality_text]
 
 
 def _decode(data: bytes | None, name: str) -> Image.Image | None:
@@ -197,13 +200,28 @@ def draw_labels(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], lines
 
 
 def key_line(record: dict, shown: int, total: int) -> str:
-    """The text above a row: the input's key, its style, and what else to know about the job."""
+    """The text above a row: the input's key, its style, and whether it failed or has more results."""
     parts = [record.get("key") or record.get("input") or "?", record.get("style") or "no style"]
-    if record.get("status") in ("failed", "skipped"):
-        parts.append("skipped (done before)" if record["status"] == "skipped" else "failed")
+    if record.get("status") == "failed":
+        parts.append("failed")
     if total > shown:
         parts.append(f"{total - shown} more not shown")
     return "  ·  ".join(parts)
+
+
+def fitting_font(draw: ImageDraw.ImageDraw, text: str, width: int, size: int, smallest: int = MIN_KEY_SIZE):
+    """The largest bold face, from `size` down to `smallest`, in which the whole text fits `width`: a title
+    is shrunk rather than cut (only a text too long even at the smallest size is cut, in the middle)."""
+    for step in range(size, smallest - 1, -2):
+        if draw.textlength(text, font=font(step, True)) <= width:
+            return font(step, True)
+    return font(smallest, True)
+
+
+def row_title(draw: ImageDraw.ImageDraw, line: str, width: int):
+    """A row's title and its face: shrunk to fit, cut only past the smallest size."""
+    face = fitting_font(draw, line, width, KEY_SIZE)
+    return fit_text(draw, line, face, width), face
 
 
 def draw_row(canvas: Image.Image, row: int, record: dict, grid: Layout, sink,
@@ -212,9 +230,9 @@ def draw_row(canvas: Image.Image, row: int, record: dict, grid: Layout, sink,
     draw = ImageDraw.Draw(canvas)
     results = variations(record) if record.get("status") != "failed" else []
     shown = results[: grid.columns - 1]
-    text = fit_text(draw, key_line(record, len(shown), len(results)), font(KEY_SIZE, True), grid.width - 2 * MARGIN)
-    draw.text((MARGIN, grid.row_top(row)), text, fill=BAD if record.get("status") == "failed" else INK,
-              font=font(KEY_SIZE, True))
+    text, face = row_title(draw, key_line(record, len(shown), len(results)), grid.width - 2 * MARGIN)
+    top = grid.row_top(row) + KEY_SIZE - getattr(face, "size", KEY_SIZE)  # a smaller face keeps the line's foot
+    draw.text((MARGIN, top), text, fill=BAD if record.get("status") == "failed" else INK, font=face)
     box = grid.cell_box(row, 0)
     draw_cell(canvas, box, load_input(record, read_input), "input unavailable")
     draw_labels(draw, box, ["input"], [MUTED])

@@ -22,8 +22,9 @@ COLUMNS = ("input", "style", "variation", "room", "room_probability", "status", 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def rows(entries: list[dict], relative) -> list[dict]:
-    """One row per (job, style), latest first-come order kept; results written over by a later job dropped."""
+def latest_jobs(entries: list[dict]) -> list[dict]:
+    """The latest line of each (job, style), in the order of those lines; a job whose result file a later job
+    wrote over (an edited manifest row) is dropped."""
     latest: dict[tuple[str, str], dict] = {}
     for entry in entries:
         latest.pop((entry["id"], entry.get("style")), None)  # re-insert: order follows the latest line
@@ -33,17 +34,16 @@ def rows(entries: list[dict], relative) -> list[dict]:
         result = entry.get("outputs", {}).get("result")
         if result:
             owner[result] = key
-    table = []
-    for key, entry in latest.items():
-        outputs = entry.get("outputs", {})
-        if outputs.get("result") and owner[outputs["result"]] != key:
-            continue  # a later job (an edited manifest row) wrote over this one's result
-        for variation in entry.get("variations") or [None]:
-            table.append(row(entry, variation, relative))
-    return table
+    return [entry for key, entry in latest.items()
+            if not entry.get("outputs", {}).get("result") or owner[entry["outputs"]["result"]] == key]
 
 
-def row(entry: dict, variation: dict | None, relative) -> dict:
+def rows(entries: list[dict]) -> list[dict]:
+    """One row per result: per (job, style) its latest line, one row per variation, best first."""
+    return [row(entry, variation) for entry in latest_jobs(entries) for variation in entry.get("variations") or [None]]
+
+
+def row(entry: dict, variation: dict | None) -> dict:
     """One result of a job: the job's columns, and its variation's number, files, seed and score."""
     result = variation if variation is not None else entry
     outputs = result.get("outputs", {})
@@ -52,8 +52,7 @@ def row(entry: dict, variation: dict | None, relative) -> dict:
         "variation": variation.get("n") if variation is not None else (1 if outputs.get("result") else None),
         "room": entry.get("room"), "room_probability": entry.get("room_probability"),
         "status": entry.get("status", "ok"), "error": entry.get("error"),
-        "result": relative(outputs["result"]) if outputs.get("result") else None,
-        "thumbnail": relative(outputs["thumbnail"]) if outputs.get("thumbnail") else None,
+        "result": outputs.get("result"), "thumbnail": outputs.get("thumbnail"),
         "result_url": result.get("transformed_url"), "thumbnail_url": result.get("thumbnail_url"),
         "seed": result.get("seed"), "quality": result.get("quality"), "passed": result.get("passed"),
         "settings": entry.get("settings"), "finished": entry.get("finished"),
@@ -88,7 +87,7 @@ def to_jsonl(table: list[dict]) -> bytes:
 
 def write_index(sink) -> dict:
     """Rebuild index.csv and index.jsonl from the output's journal (each written whole or not at all)."""
-    table = rows(Journal(sink).entries(), sink.relative)
+    table = rows(Journal(sink).entries())
     csv_path = sink.write("index.csv", to_csv(table), "text/csv; charset=utf-8")
     jsonl_path = sink.write("index.jsonl", to_jsonl(table), "application/x-ndjson")
     jobs = {(r["id"], r["style"]): r["status"] for r in table}

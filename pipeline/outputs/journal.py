@@ -39,6 +39,19 @@ def parse_lines(text: str) -> list[dict]:
     return entries
 
 
+def is_absolute(path: str) -> bool:
+    """An absolute path or a URI: how earlier versions recorded outputs."""
+    return isinstance(path, str) and (path.startswith("/") or "://" in path or path[1:3] in (":\\", ":/"))
+
+
+def all_outputs(entry: dict) -> list[str]:
+    """Every output path a journal line names (the job's and each variation's)."""
+    paths = list((entry.get("outputs") or {}).values())
+    for variation in entry.get("variations") or []:
+        paths += list((variation.get("outputs") or {}).values())
+    return paths
+
+
 class Journal:
     """What is done in an output, and a way to add to it."""
 
@@ -51,27 +64,43 @@ class Journal:
         self.last_flush = time.monotonic()
         self.lock = threading.Lock()  # writer threads record concurrently
         self.loads = 0  # how often the whole journal was read: once per run, whatever the engine
+        self._finished: dict | None = None
 
     @property
     def local(self) -> bool:
         return isinstance(self.sink, LocalSink)
 
     def load(self) -> dict[tuple[str, str], dict]:
-        """Finished entries keyed by (input identity, settings hash); the latest wins. Failure lines
-        (kept for the index) never count as finished."""
-        self.loads += 1
-        return {(e["id"], e["settings"]): e for e in self.entries() if e.get("status", "ok") == "ok"}
+        """Finished entries keyed by (input identity, settings hash), the latest winning, as they were when
+        first asked (read once: what a run resumes from). Failure lines (kept for the index) never count."""
+        if self._finished is None:
+            self.loads += 1
+            self._finished = {(e["id"], e["settings"]): e for e in self.entries() if e.get("status", "ok") == "ok"}
+        return self._finished
 
     def entries(self) -> list[dict]:
-        """Every line, in the order written (R2: segments in name order, each a run and a flush)."""
+        """Every line, in the order written (R2: segments in name order, each a run and a flush), with every
+        output path relative to the output's root."""
         if self.local:
             data = self.sink.read(LOCAL_JOURNAL)
-            return parse_lines(data.decode("utf-8", "replace")) if data else []
-        entries = []
-        for name in self.sink.list(SEGMENT_PREFIX):
-            data = self.sink.read(name)
-            entries += parse_lines(data.decode("utf-8", "replace")) if data else []
-        return entries
+            entries = parse_lines(data.decode("utf-8", "replace")) if data else []
+        else:
+            entries = []
+            for name in self.sink.list(SEGMENT_PREFIX):
+                data = self.sink.read(name)
+                entries += parse_lines(data.decode("utf-8", "replace")) if data else []
+        return [self.relative(entry) for entry in entries]
+
+    def relative(self, entry: dict) -> dict:
+        """A line with its outputs relative to the output's root. Lines of earlier versions hold absolute
+        paths or URIs, possibly of where the output was before it moved: the sink places them."""
+        def fix(outputs: dict) -> dict:
+            return {k: self.sink.relative(v) if is_absolute(v) else v for k, v in (outputs or {}).items()}
+
+        if not any(is_absolute(v) for v in all_outputs(entry)):
+            return entry
+        return {**entry, "outputs": fix(entry.get("outputs")),
+                "variations": [{**v, "outputs": fix(v.get("outputs"))} for v in entry.get("variations") or []]}
 
     def record(self, entry: dict) -> None:
         """Add one finished input; durable at once locally, at the next flush on R2."""

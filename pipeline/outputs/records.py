@@ -32,6 +32,7 @@ class ImageRecord:
     # Every result of the job (--variations), best first: {"n", "seed", "quality", "passed", "outputs", and
     # "transformed_url"/"thumbnail_url" on a CDN}. The record's own outputs, seed and quality are the first's.
     variations: list[dict] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # one line each, naming the file (e.g. a keep mask of 95 %)
 
     @property
     def ok(self) -> bool:
@@ -54,10 +55,23 @@ class ImageRecord:
         return cls(item.identity, item.display, item.key, style, "failed", error=reason)
 
     @classmethod
-    def from_journal(cls, item: Item, style: str, entry: dict, status: str) -> ImageRecord:
-        """An input the journal says is done with these settings (`skipped`, or `ok` for a dead worker's)."""
-        return cls(item.identity, item.display, item.key, style, status, room=entry.get("room"),
-                   outputs=entry.get("outputs", {}),
+    def from_journal(cls, item: Item, style: str, entry: dict, status: str, locate=str) -> ImageRecord:
+        """An input the journal says is done with these settings (`skipped`, or `ok` for a dead worker's);
+        `locate` turns the journal's output-relative paths into locations a caller can open."""
+        entry = {**entry, "id": item.identity, "input": item.display, "key": item.key, "style": style}
+        return cls.from_entry(entry, locate, status)
+
+    @classmethod
+    def from_entry(cls, entry: dict, locate=str, status: str | None = None) -> ImageRecord:
+        """A journal line as a record (its status unless another is given), its outputs located."""
+        def located(outputs: dict) -> dict:
+            return {kind: locate(path) for kind, path in (outputs or {}).items()}
+
+        return cls(entry["id"], entry.get("input") or entry.get("key", ""), entry.get("key", ""), entry.get("style"),
+                   status or entry.get("status", "ok"), error=entry.get("error"), room=entry.get("room"),
+                   outputs=located(entry.get("outputs")),
                    urls={k: entry[k] for k in URL_FIELDS if k in entry}, seed=entry.get("seed"),
-                   quality=entry.get("quality"), passed=entry.get("passed"),
-                   variations=entry.get("variations") or [])
+                   quality=entry.get("quality"), quality_parts=entry.get("quality_parts") or {},
+                   passed=entry.get("passed"), attempts=entry.get("attempts") or 0,
+                   timings=entry.get("timings") or {},
+                   variations=[{**v, "outputs": located(v.get("outputs"))} for v in entry.get("variations") or []])

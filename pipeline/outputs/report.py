@@ -23,6 +23,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from pipeline import __version__
+from pipeline.stages.timing import STAGES
 
 PAGE_SIZE = 100  # cards in the DOM at once: enough to review, few enough to stay light at 5,000 jobs
 MAP_KINDS = ("depth", "edges", "masks")
@@ -30,7 +31,8 @@ ASSETS = Path(__file__).resolve().parents[1] / "data" / "report"  # the page's s
 CSS = (ASSETS / "report.css").read_text()
 SCRIPT = (ASSETS / "report.js").read_text()
 VIEWER = (ASSETS / "viewer.html").read_text()
-STATUS_LABELS = {"ok": "ok", "failed": "failed", "skipped": "skipped (done before)"}
+STATUS_LABELS = {"ok": "ok", "failed": "failed", "skipped": "done before"}
+HISTORY_ROWS = 50
 
 
 def _e(value) -> str:
@@ -118,7 +120,7 @@ def job_data(record: dict, link: FolderLinks) -> dict:
         "e": record.get("error"), "r": record.get("room"), "q": _round(record.get("quality"), 4),
         "p": record.get("passed"), "a": record.get("attempts") if (record.get("attempts") or 0) > 1 else None,
         "qp": {k: _round(v, 3) for k, v in (record.get("quality_parts") or {}).items() if isinstance(v, float)},
-        "tm": {k: _round(v, 3) for k, v in (record.get("timings") or {}).items() if isinstance(v, (int, float))},
+        "tm": {k: _round(v, 3) for k, v in in_order(record.get("timings") or {}) if isinstance(v, (int, float))},
         "in": link(outputs.get("input")) or None,
         "mp": {k: link(outputs[k]) for k in MAP_KINDS if outputs.get(k)},
         "v": [_variation(v, link) for v in variations(record)],
@@ -127,13 +129,18 @@ def job_data(record: dict, link: FolderLinks) -> dict:
     return job
 
 
+def in_order(timings: dict) -> list[tuple[str, float]]:
+    """Stage timings in pipeline order (stages modomo does not know last, by name)."""
+    return sorted(timings.items(), key=lambda kv: (STAGES.index(kv[0]) if kv[0] in STAGES else len(STAGES), kv[0]))
+
+
 def stage_bars(stages: dict) -> str:
     """Where the time per image goes, as bars scaled to the largest share."""
     if not stages:
         return ""
     top = max((row["share"] for row in stages.values()), default=0) or 1.0
     rows = []
-    for name, row in stages.items():
+    for name, row in in_order(stages):
         width = max(0.5, 100 * row["share"] / top)
         rows.append(f'<div class="bar"><span>{_e(name)}</span><div class="track"><i style="width:{width:.1f}%">'
                     f'</i></div><em>{row["mean"]:.3f} s &middot; {row["share"]:.1%}</em></div>')
@@ -141,22 +148,46 @@ def stage_bars(stages: dict) -> str:
 
 
 def facts(summary: dict) -> str:
-    """The run at a glance: counts, throughput, cost, quality."""
+    """The output at a glance: its jobs, results, quality, throughput and cost (a run's summary also works)."""
     counts, cost = summary["counts"], summary["cost"]
     quality = summary.get("quality") or {}
     results = sum(len(r.get("variations") or []) or (r.get("status") != "failed") for r in summary["images"])
+    jobs = f'{counts["ok"]:,} ok &middot; {counts["failed"]:,} failed' + (
+        f' &middot; {counts["skipped"]:,} done before' if counts.get("skipped") else "")
     items = [
-        ("jobs", f'{counts["ok"]} ok &middot; {counts["failed"]} failed &middot; {counts["skipped"]} skipped'),
+        ("jobs", jobs),
         ("results", f"{results:,}"),
-        ("images / minute", f'{summary.get("images_per_minute", 0.0):.1f}'),
-        ("cost / image", f'{cost["per_image"]:.4f} {_e(cost["currency"])}'),
-        ("total cost", f'{cost["total"]:.4f} {_e(cost["currency"])}'),
         ("mean quality", f'{quality["mean"]:.3f}' if quality.get("mean") is not None else "n/a"),
         ("at or above threshold", f'{quality["success_rate"]:.0%}' if quality.get("success_rate") is not None
          else "n/a"),
-        ("model load", f'{summary.get("load_seconds", 0.0):.1f} s'),
+        ("images / minute", f'{summary.get("images_per_minute", 0.0):.1f}'),
+        ("cost / image", f'{cost["per_image"]:.4f} {_e(cost["currency"])}'),
+        ("total cost", f'{cost["total"]:.4f} {_e(cost["currency"])}'),
     ]
+    if "history" in summary:
+        items.append(("runs", f'{len(summary["history"]):,}'))
+    if "load_seconds" in summary:
+        items.append(("model load", f'{summary["load_seconds"]:.1f} s'))
     return '<div class="facts">' + "".join(f'<div class="fact">{_e(n)}<b>{v}</b></div>' for n, v in items) + "</div>"
+
+
+def history_table(history: list[dict]) -> str:
+    """The runs that made the output, newest first: when, how, and what each did."""
+    if not history:
+        return ""
+    head = "".join(f"<th>{_e(h)}</th>" for h in ("finished", "engine", "device", "jobs done", "failed",
+                                                  "already done", "images / min", "cost"))
+    rows = []
+    for run in reversed(history[-HISTORY_ROWS:]):
+        cells = (run.get("finished", "").replace("T", " ").removesuffix("+00:00") + " UTC", run.get("engine", ""),
+                 run.get("device", ""), f'{run.get("jobs", 0):,}', f'{run.get("failed", 0):,}',
+                 f'{run.get("skipped", 0):,}', f'{run.get("images_per_minute", 0.0):.1f}',
+                 f'{run.get("cost", 0.0):.4f} {run.get("currency", "")}')
+        rows.append("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in cells) + "</tr>")
+    more = f"<p>{len(history) - HISTORY_ROWS:,} earlier runs not shown.</p>" if len(history) > HISTORY_ROWS else ""
+    return (f'<details class="history"><summary>How this output was made: {len(history):,} run(s)</summary>'
+            f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
+            f"{more}</details>")
 
 
 def _options(name: str, label: str, choices: list[tuple[str, str]]) -> str:
@@ -168,7 +199,9 @@ def _options(name: str, label: str, choices: list[tuple[str, str]]) -> str:
 def toolbar(summary: dict, jobs: list[dict]) -> str:
     """Filters (status, style, file name), the sort, and the pager; the script keeps them in the URL."""
     counts = summary["counts"]
-    statuses = [("", f"all ({len(jobs):,})")] + [(s, f"{s} ({counts.get(s, 0):,})") for s in STATUS_LABELS]
+    statuses = [("", f"all ({len(jobs):,})")] + [(s, f"{label} ({counts.get(s, 0):,})")
+                                                 for s, label in STATUS_LABELS.items()
+                                                 if s != "skipped" or counts.get(s)]
     names = list(dict.fromkeys([*summary.get("styles", {}).get("names", []), *(j["s"] for j in jobs if j["s"])]))
     per_style = {name: sum(j["s"] == name for j in jobs) for name in names}
     styles = [("", "all styles")] + [(n, f"{n} ({per_style[n]:,})") for n in names]
@@ -207,6 +240,7 @@ def render(summary: dict, jobs: list[dict]) -> str:
         "<meta name=viewport content='width=device-width,initial-scale=1'>"
         f"<title>modomo report</title><style>{CSS}</style></head><body>"
         f"{heading(summary)}<main>{facts(summary)}{stage_bars(summary.get('stages', {}))}"
+        f"{history_table(summary.get('history', []))}"
         f"{toolbar(summary, jobs)}<div id=grid></div><p id=empty hidden>No jobs match these filters.</p>"
         '<div class="pager bottom"></div>'
         "<noscript><p>The list of images needs JavaScript.</p></noscript></main>"

@@ -14,7 +14,13 @@ from pipeline.errors import ModomoError
 from pipeline.frames import Item
 from pipeline.r2 import Location, Remote, is_remote
 
-CACHE_CONTROL = "public, max-age=31536000, immutable"
+# What a CDN in front of R2 may do with each kind of object. Nothing modomo writes is immutable: the views are
+# rewritten by every run, and a result's key is reused by --overwrite or a rerun with new settings, so a CDN may
+# keep a copy but must revalidate it (by ETag: a 304 when unchanged) before serving it.
+VIEWS = ("index.csv", "index.jsonl", "report.html")  # and contact-sheet*.jpg
+CACHE_VIEW = "no-cache"
+CACHE_RESULT = "public, no-cache"
+CACHE_INTERNAL = "private, no-store"  # the journal and run history under .modomo/
 MULTIPART_THRESHOLD = 8 * 1024 * 1024
 TEMP_DIR = ".modomo/tmp"
 TEMP_SEP = "~"  # in temporary names: target~host~pid~random.tmp
@@ -54,6 +60,34 @@ def sweep_temps(folder: Path, now: float | None = None) -> list[Path]:
             Path(entry.path).unlink(missing_ok=True)
             removed.append(Path(entry.path))
     return removed
+
+
+def cache_control(relative: str) -> str:
+    """The Cache-Control header for an object of the output, by its kind (see CACHE_*)."""
+    name = relative.rsplit("/", 1)[-1]
+    if relative.startswith(".modomo/"):
+        return CACHE_INTERNAL
+    if relative in VIEWS or (relative == name and name.startswith("contact-sheet") and name.endswith(".jpg")):
+        return CACHE_VIEW
+    return CACHE_RESULT
+
+
+def current_umask() -> int:
+    """The process's umask (read by setting it and putting it back: there is no other way to read it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def suffix_in(location: str, exists) -> str | None:
+    """The longest trailing part of `location` (a path or URI from an output that has since moved) that
+    `exists(relative)` finds in this output; None when no part does."""
+    parts = [p for p in PurePosixPath(location.split("://", 1)[-1]).parts if p not in ("/", "")]
+    for start in range(len(parts)):
+        candidate = "/".join(parts[start:])
+        if exists(candidate):
+            return candidate
+    return None
 
 
 class OutputError(ModomoError):
@@ -117,8 +151,10 @@ class LocalSink:
     """
 
     def __init__(self, root: str | Path):
+        self.given = str(root)  # as the user gave it: locations handed back start with it
         self.root = Path(root).expanduser()
         self.owner = f"{socket.gethostname().replace(TEMP_SEP, '-')}{TEMP_SEP}{os.getpid()}"
+        self.mode = 0o666 & ~current_umask()  # files get the modes any tool's outputs get
 
     @property
     def temp_dir(self) -> Path:
@@ -144,9 +180,25 @@ class LocalSink:
     def public_url(self, relative: str) -> str | None:
         return None
 
+    def locate(self, relative: str) -> str:
+        """Where a file of the output is, for the caller: the output folder as given joined with `relative`."""
+        return os.path.join(self.given, relative)
+
+    def is_output(self) -> bool:
+        """Whether this folder holds a modomo output (its journal)."""
+        return (self.root / ".modomo" / "journal.jsonl").is_file()
+
     def relative(self, location: str) -> str:
-        """A written file's path relative to the output folder (POSIX)."""
-        return Path(os.path.relpath(location, self.root.resolve())).as_posix()
+        """A file's path relative to the output folder (POSIX), from a location in it or a relative path. A
+        location an earlier version recorded in a folder that has since moved is found by its trailing parts."""
+        if not os.path.isabs(location) and not location.startswith(self.given.rstrip("/") + "/"):
+            return PurePosixPath(location).as_posix()  # already relative to the output
+        full = Path(os.path.abspath(os.path.expanduser(location)))
+        for root in (Path(os.path.abspath(self.root)), self.root.resolve()):
+            if full.is_relative_to(root):
+                return full.relative_to(root).as_posix()
+        found = suffix_in(location, lambda candidate: (self.root / candidate).is_file())
+        return found if found is not None else PurePosixPath(location).name
 
     def link(self, location: str) -> str:
         """How the report refers to a written file: relative to the folder it sits in."""
@@ -184,13 +236,14 @@ class LocalSink:
             if isinstance(exc, OSError) and exc.errno in FATAL_ERRNOS:
                 raise OutputError(f"cannot write to {self.root}: {exc.strerror or exc}") from None
             raise
-        return str(target)
+        return self.locate(relative)
 
     def _write_temp(self, folder: Path, name: str, data: bytes) -> str:
         """Write and fsync a temporary file named for its target and its writer; returns its path."""
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}{TEMP_SEP}{self.owner}{TEMP_SEP}", suffix=".tmp")
         try:
+            os.fchmod(fd, self.mode)  # mkstemp's 0600 would follow the file through the rename
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
                 handle.flush()
@@ -205,7 +258,7 @@ class LocalSink:
         target = self.path(relative)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
             try:
                 os.write(fd, line.encode() + b"\n")
                 os.fsync(fd)
@@ -224,6 +277,7 @@ class R2Sink:
     def __init__(self, remote: Remote, location: Location):
         self.remote = remote
         self.location = location
+        self._keys: set[str] | None = None  # the prefix's keys, listed once, to place moved locations
 
     def prepare(self) -> None:
         """Check credentials and bucket access before any model loads."""
@@ -235,9 +289,28 @@ class R2Sink:
     def public_url(self, relative: str) -> str | None:
         return self.remote.settings.public_url(self.location.key(relative))
 
+    def locate(self, relative: str) -> str:
+        """Where an object of the output is, for the caller: its r2:// URI."""
+        return f"r2://{self.location.bucket}/{self.location.key(relative)}"
+
+    def is_output(self) -> bool:
+        """Whether this prefix holds a modomo output (its journal); the bucket is checked first."""
+        self.prepare()
+        return bool(self.list(".modomo/journal/"))
+
     def relative(self, location: str) -> str:
-        """An uploaded object's key relative to the output prefix."""
-        return location.removeprefix(f"r2://{self.location.bucket}/{self.location.prefix}")
+        """An object's key relative to the output prefix, from its r2:// location or a relative key. A location
+        an earlier version recorded under a prefix the output has since been copied from is found by its
+        trailing parts among this prefix's keys."""
+        if not location.startswith(("r2://", "s3://")):
+            return location
+        own = f"r2://{self.location.bucket}/{self.location.prefix}"
+        if location.startswith(own):
+            return location[len(own):]
+        if self._keys is None:
+            self._keys = set(self.list(""))
+        found = suffix_in(location, self._keys.__contains__)
+        return found if found is not None else location.rsplit("/", 1)[-1]
 
     def link(self, location: str) -> str:
         """How the report refers to an uploaded object: its CDN URL, else its key relative to the report."""
@@ -273,7 +346,7 @@ class R2Sink:
         from botocore.exceptions import BotoCoreError, ClientError
 
         key = self.location.key(relative)
-        extra = {"CacheControl": CACHE_CONTROL, "ContentType": content_type or "application/octet-stream"}
+        extra = {"CacheControl": cache_control(relative), "ContentType": content_type or "application/octet-stream"}
         if metadata:
             extra["Metadata"] = metadata
         try:
@@ -288,7 +361,7 @@ class R2Sink:
             raise OSError(f"upload of {key} failed: {code}") from None
         except BotoCoreError as exc:
             raise OSError(f"upload of {key} failed: {exc}") from None
-        return f"r2://{self.location.bucket}/{key}"
+        return self.locate(relative)
 
 
 def open_sink(out: str, remote: Remote | None = None) -> LocalSink | R2Sink:

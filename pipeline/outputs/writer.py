@@ -74,7 +74,7 @@ class OutputWriter:
         for frame in frames:
             with timed([frame], "write"):
                 meta_path = self.stem(frame, run, count) + ".json"
-                frame.outputs["metadata"] = str(self.sink.path(meta_path))
+                frame.outputs["metadata"] = self.sink.locate(meta_path)
                 metadata = json.dumps(self.metadata(frame, run, listing), indent=2).encode() + b"\n"
                 self.sink.write(meta_path, metadata, "application/json")
 
@@ -118,7 +118,7 @@ class OutputWriter:
 
     def journal_entry(self, frames: list[Frame], run) -> dict:
         """The journal line of a finished job and style (its best variation first): enough to skip it next
-        time, and to list every result in the index."""
+        time, and to rebuild the index, the report and the contact sheet from; paths relative to the output."""
         frame = frames[0]
         return {
             "id": frame.item.identity,
@@ -134,11 +134,19 @@ class OutputWriter:
             "seed": frame.seed,
             "quality": frame.quality,
             "passed": passed(frame, run),
-            "outputs": dict(frame.outputs),
+            "outputs": self.relative(frame.outputs),
             **frame.urls,
-            "variations": [variation_json(f, run) for f in frames],
+            "variations": [{**v, "outputs": self.relative(v["outputs"])} for v in map(variation_json, frames,
+                                                                                      [run] * len(frames))],
+            **({"quality_parts": dict(frame.quality_parts)} if frame.quality_parts else {}),
+            "attempts": sum(len(f.attempts) for f in frames),
+            "timings": {k: round(v, 6) for k, v in summed_timings(frames).items()},
             "finished": datetime.now(UTC).isoformat(timespec="seconds"),
         }
+
+    def relative(self, outputs: dict[str, str]) -> dict[str, str]:
+        """Outputs as the journal keeps them: relative to the output's root, so the output can move."""
+        return {kind: self.sink.relative(location) for kind, location in outputs.items()}
 
     def record(self, frames: list[Frame], run) -> ImageRecord:
         """The summary's record for one job and style: its best variation's result, every variation listed,
@@ -155,6 +163,7 @@ class OutputWriter:
             passed=passed(frame, run) if frame.ok else None, attempts=sum(len(f.attempts) for f in frames),
             timings={k: round(v, 6) for k, v in summed_timings(frames).items()},
             variations=[variation_json(f, run) for f in frames] if frame.ok else [],
+            warnings=list(frame.warnings),
         )
 
     def metadata(self, frame: Frame, run, listing: list[dict]) -> dict:
@@ -182,6 +191,7 @@ class OutputWriter:
             "objects": [o.to_json() for o in frame.objects],
             "preserve": {"labels": sorted(self.config.preserve), "mask": frame.mask_source,
                          "kept_area": round(float(frame.keep.mean()), 4) if frame.keep is not None else 0.0},
+            **({"warnings": list(frame.warnings)} if frame.warnings else {}),
             "quality": {"score": frame.quality, **frame.quality_parts, "threshold": run.threshold,
                         "passed": passed(frame, run), "attempts": frame.attempts},
             "timings": {k: round(v, 6) for k, v in frame.timings.items()},

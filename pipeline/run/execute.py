@@ -1,51 +1,82 @@
-"""Run a plan on its engine, then write the views of the output the plan asks for (index, report, sheet)."""
+"""Run a plan on its engine, then write the views of the output the plan asks for (index, report, sheet).
+
+The journal is read once, before any engine starts: a run with nothing left to do loads no model. Every run
+adds a line to the output's history; the index, the report and the contact sheet are rebuilt from the whole
+output (its journal and history), so they describe everything the output holds, not the last run alone.
+"""
 
 from __future__ import annotations
 
+from pipeline.errors import ModomoError
 from pipeline.run.hooks import Hooks
 from pipeline.run.plan import RunPlan
 from pipeline.run.result import RunResult
 
 
+def engine_for(plan: RunPlan):
+    """The engine's `run(plan, hooks)`."""
+    if plan.engine == "devices":
+        from pipeline.run.engines.devices import run
+    elif plan.engine == "ray":
+        from pipeline.run.engines.ray import run
+    else:
+        from pipeline.run.engines.local import run
+    return run
+
+
 def run(plan: RunPlan, hooks: Hooks | None = None) -> RunResult:
-    """Run the plan on its engine."""
+    """Run the plan on its engine (or on none, when the journal has every job), then record it."""
     from pipeline.run.events import fan_out, record_log_hook
+    from pipeline.run.resume import nothing_to_do, split
 
     hooks = hooks or Hooks()
     hooks = Hooks(fan_out(hooks.on_event, record_log_hook()), hooks.on_model, hooks.notice)
-    if plan.engine == "devices":
-        from pipeline.run.engines.devices import run as engine
-    elif plan.engine == "ray":
-        from pipeline.run.engines.ray import run as engine
-    else:
-        from pipeline.run.engines.local import run as engine
-    result = engine(plan, hooks)
-    if not result.fatal:
-        from pipeline.errors import ModomoError
-        from pipeline.outputs.index import write_index
-
-        try:
-            result.extra["index"] = write_index(plan.sink)
-        except (OSError, ModomoError) as exc:
-            hooks.notice(f"index: not written: {exc}")
+    todo, skipped = split(plan)
+    result = engine_for(plan)(plan, hooks) if todo else nothing_to_do(plan, skipped, hooks)
+    if not result.fatal and not is_worker():
+        record(plan, result, hooks, index=bool(todo))
     return result
 
 
-def write_report(plan: RunPlan, summary: dict) -> str | None:
-    """report.html into the output when the plan asks for it; its location."""
+def is_worker() -> bool:
+    """Whether this process is one of a --devices run's workers: the parent records the run."""
+    import os
+
+    from pipeline.run.events import RECORD_LOG
+
+    return bool(os.environ.get(RECORD_LOG))
+
+
+def record(plan: RunPlan, result: RunResult, hooks: Hooks, index: bool) -> None:
+    """The run into the output's history; the index rebuilt when the run wrote anything."""
+    from pipeline.outputs.history import record_run
+    from pipeline.outputs.index import write_index
+
+    try:
+        record_run(plan.sink, result.to_json())
+        if index:
+            result.extra["index"] = write_index(plan.sink)
+    except (OSError, ModomoError) as exc:
+        hooks.notice(f"index: not written: {exc}")
+
+
+def write_report(plan: RunPlan) -> str | None:
+    """report.html of the whole output when the plan asks for it; its location."""
     if not plan.report:
         return None
     from pipeline.outputs.report import write_report as write
+    from pipeline.outputs.views import output_summary
 
-    return write(summary, plan.sink)
+    return write(output_summary(plan.sink), plan.sink)
 
 
-def write_contact_sheet(plan: RunPlan, summary: dict) -> list[str]:
-    """contact-sheet.jpg (and its further pages) into the output when the plan asks for it; their locations."""
+def write_contact_sheet(plan: RunPlan) -> list[str]:
+    """contact-sheet.jpg (and its further pages) of the whole output when the plan asks for it; their
+    locations."""
     if not plan.contact_sheet:
         return []
-    from pipeline.errors import ModomoError
     from pipeline.outputs.contact_sheet import write_contact_sheet as write
+    from pipeline.outputs.views import job_records
 
     inputs = {item.identity: item for item in plan.everything}
 
@@ -55,9 +86,11 @@ def write_contact_sheet(plan: RunPlan, summary: dict) -> list[str]:
         try:
             preview = record.get("outputs", {}).get("input")
             if preview:
-                return plan.sink.read(plan.sink.relative(preview))
+                data = plan.sink.read(plan.sink.relative(preview))
+                if data:
+                    return data
             return item.read() if item is not None else None
         except (OSError, ModomoError):
             return None
 
-    return write(summary["images"], plan.sink, read_input)
+    return write(job_records(plan.sink, [s.name for s in plan.config.styles]), plan.sink, read_input)

@@ -13,6 +13,7 @@ from pipeline.inputs.sources import collect_inputs
 from pipeline.models.catalog import resolve
 from pipeline.models.presets import ModelSpec
 from pipeline.options import TransformOptions
+from pipeline.outputs.journal import Journal
 from pipeline.outputs.sinks import LocalSink, R2Sink, open_sink
 from pipeline.r2 import Remote
 from pipeline.run.shards import Shard
@@ -38,7 +39,7 @@ class RunPlan:
     report: bool = False
     contact_sheet: bool = False
     worker_argv: list[str] = field(default_factory=list)  # the command line each device worker repeats
-
+    journal: Journal | None = None  # the output's journal: read once, by whichever part asks first
     warnings: list[str] = field(default_factory=list)  # one line each, shown before the run
 
     def result_hashes(self) -> dict[str, str]:
@@ -132,7 +133,7 @@ def plan_for(config: RunConfig, shard: Shard | None = None, devices: str | None 
         check_unique(everything, config, lambda item: list(item.job.styles) if item.job is not None
                      and item.job.styles and item.job.error is None else names)
     return RunPlan(config, spec, sink, remote, everything, items, shard, chosen, device_list, actors, report,
-                   contact_sheet, list(worker_argv or []), warnings)
+                   contact_sheet, list(worker_argv or []), Journal(sink), warnings)
 
 
 def default_room(spec: ModelSpec) -> tuple[str, list[str]]:

@@ -285,7 +285,7 @@ class Runner:
             for run in self.runs_for(item):
                 entry = done.get((item.identity, run.settings_hash))
                 if entry is not None and entry.get("version") == item.version:
-                    record = ImageRecord.from_journal(item, run.style.name, entry, "skipped")
+                    record = ImageRecord.from_journal(item, run.style.name, entry, "skipped", self.sink.locate)
                     result.records.append(record)
                     self.on_event("done", record=record)
                 else:
@@ -404,7 +404,7 @@ def fork(frame: Frame, run: StyleRun, styles: int, fallback_room: str) -> Frame:
         item=frame.item, seed=frame.seed, image=frame.image, original_size=frame.original_size,
         objects=frame.objects, depth=frame.depth, error=frame.error, style=run.style.name, keep=frame.keep,
         mask_source=frame.mask_source, capture=frame.capture, room=frame.room, room_probability=frame.room_probability,
-        original=frame.original, target_size=frame.target_size,
+        original=frame.original, target_size=frame.target_size, warnings=frame.warnings,
         prompt=prompt, negative_prompt=negative,
         timings={k: v / styles for k, v in frame.timings.items()},
     )

@@ -64,6 +64,9 @@ def find_user_mask(folder: Path, key: str) -> Path | None:
     return None
 
 
+MOSTLY_KEPT = 0.9  # a keep mask this large leaves little to restyle: the run says so
+
+
 class Preserver:
     """Sets each frame's keep mask from its detected objects (by label) or from a user's mask file."""
 
@@ -108,6 +111,9 @@ class Preserver:
             keep |= np.asarray(user.resize((width, height), Image.BILINEAR)) >= 128
             frame.mask_source = str(path)
         frame.keep = soften(keep, self.grow, self.feather) if keep.any() else None
+        if frame.keep is not None and float(frame.keep.mean()) >= MOSTLY_KEPT:
+            frame.warnings.append(f"{frame.item.display}: the keep mask covers {float(frame.keep.mean()):.0%} of the "
+                                  "photo, so the result will barely change")
 
 
 class Compositor:

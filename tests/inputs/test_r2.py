@@ -107,12 +107,13 @@ def test_local_to_r2_with_cdn_urls(tiny_bundle, rooms, moto_server, r2_env, monk
     stem = "out/living-room-02-small.modern"
     assert keys_under(client, r2_env, "out/") == ["out/index.csv", "out/index.jsonl", f"{stem}.json", f"{stem}.png",
                                                   f"{stem}.thumb.jpg"]
-    [segment] = keys_under(client, r2_env, "out/", journal=True)
+    segment, history = keys_under(client, r2_env, "out/", journal=True)
     assert segment.startswith("out/.modomo/journal/") and segment.endswith(".jsonl")
+    assert history.startswith("out/.modomo/runs/") and history.endswith(".json")
     for key, kind in ((f"{stem}.png", "image/png"), (f"{stem}.thumb.jpg", "image/jpeg"),
                       (f"{stem}.json", "application/json")):
         head = client.head_object(Bucket=r2_env, Key=key)
-        assert head["ContentType"] == kind and "max-age" in head["CacheControl"]
+        assert head["ContentType"] == kind
     record = json.loads(result.stdout)["images"][0]
     assert record["outputs"]["result"] == f"r2://{r2_env}/{stem}.png"
     assert record["transformed_url"] == f"https://cdn.example.com/{stem}.png"
@@ -196,3 +197,41 @@ def test_unreachable_endpoint_fails_in_seconds(tiny_bundle, rooms, r2_env, monke
     result = transform(rooms / PHOTO, "--out", "r2:///out/", *fast(tiny_bundle))
     assert result.exit_code == 1 and "cannot reach" in result.stderr
     assert time.perf_counter() - start < 10
+
+
+def test_cache_headers_by_kind(tiny_bundle, rooms, moto_server, r2_env):
+    """What is rewritten in place is revalidated every time; a result's key can be reused (--overwrite, a rerun
+    with new settings), so a CDN may keep it but revalidates it too; nothing is `immutable`."""
+    result = transform(rooms / PHOTO, "--out", "r2:///out/", *fast(tiny_bundle), "--report", "--contact-sheet")
+    assert result.exit_code == 0, result.output
+    client = moto_server.client()
+    stem = "out/living-room-02-small.modern"
+    expected = {"out/index.csv": "no-cache", "out/index.jsonl": "no-cache", "out/report.html": "no-cache",
+                "out/contact-sheet.jpg": "no-cache", f"{stem}.png": "public, no-cache",
+                f"{stem}.thumb.jpg": "public, no-cache", f"{stem}.json": "public, no-cache",
+                f"{stem}.depth.png": "public, no-cache"}
+    for key, header in expected.items():
+        assert client.head_object(Bucket=r2_env, Key=key)["CacheControl"] == header, key
+    for key in keys_under(client, r2_env, "out/", journal=True):
+        assert client.head_object(Bucket=r2_env, Key=key)["CacheControl"] == "private, no-store", key
+    every = keys_under(client, r2_env, "out/") + keys_under(client, r2_env, "out/", journal=True)
+    assert not any("immutable" in client.head_object(Bucket=r2_env, Key=k)["CacheControl"] for k in every)
+
+
+def test_a_prefix_copied_to_another_prefix_resumes_and_indexes(tiny_bundle, rooms, moto_server, r2_env):
+    """Keys are relative to the output prefix: a copy of the prefix is a complete output of its own."""
+    assert transform(rooms / PHOTO, "--out", "r2:///first/", *fast(tiny_bundle)).exit_code == 0
+    client = moto_server.client()
+    for key in keys_under(client, r2_env, "first/") + keys_under(client, r2_env, "first/", journal=True):
+        client.copy_object(Bucket=r2_env, Key="second/" + key.removeprefix("first/"),
+                           CopySource={"Bucket": r2_env, "Key": key})
+    again = transform(rooms / PHOTO, "--out", "r2:///second/", *fast(tiny_bundle))
+    assert again.exit_code == 0, again.output
+    summary = json.loads(again.stdout)
+    assert summary["counts"]["skipped"] == 1 and summary["counts"]["ok"] == 0
+    assert summary["images"][0]["outputs"]["result"] == f"r2://{r2_env}/second/living-room-02-small.modern.png"
+    assert CliRunner().invoke(app, ["index", "r2:///second/"]).exit_code == 0
+    rows = [json.loads(line) for line in
+            client.get_object(Bucket=r2_env, Key="second/index.jsonl")["Body"].read().decode().splitlines()]
+    assert [row["result"] for row in rows] == ["living-room-02-small.modern.png"]
+    client.head_object(Bucket=r2_env, Key="second/" + rows[0]["result"])

@@ -114,10 +114,34 @@ def test_rows_show_the_input_then_every_variation_with_labels(sink):
 
 
 def test_labels_say_style_variation_and_quality():
-    record = {"style": "boho"}
-    assert cell_labels(record, {"n": 2, "quality": 0.8149}) == ["boho · v2", "quality 0.81"]
-    assert cell_labels(record, {"n": 1, "quality": None}) == ["boho · v1", "quality n/a"]
+    """The variation's number only where a job has several: one result is simply the style's result."""
+    several = {"style": "boho", "variations": [{"n": 1}, {"n": 2}]}
+    assert cell_labels(several, {"n": 2, "quality": 0.8149}) == ["boho · v2", "quality 0.81"]
+    assert cell_labels(several, {"n": 1, "quality": None}) == ["boho · v1", "quality n/a"]
+    one = {"style": "boho", "variations": [{"n": 1}]}
+    assert cell_labels(one, {"n": 1, "quality": 0.8149}) == ["boho", "quality 0.81"]
     assert isinstance(font(22), ImageFont.FreeTypeFont)  # a real TrueType face, not the 11 px bitmap
+
+
+def test_row_titles_carry_no_internal_state():
+    """A sheet is for a client: a job done by an earlier run is just done; a failed one says so."""
+    from pipeline.outputs.contact_sheet import key_line
+
+    assert key_line({"key": "bed/room.jpg", "style": "boho", "status": "skipped"}, 1, 1) == "bed/room.jpg  ·  boho"
+    assert key_line({"key": "bed/room.jpg", "style": "boho", "status": "ok"}, 1, 1) == "bed/room.jpg  ·  boho"
+    assert key_line({"key": "x.jpg", "style": "boho", "status": "failed"}, 0, 0) == "x.jpg  ·  boho  ·  failed"
+
+
+def test_long_titles_shrink_instead_of_being_cut():
+    from PIL import ImageDraw
+
+    from pipeline.outputs.contact_sheet import KEY_SIZE, MIN_KEY_SIZE, row_title
+
+    draw = ImageDraw.Draw(Image.new("RGB", (10, 10)))
+    title = "catalogue/2026/spring/" * 6 + "living-room-with-a-very-long-name.jpg  ·  scandinavian"
+    text, face = row_title(draw, title, 2360)
+    assert text == title and MIN_KEY_SIZE <= face.size < KEY_SIZE and draw.textlength(title, font=face) <= 2360
+    assert row_title(draw, "room.jpg  ·  boho", 2360)[1].size == KEY_SIZE
 
 
 def test_failed_job_gets_a_row_with_its_error(sink):

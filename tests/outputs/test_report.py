@@ -225,6 +225,60 @@ def test_report_renders_in_headless_chromium(report_run, browser, tmp_path):
     assert not broken  # every thumbnail the first screen shows was found
 
 
+# Every caption inside its picture's column and its card, every card inside the window, no title cut.
+BOXES = """(() => {
+  const bad = [], width = document.documentElement.clientWidth;
+  if (document.documentElement.scrollWidth > width + 1) bad.push('the page is wider than the window');
+  for (const card of document.querySelectorAll('#grid .card')) {
+    const c = card.getBoundingClientRect(), title = card.querySelector('h2');
+    if (c.left < -1 || c.right > width + 1) bad.push('a card leaves the window');
+    if (title.scrollWidth > title.clientWidth + 1 || title.getBoundingClientRect().right > c.right + 1)
+      bad.push('a title is cut: ' + title.textContent);
+    for (const figure of card.querySelectorAll('figure')) {
+      const f = figure.getBoundingClientRect(), caption = figure.querySelector('figcaption');
+      for (const part of [caption, ...caption.children]) {
+        const r = part.getBoundingClientRect();
+        if (r.left < c.left - 1 || r.right > c.right + 1 || r.bottom > c.bottom + 1)
+          bad.push('a caption leaves its card: ' + part.textContent);
+        if (r.left < f.left - 1 || r.right > f.right + 1)
+          bad.push('a caption runs into the next picture: ' + part.textContent);
+      }
+    }
+  }
+  return bad;
+})()"""
+
+
+@pytest.mark.parametrize("width", [1400, 390])
+def test_report_layout_holds_at_every_width(report_run, catalogue, browser, tmp_path, width):
+    """At a desktop's 1400 px and a phone's 390 px, measured in the browser: no caption leaves its picture or
+    its card, nothing leaves the window; each card shows its photo beside its results."""
+    for page in (report_run[0] / "report.html", catalogue[0]):
+        browser.load(page.as_uri(), width=width, height=1200)
+        assert browser.evaluate(BOXES) == [], page
+        assert browser.evaluate("[...document.querySelectorAll('.card:not(.failed)')].every(c => "
+                                "c.querySelector('figure.photo') && c.querySelectorAll('figure').length > 1)")
+        browser.screenshot(tmp_path / f"{page.parent.name}-{width}.png")
+
+
+def test_viewer_shows_the_result_at_full_size_and_stages_in_pipeline_order(report_run, browser):
+    from pipeline.stages.timing import STAGES
+
+    out, summary, _ = report_run
+    record = next(r for r in summary["images"] if r["status"] == "ok")
+    width, height = Image.open(record["outputs"]["result"]).size
+    browser.load((out / "report.html").as_uri() + "#open=0")
+    browser.evaluate("new Promise(r => { const i = document.getElementById('v-after'); "
+                     "i.complete && i.naturalWidth ? r() : (i.onload = i.onerror = r); })")
+    after = browser.evaluate("(i => [i.getAttribute('src'), i.naturalWidth, i.naturalHeight])"
+                             "(document.getElementById('v-after'))")
+    assert not after[0].endswith(".thumb.jpg") and after[1:] == [width, height]
+    stages = browser.evaluate("[...document.querySelectorAll('#v-times th')].map(th => th.textContent)")
+    assert stages and stages == sorted(stages, key=STAGES.index)
+    bars = browser.evaluate("[...document.querySelectorAll('.bar span')].map(s => s.textContent)")
+    assert bars and bars == sorted(bars, key=STAGES.index)
+
+
 def test_report_in_r2_links_results_by_cdn_url(tiny_bundle, rooms, moto_server, r2_env, monkeypatch):
     monkeypatch.setenv("CDN_DOMAIN", "cdn.example.com")
     result = CliRunner().invoke(app, ["transform", str(rooms / "living-room-02-small.jpg"), "--models",
@@ -370,11 +424,15 @@ def test_catalogue_first_paint_is_fast_and_shows_one_page(catalogue, browser, tm
     assert timing["cards"] == PAGE_SIZE
     assert heap < 64 * 2**20
     assert shown(browser) == expected_order(summary)[:PAGE_SIZE]
-    images = browser.evaluate("[...document.querySelectorAll('#grid img')]"
+    images = browser.evaluate("[...document.querySelectorAll('#grid figure:not(.photo) img')]"
                               ".map(i => [i.loading, i.getAttribute('src')])")
-    assert len(images) == PAGE_SIZE * VARIATIONS - VARIATIONS * sum(
-        summary["images"][i]["status"] == "failed" for i in expected_order(summary)[:PAGE_SIZE])
+    shown_ok = [i for i in expected_order(summary)[:PAGE_SIZE] if summary["images"][i]["status"] != "failed"]
+    assert len(images) == PAGE_SIZE * VARIATIONS - VARIATIONS * (PAGE_SIZE - len(shown_ok))
     assert all(loading == "lazy" and src.endswith(".thumb.jpg") for loading, src in images)
+    photos = browser.evaluate("[...document.querySelectorAll('#grid figure.photo img')]"
+                              ".map(i => [i.loading, i.getAttribute('src')])")
+    assert len(photos) == len(shown_ok)  # each card shows its photo beside its results
+    assert all(loading == "lazy" and src.endswith(".input.jpg") for loading, src in photos)
     pixels = browser.screenshot(tmp_path / "catalogue.png")
     assert pixels[:60].mean() < 80 and pixels.std() > 20  # the dark header, then the summary and the cards
 

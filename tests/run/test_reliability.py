@@ -48,7 +48,7 @@ def assert_consistent(out: Path) -> None:
     """Every journaled input has all its outputs, and no temporary file is left anywhere."""
     for entry in journal_lines(out):
         for path in entry["outputs"].values():
-            assert Path(path).is_file(), path
+            assert (out / path).is_file(), path  # relative to the output: it can move
     assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
 
 

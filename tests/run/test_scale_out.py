@@ -277,7 +277,7 @@ def test_ctrl_c_under_devices_reaches_every_worker_and_keeps_the_journal(tiny_bu
     assert summary["stopped"] == "interrupted"
     assert all(d["returncode"] == 130 for d in summary["devices"]), summary["devices"]
     done = journal(out)
-    assert all(Path(e["outputs"]["result"]).exists() and Path(e["outputs"]["metadata"]).exists() for e in done)
+    assert all((out / e["outputs"]["result"]).exists() and (out / e["outputs"]["metadata"]).exists() for e in done)
     assert not list((out / ".modomo" / "tmp").glob("*.tmp"))
     assert 0 < len(done) < 24
     code, rerun, stderr = invoke(inputs, *tiny(tiny_bundle, out, "--steps", "3", "--devices", "cpu,cpu"))

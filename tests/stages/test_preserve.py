@@ -101,6 +101,32 @@ def test_user_mask_keeps_the_original_pixels(tiny_bundle, rooms, tmp_path, photo
     assert nomask["preserve"]["mask"] is None and nomask["preserve"]["kept_area"] == 0.0
 
 
+def test_a_mask_that_keeps_everything_warns_and_its_untouched_result_fails(tiny_bundle, rooms, tmp_path):
+    """A keep mask over the whole photo: one warning naming the file, and the result (the photo itself) is
+    not passed off as a restyle: its change part is 0, so it scores 0 and is retried, and stays below."""
+    inputs, masks = tmp_path / "in", tmp_path / "masks"
+    inputs.mkdir()
+    masks.mkdir()
+    shutil.copy(rooms / PHOTO, inputs / "room.jpg")
+    Image.new("L", (64, 48), 255).save(masks / "room.png")
+    result = transform(inputs, "--models", tiny_bundle, "--out", tmp_path / "out", "--size", "128", "--steps",
+                       "1", "--retries", "1", "--min-quality", "0.01", "--mask-dir", masks, "--json")
+    assert result.exit_code == 0, result.output
+    [record] = json.loads(result.stdout)["images"]
+    assert record["quality_parts"]["change"] == 0.0 and record["quality"] == 0.0
+    assert record["passed"] is False and record["attempts"] == 2
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "room.jpg" in warnings[0] and "keep mask covers 100%" in warnings[0]
+
+
+def test_a_mask_under_nine_tenths_does_not_warn(tiny_bundle, rooms, tmp_path, photo_and_masks):
+    inputs, masks = photo_and_masks
+    result = transform(inputs / "a", "--models", tiny_bundle, "--out", tmp_path / "out", "--size", "128",
+                       "--steps", "1", "--retries", "0", "--mask-dir", masks / "a")
+    assert result.exit_code == 0, result.output
+    assert "keep mask covers" not in result.stderr
+
+
 def test_preserve_keeps_detected_objects(tiny_bundle, rooms, tmp_path):
     out = tmp_path / "out"
     result = transform(rooms / PHOTO, "--models", tiny_bundle, "--out", out, "--size", "256", "--steps", "2",

@@ -28,13 +28,21 @@ def test_depth_agreement_orders_geometry():
     assert 0.0 <= depth_agreement(depth, np.fliplr(depth)) < 0.9
 
 
+def recoloured(image: Image.Image) -> Image.Image:
+    """The same room in other colours: the layout kept, every pixel changed."""
+    return ImageOps.colorize(image.convert("L"), black=(40, 20, 70), white=(255, 235, 190))
+
+
 def test_depth_part_joins_the_score(rooms):
     before = Image.open(rooms / "living-room-02-small.jpg").convert("RGB")
+    after = recoloured(before)
     depth = ramp(*before.size)
-    same, parts = quality(before, before, depth, depth)
-    assert parts == {"sanity": 1.0, "structure": 1.0, "depth": 1.0} and same == 1.0
-    upside_down, parts = quality(before, before, depth, depth[::-1])
-    assert parts["depth"] == 0.0 and upside_down == pytest.approx(0.5)
+    same, parts = quality(before, after, depth, depth)
+    assert parts["sanity"] == 1.0 and parts["change"] == 1.0 and parts["depth"] == 1.0
+    assert parts["structure"] > 0.9
+    assert same == pytest.approx((parts["structure"] + 1.0) / 2, abs=1e-3)
+    upside_down, parts = quality(before, after, depth, depth[::-1])
+    assert parts["depth"] == 0.0 and upside_down == pytest.approx(parts["structure"] / 2, abs=1e-3)
 
 
 def test_a_crop_keeps_more_layout_than_a_shift_or_a_mirror(rooms):
@@ -57,7 +65,7 @@ def score_cli(*args) -> dict:
 def test_score_command_ranks_the_real_pair(rooms, tmp_path):
     original = rooms / "living-room-01.jpg"
     pair = score_cli(original, rooms / "living-room-01.restyled.png")
-    assert set(pair) >= {"score", "parts"} and set(pair["parts"]) == {"sanity", "structure"}
+    assert set(pair) >= {"score", "parts"} and set(pair["parts"]) == {"sanity", "change", "structure"}
     with Image.open(original) as image:
         ImageOps.mirror(image).save(tmp_path / "mirrored.jpg")
         Image.new("RGB", image.size, (128, 120, 110)).save(tmp_path / "flat.png")
@@ -72,9 +80,9 @@ def test_score_command_ranks_the_real_pair(rooms, tmp_path):
 def test_score_with_a_depth_model(rooms, tiny_bundle):
     """The tiny depth model is random (its maps carry no geometry), so only the part's presence and range."""
     data = score_cli(rooms / "living-room-02-small.jpg", rooms / "living-room-01.jpg", "--models", tiny_bundle)
-    assert set(data["parts"]) == {"sanity", "structure", "depth"} and 0.0 <= data["parts"]["depth"] <= 1.0
+    assert set(data["parts"]) == {"sanity", "change", "structure", "depth"} and 0.0 <= data["parts"]["depth"] <= 1.0
     layout = (data["parts"]["structure"] + data["parts"]["depth"]) / 2
-    assert data["score"] == pytest.approx(data["parts"]["sanity"] * layout, abs=1e-3)
+    assert data["score"] == pytest.approx(data["parts"]["sanity"] * data["parts"]["change"] * layout, abs=1e-3)
 
 
 def test_score_of_a_missing_file_is_one_line(rooms, tmp_path):

@@ -1,4 +1,4 @@
-"""Tests for the validate stage's first quality score (sanity x structure) on a real room photo."""
+"""The validate stage's quality score (sanity x change x structure) on a real room photo."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def flat(image: Image.Image) -> Image.Image:
 def score(before: Image.Image, after: Image.Image) -> float:
     value, parts = quality(before, after)
     assert 0.0 <= value <= 1.0
-    assert value == pytest.approx(parts["sanity"] * parts["structure"], abs=1e-4)
+    assert value == pytest.approx(parts["sanity"] * parts["change"] * parts["structure"], abs=1e-4)
     return value
 
 
@@ -71,10 +71,11 @@ def recoloured_score(before) -> float:
     return min(score(before, change(before)) for change in (channel_swap, hue_shift, tint))
 
 
-def test_the_image_itself_scores_one(before):
+def test_the_image_itself_keeps_the_room_but_is_not_a_result(before):
+    """Unchanged is not a result: every layout part says 1, the change part says 0, and so does the score."""
     value, parts = quality(before, before.copy())
-    assert value == pytest.approx(1.0, abs=1e-3)
-    assert parts == {"sanity": pytest.approx(1.0, abs=1e-3), "structure": pytest.approx(1.0, abs=1e-3)}
+    assert parts == {"sanity": pytest.approx(1.0, abs=1e-3), "change": 0.0, "structure": pytest.approx(1.0, abs=1e-3)}
+    assert value == 0.0
 
 
 @pytest.mark.parametrize("change", [channel_swap, hue_shift, tint], ids=["channel-swap", "hue-shift", "tint"])
@@ -84,8 +85,10 @@ def test_recoloured_copy_scores_high(before, change):
     assert score(before, after) > 0.6
 
 
-def test_mildly_blurred_copy_scores_high(before):
-    assert score(before, before.filter(ImageFilter.GaussianBlur(1.5))) > 0.6
+def test_mildly_blurred_copy_keeps_the_layout_but_barely_changes(before, recoloured_score):
+    value, parts = quality(before, before.filter(ImageFilter.GaussianBlur(1.5)))
+    assert parts["structure"] > 0.6
+    assert parts["change"] < 0.5 and value < recoloured_score
 
 
 @pytest.mark.parametrize(
@@ -154,6 +157,55 @@ def test_validator_fills_quality_on_ok_frames_only(before):
     frames = Validator()([good, failed, empty])
     assert frames == [good, failed, empty]
     assert good.quality == pytest.approx(score(before, channel_swap(before)))
-    assert set(good.quality_parts) == {"sanity", "structure"}
+    assert set(good.quality_parts) == {"sanity", "change", "structure"}
     assert failed.quality is None and failed.quality_parts == {}
     assert empty.quality is None
+
+
+def jpeg_copy(image: Image.Image, quality: int = 85) -> Image.Image:
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=quality)
+    return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+
+
+def test_change_part_is_calibrated_on_synthetic_cases_and_the_real_pair(before, rooms):
+    """0 for the photo itself and its re-encodes; 1 for a recolour and the real restyle; a 10 % brightness
+    change most of the way; a slight blur barely."""
+    from PIL import ImageEnhance
+
+    from pipeline.stages.validate import change
+
+    with Image.open(rooms / "living-room-01.restyled.png") as image:
+        restyled = image.convert("RGB")
+    assert change(before, before) == 0.0
+    assert change(before, jpeg_copy(before, 85)) == 0.0
+    assert change(before, jpeg_copy(before, 60)) == 0.0
+    assert change(before, before.filter(ImageFilter.GaussianBlur(1.5))) < 0.2
+    assert change(before, ImageEnhance.Brightness(before).enhance(1.1)) > 0.8
+    for after in (channel_swap(before), hue_shift(before), tint(before), restyled):
+        assert change(before, after) == 1.0
+
+
+def test_change_is_measured_where_the_result_was_meant_to_change(before):
+    """A keep mask takes its region out: a result changed only inside the kept region is untouched where it
+    counts; one changed only outside it is a full change."""
+    from pipeline.stages.validate import change
+
+    keep = np.zeros((before.height, before.width), dtype=np.float32)
+    keep[:, : before.width // 2] = 1.0
+    inside, outside = np.asarray(before).copy(), np.asarray(before).copy()
+    inside[:, : before.width // 2] = np.asarray(channel_swap(before))[:, : before.width // 2]
+    outside[:, before.width // 2:] = np.asarray(channel_swap(before))[:, before.width // 2:]
+    assert change(before, Image.fromarray(inside), keep) == 0.0
+    assert change(before, Image.fromarray(outside), keep) == 1.0
+    assert change(before, Image.fromarray(outside), np.ones_like(keep)) == 0.0  # nothing meant to change
+
+
+def test_an_untouched_result_fails_and_is_retried(before):
+    """Through the Validator, the way a run scores: an untouched result scores 0 with its change part."""
+    item = Item("room.jpg", Path("/in/room.jpg"), Path("/in"))
+    untouched = Frame(item=item, seed=1, image=before, result=before.copy())
+    Validator()([untouched])
+    assert untouched.quality_parts["change"] == 0.0 and untouched.quality == 0.0

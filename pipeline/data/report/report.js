@@ -2,7 +2,7 @@
   'use strict';
   var PAGE = __PAGE__;
   var JOBS = JSON.parse(document.getElementById('jobs').textContent);
-  var LABELS = {ok: 'ok', failed: 'failed', skipped: 'skipped'};
+  var LABELS = {ok: 'ok', failed: 'failed', skipped: 'done before'};
   var KEYS = ['status', 'style', 'sort', 'q', 'page', 'open', 'v'];
   var DEFAULTS = {status: '', style: '', sort: 'input', q: '', page: '1', open: '', v: ''};
   var $ = function (id) { return document.getElementById(id); };
@@ -60,15 +60,29 @@
   }
   function fmtQ(q) { return typeof q === 'number' ? q.toFixed(2) : 'n/a'; }
   function grade(passed) { return passed === true ? 'pass' : passed === false ? 'low' : 'none'; }
+  // "v2" only where a job has several results: one result is simply the result.
+  function name(j, v) { return (j.v || []).length > 1 ? 'v' + v[0] : 'result'; }
   function thumb(i, j, v, current) {
     var fig = el('figure'), link = el('a', current ? 'current' : ''), img = el('img'), cap = el('figcaption');
     link.href = hashFor({open: String(i), v: String(v[0])});
     img.loading = 'lazy';  // before src, so only the thumbnails scrolled into view are fetched
     img.decoding = 'async';
-    img.alt = j.k + ' · ' + (j.s || '') + ' · v' + v[0];
+    img.alt = j.k + ' · ' + (j.s || '') + ' · ' + name(j, v);
     img.src = v[5] || v[4];
     link.appendChild(img);
-    cap.append(el('b', null, 'v' + v[0]), el('span', null, 'seed ' + v[1]), el('span', 'q ' + grade(v[3]), fmtQ(v[2])));
+    cap.append(el('b', null, name(j, v)), el('span', 'seed', 'seed ' + v[1]), el('span', 'q ' + grade(v[3]), fmtQ(v[2])));
+    fig.append(link, cap);
+    return fig;
+  }
+  function photo(i, j) {  // the input as the models saw it, first in the card: before, then after
+    var fig = el('figure', 'photo'), link = el('a'), img = el('img'), cap = el('figcaption');
+    link.href = hashFor({open: String(i), v: ''});
+    img.loading = 'lazy';
+    img.decoding = 'async';
+    img.alt = j.k + ' · photo';
+    img.src = j.in;
+    link.appendChild(img);
+    cap.appendChild(el('b', null, 'photo'));
     fig.append(link, cap);
     return fig;
   }
@@ -81,6 +95,7 @@
     node.appendChild(head);
     if (j.t === 'failed') { node.appendChild(el('p', 'error', j.e || 'failed')); return node; }
     var strip = el('div', 'strip');
+    if (j.in) strip.appendChild(photo(i, j));
     (j.v || []).forEach(function (v) { strip.appendChild(thumb(i, j, v, false)); });
     node.appendChild(strip);
     return node;
@@ -117,11 +132,11 @@
   function facts(j, v) {
     var table = $('v-facts'), parts = Object.keys(j.qp || {}).map(function (k) { return k + ' ' + fmtQ(j.qp[k]); });
     table.replaceChildren();
-    row(table, 'status', LABELS[j.t] + (j.t === 'skipped' ? ' (done before)' : ''));
+    row(table, 'status', LABELS[j.t]);
     row(table, 'style', j.s || '');
     if (j.r) row(table, 'room', j.r);
     if (j.t === 'failed') { row(table, 'error', j.e || 'failed', 'error'); return; }
-    row(table, 'variation', 'v' + v[0] + ' of ' + j.v.length);
+    if (j.v.length > 1) row(table, 'variation', 'v' + v[0] + ' of ' + j.v.length);
     row(table, 'seed', v[1]);
     row(table, 'quality', fmtQ(v[2]) + (v === j.v[0] && parts.length ? ' (' + parts.join(', ') + ')' : ''),
         'q ' + grade(v[3]));

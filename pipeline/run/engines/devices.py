@@ -19,7 +19,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.outputs.journal import Journal
 from pipeline.outputs.records import ImageRecord
 from pipeline.run.batching import merge_reports
 from pipeline.run.cost import Price, resolve_price
@@ -135,12 +134,12 @@ def merge_records(workers: list[Worker], plan: RunPlan) -> list[ImageRecord]:
         if worker.summary is not None:
             records += [ImageRecord.from_json(r) for r in worker.summary["images"]]
             continue
-        done = Journal(plan.sink).load() if done is None else done
+        done = plan.journal.load() if done is None else done
         for item in (i for i in plan.items if worker.shard.owns(i.identity)):
             for style in plan.styles_for(item):
                 entry = done.get((item.identity, hashes[style]))
                 if entry is not None and entry.get("version") == item.version:
-                    records.append(ImageRecord.from_journal(item, style, entry, "ok"))
+                    records.append(ImageRecord.from_journal(item, style, entry, "ok", plan.sink.locate))
                 else:
                     records.append(ImageRecord.failed(item, style, worker.died))
     return records

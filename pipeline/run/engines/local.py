@@ -7,7 +7,6 @@ import time
 import torch
 
 from pipeline.models.load import LoadOptions, load_stack, pick_device
-from pipeline.outputs.journal import Journal
 from pipeline.run.cost import resolve_price
 from pipeline.run.hooks import Hooks
 from pipeline.run.plan import RunPlan
@@ -28,7 +27,7 @@ def run(plan: RunPlan, hooks: Hooks) -> RunResult:
     start = time.perf_counter()
     stack = load_stack(plan.spec, device, on_model=hooks.on_model, options=LoadOptions(fast=config.fast))
     load_seconds = time.perf_counter() - start
-    runner = Runner(config, stack, plan.sink, on_event=hooks.on_event, journal=Journal(plan.sink))
+    runner = Runner(config, stack, plan.sink, on_event=hooks.on_event, journal=plan.journal)
     with on_stop_signals(runner.request_stop, raise_interrupt, hooks.notice):
         result = runner.run(plan.items, plan.everything)
     result.load_seconds = load_seconds

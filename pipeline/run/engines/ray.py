@@ -24,6 +24,7 @@ from pipeline.run.cost import Price, resolve_price
 from pipeline.run.hooks import Hooks
 from pipeline.run.plan import RunPlan
 from pipeline.run.result import RunResult
+from pipeline.run.resume import split
 
 
 class TransformActor:
@@ -100,25 +101,14 @@ def start_ray():
     return ray
 
 
-def plan_work(plan: RunPlan, journal: Journal, result: RunResult, on_event) -> list[dict]:
+def plan_work(plan: RunPlan, result: RunResult, on_event) -> list[dict]:
     """Per input still to do, the styles still to do; what the journal has finished with these settings
     and this input version is recorded as skipped, as an in-process run does."""
-    done = journal.load() if plan.config.resume and not plan.config.overwrite else {}
-    hashes = plan.result_hashes()
-    todo = []
-    for item in plan.items:
-        styles = []
-        for style in plan.styles_for(item):
-            entry = done.get((item.identity, hashes[style]))
-            if entry is not None and entry.get("version") == item.version:
-                record = ImageRecord.from_journal(item, style, entry, "skipped")
-                result.records.append(record)
-                on_event("done", record=record)
-            else:
-                styles.append(style)
-        if styles:
-            todo.append({"id": item.identity, "styles": json.dumps(styles)})
-    return todo
+    todo, skipped = split(plan)
+    for record in skipped:
+        result.records.append(record)
+        on_event("done", record=record)
+    return [{"id": identity, "styles": json.dumps(styles)} for identity, styles in todo.items()]
 
 
 def collect(rows, result: RunResult, journal: Journal, on_event) -> dict:
@@ -150,10 +140,10 @@ def run(plan: RunPlan, hooks: Hooks) -> RunResult:
     pool = plan.actors or max(1, gpus or 1)
     config = plan.config
     result = RunResult(settings=config.summary_settings())
-    journal = Journal(plan.sink)
+    journal = plan.journal
     start = time.perf_counter()
     hooks.on_event("start", total=sum(len(plan.styles_for(item)) for item in plan.items))
-    todo = plan_work(plan, journal, result, hooks.on_event)
+    todo = plan_work(plan, result, hooks.on_event)
     totals = {"calls": 0, "rendered": 0, "load_seconds": [], "devices": []}
     try:
         if todo:

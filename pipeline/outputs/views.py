@@ -1,0 +1,79 @@
+"""The output as a whole, for the files a client sees (report, contact sheet): every job it holds with its
+latest result, from the journal, whichever run, shard or engine made it; totals over those jobs; and the
+history of the runs that made it. Never the last run alone, and no internal state (nothing is "skipped"
+in an output: a job is done or it failed)."""
+
+from __future__ import annotations
+
+import re
+
+from pipeline.outputs.history import runs
+from pipeline.outputs.index import latest_jobs
+from pipeline.outputs.journal import Journal
+from pipeline.outputs.records import ImageRecord
+from pipeline.stages.timing import STAGES
+
+
+def natural(text: str) -> list:
+    """A sort key that puts room-2 before room-10."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", text)]
+
+
+def job_records(sink, style_order: list[str] | None = None) -> list[dict]:
+    """Every job of the output (latest line per job and style), outputs located, by input, then by style in
+    `style_order` (styles it does not name after those, by name)."""
+    entries = latest_jobs(Journal(sink).entries())
+    styles = list(dict.fromkeys([*(style_order or []), *sorted(e.get("style") or "" for e in entries)]))
+    records = [ImageRecord.from_entry(e, sink.locate).to_json() for e in entries]
+    return sorted(records, key=lambda r: (natural(r["key"] or r["input"]), styles.index(r["style"] or "")))
+
+
+def stage_means(history: list[dict]) -> dict[str, dict[str, float]]:
+    """Mean seconds per job by stage over the runs that did work (each run weighted by its jobs), in pipeline
+    order, with each stage's share of the total."""
+    weights: dict[str, float] = {}
+    totals: dict[str, float] = {}
+    for run in history:
+        for stage, mean in (run.get("stages") or {}).items():
+            totals[stage] = totals.get(stage, 0.0) + mean * run.get("jobs", 0)
+            weights[stage] = weights.get(stage, 0.0) + run.get("jobs", 0)
+    means = {s: totals[s] / weights[s] for s in totals if weights[s] > 0}
+    order = [s for s in STAGES if s in means] + sorted(set(means) - set(STAGES))
+    grand = sum(means.values()) or 1.0
+    return {s: {"mean": means[s], "share": means[s] / grand} for s in order}
+
+
+def totals(records: list[dict], history: list[dict]) -> dict:
+    """The output's counts, quality and cost: jobs from the journal, time and cost from the history."""
+    ok = [r for r in records if r["status"] == "ok"]
+    scored = [r for r in ok if r.get("quality") is not None]
+    seconds = sum(run.get("seconds", 0.0) for run in history)
+    made = sum(run.get("jobs", 0) for run in history)
+    processed = made + sum(run.get("failed", 0) for run in history)
+    cost = sum(run.get("cost", 0.0) for run in history)
+    return {
+        "counts": {"ok": len(ok), "failed": len(records) - len(ok), "skipped": 0,
+                   "results": sum(max(1, len(r.get("variations") or [])) for r in ok)},
+        "quality": {"mean": sum(r["quality"] for r in scored) / len(scored) if scored else None,
+                    "success_rate": sum(bool(r.get("passed")) for r in scored) / len(scored) if scored else None},
+        "images_per_minute": 60.0 * made / seconds if seconds > 0 else 0.0,
+        "cost": {"currency": history[-1].get("currency", "USD") if history else "USD", "total": cost,
+                 "per_image": cost / processed if processed else 0.0},
+    }
+
+
+def output_summary(sink) -> dict:
+    """What the report and the contact sheet show: the summary of the whole output, shaped like a run's."""
+    history = runs(sink)
+    latest = history[-1] if history else {}
+    records = job_records(sink, latest.get("styles"))
+    return {
+        "images": records,
+        **totals(records, history),
+        "stages": stage_means(history),
+        "history": history,
+        "settings": latest.get("settings", {}),
+        "styles": {"names": list(dict.fromkeys([*latest.get("styles", []), *(r["style"] for r in records
+                                                                              if r["style"])]))},
+        "device": latest.get("device", ""),
+    }

@@ -1,0 +1,48 @@
+"""What a run still has to do, from the output's journal, read once before any model loads: a rerun whose
+every job is done ends in about a second, under every engine, with the same summary a run that loaded the
+models would print."""
+
+from __future__ import annotations
+
+from pipeline.outputs.records import ImageRecord
+from pipeline.run.cost import resolve_price
+from pipeline.run.hooks import Hooks
+from pipeline.run.plan import RunPlan
+from pipeline.run.result import RunResult
+
+
+def finished(plan: RunPlan) -> dict:
+    """The journal's finished jobs (read once per run and kept), or nothing when the run redoes everything."""
+    if not plan.config.resume or plan.config.overwrite:
+        return {}
+    return plan.journal.load()
+
+
+def split(plan: RunPlan) -> tuple[dict[str, list[str]], list[ImageRecord]]:
+    """Per input still to do, its styles still to do; and a `skipped` record for every job the journal has
+    finished with this run's settings and the input's current version."""
+    done, hashes = finished(plan), plan.result_hashes()
+    todo: dict[str, list[str]] = {}
+    skipped: list[ImageRecord] = []
+    for item in plan.items:
+        for style in plan.styles_for(item):
+            entry = done.get((item.identity, hashes[style]))
+            if entry is not None and entry.get("version") == item.version:
+                skipped.append(ImageRecord.from_journal(item, style, entry, "skipped", plan.sink.locate))
+            else:
+                todo.setdefault(item.identity, []).append(style)
+    return todo, skipped
+
+
+def nothing_to_do(plan: RunPlan, skipped: list[ImageRecord], hooks: Hooks) -> RunResult:
+    """The result of a run whose every job the journal has: its skipped records, no model loaded."""
+    hooks.on_event("start", total=len(skipped))
+    result = RunResult(records=list(skipped), settings=plan.config.summary_settings(),
+                       price=resolve_price(None, plan.config.gpu_price, plan.config.currency))
+    result.sort(plan.items, [s.name for s in plan.config.styles])
+    for record in result.records:
+        hooks.on_event("done", record=record)
+    result.extra.update(engine=plan.engine, models=plan.config.result_models(plan.spec), loaded=False,
+                        device={"type": "none", "name": "none: nothing to do"},
+                        journal_reads=plan.journal.loads)
+    return result
