@@ -58,13 +58,13 @@ def build_generator(device: torch.device, dtype: torch.dtype):
     from pipeline.models.tiny import build_tokenizer
 
     data = configs()
-    with torch.device(device):  # initialise on the target device: seconds on a GPU instead of a minute
+    with torch.device(device):  # each model made once, on the target device: seconds on a GPU instead of a minute
         unet = UNet2DConditionModel.from_config(data["unet"])
         controlnets = [ControlNetModel.from_config(data["controlnet"]) for _ in range(2)]
-    for seed, net in enumerate(controlnets, start=1):  # a trained ControlNet's outputs are not zero
-        awaken_controlnet(net, seed)
         vae = AutoencoderKL.from_config(data["vae"])
         text_encoder = CLIPTextModel(CLIPTextConfig(**data["text_encoder"]))
+    for seed, net in enumerate(controlnets, start=1):  # a trained ControlNet's outputs are not zero
+        awaken_controlnet(net, seed)
     with tempfile.TemporaryDirectory() as folder:
         tokenizer = build_tokenizer(Path(folder))
     pipe = StableDiffusionControlNetPipeline(
