@@ -7,8 +7,8 @@ import os
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Column, Table
 
 console = Console(stderr=True, highlight=False)
 
@@ -16,17 +16,17 @@ console = Console(stderr=True, highlight=False)
 class RunProgress:
     """A progress bar (current image and stage, ETA) when stderr is a terminal; failures always print."""
 
-    def __init__(self, enabled: bool | None = None):
-        self.enabled = console.is_terminal if enabled is None else enabled
-        self.progress = Progress(
+    def __init__(self, enabled: bool | None = None, output: Console = console):
+        self.enabled = output.is_terminal if enabled is None else enabled
+        self.progress = Progress(  # fits 80 columns: a short bar, the ETA, then what is in hand, cut to fit
             TextColumn("[bold]{task.description}"),
-            BarColumn(),
+            BarColumn(bar_width=16),
             MofNCompleteColumn(),
-            TimeElapsedColumn(),
             TextColumn("eta"),
             TimeRemainingColumn(),
-            TextColumn("{task.fields[current]}", style="dim"),
-            console=console,
+            TextColumn("{task.fields[current]}", style="dim", table_column=Column(no_wrap=True, overflow="ellipsis",
+                                                                                 max_width=36)),
+            console=output,
             transient=True,
         )
         self.task = None
@@ -52,15 +52,26 @@ class RunProgress:
                 self.task = self.progress.add_task("restyling", total=data["total"], current="")
             self.progress.update(self.task, description="restyling", total=data["total"], completed=0)
         elif event == "stage" and self.enabled:
-            names = ", ".join(f.item.key for f in data["frames"][:2])
-            more = f" +{len(data['frames']) - 2}" if len(data["frames"]) > 2 else ""
-            self.progress.update(self.task, current=f"{data['stage']}: {names}{more}")
+            self.progress.update(self.task, current=f"{data['stage']}: {in_hand(data['frames'])}")
+        elif event == "retry_failed":
+            names = ", ".join(dict.fromkeys(f.item.display for f in data["frames"]))
+            console.print(f"[yellow]retry {data['attempt']} failed[/yellow] {escape(names)}: {escape(data['error'])} "
+                          "(the best result so far is kept; the next retry goes ahead)", soft_wrap=True)
         elif event == "done":
             record = data["record"]
             if record.status == "failed":
                 console.print(f"[red]failed[/red] {escape(record.input)}: {escape(record.error or '')}", soft_wrap=True)
             if self.enabled:
                 self.progress.advance(self.task)
+
+
+def in_hand(frames: list) -> str:
+    """What a stage works on, for the progress line: the photos (each once) and the style, when there is one:
+    `living-room-01.jpg (boho) +1`."""
+    names = list(dict.fromkeys(f.item.key for f in frames))
+    styles = list(dict.fromkeys(f.style for f in frames if f.style))
+    text = names[0] + (f" ({', '.join(styles)})" if styles else "")
+    return text + (f" +{len(names) - 1}" if len(names) > 1 else "")
 
 
 def stage_table(summary: dict, title: str = "modomo run") -> Table:
@@ -83,8 +94,10 @@ def print_summary(summary: dict, title: str = "modomo run", unpriced_cost: bool 
     cost = summary["cost"]
     cur = cost["currency"]
     made = f" ({counts['results']} results)" if counts.get("results", 0) > counts["ok"] else ""
+    photos = counts.get("photos", counts["ok"] + counts["failed"] + counts["skipped"])
     lines = [
-        f"images      {counts['ok']} ok{made}, {counts['failed']} failed, {counts['skipped']} skipped",
+        f"jobs        {counts['ok']} ok{made}, {counts['failed']} failed, {counts['skipped']} skipped, from "
+        f"{photos} photo{'' if photos == 1 else 's'}",
         f"model load  {summary['load_seconds']:.1f} s",
         f"run time    {summary['seconds']:.1f} s, {summary['images_per_minute']:.1f} images/minute",
     ]
@@ -93,8 +106,10 @@ def print_summary(summary: dict, title: str = "modomo run", unpriced_cost: bool 
                      f"  (at {cost['price_per_hour']:.4f} {cur}/GPU-hour: {cost['price_source']})")
     quality = summary.get("quality") or {}
     if quality.get("mean") is not None:
+        failed = f" ({quality['retry_errors']} failed: see each result's metadata)" if quality.get("retry_errors") \
+            else ""
         lines.append(f"quality     mean {quality['mean']:.3f}, {quality['success_rate']:.0%} at or above "
-                     f"{quality['threshold']:g}, {quality['retries']} retries")
+                     f"{quality['threshold']:g}, {quality['retries']} retries{failed}")
     batching = summary.get("batching") or {}
     if batching.get("generate_calls") and batching["batch_size"] > 1:
         lines.append(f"batching    {batching['batch_size']} requested: {batching['generate_calls']} generate calls, "

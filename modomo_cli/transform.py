@@ -26,9 +26,10 @@ TRANSFORM = {
     "manifest": (Path | None, option(CATALOGUE, help="A .csv (with a header) or .jsonl of jobs, one per row: "
                                                      "input, style, room, prompt, negative_prompt, seed, preserve, "
                                                      "mask, name.")),
-    "style": (str, option(STYLE, "--style", "-s", help="Built-in style(s), comma-separated (see `modomo styles`).")),
-    "style_file": (Path | None, option(STYLE, "--style-file", help="A style TOML file of your own (overrides "
-                                                                   "--style).")),
+    "style": (str | None, option(STYLE, "--style", "-s", help="Built-in style(s), comma-separated (see `modomo "
+                                                         "styles`); default modern unless --style-file is given.")),
+    "style_file": (list[Path] | None, option(STYLE, "--style-file", help="A style TOML file of your own, rendered "
+                                                                         "besides --style's (repeatable).")),
     "out": (str, option(IO, "--out", "-o", help="Output folder or r2://bucket/prefix.")),
     "room": (str | None, option(STYLE, help="Room type in the prompt, or auto: found per photo by CLIP (default when "
                                             "the preset has CLIP, else living room).")),
@@ -83,10 +84,12 @@ TRANSFORM = {
     "as_json": (bool, flag(COST, "--json", help="Print the run summary as JSON on stdout.")),
     "progress": (bool | None, flag(COST, "--progress/--no-progress", help="Progress bar (default: when a "
                                                                           "terminal).")),
+    "dry_run": (bool, flag(IO, "--dry-run", help="Check the whole run without loading a model: inputs, manifest "
+                                                 "rows, names, output, what is done; print the plan.")),
 }
 # What each device worker gets on its own (device, shard, output format) or the parent does (report, sheet).
 WORKER_OWN = {"devices", "shard", "device", "as_json", "progress", "engine", "actors", "report", "events",
-              "contact_sheet"}
+              "contact_sheet", "dry_run"}
 
 
 @command_from(TransformOptions, TRANSFORM)
@@ -96,6 +99,8 @@ def transform(options: TransformOptions, ctx: typer.Context) -> None:
         if options.events == "-" and options.as_json:
             raise UsageError("--events - and --json both write to stdout; send the events to a file")
         plan = make_plan(options, worker_argv(options, ctx.command))
+        if options.dry_run:
+            return show_dry_run(plan, options.as_json)
         execute(plan, options.progress, options.as_json, options.events)
 
 
@@ -106,6 +111,25 @@ def worker_argv(options: TransformOptions, command) -> list[str]:
     if (options.report or options.contact_sheet) and not options.save_controls:
         argv.append("--save-controls")  # the report shows each image's control maps, the sheet its input
     return argv
+
+
+def show_dry_run(plan, as_json: bool) -> None:
+    """The plan, and each problem found, one line each; exit 3 when some job would fail."""
+    from pipeline.run.dry_run import describe
+
+    found = describe(plan)
+    shard = f" (shard {found['shard']})" if found["shard"] else ""
+    console.print(f"dry run     {found['inputs']} of {found['of']} inputs{shard}, {found['jobs']} jobs in "
+                  f"{', '.join(found['styles'])} on {found['models']} ({found['engine']}) into {found['out']}: "
+                  f"{found['to_do']} to do, {found['done']} done", soft_wrap=True)
+    for line in found["examples"]:
+        console.print(f"  {escape(line)}", soft_wrap=True)
+    for problem in found["problems"]:
+        console.print(f"[red]problem[/red] {escape(problem)}", soft_wrap=True)
+    if as_json:
+        sys.stdout.write(json.dumps(found, indent=2) + "\n")
+    if found["problems"]:
+        raise typer.Exit(EXIT_SOME_FAILED)
 
 
 def make_plan(options: TransformOptions, argv: list[str]):

@@ -8,9 +8,10 @@ from pathlib import Path
 from pipeline.errors import UsageError
 from pipeline.options import TransformOptions
 from pipeline.stages.settings import GenerateSettings, SpeedOptions
-from styles import AUTO_ROOM, ROOMS, Style, room_name
+from styles import AUTO_ROOM, ROOMS, STYLE_DIR, Style, load_style, room_name, style_name
 
 FORMATS = ("png", "jpeg", "webp")
+FORMAT_ALIASES = {"jpg": "jpeg"}
 MAX_VARIATIONS = 16
 OUTPUT_SIZES = ("working", "original")
 MAX_OUTPUT_SIDE = 16384
@@ -60,10 +61,9 @@ class RunConfig:
         """The config `modomo transform`'s options describe (checked later, with the plan)."""
         from pipeline.models.lora import parse as parse_lora
         from pipeline.stages.preserve import resolve_labels
-        from styles import load_style
 
         o = options
-        chosen = [load_style(path=o.style_file)] if o.style_file else [load_style(name) for name in o.styles]
+        chosen = chosen_styles(o)
         return cls(
             inputs=list(o.inputs or []), manifest=str(o.manifest) if o.manifest else None, out=o.out,
             style=chosen[0], more_styles=chosen[1:], room=o.room, models=o.models, size=o.size, seed=o.seed,
@@ -99,8 +99,7 @@ class RunConfig:
             raise UsageError(f"--batch-size must be between 1 and 64, got {self.batch_size}")
         if not 1 <= self.workers <= 64:
             raise UsageError(f"--workers must be between 1 and 64, got {self.workers}")
-        if self.format not in FORMATS:
-            raise UsageError(f"--format {self.format!r}: choose one of {', '.join(FORMATS)}")
+        self.format = format_name(self.format)
         if self.min_quality is not None and not 0.0 <= self.min_quality <= 1.0:
             raise UsageError(f"--min-quality must be between 0 and 1, got {self.min_quality}")
         if not 0 <= self.retries <= 10:
@@ -113,9 +112,11 @@ class RunConfig:
             raise UsageError(f"--variations must be between 1 and {MAX_VARIATIONS}, got {self.variations}")
         self.output_size = check_output_size(self.output_size)
         self.fast = self.fast_recipe()
-        names = [s.name for s in self.styles]
-        if len(set(names)) != len(names):
-            raise UsageError(f"--style names a style twice: {', '.join(names)}")
+        check_distinct(self.styles)
+        if self.name_template:  # before the output is made
+            from pipeline.outputs.names import check_template
+
+            check_template(self.name_template)
         return self
 
     @property
@@ -259,6 +260,37 @@ class RunConfig:
         if self.more_styles:
             settings["by_style"] = {s.name: self.settings_json(s) for s in self.styles}
         return settings
+
+
+def chosen_styles(options: TransformOptions) -> list[Style]:
+    """The run's styles: --style's built-ins (any case), then each --style-file's own, in the order given."""
+    files = [load_style(path=path) for path in options.style_file or []]
+    by_name = {style.name.lower(): style for style in files}
+    for name in options.styles:
+        own = by_name.get(name.strip().lower())
+        if own is not None and style_name(name) is None:
+            raise UsageError(f"--style {name!r} is not a built-in style, and --style-file {own.source} already "
+                             "adds it: leave it out of --style")
+    return [*(load_style(style_name(name) or name) for name in options.styles), *files]
+
+
+def check_distinct(styles: list[Style]) -> None:
+    """A style given twice (by --style or --style-file, in any case) would write its results twice."""
+    names = [s.name.lower() for s in styles]
+    twice = next((name for name in names if names.count(name) > 1), None)
+    if twice is not None:
+        given = ", ".join(f"--style {s.name}" if Path(s.source).parent == STYLE_DIR else f"--style-file {s.source}"
+                          for s in styles if s.name.lower() == twice)
+        raise UsageError(f"style {twice!r} is named twice ({given}); name each style once")
+
+
+def format_name(value: str) -> str:
+    """--format in any case, jpg meaning jpeg; a usage error for any other."""
+    text = str(value).strip().lower()
+    text = FORMAT_ALIASES.get(text, text)
+    if text not in FORMATS:
+        raise UsageError(f"--format {value!r}: choose one of {', '.join(FORMATS)} (or jpg)")
+    return text
 
 
 def check_output_size(value: str) -> str:

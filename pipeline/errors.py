@@ -1,6 +1,9 @@
 """The user-facing error types: one for the run, one for a single image."""
 
 
+EXIT_INTERRUPTED = 130  # the exit code of a run stopped by Ctrl-C or SIGTERM
+
+
 class ModomoError(Exception):
     """A failure the user can act on: printed as one line, no traceback.
 

@@ -14,6 +14,7 @@ DEFAULT_SIZE = 768
 DEFAULT_SEED = 0
 DEFAULT_BATCH_SIZE = 1
 DEFAULT_DEVICE = "auto"
+DEFAULT_STYLE = "modern"  # transform's style when neither --style nor --style-file is given
 
 
 @dataclass
@@ -29,8 +30,8 @@ class TransformOptions:
     fail_fast: bool = False
 
     # Style and prompt
-    style: str = "modern"
-    style_file: Path | None = None
+    style: str | None = None  # None: modern, unless a --style-file is given
+    style_file: list[Path] | None = None
     room: str | None = None
     seed: int = DEFAULT_SEED
     steps: int | None = None
@@ -78,6 +79,7 @@ class TransformOptions:
     currency: str | None = None
     as_json: bool = False
     progress: bool | None = None
+    dry_run: bool = False
 
     @property
     def recipe(self) -> str | None:
@@ -86,7 +88,10 @@ class TransformOptions:
 
     @property
     def styles(self) -> list[str]:
-        """The built-in style names of --style, in order."""
+        """The built-in style names of --style, in order; without --style, modern unless a --style-file is
+        given (each --style-file adds its own style to these)."""
+        if self.style is None:
+            return [] if self.style_file else [DEFAULT_STYLE]
         return [name.strip() for name in self.style.split(",")]
 
 

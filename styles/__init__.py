@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,19 +85,26 @@ def list_styles() -> list[str]:
     return sorted(p.stem for p in STYLE_DIR.glob("*.toml"))
 
 
+def style_name(text: str | None) -> str | None:
+    """A built-in style's name as given in any case, or None when it is not one."""
+    key = (text or "").strip().lower()
+    return key if key in list_styles() else None
+
+
 def load_style(name: str | None = None, path: str | Path | None = None) -> Style:
-    """Load a built-in style by name, or a user's style file by path."""
+    """Load a built-in style by its exact name (`style_name` finds it in any case), or a user's style file by
+    path. The exact name, on every file system: the runs know a style by the name it was asked by."""
     if path is not None:
         file = Path(path)
         if not file.is_file():
             raise StyleError(f"{file}: style file not found")
     else:
-        file = STYLE_DIR / f"{name}.toml"
-        if not name or not file.is_file():
+        if name not in list_styles():
             raise StyleError(
                 f"unknown style {name!r}; choose one of: {', '.join(list_styles())}"
                 " (or pass --style-file FILE)"
             )
+        file = STYLE_DIR / f"{name}.toml"
     try:
         data = tomllib.loads(file.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
@@ -104,8 +112,37 @@ def load_style(name: str | None = None, path: str | Path | None = None) -> Style
     return parse_style(data, file)
 
 
+CONTROL_KEYS = ("scale", "start", "end")
+KEYS = {  # the keys each table of a style file may hold, by the table's dotted name ("" for the top level)
+    "": ("name", "description", "prompt", "negative_prompt", "guidance_scale", "steps", "min_quality", "loras",
+         "checkpoint", "variations", "fast", "controls"),
+    "controls": ("depth", "canny"),
+    "controls.depth": CONTROL_KEYS,
+    "controls.canny": (*CONTROL_KEYS, "low_threshold", "high_threshold"),
+    "fast": ("enabled", "recipe", "steps", "guidance_scale", "controls"),
+    "fast.controls": ("depth", "canny"),
+    "fast.controls.depth": CONTROL_KEYS,
+    "fast.controls.canny": CONTROL_KEYS,
+}
+
+
+def check_keys(table: dict, file: Path, where: str = "") -> None:
+    """Refuse a key no table of a style file has (a typo would otherwise be silently ignored), naming the
+    nearest known one; nested tables are checked too."""
+    known = KEYS[where]
+    for key, value in table.items():
+        field = f"{where}.{key}" if where else key
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"known keys here: {', '.join(known)}"
+            raise StyleError(f"{file}: unknown key '{field}' ({hint})")
+        if field in KEYS and isinstance(value, dict):
+            check_keys(value, file, field)
+
+
 def parse_style(data: dict, file: Path) -> Style:
     """Validate a parsed style table; every problem names the file and the field."""
+    check_keys(data, file)
 
     def get(table: dict, key: str, kind: type | tuple[type, ...], where: str = ""):
         field = f"{where}{key}"
@@ -194,9 +231,6 @@ def parse_fast(data: dict, file: Path, base: dict[str, ControlSettings]) -> Fast
         raise StyleError(f"{file}: field 'fast' must be true/false or a [fast] table")
     from pipeline.models.recipes import RECIPES
 
-    unknown = sorted(set(value) - {"enabled", "recipe", "steps", "guidance_scale", "controls"})
-    if unknown:
-        raise StyleError(f"{file}: field 'fast.{unknown[0]}' is not a fast setting")
     recipe = value.get("recipe")
     if recipe is not None and recipe not in RECIPES:
         raise StyleError(f"{file}: field 'fast.recipe' must be one of {', '.join(RECIPES)}, got {recipe!r}")

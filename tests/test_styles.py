@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import ModomoError, UsageError
-from styles import STYLE_DIR, Style, StyleError, list_styles, load_style
+from styles import STYLE_DIR, Style, StyleError, list_styles, load_style, style_name
 
 BUILT_IN = ("boho", "industrial", "minimalist", "modern", "scandinavian")
 BOHO = (STYLE_DIR / "boho.toml").read_text(encoding="utf-8")
@@ -182,3 +182,59 @@ def test_non_utf8_style_file_is_a_style_error(tmp_path):
     with pytest.raises(StyleError, match="not valid TOML") as info:
         load_style(path=path)
     assert str(path) in str(info.value)
+
+
+UNKNOWN_KEYS = {
+    "top-level-typo": (("steps = 20", "stepz = 20"), "unknown key 'stepz' (did you mean 'steps'?)"),
+    "top-level-extra": (("steps = 20", "steps = 20\nguidance = 7.5"),
+                        "unknown key 'guidance' (did you mean 'guidance_scale'?)"),
+    "control-typo": (("scale = 0.9\n", "scael = 0.9\n"), "unknown key 'controls.depth.scael' (did you mean 'scale'?)"),
+    "canny-typo": (("low_threshold = 80", "low_treshold = 80"),
+                   "unknown key 'controls.canny.low_treshold' (did you mean 'low_threshold'?)"),
+    "control-name-typo": (("[controls.depth]", "[controls.dpeth]"),
+                          "unknown key 'controls.dpeth' (did you mean 'depth'?)"),
+    "fast-typo": (("min_quality = 0.2", "min_quality = 0.2\n[fast]\nstep = 4"),
+                  "unknown key 'fast.step' (did you mean 'steps'?)"),
+    "fast-control-typo": (("min_quality = 0.2", "min_quality = 0.2\n[fast.controls.canny]\nend = 0.5\nstrat = 0.1"),
+                          "unknown key 'fast.controls.canny.strat' (did you mean 'start'?)"),
+    "nothing-near": (("steps = 20", "steps = 20\ncolour = 'red'"), "unknown key 'colour' (known keys here: name, "),
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNKNOWN_KEYS))
+def test_an_unknown_key_names_the_file_the_key_and_the_nearest_known_one(tmp_path, case):
+    edit, expected = UNKNOWN_KEYS[case]
+    path = write(tmp_path, boho_with(edit), "boho.toml")
+    with pytest.raises(StyleError) as info:
+        load_style(path=path)
+    assert str(info.value).startswith(f"{path}: {expected}"), str(info.value)
+    assert info.value.exit_code == 2
+
+
+def test_every_key_a_style_file_may_hold_loads(tmp_path):
+    """The keys the loader reads are the keys it accepts: a file using all of them loads."""
+    text = boho_with(("min_quality = 0.2", "min_quality = 0.3\nvariations = 2\nloras = []\n[fast]\nenabled = true\n"
+                      "recipe = \"lcm\"\nsteps = 4\nguidance_scale = 1.5\n[fast.controls.depth]\nscale = 0.5\n"
+                      "start = 0.0\nend = 0.8\n[fast.controls.canny]\nscale = 0.3\nstart = 0.0\nend = 0.5"))
+    style = load_style(path=write(tmp_path, text))
+    assert style.fast.enabled and style.fast.steps == 4 and style.fast.canny.end == 0.5
+    assert style.variations == 2 and style.min_quality == 0.3
+
+
+@pytest.mark.parametrize("given", ["Boho", "BOHO", " boho "])
+def test_built_in_style_names_in_any_case(given):
+    assert style_name(given) == "boho"
+    style = load_style(style_name(given))
+    assert style.name == "boho" and style.source == str(STYLE_DIR / "boho.toml")
+
+
+def test_load_style_takes_the_exact_name_on_every_file_system():
+    """A case-insensitive file system must not load `Boho` as a style named `boho` (a run knows a style by the
+    name it was asked by): callers find the name with style_name first."""
+    with pytest.raises(StyleError, match="unknown style 'Boho'"):
+        load_style("Boho")
+
+
+@pytest.mark.parametrize("given", ["nope", "", None, "../styles/boho", "boho.toml"])
+def test_style_name_is_none_for_anything_but_a_built_in(given):
+    assert style_name(given) is None

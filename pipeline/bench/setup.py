@@ -50,14 +50,15 @@ def bench_setup(o: BenchCommandOptions) -> BenchSetup:
     from pipeline.models.load import pick_device
     from pipeline.run.cost import resolve_price
     from pipeline.run.plan import default_room
-    from styles import load_style
+    from styles import load_style, style_name
 
     if o.images < 1 or o.warmup < 0:
         raise UsageError("--images must be >= 1 and --warmup >= 0")
     check_sweep_options(o.sweep, o.inputs, o.sweep_batches, o.sweep_sizes, o.sweep_modes, o.sweep_dtypes)
     spec = resolve(o.models)
     room = o.room if o.room is not None else default_room(spec)[0]  # a prompt word here: no CLIP warning
-    config = RunConfig(inputs=list(o.inputs or []), out="", style=load_style(o.style), room=room, models=o.models,
+    style = load_style(style_name(o.style) or o.style)
+    config = RunConfig(inputs=list(o.inputs or []), out="", style=style, room=room, models=o.models,
                        size=o.size, seed=o.seed, steps=o.steps, batch_size=o.batch_size, device=o.device,
                        gpu_price=o.gpu_price, currency=o.currency, workers=4, retries=o.retries, fast=o.recipe)
     (config if o.inputs else RunConfig(**{**config.__dict__, "inputs": ["synthetic"]})).check()

@@ -8,8 +8,10 @@ prompt), `negative_prompt` (words added to the style's negative prompt), `seed`,
 row's content, not its position: editing a row redoes that row alone, and the same photo on two
 rows is two jobs.
 
-A file that cannot be read, a missing `input` column or an unknown column is a usage error before
-any model loads; a bad row fails its job alone with "manifest line N: reason".
+A file that cannot be read, a missing `input` column, an unknown column or a row naming an unknown
+style is a usage error before any model loads; any other bad row fails its job alone with "manifest
+line N: reason", reported under the row's own style(s). A row that repeats another is one job, and the
+run says so.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from pipeline.errors import UsageError
 from pipeline.frames import Item
 from pipeline.inputs.sources import file_version
 from pipeline.r2 import Remote, is_remote
-from styles import ROOMS, room_name
+from styles import ROOMS, room_name, style_name
 
 COLUMNS = ("input", "style", "room", "prompt", "negative_prompt", "seed", "preserve", "mask", "name", "variations")
 MAX_VARIATIONS = 16
@@ -112,7 +114,7 @@ def make_job(line: int, cells: dict, known_styles, resolve_labels) -> Job:
     """A Job from one row's cells; a bad cell becomes the job's error, not an exception."""
     job = Job(line, row_digest(cells))
     error = cells.get("__error__") or ("no input" if not cells.get("input") else None)
-    styles = tuple(s.strip() for s in cells.get("style", "").split(",") if s.strip()) or None
+    styles = tuple(style_name(s) or s.strip() for s in cells.get("style", "").split(",") if s.strip()) or None
     seed = None
     if cells.get("seed"):
         try:
@@ -122,8 +124,8 @@ def make_job(line: int, cells: dict, known_styles, resolve_labels) -> Job:
         except ValueError:
             error = error or f"seed {cells['seed']!r} is not a whole number from 0 to 4294967295"
     unknown = [s for s in styles or () if not known_styles(s)]
-    if unknown:
-        error = error or f"unknown style {unknown[0]!r}"
+    if unknown:  # a typo in a style would fail every row that has it: the whole manifest is refused
+        raise UsageError(f"line {line}: unknown style {unknown[0]!r} (see `modomo styles`)")
     room = room_name(cells["room"]) if cells.get("room") else None
     if cells.get("room") and room is None:
         error = error or f"room {cells['room']!r}: choose auto or one of {', '.join(ROOMS)}"
@@ -170,18 +172,24 @@ def job_item(job: Job, cell: str, folder: Path, remote: Remote) -> Item:
     return Item(PurePosixPath(relative).as_posix(), full, folder, version=file_version(full), job=job)
 
 
-def manifest_items(path: str | Path, remote: Remote, known_styles, resolve_labels) -> list[Item]:
-    """One Item per row (R2 rows' versions fetched in parallel); duplicate rows are one job."""
+def manifest_items(path: str | Path, remote: Remote, known_styles, resolve_labels, warn=None) -> list[Item]:
+    """One Item per row (R2 rows' versions fetched in parallel); a row that repeats another is one job with it,
+    and `warn` is told so."""
     path = Path(path).expanduser()
     folder = path.parent
-    items, seen = [], set()
+    items, seen = [], {}
     for line, cells in read_rows(path):
-        job = make_job(line, cells, known_styles, resolve_labels)
+        try:
+            job = make_job(line, cells, known_styles, resolve_labels)
+        except UsageError as exc:
+            raise UsageError(f"--manifest {path}: {exc}") from None
         if job.mask and not Path(job.mask).expanduser().is_absolute():
             job = replace(job, mask=str(folder / job.mask))
         if job.digest in seen:
+            if warn is not None:
+                warn(f"manifest line {line} repeats line {seen[job.digest]}: one job")
             continue
-        seen.add(job.digest)
+        seen[job.digest] = line
         items.append(job_item(job, cells.get("input", "") or f"line-{line}", folder, remote))
     remote_items = [i for i, item in enumerate(items) if item.uri]
     if remote_items:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 
 from pipeline.outputs.journal import Journal
 
@@ -39,8 +40,10 @@ def latest_jobs(entries: list[dict]) -> list[dict]:
 
 
 def rows(entries: list[dict]) -> list[dict]:
-    """One row per result: per (job, style) its latest line, one row per variation, best first."""
-    return [row(entry, variation) for entry in latest_jobs(entries) for variation in entry.get("variations") or [None]]
+    """One row per result: per (job, style) its latest line, one row per variation, best first; manifest jobs
+    in the manifest's order (the others as their lines came)."""
+    jobs = sorted(latest_jobs(entries), key=lambda e: e["line"] if isinstance(e.get("line"), int) else math.inf)
+    return [row(entry, variation) for entry in jobs for variation in entry.get("variations") or [None]]
 
 
 def row(entry: dict, variation: dict | None) -> dict:

@@ -4,7 +4,8 @@
 (empty at the top), `{n}` the variation number (--variations; 1 when a job makes one result; without
 `{n}`, variations are named `.v1` ... `.vN` after the stem). A name may hold
 folders (`{parent}/{style}/{stem}`). Names that two jobs would share, or that would leave the
-output, are refused before any model loads, naming the inputs.
+output, are refused before any model loads, naming the inputs; so is a template ending in an image
+extension (`{stem}.png`): --format decides the extension.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pipeline.outputs.sinks import output_stems
 from styles import AUTO_ROOM
 
 FIELDS = ("stem", "parent", "style", "room", "seed", "n")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".avif")
 
 
 def check_template(template: str) -> str:
@@ -33,6 +35,9 @@ def check_template(template: str) -> str:
         raise UsageError(f"--name {template!r}: unknown field {{{unknown[0]}}}; use {fields}")
     if not used:
         raise UsageError(f"--name {template!r}: use at least one field such as {{stem}}, or every input shares a name")
+    extension = PurePosixPath(template).suffix
+    if extension.lower() in IMAGE_EXTENSIONS:
+        raise UsageError(f"--name {template!r}: leave out the extension {extension!r}; --format decides it")
     return template
 
 

@@ -32,6 +32,7 @@ class ImageRecord:
     # Every result of the job (--variations), best first: {"n", "seed", "quality", "passed", "outputs", and
     # "transformed_url"/"thumbnail_url" on a CDN}. The record's own outputs, seed and quality are the first's.
     variations: list[dict] = field(default_factory=list)
+    retry_errors: int = 0  # quality retries that raised (each listed with its error in the metadata)
     warnings: list[str] = field(default_factory=list)  # one line each, naming the file (e.g. a keep mask of 95 %)
 
     @property

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from datetime import UTC, datetime
 from urllib.parse import quote
 
@@ -29,6 +30,8 @@ class OutputWriter:
         self.journal = journal
         self.models = models
         self.device = device
+        self.lock = threading.Lock()
+        self.photo_maps: dict[str, dict[str, str]] = {}  # per photo: its shared control maps, once written
 
     def write(self, frames: list[Frame], run) -> ImageRecord:
         """Write everything for one job in one style (a StyleRun): each variation's result and thumbnail,
@@ -65,9 +68,8 @@ class OutputWriter:
         for frame in frames:
             self.write_files(frame, run, self.stem(frame, run, count))
         if self.config.save_controls:
-            controls: dict[str, str] = {}
             with timed(frames[:1], "write"):
-                self.write_controls(frames[0], run.stems[frames[0].item], controls)
+                controls = self.write_controls(frames[0], run.stems[frames[0].item])
             for frame in frames:
                 frame.outputs.update(controls)
         listing = [variation_json(f, run) for f in frames] if count > 1 else []
@@ -103,18 +105,26 @@ class OutputWriter:
                   "variation": str(frame.variation), "modomo-version": __version__}
         return {k: quote(v, safe=" /:@,.'()!*+=&;$~-_") for k, v in fields.items()}
 
-    def write_controls(self, frame: Frame, stem: str, written: dict[str, str]) -> None:
-        """The input as the models saw it, the depth and edge maps, and the object masks over the photo."""
-        images = {
-            "input": (frame.image, "jpeg", ".input.jpg"),
-            "depth": (frame.depth, "png", ".depth.png"),
-            "edges": (frame.edges, "png", ".edges.png"),
-            "masks": (draw_objects(frame.image, frame.objects), "jpeg", ".masks.jpg"),
-        }
+    def write_controls(self, frame: Frame, stem: str) -> dict[str, str]:
+        """The input as the models saw it, the depth map and the object masks over the photo (once per photo:
+        every style shares them, named after the first style written), and this style's edge map."""
+        with self.lock:  # the styles of one photo are written by several threads
+            shared = self.photo_maps.setdefault(frame.item.identity, {})
+            if not shared:
+                shared.update(self.encode_maps(stem, {
+                    "input": (frame.image, "jpeg", ".input.jpg"),
+                    "depth": (frame.depth, "png", ".depth.png"),
+                    "masks": (draw_objects(frame.image, frame.objects), "jpeg", ".masks.jpg"),
+                }))
+        return {**shared, **self.encode_maps(stem, {"edges": (frame.edges, "png", ".edges.png")})}
+
+    def encode_maps(self, stem: str, images: dict) -> dict[str, str]:
+        """Each (image, format, suffix) written beside the result; their locations by kind."""
+        written = {}
         for kind, (image, fmt, suffix) in images.items():
             if image is not None:
-                data = imaging.encode(image, fmt)
-                written[kind] = self.sink.write(stem + suffix, data, imaging.content_type(fmt))
+                written[kind] = self.sink.write(stem + suffix, imaging.encode(image, fmt), imaging.content_type(fmt))
+        return written
 
     def journal_entry(self, frames: list[Frame], run) -> dict:
         """The journal line of a finished job and style (its best variation first): enough to skip it next
@@ -163,6 +173,7 @@ class OutputWriter:
             passed=passed(frame, run) if frame.ok else None, attempts=sum(len(f.attempts) for f in frames),
             timings={k: round(v, 6) for k, v in summed_timings(frames).items()},
             variations=[variation_json(f, run) for f in frames] if frame.ok else [],
+            retry_errors=sum("error" in attempt for f in frames for attempt in f.attempts),
             warnings=list(frame.warnings),
         )
 

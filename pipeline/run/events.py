@@ -30,6 +30,14 @@ class EventLog:
             self.total, self.started = data["total"], time.monotonic()
         elif event == "done":
             self.write(data["record"])
+        elif event == "retry_failed":
+            self.emit({"event": "retry_failed", "inputs": [f.item.display for f in data["frames"]],
+                       "style": data["frames"][0].style, "attempt": data["attempt"], "error": data["error"]})
+
+    def emit(self, line: dict) -> None:
+        with self.lock:
+            self.handle.write(json.dumps(line, ensure_ascii=False) + "\n")
+            self.handle.flush()
 
     def write(self, record) -> None:
         with self.lock:

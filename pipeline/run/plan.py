@@ -50,7 +50,7 @@ class RunPlan:
     def styles_for(self, item: Item) -> list[str]:
         """The styles an input is restyled in: its manifest row's, else the command's."""
         job = item.job
-        if job is not None and job.styles and job.error is None:
+        if job is not None and job.styles:  # a failed row too: it is reported under its own style(s)
             return list(job.styles)
         return [style.name for style in self.config.styles]
 
@@ -111,6 +111,9 @@ def plan_for(config: RunConfig, shard: Shard | None = None, devices: str | None 
     if config.room is None:  # not given: found per photo when the preset can, else the old default
         config.room, warnings = default_room(spec)
     config.check()
+    if config.long_side != config.size:
+        warnings.append(f"--size {config.size} is not a multiple of 8 (the VAE's step): the working size is "
+                        f"{config.long_side} px on the long side")
     if config.room == AUTO_ROOM and not has_clip(spec):
         raise UsageError(f"--room auto needs the preset's CLIP, which {spec.name} lacks here; "
                          "fetch it with `modomo models download sd15` or give a room")
@@ -121,7 +124,7 @@ def plan_for(config: RunConfig, shard: Shard | None = None, devices: str | None 
     remote = Remote(pool_size=config.workers * 2 + 2)
     sink = open_sink(config.out, remote)
     sink.prepare()
-    everything = list_inputs(config, spec, remote)
+    everything = list_inputs(config, spec, remote, warnings.append)
     if not everything:
         raise UsageError(f"no images found in {', '.join(config.inputs or [str(config.manifest)])}")
     items = [item for item in everything if shard is None or shard.owns(item.identity)]
@@ -190,7 +193,7 @@ def has_clip(spec: ModelSpec) -> bool:
     return hub_file_cached(spec.clip, "config.json") is not None
 
 
-def list_inputs(config: RunConfig, spec: ModelSpec, remote: Remote) -> list[Item]:
+def list_inputs(config: RunConfig, spec: ModelSpec, remote: Remote, warn=None) -> list[Item]:
     """The run's inputs: INPUTS, or the manifest's jobs (the styles only rows name added to the config,
     rows that need what the preset lacks failed). The same list wherever it is made: the driver, a
     device worker, a Ray actor."""
@@ -201,8 +204,8 @@ def list_inputs(config: RunConfig, spec: ModelSpec, remote: Remote) -> list[Item
 
     named = {s.name for s in config.styles}
     items = manifest_items(config.manifest, remote, lambda name: name in named or _known_style(name),
-                           resolve_labels)
-    wanted = sorted({name for item in items if item.job.error is None for name in item.job.styles or ()} - named)
+                           resolve_labels, warn)
+    wanted = sorted({name for item in items for name in item.job.styles or ()} - named)
     config.job_styles = [load_style(name) for name in wanted]
     config.job_keeps = any(item.job.preserve or item.job.mask for item in items)
     if not has_clip(spec):

@@ -33,6 +33,7 @@ class RunResult:
             out[record.status] += 1
         # Results made this run: a job with --variations N makes N.
         out["results"] = sum(max(1, len(r.variations)) for r in self.records if r.ok)
+        out["photos"] = len({r.id for r in self.records})
         return out
 
     def sort(self, items: list, styles: list[str]) -> None:
@@ -54,6 +55,7 @@ class RunResult:
                 "mean": sum(r.quality for r in scored) / len(scored) if scored else None,
                 "success_rate": sum(bool(r.passed) for r in scored) / len(scored) if scored else None,
                 "retries": sum(max(0, r.attempts - 1) for r in done),
+                "retry_errors": sum(r.retry_errors for r in self.records),
             },
             "settings": self.settings,
             "counts": self.counts,

@@ -143,7 +143,7 @@ class Runner:
     def runs_for(self, item: Item) -> list[StyleRun]:
         """The styles an input is restyled in: its manifest row's, else the command's."""
         job = item.job
-        if job is not None and job.styles and job.error is None:
+        if job is not None and job.styles:  # a failed row too: it is reported under its own style(s)
             return [self.by_name[name] for name in job.styles]
         return self.default_runs
 
@@ -191,9 +191,8 @@ class Runner:
                 stage(live)
             except Exception as exc:  # noqa: BLE001 - one batch's failure must not end the run
                 synchronize(self.stack.device)
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 for frame in live:
-                    frame.fail(f"{name} failed: {first}")
+                    frame.fail(f"{name} failed: {one_line(exc)}")
 
     def process(self, batch: list[Frame], todo: Todo) -> list[tuple[list[Frame], StyleRun]]:
         """Shared stages once per photo, then each requested style; returns, per (input, style), the frames
@@ -245,14 +244,23 @@ class Runner:
                         self.compositor(low)
                 with timed(low, "validate", self.stack.device):
                     self.validator(low)
-            except Exception:  # noqa: BLE001 - a failed retry keeps the result already made
-                for frame in low:
-                    frame.quality, frame.quality_parts, frame.result, frame.seed = best[id(frame)]
-                return
+            except Exception as exc:  # noqa: BLE001 - a failed retry keeps the result already made, and says so
+                synchronize(self.stack.device)
+                self.retry_failed(low, best, attempt, exc)
+                continue
             for frame in low:
                 frame.attempts.append({"seed": frame.seed, "score": frame.quality, **frame.quality_parts})
                 if frame.quality < best[id(frame)][0]:
                     frame.quality, frame.quality_parts, frame.result, frame.seed = best[id(frame)]
+
+    def retry_failed(self, frames: list[Frame], best: dict, attempt: int, exc: Exception) -> None:
+        """A retry that raised: each frame keeps its best result, its metadata lists the attempt with its
+        error, an event says so, and the next retry goes ahead."""
+        reason = one_line(exc)
+        for frame in frames:
+            frame.attempts.append({"seed": frame.seed, "error": reason})
+            frame.quality, frame.quality_parts, frame.result, frame.seed = best[id(frame)]
+        self.on_event("retry_failed", frames=frames, attempt=attempt, error=reason)
 
     # -- the loop -----------------------------------------------------------------------------
     def request_stop(self) -> None:
@@ -373,6 +381,12 @@ class Runner:
             self.journal.close()
         except (OSError, ModomoError) as exc:
             result.fatal = result.fatal or f"cannot write the journal: {exc}"
+
+
+def one_line(exc: Exception) -> str:
+    """An exception's first line, or its type when it has no message."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def variations_of(frame: Frame, count: int) -> list[Frame]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import fields
+from pathlib import Path
 
 import pytest
 import typer
@@ -74,7 +75,8 @@ def test_worker_command_line_is_made_from_the_options_object():
     """Parsed back by the command, the workers' argv gives the same options, less what each worker sets itself."""
     options = TransformOptions(inputs=["photos", "more"], out="out", style="boho,modern", size=256, devices="cpu,cpu",
                                report=True, resume=False, lora=["a.safetensors:0.5", "b.safetensors"],
-                               as_json=True, events="events.jsonl", models="tiny", guidance_scale=5.5)
+                               as_json=True, events="events.jsonl", models="tiny", guidance_scale=5.5,
+                               style_file=[Path("mine.toml"), Path("more.toml")])
     command = click_command("transform")
     argv = worker_argv(options, command)
     parsed = TransformOptions(**command.make_context("transform", list(argv)).params)

@@ -89,21 +89,44 @@ def test_an_edited_row_is_redone_alone(tiny_bundle, rooms, tmp_path):
     assert meta(summary["images"][1])["prompt"].endswith(", walnut counters")
 
 
-def test_a_bad_row_fails_alone_with_its_line(tiny_bundle, rooms, tmp_path):
-    rows = [{"input": "a.jpg"}, {"input": "a.jpg", "style": "art-deco"}, {"input": "sub/b.jpg", "seed": "x7"},
-            {"input": "missing.jpg"}, {"input": "a.jpg", "preserve": "lamp"}, {"input": "a.jpg", "room": "attic"},
-            {"input": "sub/b.jpg", "style": "modern"}]
+def test_a_bad_row_fails_alone_with_its_line_under_its_own_style(tiny_bundle, rooms, tmp_path):
+    rows = [{"input": "a.jpg"}, {"input": "sub/b.jpg", "seed": "x7", "style": "boho"},
+            {"input": "missing.jpg", "style": "boho,industrial"}, {"input": "a.jpg", "preserve": "lamp"},
+            {"input": "a.jpg", "room": "attic", "style": "scandinavian"}, {"input": "sub/b.jpg", "style": "modern"}]
     manifest = catalogue(tmp_path / "cat", rooms, rows)
-    code, summary, _ = transform("--manifest", manifest, *tiny(tiny_bundle, tmp_path / "out"))
+    out = tmp_path / "out"
+    code, summary, _ = transform("--manifest", manifest, *tiny(tiny_bundle, out))
     assert code == 3
+    failed = [(r["error"].split(":")[0], r["style"]) for r in summary["images"] if r["status"] == "failed"]
+    assert failed == [("manifest line 3", "boho"), ("manifest line 4", "boho"), ("manifest line 4", "industrial"),
+                      ("manifest line 5", "modern"), ("manifest line 6", "scandinavian")]
     errors = {r["error"].split(":")[0]: r["error"] for r in summary["images"] if r["status"] == "failed"}
-    assert set(errors) == {"manifest line 3", "manifest line 4", "manifest line 5", "manifest line 6",
-                           "manifest line 7"}
-    assert "unknown style 'art-deco'" in errors["manifest line 3"]
-    assert "seed 'x7'" in errors["manifest line 4"]
-    assert "cannot read" in errors["manifest line 5"] and "lamp" in errors["manifest line 6"]
-    assert "attic" in errors["manifest line 7"]
+    assert "seed 'x7'" in errors["manifest line 3"]
+    assert "cannot read" in errors["manifest line 4"] and "lamp" in errors["manifest line 5"]
+    assert "attic" in errors["manifest line 6"]
     assert sum(r["status"] == "ok" for r in summary["images"]) == 2
+    with open(out / "index.csv", encoding="utf-8-sig", newline="") as handle:  # in the manifest's order
+        index = [(int(r["manifest_line"]), r["style"], r["status"]) for r in csv.DictReader(handle)]
+    assert [line for line, _, _ in index] == [2, 3, 4, 4, 5, 6, 7]
+    assert index[1:3] == [(3, "boho", "failed"), (4, "boho", "failed")] and index[-1] == (7, "modern", "ok")
+
+
+def test_an_unknown_style_in_a_row_is_a_usage_error_before_models_load(tiny_bundle, rooms, tmp_path, monkeypatch):
+    manifest = catalogue(tmp_path / "cat", rooms, [{"input": "a.jpg"}, {"input": "a.jpg", "style": "art-deco"}])
+    monkeypatch.setattr("pipeline.run.engines.local.load_stack", lambda *a, **k: pytest.fail("models loaded"))
+    result = CliRunner().invoke(app, ["transform", "--manifest", str(manifest), *map(str, tiny(tiny_bundle,
+                                                                                              tmp_path / "out"))])
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "line 3: unknown style 'art-deco'" in result.stderr and str(manifest) in result.stderr
+
+
+def test_a_repeated_row_is_one_job_and_the_run_says_so(tiny_bundle, rooms, tmp_path):
+    rows = [{"input": "a.jpg", "style": "boho"}, {"input": "sub/b.jpg"}, {"input": "a.jpg", "style": "boho"}]
+    manifest = catalogue(tmp_path / "cat", rooms, rows)
+    code, summary, stderr = transform("--manifest", manifest, *tiny(tiny_bundle, tmp_path / "out"))
+    assert code == 0, stderr
+    assert [(r["key"], r["style"]) for r in summary["images"]] == [("a.jpg", "boho"), ("sub/b.jpg", "modern")]
+    assert "manifest line 4 repeats line 2" in stderr
 
 
 @pytest.mark.parametrize(("content", "reason"), [
@@ -200,3 +223,25 @@ def test_inputs_outside_the_manifests_folder_stay_inside_the_output(tiny_bundle,
     results = [Path(r["outputs"]["result"]) for r in summary["images"]]
     assert all(p.parent == tmp_path / "out" and p.name.startswith("c.modern-") for p in results)
     assert summary["images"][0]["input"] == str(tmp_path / "photos" / "c.jpg")
+
+
+def test_dry_run_checks_the_whole_run_without_loading_a_model(tiny_bundle, rooms, tmp_path, monkeypatch):
+    rows = [{"input": "a.jpg", "style": "boho"}, {"input": "sub/b.jpg", "seed": "x7"}, {"input": "gone.jpg"},
+            {"input": "sub/b.jpg", "style": "modern,industrial"}]
+    manifest = catalogue(tmp_path / "cat", rooms, rows)
+    out = tmp_path / "out"
+    assert transform("--manifest", manifest, *tiny(tiny_bundle, out))[0] == 3  # a real run: two rows fail
+    monkeypatch.setattr("pipeline.run.engines.local.load_stack", lambda *a, **k: pytest.fail("models loaded"))
+    code, plan, stderr = transform("--manifest", manifest, *tiny(tiny_bundle, out), "--dry-run")
+    assert code == 3, stderr  # the problems are reported, one line each
+    assert plan["jobs"] == 5 and plan["done"] == 3 and plan["to_do"] == 2
+    assert plan["problems"] == [p for p in plan["problems"] if p.startswith("manifest line ")]
+    assert [p.split(":")[0] for p in plan["problems"]] == ["manifest line 3", "manifest line 4"]
+    problems = [line for line in stderr.splitlines() if line.startswith("problem")]
+    assert len(problems) == 2 and "seed 'x7'" in problems[0]
+    assert "5 jobs" in stderr and "2 to do, 3 done" in stderr
+    clean = catalogue(tmp_path / "cat", rooms, [rows[0], rows[3]], name="clean.csv")
+    code, plan, stderr = transform("--manifest", clean, *tiny(tiny_bundle, tmp_path / "fresh"), "--dry-run")
+    assert code == 0 and plan["problems"] == [] and plan["to_do"] == 3
+    assert "a.jpg -> a.boho.png" in "\n".join(plan["examples"])
+    assert not (tmp_path / "fresh" / "index.csv").exists()  # nothing written but the output folder itself

@@ -171,10 +171,15 @@ def run(plan: RunPlan, hooks: Hooks) -> RunResult:
         with on_stop_signals(lambda: forward(workers), lambda: forward(workers), hooks.notice) as received:
             wait(workers)
         tail.finish()
-    result = RunResult(records=merge_records(workers, plan), seconds=time.perf_counter() - start_time,
-                       settings=plan.config.summary_settings(), price=device_price(plan, plan.devices))
     summaries = [w.summary for w in workers if w.summary]
+    spans = [s["span"] for s in summaries if s.get("span")]
+    # Processing after the models loaded: from the first worker's start of work to the last one's end; the
+    # workers' start-up and loading are reported apart (the longest, and their sum).
+    seconds = max(e for _, e in spans) - min(b for b, _ in spans) if spans else time.perf_counter() - start_time
+    result = RunResult(records=merge_records(workers, plan), seconds=seconds,
+                       settings=plan.config.summary_settings(), price=device_price(plan, plan.devices))
     result.load_seconds = max((s.get("load_seconds", 0.0) for s in summaries), default=0.0)
+    result.extra["load_seconds_total"] = sum(s.get("load_seconds", 0.0) for s in summaries)
     result.batching = merge_reports(plan.config.batch_size, [s.get("batching", {}) for s in summaries])
     result.oom = [event for s in summaries for event in s.get("oom", [])]
     result.shared_seconds_saved = sum(s.get("styles", {}).get("shared_seconds_saved", 0.0) for s in summaries)

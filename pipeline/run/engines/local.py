@@ -6,6 +6,7 @@ import time
 
 import torch
 
+from pipeline.errors import EXIT_INTERRUPTED, ModomoError
 from pipeline.models.load import LoadOptions, load_stack, pick_device
 from pipeline.run.cost import resolve_price
 from pipeline.run.hooks import Hooks
@@ -25,12 +26,19 @@ def run(plan: RunPlan, hooks: Hooks) -> RunResult:
     name = gpu_name(device)
     price = resolve_price(name, config.gpu_price, config.currency)
     start = time.perf_counter()
-    stack = load_stack(plan.spec, device, on_model=hooks.on_model, options=LoadOptions(fast=config.fast))
+    try:
+        stack = load_stack(plan.spec, device, on_model=hooks.on_model, options=LoadOptions(fast=config.fast))
+    except KeyboardInterrupt:  # Ctrl-C before any image: one line, not a library's traceback
+        raise ModomoError("interrupted while loading the models; nothing was written", EXIT_INTERRUPTED) from None
     load_seconds = time.perf_counter() - start
     runner = Runner(config, stack, plan.sink, on_event=hooks.on_event, journal=plan.journal)
+    begun = time.time()
     with on_stop_signals(runner.request_stop, raise_interrupt, hooks.notice):
         result = runner.run(plan.items, plan.everything)
     result.load_seconds = load_seconds
+    # `seconds` is the stream after the models loaded (the runner's); its wall-clock span lets a --devices
+    # parent span its workers the same way.
+    result.extra.update(span=[begun, time.time()], load_seconds_total=load_seconds)
     result.price = price
     result.extra.update(engine="modomo", device={"type": device.type, "name": name or "cpu"},
                         models=plan.config.result_models(plan.spec), load=stack.load_seconds,

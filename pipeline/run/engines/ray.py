@@ -52,6 +52,7 @@ class TransformActor:
         self.runner.prepare(everything)
         self.reported = {"calls": 0, "rendered": 0, "events": 0, "load": False}
         self.fatal: str | None = None  # an output error stops this actor's later batches too
+        self.span: tuple[float, float] | None = None  # wall-clock start and end of its latest batch
 
     def __call__(self, batch: dict) -> dict:
         from pipeline.run.result import RunResult
@@ -61,12 +62,14 @@ class TransformActor:
                 for identity, names in zip(batch["id"], batch["styles"], strict=True)}
         result = RunResult()
         reason = f"not run: {self.fatal}" if self.fatal else None
+        begun = time.time()  # wall clock: the driver spans every actor's batches with it
         if reason is None:
             try:
                 self.runner.stream(items, todo, result)
                 self.fatal = result.fatal
             except Exception as exc:  # noqa: BLE001 - a broken batch comes back as data, not a lost block
                 reason = f"actor failed: {' '.join(str(exc).split()) or type(exc).__name__}"
+        self.span = (begun, time.time())
         made = {(r.id, r.style) for r in result.records}
         records = result.records + [ImageRecord.failed(item, run.style.name, reason or "not run: the run stopped")
                                     for item in items for run in todo[item.identity]
@@ -82,7 +85,7 @@ class TransformActor:
         events = self.runner.oom_events
         delta = {"calls": calls - self.reported["calls"], "rendered": rendered - self.reported["rendered"],
                  "oom": events[self.reported["events"]:], "device": self.device, "fatal": self.fatal,
-                 "load_seconds": None if self.reported["load"] else self.load_seconds}
+                 "load_seconds": None if self.reported["load"] else self.load_seconds, "span": self.span}
         self.reported = {"calls": calls, "rendered": rendered, "events": len(events), "load": True}
         return json.dumps(delta)
 
@@ -113,7 +116,7 @@ def plan_work(plan: RunPlan, result: RunResult, on_event) -> list[dict]:
 
 def collect(rows, result: RunResult, journal: Journal, on_event) -> dict:
     """Records in as they stream; journal lines written; the actors' statistics summed."""
-    totals = {"calls": 0, "rendered": 0, "load_seconds": [], "devices": []}
+    totals = {"calls": 0, "rendered": 0, "load_seconds": [], "devices": [], "spans": []}
     for row in rows:
         data = json.loads(row["row"])
         record = ImageRecord.from_json(data["record"])
@@ -130,6 +133,7 @@ def collect(rows, result: RunResult, journal: Journal, on_event) -> dict:
             if stats["load_seconds"] is not None:
                 totals["load_seconds"].append(stats["load_seconds"])
                 totals["devices"].append(stats["device"])
+            totals["spans"].append(stats["span"])
     return totals
 
 
@@ -144,7 +148,7 @@ def run(plan: RunPlan, hooks: Hooks) -> RunResult:
     start = time.perf_counter()
     hooks.on_event("start", total=sum(len(plan.styles_for(item)) for item in plan.items))
     todo = plan_work(plan, result, hooks.on_event)
-    totals = {"calls": 0, "rendered": 0, "load_seconds": [], "devices": []}
+    totals = {"calls": 0, "rendered": 0, "load_seconds": [], "devices": [], "spans": []}
     try:
         if todo:
             # Ray batches as large as the in-process size-grouping window: photos of mixed sizes still
@@ -160,10 +164,13 @@ def run(plan: RunPlan, hooks: Hooks) -> RunResult:
     finally:
         journal.close()
     result.stopped = result.fatal or result.stopped
-    result.seconds = time.perf_counter() - start
+    # Processing after the models loaded: from the first batch any actor began to the last one it finished.
+    spans = totals["spans"]
+    result.seconds = max(e for _, e in spans) - min(b for b, _ in spans) if spans else time.perf_counter() - start
     one = resolve_price(next((d for d in totals["devices"] if d), None), config.gpu_price, config.currency)
     result.price = Price(one.per_hour * pool, one.currency, f"{one.source} x {pool} actors")
     result.load_seconds = max(totals["load_seconds"], default=0.0)
+    result.extra["load_seconds_total"] = sum(totals["load_seconds"])
     result.batching = batching_report(config.batch_size, totals["calls"], totals["rendered"])
     result.sort(plan.items, [s.name for s in config.styles])
     result.extra.update(engine="ray", actors=pool, models=plan.config.result_models(plan.spec),
