@@ -94,7 +94,7 @@ def print_summary(summary: dict, title: str = "modomo run", unpriced_cost: bool 
     cost = summary["cost"]
     cur = cost["currency"]
     made = f" ({counts['results']} results)" if counts.get("results", 0) > counts["ok"] else ""
-    photos = counts.get("photos", counts["ok"] + counts["failed"] + counts["skipped"])
+    photos = summary.get("photos", counts["ok"] + counts["failed"] + counts["skipped"])
     lines = [
         f"jobs        {counts['ok']} ok{made}, {counts['failed']} failed, {counts['skipped']} skipped, from "
         f"{photos} photo{'' if photos == 1 else 's'}",

@@ -28,6 +28,7 @@ from pipeline.outputs.sinks import LocalSink
 from pipeline.run.cost import Price, lookup
 from pipeline.run.result import RunResult
 from pipeline.run.runner import Runner
+from pipeline.stages.offload import restore_placement
 from pipeline.stages.settings import SpeedOptions
 from pipeline.stages.timing import summarise
 
@@ -99,10 +100,15 @@ def versions() -> dict:
 
 
 def _timed_run(config: RunConfig, stack: ModelStack, items: list[Item], out: Path, on_event=None) -> RunResult:
+    """One Runner over the items. A run that switched to offload leaves the models on the CPU: each run ends
+    with them back on the device, so the next path (warm-up, timed, ablation, baseline) starts as loaded."""
     synchronize(stack.device)
     if stack.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(stack.device)
-    return Runner(config, stack, LocalSink(out), on_event=on_event).run(items)
+    try:
+        return Runner(config, stack, LocalSink(out), on_event=on_event).run(items)
+    finally:
+        restore_placement(stack.pipe, stack.device)
 
 
 def _generate_mean(result: RunResult) -> float:

@@ -31,7 +31,7 @@ from pipeline.errors import UsageError
 from pipeline.models.presets import ModelSpec
 from pipeline.run.cost import Price
 from pipeline.stages.generate import is_out_of_memory
-from pipeline.stages.offload import free_memory
+from pipeline.stages.offload import free_memory, restore_placement
 
 SCHEMA = "modomo-sweep/1"
 DEFAULT_BATCHES = (1, 2, 4, 8)
@@ -252,7 +252,9 @@ class Sweep:
                        warmup=batch if self.options.warmup else 0, compare_diffusers=False, ablate=False)
 
     def run_cell(self, stack, cell: dict, size: tuple[int, int]) -> dict:
-        """One bench run; an out-of-memory (raised or recovered from) makes the cell `oom`."""
+        """One bench run; an out-of-memory (raised or recovered from) makes the cell `oom`. However the cell
+        ends, it leaves the models as it found them: every one on the device (a run that switched to offload
+        left them on the CPU), so the next cell starts where the first did."""
         reset_host_peak()
         try:
             summary = bench.run_bench(self.cell_config(size, cell["batch"], cell["recipe"]), stack, self.price,
@@ -263,9 +265,8 @@ class Sweep:
             cell["error"] = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         else:
             fill_cell(cell, summary, self.price, host_peak_gb())
-        if cell["status"] == "oom":  # offload may have left models on the CPU: put them back for the next cell
-            free_memory(self.device)
-            stack.pipe.to(self.device)
+        finally:
+            restore_placement(stack.pipe, stack.device)
         return cell
 
     def load(self, dtype: str, recipe: str | None):

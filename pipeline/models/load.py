@@ -93,8 +93,69 @@ def _hub_hint(model_id: str) -> str:
     return (
         f"model {model_id!r} is not in the local Hugging Face cache "
         f"({os.environ.get('HF_HOME') or '~/.cache/huggingface'}); fetch the preset once with network "
-        "(`modomo models download sd15`) or use --models tiny / a bundle folder"
+        "(`modomo models download sd15`), use a bundle folder, or try modomo without any download: --models tiny"
     )
+
+
+WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")  # what diffusers reads, either
+SD_CONFIGS = ("unet/config.json", "vae/config.json", "text_encoder/config.json", "tokenizer/tokenizer_config.json",
+              "scheduler/scheduler_config.json")
+SD_WEIGHTS = (tuple(f"unet/{w}" for w in WEIGHTS), tuple(f"vae/{w}" for w in WEIGHTS),
+              ("text_encoder/model.safetensors", "text_encoder/pytorch_model.bin"))
+DEPTH_FILES = (("config.json",), ("preprocessor_config.json",), ("model.safetensors", "pytorch_model.bin"))
+
+
+def _cached(model_id: str, files) -> bool:
+    """Every group of a hub repo's files has one file in the local cache (no network)."""
+    from pipeline.models.presets import hub_file_cached
+
+    try:
+        return all(any(hub_file_cached(model_id, name) for name in group) for group in files)
+    except ValueError:  # not a hub id at all: loading it fails too
+        return False
+
+
+def missing_weights(spec: ModelSpec) -> list[tuple[str, str, bool]]:
+    """Every required part of a hub preset that is not on this machine, looked up without network:
+    (role, where it comes from, whether loading could fetch it: a hub part while online)."""
+    fetchable = not _offline()
+    sd_files = [(c,) for c in SD_CONFIGS] + ([] if spec.checkpoint else list(SD_WEIGHTS))
+    parts = [("stable diffusion", spec.sd, _cached(spec.sd, sd_files), fetchable)]
+    if spec.checkpoint:
+        parts.append(("checkpoint", spec.checkpoint, Path(spec.checkpoint).is_file(), False))
+    for role, model_id in (("controlnet depth", spec.controlnet_depth), ("controlnet canny", spec.controlnet_canny)):
+        parts.append((role, model_id, _cached(model_id, [("config.json",), WEIGHTS]), fetchable))
+    parts.append(("depth", spec.depth, _cached(spec.depth, DEPTH_FILES), fetchable))
+    if spec.sam2_checkpoint.startswith("hub:"):
+        from pipeline.models.presets import hub_file_cached
+
+        repo, _, filename = spec.sam2_checkpoint[4:].rpartition("/")
+        parts.append(("sam2", f"{repo}/{filename}", hub_file_cached(repo, filename) is not None, fetchable))
+    else:
+        parts.append(("sam2", spec.sam2_checkpoint, Path(spec.sam2_checkpoint).is_file(), False))
+    parts.append(("sam2 config", spec.sam2_config, Path(spec.sam2_config).is_file(), False))
+    from pipeline.models.vision import find_yolo_weight
+
+    parts.append(("yolo", spec.yolo, find_yolo_weight(spec.yolo) is not None, False))  # never downloaded on load
+    return [(role, where, can_fetch) for role, where, present, can_fetch in parts if not present]
+
+
+def check_weights(spec: ModelSpec) -> None:
+    """Before a hub preset loads: one error naming every part missing, when loading cannot fetch one of them. (A
+    bundle folder names what it lacks when it is resolved; random-sd15 is built in memory.)"""
+    if spec.local or spec.name == "random-sd15":
+        return
+    missing = missing_weights(spec)
+    if all(can_fetch for _, _, can_fetch in missing):
+        return
+    from huggingface_hub import constants
+
+    from pipeline.models.vision import yolo_weights_dir
+
+    names = ", ".join(f"{role} ({where})" for role, where, _ in missing)
+    raise ModomoError(f"model weights not found for {spec.name}: {names}; looked in {constants.HF_HUB_CACHE}, "
+                      f"{yolo_weights_dir()} and the working folder; fetch them once with network: "
+                      f"`modomo models download {spec.name}`, or try modomo without any download: --models tiny")
 
 
 def _from_pretrained(cls, model_id: str, spec: ModelSpec, **kwargs):
@@ -205,6 +266,7 @@ def load_stack(spec: ModelSpec, device: torch.device, on_model=None, options: Lo
     quiet_libraries()
     options = options or LoadOptions()
     dtype = options.torch_dtype(device)
+    check_weights(spec)
     seconds: dict[str, float] = {}
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes within a run: let cuDNN pick its fastest kernels

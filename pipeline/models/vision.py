@@ -49,20 +49,28 @@ def yolo_weights_dir() -> Path:
     return Path(SETTINGS["weights_dir"])
 
 
-def _find_yolo_weight(weights: str | Path) -> Path:
-    """Resolve a YOLO weight on disk (as given, or a bare name in ultralytics' weights_dir)."""
+def find_yolo_weight(weights: str | Path) -> Path | None:
+    """A YOLO weight on disk (as given, or a bare name in ultralytics' weights_dir); None when it is in neither."""
     path = Path(weights).expanduser()
     if path.is_file():
         return path.resolve()
+    if path.parent == Path(".") and (yolo_weights_dir() / path.name).is_file():
+        return (yolo_weights_dir() / path.name).resolve()
+    return None
+
+
+def _find_yolo_weight(weights: str | Path) -> Path:
+    """Resolve a YOLO weight on disk (as given, or a bare name in ultralytics' weights_dir)."""
+    found = find_yolo_weight(weights)
+    if found is not None:
+        return found
+    path = Path(weights).expanduser()
     searched = [str(path.parent.resolve() if path.parent != Path(".") else Path.cwd())]
     if path.parent == Path("."):
-        weights_dir = yolo_weights_dir()
-        if (weights_dir / path.name).is_file():
-            return (weights_dir / path.name).resolve()
-        searched.append(str(weights_dir))
+        searched.append(str(yolo_weights_dir()))
     raise ModomoError(
         f"YOLO weight '{weights}' not found in {', '.join(searched)}; run `modomo models download sd15` "
-        "with network, or pass a local bundle"
+        "with network, pass a local bundle, or try modomo without any download: --models tiny"
     )
 
 

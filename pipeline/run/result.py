@@ -33,7 +33,6 @@ class RunResult:
             out[record.status] += 1
         # Results made this run: a job with --variations N makes N.
         out["results"] = sum(max(1, len(r.variations)) for r in self.records if r.ok)
-        out["photos"] = len({r.id for r in self.records})
         return out
 
     def sort(self, items: list, styles: list[str]) -> None:
@@ -59,6 +58,7 @@ class RunResult:
             },
             "settings": self.settings,
             "counts": self.counts,
+            "photos": len({r.id for r in self.records}),  # the jobs' distinct inputs
             "stopped": self.stopped,
             "oom": self.oom,
             "batching": self.batching,

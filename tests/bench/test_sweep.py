@@ -164,6 +164,82 @@ def test_a_raised_out_of_memory_is_an_oom_cell(monkeypatch, tiny_stack):
     assert cells[1]["images"] == 2 and cells[3]["images"] == 8  # --images rounded up to whole batches
 
 
+def tiny_sweep(tiny_stack, monkeypatch, placements: list, warmup: int = 1, sizes=((96, 96), (128, 96))):
+    """A sweep at batches 1 and 2 on the tiny models; after each cell, where the models are."""
+    from pipeline.stages.offload import placement
+
+    monkeypatch.setattr(sweep.Sweep, "load", lambda self, dtype, recipe: tiny_stack)
+    config = RunConfig(inputs=[], out="", style=load_style("boho"), models="tiny", steps=2, retries=0, device="cpu")
+    return sweep.Sweep(tiny_stack.spec, torch.device("cpu"), config, Price(0.0, "USD", "test"),
+                       BenchOptions(images=1, warmup=warmup), LoadOptions(),
+                       sweep.Grid((1, 2), sizes, ("standard",), ("fp32",)),
+                       on_cell=lambda cell: placements.append(dict(placement(tiny_stack.pipe))))
+
+
+@pytest.fixture
+def watched(tiny_stack):
+    """Every module the sampler calls checked at each call: told to be on the execution device, and there."""
+    from pipeline.stages.offload import restore_placement
+    from tests.stages.test_offload import PlacementWatch
+
+    watch = PlacementWatch(tiny_stack.pipe, tiny_stack.device)
+    yield watch
+    watch.close()
+    restore_placement(tiny_stack.pipe, tiny_stack.device)
+
+
+def test_an_offload_at_batch_one_leaves_later_cells_normal(tiny_stack, monkeypatch, watched):
+    """The first sampler call of the sweep (the first cell's warm-up, batch 1) runs out of memory: that run switches
+    to offload and finishes. Offload belongs to that run: the cell's timed run, its batch 2 and the other size find
+    every model on the device and report their figures (on a GPU they failed: CUDA inputs, CPU weights)."""
+    from pipeline.stages.generate import Generator
+    from pipeline.stages.offload import DEVICE, MODELS, MemoryState
+
+    real, refused, offloads = Generator.render, [], []
+    real_offload = MemoryState.offload
+
+    def render(self, group):
+        if not refused and not self.offloaded:
+            refused.append(len(group))
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (injected)")
+        return real(self, group)
+
+    monkeypatch.setattr(Generator, "render", render)
+    monkeypatch.setattr(MemoryState, "offload", lambda self: (offloads.append(1), real_offload(self))[1])
+    placements: list[dict] = []
+    cells = tiny_sweep(tiny_stack, monkeypatch, placements).run()
+    assert refused == [1] and offloads == [1]
+    assert [(c["size"], c["batch"], c["status"]) for c in cells] == [
+        ("96x96", 1, "ok"), ("96x96", 2, "ok"), ("128x96", 1, "ok"), ("128x96", 2, "ok")], cells
+    assert all(c["oom_events"] == [] and c["mean_batch"] == c["batch"] and c["images_per_second"] for c in cells)
+    assert placements == [dict.fromkeys(MODELS, DEVICE)] * 4
+    assert watched.violations == [] and "unet" in watched.calls
+
+
+def test_a_cell_that_fails_after_offload_leaves_the_models_as_it_found_them(tiny_stack, monkeypatch, watched):
+    """A cell whose run switched to offload and then failed for another reason is `error`; the next cell starts
+    with every model on the device."""
+    import pipeline.bench.bench
+    from pipeline.stages.offload import DEVICE, MODELS, ModelPlacer
+
+    real, ran = pipeline.bench.bench.run_bench, []
+
+    def run_bench(config, stack, *args, **kwargs):
+        ran.append(config.batch_size)
+        if len(ran) == 1:
+            ModelPlacer(stack.pipe, stack.device).enable()
+            raise RuntimeError("the run broke after switching to offload (injected)")
+        return real(config, stack, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline.bench.bench, "run_bench", run_bench)
+    placements: list[dict] = []
+    cells = tiny_sweep(tiny_stack, monkeypatch, placements, warmup=0, sizes=((96, 96),)).run()
+    assert [c["status"] for c in cells] == ["error", "ok"], cells
+    assert cells[0]["error"] == "the run broke after switching to offload (injected)" and ran == [1, 2]
+    assert placements == [dict.fromkeys(MODELS, DEVICE)] * 2
+    assert watched.violations == []
+
+
 @pytest.mark.parametrize("summary, expected", [
     ({"oom": [{"batch": 8, "action": "batch 4"}], "images": [], "counts": {"ok": 4}}, "oom"),
     ({"oom": [], "images": [{"status": "failed", "error": "generate failed: CUDA out of memory"}],

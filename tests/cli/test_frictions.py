@@ -61,7 +61,7 @@ def test_an_odd_size_says_once_what_it_became_and_the_summary_counts_jobs_and_ph
     said = [line for line in stderr.splitlines() if "--size 130" in line]
     assert len(said) == 1 and "128 px" in said[0]
     assert summary["settings"]["size"] == 128
-    assert summary["counts"]["photos"] == 2
+    assert summary["photos"] == 2
     assert "jobs        4 ok, 0 failed, 0 skipped, from 2 photos" in stderr
 
 
