@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from modomo_cli.errors import EXIT_USAGE, user_errors
 from modomo_cli.render import console
@@ -108,3 +109,27 @@ def index_cmd(
                   f"{written['failed']} failed)", soft_wrap=True)
 
 
+
+
+def verify_cmd(
+    target: Annotated[str, typer.Argument(help="A result, a folder of images, or an output (folder or "
+                                                "r2://bucket/prefix) whose journal lists its results.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print each file's marking as JSON on stdout.",
+                                          metavar="")] = False,
+) -> None:
+    """Check that each result says it is an AI-edited photo (IPTC digital source type in its XMP)."""
+    with user_errors():
+        from pipeline.outputs.verify import verify
+
+        checked = verify(target)
+    if as_json:
+        sys.stdout.write(json.dumps(checked, indent=2) + "\n")
+    for entry in checked:
+        if not entry["marked"]:
+            console.print(f"[red]unmarked[/red] {escape(entry['file'])}: no IPTC digital source type in its XMP",
+                          soft_wrap=True)
+    marked = sum(entry["marked"] for entry in checked)
+    console.print(f"verify      {marked} of {len(checked)} files marked as AI-edited (IPTC "
+                  "compositeWithTrainedAlgorithmicMedia)", soft_wrap=True)
+    if marked < len(checked):
+        raise typer.Exit(1)

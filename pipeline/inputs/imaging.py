@@ -367,8 +367,9 @@ def _format(fmt: str) -> tuple[str, str, str, dict]:
     return _FORMATS[key]
 
 
-def encode(image: Image.Image, fmt: str) -> bytes:
-    """Encode to png, jpeg or webp bytes, tagged sRGB and never with EXIF.
+def encode(image: Image.Image, fmt: str, xmp: bytes | None = None) -> bytes:
+    """Encode to png, jpeg or webp bytes, tagged sRGB and never with EXIF; with `xmp`, that packet embedded
+    (PNG: an iTXt chunk `XML:com.adobe.xmp`; JPEG: an APP1 segment; WebP: an XMP chunk).
 
     The pixels are sRGB (decode converted them), so the profile spares colour-managed viewers a guess;
     EXIF is never written, so no output carries the input's GPS position. Grey images get no profile:
@@ -378,6 +379,14 @@ def encode(image: Image.Image, fmt: str) -> bytes:
     if pil_format == "JPEG" and image.mode not in ("RGB", "L"):
         image = image.convert("RGB")  # JPEG has no alpha or palette
     icc = _srgb_bytes() if image.mode in ("RGB", "RGBA") else None  # None also stops PNG reusing image.info's
+    if xmp is not None and pil_format == "PNG":
+        from PIL.PngImagePlugin import PngInfo
+
+        info = PngInfo()
+        info.add_itxt("XML:com.adobe.xmp", xmp.decode("utf-8"), zip=False)
+        options = {**options, "pnginfo": info}
+    elif xmp is not None:
+        options = {**options, "xmp": xmp}
     buffer = io.BytesIO()
     image.save(buffer, pil_format, icc_profile=icc, exif=b"", **options)
     return buffer.getvalue()

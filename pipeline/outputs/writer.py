@@ -14,9 +14,11 @@ from pipeline.frames import Frame
 from pipeline.inputs import imaging
 from pipeline.outputs.names import variation_stem
 from pipeline.outputs.overlay import draw_objects
+from pipeline.outputs.provenance import xmp_packet
 from pipeline.outputs.records import ImageRecord
 from pipeline.outputs.sinks import OutputError
 from pipeline.stages.timing import timed
+from styles import AUTO_ROOM
 
 THUMBNAIL_SIDE = 256
 
@@ -86,8 +88,9 @@ class OutputWriter:
     def write_files(self, frame: Frame, run, stem: str) -> None:
         fmt = self.config.format
         with timed([frame], "write"):
-            result = imaging.encode(frame.result, fmt)
-            thumb = imaging.encode(imaging.thumbnail(frame.result, THUMBNAIL_SIDE), "jpeg")
+            marking = xmp_packet(run.style.name, frame.room if frame.room != AUTO_ROOM else None)
+            result = imaging.encode(frame.result, fmt, marking)
+            thumb = imaging.encode(imaging.thumbnail(frame.result, THUMBNAIL_SIDE), "jpeg", marking)
             names = {"result": stem + imaging.extension(fmt), "thumbnail": stem + ".thumb.jpg"}
             about = self.object_metadata(frame, run)
             frame.outputs["result"] = self.sink.write(names["result"], result, imaging.content_type(fmt), about)

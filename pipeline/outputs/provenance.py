@@ -1,0 +1,40 @@
+"""What every result says it is: an AI-edited photograph, in the industry's machine-readable form.
+
+Each result and thumbnail carries an XMP packet with IPTC's Digital Source Type
+`compositeWithTrainedAlgorithmicMedia` (a photograph edited with a generative model: what search engines and
+photo tools read, and what the EU AI Act's Article 50 and California's AB 723 ask to be marked), the creator
+tool (modomo and its version) and a short description (style, room). Marking is always on.
+"""
+
+from __future__ import annotations
+
+from xml.sax.saxutils import escape, quoteattr
+
+from pipeline import __version__
+
+DIGITAL_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/compositeWithTrainedAlgorithmicMedia"
+IPTC_EXT = "http://iptc.org/std/Iptc4xmpExt/2008-02-29/"
+XMP_BASIC = "http://ns.adobe.com/xap/1.0/"
+DUBLIN_CORE = "http://purl.org/dc/elements/1.1/"
+RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+
+
+def description(style: str, room: str | None) -> str:
+    """The result in a sentence: what was done to the photo, by what."""
+    where = f" {room}" if room else ""
+    return f"Photo of a{where} restyled as {style} by modomo with a generative model (AI-edited)"
+
+
+def xmp_packet(style: str, room: str | None) -> bytes:
+    """The XMP packet of one result: digital source type, creator tool, description."""
+    text = escape(description(style, room))
+    body = (
+        f'<rdf:RDF xmlns:rdf="{RDF}">'
+        f'<rdf:Description rdf:about="" xmlns:Iptc4xmpExt="{IPTC_EXT}" xmlns:xmp="{XMP_BASIC}" '
+        f'xmlns:dc="{DUBLIN_CORE}" Iptc4xmpExt:DigitalSourceType={quoteattr(DIGITAL_SOURCE_TYPE)} '
+        f"xmp:CreatorTool={quoteattr(f'modomo {__version__}')}>"
+        f'<dc:description><rdf:Alt><rdf:li xml:lang="x-default">{text}</rdf:li></rdf:Alt></dc:description>'
+        "</rdf:Description></rdf:RDF>"
+    )
+    return ('<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>'
+            f'<x:xmpmeta xmlns:x="adobe:ns:meta/">{body}</x:xmpmeta><?xpacket end="r"?>').encode()
