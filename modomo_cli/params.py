@@ -12,8 +12,8 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 
-class Command(TyperCommand):
-    """A command whose --help shows as the flag it is."""
+class FlagHelp:
+    """--help shown as the flag it is (no value placeholder)."""
 
     def get_help_option(self, ctx):
         option = super().get_help_option(ctx)
@@ -22,14 +22,12 @@ class Command(TyperCommand):
         return option
 
 
-class Group(TyperGroup):
-    """A command group whose --help shows as the flag it is."""
+class Command(FlagHelp, TyperCommand):
+    """A command whose --help shows as a flag."""
 
-    def get_help_option(self, ctx):
-        option = super().get_help_option(ctx)
-        if option is not None:
-            option.metavar = ""
-        return option
+
+class Group(FlagHelp, TyperGroup):
+    """A command group whose --help shows as a flag."""
 
 
 def option(panel: str, *names: str, **kwargs) -> Any:
