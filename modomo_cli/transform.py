@@ -67,6 +67,8 @@ TRANSFORM = {
     "actors": (int | None, option(SCALE, help="Ray actors (default: one per GPU, else one).")),
     "report": (bool, flag(DESIGN, "--report", help="Write report.html into the output.")),
     "save_controls": (bool, flag(DESIGN, "--save-controls", help="Save each image's depth, edges and object masks.")),
+    "disclose": (str | None, option(DESIGN, help="Draw this disclosure in a corner of every result and thumbnail, "
+                                                 "e.g. 'Virtually staged' (default: the style's `disclose`).")),
     "name": (str | None, option(CATALOGUE, "--name", help="Output names: {stem}, {parent}, {style}, {room}, {seed}, "
                                                           "{n}; e.g. '{parent}/{stem}-{style}'.")),
     "events": (str | None, option(CATALOGUE, "--events", help="Write one JSON line per finished job to FILE (or - "

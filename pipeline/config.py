@@ -54,6 +54,7 @@ class RunConfig:
     name_template: str | None = None  # --name: output names from {stem}, {parent}, {style}, {room}, {seed}, {n}
     variations: int | None = None  # results per job; None: the style's `variations`, else 1
     output_size: str = "working"  # the results' size: working, original (the photo's), or a long side in pixels
+    disclose: str | None = None  # --disclose: a visible label on every result; None: the style's, if any
     fast: str | None = None  # a few-step recipe (models.recipes) fused at load; None: the standard sampler
 
     @classmethod
@@ -74,7 +75,7 @@ class RunConfig:
             loras=[parse_lora(text) for text in o.lora or []],
             preserve=resolve_labels(o.preserve) if o.preserve else set(),
             mask_dir=str(o.mask_dir) if o.mask_dir else None, name_template=o.name, variations=o.variations,
-            output_size=o.output_size, fast=o.recipe,
+            output_size=o.output_size, fast=o.recipe, disclose=(o.disclose or "").strip() or None,
         )
 
     @property
@@ -229,7 +230,12 @@ class RunConfig:
             **({"variations": self.variations_for(style)} if self.variations_for(style) > 1 else {}),
             **({"output_size": self.output_long_side} if self.output_size != "working" else {}),
             **({"fast": self.fast_json()} if self.fast else {}),
+            **({"disclose": self.disclosure(style)} if self.disclosure(style) else {}),
         }
+
+    def disclosure(self, style: Style | None = None) -> str | None:
+        """The visible label of a style's results: --disclose, else the style file's `disclose`, else none."""
+        return self.disclose or (style or self.style).disclose
 
     def fast_json(self) -> dict:
         from pipeline.models.recipes import RECIPES

@@ -56,6 +56,7 @@ class TransformOptions:
     report: bool = False
     contact_sheet: bool = False
     save_controls: bool = False
+    disclose: str | None = None
 
     # Catalogues
     manifest: Path | None = None

@@ -75,6 +75,7 @@ class Style:
     checkpoint: str | None = None  # a single-file SD1.5 fine-tune this style is meant for
     variations: int | None = None  # results per photo (`variations = N`); --variations overrides it
     fast: FastSettings = FastSettings()  # `fast = true`, or a [fast] table of overrides
+    disclose: str | None = None  # a visible label on every result (`disclose = "Virtually staged"`)
 
     def prompt_for(self, room: str) -> str:
         return self.prompt.format(room=room)
@@ -115,7 +116,7 @@ def load_style(name: str | None = None, path: str | Path | None = None) -> Style
 CONTROL_KEYS = ("scale", "start", "end")
 KEYS = {  # the keys each table of a style file may hold, by the table's dotted name ("" for the top level)
     "": ("name", "description", "prompt", "negative_prompt", "guidance_scale", "steps", "min_quality", "loras",
-         "checkpoint", "variations", "fast", "controls"),
+         "checkpoint", "variations", "fast", "controls", "disclose"),
     "controls": ("depth", "canny"),
     "controls.depth": CONTROL_KEYS,
     "controls.canny": (*CONTROL_KEYS, "low_threshold", "high_threshold"),
@@ -193,6 +194,7 @@ def parse_style(data: dict, file: Path) -> Style:
         checkpoint=parse_checkpoint(data, file),
         variations=int(in_range("variations", get(data, "variations", int), 1, 16)) if "variations" in data else None,
         fast=parse_fast(data, file, base),
+        disclose=get(data, "disclose", str).strip() or None if "disclose" in data else None,
     )
 
 

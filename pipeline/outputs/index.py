@@ -19,7 +19,8 @@ import math
 from pipeline.outputs.journal import Journal
 
 COLUMNS = ("input", "style", "variation", "room", "room_probability", "status", "error", "result", "thumbnail",
-           "result_url", "thumbnail_url", "seed", "quality", "passed", "settings", "finished", "manifest_line", "id")
+           "result_url", "thumbnail_url", "seed", "quality", "passed", "settings", "finished", "manifest_line", "id",
+           "original")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -60,6 +61,8 @@ def row(entry: dict, variation: dict | None) -> dict:
         "seed": result.get("seed"), "quality": result.get("quality"), "passed": result.get("passed"),
         "settings": entry.get("settings"), "finished": entry.get("finished"),
         "manifest_line": entry.get("line"), "id": entry["id"],
+        # The source photo's path or URL: the link to the original that disclosure rules ask for.
+        "original": entry.get("input"),
     }
 
 

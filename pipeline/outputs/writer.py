@@ -12,6 +12,7 @@ from pipeline.config import RunConfig
 from pipeline.errors import ModomoError
 from pipeline.frames import Frame
 from pipeline.inputs import imaging
+from pipeline.outputs.disclosure import disclose
 from pipeline.outputs.names import variation_stem
 from pipeline.outputs.overlay import draw_objects
 from pipeline.outputs.provenance import xmp_packet
@@ -89,8 +90,9 @@ class OutputWriter:
         fmt = self.config.format
         with timed([frame], "write"):
             marking = xmp_packet(run.style.name, frame.room if frame.room != AUTO_ROOM else None)
-            result = imaging.encode(frame.result, fmt, marking)
-            thumb = imaging.encode(imaging.thumbnail(frame.result, THUMBNAIL_SIDE), "jpeg", marking)
+            label = self.config.disclosure(run.style)
+            result = imaging.encode(disclose(frame.result, label), fmt, marking)
+            thumb = imaging.encode(disclose(imaging.thumbnail(frame.result, THUMBNAIL_SIDE), label), "jpeg", marking)
             names = {"result": stem + imaging.extension(fmt), "thumbnail": stem + ".thumb.jpg"}
             about = self.object_metadata(frame, run)
             frame.outputs["result"] = self.sink.write(names["result"], result, imaging.content_type(fmt), about)
