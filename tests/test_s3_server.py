@@ -212,7 +212,9 @@ def test_proxy_delay_and_concurrency(moto_server: S3Server, bucket: str, fault_p
         t.join()
     elapsed = time.perf_counter() - start
     assert not errors
-    assert 0.2 <= elapsed < 1.0  # delayed, but in parallel
+    # Delayed, but in parallel: one at a time would take at least 8 x 0.2 = 1.6 s; the bound leaves room for a
+    # loaded 2-core machine (1.24 s seen) without letting a proxy that serialises requests pass.
+    assert 0.2 <= elapsed < 1.5
     assert fault_proxy.statuses("PUT") == [200] * 8
 
 
