@@ -25,15 +25,6 @@ class BenchSetup:
     synthetic_size: tuple[int, int]
 
 
-def gpu_name(device) -> str | None:
-    """The CUDA device's name, for the price table; None on a CPU."""
-    if device.type != "cuda":
-        return None
-    import torch
-
-    return torch.cuda.get_device_name(device)
-
-
 def synthetic_size(text: str) -> tuple[int, int]:
     """'1024x768' -> (1024, 768), or a usage error."""
     try:
@@ -48,6 +39,7 @@ def bench_setup(o: BenchCommandOptions) -> BenchSetup:
     from pipeline.bench.sweep import check_sweep_options
     from pipeline.models.catalog import resolve
     from pipeline.models.load import pick_device
+    from pipeline.models.runtime import gpu_name
     from pipeline.run.cost import resolve_price
     from pipeline.run.plan import default_room
     from styles import load_style, style_name

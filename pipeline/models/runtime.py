@@ -5,6 +5,11 @@ from __future__ import annotations
 import torch
 
 
+def gpu_name(device: torch.device) -> str | None:
+    """The CUDA device's name (what the price table is keyed by); None on a CPU."""
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else None
+
+
 def synchronize(device: torch.device | None) -> None:
     """Wait for queued GPU work, or a timer reads the launch time instead of the run time."""
     if device is not None and device.type == "cuda":

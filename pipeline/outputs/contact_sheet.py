@@ -14,12 +14,12 @@ import io
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 from pipeline.errors import ImageError, ModomoError
 from pipeline.inputs import imaging
+from pipeline.outputs.fonts import font
 from pipeline.outputs.report import variations
 
 NAME = "contact-sheet"
@@ -32,22 +32,6 @@ MIN_KEY_SIZE = 14  # the smallest a row's title shrinks to before it is cut
 JPEG_QUALITY = 88
 PAPER, INK, MUTED = (246, 244, 240), (34, 33, 31), (111, 106, 98)
 PASS, LOW, BAD, PLACEHOLDER, CELL = (47, 138, 91), (183, 121, 31), (179, 57, 47), (200, 198, 194), (232, 228, 221)
-
-
-@cache
-def font(size: int, bold: bool = False) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
-    """DejaVu Sans from the system, else Pillow's bundled TrueType font, else its bitmap one.
-
-    Labels must stay legible at print size, which the bitmap font (a fixed ~11 px) is not.
-    """
-    try:
-        return ImageFont.truetype("DejaVuSans-Bold.ttf" if bold else "DejaVuSans.ttf", size)
-    except OSError:
-        pass
-    try:
-        return ImageFont.load_default(size=size)  # FreeType-rendered from Pillow 10.1
-    except (TypeError, OSError):
-        return ImageFont.load_default()
 
 
 @dataclass(frozen=True)

@@ -4,23 +4,14 @@ transparent box: readable on light and dark photos alike."""
 
 from __future__ import annotations
 
-from functools import cache
-
 from PIL import Image, ImageDraw, ImageFont
+
+from pipeline.outputs.fonts import font as face_of
 
 SHARE = 0.032  # the text's height as a share of the picture's longer side
 SMALLEST = 9  # px: a thumbnail's label stays readable...
 TINIEST, WIDEST = 5, 0.6  # ...unless the picture is too narrow for it: then smaller, within 60 % of the width
 MARGIN, PAD = 0.02, 0.35  # the box's distance from the corner (share of the long side), padding (share of text)
-
-
-@cache
-def face(size: int):
-    """DejaVu Sans Bold from the system, else Pillow's bundled TrueType face."""
-    try:
-        return ImageFont.truetype("DejaVuSans-Bold.ttf", size)
-    except OSError:
-        return ImageFont.load_default(size=size)
 
 
 def label_box(size: tuple[int, int], text: str) -> tuple[tuple[int, int, int, int], ImageFont.ImageFont]:
@@ -30,7 +21,7 @@ def label_box(size: tuple[int, int], text: str) -> tuple[tuple[int, int, int, in
     long_side = max(width, height)
     draw = ImageDraw.Draw(Image.new("L", (1, 1)))
     for points in range(max(SMALLEST, round(long_side * SHARE)), TINIEST - 1, -1):
-        font = face(points)
+        font = face_of(points, bold=True)
         left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
         pad = max(2, round((bottom - top) * PAD))
         if right - left + 2 * pad <= width * WIDEST:

@@ -4,6 +4,7 @@ models would print."""
 
 from __future__ import annotations
 
+from pipeline.frames import Item
 from pipeline.outputs.records import ImageRecord
 from pipeline.run.cost import resolve_price
 from pipeline.run.hooks import Hooks
@@ -21,14 +22,20 @@ def finished(plan: RunPlan) -> dict:
 def split(plan: RunPlan) -> tuple[dict[str, list[str]], list[ImageRecord]]:
     """Per input still to do, its styles still to do; and a `skipped` record for every job the journal has
     finished with this run's settings and the input's current version."""
-    done, hashes = finished(plan), plan.result_hashes()
+    return split_items(plan.items, plan.styles_for, plan.result_hashes(), finished(plan), plan.sink.locate)
+
+
+def split_items(items: list[Item], styles_for, hashes: dict[str, str], done: dict,
+                locate) -> tuple[dict[str, list[str]], list[ImageRecord]]:
+    """The one test of what is done, for the plan and for a Runner: a job (input, style) is done when the
+    journal has it with the style's settings hash and the input's current version."""
     todo: dict[str, list[str]] = {}
     skipped: list[ImageRecord] = []
-    for item in plan.items:
-        for style in plan.styles_for(item):
+    for item in items:
+        for style in styles_for(item):
             entry = done.get((item.identity, hashes[style]))
             if entry is not None and entry.get("version") == item.version:
-                skipped.append(ImageRecord.from_journal(item, style, entry, "skipped", plan.sink.locate))
+                skipped.append(ImageRecord.from_journal(item, style, entry, "skipped", locate))
             else:
                 todo.setdefault(item.identity, []).append(style)
     return todo, skipped

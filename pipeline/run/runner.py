@@ -30,12 +30,12 @@ from pipeline.models.load import ModelStack
 from pipeline.models.runtime import synchronize
 from pipeline.outputs.journal import Journal
 from pipeline.outputs.names import stems_for
-from pipeline.outputs.records import ImageRecord
 from pipeline.outputs.sinks import LocalSink, OutputError, R2Sink
 from pipeline.outputs.writer import OutputWriter
 from pipeline.run.batching import batching_report, size_batches
 from pipeline.run.prefetch import read_ahead
 from pipeline.run.result import RunResult
+from pipeline.run.resume import split_items
 from pipeline.stages.depth import DepthEstimator
 from pipeline.stages.detect import Detector
 from pipeline.stages.edges import EdgeDetector
@@ -286,21 +286,14 @@ class Runner:
     def plan(self, items: list[Item], result: RunResult) -> tuple[list[Item], Todo]:
         """The items still to do and, per input, the styles still to do; what the journal says is done
         with the same settings and the same input version is recorded as skipped."""
-        done = self.done()
-        todo_items, todo = [], {}
-        for item in items:
-            todo[item.identity] = []
-            for run in self.runs_for(item):
-                entry = done.get((item.identity, run.settings_hash))
-                if entry is not None and entry.get("version") == item.version:
-                    record = ImageRecord.from_journal(item, run.style.name, entry, "skipped", self.sink.locate)
-                    result.records.append(record)
-                    self.on_event("done", record=record)
-                else:
-                    todo[item.identity].append(run)
-            if todo[item.identity]:
-                todo_items.append(item)
-        return todo_items, todo
+        names, skipped = split_items(items, lambda item: [run.style.name for run in self.runs_for(item)],
+                                     {run.style.name: run.settings_hash for run in self.styles}, self.done(),
+                                     self.sink.locate)
+        for record in skipped:
+            result.records.append(record)
+            self.on_event("done", record=record)
+        todo = {item.identity: [self.by_name[name] for name in names.get(item.identity, [])] for item in items}
+        return [item for item in items if todo[item.identity]], todo
 
     def run(self, items: list[Item], everything: list[Item] | None = None) -> RunResult:
         """Stream every item through the stages; returns records in input order, styles in the order asked.

@@ -147,13 +147,12 @@ def merge_records(workers: list[Worker], plan: RunPlan) -> list[ImageRecord]:
 
 def device_price(plan: RunPlan, devices: list[str]) -> Price:
     """The price of one device times the devices: they are all held for the whole run."""
-    gpu = next((d for d in devices if d.startswith("cuda")), None)
-    name = None
-    if gpu:
-        import torch
+    import torch
 
-        name = torch.cuda.get_device_name(torch.device(gpu))
-    one = resolve_price(name, plan.config.gpu_price, plan.config.currency)
+    from pipeline.models.runtime import gpu_name
+
+    gpu = next((d for d in devices if d.startswith("cuda")), None)
+    one = resolve_price(gpu_name(torch.device(gpu)) if gpu else None, plan.config.gpu_price, plan.config.currency)
     return Price(one.per_hour * len(devices), one.currency, f"{one.source} x {len(devices)} devices")
 
 

@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import time
 
-import torch
-
 from pipeline.errors import EXIT_INTERRUPTED, ModomoError
 from pipeline.models.load import LoadOptions, load_stack, pick_device
+from pipeline.models.runtime import gpu_name
 from pipeline.run.cost import resolve_price
 from pipeline.run.hooks import Hooks
 from pipeline.run.plan import RunPlan
 from pipeline.run.result import RunResult
 from pipeline.run.runner import Runner
 from pipeline.run.signals import on_stop_signals, raise_interrupt
-
-
-def gpu_name(device: torch.device) -> str | None:
-    return torch.cuda.get_device_name(device) if device.type == "cuda" else None
 
 
 def run(plan: RunPlan, hooks: Hooks) -> RunResult:

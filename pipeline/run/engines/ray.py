@@ -32,6 +32,7 @@ class TransformActor:
 
     def __init__(self, config: RunConfig, spec: ModelSpec, device: str, cwd: str):
         from pipeline.models.load import LoadOptions, load_stack, pick_device
+        from pipeline.models.runtime import gpu_name
         from pipeline.outputs.journal import JournalBuffer
         from pipeline.outputs.sinks import open_sink
         from pipeline.r2 import Remote
@@ -45,8 +46,7 @@ class TransformActor:
         start = time.perf_counter()
         stack = load_stack(spec, pick_device(device), options=LoadOptions(fast=config.fast))
         self.load_seconds = time.perf_counter() - start
-        self.device = (__import__("torch").cuda.get_device_name(stack.device)
-                       if stack.device.type == "cuda" else None)
+        self.device = gpu_name(stack.device)
         self.journal = JournalBuffer()
         self.runner = Runner(config, stack, open_sink(config.out, remote), journal=self.journal)
         self.runner.prepare(everything)
@@ -55,8 +55,6 @@ class TransformActor:
         self.span: tuple[float, float] | None = None  # wall-clock start and end of its latest batch
 
     def __call__(self, batch: dict) -> dict:
-        from pipeline.run.result import RunResult
-
         items = [self.by_id[identity] for identity in batch["id"]]
         todo = {identity: [run for run in self.runner.styles if run.style.name in json.loads(names)]
                 for identity, names in zip(batch["id"], batch["styles"], strict=True)}
