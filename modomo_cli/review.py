@@ -114,10 +114,11 @@ def index_cmd(
 def verify_cmd(
     target: Annotated[str, typer.Argument(help="A result, a folder of images, or an output (folder or "
                                                 "r2://bucket/prefix) whose journal lists its results.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print each file's marking as JSON on stdout.",
-                                          metavar="")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print each file's marking and credentials as JSON on "
+                                                     "stdout.", metavar="")] = False,
 ) -> None:
-    """Check that each result says it is an AI-edited photo (IPTC digital source type in its XMP)."""
+    """Check that each result says it is an AI-edited photo (IPTC digital source type in its XMP) and that its
+    C2PA content credentials, when signed, validate."""
     with user_errors():
         from pipeline.outputs.verify import verify
 
@@ -125,11 +126,26 @@ def verify_cmd(
     if as_json:
         sys.stdout.write(json.dumps(checked, indent=2) + "\n")
     for entry in checked:
-        if not entry["marked"]:
-            console.print(f"[red]unmarked[/red] {escape(entry['file'])}: no IPTC digital source type in its XMP",
+        if not entry["ok"]:
+            console.print(f"[red]failed[/red] {escape(entry['file'])}: {escape(verify_problem(entry))}",
                           soft_wrap=True)
     marked = sum(entry["marked"] for entry in checked)
     console.print(f"verify      {marked} of {len(checked)} files marked as AI-edited (IPTC "
                   "compositeWithTrainedAlgorithmicMedia)", soft_wrap=True)
-    if marked < len(checked):
+    signed = [entry["c2pa"] for entry in checked if entry["c2pa"]]
+    if signed:
+        signers = ", ".join(sorted({f"{c['signer']!r} ({c['issuer']})" for c in signed if c.get("signer")}))
+        trusted = "" if all(c.get("trusted") for c in signed) else "; the chain is not on the validator's trust list"
+        console.print(f"c2pa        {sum(c['valid'] for c in signed)} of {len(signed)} content credentials valid, "
+                      f"signed by {escape(signers or 'nobody named')}{trusted}", soft_wrap=True)
+    if not all(entry["ok"] for entry in checked):
         raise typer.Exit(1)
+
+
+def verify_problem(entry: dict) -> str:
+    """Why a file fails verification, in one line."""
+    if not entry["marked"]:
+        return "no IPTC digital source type in its XMP"
+    if entry["c2pa"] is None:
+        return "its run signed it, but it carries no C2PA manifest"
+    return f"its C2PA manifest does not validate ({', '.join(entry['c2pa']['failures']) or entry['c2pa']['state']})"

@@ -73,6 +73,11 @@ TRANSFORM = {
                                                           "{n}; e.g. '{parent}/{stem}-{style}'.")),
     "events": (str | None, option(CATALOGUE, "--events", help="Write one JSON line per finished job to FILE (or - "
                                                               "for stdout), as it happens.")),
+    "sign_cert": (Path | None, option(CATALOGUE, help="Sign every result and thumbnail with C2PA content "
+                                                      "credentials: this PEM certificate chain (signer first).",
+                                      envvar="MODOMO_SIGN_CERT")),
+    "sign_key": (Path | None, option(CATALOGUE, help="The private key (PEM) of --sign-cert's first certificate.",
+                                     envvar="MODOMO_SIGN_KEY")),
     "variations": (int | None, option(DESIGN, help="Results per photo, each with its own seed (default: the "
                                                    "style's, else 1); named .v1 ... .vN, or by {n} in --name.")),
     "output_size": (str, option(DESIGN, help="Results at the working size, the photo's original size, or a long "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pipeline.errors import UsageError
 from pipeline.options import TransformOptions
@@ -56,6 +57,9 @@ class RunConfig:
     output_size: str = "working"  # the results' size: working, original (the photo's), or a long side in pixels
     disclose: str | None = None  # --disclose: a visible label on every result; None: the style's, if any
     fast: str | None = None  # a few-step recipe (models.recipes) fused at load; None: the standard sampler
+    sign_cert: str | None = None  # --sign-cert / --sign-key: C2PA content credentials on every result
+    sign_key: str | None = None
+    signing: Any = None  # pipeline.outputs.credentials.Credentials: the checked chain and key (set by the plan)
 
     @classmethod
     def from_options(cls, options: TransformOptions) -> RunConfig:
@@ -76,6 +80,7 @@ class RunConfig:
             preserve=resolve_labels(o.preserve) if o.preserve else set(),
             mask_dir=str(o.mask_dir) if o.mask_dir else None, name_template=o.name, variations=o.variations,
             output_size=o.output_size, fast=o.recipe, disclose=(o.disclose or "").strip() or None,
+            sign_cert=str(o.sign_cert) if o.sign_cert else None, sign_key=str(o.sign_key) if o.sign_key else None,
         )
 
     @property
@@ -231,6 +236,7 @@ class RunConfig:
             **({"output_size": self.output_long_side} if self.output_size != "working" else {}),
             **({"fast": self.fast_json()} if self.fast else {}),
             **({"disclose": self.disclosure(style)} if self.disclosure(style) else {}),
+            **({"signed": "c2pa"} if self.signing is not None else {}),
         }
 
     def disclosure(self, style: Style | None = None) -> str | None:

@@ -17,7 +17,8 @@ OPTIONAL_ROLES = {
     "upscaler": "super-resolution for --output-size (without it, a plain resize)",
 }
 R2_ENABLES = "r2:// inputs and outputs"
-OPTIONAL_PACKAGES = {"boto3": R2_ENABLES}
+OPTIONAL_PACKAGES = {"boto3": R2_ENABLES,
+                     "c2pa-python": "signed C2PA content credentials (--sign-cert) and their check in verify"}
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,7 @@ def system_checks() -> list[Check]:
             checks.append(Check("system", f"cuda:{index}", OK, f"{props.name}, {props.total_memory / 2**30:.0f} GB"))
     else:
         checks.append(Check("system", "gpu", WARN, "no CUDA GPU: runs on the CPU (slow for sd15; fine for tiny)"))
-    for package in ("diffusers", "transformers", "ultralytics", "sam2", "boto3"):
+    for package in ("diffusers", "transformers", "ultralytics", "sam2", "boto3", "c2pa-python"):
         enables = OPTIONAL_PACKAGES.get(package)
         try:
             from importlib.metadata import version

@@ -102,6 +102,7 @@ class Frame:
     target_size: tuple[int, int] | None = None  # the result's size on disk (--output-size); None: the working size
     capture: dict = field(default_factory=dict)  # the input's EXIF capture date and camera (never its position)
     warnings: list[str] = field(default_factory=list)  # one line each, for the user, with the file's name
+    source: bytes | None = None  # the input's own bytes, kept only to sign results (their parent ingredient)
 
     @property
     def ok(self) -> bool:

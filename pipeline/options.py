@@ -62,6 +62,8 @@ class TransformOptions:
     manifest: Path | None = None
     name: str | None = None
     events: str | None = None
+    sign_cert: Path | None = None
+    sign_key: Path | None = None
 
     # Scale-out
     shard: str | None = None

@@ -26,7 +26,7 @@ os.environ.update(
 
 import pytest  # noqa: E402
 
-pytest_plugins = ["tests.s3_server"]
+pytest_plugins = ["tests.s3_server", "tests.signing_certs"]
 
 REPO = Path(__file__).resolve().parents[1]
 ROOMS = REPO.parent / "shared" / "rooms"

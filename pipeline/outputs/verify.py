@@ -1,16 +1,20 @@
 """`modomo verify`: whether each result says what it is. Its XMP packet is found in the file's bytes (PNG iTXt,
-JPEG APP1, WebP XMP chunk alike) and read with an XML parser, independently of the code that wrote it."""
+JPEG APP1, WebP XMP chunk alike) and read with an XML parser, independently of the code that wrote it; its C2PA
+manifest, when it has one, is validated by c2pa's own Reader (signature, and the hash binding to the bytes)."""
 
 from __future__ import annotations
 
+import io
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from pipeline.errors import UsageError
 from pipeline.inputs.imaging import IMAGE_SUFFIXES
+from pipeline.outputs.credentials import TRUST_CODES
 from pipeline.outputs.index import latest_jobs
 from pipeline.outputs.journal import Journal
 from pipeline.outputs.provenance import DIGITAL_SOURCE_TYPE, DUBLIN_CORE, IPTC_EXT, RDF, XMP_BASIC
+from pipeline.outputs.signing import image_mime
 from pipeline.outputs.sinks import open_sink
 
 START, END = b"<x:xmpmeta", b"</x:xmpmeta>"
@@ -42,27 +46,66 @@ def marking(data: bytes) -> dict:
     return found
 
 
-def output_files(sink) -> list[str]:
-    """An output's results and thumbnails, from its journal, relative to its root."""
+def content_credentials(data: bytes) -> dict | None:
+    """The file's C2PA manifest as c2pa's Reader validates it, or None when it has none. `valid`: the signature
+    and the hash binding hold (a chain the validator does not trust is reported in `trusted`, not failed)."""
+    import c2pa
+
+    mime = image_mime(data)
+    if mime is None:
+        return None
+    try:
+        with c2pa.Reader(mime, io.BytesIO(data)) as reader:
+            state, results = reader.get_validation_state(), reader.get_validation_results() or {}
+            active = reader.get_active_manifest() or {}
+    except c2pa.C2paError.ManifestNotFound:
+        return None
+    except c2pa.C2paError as exc:
+        return {"valid": False, "state": "Unreadable", "failures": [" ".join(str(exc).split())]}
+    codes = [f["code"] for f in (results.get("activeManifest") or {}).get("failure", [])]
+    actions = [action for assertion in active.get("assertions", []) if assertion["label"].startswith("c2pa.actions")
+               for action in assertion["data"].get("actions", [])]
+    signature = active.get("signature_info") or {}
+    problems = [code for code in codes if code not in TRUST_CODES]
+    return {
+        "valid": state in ("Valid", "Trusted") and not problems, "state": state, "trusted": state == "Trusted",
+        "failures": problems, "signer": signature.get("common_name"), "issuer": signature.get("issuer"),
+        "ingredients": [ingredient.get("title") for ingredient in active.get("ingredients", [])],
+        "actions": [action["action"] for action in actions],
+        "source_type": next((a["digitalSourceType"] for a in actions if a.get("digitalSourceType")), None),
+    }
+
+
+def checked(name: str, data: bytes, signed: bool = False) -> dict:
+    """One file's marking and credentials; `ok` when it is marked and any manifest it has (or, `signed`,
+    must have) validates."""
+    found = {"file": name, **marking(data), "c2pa": content_credentials(data)}
+    credentials = found["c2pa"]
+    found["ok"] = found["marked"] and (credentials["valid"] if credentials else not signed)
+    return found
+
+
+def output_files(sink) -> list[tuple[str, bool]]:
+    """An output's results and thumbnails, from its journal, relative to its root; and whether each was signed."""
     names = []
     for entry in latest_jobs(Journal(sink).entries()):
         for variation in entry.get("variations") or [entry]:
             outputs = variation.get("outputs") or {}
-            names += [outputs[k] for k in ("result", "thumbnail") if outputs.get(k)]
+            names += [(outputs[k], bool(entry.get("signed"))) for k in ("result", "thumbnail") if outputs.get(k)]
     return names
 
 
 def verify(target: str) -> list[dict]:
-    """Per result (or image file): its marking. A folder that is an output is read from its journal; any other
-    folder, for every image in it."""
+    """Per result (or image file): its marking and credentials. A folder that is an output is read from its
+    journal (a result its run signed must still carry a valid manifest); any other folder, every image in it."""
     path = Path(target).expanduser()
     sink = open_sink(target)
     if path.is_file():
-        return [{"file": str(path), **marking(path.read_bytes())}]
+        return [checked(str(path), path.read_bytes())]
     if sink.is_output():
-        return [{"file": sink.locate(name), **marking(sink.read(name) or b"")} for name in output_files(sink)]
+        return [checked(sink.locate(name), sink.read(name) or b"", signed) for name, signed in output_files(sink)]
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
                        and ".modomo" not in p.parts)
-        return [{"file": str(p), **marking(p.read_bytes())} for p in files]
+        return [checked(str(p), p.read_bytes()) for p in files]
     raise UsageError(f"{target}: no such file, folder or output")

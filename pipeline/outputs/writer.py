@@ -17,6 +17,7 @@ from pipeline.outputs.names import variation_stem
 from pipeline.outputs.overlay import draw_objects
 from pipeline.outputs.provenance import xmp_packet
 from pipeline.outputs.records import ImageRecord
+from pipeline.outputs.signing import Parent, sign
 from pipeline.outputs.sinks import OutputError
 from pipeline.stages.timing import timed
 from styles import AUTO_ROOM
@@ -62,7 +63,7 @@ class OutputWriter:
             self.journal.record({**self.journal_entry(frames, run), "status": "failed", "error": record.error,
                                  "outputs": {}, "variations": []})
         for frame in frames:  # keep memory flat
-            frame.image = frame.result = frame.depth = frame.edges = frame.original = None
+            frame.image = frame.result = frame.depth = frame.edges = frame.original = frame.source = None
         return record
 
     def write_job(self, frames: list[Frame], run) -> None:
@@ -87,20 +88,42 @@ class OutputWriter:
         return variation_stem(self.config, frame.item, run.style.name, run.stems[frame.item], frame.variation, count)
 
     def write_files(self, frame: Frame, run, stem: str) -> None:
+        """The result and its thumbnail: marked, labelled when asked, signed when asked (the signed bytes are
+        what is written or uploaded)."""
         fmt = self.config.format
+        names = {"result": stem + imaging.extension(fmt), "thumbnail": stem + ".thumb.jpg"}
+        types = {"result": imaging.content_type(fmt), "thumbnail": "image/jpeg"}
         with timed([frame], "write"):
             marking = xmp_packet(run.style.name, frame.room if frame.room != AUTO_ROOM else None)
             label = self.config.disclosure(run.style)
-            result = imaging.encode(disclose(frame.result, label), fmt, marking)
-            thumb = imaging.encode(disclose(imaging.thumbnail(frame.result, THUMBNAIL_SIDE), label), "jpeg", marking)
-            names = {"result": stem + imaging.extension(fmt), "thumbnail": stem + ".thumb.jpg"}
+            files = {"result": imaging.encode(disclose(frame.result, label), fmt, marking),
+                     "thumbnail": imaging.encode(disclose(imaging.thumbnail(frame.result, THUMBNAIL_SIDE), label),
+                                                 "jpeg", marking)}
+        if self.config.signing is not None:
+            with timed([frame], "sign"):
+                files = {kind: self.sign(frame, run, names[kind], data, types[kind]) for kind, data in files.items()}
+        with timed([frame], "write"):
             about = self.object_metadata(frame, run)
-            frame.outputs["result"] = self.sink.write(names["result"], result, imaging.content_type(fmt), about)
-            frame.outputs["thumbnail"] = self.sink.write(names["thumbnail"], thumb, "image/jpeg", about)
+            for kind, data in files.items():
+                frame.outputs[kind] = self.sink.write(names[kind], data, types[kind], about)
         for name, url_key in (("result", "transformed_url"), ("thumbnail", "thumbnail_url")):
             url = self.sink.public_url(names[name])
             if url:
                 frame.urls[url_key] = url
+
+    def sign(self, frame: Frame, run, name: str, data: bytes, mime: str) -> bytes:
+        """One file with its C2PA manifest: the input photo as parent, what was done, by what."""
+        from c2pa import C2paError
+
+        about = {"style": run.style.name, "room": frame.room, "prompt": frame.prompt or run.settings.prompt,
+                 "negative_prompt": frame.negative_prompt or run.settings.negative_prompt, "seed": frame.seed,
+                 "variation": frame.variation, "models": self.models, "settings": run.settings_hash}
+        parent = Parent(frame.source, frame.item.key.rsplit("/", 1)[-1])
+        try:
+            return sign(self.config.signing, data, mime, name.rsplit("/", 1)[-1], parent, about,
+                        resized=name.endswith(".thumb.jpg"))
+        except C2paError as exc:
+            raise ModomoError(f"cannot sign {name}: {' '.join(str(exc).split())}") from None
 
     def object_metadata(self, frame: Frame, run) -> dict[str, str]:
         """What an uploaded result says about itself in a bucket browser (x-amz-meta-*; ASCII, so
@@ -155,6 +178,7 @@ class OutputWriter:
                                                                                       [run] * len(frames))],
             **({"quality_parts": dict(frame.quality_parts)} if frame.quality_parts else {}),
             "attempts": sum(len(f.attempts) for f in frames),
+            **({"signed": True} if self.config.signing is not None else {}),
             "timings": {k: round(v, 6) for k, v in summed_timings(frames).items()},
             "finished": datetime.now(UTC).isoformat(timespec="seconds"),
         }
@@ -213,6 +237,7 @@ class OutputWriter:
             "timings": {k: round(v, 6) for k, v in frame.timings.items()},
             "outputs": {k: v.rsplit("/", 1)[-1] for k, v in frame.outputs.items() if k != "metadata"},
             **frame.urls,
+            **({"credentials": {"c2pa": self.config.signing.to_json()}} if self.config.signing else {}),
             "device": self.device,
             "modomo_version": __version__,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -14,6 +14,7 @@ from pipeline.models.catalog import resolve
 from pipeline.models.presets import ModelSpec
 from pipeline.options import TransformOptions
 from pipeline.outputs.journal import Journal
+from pipeline.outputs.signing import load_signing
 from pipeline.outputs.sinks import LocalSink, R2Sink, open_sink
 from pipeline.r2 import Remote
 from pipeline.run.shards import Shard
@@ -111,6 +112,8 @@ def plan_for(config: RunConfig, shard: Shard | None = None, devices: str | None 
     if config.room is None:  # not given: found per photo when the preset can, else the old default
         config.room, warnings = default_room(spec)
     config.check()
+    if config.signing is None:  # read and tried once; a copy of a planned config (a Ray actor's) keeps it
+        config.signing = load_signing(config.sign_cert, config.sign_key)
     if config.long_side != config.size:
         warnings.append(f"--size {config.size} is not a multiple of 8 (the VAE's step): the working size is "
                         f"{config.long_side} px on the long side")

@@ -168,6 +168,8 @@ class Runner:
                 frame.fail(str(exc))
                 return frame
             frame.original_size = image.size
+            if self.config.signing is not None:
+                frame.source = data
             frame.capture = dict(image.info.get("capture") or {})
             frame.image = imaging.resize_to(image, imaging.fit_size(*image.size, self.config.long_side))
             if self.upscaler is not None:  # results leave the working size: keep the photo's own pixels
@@ -411,7 +413,7 @@ def fork(frame: Frame, run: StyleRun, styles: int, fallback_room: str) -> Frame:
         item=frame.item, seed=frame.seed, image=frame.image, original_size=frame.original_size,
         objects=frame.objects, depth=frame.depth, error=frame.error, style=run.style.name, keep=frame.keep,
         mask_source=frame.mask_source, capture=frame.capture, room=frame.room, room_probability=frame.room_probability,
-        original=frame.original, target_size=frame.target_size, warnings=frame.warnings,
+        original=frame.original, target_size=frame.target_size, warnings=frame.warnings, source=frame.source,
         prompt=prompt, negative_prompt=negative,
         timings={k: v / styles for k, v in frame.timings.items()},
     )

@@ -11,7 +11,7 @@ import torch
 from pipeline.models.runtime import synchronize
 
 STAGES = ("read", "detect", "segment", "depth", "preserve", "room", "edges", "generate", "compose", "validate",
-          "upscale", "write")
+          "upscale", "sign", "write")
 
 
 @contextmanager

@@ -3,6 +3,7 @@ meaning the same in-process, with --devices and with --engine ray."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -128,18 +129,19 @@ def option_inputs(tiny_bundle, rooms, tmp_path_factory):
     return inputs, folder / "masks", checkpoint, lora
 
 
-def all_options(bundle, inputs, masks, checkpoint, lora, out) -> list:
+def all_options(bundle, inputs, masks, checkpoint, lora, out, chain) -> list:
     return [inputs, *tiny(bundle, out), "--style", "boho,modern", "--report", "--checkpoint", checkpoint,
-            "--lora", f"{lora}:0.8", "--preserve", "sofa", "--mask-dir", masks, "--gpu-price", "3.6"]
+            "--lora", f"{lora}:0.8", "--preserve", "sofa", "--mask-dir", masks, "--gpu-price", "3.6",
+            "--sign-cert", chain.cert, "--sign-key", chain.key]
 
 
 @pytest.fixture(scope="module")
-def option_runs(tiny_bundle, option_inputs, tmp_path_factory, ray_local):
+def option_runs(tiny_bundle, option_inputs, signing_chain, tmp_path_factory, ray_local):
     """The same command with every option, once per engine."""
     runs = {}
     for engine, extra in ENGINES.items():
         out = tmp_path_factory.mktemp(f"options-{engine}")
-        args = [*all_options(tiny_bundle, *option_inputs, out), *extra]
+        args = [*all_options(tiny_bundle, *option_inputs, out, signing_chain), *extra]
         code, summary, stderr = transform(*args) if engine == "modomo" else invoke(*args)
         assert code == 0, stderr
         runs[engine] = (out, summary)
@@ -189,9 +191,19 @@ def check_cost(out, summary, inputs):
     assert cost["total"] == pytest.approx(3.6 * held * summary["seconds"] / 3600)
 
 
+def check_signing(out, summary, inputs):
+    import c2pa
+
+    for record in summary["images"]:
+        for kind, mime in (("result", "image/png"), ("thumbnail", "image/jpeg")):
+            with c2pa.Reader(mime, io.BytesIO(Path(record["outputs"][kind]).read_bytes())) as reader:
+                assert reader.get_validation_state() == "Valid", record["outputs"][kind]
+                assert reader.get_active_manifest()["ingredients"][0]["title"] == record["key"]
+
+
 OPTION_CHECKS = {"--report": check_report, "--checkpoint": check_checkpoint, "--lora": check_lora,
                  "--preserve": check_preserve, "--mask-dir": check_mask_dir, "several styles": check_styles,
-                 "price and cost": check_cost}
+                 "price and cost": check_cost, "--sign-cert": check_signing}
 
 
 @pytest.mark.parametrize("engine", list(ENGINES))
