@@ -127,8 +127,8 @@ def verify_cmd(
         sys.stdout.write(json.dumps(checked, indent=2) + "\n")
     for entry in checked:
         if not entry["ok"]:
-            console.print(f"[red]failed[/red] {escape(entry['file'])}: {escape(verify_problem(entry))}",
-                          soft_wrap=True)
+            label, reason = verify_problem(entry)
+            console.print(f"[red]{label}[/red] {escape(entry['file'])}: {escape(reason)}", soft_wrap=True)
     marked = sum(entry["marked"] for entry in checked)
     console.print(f"verify      {marked} of {len(checked)} files marked as AI-edited (IPTC "
                   "compositeWithTrainedAlgorithmicMedia)", soft_wrap=True)
@@ -142,10 +142,11 @@ def verify_cmd(
         raise typer.Exit(1)
 
 
-def verify_problem(entry: dict) -> str:
-    """Why a file fails verification, in one line."""
+def verify_problem(entry: dict) -> tuple[str, str]:
+    """Why a file fails verification: a one-word label and one line."""
     if not entry["marked"]:
-        return "no IPTC digital source type in its XMP"
+        return "unmarked", "no IPTC digital source type in its XMP"
     if entry["c2pa"] is None:
-        return "its run signed it, but it carries no C2PA manifest"
-    return f"its C2PA manifest does not validate ({', '.join(entry['c2pa']['failures']) or entry['c2pa']['state']})"
+        return "unsigned", "its run signed it, but it carries no C2PA manifest"
+    failures = ", ".join(entry["c2pa"]["failures"]) or entry["c2pa"]["state"]
+    return "invalid", f"its C2PA manifest does not validate ({failures})"
