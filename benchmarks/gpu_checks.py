@@ -186,8 +186,9 @@ def main(argv=None) -> int:
             grid["skipped"].append({"size": f"{size[0]}x{size[1]}", "batch": batch, "compiled": compiled})
             continue
         if compiled and not getattr(stack, "_compiled", False):
-            for module in (stack.pipe.unet, *stack.pipe.controlnet.nets):
-                module.compile()
+            from pipeline.models.compiling import compile_generator
+
+            compile_generator(stack.pipe, stack.device)
             stack._compiled = True
         grid["cells"].append(cell(stack, price, size, batch, args, compiled))
         write(args.out / "grid.json", grid)

@@ -32,7 +32,8 @@ BENCH = {
     "steps": (int | None, option(WHAT, help="Denoising steps (default: the style's).")),
     "batch_size": (int, option(DEVICE, help="Images per model call.")),
     "device": (str, option(DEVICE, help="auto, cpu, cuda, cuda:N.")),
-    "dtype": (str, option(DEVICE, help="auto (fp16 on CUDA, fp32 on CPU), fp16, bf16, fp32.")),
+    "dtype": (str, option(DEVICE, help="auto (fp16 on CUDA; bf16 on a CPU with AMX or AVX-512 BF16, else fp32), "
+                                       "fp16, bf16, fp32.")),
     "channels_last": (str, option(DEVICE, help="auto (CUDA: all models; CPU: the VAE), on, off.")),
     "compile_models": (bool, flag(DEVICE, "--compile", help="torch.compile the UNet and ControlNets.")),
     "compare_diffusers": (bool, flag(AGAINST, "--compare-diffusers", help="Also time plain diffusers (one pipe() "
@@ -48,7 +49,8 @@ BENCH = {
     "sweep_batches": (str | None, option(SWEEP, help="Sweep batch sizes (default 1,2,4,8).")),
     "sweep_sizes": (str | None, option(SWEEP, help="Sweep room sizes WxH (default 512x512,768x576).")),
     "sweep_modes": (str | None, option(SWEEP, help="Sweep modes: standard, fast, a recipe.")),
-    "sweep_dtypes": (str | None, option(SWEEP, help="Sweep dtypes (CUDA: fp16,bf16; CPU: fp32).")),
+    "sweep_dtypes": (str | None, option(SWEEP, help="Sweep dtypes (CUDA: fp16,bf16; CPU: fp32, and bf16 where it is "
+                                                    "fast).")),
     "compare": (bool, flag(SWEEP, "--compare", help="Compare the sweep results files (INPUTS); loads no model.")),
     "compare_out": (Path | None, option(SWEEP, help="Chart of --compare (default: compare.png).")),
     "fast": (bool, flag(DEVICE, "--fast", help="Time fast mode (LCM-LoRA fused, 6 steps, no guidance); "
@@ -96,16 +98,13 @@ def _bench_sweep(o: BenchCommandOptions, ctx: typer.Context, setup) -> None:
 def _bench_once(o: BenchCommandOptions, setup) -> None:
     """One configuration: the stage table, throughput, FLOP/s, cost; optionally against plain diffusers."""
     from pipeline.bench.bench import BenchOptions, run_bench
-    from pipeline.models.load import load_stack
+    from pipeline.bench.setup import load_stacks
 
     with RunProgress(None) as bar:
-        stack = load_stack(setup.spec, setup.device, on_model=bar.loading, options=setup.load)
-        if o.compile_models:
-            for module in (stack.pipe.unet, *stack.pipe.controlnet.nets):
-                module.compile()
+        stack, reference = load_stacks(setup, o.compare_diffusers, o.compile_models, bar.loading)
         bench_options = BenchOptions(o.images, o.warmup, setup.synthetic_size, o.compare_diffusers, o.ablate)
         summary = run_bench(setup.config, stack, setup.price, bench_options, on_event=bar,
-                            compiled=o.compile_models)
+                            compiled=o.compile_models, reference=reference)
     print_bench(summary)
     if o.as_json:
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")

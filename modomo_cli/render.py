@@ -186,6 +186,10 @@ def generate_line(summary: dict) -> str | None:
         line += f", {achieved} achieved"
         if flops.get("share_of_peak"):
             line += f", {flops['share_of_peak']:.1%} of the {device['peak_tflops']} TFLOP/s peak"
+        elif flops.get("share_of_measured_peak") and device.get("measured_peak"):
+            peak = device["measured_peak"]
+            line += (f", {flops['share_of_measured_peak']:.1%} of this CPU's {peak['dtype']} matmul peak "
+                     f"({peak['tflops']:.3g} TFLOP/s measured, {peak['threads']} threads)")
     return line
 
 
@@ -207,15 +211,21 @@ def print_cost_projection(summary: dict) -> None:
 
 
 def print_vs_diffusers(summary: dict) -> None:
-    """modomo against plain diffusers: the generate stage, the whole run, and how far the images differ."""
-    base = summary["diffusers"]
+    """modomo against plain diffusers (in the run's format, and in fp32 when the run is not): the generate stage,
+    the whole run, and how far the images differ."""
     fast = summary["settings"].get("fast")
     difference = "fast against standard settings" if fast else "largest pixel difference"
-    console.print(f"vs diffusers  generate {base['generate_ratio']:.2f}x the time of plain diffusers per image "
-                  f"({summary['stages']['generate']['mean']:.3f} s vs {base['generate_seconds_per_image']:.3f} s"
-                  f"{', the style at its standard settings' if fast else ''}), "
-                  f"whole run {base['speedup_images_per_second']:.2f}x the images/s, "
-                  f"{difference} {base['max_pixel_difference']}", soft_wrap=True)
+    for key in ("diffusers", "diffusers_fp32"):
+        base = summary.get(key)
+        if not base:
+            continue
+        psnr = f", PSNR {base['psnr_db']:.1f} dB" if base.get("psnr_db") and not fast else ""
+        console.print(f"vs diffusers  generate {base['generate_ratio']:.2f}x the time of plain diffusers in "
+                      f"{base.get('dtype', summary['speed']['dtype'])} per image "
+                      f"({summary['stages']['generate']['mean']:.3f} s vs {base['generate_seconds_per_image']:.3f} s"
+                      f"{', the style at its standard settings' if fast else ''}), "
+                      f"whole run {base['speedup_images_per_second']:.2f}x the images/s, "
+                      f"{difference} {base['max_pixel_difference']}{psnr}", soft_wrap=True)
 
 
 def print_projection(projection: dict | None) -> None:
@@ -237,10 +247,12 @@ def print_projection(projection: dict | None) -> None:
 def quality_sanity(summary: dict) -> str:
     """'mean 0.91 modomo, 0.90 diffusers': the sanity of what was timed, so broken output is never a speed."""
     ours = (summary.get("quality") or {}).get("sanity")
-    theirs = (summary.get("diffusers") or {}).get("sanity")
     parts = [f"{ours:.2f} modomo"] if ours is not None else []
-    if theirs is not None:
-        parts.append(f"{theirs:.2f} plain diffusers")
+    for key in ("diffusers", "diffusers_fp32"):
+        theirs = (summary.get(key) or {}).get("sanity")
+        if theirs is not None:
+            fmt = (summary.get(key) or {}).get("dtype")
+            parts.append(f"{theirs:.2f} plain diffusers" + (f" {fmt}" if fmt and "diffusers_fp32" in summary else ""))
     return "mean " + ", ".join(parts) if parts else ""
 
 

@@ -41,6 +41,8 @@ TRANSFORM = {
     "guidance_scale": (float | None, option(STYLE, help="CFG scale (default: the style's).")),
     "batch_size": (int, option(SPEED, help="Images per model call.")),
     "device": (str, option(MODELS, help="auto, cpu, cuda, cuda:N.")),
+    "dtype": (str, option(MODELS, help="Number format: auto (fp16 on CUDA; bf16 on a CPU with AMX or AVX-512 BF16, "
+                                       "else fp32), fp32, bf16, fp16.")),
     "gpu_price": (float | None, option(COST, help="GPU price per hour (default: table by GPU).",
                                        envvar="MODOMO_GPU_PRICE")),
     "currency": (str | None, option(COST, help="Currency of --gpu-price.")),

@@ -33,6 +33,8 @@ class RunConfig:
     guidance_scale: float | None = None
     batch_size: int = 1
     device: str = "auto"
+    dtype: str = "auto"  # --dtype as given: auto, fp32, bf16, fp16
+    precision: str | None = None  # the format results are made in (fp32, bf16, fp16): set by the plan or engine
     gpu_price: float | None = None
     currency: str | None = None
     format: str = "png"
@@ -72,7 +74,7 @@ class RunConfig:
         return cls(
             inputs=list(o.inputs or []), manifest=str(o.manifest) if o.manifest else None, out=o.out,
             style=chosen[0], more_styles=chosen[1:], room=o.room, models=o.models, size=o.size, seed=o.seed,
-            steps=o.steps, guidance_scale=o.guidance_scale, batch_size=o.batch_size, device=o.device,
+            steps=o.steps, guidance_scale=o.guidance_scale, batch_size=o.batch_size, device=o.device, dtype=o.dtype,
             gpu_price=o.gpu_price, currency=o.currency, format=o.fmt, workers=o.workers, resume=o.resume,
             overwrite=o.overwrite, fail_fast=o.fail_fast, min_quality=o.min_quality, retries=o.retries,
             save_controls=o.save_controls or o.report or o.contact_sheet,
@@ -215,6 +217,7 @@ class RunConfig:
         g = self.generate_settings(style)
         return {
             "size": self.long_side,
+            "dtype": self.precision or self.dtype,
             "steps": g.steps,
             "guidance_scale": g.guidance_scale,
             "controlnet_conditioning_scale": list(g.controlnet_conditioning_scale),

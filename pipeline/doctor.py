@@ -110,6 +110,11 @@ def system_checks() -> list[Check]:
             checks.append(Check("system", f"cuda:{index}", OK, f"{props.name}, {props.total_memory / 2**30:.0f} GB"))
     else:
         checks.append(Check("system", "gpu", WARN, "no CUDA GPU: runs on the CPU (slow for sd15; fine for tiny)"))
+        from pipeline.models.precision import cpu_supports_bf16
+
+        fast = cpu_supports_bf16()
+        checks.append(Check("system", "cpu bf16", INFO, "AMX or AVX-512 BF16: --dtype auto runs bf16" if fast else
+                            "no AMX or AVX-512 BF16: --dtype auto runs fp32"))
     for package in ("diffusers", "transformers", "ultralytics", "sam2", "boto3", "c2pa-python"):
         enables = OPTIONAL_PACKAGES.get(package)
         try:

@@ -42,6 +42,7 @@ class TransformOptions:
     models: str = "sd15"
     size: int = DEFAULT_SIZE
     device: str = DEFAULT_DEVICE
+    dtype: str = "auto"
     checkpoint: Path | None = None
 
     # Quality

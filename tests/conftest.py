@@ -98,13 +98,14 @@ def tiny_bundle(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_stack(tiny_bundle):
-    """The tiny bundle loaded once on the CPU through the same code a user's bundle takes."""
+    """The tiny bundle loaded once on the CPU in fp32 (the equality checks against diffusers) through the same
+    code a user's bundle takes."""
     import torch
 
     from pipeline.models.catalog import resolve
-    from pipeline.models.load import load_stack
+    from pipeline.models.load import LoadOptions, load_stack
 
-    return load_stack(resolve(str(tiny_bundle)), torch.device("cpu"))
+    return load_stack(resolve(str(tiny_bundle)), torch.device("cpu"), options=LoadOptions(dtype="fp32"))
 
 
 def restyle(bundle: Path, photo: Path, out: Path, *extra, steps: int = 2) -> dict:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import platform
 import resource
 import tempfile
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -18,19 +17,16 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from pipeline.bench.baselines import baselines_for, generate_mean, sanity_mean, warm_then_time, warmup_sets
 from pipeline.bench.flops import forward_flops, per_image
 from pipeline.config import RunConfig
 from pipeline.frames import Item
 from pipeline.inputs.sources import collect_inputs
 from pipeline.models.load import ModelStack
-from pipeline.models.runtime import synchronize
-from pipeline.outputs.sinks import LocalSink
+from pipeline.models.precision import report as precision_report
 from pipeline.run.cost import Price, lookup
 from pipeline.run.result import RunResult
-from pipeline.run.runner import Runner
-from pipeline.stages.offload import restore_placement
 from pipeline.stages.settings import SpeedOptions
-from pipeline.stages.timing import summarise
 
 MONTHLY_VOLUMES = (100, 1_000, 5_000, 10_000)
 # The deployed system (DEPLOYMENT.md): 15.2 s and GBP 0.02 per 512x512 image on a Modal T4, 20 UniPC steps,
@@ -77,7 +73,9 @@ def synthetic_rooms(folder: Path, count: int, size: tuple[int, int]) -> Path:
 def device_info(device: torch.device) -> dict:
     """The device's name, memory and peak TFLOP/s (from the price table), or the CPU's description."""
     if device.type != "cuda":
-        return {"type": "cpu", "name": platform.processor() or platform.machine(), "cores": torch.get_num_threads()}
+        from pipeline.bench.peak import cpu_model
+
+        return {"type": "cpu", "name": cpu_model(), "cores": torch.get_num_threads()}
     props = torch.cuda.get_device_properties(device)
     row = lookup(props.name)
     info = {"type": "cuda", "name": props.name, "memory_gb": round(props.total_memory / 2**30, 1),
@@ -99,63 +97,11 @@ def versions() -> dict:
             "ultralytics": ultralytics.__version__}
 
 
-def _timed_run(config: RunConfig, stack: ModelStack, items: list[Item], out: Path, on_event=None) -> RunResult:
-    """One Runner over the items. A run that switched to offload leaves the models on the CPU: each run ends
-    with them back on the device, so the next path (warm-up, timed, ablation, baseline) starts as loaded."""
-    synchronize(stack.device)
-    if stack.device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(stack.device)
-    try:
-        return Runner(config, stack, LocalSink(out), on_event=on_event).run(items)
-    finally:
-        restore_placement(stack.pipe, stack.device)
-
-
-def _generate_mean(result: RunResult) -> float:
-    done = [r.timings["generate"] for r in result.records if r.ok]
-    return float(np.mean(done)) if done else float("nan")
-
-
-def _max_pixel_difference(ours: RunResult, theirs: RunResult) -> int:
-    worst = 0
-    paired = {r.id: r for r in theirs.records if r.ok}
-    for record in ours.records:
-        other = paired.get(record.id)
-        if not record.ok or other is None:
-            continue
-        a = np.asarray(Image.open(record.outputs["result"]).convert("RGB"), dtype=np.int16)
-        b = np.asarray(Image.open(other.outputs["result"]).convert("RGB"), dtype=np.int16)
-        worst = max(worst, int(np.abs(a - b).max()))
-    return worst
-
-
-def warmup_sets(items: list[Item], warmup: int, batch_size: int, compiled: bool) -> list[list[Item]]:
-    """The runs that warm a path up before it is timed. Compiled, every batch shape the timed run will
-    use is run once (a full batch, and the last partial one), so no timed run contains a compile."""
-    if warmup <= 0:
-        return []
-    if not compiled:
-        return [items[:warmup]]
-    sets = [items[:max(warmup, min(batch_size, len(items)))]]
-    if len(items) % batch_size:
-        sets.append(items[: len(items) % batch_size])
-    return sets
-
-
-def _warm_then_time(config: RunConfig, stack: ModelStack, items: list[Item], warm: list[list[Item]], out: Path,
-                    on_event=None) -> tuple[RunResult, float]:
-    """Warm the path up (untimed), then time it; (result, warm-up seconds)."""
-    start = time.perf_counter()
-    for k, subset in enumerate(warm):
-        _timed_run(config, stack, subset, out / f"warmup-{k}")
-    warmup_seconds = time.perf_counter() - start
-    return _timed_run(config, stack, items, out / "timed", on_event), warmup_seconds
-
-
 def run_bench(config: RunConfig, stack: ModelStack, price: Price, options: BenchOptions, on_event=None,
-              compiled: bool = False) -> dict:
-    """Warm up, time the run, optionally time plain diffusers and each shortcut switched off; one summary.
-    Every timed path has its own warm-up, so with --compile none of them times a compilation."""
+              compiled: bool = False, reference: ModelStack | None = None) -> dict:
+    """Warm up, time the run, optionally time plain diffusers (in the run's format, and in fp32 on `reference`)
+    and each shortcut switched off; one summary. Every timed path has its own warm-up, so with --compile none of
+    them times a compilation."""
     config = replace(config, resume=False, overwrite=True)
     with tempfile.TemporaryDirectory(prefix="modomo-bench-") as scratch:
         scratch = Path(scratch)
@@ -165,16 +111,13 @@ def run_bench(config: RunConfig, stack: ModelStack, price: Price, options: Bench
             items = items[: options.images]
         warm = warmup_sets(items, options.warmup, config.batch_size, compiled)
         switch = fast_switch(config, stack)
-        # Fast mode is compared with plain diffusers at the style's standard settings (the model unfused).
-        plain = replace(config, engine="diffusers", fast=None if switch else config.fast)
-        if options.compare_diffusers:  # timed before and after modomo: machines drift, the fastest counts
-            if switch:
-                switch.to_standard()
-            before, _ = _warm_then_time(plain, stack, items, warmup_sets(items, options.warmup, 1, compiled),
-                                        scratch / "diffusers-before")
+        plain = baselines_for(config, stack, reference, items, options.warmup, compiled, scratch, switch) \
+            if options.compare_diffusers else None
+        if plain:  # timed before and after modomo: machines drift, the fastest counts
+            plain.time("before")
         if switch:
             switch.to_fast()
-        result, warmup_seconds = _warm_then_time(config, stack, items, warm, scratch / "modomo", on_event)
+        result, warmup_seconds = warm_then_time(config, stack, items, warm, scratch / "modomo", on_event)
         peak_gpu = torch.cuda.max_memory_allocated(stack.device) if stack.device.type == "cuda" else None
         summary = summarise_bench(config, stack, price, result)
         # torch.compile works during the first calls: what the warm-up took beyond steady-state speed.
@@ -185,22 +128,24 @@ def run_bench(config: RunConfig, stack: ModelStack, price: Price, options: Bench
                                "compile_seconds": compile_seconds},
                        memory={"peak_gpu_gb": round(peak_gpu / 2**30, 3) if peak_gpu is not None else None,
                                "peak_host_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3)})
-        if options.compare_diffusers:
-            if switch:
-                switch.to_standard()
-            after = _timed_run(plain, stack, items, scratch / "diffusers-after")
-            summary["diffusers"] = compare(result, [before, after], len(items))
-            if switch:
-                switch.to_fast()
+        if plain:
+            plain.time("after")
+            summary.update(plain.summary(result))
         if config.fast:
             summary["projection"] = seed_projection(config, stack, price)
         if options.ablate:
-            summary["ablation"] = {"all": _generate_mean(result)}
-            for name in ABLATIONS:
-                ablated = replace(config, speed=replace(config.speed, **{name: False}))
-                run, _ = _warm_then_time(ablated, stack, items, warm, scratch / f"no-{name}")
-                summary["ablation"][f"without {name}"] = _generate_mean(run)
+            summary["ablation"] = ablation(config, stack, items, warm, scratch, generate_mean(result))
     return summary
+
+
+def ablation(config: RunConfig, stack: ModelStack, items: list[Item], warm: list, scratch: Path, all_on: float):
+    """The generate stage with each shortcut switched off in turn."""
+    found = {"all": all_on}
+    for name in ABLATIONS:
+        ablated = replace(config, speed=replace(config.speed, **{name: False}))
+        run, _ = warm_then_time(ablated, stack, items, warm, scratch / f"no-{name}")
+        found[f"without {name}"] = generate_mean(run)
+    return found
 
 
 def fast_switch(config: RunConfig, stack: ModelStack):
@@ -230,29 +175,6 @@ def seed_projection(config: RunConfig, stack: ModelStack, price: Price) -> dict:
     }
 
 
-def compare(ours: RunResult, baselines: list[RunResult], count: int) -> dict:
-    """The plain diffusers runs beside modomo's (timed before and after it; the faster one is the baseline):
-    time per image, generate ratio, pixel difference, sanity."""
-    baseline = min(baselines, key=_generate_mean)
-    ours_gen, theirs_gen = _generate_mean(ours), _generate_mean(baseline)
-    return {
-        "runs_generate_seconds_per_image": [_generate_mean(b) for b in baselines],
-        "seconds_per_image": baseline.seconds / max(1, count),
-        "generate_seconds_per_image": theirs_gen,
-        "generate_ratio": ours_gen / theirs_gen,
-        "speedup_images_per_second": (baseline.seconds / ours.seconds) if ours.seconds else None,
-        "max_pixel_difference": _max_pixel_difference(ours, baseline),
-        "sanity": _sanity_mean(baseline),
-        "stages": summarise([r.timings for r in baseline.records if r.ok]),
-    }
-
-
-def _sanity_mean(result: RunResult) -> float | None:
-    """Mean sanity of the results: 0 for black, NaN or blank frames, so broken output cannot pass as speed."""
-    values = [r.quality_parts["sanity"] for r in result.records if r.ok and "sanity" in r.quality_parts]
-    return float(np.mean(values)) if values else None
-
-
 def summarise_bench(config: RunConfig, stack: ModelStack, price: Price, result: RunResult) -> dict:
     """The run's summary plus throughput, FLOP/s against peak and cost projections."""
     result.price = price
@@ -267,8 +189,13 @@ def summarise_bench(config: RunConfig, stack: ModelStack, price: Price, result: 
     generate = summary["stages"].get("generate", {}).get("mean", float("nan"))
     achieved = flops["modomo" if config.engine == "modomo" else "diffusers"] / generate / 1e12
     device = device_info(stack.device)
+    if stack.device.type == "cpu":  # no datasheet: this CPU's own matmul peak in the run's format, measured
+        from pipeline.bench.peak import cpu_peak_tflops
+
+        device["measured_peak"] = cpu_peak_tflops(stack.dtype)
+        device["measured_tflops"] = device["measured_peak"]["tflops"]
     per_image_cost = price.cost(seconds_per_image)
-    summary["quality"]["sanity"] = _sanity_mean(result)
+    summary["quality"]["sanity"] = sanity_mean(result)
     summary.update(
         device=device,
         versions=versions(),
@@ -286,6 +213,7 @@ def summarise_bench(config: RunConfig, stack: ModelStack, price: Price, result: 
             "currency": price.currency, "price_per_hour": price.per_hour, "per_image": per_image_cost,
             "monthly": {str(n): per_image_cost * n for n in MONTHLY_VOLUMES},
         },
+        precision=precision_report(stack),
         speed={"dtype": str(stack.dtype).removeprefix("torch."), "batch_size": config.batch_size,
                **{k: getattr(config.speed, k) for k in SpeedOptions.__dataclass_fields__}},
     )

@@ -39,6 +39,7 @@ def bench_setup(o: BenchCommandOptions) -> BenchSetup:
     from pipeline.bench.sweep import check_sweep_options
     from pipeline.models.catalog import resolve
     from pipeline.models.load import pick_device
+    from pipeline.models.precision import resolve as resolve_dtype
     from pipeline.models.runtime import gpu_name
     from pipeline.run.cost import resolve_price
     from pipeline.run.plan import default_room
@@ -56,8 +57,27 @@ def bench_setup(o: BenchCommandOptions) -> BenchSetup:
     (config if o.inputs else RunConfig(**{**config.__dict__, "inputs": ["synthetic"]})).check()
     size = synthetic_size(o.synthetic_size)
     device = pick_device(o.device)
+    config.precision = resolve_dtype(o.dtype, device)
     price = resolve_price(gpu_name(device), o.gpu_price, o.currency)
     # Fused at load, unless the standard model must be timed beside it (the bench then switches in place).
     fused = o.recipe if o.recipe and not o.compare_diffusers else None
-    load = LoadOptions(dtype=o.dtype, channels_last=o.channels_last, fast=fused)
+    load = LoadOptions(dtype=config.precision, channels_last=o.channels_last, fast=fused)
     return BenchSetup(config, device, price, spec, load, size)
+
+
+def load_stacks(setup: BenchSetup, compare_diffusers: bool, compile_models: bool, on_model=None) -> tuple:
+    """The run's stack and, when plain diffusers is timed beside a run that is not fp32, an fp32 generator with
+    the same weights for the fp32 baseline (plain diffusers as it comes); the run's compiled when asked."""
+    import torch
+
+    from pipeline.models.load import load_reference, load_stack
+
+    stack = load_stack(setup.spec, setup.device, on_model=on_model, options=setup.load)
+    reference = None
+    if compare_diffusers and stack.dtype != torch.float32:
+        reference = load_reference(stack, torch.float32, setup.load, on_model)
+    if compile_models:  # the run's stack (its plain diffusers baseline too); the fp32 reference stays plain
+        from pipeline.models.compiling import compile_generator
+
+        compile_generator(stack.pipe, stack.device)
+    return stack, reference

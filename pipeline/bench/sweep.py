@@ -105,18 +105,21 @@ def parse_modes(text: str) -> tuple[str, ...]:
 
 
 def parse_dtypes(text: str | None, device: torch.device) -> tuple[str, ...]:
-    """Default: fp16 and bf16 (where the GPU supports it) on CUDA, fp32 on the CPU (its fast path)."""
+    """Default: fp16 and bf16 (where the GPU supports it) on CUDA; fp32 on the CPU, and bf16 where it is fast."""
+    from pipeline.models.precision import DTYPES, cpu_supports_bf16, resolve
+
     if text is None:
-        return ("fp16", "bf16") if device.type == "cuda" and torch.cuda.is_bf16_supported() else \
-            ("fp16",) if device.type == "cuda" else ("fp32",)
+        if device.type == "cuda":
+            return ("fp16", "bf16") if torch.cuda.is_bf16_supported() else ("fp16",)
+        return ("fp32", "bf16") if cpu_supports_bf16() else ("fp32",)
     dtypes = tuple(_items(text, "--sweep-dtypes"))
     for dtype in dtypes:
-        if dtype not in ("fp16", "bf16", "fp32"):
+        if dtype not in DTYPES:
             raise UsageError(f"--sweep-dtypes {dtype!r}: choose fp16, bf16, fp32")
-        if dtype == "fp16" and device.type != "cuda":
-            raise UsageError("--sweep-dtypes fp16 is not supported on the CPU; use fp32 or bf16")
-        if dtype == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-            raise UsageError(f"--sweep-dtypes bf16: {torch.cuda.get_device_name(device)} does not support it")
+        try:
+            resolve(dtype, device)
+        except UsageError as exc:
+            raise UsageError(str(exc).replace("--dtype", "--sweep-dtypes", 1)) from None
     return dtypes
 
 

@@ -51,25 +51,19 @@ def pick_device(name: str = "auto") -> torch.device:
     return device
 
 
-DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
-
-
 @dataclass(frozen=True)
 class LoadOptions:
     """How the models are placed: precision and memory layout ('auto' picks per device)."""
 
-    dtype: str = "auto"  # auto, fp16, bf16, fp32
+    dtype: str = "auto"  # auto, fp16, bf16, fp32 (pipeline.models.precision)
     channels_last: str = "auto"  # auto, on, off
     fast: str | None = None  # a few-step recipe (pipeline.models.recipes) whose LoRA is fused into the UNet at load
 
     def torch_dtype(self, device: torch.device) -> torch.dtype:
-        if self.dtype == "auto":
-            return pick_dtype(device)
-        if self.dtype not in DTYPES:
-            raise ModomoError(f"--dtype {self.dtype!r}: choose auto, {', '.join(DTYPES)}", 2)
-        if device.type == "cpu" and self.dtype == "fp16":
-            raise ModomoError("--dtype fp16 is not supported on the CPU; use fp32 or bf16", 2)
-        return DTYPES[self.dtype]
+        """The run's format on this device: `auto` by the device (see pipeline.models.precision)."""
+        from pipeline.models.precision import DTYPES, resolve
+
+        return DTYPES[resolve(self.dtype, device)]
 
     def channels_last_modules(self, pipe, device: torch.device) -> list:
         """Which models get the channels-last layout: on CUDA all; on the CPU by default only the VAE,
@@ -78,11 +72,6 @@ class LoadOptions:
         if self.channels_last == "on" or (self.channels_last == "auto" and device.type == "cuda"):
             return every
         return [pipe.vae] if self.channels_last == "auto" else []
-
-
-def pick_dtype(device: torch.device) -> torch.dtype:
-    """Half precision on CUDA, where it is fast and SD1.5 is trained for it; fp32 on the CPU."""
-    return torch.float16 if device.type == "cuda" else torch.float32
 
 
 def _offline() -> bool:
@@ -284,13 +273,13 @@ def load_stack(spec: ModelSpec, device: torch.device, on_model=None, options: Lo
         yolo = timed("yolo", lambda: random_sd15.build_yolo(device))
         sam2 = timed("sam2", lambda: random_sd15.build_sam2(device))
         depth_model, depth_processor = timed("depth", lambda: random_sd15.build_depth(device, dtype))
-        pipe = timed("stable diffusion + controlnets", lambda: random_sd15.build_generator(device, dtype))
+        pipe = timed("stable diffusion + controlnets", lambda: generator(spec, device, dtype))
         upscaler = timed("upscaler", lambda: random_sd15.build_upscaler(device))
     else:
         yolo = timed("yolo", lambda: load_yolo(spec.yolo, str(device)))
         sam2 = timed("sam2", lambda: load_sam2(Path(spec.sam2_config), _sam2_checkpoint(spec), str(device)))
         depth_model, depth_processor = timed("depth", lambda: load_depth(spec, device, dtype))
-        pipe = timed("stable diffusion + controlnets", lambda: load_generator(spec, device, dtype))
+        pipe = timed("stable diffusion + controlnets", lambda: generator(spec, device, dtype))
         upscaler = timed("upscaler", lambda: load_upscaler(spec, device)) if spec.upscaler else None
     if options.fast:
         from pipeline.models.fast_mode import fuse
@@ -301,3 +290,31 @@ def load_stack(spec: ModelSpec, device: torch.device, on_model=None, options: Lo
     clip = timed("clip", lambda: load_clip(spec, device, dtype)) if spec.clip else None
     return ModelStack(spec, device, dtype, pipe, depth_model, depth_processor, yolo, sam2, seconds, clip, upscaler,
                       options.fast)
+
+
+def generator(spec: ModelSpec, device: torch.device, dtype: torch.dtype):
+    """The preset's diffusers pipeline (SD1.5 + ControlNets) in `dtype`: built (random-sd15) or loaded."""
+    if spec.name == "random-sd15":
+        from pipeline.models import random_sd15
+
+        return random_sd15.build_generator(device, dtype)
+    return load_generator(spec, device, dtype)
+
+
+def load_reference(stack: ModelStack, dtype: torch.dtype = torch.float32, options: LoadOptions | None = None,
+                   on_model=None) -> ModelStack:
+    """The stack with its generator again in `dtype` (the same weights: loaded from the same files, or built
+    from the same seed), the other models shared: the bench's plain diffusers baseline in fp32 beside a bf16
+    run."""
+    from dataclasses import replace
+
+    if on_model:
+        on_model(f"stable diffusion + controlnets ({str(dtype).removeprefix('torch.')}, for the baseline)")
+    pipe = generator(stack.spec, stack.device, dtype)
+    if stack.fast:
+        from pipeline.models.fast_mode import fuse
+
+        fuse(pipe, stack.spec, stack.fast)
+    for module in (options or LoadOptions()).channels_last_modules(pipe, stack.device):
+        module.to(memory_format=torch.channels_last)
+    return replace(stack, pipe=pipe, dtype=dtype)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -58,7 +59,9 @@ def build_generator(device: torch.device, dtype: torch.dtype):
     from pipeline.models.tiny import build_tokenizer
 
     data = configs()
-    with torch.device(device):  # each model made once, on the target device: seconds on a GPU instead of a minute
+    # Each model made once, on the target device (seconds on a GPU instead of a minute), from a fixed seed: two
+    # builds in one process (the bench's fp32 reference beside its bf16 run) hold the same weights.
+    with seeded(device, 0), torch.device(device):
         unet = UNet2DConditionModel.from_config(data["unet"])
         controlnets = [ControlNetModel.from_config(data["controlnet"]) for _ in range(2)]
         vae = AutoencoderKL.from_config(data["vae"])
@@ -77,12 +80,20 @@ def build_generator(device: torch.device, dtype: torch.dtype):
     return pipe.to(device=device, dtype=dtype)
 
 
+@contextmanager
+def seeded(device: torch.device, seed: int):
+    """The random number generators (the CPU's, and the device's) seeded for a build, restored after it."""
+    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        yield
+
+
 def build_depth(device: torch.device, dtype: torch.dtype):
     """DPT-Large, random, and its image processor."""
     from transformers import DPTConfig, DPTForDepthEstimation, DPTImageProcessor
 
     data = configs()
-    with torch.device(device):
+    with seeded(device, 1), torch.device(device):
         model = DPTForDepthEstimation(DPTConfig(**data["depth"]))
     awaken_embeddings(model, seed=11)
     return model.to(dtype=dtype).eval(), DPTImageProcessor(**data["depth_processor"])

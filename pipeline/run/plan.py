@@ -11,6 +11,8 @@ from pipeline.errors import UsageError
 from pipeline.frames import Item
 from pipeline.inputs.sources import collect_inputs
 from pipeline.models.catalog import resolve
+from pipeline.models.load import pick_device
+from pipeline.models.precision import resolve as resolve_dtype
 from pipeline.models.presets import ModelSpec
 from pipeline.options import TransformOptions
 from pipeline.outputs.journal import Journal
@@ -112,6 +114,8 @@ def plan_for(config: RunConfig, shard: Shard | None = None, devices: str | None 
     if config.room is None:  # not given: found per photo when the preset can, else the old default
         config.room, warnings = default_room(spec)
     config.check()
+    if config.precision is None:  # auto by this device; a --devices worker or a Ray actor decides by its own
+        config.precision = resolve_dtype(config.dtype, pick_device(config.device))
     if config.signing is None:  # read and tried once; a copy of a planned config (a Ray actor's) keeps it
         config.signing = load_signing(config.sign_cert, config.sign_key)
     if config.long_side != config.size:

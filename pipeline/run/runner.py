@@ -27,6 +27,7 @@ from pipeline.inputs import imaging
 from pipeline.inputs.seeds import derive_seed
 from pipeline.models import lora
 from pipeline.models.load import ModelStack
+from pipeline.models.precision import dtype_of
 from pipeline.models.runtime import synchronize
 from pipeline.outputs.journal import Journal
 from pipeline.outputs.names import stems_for
@@ -81,14 +82,14 @@ class Runner:
         self.stop = threading.Event()
         self.memory = MemoryState(placer=ModelPlacer(stack.pipe, stack.device) if stack.pipe is not None else None)
         device = stack.device
-        depth = DepthEstimator(stack.depth_model, stack.depth_processor, device, stack.dtype)
+        depth = DepthEstimator(stack.depth_model, stack.depth_processor, device, dtype_of(stack.depth_model))
         self.validator = Validator(depth, self._style_scorer())
         self.shared = [
             ("detect", Detector(stack.yolo, str(device))),
             ("segment", Segmenter(stack.sam2)),
             ("depth", depth),
         ]
-        self.rooms = RoomClassifier(*stack.clip, device, stack.dtype) if stack.clip is not None else None
+        self.rooms = RoomClassifier(*stack.clip, device, dtype_of(stack.clip[0])) if stack.clip is not None else None
         preserver = Preserver(config.preserve, Path(config.mask_dir) if config.mask_dir else None)
         self.compositor = Compositor() if preserver.active or config.job_keeps else None
         if self.compositor:
@@ -117,7 +118,7 @@ class Runner:
         known = {s.name: s for s in [*map(load_style, list_styles()), *self.config.styles]}
         prompts = {name: style.prompt_for(self.config.prompt_room) for name, style in known.items()}
         model, processor = self.stack.clip
-        return StyleScorer(model, processor, prompts, self.stack.device, self.stack.dtype)
+        return StyleScorer(model, processor, prompts, self.stack.device, dtype_of(model))
 
     def _style_run(self, style: Style) -> StyleRun:
         settings = self.config.generate_settings(style)

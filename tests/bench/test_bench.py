@@ -20,7 +20,7 @@ from pipeline.stages.sampling import SpeedOptions
 def bench(tiny_bundle):
     args = ["bench", "--models", str(tiny_bundle), "--images", "3", "--warmup", "1", "--size", "128",
             "--synthetic-size", "160x120", "--steps", "3", "--compare-diffusers", "--ablate", "--gpu-price", "3.6",
-            "--json"]
+            "--dtype", "bf16", "--json"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout), result.stderr
@@ -63,6 +63,34 @@ def test_compare_diffusers_gives_the_same_images(bench):
     assert len(baseline["runs_generate_seconds_per_image"]) == 2  # before and after modomo
     assert set(summary["ablation"]) == {"all", "without skip_idle_controlnets", "without cache_control_embeddings"}
     assert "vs diffusers" in stderr and "monthly cost" in stderr
+
+
+def test_a_bf16_bench_times_plain_diffusers_in_bf16_and_in_fp32(bench):
+    summary, stderr = bench
+    assert summary["diffusers"]["dtype"] == "bf16" and summary["diffusers_fp32"]["dtype"] == "fp32"
+    fp32 = summary["diffusers_fp32"]
+    assert len(fp32["runs_generate_seconds_per_image"]) == 2 and fp32["generate_ratio"] > 0
+    assert fp32["max_pixel_difference"] > 0 and fp32["psnr_db"] >= 30  # the same weights, in another format
+    assert 0 < fp32["sanity"] <= 1
+    assert "plain diffusers in fp32" in stderr and "plain diffusers in bf16" in stderr
+    assert summary["precision"]["models"]["unet"] == "bf16"
+
+
+def test_a_cpu_bench_reports_its_share_of_the_measured_peak(bench):
+    summary, stderr = bench
+    peak = summary["device"]["measured_peak"]
+    assert peak["dtype"] == "bf16" and peak["tflops"] > 0 and peak["threads"] == torch.get_num_threads()
+    assert summary["flops"]["share_of_measured_peak"] == pytest.approx(
+        summary["flops"]["generate_tflops_achieved"] / peak["tflops"])
+    assert "of this CPU's bf16 matmul peak" in stderr
+
+
+def test_the_peak_probe_is_cached(tmp_path, monkeypatch):
+    from pipeline.bench import peak
+
+    first = peak.cpu_peak_tflops(torch.float32, cache=tmp_path)
+    monkeypatch.setattr(peak, "probe", lambda *a, **k: pytest.fail("measured again"))
+    assert peak.cpu_peak_tflops(torch.float32, cache=tmp_path) == first and first["tflops"] > 0
 
 
 def test_bench_reports_sanity_and_batching(bench):

@@ -51,7 +51,7 @@ def swept(tmp_path_factory):
     out = tmp_path_factory.mktemp("sweep")
     start = time.perf_counter()
     result = invoke("--sweep", "--sweep-out", out, "--sweep-batches", "2,1", "--sweep-modes", "standard,fast",
-                    *SMALL, "--json")
+                    "--sweep-dtypes", "fp32", *SMALL, "--json")
     seconds = time.perf_counter() - start
     assert result.exit_code == 0, result.output
     (json_path,) = out.glob("cpu-*.json")
@@ -398,3 +398,13 @@ def test_not_a_results_file(tmp_path):
     path.write_text(json.dumps({"throughput": {}}))
     with pytest.raises(UsageError, match="not a sweep results file"):
         bench_compare.load_results([path])
+
+
+@pytest.mark.parametrize(("bf16", "expected"), [(True, ("fp32", "bf16")), (False, ("fp32",))])
+def test_the_cpu_sweeps_bf16_where_it_is_fast(monkeypatch, bf16, expected):
+    import torch
+
+    from pipeline.models import precision
+
+    monkeypatch.setattr(precision, "cpu_supports_bf16", lambda: bf16)
+    assert sweep.parse_dtypes(None, torch.device("cpu")) == expected

@@ -132,7 +132,7 @@ def option_inputs(tiny_bundle, rooms, tmp_path_factory):
 def all_options(bundle, inputs, masks, checkpoint, lora, out, chain) -> list:
     return [inputs, *tiny(bundle, out), "--style", "boho,modern", "--report", "--checkpoint", checkpoint,
             "--lora", f"{lora}:0.8", "--preserve", "sofa", "--mask-dir", masks, "--gpu-price", "3.6",
-            "--sign-cert", chain.cert, "--sign-key", chain.key]
+            "--sign-cert", chain.cert, "--sign-key", chain.key, "--dtype", "bf16"]
 
 
 @pytest.fixture(scope="module")
@@ -201,9 +201,14 @@ def check_signing(out, summary, inputs):
                 assert reader.get_active_manifest()["ingredients"][0]["title"] == record["key"]
 
 
-OPTION_CHECKS = {"--report": check_report, "--checkpoint": check_checkpoint, "--lora": check_lora,
-                 "--preserve": check_preserve, "--mask-dir": check_mask_dir, "several styles": check_styles,
-                 "price and cost": check_cost, "--sign-cert": check_signing}
+def check_dtype(out, summary, inputs):
+    for record in summary["images"]:
+        assert json.loads(Path(record["outputs"]["metadata"]).read_text())["settings"]["dtype"] == "bf16"
+
+
+OPTION_CHECKS = {"--dtype": check_dtype, "--report": check_report, "--checkpoint": check_checkpoint,
+                 "--lora": check_lora, "--preserve": check_preserve, "--mask-dir": check_mask_dir,
+                 "several styles": check_styles, "price and cost": check_cost, "--sign-cert": check_signing}
 
 
 @pytest.mark.parametrize("engine", list(ENGINES))

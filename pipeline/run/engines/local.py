@@ -6,6 +6,7 @@ import time
 
 from pipeline.errors import EXIT_INTERRUPTED, ModomoError
 from pipeline.models.load import LoadOptions, load_stack, pick_device
+from pipeline.models.precision import report as precision_report
 from pipeline.models.runtime import gpu_name
 from pipeline.run.cost import resolve_price
 from pipeline.run.hooks import Hooks
@@ -22,7 +23,8 @@ def run(plan: RunPlan, hooks: Hooks) -> RunResult:
     price = resolve_price(name, config.gpu_price, config.currency)
     start = time.perf_counter()
     try:
-        stack = load_stack(plan.spec, device, on_model=hooks.on_model, options=LoadOptions(fast=config.fast))
+        stack = load_stack(plan.spec, device, on_model=hooks.on_model,
+                           options=LoadOptions(dtype=config.precision or config.dtype, fast=config.fast))
     except KeyboardInterrupt:  # Ctrl-C before any image: one line, not a library's traceback
         raise ModomoError("interrupted while loading the models; nothing was written", EXIT_INTERRUPTED) from None
     load_seconds = time.perf_counter() - start
@@ -37,5 +39,6 @@ def run(plan: RunPlan, hooks: Hooks) -> RunResult:
     result.price = price
     result.extra.update(engine="modomo", device={"type": device.type, "name": name or "cpu"},
                         models=plan.config.result_models(plan.spec), load=stack.load_seconds,
+                        precision=precision_report(stack),
                         journal_reads=runner.journal.loads if runner.journal else 0)
     return result

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import replace
 
 from pipeline.config import RunConfig
 from pipeline.errors import ModomoError
@@ -32,6 +33,7 @@ class TransformActor:
 
     def __init__(self, config: RunConfig, spec: ModelSpec, device: str, cwd: str):
         from pipeline.models.load import LoadOptions, load_stack, pick_device
+        from pipeline.models.precision import name_of
         from pipeline.models.runtime import gpu_name
         from pipeline.outputs.journal import JournalBuffer
         from pipeline.outputs.sinks import open_sink
@@ -44,7 +46,8 @@ class TransformActor:
         everything = list_inputs(config, spec, remote)  # cheap; keeps R2 clients out of pickles
         self.by_id = {item.identity: item for item in everything}
         start = time.perf_counter()
-        stack = load_stack(spec, pick_device(device), options=LoadOptions(fast=config.fast))
+        stack = load_stack(spec, pick_device(device), options=LoadOptions(dtype=config.dtype, fast=config.fast))
+        config = replace(config, precision=name_of(stack.dtype))  # `auto` by this actor's device, as hashed
         self.load_seconds = time.perf_counter() - start
         self.device = gpu_name(stack.device)
         self.journal = JournalBuffer()
