@@ -310,11 +310,7 @@ def load_reference(stack: ModelStack, dtype: torch.dtype = torch.float32, option
 
     if on_model:
         on_model(f"stable diffusion + controlnets ({str(dtype).removeprefix('torch.')}, for the baseline)")
-    pipe = generator(stack.spec, stack.device, dtype)
-    if stack.fast:
-        from pipeline.models.fast_mode import fuse
-
-        fuse(pipe, stack.spec, stack.fast)
+    pipe = generator(stack.spec, stack.device, dtype)  # unfused: a compared run loads fast mode as a switch
     for module in (options or LoadOptions()).channels_last_modules(pipe, stack.device):
         module.to(memory_format=torch.channels_last)
     return replace(stack, pipe=pipe, dtype=dtype)
