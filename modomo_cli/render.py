@@ -158,6 +158,15 @@ def print_bench(summary: dict) -> None:
         console.print(f"sanity      {sanity} (0 = black, blank or NaN output)", soft_wrap=True)
     for name, seconds in summary.get("ablation", {}).items():
         console.print(f"ablation    {name}: generate {seconds:.3f} s/image", soft_wrap=True)
+    parts = summary.get("parts", {})
+    if "lines" in parts:
+        lines = parts["lines"]
+        console.print(f"parts       lines control: {lines['seconds_per_image']:+.3f} s/image (edges + generate "
+                      f"{lines['with']:.3f} s with it, {lines['without']:.3f} s without)", soft_wrap=True)
+    if "scene" in parts:
+        console.print(f"parts       scene segmentation: {parts['scene']['seconds_per_image']:.3f} s/image (keeping "
+                      f"the architecture adds {parts['scene']['preserve']:.3f} s of preserve + compose)",
+                      soft_wrap=True)
 
 
 def flop_text(tflop: float | None, unit: str = "FLOP") -> str | None:

@@ -53,6 +53,7 @@ def score(
 
         from pipeline.errors import ImageError
         from pipeline.inputs import imaging
+        from pipeline.stages.fidelity import fidelity
         from pipeline.stages.validate import quality
 
         images = []
@@ -74,9 +75,10 @@ def score(
             model, processor = load_depth(resolve(models), device, dtype)
             depths = tuple(np.asarray(d) for d in DepthEstimator(model, processor, device, dtype).estimate(images))
         value, parts = quality(images[0], images[1], *depths)
+        faithful = fidelity(images[0], images[1], *depths)
     if as_json:
-        sys.stdout.write(json.dumps({"score": value, "parts": parts, "before": str(before), "after": str(after)},
-                                    indent=2) + "\n")
+        sys.stdout.write(json.dumps({"score": value, "parts": parts, "fidelity": faithful, "before": str(before),
+                                     "after": str(after)}, indent=2) + "\n")
         return
     from rich.table import Table
 
@@ -87,6 +89,8 @@ def score(
     for name, part in parts.items():
         table.add_row(name, f"{part:.3f}")
     table.add_row("[bold]score[/bold]", f"[bold]{value:.3f}[/bold]")
+    for name, part in faithful.items():
+        table.add_row(f"fidelity: {name.replace('_', ' ')}", f"{part:.3f}")
     console.print(table)
 
 

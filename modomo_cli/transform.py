@@ -57,8 +57,12 @@ TRANSFORM = {
                                                           "(repeatable).")),
     "checkpoint": (Path | None, option(MODELS, help="A single-file SD1.5 fine-tune (.safetensors) instead of the "
                                                     "base model.")),
-    "preserve": (str | None, option(DESIGN, help="Keep these detected objects as they are: couch,bed (sofa, "
-                                                 "plant... too).")),
+    "preserve": (str | None, option(DESIGN, help="Keep these as they are: detected objects (couch,bed; sofa, "
+                                                 "plant...) and parts of the room (window, door, fireplace, stairs, "
+                                                 "radiator...; architecture = the first four).")),
+    "fidelity": (str | None, option(DESIGN, help="How much of the room may change: loose, balanced (the style's "
+                                                 "controls as they are) or strict (default: the style's, else "
+                                                 "balanced).")),
     "mask_dir": (Path | None, option(DESIGN, help="Your own keep masks (white keeps), matched by relative path and "
                                                   "stem.")),
     "shard": (str | None, option(SCALE, help="Do shard i of N (i/N); default: from a K8s Indexed Job or SLURM "

@@ -8,8 +8,8 @@ from typing import Any
 
 from pipeline.errors import UsageError
 from pipeline.options import TransformOptions
-from pipeline.stages.settings import GenerateSettings, SpeedOptions
-from styles import AUTO_ROOM, ROOMS, STYLE_DIR, Style, load_style, room_name, style_name
+from pipeline.stages.settings import GenerateSettings, SpeedOptions, with_fidelity
+from styles import AUTO_ROOM, FIDELITY, ROOMS, STYLE_DIR, Style, load_style, room_name, style_name
 
 FORMATS = ("png", "jpeg", "webp")
 FORMAT_ALIASES = {"jpg": "jpeg"}
@@ -54,6 +54,7 @@ class RunConfig:
     manifest: str | None = None  # a .csv or .jsonl of jobs, one per row, in place of INPUTS
     job_styles: list[Style] = field(default_factory=list)  # styles only manifest rows name (set by the plan)
     job_keeps: bool = False  # some manifest row keeps objects or a mask region (set by the plan)
+    job_parts: bool = False  # some manifest row keeps parts of the room (window, door...; set by the plan)
     name_template: str | None = None  # --name: output names from {stem}, {parent}, {style}, {room}, {seed}, {n}
     variations: int | None = None  # results per job; None: the style's `variations`, else 1
     output_size: str = "working"  # the results' size: working, original (the photo's), or a long side in pixels
@@ -62,6 +63,8 @@ class RunConfig:
     sign_cert: str | None = None  # --sign-cert / --sign-key: C2PA content credentials on every result
     sign_key: str | None = None
     signing: Any = None  # pipeline.outputs.credentials.Credentials: the checked chain and key (set by the plan)
+    fidelity: str | None = None  # --fidelity: loose, balanced, strict; None: each style's own, else balanced
+    lines_off: str | None = None  # why the styles' lines control cannot run here (no MLSD ControlNet; set by the plan)
 
     @classmethod
     def from_options(cls, options: TransformOptions) -> RunConfig:
@@ -83,6 +86,7 @@ class RunConfig:
             mask_dir=str(o.mask_dir) if o.mask_dir else None, name_template=o.name, variations=o.variations,
             output_size=o.output_size, fast=o.recipe, disclose=(o.disclose or "").strip() or None,
             sign_cert=str(o.sign_cert) if o.sign_cert else None, sign_key=str(o.sign_key) if o.sign_key else None,
+            fidelity=o.fidelity,
         )
 
     @property
@@ -120,6 +124,8 @@ class RunConfig:
             raise UsageError(f"--variations must be between 1 and {MAX_VARIATIONS}, got {self.variations}")
         self.output_size = check_output_size(self.output_size)
         self.fast = self.fast_recipe()
+        if self.fidelity is not None and self.fidelity not in FIDELITY:
+            raise UsageError(f"--fidelity {self.fidelity!r}: choose one of {', '.join(FIDELITY)}")
         check_distinct(self.styles)
         if self.name_template:  # before the output is made
             from pipeline.outputs.names import check_template
@@ -191,25 +197,54 @@ class RunConfig:
 
     def generate_settings(self, style: Style | None = None) -> GenerateSettings:
         """A style's sampler settings; in fast mode, the recipe's steps and guidance and the style's [fast]
-        overrides (options given on the command line come first either way)."""
+        overrides (options given on the command line come first either way); every control at the run's
+        fidelity level."""
         s = style or self.style
-        steps, guidance, depth, canny, eta = s.steps, s.guidance_scale, s.depth, s.canny, None
+        steps, guidance, eta = s.steps, s.guidance_scale, None
+        controls = self.controls_of(s)
         if self.fast:
             from pipeline.models.recipes import RECIPES
 
             recipe, own = RECIPES[self.fast], s.fast
             steps, guidance, eta = own.steps or recipe.steps, own.guidance_scale or recipe.guidance_scale, recipe.eta
-            depth, canny = own.depth or s.depth, own.canny or s.canny
+            controls = {name: getattr(own, name) or control for name, control in controls.items()}
+        level = self.fidelity_of(s)
+        shaped = [with_fidelity(c.scale, c.start, c.end, level) for c in controls.values()]
         return GenerateSettings(
             prompt=s.prompt_for(self.prompt_room),
             negative_prompt=s.negative_prompt,
             steps=self.steps or steps,
             guidance_scale=self.guidance_scale or guidance,
-            controlnet_conditioning_scale=(depth.scale, canny.scale),
-            control_guidance_start=(depth.start, canny.start),
-            control_guidance_end=(depth.end, canny.end),
+            controlnet_conditioning_scale=tuple(scale for scale, _, _ in shaped),
+            control_guidance_start=tuple(start for _, start, _ in shaped),
+            control_guidance_end=tuple(end for _, _, end in shaped),
             eta=eta,
+            controls=tuple(controls),
         )
+
+    def controls_of(self, style: Style) -> dict:
+        """The style's controls that run here, by name: depth, canny, and lines when the style uses them and
+        the preset has the lines ControlNet."""
+        controls = {"depth": style.depth, "canny": style.canny}
+        if style.lines is not None and style.lines.scale > 0 and self.lines_off is None:
+            controls["lines"] = style.lines
+        return controls
+
+    @property
+    def uses_lines(self) -> bool:
+        """Whether some style of the run steers with the lines control (so the lines ControlNet is loaded)."""
+        return any("lines" in self.generate_settings(s).controls for s in [*self.styles, *self.job_styles])
+
+    @property
+    def keeps_parts(self) -> bool:
+        """Whether --preserve, or a manifest row's, names parts of the room: the scene segmentation stage runs."""
+        from pipeline.stages.parts import room_parts
+
+        return bool(room_parts(self.preserve)) or self.job_parts
+
+    def fidelity_of(self, style: Style | None = None) -> str:
+        """How much a style's results may change: --fidelity, else the style file's, else balanced."""
+        return self.fidelity or (style or self.style).fidelity or "balanced"
 
     def settings_json(self, style: Style | None = None) -> dict:
         """The settings of one style's results, as metadata and the summary show them."""
@@ -224,6 +259,9 @@ class RunConfig:
             "control_guidance_start": list(g.control_guidance_start),
             "control_guidance_end": list(g.control_guidance_end),
             "canny_thresholds": [style.canny_low, style.canny_high],
+            **({"controls": list(g.controls), "lines_min_length": style.lines_min_length}
+               if "lines" in g.controls else {}),
+            **({"fidelity": self.fidelity_of(style)} if self.fidelity_of(style) != "balanced" else {}),
             "batch_size": self.batch_size,
             "format": self.format,
             "style": style.name,

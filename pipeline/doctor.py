@@ -15,6 +15,9 @@ OK, MISSING, WARN, INFO = "ok", "missing", "warn", "info"
 OPTIONAL_ROLES = {
     "clip": "--room auto and the style part of the score",
     "upscaler": "super-resolution for --output-size (without it, a plain resize)",
+    "controlnet lines": "the straight-line control of styles with [controls.lines] (without it, those styles run "
+                        "on depth and canny)",
+    "segmentation": "--preserve window, door, fireplace, stairs and other parts of the room",
 }
 R2_ENABLES = "r2:// inputs and outputs"
 OPTIONAL_PACKAGES = {"boto3": R2_ENABLES,
@@ -48,6 +51,11 @@ def model_files(spec: ModelSpec) -> list[tuple[str, str, str | None]]:
     ]
     repo, _, filename = spec.sam2_checkpoint.removeprefix("hub:").rpartition("/")
     rows.append(("sam2", f"{repo}/{filename}", hub_file_cached(repo, filename)))
+    if spec.controlnet_lines:  # styles' [controls.lines]
+        rows.append(("controlnet lines", spec.controlnet_lines,
+                     hub_file_cached(spec.controlnet_lines, "diffusion_pytorch_model.safetensors")))
+    if spec.segmenter:  # --preserve window, door, ...
+        rows.append(("segmentation", spec.segmenter, segmenter_cached(spec.segmenter)))
     if spec.clip:  # --room auto and the style-adherence score
         rows.append(("clip", spec.clip, hub_file_cached(spec.clip, "config.json")))
     if spec.upscaler and spec.upscaler.startswith("hub:"):  # --output-size above the working size
@@ -56,6 +64,11 @@ def model_files(spec: ModelSpec) -> list[tuple[str, str, str | None]]:
     candidates = [Path(spec.yolo), yolo_weights_dir() / spec.yolo]
     rows.append(("yolo", spec.yolo, next((str(p) for p in candidates if p.is_file()), None)))
     return rows
+
+
+def segmenter_cached(model_id: str) -> str | None:
+    """The cached weight of a hub segmentation model, in either format its repo may hold."""
+    return hub_file_cached(model_id, "model.safetensors") or hub_file_cached(model_id, "pytorch_model.bin")
 
 
 def fast_lora_files(spec: ModelSpec) -> list[tuple[str, str, str | None]]:

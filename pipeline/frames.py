@@ -82,9 +82,12 @@ class Frame:
     objects: list[DetectedObject] = field(default_factory=list)
     depth: Image.Image | None = None  # RGB depth control image
     edges: Image.Image | None = None  # RGB Canny control image
+    lines: Image.Image | None = None  # RGB straight-line control image (a style with [controls.lines])
+    scene: np.ndarray | None = None  # uint8 H x W ADE20K class per pixel (--preserve with parts of the room)
     result: Image.Image | None = None
     quality: float | None = None
     quality_parts: dict[str, float] = field(default_factory=dict)
+    fidelity: dict = field(default_factory=dict)  # edges_f1, depth_rmse, kept_delta_e (pipeline.stages.fidelity)
     attempts: list[dict] = field(default_factory=list)  # every generation tried: seed, score, parts
     timings: dict[str, float] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)

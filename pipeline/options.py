@@ -52,6 +52,7 @@ class TransformOptions:
     # For designers
     preserve: str | None = None
     mask_dir: Path | None = None
+    fidelity: str | None = None
     variations: int | None = None
     output_size: str = "working"
     report: bool = False

@@ -21,6 +21,8 @@ def _rooms() -> tuple[tuple[str, ...], dict[str, str], str]:
 
 ROOMS, ROOM_ALIASES, ROOM_TEMPLATE = _rooms()  # the room types (pipeline/data/rooms.toml)
 AUTO_ROOM = "auto"  # found per photo by the preset's CLIP
+DEFAULT_MIN_LINE = 0.04  # [controls.lines] min_length: segments shorter than 4 % of the long side are dropped
+FIDELITY = ("loose", "balanced", "strict")  # --fidelity / `fidelity = ...`: pipeline.stages.settings.with_fidelity
 
 
 def room_name(text: str) -> str | None:
@@ -53,6 +55,7 @@ class FastSettings:
     guidance_scale: float | None = None
     depth: ControlSettings | None = None  # lighter control for few-step models
     canny: ControlSettings | None = None
+    lines: ControlSettings | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,9 @@ class Style:
     variations: int | None = None  # results per photo (`variations = N`); --variations overrides it
     fast: FastSettings = FastSettings()  # `fast = true`, or a [fast] table of overrides
     disclose: str | None = None  # a visible label on every result (`disclose = "Virtually staged"`)
+    lines: ControlSettings | None = None  # the straight-line (MLSD) control, when the style uses it
+    lines_min_length: float = DEFAULT_MIN_LINE  # shortest segment kept, as a share of the photo's long side
+    fidelity: str | None = None  # how much may change: loose, balanced, strict (`fidelity = "strict"`)
 
     def prompt_for(self, room: str) -> str:
         return self.prompt.format(room=room)
@@ -116,14 +122,16 @@ def load_style(name: str | None = None, path: str | Path | None = None) -> Style
 CONTROL_KEYS = ("scale", "start", "end")
 KEYS = {  # the keys each table of a style file may hold, by the table's dotted name ("" for the top level)
     "": ("name", "description", "prompt", "negative_prompt", "guidance_scale", "steps", "min_quality", "loras",
-         "checkpoint", "variations", "fast", "controls", "disclose"),
-    "controls": ("depth", "canny"),
+         "checkpoint", "variations", "fast", "controls", "disclose", "fidelity"),
+    "controls": ("depth", "canny", "lines"),
     "controls.depth": CONTROL_KEYS,
     "controls.canny": (*CONTROL_KEYS, "low_threshold", "high_threshold"),
+    "controls.lines": (*CONTROL_KEYS, "min_length"),
     "fast": ("enabled", "recipe", "steps", "guidance_scale", "controls"),
-    "fast.controls": ("depth", "canny"),
+    "fast.controls": ("depth", "canny", "lines"),
     "fast.controls.depth": CONTROL_KEYS,
     "fast.controls.canny": CONTROL_KEYS,
+    "fast.controls.lines": CONTROL_KEYS,
 }
 
 
@@ -163,19 +171,16 @@ def parse_style(data: dict, file: Path) -> Style:
     def control(name: str) -> ControlSettings:
         return control_settings(get(get(data, "controls", dict), name, dict, "controls."), f"controls.{name}.", file)
 
-    prompt = get(data, "prompt", str)
-    if "{room}" not in prompt:
-        raise StyleError(f"{file}: field 'prompt' must contain the {{room}} slot")
-    try:
-        prompt.format(room="room")
-    except (KeyError, IndexError, ValueError) as exc:
-        raise StyleError(f"{file}: field 'prompt' has a bad placeholder: {exc}") from None
+    prompt = check_prompt(get(data, "prompt", str), file)
     canny = get(get(data, "controls", dict), "canny", dict, "controls.")
     low = in_range("controls.canny.low_threshold", get(canny, "low_threshold", int, "controls.canny."), 0, 1000)
     high = in_range("controls.canny.high_threshold", get(canny, "high_threshold", int, "controls.canny."), 0, 1000)
     if high < low:
         raise StyleError(f"{file}: field 'controls.canny.high_threshold' is below 'low_threshold'")
     base = {name: control(name) for name in ("depth", "canny")}
+    lines = get(data, "controls", dict).get("lines")
+    if lines is not None:
+        base["lines"] = control("lines")
     return Style(
         name=get(data, "name", str),
         description=data.get("description", ""),
@@ -195,7 +200,32 @@ def parse_style(data: dict, file: Path) -> Style:
         variations=int(in_range("variations", get(data, "variations", int), 1, 16)) if "variations" in data else None,
         fast=parse_fast(data, file, base),
         disclose=get(data, "disclose", str).strip() or None if "disclose" in data else None,
+        lines=base.get("lines"),
+        lines_min_length=float(_number(lines, "min_length", "controls.lines.", file, 0.0, 1.0))
+        if lines is not None and "min_length" in lines else DEFAULT_MIN_LINE,
+        fidelity=parse_fidelity(data, file),
     )
+
+
+def check_prompt(prompt: str, file: Path) -> str:
+    """A style's prompt: it has the {room} slot and no other placeholder."""
+    if "{room}" not in prompt:
+        raise StyleError(f"{file}: field 'prompt' must contain the {{room}} slot")
+    try:
+        prompt.format(room="room")
+    except (KeyError, IndexError, ValueError) as exc:
+        raise StyleError(f"{file}: field 'prompt' has a bad placeholder: {exc}") from None
+    return prompt
+
+
+def parse_fidelity(data: dict, file: Path) -> str | None:
+    """`fidelity = "loose" | "balanced" | "strict"`: how much of the room a style lets change."""
+    if "fidelity" not in data:
+        return None
+    value = data["fidelity"]
+    if value not in FIDELITY:
+        raise StyleError(f"{file}: field 'fidelity' must be one of {', '.join(FIDELITY)}, got {value!r}")
+    return value
 
 
 def _number(table: dict, key: str, where: str, file: Path, low: float, high: float, kind=(int, float)) -> float:
@@ -225,7 +255,8 @@ def control_settings(table: dict, where: str, file: Path, base: ControlSettings 
 
 def parse_fast(data: dict, file: Path, base: dict[str, ControlSettings]) -> FastSettings:
     """`fast = true`, or a `[fast]` table: `enabled`, `recipe`, `steps`, `guidance_scale` and
-    `[fast.controls.depth]` / `[fast.controls.canny]` overrides of the style's own controls (`base`)."""
+    `[fast.controls.depth]` / `.canny` / `.lines` overrides of the style's own controls (`base`; lines only when
+    the style uses them)."""
     value = data.get("fast", False)
     if isinstance(value, bool):
         return FastSettings(enabled=value)
@@ -242,9 +273,15 @@ def parse_fast(data: dict, file: Path, base: dict[str, ControlSettings]) -> Fast
         steps=int(_number(value, "steps", "fast.", file, 1, 50, int)) if "steps" in value else None,
         guidance_scale=float(_number(value, "guidance_scale", "fast.", file, 1.0, 30.0))
         if "guidance_scale" in value else None,
-        **{name: control_settings(controls[name], f"fast.controls.{name}.", file, base[name])
-           for name in ("depth", "canny")
-           if name in controls})
+        **{name: fast_control(controls, name, file, base) for name in ("depth", "canny", "lines") if name in controls})
+
+
+def fast_control(controls: dict, name: str, file: Path, base: dict[str, ControlSettings]) -> ControlSettings:
+    """One `[fast.controls.NAME]` override; the lines control only in a style that has `[controls.lines]`."""
+    if name not in base:
+        raise StyleError(f"{file}: field 'fast.controls.{name}' overrides a control the style does not use "
+                         f"(add [controls.{name}])")
+    return control_settings(controls[name], f"fast.controls.{name}.", file, base[name])
 
 
 def parse_checkpoint(data: dict, file: Path) -> str | None:

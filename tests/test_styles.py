@@ -215,9 +215,12 @@ def test_every_key_a_style_file_may_hold_loads(tmp_path):
     """The keys the loader reads are the keys it accepts: a file using all of them loads."""
     text = boho_with(("min_quality = 0.2", "min_quality = 0.3\nvariations = 2\nloras = []\n[fast]\nenabled = true\n"
                       "recipe = \"lcm\"\nsteps = 4\nguidance_scale = 1.5\n[fast.controls.depth]\nscale = 0.5\n"
-                      "start = 0.0\nend = 0.8\n[fast.controls.canny]\nscale = 0.3\nstart = 0.0\nend = 0.5"))
-    style = load_style(path=write(tmp_path, text))
+                      "start = 0.0\nend = 0.8\n[fast.controls.canny]\nscale = 0.3\nstart = 0.0\nend = 0.5\n"
+                      "[fast.controls.lines]\nscale = 0.2\nstart = 0.0\nend = 0.3"),
+                     ("min_quality = 0.3", 'min_quality = 0.3\nfidelity = "loose"'))
+    style = load_style(path=write(tmp_path, text + LINES))
     assert style.fast.enabled and style.fast.steps == 4 and style.fast.canny.end == 0.5
+    assert style.fast.lines.scale == 0.2 and style.lines_min_length == 0.08 and style.fidelity == "loose"
     assert style.variations == 2 and style.min_quality == 0.3
 
 
@@ -238,3 +241,51 @@ def test_load_style_takes_the_exact_name_on_every_file_system():
 @pytest.mark.parametrize("given", ["nope", "", None, "../styles/boho", "boho.toml"])
 def test_style_name_is_none_for_anything_but_a_built_in(given):
     assert style_name(given) is None
+
+
+LINES = "\n[controls.lines]\nscale = 0.5\nstart = 0.0\nend = 0.7\nmin_length = 0.08\n"
+
+
+@pytest.mark.parametrize("name", BUILT_IN)
+def test_every_built_in_style_decides_on_lines_and_says_why(name):
+    """Straight-edged styles steer with the lines control; boho (curves, rattan, draped fabric) does not."""
+    style = load_style(name)
+    text = (STYLE_DIR / f"{name}.toml").read_text(encoding="utf-8")
+    if name == "boho":
+        assert style.lines is None and "lines" in text.lower()  # the file says why it has none
+    else:
+        assert style.lines is not None and 0 < style.lines.scale <= 1 and style.lines.end <= 1
+        above = text[:text.index("[controls.lines]")].rstrip().splitlines()
+        comment = []
+        while above and above[-1].startswith("#"):
+            comment.append(above.pop())
+        assert "line" in " ".join(comment).lower()
+        assert 0 < style.lines_min_length < 0.2
+    assert style.fidelity is None  # the built-ins are the balanced level's reference
+
+
+def test_a_style_file_sets_lines_and_fidelity(tmp_path):
+    style = load_style(path=write(tmp_path, boho_with(("min_quality = 0.2", 'min_quality = 0.2\nfidelity = "strict"'))
+                                  + LINES))
+    assert style.lines.scale == 0.5 and style.lines.end == 0.7 and style.lines_min_length == 0.08
+    assert style.fidelity == "strict"
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    (boho_with(("min_quality = 0.2", 'min_quality = 0.2\nfidelity = "tight"')),
+     "field 'fidelity' must be one of loose, balanced, strict, got 'tight'"),
+    (BOHO + LINES.replace("min_length = 0.08", "min_length = 2"), "field 'controls.lines.min_length' must be between"),
+    (BOHO + LINES.replace("scale = 0.5", "scale = 3"), "field 'controls.lines.scale' must be between"),
+    (BOHO + "\n[fast.controls.lines]\nscale = 0.3\n", "field 'fast.controls.lines' overrides a control the style"),
+])
+def test_bad_lines_or_fidelity_fields_name_the_file_and_the_field(tmp_path, text, expected):
+    path = write(tmp_path, text)
+    with pytest.raises(StyleError) as info:
+        load_style(path=path)
+    assert str(info.value).startswith(f"{path}: {expected}"), str(info.value)
+
+
+def test_fast_mode_overrides_the_lines_control_of_a_style_that_has_one(tmp_path):
+    fast = "\n[fast]\nenabled = true\n[fast.controls.lines]\nend = 0.4\n"
+    style = load_style(path=write(tmp_path, BOHO + LINES + fast))
+    assert style.fast.lines.end == 0.4 and style.fast.lines.scale == 0.5  # the rest from [controls.lines]

@@ -135,7 +135,33 @@ def run_bench(config: RunConfig, stack: ModelStack, price: Price, options: Bench
             summary["projection"] = seed_projection(config, stack, price)
         if options.ablate:
             summary["ablation"] = ablation(config, stack, items, warm, scratch, generate_mean(result))
+            summary["parts"] = parts_cost(config, stack, items, warm, scratch, result)
     return summary
+
+
+def parts_cost(config: RunConfig, stack: ModelStack, items: list[Item], warm: list, scratch: Path,
+               result) -> dict:
+    """What the optional parts cost per image: the lines control (edges + generate, against the same run without
+    it) and the scene segmentation stage (its own time, in a run that keeps the architecture)."""
+    from pipeline.stages.parts import ARCHITECTURE_SET
+
+    found = {}
+    if "lines" in config.generate_settings().controls:
+        without, _ = warm_then_time(replace(config, lines_off="ablated"), stack, items, warm, scratch / "no-lines")
+        on, off = stage_mean(result, ("edges", "generate")), stage_mean(without, ("edges", "generate"))
+        found["lines"] = {"with": on, "without": off, "seconds_per_image": on - off}
+    if stack.segmenter is not None:
+        kept, _ = warm_then_time(replace(config, preserve={*config.preserve, *ARCHITECTURE_SET}), stack, items, warm,
+                                 scratch / "architecture")
+        found["scene"] = {"seconds_per_image": stage_mean(kept, ("scene",)),
+                          "preserve": stage_mean(kept, ("preserve", "compose"))}
+    return found
+
+
+def stage_mean(result, stages: tuple[str, ...]) -> float:
+    """The mean seconds per finished image of some stages together."""
+    done = [sum(r.timings.get(name, 0.0) for name in stages) for r in result.records if r.ok]
+    return float(np.mean(done)) if done else float("nan")
 
 
 def ablation(config: RunConfig, stack: ModelStack, items: list[Item], warm: list, scratch: Path, all_on: float):

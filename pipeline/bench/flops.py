@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from pipeline.stages.settings import SpeedOptions, control_windows
+from pipeline.stages.settings import CONTROLS, SpeedOptions, control_windows
 
 
 def _count(fn) -> float:
@@ -47,14 +47,17 @@ def forward_flops(pipe, height: int, width: int) -> dict:
 
 
 def per_image(forward: dict, settings, options: SpeedOptions) -> dict[str, float]:
-    """FLOPs per image for plain diffusers and for modomo's loop with these options."""
+    """FLOPs per image for plain diffusers and for modomo's loop with these options (the ControlNets of the
+    settings' controls: a stack may hold one more than a style uses)."""
     guided = 2 if settings.guidance_scale > 1.0 else 1
     steps = settings.steps
     keep = control_windows(steps, settings.control_guidance_start, settings.control_guidance_end)
-    plain = steps * guided * (forward["unet"] + sum(forward["controlnets"])) + forward["vae_decode"]
+    used = [CONTROLS.index(name) for name in settings.controls]
+    nets, embeds = [forward["controlnets"][i] for i in used], [forward["embeddings"][i] for i in used]
+    plain = steps * guided * (forward["unet"] + sum(nets)) + forward["vae_decode"]
     ours = steps * guided * forward["unet"] + forward["vae_decode"]
     scales = settings.controlnet_conditioning_scale
-    for k, (net, embed) in enumerate(zip(forward["controlnets"], forward["embeddings"], strict=True)):
+    for k, (net, embed) in enumerate(zip(nets, embeds, strict=True)):
         calls = sum(step[k] > 0 and scales[k] != 0 for step in keep) if options.skip_idle_controlnets else steps
         if options.cache_control_embeddings:
             ours += guided * (calls * (net - embed) + (embed if calls else 0))

@@ -61,7 +61,8 @@ def bench_setup(o: BenchCommandOptions) -> BenchSetup:
     price = resolve_price(gpu_name(device), o.gpu_price, o.currency)
     # Fused at load, unless the standard model must be timed beside it (the bench then switches in place).
     fused = o.recipe if o.recipe and not o.compare_diffusers else None
-    load = LoadOptions(dtype=config.precision, channels_last=o.channels_last, fast=fused)
+    load = LoadOptions(dtype=config.precision, channels_last=o.channels_last, fast=fused, lines=config.uses_lines,
+                       segmenter=o.ablate)  # --ablate also times the scene segmentation
     return BenchSetup(config, device, price, spec, load, size)
 
 

@@ -19,6 +19,7 @@ SD_FILES = [
 ]
 CONTROLNET_FILES = ["config.json", "diffusion_pytorch_model.safetensors"]
 DEPTH_FILES = ["config.json", "model.safetensors", "preprocessor_config.json"]
+SEGMENTER_FILES = ["config.json", "preprocessor_config.json", "model.safetensors", "pytorch_model.bin"]
 CLIP_FILES = ["config.json", "model.safetensors", "preprocessor_config.json", "tokenizer*", "vocab.json", "merges.txt",
               "special_tokens_map.json"]
 
@@ -35,6 +36,10 @@ def download(spec: ModelSpec, report: Callable[[str], None] = print) -> list[str
                  (spec.controlnet_canny, CONTROLNET_FILES), (spec.depth, DEPTH_FILES)]
         if spec.clip:
             repos.append((spec.clip, CLIP_FILES))
+        if spec.controlnet_lines:  # styles' [controls.lines]
+            repos.append((spec.controlnet_lines, CONTROLNET_FILES))
+        if spec.segmenter:  # --preserve window, door, ...
+            repos.append((spec.segmenter, SEGMENTER_FILES))
         for repo, patterns in repos:
             report(f"fetching {repo}")
             fetched.append(snapshot_download(repo, allow_patterns=patterns))

@@ -1,4 +1,5 @@
-"""Load the whole model stack once: SD1.5 + two ControlNets, depth, YOLO, SAM2, and the optional CLIP and upscaler."""
+"""Load the whole model stack once: SD1.5 + ControlNets (depth, canny, and lines when a style uses them), depth,
+YOLO, SAM2, and the optional CLIP, upscaler and scene segmentation."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ class ModelStack:
     clip: Any = None  # (CLIPModel, processor) when the preset's CLIP weights are present
     upscaler: Any = None  # spandrel ImageModelDescriptor when the preset's super-resolution weight is present
     fast: str | None = None  # the few-step recipe fused into the UNet at load, if any
+    segmenter: Any = None  # (model, processor): ADE20K semantic segmentation, loaded when --preserve names a part
 
     @property
     def upscaler_id(self) -> str:
@@ -58,6 +60,8 @@ class LoadOptions:
     dtype: str = "auto"  # auto, fp16, bf16, fp32 (pipeline.models.precision)
     channels_last: str = "auto"  # auto, on, off
     fast: str | None = None  # a few-step recipe (pipeline.models.recipes) whose LoRA is fused into the UNet at load
+    lines: bool = True  # the lines ControlNet too, when the preset has one (a run asks for it when a style uses it)
+    segmenter: bool = True  # the scene segmentation model too, when the preset has one (--preserve window, ...)
 
     def torch_dtype(self, device: torch.device) -> torch.dtype:
         """The run's format on this device: `auto` by the device (see pipeline.models.precision)."""
@@ -171,8 +175,9 @@ def _sam2_checkpoint(spec: ModelSpec) -> Path:
         raise ModomoError(_hub_hint(repo)) from None
 
 
-def load_generator(spec: ModelSpec, device: torch.device, dtype: torch.dtype):
-    """SD1.5 components + depth and canny ControlNets as one diffusers pipeline, UniPC scheduler."""
+def load_generator(spec: ModelSpec, device: torch.device, dtype: torch.dtype, lines: bool = False):
+    """SD1.5 components + depth and canny ControlNets (and the lines one, with `lines`) as one diffusers pipeline,
+    UniPC scheduler. The ControlNets are in `settings.CONTROLS` order."""
     from diffusers import (
         AutoencoderKL,
         ControlNetModel,
@@ -194,15 +199,11 @@ def load_generator(spec: ModelSpec, device: torch.device, dtype: torch.dtype):
             "text_encoder": _from_pretrained(CLIPTextModel, spec.sd, spec, subfolder="text_encoder", dtype=dtype),
             "unet": _from_pretrained(UNet2DConditionModel, spec.sd, spec, subfolder="unet", **kw),
         }
+    sources = [spec.controlnet_depth, spec.controlnet_canny, *([spec.controlnet_lines] if lines else [])]
     pipe = StableDiffusionControlNetPipeline(
         **parts,
         tokenizer=_from_pretrained(CLIPTokenizer, spec.sd, spec, subfolder="tokenizer"),
-        controlnet=MultiControlNetModel(
-            [
-                _from_pretrained(ControlNetModel, spec.controlnet_depth, spec, **kw),
-                _from_pretrained(ControlNetModel, spec.controlnet_canny, spec, **kw),
-            ]
-        ),
+        controlnet=MultiControlNetModel([_from_pretrained(ControlNetModel, source, spec, **kw) for source in sources]),
         scheduler=UniPCMultistepScheduler.from_config(
             _from_pretrained(UniPCMultistepScheduler, spec.sd, spec, subfolder="scheduler").config
         ),
@@ -238,6 +239,39 @@ def load_clip(spec: ModelSpec, device: torch.device, dtype: torch.dtype):
     return model.to(device).eval(), _from_pretrained(AutoProcessor, spec.clip, spec)
 
 
+def has_lines(spec: ModelSpec) -> bool:
+    """Whether the preset's lines (MLSD) ControlNet is on this machine (built, in the bundle, or cached)."""
+    if not spec.controlnet_lines:
+        return False
+    if spec.random_weights or spec.local:
+        return True
+    return _cached(spec.controlnet_lines, [("config.json",), WEIGHTS])
+
+
+def has_segmenter(spec: ModelSpec) -> bool:
+    """Whether the preset's scene segmentation model is on this machine."""
+    if not spec.segmenter:
+        return False
+    if spec.random_weights or spec.local:
+        return True
+    return _cached(spec.segmenter, [("config.json",), ("model.safetensors", "pytorch_model.bin")])
+
+
+def load_segmenter(spec: ModelSpec, device: torch.device, dtype: torch.dtype):
+    """The ADE20K semantic segmentation model (SegFormer) and its processor: built (random-sd15) or loaded."""
+    from pipeline.models import segformer
+
+    if spec.name == "random-sd15":
+        return segformer.build_in_memory("b0", device, dtype)
+    try:
+        return segformer.load(spec.segmenter, device, dtype, local_files_only=not spec.local and _offline())
+    except (OSError, ValueError) as exc:
+        if spec.local:
+            raise ModomoError(f"{spec.segmenter}: cannot load the segmentation model: "
+                              f"{str(exc).splitlines()[0]}") from None
+        raise ModomoError(_hub_hint(spec.segmenter)) from None
+
+
 def load_upscaler(spec: ModelSpec, device: torch.device):
     """The preset's super-resolution network (spandrel) on `device`; None when the preset has none or its weight is
     not on disk: results above the working size are then resized with Lanczos alone. Never downloads."""
@@ -256,6 +290,7 @@ def load_stack(spec: ModelSpec, device: torch.device, on_model=None, options: Lo
     options = options or LoadOptions()
     dtype = options.torch_dtype(device)
     check_weights(spec)
+    lines = options.lines and has_lines(spec)
     seconds: dict[str, float] = {}
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes within a run: let cuDNN pick its fastest kernels
@@ -273,13 +308,13 @@ def load_stack(spec: ModelSpec, device: torch.device, on_model=None, options: Lo
         yolo = timed("yolo", lambda: random_sd15.build_yolo(device))
         sam2 = timed("sam2", lambda: random_sd15.build_sam2(device))
         depth_model, depth_processor = timed("depth", lambda: random_sd15.build_depth(device, dtype))
-        pipe = timed("stable diffusion + controlnets", lambda: generator(spec, device, dtype))
+        pipe = timed("stable diffusion + controlnets", lambda: generator(spec, device, dtype, lines))
         upscaler = timed("upscaler", lambda: random_sd15.build_upscaler(device))
     else:
         yolo = timed("yolo", lambda: load_yolo(spec.yolo, str(device)))
         sam2 = timed("sam2", lambda: load_sam2(Path(spec.sam2_config), _sam2_checkpoint(spec), str(device)))
         depth_model, depth_processor = timed("depth", lambda: load_depth(spec, device, dtype))
-        pipe = timed("stable diffusion + controlnets", lambda: generator(spec, device, dtype))
+        pipe = timed("stable diffusion + controlnets", lambda: generator(spec, device, dtype, lines))
         upscaler = timed("upscaler", lambda: load_upscaler(spec, device)) if spec.upscaler else None
     if options.fast:
         from pipeline.models.fast_mode import fuse
@@ -288,17 +323,20 @@ def load_stack(spec: ModelSpec, device: torch.device, on_model=None, options: Lo
     for module in options.channels_last_modules(pipe, device):
         module.to(memory_format=torch.channels_last)
     clip = timed("clip", lambda: load_clip(spec, device, dtype)) if spec.clip else None
+    segmenter = timed("segmentation", lambda: load_segmenter(spec, device, dtype)) \
+        if options.segmenter and has_segmenter(spec) else None
     return ModelStack(spec, device, dtype, pipe, depth_model, depth_processor, yolo, sam2, seconds, clip, upscaler,
-                      options.fast)
+                      options.fast, segmenter)
 
 
-def generator(spec: ModelSpec, device: torch.device, dtype: torch.dtype):
-    """The preset's diffusers pipeline (SD1.5 + ControlNets) in `dtype`: built (random-sd15) or loaded."""
+def generator(spec: ModelSpec, device: torch.device, dtype: torch.dtype, lines: bool = False):
+    """The preset's diffusers pipeline (SD1.5 + ControlNets, the lines one with `lines`) in `dtype`: built
+    (random-sd15) or loaded."""
     if spec.name == "random-sd15":
         from pipeline.models import random_sd15
 
-        return random_sd15.build_generator(device, dtype)
-    return load_generator(spec, device, dtype)
+        return random_sd15.build_generator(device, dtype, lines)
+    return load_generator(spec, device, dtype, lines)
 
 
 def load_reference(stack: ModelStack, dtype: torch.dtype = torch.float32, options: LoadOptions | None = None,
@@ -310,7 +348,8 @@ def load_reference(stack: ModelStack, dtype: torch.dtype = torch.float32, option
 
     if on_model:
         on_model(f"stable diffusion + controlnets ({str(dtype).removeprefix('torch.')}, for the baseline)")
-    pipe = generator(stack.spec, stack.device, dtype)  # unfused: a compared run loads fast mode as a switch
+    lines = len(stack.pipe.controlnet.nets) > 2
+    pipe = generator(stack.spec, stack.device, dtype, lines)  # unfused: a compared run loads fast mode as a switch
     for module in (options or LoadOptions()).channels_last_modules(pipe, stack.device):
         module.to(memory_format=torch.channels_last)
     return replace(stack, pipe=pipe, dtype=dtype)

@@ -6,11 +6,15 @@ A bundle folder (`--models DIR`) has this layout, each part in its library's own
     stable-diffusion/       diffusers: unet/ vae/ text_encoder/ tokenizer/ scheduler/
     controlnet-depth/       diffusers ControlNetModel
     controlnet-canny/       diffusers ControlNetModel
+    controlnet-lines/       optional: diffusers ControlNetModel for straight-line (MLSD) maps, for styles'
+                            [controls.lines]
     depth/                  transformers depth-estimation model + image processor
     yolo.pt                 ultralytics detection weight
     sam2/sam2.yaml          sam2 model config (hydra `_target_` form)
     sam2/sam2.pt            sam2 checkpoint ({"model": state_dict})
     clip/                   optional: transformers CLIPModel + processor, for the style-adherence score
+    segmentation/           optional: transformers semantic segmentation model (ADE20K classes) + processor, for
+                            --preserve window, door, ... (parts of the room)
     upscaler/FILE           optional: one super-resolution weight spandrel loads (.safetensors, .pth, .pt, .ckpt),
                             for results larger than the working size (--output-size)
     fast/RECIPE.safetensors optional, per recipe of models.recipes (lcm, tcd, hyper): the few-step LoRA that --fast
@@ -28,12 +32,15 @@ from pipeline.errors import ModomoError
 
 BUNDLE_FILE = "modomo-bundle.json"
 BUNDLE_FORMAT = 1
-# 3: ControlNet outputs and position embeddings are not zero; 4: with CLIP; 5: with an upscaler; 6: with fast LoRAs
-TINY_VERSION = 6
+# 3: ControlNet outputs and position embeddings are not zero; 4: with CLIP; 5: with an upscaler; 6: with fast LoRAs;
+# 7: with the lines ControlNet and scene segmentation
+TINY_VERSION = 7
 # Real-ESRGAN x4plus, for results above the working size (loaded by pipeline.models.upscaler)
 SD15_REPO = "lllyasviel/Annotators"
 SD15_FILE = "RealESRGAN_x4plus.pth"
 SD15_UPSCALER = f"hub:{SD15_REPO}/{SD15_FILE}"
+SD15_LINES = "lllyasviel/control_v11p_sd15_mlsd"
+SD15_SEGMENTER = "nvidia/segformer-b0-finetuned-ade-512-512"
 UPSCALER_SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt")  # the weight formats spandrel reads
 
 
@@ -59,6 +66,10 @@ class ModelSpec:
     # Per few-step recipe (models.recipes), its LoRA: "hub:REPO/FILE", a path, or "random:RECIPE" (built in memory).
     # Not in `ids()`: a run records the recipe it fused on its own, and results without --fast stay as they were.
     fast_loras: dict[str, str] = field(default_factory=dict, hash=False)
+    # Optional: the straight-line (MLSD) ControlNet for styles with [controls.lines], and an ADE20K semantic
+    # segmentation model for --preserve's parts of the room. In `ids()` only for results they shape (see RunConfig).
+    controlnet_lines: str | None = None
+    segmenter: str | None = None
 
     @property
     def upscaler_id(self) -> str | None:
@@ -104,6 +115,8 @@ def sd15() -> ModelSpec:
         clip="openai/clip-vit-base-patch32",
         upscaler=SD15_UPSCALER,
         fast_loras={name: f"hub:{recipe.hub_id}" for name, recipe in RECIPES.items()},
+        controlnet_lines=SD15_LINES,
+        segmenter=SD15_SEGMENTER,
     )
 
 
@@ -148,6 +161,8 @@ def bundle(folder: str | Path) -> ModelSpec:
         clip=str(folder / "clip") if (folder / "clip").is_dir() else None,
         upscaler=bundle_upscaler(folder),
         fast_loras=bundle_fast_loras(folder),
+        controlnet_lines=str(folder / "controlnet-lines") if (folder / "controlnet-lines").is_dir() else None,
+        segmenter=str(folder / "segmentation") if (folder / "segmentation").is_dir() else None,
     )
     missing = [p for p in (spec.sd, spec.controlnet_depth, spec.controlnet_canny, spec.depth, spec.yolo,
                            spec.sam2_config, spec.sam2_checkpoint) if not Path(p).exists()]

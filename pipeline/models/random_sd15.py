@@ -41,11 +41,14 @@ def spec() -> ModelSpec:
         random_weights=True,
         upscaler="random: RealESRGAN_x4plus architecture",
         fast_loras={name: RANDOM + name for name in RECIPES},
+        controlnet_lines="random: control_v11p_sd15_mlsd architecture",
+        segmenter="random: nvidia/segformer-b0-finetuned-ade-512-512 architecture",
     )
 
 
-def build_generator(device: torch.device, dtype: torch.dtype):
-    """SD1.5 UNet, VAE, CLIP text encoder and two ControlNets, random, as one diffusers pipeline."""
+def build_generator(device: torch.device, dtype: torch.dtype, lines: bool = False):
+    """SD1.5 UNet, VAE, CLIP text encoder and the depth and canny ControlNets (and, with `lines`, the MLSD one:
+    the same architecture), random, as one diffusers pipeline."""
     from diffusers import (
         AutoencoderKL,
         ControlNetModel,
@@ -66,6 +69,9 @@ def build_generator(device: torch.device, dtype: torch.dtype):
         controlnets = [ControlNetModel.from_config(data["controlnet"]) for _ in range(2)]
         vae = AutoencoderKL.from_config(data["vae"])
         text_encoder = CLIPTextModel(CLIPTextConfig(**data["text_encoder"]))
+    if lines:  # seeded on its own: the other models are the same with or without it
+        with seeded(device, 3), torch.device(device):
+            controlnets.append(ControlNetModel.from_config(data["controlnet"]))
     for seed, net in enumerate(controlnets, start=1):  # a trained ControlNet's outputs are not zero
         awaken_controlnet(net, seed)
     with tempfile.TemporaryDirectory() as folder:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from pipeline.models import segformer
 from pipeline.models.awaken import awaken_controlnet, awaken_embeddings
 from pipeline.models.presets import BUNDLE_FILE, BUNDLE_FORMAT
 from pipeline.models.vision import build_tiny_sam2, build_tiny_yolo
@@ -200,11 +201,13 @@ def build_tiny_bundle(folder: str | Path, seed: int = 0) -> Path:
     build_fast_loras(folder / "fast", unet, seed=seed + 4)
     build_controlnet(folder / "controlnet-depth", seed=seed + 1)
     build_controlnet(folder / "controlnet-canny", seed=seed + 2)
+    build_controlnet(folder / "controlnet-lines", seed=seed + 5)
     build_depth(folder / "depth")
     build_tiny_yolo(folder / "yolo.pt")
     build_tiny_sam2(folder / "sam2")
     build_clip(folder / "clip")
     build_upscaler(folder / "upscaler", seed=seed + 3)
+    segformer.build_random(folder / "segmentation", "tiny", seed=seed + 6)
     manifest = {
         "format": BUNDLE_FORMAT,
         "name": "tiny",

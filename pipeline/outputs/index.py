@@ -19,8 +19,8 @@ import math
 from pipeline.outputs.journal import Journal
 
 COLUMNS = ("input", "style", "variation", "room", "room_probability", "status", "error", "result", "thumbnail",
-           "result_url", "thumbnail_url", "seed", "quality", "passed", "settings", "finished", "manifest_line", "id",
-           "original")
+           "result_url", "thumbnail_url", "seed", "quality", "passed", "edges_f1", "depth_rmse", "kept_delta_e_max",
+           "kept_delta_e_mean", "settings", "finished", "manifest_line", "id", "original")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -59,11 +59,19 @@ def row(entry: dict, variation: dict | None) -> dict:
         "result": outputs.get("result"), "thumbnail": outputs.get("thumbnail"),
         "result_url": result.get("transformed_url"), "thumbnail_url": result.get("thumbnail_url"),
         "seed": result.get("seed"), "quality": result.get("quality"), "passed": result.get("passed"),
+        **fidelity_cells(result.get("fidelity") or {}),
         "settings": entry.get("settings"), "finished": entry.get("finished"),
         "manifest_line": entry.get("line"), "id": entry["id"],
         # The source photo's path or URL: the link to the original that disclosure rules ask for.
         "original": entry.get("input"),
     }
+
+
+def fidelity_cells(fidelity: dict) -> dict:
+    """A result's fidelity (pipeline.stages.fidelity) as index columns; empty where it was not measured."""
+    kept = fidelity.get("kept_delta_e") or {}
+    return {"edges_f1": fidelity.get("edges_f1"), "depth_rmse": fidelity.get("depth_rmse"),
+            "kept_delta_e_max": kept.get("max"), "kept_delta_e_mean": kept.get("mean")}
 
 
 def safe_cell(value) -> str | float | int:

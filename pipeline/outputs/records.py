@@ -26,6 +26,7 @@ class ImageRecord:
     seed: int | None = None
     quality: float | None = None
     quality_parts: dict[str, float] = field(default_factory=dict)
+    fidelity: dict = field(default_factory=dict)  # edges_f1, depth_rmse, kept_delta_e (pipeline.stages.fidelity)
     passed: bool | None = None
     attempts: int = 0
     timings: dict[str, float] = field(default_factory=dict)
@@ -73,6 +74,7 @@ class ImageRecord:
                    outputs=located(entry.get("outputs")),
                    urls={k: entry[k] for k in URL_FIELDS if k in entry}, seed=entry.get("seed"),
                    quality=entry.get("quality"), quality_parts=entry.get("quality_parts") or {},
+                   fidelity=entry.get("fidelity") or {},
                    passed=entry.get("passed"), attempts=entry.get("attempts") or 0,
                    timings=entry.get("timings") or {},
                    variations=[{**v, "outputs": located(v.get("outputs"))} for v in entry.get("variations") or []])

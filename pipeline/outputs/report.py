@@ -26,7 +26,7 @@ from pipeline import __version__
 from pipeline.stages.timing import STAGES
 
 PAGE_SIZE = 100  # cards in the DOM at once: enough to review, few enough to stay light at 5,000 jobs
-MAP_KINDS = ("depth", "edges", "masks")
+MAP_KINDS = ("depth", "edges", "lines", "masks")
 ASSETS = Path(__file__).resolve().parents[1] / "data" / "report"  # the page's stylesheet, script and viewer
 CSS = (ASSETS / "report.css").read_text()
 SCRIPT = (ASSETS / "report.js").read_text()
@@ -110,7 +110,7 @@ def _variation(variation: dict, link: FolderLinks) -> list:
 def job_data(record: dict, link: FolderLinks) -> dict:
     """One job as the page's compact JSON; empty fields are left out to keep 5,000 jobs light.
 
-    k key, s style, t status, e error, r room, q quality, p passed, a attempts, qp quality parts,
+    k key, s style, t status, e error, r room, q quality, p passed, a attempts, qp quality parts, fd fidelity,
     tm stage seconds, in the input as the models saw it, mp control maps, v variations (see `_variation`).
     """
     outputs = record.get("outputs") or {}
@@ -120,6 +120,7 @@ def job_data(record: dict, link: FolderLinks) -> dict:
         "e": record.get("error"), "r": record.get("room"), "q": _round(record.get("quality"), 4),
         "p": record.get("passed"), "a": record.get("attempts") if (record.get("attempts") or 0) > 1 else None,
         "qp": {k: _round(v, 3) for k, v in (record.get("quality_parts") or {}).items() if isinstance(v, float)},
+        "fd": fidelity_text(record.get("fidelity") or {}),
         "tm": {k: _round(v, 3) for k, v in in_order(record.get("timings") or {}) if isinstance(v, (int, float))},
         "in": link(outputs.get("input")) or None,
         "mp": {k: link(outputs[k]) for k in MAP_KINDS if outputs.get(k)},
@@ -127,6 +128,19 @@ def job_data(record: dict, link: FolderLinks) -> dict:
     }
     job.update({k: v for k, v in optional.items() if v not in (None, {}, [])})
     return job
+
+
+def fidelity_text(fidelity: dict) -> str | None:
+    """A result's fidelity in one line: edge F1, depth error, and the kept region's colour difference."""
+    parts = []
+    if fidelity.get("edges_f1") is not None:
+        parts.append(f"edges F1 {fidelity['edges_f1']:.3f}")
+    if fidelity.get("depth_rmse") is not None:
+        parts.append(f"depth RMSE {fidelity['depth_rmse']:.3f}")
+    kept = fidelity.get("kept_delta_e")
+    if kept:
+        parts.append(f"kept \u0394E max {kept['max']:.2f}, mean {kept['mean']:.2f}")
+    return " \u00b7 ".join(parts) or None
 
 
 def in_order(timings: dict) -> list[tuple[str, float]]:

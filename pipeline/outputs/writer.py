@@ -63,7 +63,8 @@ class OutputWriter:
             self.journal.record({**self.journal_entry(frames, run), "status": "failed", "error": record.error,
                                  "outputs": {}, "variations": []})
         for frame in frames:  # keep memory flat
-            frame.image = frame.result = frame.depth = frame.edges = frame.original = frame.source = None
+            frame.image = frame.result = frame.depth = frame.edges = frame.lines = frame.original = frame.source = None
+            frame.scene = None
         return record
 
     def write_job(self, frames: list[Frame], run) -> None:
@@ -135,7 +136,7 @@ class OutputWriter:
 
     def write_controls(self, frame: Frame, stem: str) -> dict[str, str]:
         """The input as the models saw it, the depth map and the object masks over the photo (once per photo:
-        every style shares them, named after the first style written), and this style's edge map."""
+        every style shares them, named after the first style written), and this style's edge and lines maps."""
         with self.lock:  # the styles of one photo are written by several threads
             shared = self.photo_maps.setdefault(frame.item.identity, {})
             if not shared:
@@ -144,7 +145,8 @@ class OutputWriter:
                     "depth": (frame.depth, "png", ".depth.png"),
                     "masks": (draw_objects(frame.image, frame.objects), "jpeg", ".masks.jpg"),
                 }))
-        return {**shared, **self.encode_maps(stem, {"edges": (frame.edges, "png", ".edges.png")})}
+        return {**shared, **self.encode_maps(stem, {"edges": (frame.edges, "png", ".edges.png"),
+                                                    "lines": (frame.lines, "png", ".lines.png")})}
 
     def encode_maps(self, stem: str, images: dict) -> dict[str, str]:
         """Each (image, format, suffix) written beside the result; their locations by kind."""
@@ -177,6 +179,7 @@ class OutputWriter:
             "variations": [{**v, "outputs": self.relative(v["outputs"])} for v in map(variation_json, frames,
                                                                                       [run] * len(frames))],
             **({"quality_parts": dict(frame.quality_parts)} if frame.quality_parts else {}),
+            **({"fidelity": dict(frame.fidelity)} if frame.fidelity else {}),
             "attempts": sum(len(f.attempts) for f in frames),
             **({"signed": True} if self.config.signing is not None else {}),
             "timings": {k: round(v, 6) for k, v in summed_timings(frames).items()},
@@ -199,6 +202,7 @@ class OutputWriter:
             item.identity, item.display, item.key, run.style.name, "ok" if frame.ok else "failed", error, frame.room,
             outputs=dict(frame.outputs) if frame.ok else {}, urls=dict(frame.urls) if frame.ok else {},
             seed=frame.seed, quality=frame.quality, quality_parts=dict(frame.quality_parts),
+            fidelity=dict(frame.fidelity),
             passed=passed(frame, run) if frame.ok else None, attempts=sum(len(f.attempts) for f in frames),
             timings={k: round(v, 6) for k, v in summed_timings(frames).items()},
             variations=[variation_json(f, run) for f in frames] if frame.ok else [],
@@ -229,11 +233,12 @@ class OutputWriter:
             "models": self.models,
             "settings": self.config.settings_json(run.style),
             "objects": [o.to_json() for o in frame.objects],
-            "preserve": {"labels": sorted(self.config.preserve), "mask": frame.mask_source,
+            "preserve": {"labels": sorted(kept_labels(frame, self.config)), "mask": frame.mask_source,
                          "kept_area": round(float(frame.keep.mean()), 4) if frame.keep is not None else 0.0},
             **({"warnings": list(frame.warnings)} if frame.warnings else {}),
             "quality": {"score": frame.quality, **frame.quality_parts, "threshold": run.threshold,
                         "passed": passed(frame, run), "attempts": frame.attempts},
+            **({"fidelity": dict(frame.fidelity)} if frame.fidelity else {}),
             "timings": {k: round(v, 6) for k, v in frame.timings.items()},
             "outputs": {k: v.rsplit("/", 1)[-1] for k, v in frame.outputs.items() if k != "metadata"},
             **frame.urls,
@@ -253,6 +258,7 @@ def variation_json(frame: Frame, run) -> dict:
     """One result of a job, as records, journal lines and metadata list it."""
     return {"n": frame.variation, "seed": frame.seed, "quality": frame.quality,
             "passed": passed(frame, run) if frame.ok else None,
+            **({"fidelity": dict(frame.fidelity)} if frame.fidelity else {}),
             "outputs": {k: v for k, v in frame.outputs.items() if k in ("result", "thumbnail", "metadata")},
             **frame.urls}
 
@@ -268,3 +274,9 @@ def summed_timings(frames: list[Frame]) -> dict[str, float]:
 
 def passed(frame: Frame, run) -> bool:
     return frame.quality is not None and frame.quality >= run.threshold
+
+
+def kept_labels(frame: Frame, config: RunConfig) -> set[str]:
+    """What a result was asked to keep: its manifest row's `preserve`, else the run's --preserve."""
+    job = frame.item.job
+    return job.preserve if job is not None and job.preserve is not None else config.preserve

@@ -128,12 +128,15 @@ def plan_for(config: RunConfig, shard: Shard | None = None, devices: str | None 
     check_fast(config, spec)
     chosen = check_engine(engine, devices, actors, config)
     device_list = parse_devices(devices) if devices else []
+    check_parts(config, spec)
     remote = Remote(pool_size=config.workers * 2 + 2)
     sink = open_sink(config.out, remote)
     sink.prepare()
     everything = list_inputs(config, spec, remote, warnings.append)
     if not everything:
         raise UsageError(f"no images found in {', '.join(config.inputs or [str(config.manifest)])}")
+    check_parts(config, spec)
+    check_lines(config, spec, warnings)
     items = [item for item in everything if shard is None or shard.owns(item.identity)]
     if config.name_template:
         from pipeline.outputs.names import check_template, check_unique
@@ -155,6 +158,30 @@ def default_room(spec: ModelSpec) -> tuple[str, list[str]]:
         return "living room", []
     return "living room", [f"--room: {spec.name} has no CLIP on this machine, so every photo is prompted as a "
                            "living room (give --room, or fetch CLIP with `modomo models download sd15`)"]
+
+
+def check_parts(config: RunConfig, spec: ModelSpec) -> None:
+    """Parts of the room to keep need the scene segmentation model: refused without it, in one line (checked for
+    the command's --preserve before anything is written, and again once a manifest's rows are read)."""
+    from pipeline.models.load import has_segmenter
+
+    if config.keeps_parts and not has_segmenter(spec) and weights_present(spec):
+        where = spec.segmenter or "a segmentation/ folder in the bundle"
+        raise UsageError(f"--preserve with parts of the room (window, door, ...) needs the scene segmentation model "
+                         f"({where}), not on this machine; fetch it with `modomo models download sd15`")
+
+
+def check_lines(config: RunConfig, spec: ModelSpec, warnings: list[str]) -> None:
+    """A style's lines control needs the lines ControlNet: without it the style runs on depth and canny, and the
+    run says so. The same decision in every engine: a Ray actor gets this config, a device worker makes it again."""
+    from pipeline.models.load import has_lines
+
+    wanting = [s.name for s in [*config.styles, *config.job_styles] if s.lines is not None and s.lines.scale > 0]
+    if wanting and not has_lines(spec) and weights_present(spec):
+        where = spec.controlnet_lines or "a controlnet-lines/ folder in the bundle"
+        config.lines_off = f"the lines ControlNet ({where}) is not on this machine"
+        warnings.append(f"{', '.join(wanting)}: {config.lines_off}, so the straight-line control is off and results "
+                        f"use depth and canny (fetch it with `modomo models download sd15`)")
 
 
 def check_upscaler(config: RunConfig, spec: ModelSpec) -> None:
@@ -207,6 +234,7 @@ def list_inputs(config: RunConfig, spec: ModelSpec, remote: Remote, warn=None) -
     if not config.manifest:
         return collect_inputs(config.inputs, remote)
     from pipeline.inputs.manifest import manifest_items
+    from pipeline.stages.parts import room_parts
     from pipeline.stages.preserve import resolve_labels
 
     named = {s.name for s in config.styles}
@@ -215,6 +243,7 @@ def list_inputs(config: RunConfig, spec: ModelSpec, remote: Remote, warn=None) -
     wanted = sorted({name for item in items for name in item.job.styles or ()} - named)
     config.job_styles = [load_style(name) for name in wanted]
     config.job_keeps = any(item.job.preserve or item.job.mask for item in items)
+    config.job_parts = any(room_parts(item.job.preserve) for item in items if item.job.preserve)
     if not has_clip(spec):
         items = [_needs(item, "room auto needs the preset's CLIP") if item.job.room == AUTO_ROOM else item
                  for item in items]

@@ -50,7 +50,7 @@ from pipeline.stages.upscale import output_size
 from pipeline.stages.validate import StyleScorer, Validator
 from styles import AUTO_ROOM, Style
 
-SHARED_STAGES = ("read", "detect", "segment", "depth", "preserve")
+SHARED_STAGES = ("read", "detect", "segment", "depth", "scene", "preserve")
 Event = Callable[..., None]
 Todo = dict[str, list]  # input identity -> the StyleRuns still to do for it
 
@@ -92,6 +92,11 @@ class Runner:
         self.rooms = RoomClassifier(*stack.clip, device, dtype_of(stack.clip[0])) if stack.clip is not None else None
         preserver = Preserver(config.preserve, Path(config.mask_dir) if config.mask_dir else None)
         self.compositor = Compositor() if preserver.active or config.job_keeps else None
+        if config.keeps_parts and stack.segmenter is not None:  # parts of the room to keep: found once per photo
+            from pipeline.stages.architecture import SceneSegmenter
+
+            model, processor = stack.segmenter
+            self.shared.append(("scene", SceneSegmenter(model, processor, device, dtype_of(model))))
         if self.compositor:
             self.shared.append(("preserve", preserver))
         self.upscaler = None
@@ -127,8 +132,10 @@ class Runner:
             generator = PlainDiffusersGenerator(self.stack.pipe, settings)
         else:
             generator = Generator(self.stack.pipe, settings, self.stack.device, self.config.speed, self.memory)
+        lines = style.lines_min_length if "lines" in settings.controls else None
         return StyleRun(style, settings, digest, self.config.quality_threshold(style),
-                        EdgeDetector(style.canny_low, style.canny_high), generator, {}, self.config.loras_for(style))
+                        EdgeDetector(style.canny_low, style.canny_high, lines), generator, {},
+                        self.config.loras_for(style))
 
     @property
     def oom_events(self) -> list[dict]:
@@ -236,7 +243,7 @@ class Runner:
             low = [f for f in frames if f.ok and f.quality is not None and f.quality < run.threshold]
             if not low:
                 return
-            best = {id(f): (f.quality, f.quality_parts, f.result, f.seed) for f in low}
+            best = {id(f): (f.quality, f.quality_parts, f.result, f.seed, f.fidelity) for f in low}
             for frame in low:
                 frame.seed = derive_seed(self.config.seed, retry_key(frame, attempt))
             self.on_event("stage", frames=low, stage=f"retry {attempt}")
@@ -254,7 +261,7 @@ class Runner:
             for frame in low:
                 frame.attempts.append({"seed": frame.seed, "score": frame.quality, **frame.quality_parts})
                 if frame.quality < best[id(frame)][0]:
-                    frame.quality, frame.quality_parts, frame.result, frame.seed = best[id(frame)]
+                    frame.quality, frame.quality_parts, frame.result, frame.seed, frame.fidelity = best[id(frame)]
 
     def retry_failed(self, frames: list[Frame], best: dict, attempt: int, exc: Exception) -> None:
         """A retry that raised: each frame keeps its best result, its metadata lists the attempt with its
@@ -262,7 +269,7 @@ class Runner:
         reason = one_line(exc)
         for frame in frames:
             frame.attempts.append({"seed": frame.seed, "error": reason})
-            frame.quality, frame.quality_parts, frame.result, frame.seed = best[id(frame)]
+            frame.quality, frame.quality_parts, frame.result, frame.seed, frame.fidelity = best[id(frame)]
         self.on_event("retry_failed", frames=frames, attempt=attempt, error=reason)
 
     # -- the loop -----------------------------------------------------------------------------
@@ -391,7 +398,7 @@ def variations_of(frame: Frame, count: int) -> list[Frame]:
     photo, the control images and the keep mask (the same objects: the sampler embeds them once)."""
     frame.variation = 1
     return [frame, *(replace(frame, variation=n, seed=derive_seed(frame.seed, f"v{n}"), timings={}, attempts=[],
-                             quality_parts={}, outputs={}, urls={}) for n in range(2, count + 1))]
+                             quality_parts={}, fidelity={}, outputs={}, urls={}) for n in range(2, count + 1))]
 
 
 def retry_key(frame: Frame, attempt: int) -> str:

@@ -1,4 +1,5 @@
-"""Generate stage: SD1.5 with depth + canny ControlNets (diffusers MultiControlNet), UniPC, a seed per image."""
+"""Generate stage: SD1.5 with depth + canny (+ lines) ControlNets (diffusers MultiControlNet), UniPC, a seed per
+image."""
 
 from __future__ import annotations
 
@@ -106,7 +107,7 @@ class Generator:
         width, height = group[0].image.size
         # Generators live on the CPU so a seed gives the same noise on any device.
         generators = [torch.Generator("cpu").manual_seed(f.seed) for f in group]
-        controls = [[f.depth for f in group], [f.edges for f in group]]
+        controls = [[control_image(f, name) for f in group] for name in self.settings.controls]
         keep = [f.keep for f in group] if any(f.keep is not None for f in group) else None
         prompts = [prompt_pair(self.settings, f) for f in group]
         same = all(pair == (self.settings.prompt, self.settings.negative_prompt) for pair in prompts)
@@ -118,7 +119,7 @@ class PlainDiffusersGenerator:
     """The baseline: `StableDiffusionControlNetPipeline.__call__` once per image, as diffusers documents it."""
 
     def __init__(self, pipe, settings: GenerateSettings):
-        self.pipe = pipe
+        self.pipe = diffusers_pipe(pipe, settings.controls)
         self.settings = settings
         self.events: list[dict] = []
         self.calls = 0
@@ -133,9 +134,29 @@ class PlainDiffusersGenerator:
         return frames
 
 
+def control_image(frame: Frame, name: str):
+    """A frame's control image for one control (settings.CONTROLS): depth, canny (its edges) or lines."""
+    return {"depth": frame.depth, "canny": frame.edges, "lines": frame.lines}[name]
+
+
 def prompt_pair(settings: GenerateSettings, frame: Frame) -> tuple[str, str]:
     """The frame's own (prompt, negative prompt) when it has them (its room, its manifest row), else the style's."""
     return (frame.prompt or settings.prompt, frame.negative_prompt or settings.negative_prompt)
+
+
+def diffusers_pipe(pipe, controls):
+    """The pipeline with just the named controls' ControlNets, as a user of diffusers would build it for them
+    (the same modules, nothing copied); the pipeline itself when it holds exactly those."""
+    from diffusers.models.controlnets.multicontrolnet import MultiControlNetModel
+
+    from pipeline.stages.sampling import control_nets
+
+    if pipe is None or len(pipe.controlnet.nets) == len(controls):
+        return pipe
+    view = type(pipe)(**{**pipe.components, "controlnet": MultiControlNetModel(control_nets(pipe, controls))},
+                      requires_safety_checker=False)
+    view.set_progress_bar_config(disable=True)
+    return view
 
 
 def render_with_diffusers(pipe, settings: GenerateSettings, frame: Frame):
@@ -145,7 +166,7 @@ def render_with_diffusers(pipe, settings: GenerateSettings, frame: Frame):
     return pipe(
         prompt=prompt,
         negative_prompt=negative,
-        image=[frame.depth, frame.edges],
+        image=[control_image(frame, name) for name in settings.controls],
         height=height,
         width=width,
         num_inference_steps=settings.steps,

@@ -17,6 +17,7 @@ from pipeline.errors import ImageError, UsageError
 from pipeline.frames import Frame
 from pipeline.inputs import imaging
 from pipeline.stages.detect import FURNITURE_CLASSES
+from pipeline.stages.parts import ARCHITECTURE_SET, PARTS, part_names, part_region, room_parts
 
 ALIASES = {
     "sofa": "couch", "settee": "couch", "loveseat": "couch", "armchair": "chair", "stool": "chair",
@@ -27,16 +28,21 @@ ALIASES = {
 
 
 def resolve_labels(text: str) -> set[str]:
-    """`couch,sofa,bed` -> COCO labels; an unknown name is a usage error listing what can be kept."""
+    """`couch,sofa,bed,window` -> COCO labels of detected objects and names of parts of the room (`architecture`:
+    window, door, fireplace, stairs); an unknown name is a usage error listing what can be kept."""
     labels = set()
     for raw in (part.strip().lower() for part in text.split(",")):
         if not raw:
             continue
         label = ALIASES.get(raw, raw)
-        if label not in FURNITURE_CLASSES:
-            raise UsageError(f"--preserve {raw!r}: not a detectable object; choose from "
-                             f"{', '.join(FURNITURE_CLASSES)} (or sofa, armchair, table, plant, television, fridge)")
-        labels.add(label)
+        if label in FURNITURE_CLASSES:  # a detected object first (a COCO sink, not ADE20K's)
+            labels.add(label)
+        elif part_names(raw):
+            labels.update(part_names(raw))
+        else:
+            raise UsageError(f"--preserve {raw!r}: not a detectable object nor a part of the room; choose from "
+                             f"{', '.join(FURNITURE_CLASSES)} (or sofa, armchair, table, plant, television, fridge), "
+                             f"or {', '.join(PARTS)}, or architecture ({', '.join(ARCHITECTURE_SET)})")
     return labels
 
 
@@ -97,6 +103,9 @@ class Preserver:
             obj.kept = obj.label in labels and obj.mask is not None
             if obj.kept:
                 keep |= obj.mask
+        parts = room_parts(labels)
+        if parts and frame.scene is not None:
+            keep |= part_region(frame.scene, parts)
         path = None
         if job is not None and job.mask:
             path = Path(job.mask)

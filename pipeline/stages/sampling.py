@@ -19,10 +19,21 @@ import numpy as np
 import torch
 from diffusers.utils.torch_utils import randn_tensor
 
+from pipeline.errors import ModomoError
 from pipeline.stages.offload import ModelPlacer
-from pipeline.stages.settings import SpeedOptions, control_windows
+from pipeline.stages.settings import CONTROLS, SpeedOptions, control_windows
 
-__all__ = ["Sampler", "SpeedOptions", "control_windows", "precomputed_conditioning"]
+__all__ = ["Sampler", "SpeedOptions", "control_nets", "control_windows", "precomputed_conditioning"]
+
+
+def control_nets(pipe, names) -> list:
+    """The pipeline's ControlNets for the named controls, in that order (a stack holds them in CONTROLS order:
+    depth, canny, and lines when it was loaded)."""
+    held = list(pipe.controlnet.nets)
+    missing = [name for name in names if CONTROLS.index(name) >= len(held)]
+    if missing:
+        raise ModomoError(f"the {', '.join(missing)} control needs its ControlNet, which this stack did not load")
+    return [held[CONTROLS.index(name)] for name in names]
 
 
 @contextmanager
@@ -48,10 +59,7 @@ class Sampler:
         self.placer = placer or ModelPlacer(pipe, self.device)
         self._prompts: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}
         self.controlnet_calls = 0  # counted: the tests check which ControlNet calls were skipped
-
-    @property
-    def nets(self):
-        return self.pipe.controlnet.nets
+        self.nets: list = []  # the ControlNets of the call in progress (its settings' controls)
 
     def encode(self, prompt: str, negative_prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
         """(positive, negative) embeddings of one prompt pair, batch 1, cached."""
@@ -104,6 +112,7 @@ class Sampler:
         pipe = self.pipe
         count = len(generators)
         guided = settings.guidance_scale > 1.0
+        self.nets = control_nets(pipe, settings.controls)
         # 1-2. Prompt embeddings (cached per prompt pair) and control images.
         embeds = self.prompt_batch(settings, count, guided, prompts)
         conds = self.control_images(controls, count, height, width, guided)

@@ -17,13 +17,28 @@ class GenerateSettings:
     negative_prompt: str
     steps: int
     guidance_scale: float
-    controlnet_conditioning_scale: tuple[float, float]  # depth, canny
-    control_guidance_start: tuple[float, float]
-    control_guidance_end: tuple[float, float]
+    controlnet_conditioning_scale: tuple[float, ...]  # one per control, in the order of `controls`
+    control_guidance_start: tuple[float, ...]
+    control_guidance_end: tuple[float, ...]
     eta: float | None = None  # the scheduler's stochasticity, for schedulers that take one (TCD's gamma)
+    controls: tuple[str, ...] = ("depth", "canny")  # which ControlNets steer (CONTROLS), in this order
 
     def to_json(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+CONTROLS = ("depth", "canny", "lines")  # every ControlNet a stack may hold, in the order it holds them
+# --fidelity: per level, the factor on every control's scale and how far each window's end moves: toward the last
+# step by that share of what is left (strict), or back toward the window's start by that share of the window (loose)
+FIDELITY_RULES = {"loose": (0.75, -0.25), "balanced": (1.0, 0.0), "strict": (1.25, 0.5)}
+MAX_CONTROL_SCALE = 2.0
+
+
+def with_fidelity(scale: float, start: float, end: float, level: str) -> tuple[float, float, float]:
+    """One control's (scale, start, end) at a fidelity level; `balanced` leaves the style's as they are."""
+    factor, reach = FIDELITY_RULES[level]
+    moved = end + (1.0 - end) * reach if reach >= 0 else end + (end - start) * reach
+    return min(MAX_CONTROL_SCALE, round(scale * factor, 4)), start, round(moved, 4)
 
 
 @dataclass(frozen=True)

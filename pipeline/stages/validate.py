@@ -33,6 +33,7 @@ from PIL import Image
 
 from pipeline.frames import Frame
 from pipeline.stages.clip import probabilities, text_features
+from pipeline.stages.fidelity import fidelity
 
 COARSE = 64
 CHANGE_NONE, CHANGE_FULL = 0.02, 0.06  # mean absolute difference (0-1 units): untouched below, fully changed above
@@ -156,4 +157,5 @@ class Validator:
             after = depths[i] if depths is not None else None
             frame.quality, frame.quality_parts = quality(frame.image, frame.result, before, after, styles[i],
                                                          frame.keep)
+            frame.fidelity = fidelity(frame.image, frame.result, before, after, frame.keep)
         return frames

@@ -75,6 +75,8 @@ def test_doctor_is_happy_when_everything_is_cached(empty_caches, monkeypatch):
     cache_required(empty_caches)
     fake_hub_cache(empty_caches, spec.clip, "config.json")
     fake_hub_cache(empty_caches, "lllyasviel/Annotators", "RealESRGAN_x4plus.pth")
+    fake_hub_cache(empty_caches, spec.controlnet_lines, "diffusion_pytorch_model.safetensors")
+    fake_hub_cache(empty_caches, spec.segmenter, "model.safetensors")
     assert all(path for _, _, path in model_files(spec))
     result = invoke("doctor")
     assert result.exit_code == 0, result.output
@@ -182,3 +184,18 @@ def test_long_model_ids_fold_at_80_columns(empty_caches, command, heading):
     text = column_text(result.stderr, heading)
     for model_id in ("stable-diffusion-v1-5/stable-diffusion-v1-5", "lllyasviel/control_v11f1p_sd15_depth"):
         assert model_id in text
+
+
+def test_doctor_lists_the_lines_controlnet_and_segmentation_as_optional(empty_caches):
+    spec = sd15()
+    cache_required(empty_caches)
+    result = invoke("doctor", "--json")
+    assert result.exit_code == 0, result.output  # what transform needs with its defaults is all there
+    checks = {(c["area"], c["name"]): c for c in json.loads(result.stdout)}
+    lines, parts = checks[("sd15", "controlnet lines")], checks[("sd15", "segmentation")]
+    assert lines["status"] == parts["status"] == "warn" and not lines["required"] and not parts["required"]
+    assert spec.controlnet_lines in lines["detail"] and "straight" in lines["enables"]
+    assert spec.segmenter in parts["detail"] and "--preserve" in parts["enables"]
+    fake_hub_cache(empty_caches, spec.segmenter, "pytorch_model.bin")  # the repo's older format counts too
+    checks = {(c["area"], c["name"]): c for c in json.loads(invoke("doctor", "--json").stdout)}
+    assert checks[("sd15", "segmentation")]["status"] == "ok"

@@ -16,6 +16,7 @@ from pipeline.errors import UsageError
 from pipeline.models.catalog import resolve
 from pipeline.models.fast_mode import fuse
 from pipeline.models.recipes import RECIPES
+from pipeline.stages.generate import diffusers_pipe
 from pipeline.stages.sampling import Sampler
 from pipeline.stages.settings import GenerateSettings
 from styles import STYLE_DIR, load_style
@@ -55,7 +56,8 @@ def test_fast_loop_equals_diffusers_with_the_same_scheduler_and_fused_lora(fused
         return sampler(settings, controls, generators, SIZE[1], SIZE[0], output_type=output_type)
 
     kwargs = {"eta": settings.eta} if settings.eta is not None else {}
-    reference = pipe(
+    view = diffusers_pipe(pipe, settings.controls)  # the stack's depth and canny nets (it holds lines too)
+    reference = view(
         prompt=[settings.prompt] * 2, negative_prompt=[settings.negative_prompt] * 2,
         image=[[f.depth, f.edges] for f in frames], height=SIZE[1], width=SIZE[0],
         num_inference_steps=settings.steps, guidance_scale=settings.guidance_scale,
@@ -65,7 +67,7 @@ def test_fast_loop_equals_diffusers_with_the_same_scheduler_and_fused_lora(fused
         generator=[torch.Generator("cpu").manual_seed(f.seed) for f in frames], output_type="latent", **kwargs,
     ).images
     assert torch.allclose(ours("latent"), reference, atol=1e-3), (ours("latent") - reference).abs().max()
-    images = pipe(prompt=[settings.prompt] * 2, negative_prompt=[settings.negative_prompt] * 2,
+    images = view(prompt=[settings.prompt] * 2, negative_prompt=[settings.negative_prompt] * 2,
                   image=[[f.depth, f.edges] for f in frames], height=SIZE[1], width=SIZE[0],
                   num_inference_steps=settings.steps, guidance_scale=settings.guidance_scale,
                   controlnet_conditioning_scale=list(settings.controlnet_conditioning_scale),

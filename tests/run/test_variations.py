@@ -19,7 +19,7 @@ from pipeline.outputs.names import variation_stem
 from pipeline.run.runner import retry_key, variations_of
 from pipeline.stages.sampling import Sampler, distinct
 from tests.conftest import restyle
-from tests.stages.test_sampling import SETTINGS, SIZE, make_frames
+from tests.stages.test_sampling import SETTINGS, SIZE, controls, make_frames
 
 
 def transform(bundle: Path, inputs, out: Path, *extra) -> tuple[int, dict]:
@@ -63,19 +63,20 @@ def test_a_batch_of_variations_equals_rendering_each_alone_and_embeds_each_contr
     first, second = make_frames(rooms, 2)
     frames = [*variations_of(first, 2), *variations_of(second, 3)]
     assert distinct([f.depth for f in frames]) == ([0, 2], [0, 0, 1, 1, 1])
+    assert distinct([f.lines for f in frames]) == ([0, 2], [0, 0, 1, 1, 1])
     sampler = Sampler(tiny_stack.pipe, None, tiny_stack.device)
     embedded = []
     hooks = [net.controlnet_cond_embedding.register_forward_hook(lambda m, i, o: embedded.append(o.shape[0]))
              for net in tiny_stack.pipe.controlnet.nets]
     try:
-        together = sampler(SETTINGS, [[f.depth for f in frames], [f.edges for f in frames]],
+        together = sampler(SETTINGS, controls(SETTINGS, frames),
                            [torch.Generator("cpu").manual_seed(f.seed) for f in frames], SIZE[1], SIZE[0],
                            output_type="latent")
     finally:
         for hook in hooks:
             hook.remove()
-    assert embedded == [2, 2]  # per ControlNet, its two distinct images embedded once each
-    alone = torch.cat([sampler(SETTINGS, [[f.depth], [f.edges]], [torch.Generator("cpu").manual_seed(f.seed)],
+    assert embedded == [2, 2, 2]  # per ControlNet (depth, canny, lines), its two distinct images embedded once each
+    alone = torch.cat([sampler(SETTINGS, controls(SETTINGS, [f]), [torch.Generator("cpu").manual_seed(f.seed)],
                                SIZE[1], SIZE[0], output_type="latent") for f in frames])
     assert torch.allclose(together, alone, atol=1e-4), (together - alone).abs().max()
     assert not torch.allclose(together[0], together[1], atol=1e-3)  # each variation its own noise

@@ -24,8 +24,9 @@ import pytest
 import torch
 from PIL import Image
 
+from pipeline.stages.generate import control_image
 from pipeline.stages.sampling import Sampler
-from tests.stages.test_sampling import SETTINGS, SIZE, make_frames, pixels
+from tests.stages.test_sampling import SETTINGS, SIZE, controls, make_frames, pixels
 
 WIDTH, HEIGHT = SIZE
 # Per frame, the kept rectangle (top, bottom, left, right) in pixels, on the 8-pixel latent grid.
@@ -88,7 +89,7 @@ def ours(stack, settings, frames, keeps, output_type):
     """modomo's sampler over the frames as one batch, each with its keep mask: the output before compose."""
     sampler = Sampler(stack.pipe, None, stack.device)
     generators = [torch.Generator("cpu").manual_seed(f.seed) for f in frames]
-    return sampler(settings, [[f.depth for f in frames], [f.edges for f in frames]], generators, HEIGHT, WIDTH,
+    return sampler(settings, controls(settings, frames), generators, HEIGHT, WIDTH,
                    output_type=output_type, keep=keeps, originals=[f.image for f in frames])
 
 
@@ -97,7 +98,8 @@ def theirs(inpaint, settings, frame, keep: np.ndarray, output_type):
     repaint = Image.fromarray(((1.0 - keep) * 255).round().astype(np.uint8))  # 8-bit grey: an "L" image
     return inpaint(
         prompt=settings.prompt, negative_prompt=settings.negative_prompt, image=frame.image, mask_image=repaint,
-        control_image=[frame.depth, frame.edges], height=HEIGHT, width=WIDTH, strength=1.0, padding_mask_crop=None,
+        control_image=[control_image(frame, name) for name in settings.controls], height=HEIGHT, width=WIDTH,
+        strength=1.0, padding_mask_crop=None,
         num_inference_steps=settings.steps, guidance_scale=settings.guidance_scale,
         controlnet_conditioning_scale=list(settings.controlnet_conditioning_scale),
         control_guidance_start=list(settings.control_guidance_start),

@@ -152,14 +152,14 @@ def test_latent_hold_keeps_the_region_and_blends_its_surroundings(tiny_stack, ro
 
     from pipeline.stages.generate import GenerateSettings, Generator
     from pipeline.stages.sampling import Sampler
-    from tests.stages.test_sampling import SETTINGS, make_frames
+    from tests.stages.test_sampling import SETTINGS, controls, make_frames
 
     mask = np.zeros((96, 128), bool)
     mask[32:72, 40:96] = True
     keep = soften(mask, grow=0, feather=0).astype(np.float32)
     frame = make_frames(rooms, 1)[0]
     sampler = Sampler(tiny_stack.pipe, None, tiny_stack.device)
-    latents = sampler(SETTINGS, [[frame.depth], [frame.edges]], [torch.Generator("cpu").manual_seed(5)], 96, 128,
+    latents = sampler(SETTINGS, controls(SETTINGS, [frame]), [torch.Generator("cpu").manual_seed(5)], 96, 128,
                       output_type="latent", keep=[keep], originals=[frame.image])
     init, masks = sampler.held_region([frame.image], [keep], 96, 128, latents.dtype)
     inside = masks[0, 0] == 1

@@ -66,6 +66,8 @@ def test_score_command_ranks_the_real_pair(rooms, tmp_path):
     original = rooms / "living-room-01.jpg"
     pair = score_cli(original, rooms / "living-room-01.restyled.png")
     assert set(pair) >= {"score", "parts"} and set(pair["parts"]) == {"sanity", "change", "structure"}
+    assert set(pair["fidelity"]) == {"edges_f1"} and 0.2 < pair["fidelity"]["edges_f1"] < 0.5  # no depth model
+    assert score_cli(original, original)["fidelity"]["edges_f1"] == 1.0
     with Image.open(original) as image:
         ImageOps.mirror(image).save(tmp_path / "mirrored.jpg")
         Image.new("RGB", image.size, (128, 120, 110)).save(tmp_path / "flat.png")

@@ -16,12 +16,18 @@ from PIL import Image
 
 from pipeline.frames import Frame, Item
 from pipeline.models.awaken import zero_weights
-from pipeline.stages.edges import canny
-from pipeline.stages.generate import GenerateSettings, Generator, render_with_diffusers
+from pipeline.stages.edges import canny, lines
+from pipeline.stages.generate import GenerateSettings, Generator, control_image, diffusers_pipe, render_with_diffusers
 from pipeline.stages.sampling import Sampler, SpeedOptions, control_windows
 
-# The canny ControlNet starts late and ends early; depth runs throughout.
+# Three controls: depth runs throughout, canny starts late and ends early, lines ends before the last steps.
 SETTINGS = GenerateSettings(
+    prompt="a bohemian living room", negative_prompt="blurry", steps=6, guidance_scale=7.5,
+    controlnet_conditioning_scale=(0.9, 0.8, 0.7), control_guidance_start=(0.0, 0.2, 0.0),
+    control_guidance_end=(1.0, 0.6, 0.8), controls=("depth", "canny", "lines"),
+)
+# What a style without [controls.lines] runs: two of the stack's three ControlNets.
+TWO = GenerateSettings(
     prompt="a bohemian living room", negative_prompt="blurry", steps=6, guidance_scale=7.5,
     controlnet_conditioning_scale=(0.9, 0.8), control_guidance_start=(0.0, 0.2), control_guidance_end=(1.0, 0.6),
 )
@@ -36,8 +42,13 @@ def make_frames(rooms, count: int = 2) -> list[Frame]:
         image = room if i % 2 == 0 else room.transpose(Image.FLIP_LEFT_RIGHT)
         depth = Image.fromarray(np.asarray(image.convert("L"))).convert("RGB")
         frames.append(Frame(Item(f"r{i}.jpg", None, "."), seed=1000 + i, image=image, depth=depth,
-                            edges=canny(image, 80, 180)))
+                            edges=canny(image, 80, 180), lines=lines(image, 0.04)))
     return frames
+
+
+def controls(settings, frames) -> list[list]:
+    """Per control of the settings, the frames' control images."""
+    return [[control_image(f, name) for f in frames] for name in settings.controls]
 
 
 def pixels(image: Image.Image) -> np.ndarray:
@@ -48,17 +59,18 @@ def ours(stack, settings, frames, options: SpeedOptions | None = None, output_ty
     """modomo's sampler over the frames as one batch; (images or latents, ControlNet calls)."""
     sampler = Sampler(stack.pipe, options, stack.device)
     generators = [torch.Generator("cpu").manual_seed(f.seed) for f in frames]
-    out = sampler(settings, [[f.depth for f in frames], [f.edges for f in frames]], generators, SIZE[1], SIZE[0],
-                  output_type=output_type)
+    out = sampler(settings, controls(settings, frames), generators, SIZE[1], SIZE[0], output_type=output_type)
     return out, sampler.controlnet_calls
 
 
 def theirs(pipe, settings, frames, output_type: str = "pil"):
-    """The same batch through `StableDiffusionControlNetPipeline.__call__`, a generator per image."""
+    """The same batch through `StableDiffusionControlNetPipeline.__call__` with the settings' ControlNets (a
+    MultiControlNetModel of exactly those, as a diffusers user builds it), a generator per image."""
     count = len(frames)
-    return pipe(
+    assert len(diffusers_pipe(pipe, settings.controls).controlnet.nets) == len(settings.controls)
+    return diffusers_pipe(pipe, settings.controls)(
         prompt=[settings.prompt] * count, negative_prompt=[settings.negative_prompt] * count,
-        image=[[f.depth, f.edges] for f in frames], height=SIZE[1], width=SIZE[0],
+        image=[[control_image(f, name) for name in settings.controls] for f in frames], height=SIZE[1], width=SIZE[0],
         num_inference_steps=settings.steps, guidance_scale=settings.guidance_scale,
         controlnet_conditioning_scale=list(settings.controlnet_conditioning_scale),
         control_guidance_start=list(settings.control_guidance_start),
@@ -80,23 +92,23 @@ def test_no_model_the_suite_builds_has_zero_weights(tiny_stack):
         assert zero_weights(model) == [], type(model).__name__
 
 
-@pytest.mark.parametrize("net", [0, 1], ids=["depth", "canny"])
-def test_each_control_image_changes_the_result(tiny_stack, rooms, net):
+@pytest.mark.parametrize("field", ["depth", "edges", "lines"])
+def test_each_control_image_changes_the_result(tiny_stack, rooms, field):
     frame = make_frames(rooms, 1)[0]
     base, _ = ours(tiny_stack, SETTINGS, [frame], output_type="latent")
     flipped = make_frames(rooms, 1)[0]
-    if net == 0:
-        flipped.depth = flipped.depth.transpose(Image.FLIP_LEFT_RIGHT)
-    else:
-        flipped.edges = flipped.edges.transpose(Image.FLIP_LEFT_RIGHT)
+    setattr(flipped, field, getattr(flipped, field).transpose(Image.FLIP_LEFT_RIGHT))
     changed, _ = ours(tiny_stack, SETTINGS, [flipped], output_type="latent")
     assert (base - changed).abs().max() > 0.1
 
 
-@pytest.mark.parametrize("guidance", [1.0, 7.5], ids=["cfg-off", "cfg-on"])
-def test_batched_loop_equals_diffusers(tiny_stack, rooms, guidance):
-    """A batch of three, a seed each, late-starting and early-ending window: diffusers' pixels and latents."""
-    settings = replace(SETTINGS, guidance_scale=guidance)
+@pytest.mark.parametrize("guidance,base", [(1.0, SETTINGS), (7.5, SETTINGS), (7.5, TWO)],
+                         ids=["cfg-off", "cfg-on", "two-controls"])
+def test_batched_loop_equals_diffusers(tiny_stack, rooms, guidance, base):
+    """A batch of three, a seed each, late-starting and early-ending windows, the three ControlNets (or two of
+    them): diffusers' pixels and latents."""
+    assert len(tiny_stack.pipe.controlnet.nets) == 3
+    settings = replace(base, guidance_scale=guidance)
     frames = make_frames(rooms, 3)
     images, _ = ours(tiny_stack, settings, frames)
     reference = theirs(tiny_stack.pipe, settings, frames)
@@ -107,11 +119,13 @@ def test_batched_loop_equals_diffusers(tiny_stack, rooms, guidance):
     assert np.abs(pixels(images[0]) - pixels(images[2])).max() > 2  # same photo, another seed
 
 
-def test_generator_equals_one_diffusers_call_per_image(tiny_stack, rooms):
+@pytest.mark.parametrize("settings", [SETTINGS, TWO], ids=["three", "two"])
+def test_generator_equals_one_diffusers_call_per_image(tiny_stack, rooms, settings):
     frames = make_frames(rooms, 2)
-    Generator(tiny_stack.pipe, SETTINGS, tiny_stack.device)(frames)  # one batched call
+    Generator(tiny_stack.pipe, settings, tiny_stack.device)(frames)  # one batched call
+    view = diffusers_pipe(tiny_stack.pipe, settings.controls)
     for frame in frames:
-        assert np.abs(pixels(frame.result) - pixels(render_with_diffusers(tiny_stack.pipe, SETTINGS, frame))).max() <= 2
+        assert np.abs(pixels(frame.result) - pixels(render_with_diffusers(view, settings, frame))).max() <= 2
 
 
 def test_scale_zero_equals_leaving_the_controlnet_out(tiny_stack, rooms):
@@ -123,7 +137,7 @@ def test_scale_zero_equals_leaving_the_controlnet_out(tiny_stack, rooms):
         controlnet=pipe.controlnet.nets[1], scheduler=pipe.scheduler, safety_checker=None, feature_extractor=None,
         requires_safety_checker=False)
     canny_only.set_progress_bar_config(disable=True)
-    settings = replace(SETTINGS, controlnet_conditioning_scale=(0.0, 0.8))
+    settings = replace(TWO, controlnet_conditioning_scale=(0.0, 0.8))
     frames = make_frames(rooms, 2)
     latents, calls = ours(tiny_stack, settings, frames, output_type="latent")
     reference = canny_only(
@@ -146,8 +160,8 @@ def test_each_shortcut_gives_the_same_latents_as_running_everything(tiny_stack, 
     torch.testing.assert_close(fast, plain, rtol=0, atol=1e-4)
     active = sum(sum(step) for step in control_windows(SETTINGS.steps, SETTINGS.control_guidance_start,
                                                        SETTINGS.control_guidance_end))
-    assert calls_fast == active < 2 * SETTINGS.steps
-    assert calls_slow == (2 * SETTINGS.steps if off == "skip_idle_controlnets" else active)
+    assert calls_fast == active < 3 * SETTINGS.steps
+    assert calls_slow == (3 * SETTINGS.steps if off == "skip_idle_controlnets" else active)
 
 
 def test_prompt_cache_tells_prompt_pairs_apart(tiny_stack, rooms):
@@ -157,8 +171,8 @@ def test_prompt_cache_tells_prompt_pairs_apart(tiny_stack, rooms):
     sampler = Sampler(tiny_stack.pipe, SpeedOptions(), tiny_stack.device)
 
     def run(settings):
-        return sampler(settings, [[frames[0].depth], [frames[0].edges]],
-                       [torch.Generator("cpu").manual_seed(1)], SIZE[1], SIZE[0], output_type="latent")
+        return sampler(settings, controls(settings, frames), [torch.Generator("cpu").manual_seed(1)], SIZE[1], SIZE[0],
+                       output_type="latent")
 
     first, second = run(SETTINGS), run(other)
     fresh, _ = ours(tiny_stack, other, [replace(frames[0], seed=1)], SpeedOptions(cache_prompts=False), "latent")
@@ -195,9 +209,9 @@ def test_each_image_its_own_prompt_in_one_batch(tiny_stack, rooms):
     for frame in frames:
         assert np.abs(pixels(frame.result) - pixels(render_with_diffusers(tiny_stack.pipe, SETTINGS, frame))).max() <= 2
     sampler = Sampler(tiny_stack.pipe, None, tiny_stack.device)
-    controls = [[frames[1].depth], [frames[1].edges]]
-    own = sampler(SETTINGS, controls, [torch.Generator("cpu").manual_seed(1001)], SIZE[1], SIZE[0],
+    images = controls(SETTINGS, frames[1:])
+    own = sampler(SETTINGS, images, [torch.Generator("cpu").manual_seed(1001)], SIZE[1], SIZE[0],
                   output_type="latent", prompts=[(frames[1].prompt, frames[1].negative_prompt)])
-    style = sampler(SETTINGS, controls, [torch.Generator("cpu").manual_seed(1001)], SIZE[1], SIZE[0],
+    style = sampler(SETTINGS, images, [torch.Generator("cpu").manual_seed(1001)], SIZE[1], SIZE[0],
                     output_type="latent")
     assert (own - style).abs().max() > 0.1  # the image's own prompt was used, not the style's

@@ -140,6 +140,7 @@
     row(table, 'seed', v[1]);
     row(table, 'quality', fmtQ(v[2]) + (v === j.v[0] && parts.length ? ' (' + parts.join(', ') + ')' : ''),
         'q ' + grade(v[3]));
+    if (j.fd && v === j.v[0]) row(table, 'fidelity', j.fd);
     if (j.a) row(table, 'attempts', j.a);
     var open = el('a', null, 'full size');
     open.href = v[4];

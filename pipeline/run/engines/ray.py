@@ -46,7 +46,8 @@ class TransformActor:
         everything = list_inputs(config, spec, remote)  # cheap; keeps R2 clients out of pickles
         self.by_id = {item.identity: item for item in everything}
         start = time.perf_counter()
-        stack = load_stack(spec, pick_device(device), options=LoadOptions(dtype=config.dtype, fast=config.fast))
+        load = LoadOptions(dtype=config.dtype, fast=config.fast, lines=config.uses_lines, segmenter=config.keeps_parts)
+        stack = load_stack(spec, pick_device(device), options=load)
         config = replace(config, precision=name_of(stack.dtype))  # `auto` by this actor's device, as hashed
         self.load_seconds = time.perf_counter() - start
         self.device = gpu_name(stack.device)
