@@ -13,23 +13,16 @@ import torch.nn.functional as F
 from PIL import Image
 
 from pipeline.frames import Frame
+from pipeline.stages.depth import ImageModel
 
 
-class SceneSegmenter:
+class SceneSegmenter(ImageModel):
     """Runs a semantic-segmentation model on a batch of frames in one forward pass; sets each `frame.scene`."""
-
-    def __init__(self, model, processor, device: torch.device, dtype: torch.dtype):
-        self.model = model
-        self.processor = processor
-        self.device = device
-        self.dtype = dtype
 
     @torch.inference_mode()
     def segment(self, images: list[Image.Image]) -> list[np.ndarray]:
         """An ADE20K label map per image (uint8, the image's own height x width), in one forward pass."""
-        inputs = self.processor(images=images, return_tensors="pt")
-        pixels = inputs["pixel_values"].to(self.device, self.dtype)
-        logits = self.model(pixel_values=pixels).logits  # (B, classes, h/4, w/4)
+        logits = self.forward(images).logits  # (B, classes, h/4, w/4)
         maps = []
         for image, scores in zip(images, logits, strict=True):
             width, height = image.size

@@ -19,8 +19,8 @@ def normalise_depth(depth: np.ndarray) -> Image.Image:
     return Image.fromarray(np.stack([grey] * 3, axis=-1), "RGB")
 
 
-class DepthEstimator:
-    """Runs the depth model on a batch of frames in one forward pass."""
+class ImageModel:
+    """A transformers vision model with its image processor, on a device in a format: one forward pass per batch."""
 
     def __init__(self, model, processor, device: torch.device, dtype: torch.dtype):
         self.model = model
@@ -28,12 +28,19 @@ class DepthEstimator:
         self.device = device
         self.dtype = dtype
 
+    def forward(self, images: list[Image.Image]):
+        """The model's output for the images, preprocessed by its processor, as one batch."""
+        inputs = self.processor(images=images, return_tensors="pt")
+        return self.model(pixel_values=inputs["pixel_values"].to(self.device, self.dtype))
+
+
+class DepthEstimator(ImageModel):
+    """Runs the depth model on a batch of frames in one forward pass."""
+
     @torch.inference_mode()
     def estimate(self, images: list[Image.Image]) -> list[np.ndarray]:
         """Relative depth per image (float, the image's size), in one forward pass."""
-        inputs = self.processor(images=images, return_tensors="pt")
-        pixels = inputs["pixel_values"].to(self.device, self.dtype)
-        predicted = self.model(pixel_values=pixels).predicted_depth  # (B, h, w)
+        predicted = self.forward(images).predicted_depth  # (B, h, w)
         maps = []
         for image, depth in zip(images, predicted, strict=True):
             width, height = image.size
