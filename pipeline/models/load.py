@@ -239,22 +239,21 @@ def load_clip(spec: ModelSpec, device: torch.device, dtype: torch.dtype):
     return model.to(device).eval(), _from_pretrained(AutoProcessor, spec.clip, spec)
 
 
-def has_lines(spec: ModelSpec) -> bool:
-    """Whether the preset's lines (MLSD) ControlNet is on this machine (built, in the bundle, or cached)."""
-    if not spec.controlnet_lines:
+def _optional_present(spec: ModelSpec, model_id: str | None, weights: tuple[str, ...]) -> bool:
+    """Whether an optional model of the preset is on this machine: built, in the bundle, or cached."""
+    if not model_id:
         return False
-    if spec.random_weights or spec.local:
-        return True
-    return _cached(spec.controlnet_lines, [("config.json",), WEIGHTS])
+    return spec.random_weights or spec.local or _cached(model_id, [("config.json",), weights])
+
+
+def has_lines(spec: ModelSpec) -> bool:
+    """Whether the preset's lines (MLSD) ControlNet is on this machine."""
+    return _optional_present(spec, spec.controlnet_lines, WEIGHTS)
 
 
 def has_segmenter(spec: ModelSpec) -> bool:
     """Whether the preset's scene segmentation model is on this machine."""
-    if not spec.segmenter:
-        return False
-    if spec.random_weights or spec.local:
-        return True
-    return _cached(spec.segmenter, [("config.json",), ("model.safetensors", "pytorch_model.bin")])
+    return _optional_present(spec, spec.segmenter, ("model.safetensors", "pytorch_model.bin"))
 
 
 def load_segmenter(spec: ModelSpec, device: torch.device, dtype: torch.dtype):

@@ -35,10 +35,11 @@ def resolve_labels(text: str) -> set[str]:
         if not raw:
             continue
         label = ALIASES.get(raw, raw)
+        parts = part_names(raw)
         if label in FURNITURE_CLASSES:  # a detected object first (a COCO sink, not ADE20K's)
             labels.add(label)
-        elif part_names(raw):
-            labels.update(part_names(raw))
+        elif parts:
+            labels.update(parts)
         else:
             raise UsageError(f"--preserve {raw!r}: not a detectable object nor a part of the room; choose from "
                              f"{', '.join(FURNITURE_CLASSES)} (or sofa, armchair, table, plant, television, fridge), "
