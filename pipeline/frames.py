@@ -49,6 +49,23 @@ class Item:
         return self.fetch() if self.fetch is not None else self.path.read_bytes()
 
 
+@dataclass(frozen=True)
+class Reference:
+    """A style reference (IP-Adapter): named by its bytes' digest; `image` is the decoded picture, RGB."""
+
+    source: str  # as the user named it (a path, an r2:// URI), or a set's anchor's key
+    digest: str  # of the file's bytes: in the settings hash, the metadata, the prompt cache
+    scale: float  # how strongly it steers (IP-Adapter scale)
+    image: Image.Image | None = field(default=None, compare=False, repr=False)
+    anchor: str | None = None  # a room set's member: the identity of the anchor whose result this is
+    preview: str | None = None  # where the output keeps a picture of it, relative to the output's root
+
+    def to_json(self) -> dict:
+        return {"source": self.source, "digest": self.digest, "scale": self.scale,
+                **({"anchor": self.anchor} if self.anchor else {}),
+                **({"preview": self.preview} if self.preview else {})}
+
+
 @dataclass
 class DetectedObject:
     """An object found by the detector; `mask` is filled by the segmenter (bool, H x W)."""
@@ -106,6 +123,8 @@ class Frame:
     capture: dict = field(default_factory=dict)  # the input's EXIF capture date and camera (never its position)
     warnings: list[str] = field(default_factory=list)  # one line each, for the user, with the file's name
     source: bytes | None = None  # the input's own bytes, kept only to sign results (their parent ingredient)
+    reference: Reference | None = None  # the style reference this frame's result follows (set per style)
+    digest: str | None = None  # of the written result's bytes: a room set's members follow exactly this file
 
     @property
     def ok(self) -> bool:

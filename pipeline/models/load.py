@@ -62,6 +62,7 @@ class LoadOptions:
     fast: str | None = None  # a few-step recipe (pipeline.models.recipes) whose LoRA is fused into the UNet at load
     lines: bool = True  # the lines ControlNet too, when the preset has one (a run asks for it when a style uses it)
     segmenter: bool = True  # the scene segmentation model too, when the preset has one (--preserve window, ...)
+    style_ref: bool = False  # the IP-Adapter and its image encoder too (--style-ref, a style's reference, room sets)
 
     def torch_dtype(self, device: torch.device) -> torch.dtype:
         """The run's format on this device: `auto` by the device (see pipeline.models.precision)."""
@@ -256,6 +257,39 @@ def has_segmenter(spec: ModelSpec) -> bool:
     return _optional_present(spec, spec.segmenter, ("model.safetensors", "pytorch_model.bin"))
 
 
+def has_ip_adapter(spec: ModelSpec) -> bool:
+    """Whether the preset's IP-Adapter and its image encoder are on this machine."""
+    from pipeline.models.ip_adapter import present
+
+    return present(spec.ip_adapter, spec.local, spec.random_weights and not spec.local)
+
+
+def ip_adapter_missing(spec: ModelSpec) -> str:
+    """The one line for a reference the preset cannot take: where the adapter comes from, and how to get it."""
+    if spec.local or not spec.ip_adapter:  # a bundle: nothing to download for it, but sd15 can fetch its own
+        return (f"--style-ref needs an IP-Adapter, which {spec.name} lacks (a bundle keeps it in ip-adapter/: "
+                "models/ip-adapter_sd15.safetensors and models/image_encoder/, the layout of h94/IP-Adapter); "
+                "or run --models sd15 after `modomo models download sd15 --style-ref`")
+    return (f"--style-ref needs the IP-Adapter ({spec.ip_adapter}: models/ip-adapter_sd15.safetensors and its image "
+            f"encoder), not on this machine; fetch it once with `modomo models download {spec.name} --style-ref`")
+
+
+def attach_ip_adapter(spec: ModelSpec, pipe, device: torch.device, dtype: torch.dtype) -> None:
+    """The preset's IP-Adapter into the pipe through diffusers' `load_ip_adapter`: built (random-sd15) or loaded."""
+    from pipeline.models import ip_adapter
+
+    if spec.name == "random-sd15":
+        ip_adapter.attach_random(pipe, device, dtype)
+        return
+    if not has_ip_adapter(spec):
+        raise ModomoError(ip_adapter_missing(spec))
+    try:
+        ip_adapter.attach(pipe, spec.ip_adapter, spec.local, _offline())
+    except (OSError, ValueError) as exc:
+        raise ModomoError(f"{spec.ip_adapter}: cannot load the IP-Adapter: {str(exc).splitlines()[0]}") from None
+    pipe.image_encoder.to(device=device, dtype=dtype)
+
+
 def load_segmenter(spec: ModelSpec, device: torch.device, dtype: torch.dtype):
     """The ADE20K semantic segmentation model (SegFormer) and its processor: built (random-sd15) or loaded."""
     from pipeline.models import segformer
@@ -319,6 +353,8 @@ def load_stack(spec: ModelSpec, device: torch.device, on_model=None, options: Lo
         from pipeline.models.fast_mode import fuse
 
         timed(f"fast: {options.fast}", lambda: fuse(pipe, spec, options.fast))
+    if options.style_ref:
+        timed("ip-adapter", lambda: attach_ip_adapter(spec, pipe, device, dtype))
     for module in options.channels_last_modules(pipe, device):
         module.to(memory_format=torch.channels_last)
     clip = timed("clip", lambda: load_clip(spec, device, dtype)) if spec.clip else None
@@ -349,6 +385,8 @@ def load_reference(stack: ModelStack, dtype: torch.dtype = torch.float32, option
         on_model(f"stable diffusion + controlnets ({str(dtype).removeprefix('torch.')}, for the baseline)")
     lines = len(stack.pipe.controlnet.nets) > 2
     pipe = generator(stack.spec, stack.device, dtype, lines)  # unfused: a compared run loads fast mode as a switch
+    if getattr(stack.pipe, "image_encoder", None) is not None:
+        attach_ip_adapter(stack.spec, pipe, stack.device, dtype)
     for module in (options or LoadOptions()).channels_last_modules(pipe, stack.device):
         module.to(memory_format=torch.channels_last)
     return replace(stack, pipe=pipe, dtype=dtype)

@@ -17,6 +17,8 @@ A bundle folder (`--models DIR`) has this layout, each part in its library's own
                             --preserve window, door, ... (parts of the room)
     upscaler/FILE           optional: one super-resolution weight spandrel loads (.safetensors, .pth, .pt, .ckpt),
                             for results larger than the working size (--output-size)
+    ip-adapter/models/      optional: IP-Adapter for SD1.5 in the hub repo's layout (ip-adapter_sd15.safetensors and
+                            image_encoder/), for --style-ref and room sets
     fast/RECIPE.safetensors optional, per recipe of models.recipes (lcm, tcd, hyper): the few-step LoRA that --fast
                             fuses into the UNet, in the layout of the recipe's published file
 """
@@ -33,14 +35,15 @@ from pipeline.errors import ModomoError
 BUNDLE_FILE = "modomo-bundle.json"
 BUNDLE_FORMAT = 1
 # 3: ControlNet outputs and position embeddings are not zero; 4: with CLIP; 5: with an upscaler; 6: with fast LoRAs;
-# 7: with the lines ControlNet and scene segmentation
-TINY_VERSION = 7
+# 7: with the lines ControlNet and scene segmentation; 8: with an IP-Adapter
+TINY_VERSION = 8
 # Real-ESRGAN x4plus, for results above the working size (loaded by pipeline.models.upscaler)
 SD15_REPO = "lllyasviel/Annotators"
 SD15_FILE = "RealESRGAN_x4plus.pth"
 SD15_UPSCALER = f"hub:{SD15_REPO}/{SD15_FILE}"
 SD15_LINES = "lllyasviel/control_v11p_sd15_mlsd"
 SD15_SEGMENTER = "nvidia/segformer-b0-finetuned-ade-512-512"
+SD15_IP_ADAPTER = "h94/IP-Adapter"
 UPSCALER_SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt")  # the weight formats spandrel reads
 
 
@@ -70,6 +73,9 @@ class ModelSpec:
     # segmentation model for --preserve's parts of the room. In `ids()` only for results they shape (see RunConfig).
     controlnet_lines: str | None = None
     segmenter: str | None = None
+    # Optional: the IP-Adapter (hub repo or folder in its layout, pipeline.models.ip_adapter) for --style-ref and room
+    # sets. Not in `ids()`: a result made with a reference records it with the reference (see RunConfig).
+    ip_adapter: str | None = None
 
     @property
     def upscaler_id(self) -> str | None:
@@ -117,6 +123,7 @@ def sd15() -> ModelSpec:
         fast_loras={name: f"hub:{recipe.hub_id}" for name, recipe in RECIPES.items()},
         controlnet_lines=SD15_LINES,
         segmenter=SD15_SEGMENTER,
+        ip_adapter=SD15_IP_ADAPTER,
     )
 
 
@@ -163,6 +170,7 @@ def bundle(folder: str | Path) -> ModelSpec:
         fast_loras=bundle_fast_loras(folder),
         controlnet_lines=str(folder / "controlnet-lines") if (folder / "controlnet-lines").is_dir() else None,
         segmenter=str(folder / "segmentation") if (folder / "segmentation").is_dir() else None,
+        ip_adapter=str(folder / "ip-adapter") if (folder / "ip-adapter").is_dir() else None,
     )
     missing = [p for p in (spec.sd, spec.controlnet_depth, spec.controlnet_canny, spec.depth, spec.yolo,
                            spec.sam2_config, spec.sam2_checkpoint) if not Path(p).exists()]

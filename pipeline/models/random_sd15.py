@@ -43,6 +43,7 @@ def spec() -> ModelSpec:
         fast_loras={name: RANDOM + name for name in RECIPES},
         controlnet_lines="random: control_v11p_sd15_mlsd architecture",
         segmenter="random: nvidia/segformer-b0-finetuned-ade-512-512 architecture",
+        ip_adapter="random: h94/IP-Adapter ip-adapter_sd15 architecture (ViT-H/14 encoder)",
     )
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from pipeline.models import segformer
+from pipeline.models import ip_adapter, segformer
 from pipeline.models.awaken import awaken_controlnet, awaken_embeddings
 from pipeline.models.presets import BUNDLE_FILE, BUNDLE_FORMAT
 from pipeline.models.vision import build_tiny_sam2, build_tiny_yolo
@@ -208,6 +208,7 @@ def build_tiny_bundle(folder: str | Path, seed: int = 0) -> Path:
     build_clip(folder / "clip")
     build_upscaler(folder / "upscaler", seed=seed + 3)
     segformer.build_random(folder / "segmentation", "tiny", seed=seed + 6)
+    ip_adapter.build_tiny(folder / ip_adapter.BUNDLE_FOLDER, unet, seed=seed + 7)
     manifest = {
         "format": BUNDLE_FORMAT,
         "name": "tiny",

@@ -51,10 +51,10 @@ class Generator:
         return self.memory.offloaded
 
     def __call__(self, frames: list[Frame]) -> list[Frame]:
-        groups: dict[tuple[int, int], list[Frame]] = {}
-        for frame in frames:
+        groups: dict[tuple, list[Frame]] = {}
+        for frame in frames:  # one sampler call per size and reference scale (the adapter's scale is per call)
             if frame.ok:
-                groups.setdefault(frame.image.size, []).append(frame)
+                groups.setdefault((frame.image.size, reference_scale(frame)), []).append(frame)
         for group in groups.values():
             self.render_chunks(group)
         return frames
@@ -111,8 +111,10 @@ class Generator:
         keep = [f.keep for f in group] if any(f.keep is not None for f in group) else None
         prompts = [prompt_pair(self.settings, f) for f in group]
         same = all(pair == (self.settings.prompt, self.settings.negative_prompt) for pair in prompts)
+        references = [f.reference for f in group] if any(f.reference is not None for f in group) else None
         return self.sampler(self.settings, controls, generators, height, width, keep=keep,
-                            originals=[f.image for f in group] if keep else None, prompts=None if same else prompts)
+                            originals=[f.image for f in group] if keep else None, prompts=None if same else prompts,
+                            references=references)
 
 
 class PlainDiffusersGenerator:
@@ -132,6 +134,24 @@ class PlainDiffusersGenerator:
                 self.calls += 1
                 self.rendered += 1
         return frames
+
+
+def reference_scale(frame: Frame) -> float:
+    """The IP-Adapter scale a frame renders at: its reference's, 0 without one."""
+    return frame.reference.scale if frame.reference is not None else 0.0
+
+
+def reference_kwargs(pipe, frame: Frame, guided: bool) -> dict:
+    """What `pipe()` takes for a frame's reference, as diffusers documents it (`set_ip_adapter_scale`, then
+    `ip_adapter_image`); with the adapter loaded and no reference, scale 0 and a zero embedding."""
+    if getattr(pipe, "image_encoder", None) is None:
+        return {}
+    pipe.set_ip_adapter_scale(reference_scale(frame))
+    if frame.reference is not None:
+        return {"ip_adapter_image": frame.reference.image}
+    width = pipe.image_encoder.config.projection_dim
+    rows = 2 if guided else 1  # diffusers reads a guided embedding as [negative, positive]
+    return {"ip_adapter_image_embeds": [torch.zeros(rows, 1, width, device=pipe.device, dtype=pipe.unet.dtype)]}
 
 
 def control_image(frame: Frame, name: str):
@@ -177,4 +197,5 @@ def render_with_diffusers(pipe, settings: GenerateSettings, frame: Frame):
         generator=torch.Generator("cpu").manual_seed(frame.seed),
         eta=settings.eta if settings.eta is not None else 0.0,
         output_type="pil",
+        **reference_kwargs(pipe, frame, settings.guidance_scale > 1.0),
     ).images[0]

@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 
 import torch
 
-MODELS = ("text_encoder", "vae", "controlnet", "unet")
+MODELS = ("text_encoder", "vae", "controlnet", "unet", "image_encoder")  # the image encoder: with --style-ref only
 PHASES = {
     "prompt": ("text_encoder",),
+    "reference": ("image_encoder",),
     "encode": ("vae",),
     "denoise": ("controlnet", "unet"),
     "decode": ("vae",),
@@ -78,11 +79,14 @@ class ModelPlacer:
         return {name for name, spot in self.placement.items() if spot == DEVICE}
 
     def modules(self) -> dict[str, torch.nn.Module]:
-        return {name: getattr(self.pipe, name) for name in MODELS}
+        return {name: getattr(self.pipe, name) for name in MODELS if getattr(self.pipe, name, None) is not None}
 
     def place(self, name: str, spot: str) -> bool:
         """Put one model on the device or the CPU and record it; True when it had to move."""
-        module = getattr(self.pipe, name)
+        module = getattr(self.pipe, name, None)
+        if module is None:  # a model this pipe was loaded without (no IP-Adapter): nothing to move
+            self.placement[name] = spot
+            return False
         target = self.device if spot == DEVICE else HOST_DEVICE
         if self.placement[name] == spot and same_device(device_of(module), target):
             return False

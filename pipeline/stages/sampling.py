@@ -8,7 +8,8 @@ scheduler, and gives the same images, minus work that cannot change them:
 - each ControlNet's conditioning embedding (a stack of full-resolution convolutions over the
   control image) is computed once per image instead of at every step, and once for the images of
   a batch that share a control image (a job's --variations);
-- prompt embeddings are computed once per prompt, not once per call.
+- prompt embeddings are computed once per prompt, not once per call, and a style reference's image
+  embedding (IP-Adapter) once per distinct reference in the run, not once per call.
 """
 
 from __future__ import annotations
@@ -58,7 +59,9 @@ class Sampler:
         self.device = torch.device(device) if device is not None else pipe._execution_device
         self.placer = placer or ModelPlacer(pipe, self.device)
         self._prompts: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}
+        self._references: dict[str, torch.Tensor] = {}  # a reference's digest -> its image embedding, batch 1
         self.controlnet_calls = 0  # counted: the tests check which ControlNet calls were skipped
+        self.reference_encodes = 0  # image encoder runs: once per distinct reference, counted for the tests
         self.nets: list = []  # the ControlNets of the call in progress (its settings' controls)
 
     def encode(self, prompt: str, negative_prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -68,6 +71,31 @@ class Sampler:
             with self.placer.phase("prompt"):
                 self._prompts[key] = self.pipe.encode_prompt(prompt, self.device, 1, True, negative_prompt)
         return self._prompts[key]
+
+    def encode_reference(self, reference) -> torch.Tensor:
+        """A reference's image embedding (1 x D), cached by its digest with the prompts."""
+        key = reference.digest
+        if key not in self._references or not self.options.cache_prompts:
+            with self.placer.phase("reference"):
+                self._references[key] = self.pipe.encode_image(reference.image, self.device, 1)[0]
+            self.reference_encodes += 1
+        return self._references[key]
+
+    def reference_batch(self, references: list | None, count: int, guided: bool, dtype) -> list | None:
+        """The UNet's `image_embeds` as diffusers' `prepare_ip_adapter_image_embeds` makes them: per image its
+        reference's embedding (zeros for an image without one: the adapter then runs at scale 0), with guidance
+        zeros for the negatives first. None when the pipe has no IP-Adapter."""
+        if getattr(self.pipe, "image_encoder", None) is None:
+            if references and any(r is not None for r in references):
+                raise ModomoError("a style reference needs the IP-Adapter, which these models were loaded without")
+            return None
+        scale = next((r.scale for r in references or [] if r is not None), 0.0)
+        self.pipe.set_ip_adapter_scale(scale)
+        made = [self.encode_reference(r) if r is not None else None for r in references or [None] * count]
+        width = self.pipe.image_encoder.config.projection_dim
+        zero = torch.zeros(1, width, device=self.device, dtype=dtype)
+        positive = torch.cat([m.to(dtype) if m is not None else zero for m in made])[:, None]
+        return [torch.cat([torch.zeros_like(positive), positive]) if guided else positive]
 
     def prompt_batch(self, settings, count: int, guided: bool, prompts: list | None = None) -> torch.Tensor:
         """[negative x N, positive x N] for classifier-free guidance, else positive x N. `prompts` gives each
@@ -105,16 +133,18 @@ class Sampler:
     @torch.inference_mode()
     def __call__(self, settings, controls: list[list], generators: list[torch.Generator], height: int,
                  width: int, output_type: str = "pil", keep: list | None = None, originals: list | None = None,
-                 prompts: list | None = None):
+                 prompts: list | None = None, references: list | None = None):
         """Images for one batch. `controls` holds, per ControlNet, one PIL control image per batch item;
         `keep` (float masks, 1 = keep) with `originals` holds those regions to the original photos;
-        `prompts`, when given, one (prompt, negative prompt) pair per batch item."""
+        `prompts`, when given, one (prompt, negative prompt) pair per batch item; `references`, one style
+        reference (or None) per batch item, all of one scale."""
         pipe = self.pipe
         count = len(generators)
         guided = settings.guidance_scale > 1.0
         self.nets = control_nets(pipe, settings.controls)
         # 1-2. Prompt embeddings (cached per prompt pair) and control images.
         embeds = self.prompt_batch(settings, count, guided, prompts)
+        image_embeds = self.reference_batch(references, count, guided, embeds.dtype)
         conds = self.control_images(controls, count, height, width, guided)
         # 3. Timesteps.
         pipe.scheduler.set_timesteps(settings.steps, device=self.device)
@@ -128,7 +158,7 @@ class Sampler:
         extra = pipe.prepare_extra_step_kwargs(generators, settings.eta if settings.eta is not None else 0.0)
         with self.placer.phase("denoise"):
             latents = self.denoise(settings, embeds, conds, noise, held, guided, [distinct(c) for c in controls],
-                                   extra)
+                                   extra, image_embeds)
         if output_type == "latent":
             return latents
         # 6. Decode.
@@ -136,9 +166,10 @@ class Sampler:
             return self.decode(latents, output_type)
 
     def denoise(self, settings, embeds, conds, noise, held, guided: bool, rows: list | None = None,
-                extra: dict | None = None) -> torch.Tensor:
+                extra: dict | None = None, images: list | None = None) -> torch.Tensor:
         """The loop: ControlNet residuals (idle ones skipped), UNet, guidance, scheduler step, held region.
-        `rows`, per ControlNet, says which batch items share a control image (see `distinct`)."""
+        `rows`, per ControlNet, says which batch items share a control image (see `distinct`); `images` are the
+        UNet's IP-Adapter image embeddings (the ControlNets see the text alone, as in diffusers)."""
         pipe, opts = self.pipe, self.options
         timesteps = pipe.scheduler.timesteps
         windows = control_windows(len(timesteps), settings.control_guidance_start, settings.control_guidance_end)
@@ -146,6 +177,7 @@ class Sampler:
         scales = settings.controlnet_conditioning_scale
         used = [not opts.skip_idle_controlnets or (scale != 0 and any(step[k] for step in windows))
                 for k, scale in enumerate(scales)]
+        added = {"image_embeds": images} if images is not None else None
         with precomputed_conditioning(self.nets if opts.cache_control_embeddings else []) as embedders:
             if opts.cache_control_embeddings:  # a ControlNet that never runs needs no embedding
                 rows = rows or [None] * len(conds)
@@ -157,7 +189,7 @@ class Sampler:
                 down, mid = self.residuals(model_input, t, embeds, conds, scales, windows[i])
                 noise_pred = pipe.unet(model_input, t, encoder_hidden_states=embeds,
                                        down_block_additional_residuals=down, mid_block_additional_residual=mid,
-                                       return_dict=False)[0]
+                                       added_cond_kwargs=added, return_dict=False)[0]
                 if guided:
                     uncond, cond_noise = noise_pred.chunk(2)
                     noise_pred = uncond + settings.guidance_scale * (cond_noise - uncond)
