@@ -25,7 +25,10 @@ TRANSFORM = {
         show_default=False)),
     "manifest": (Path | None, option(CATALOGUE, help="A .csv (with a header) or .jsonl of jobs, one per row: "
                                                      "input, style, room, prompt, negative_prompt, seed, preserve, "
-                                                     "mask, name.")),
+                                                     "mask, name, variations, style_ref, set.")),
+    "sets_by": (str | None, option(CATALOGUE, "--sets-by", help="Room sets from the layout: parent (a folder of "
+                                                                "folders, one per room). A set's photos share a seed "
+                                                                "and follow its first photo's result.")),
     "style": (str | None, option(STYLE, "--style", "-s", help="Built-in style(s), comma-separated (see `modomo "
                                                          "styles`); default modern unless --style-file is given.")),
     "style_file": (list[Path] | None, option(STYLE, "--style-file", help="A style TOML file of your own, rendered "
@@ -55,6 +58,11 @@ TRANSFORM = {
     "retries": (int, option(QUALITY, help="New seeds to try for a result below --min-quality.")),
     "lora": (list[str] | None, option(STYLE, "--lora", help="LoRA weights FILE[:SCALE] for every style "
                                                           "(repeatable).")),
+    "style_ref": (str | None, option(STYLE, "--style-ref", help="A reference photo whose look every result takes "
+                                                                "(IP-Adapter), with the style's prompt: a path or "
+                                                                "r2://bucket/key.")),
+    "style_ref_scale": (float | None, option(STYLE, "--style-ref-scale", help="How strongly --style-ref steers, 0 to "
+                                                                              "1.5 (default: the style's, else 0.6).")),
     "checkpoint": (Path | None, option(MODELS, help="A single-file SD1.5 fine-tune (.safetensors) instead of the "
                                                     "base model.")),
     "preserve": (str | None, option(DESIGN, help="Keep these as they are: detected objects (couch,bed; sofa, "

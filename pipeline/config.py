@@ -9,7 +9,7 @@ from typing import Any
 from pipeline.errors import UsageError
 from pipeline.options import TransformOptions
 from pipeline.stages.settings import GenerateSettings, SpeedOptions, with_fidelity
-from styles import AUTO_ROOM, FIDELITY, ROOMS, STYLE_DIR, Style, load_style, room_name, style_name
+from styles import AUTO_ROOM, FIDELITY, MAX_REF_SCALE, ROOMS, STYLE_DIR, Style, load_style, room_name, style_name
 
 FORMATS = ("png", "jpeg", "webp")
 FORMAT_ALIASES = {"jpg": "jpeg"}
@@ -65,6 +65,11 @@ class RunConfig:
     signing: Any = None  # pipeline.outputs.credentials.Credentials: the checked chain and key (set by the plan)
     fidelity: str | None = None  # --fidelity: loose, balanced, strict; None: each style's own, else balanced
     lines_off: str | None = None  # why the styles' lines control cannot run here (no MLSD ControlNet; set by the plan)
+    style_ref: str | None = None  # --style-ref: a reference photo for every job's look (IP-Adapter)
+    style_ref_scale: float | None = None  # --style-ref-scale; None: each style's `style_ref_scale`, else the default
+    sets_by: str | None = None  # --sets-by parent: each folder of photos is a room set
+    references: dict = field(default_factory=dict)  # where -> Reference: the command's and the styles' (the plan)
+    job_references: bool = False  # some manifest row has its own style_ref, or some input is in a room set (the plan)
 
     @classmethod
     def from_options(cls, options: TransformOptions) -> RunConfig:
@@ -86,7 +91,8 @@ class RunConfig:
             mask_dir=str(o.mask_dir) if o.mask_dir else None, name_template=o.name, variations=o.variations,
             output_size=o.output_size, fast=o.recipe, disclose=(o.disclose or "").strip() or None,
             sign_cert=str(o.sign_cert) if o.sign_cert else None, sign_key=str(o.sign_key) if o.sign_key else None,
-            fidelity=o.fidelity,
+            fidelity=o.fidelity, style_ref=o.style_ref or None, style_ref_scale=o.style_ref_scale,
+            sets_by=o.sets_by,
         )
 
     @property
@@ -126,6 +132,11 @@ class RunConfig:
         self.fast = self.fast_recipe()
         if self.fidelity is not None and self.fidelity not in FIDELITY:
             raise UsageError(f"--fidelity {self.fidelity!r}: choose one of {', '.join(FIDELITY)}")
+        if self.style_ref_scale is not None and not 0.0 <= self.style_ref_scale <= MAX_REF_SCALE:
+            raise UsageError(f"--style-ref-scale must be between 0 and {MAX_REF_SCALE}, got {self.style_ref_scale}")
+        from pipeline.inputs.sets import check_sets_by
+
+        self.sets_by = check_sets_by(self.sets_by)
         check_distinct(self.styles)
         if self.name_template:  # before the output is made
             from pipeline.outputs.names import check_template
@@ -242,6 +253,43 @@ class RunConfig:
 
         return bool(room_parts(self.preserve)) or self.job_parts
 
+    def reference_source(self, style: Style) -> str | None:
+        """Where a style's results take their look from, unless a manifest row or a room set says otherwise:
+        --style-ref, else the style file's `style_ref`."""
+        return self.style_ref or style.style_ref
+
+    def reference_scale(self, style: Style) -> float:
+        """How strongly a style's reference steers: --style-ref-scale, else the style's, else the default."""
+        from pipeline.inputs.references import DEFAULT_SCALE
+
+        if self.style_ref_scale is not None:
+            return self.style_ref_scale
+        return style.style_ref_scale if style.style_ref_scale is not None else DEFAULT_SCALE
+
+    def reference_for(self, style: Style, job=None):
+        """The reference a job in a style follows (a set's other photos follow their anchor instead): its manifest
+        row's, else the command's, else the style file's; at the style's scale. None without one."""
+        from dataclasses import replace as with_scale
+
+        found = getattr(job, "reference", None) if job is not None else None
+        if found is None:
+            found = self.references.get(self.reference_source(style))
+        return with_scale(found, scale=self.reference_scale(style)) if found is not None else None
+
+    @property
+    def uses_references(self) -> bool:
+        """Whether any job follows a reference: the IP-Adapter and its image encoder are loaded."""
+        return self.job_references or any(self.reference_source(s) for s in [*self.styles, *self.job_styles])
+
+    def reference_json(self, style: Style) -> dict:
+        """What of the references shapes a style's results, for the settings and their hash: the style's own
+        reference (digest and scale), or, where only rows or room sets bring references, the scale."""
+        reference = self.references.get(self.reference_source(style) or "")
+        if reference is not None:
+            return {"style_ref": {"source": reference.source, "digest": reference.digest,
+                                  "scale": self.reference_scale(style)}}
+        return {"style_ref_scale": self.reference_scale(style)} if self.job_references else {}
+
     def fidelity_of(self, style: Style | None = None) -> str:
         """How much a style's results may change: --fidelity, else the style file's, else balanced."""
         return self.fidelity or (style or self.style).fidelity or "balanced"
@@ -262,6 +310,7 @@ class RunConfig:
             **({"controls": list(g.controls), "lines_min_length": style.lines_min_length}
                if "lines" in g.controls else {}),
             **({"fidelity": self.fidelity_of(style)} if self.fidelity_of(style) != "balanced" else {}),
+            **self.reference_json(style),
             "batch_size": self.batch_size,
             "format": self.format,
             "style": style.name,

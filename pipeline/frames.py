@@ -26,6 +26,8 @@ class Item:
     fetch: Callable[[], bytes] | None = field(default=None, compare=False, repr=False)
     version: str | None = field(default=None, compare=False)  # size+mtime or ETag: a changed input is redone
     job: Any = None  # pipeline.inputs.manifest.Job: a manifest row's own settings; part of the identity
+    group: str | None = field(default=None, compare=False)  # the room set it belongs to (pipeline.inputs.sets)
+    anchor: str | None = field(default=None, compare=False)  # a set's other photos: the identity of its first one
 
     @property
     def display(self) -> str:
@@ -43,6 +45,11 @@ class Item:
         a file named alone is the same input as when its folder is named. A manifest row adds a hash of
         its content: two rows are two jobs, and an edited row is a new one."""
         return f"{self.location}#{self.job.digest}" if self.job is not None else self.location
+
+    @property
+    def group_key(self) -> str:
+        """What shards, device workers, Ray and seeds go by: its room set, which is never split, else itself."""
+        return f"set:{self.group}" if self.group else self.identity
 
     def read(self) -> bytes:
         """The input's bytes; OSError when it cannot be read."""

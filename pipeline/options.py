@@ -37,6 +37,8 @@ class TransformOptions:
     steps: int | None = None
     guidance_scale: float | None = None
     lora: list[str] | None = None
+    style_ref: str | None = None  # a reference photo for the look (IP-Adapter): a path or r2:// / s3:// URI
+    style_ref_scale: float | None = None  # how strongly it steers; None: the style's, else ip_adapter.DEFAULT_SCALE
 
     # Models and device
     models: str = "sd15"
@@ -62,6 +64,7 @@ class TransformOptions:
 
     # Catalogues
     manifest: Path | None = None
+    sets_by: str | None = None  # room sets from the layout: parent (a folder of folders, one per room)
     name: str | None = None
     events: str | None = None
     sign_cert: Path | None = None

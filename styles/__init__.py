@@ -22,6 +22,7 @@ def _rooms() -> tuple[tuple[str, ...], dict[str, str], str]:
 ROOMS, ROOM_ALIASES, ROOM_TEMPLATE = _rooms()  # the room types (pipeline/data/rooms.toml)
 AUTO_ROOM = "auto"  # found per photo by the preset's CLIP
 DEFAULT_MIN_LINE = 0.04  # [controls.lines] min_length: segments shorter than 4 % of the long side are dropped
+MAX_REF_SCALE = 1.5  # --style-ref-scale / `style_ref_scale`: beyond this the reference drowns the prompt
 FIDELITY = ("loose", "balanced", "strict")  # --fidelity / `fidelity = ...`: pipeline.stages.settings.with_fidelity
 
 
@@ -82,6 +83,8 @@ class Style:
     lines: ControlSettings | None = None  # the straight-line (MLSD) control, when the style uses it
     lines_min_length: float = DEFAULT_MIN_LINE  # shortest segment kept, as a share of the photo's long side
     fidelity: str | None = None  # how much may change: loose, balanced, strict (`fidelity = "strict"`)
+    style_ref: str | None = None  # a reference photo for the look (`style_ref = "hero.jpg"`, relative to the file)
+    style_ref_scale: float | None = None  # how strongly it steers (`style_ref_scale = 0.6`)
 
     def prompt_for(self, room: str) -> str:
         return self.prompt.format(room=room)
@@ -122,7 +125,7 @@ def load_style(name: str | None = None, path: str | Path | None = None) -> Style
 CONTROL_KEYS = ("scale", "start", "end")
 KEYS = {  # the keys each table of a style file may hold, by the table's dotted name ("" for the top level)
     "": ("name", "description", "prompt", "negative_prompt", "guidance_scale", "steps", "min_quality", "loras",
-         "checkpoint", "variations", "fast", "controls", "disclose", "fidelity"),
+         "checkpoint", "variations", "fast", "controls", "disclose", "fidelity", "style_ref", "style_ref_scale"),
     "controls": ("depth", "canny", "lines"),
     "controls.depth": CONTROL_KEYS,
     "controls.canny": (*CONTROL_KEYS, "low_threshold", "high_threshold"),
@@ -204,7 +207,23 @@ def parse_style(data: dict, file: Path) -> Style:
         lines_min_length=float(_number(lines, "min_length", "controls.lines.", file, 0.0, 1.0))
         if lines is not None and "min_length" in lines else DEFAULT_MIN_LINE,
         fidelity=parse_fidelity(data, file),
+        style_ref=parse_style_ref(data, file),
+        style_ref_scale=float(_number(data, "style_ref_scale", "", file, 0.0, MAX_REF_SCALE))
+        if "style_ref_scale" in data else None,
     )
+
+
+def parse_style_ref(data: dict, file: Path) -> str | None:
+    """`style_ref = "hero.jpg"`: a reference photo, relative to the style file (or absolute, or r2:// / s3://)."""
+    if "style_ref" not in data:
+        return None
+    value = data["style_ref"]
+    if not isinstance(value, str) or not value.strip():
+        raise StyleError(f"{file}: field 'style_ref' must be a path or an r2:// URI, got {value!r}")
+    value = value.strip()
+    if "://" in value or Path(value).expanduser().is_absolute():
+        return str(Path(value).expanduser()) if "://" not in value else value
+    return str(file.resolve().parent / value)
 
 
 def check_prompt(prompt: str, file: Path) -> str:

@@ -4,9 +4,10 @@ Columns: `input` (relative to the manifest's folder, absolute, or an r2:// / s3:
 optional, `style` (one or several, comma-separated), `room`, `prompt` (words added to the style's
 prompt), `negative_prompt` (words added to the style's negative prompt), `seed`, `preserve`, `mask`
 (a keep mask, relative to the manifest's folder), `name` (the output name without extension),
-`variations` (results per job). An empty cell takes the command's option. A job's identity is its
-row's content, not its position: editing a row redoes that row alone, and the same photo on two
-rows is two jobs.
+`variations` (results per job), `style_ref` (a reference photo for the look, relative to the
+manifest's folder, absolute or r2://), `set` (a room set: its rows share a seed and follow the set's
+first row's result). An empty cell takes the command's option. A job's identity is its row's content,
+not its position: editing a row redoes that row alone, and the same photo on two rows is two jobs.
 
 A file that cannot be read, a missing `input` column, an unknown column or a row naming an unknown
 style is a usage error before any model loads; any other bad row fails its job alone with "manifest
@@ -22,9 +23,10 @@ import io
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from pipeline.errors import UsageError
 from pipeline.frames import Item
@@ -32,7 +34,8 @@ from pipeline.inputs.sources import file_version
 from pipeline.r2 import Remote, is_remote
 from styles import ROOMS, room_name, style_name
 
-COLUMNS = ("input", "style", "room", "prompt", "negative_prompt", "seed", "preserve", "mask", "name", "variations")
+COLUMNS = ("input", "style", "room", "prompt", "negative_prompt", "seed", "preserve", "mask", "name", "variations",
+           "style_ref", "set")
 MAX_VARIATIONS = 16
 
 
@@ -52,6 +55,9 @@ class Job:
     name: str | None = None
     variations: int | None = None  # results per job (--variations)
     error: str | None = None  # a bad row: its job fails with this, the others go on
+    style_ref: str | None = None  # the row's reference photo: a path (resolved) or an r2:// URI
+    set: str | None = None  # the room set the row belongs to (pipeline.inputs.sets)
+    reference: Any = field(default=None, compare=False, repr=False)  # the style_ref, read once (the plan)
 
     def fail(self, reason: str) -> str:
         return f"manifest line {self.line}: {reason}"
@@ -139,7 +145,8 @@ def make_job(line: int, cells: dict, known_styles, resolve_labels) -> Job:
     error = error or bad
     return Job(line, job.digest, styles, room, cells.get("prompt", ""),
                cells.get("negative_prompt", ""), seed, preserve, cells.get("mask") or None,
-               cells.get("name") or None, variations, job.fail(error) if error else None)
+               cells.get("name") or None, variations, job.fail(error) if error else None,
+               cells.get("style_ref") or None, " ".join(cells.get("set", "").split()) or None)
 
 
 def parse_variations(cell) -> tuple[int | None, str | None]:
@@ -185,6 +192,8 @@ def manifest_items(path: str | Path, remote: Remote, known_styles, resolve_label
             raise UsageError(f"--manifest {path}: {exc}") from None
         if job.mask and not Path(job.mask).expanduser().is_absolute():
             job = replace(job, mask=str(folder / job.mask))
+        if job.style_ref and not is_remote(job.style_ref) and not Path(job.style_ref).expanduser().is_absolute():
+            job = replace(job, style_ref=str(folder / job.style_ref))
         if job.digest in seen:
             if warn is not None:
                 warn(f"manifest line {line} repeats line {seen[job.digest]}: one job")

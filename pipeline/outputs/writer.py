@@ -12,6 +12,7 @@ from pipeline.config import RunConfig
 from pipeline.errors import ModomoError
 from pipeline.frames import Frame
 from pipeline.inputs import imaging
+from pipeline.inputs.references import digest_of
 from pipeline.outputs.disclosure import disclose
 from pipeline.outputs.names import variation_stem
 from pipeline.outputs.overlay import draw_objects
@@ -36,6 +37,7 @@ class OutputWriter:
         self.device = device
         self.lock = threading.Lock()
         self.photo_maps: dict[str, dict[str, str]] = {}  # per photo: its shared control maps, once written
+        self.previews: set[str] = set()  # the references whose small copy this process has written
 
     def write(self, frames: list[Frame], run) -> ImageRecord:
         """Write everything for one job in one style (a StyleRun): each variation's result and thumbnail,
@@ -105,12 +107,26 @@ class OutputWriter:
                 files = {kind: self.sign(frame, run, names[kind], data, types[kind]) for kind, data in files.items()}
         with timed([frame], "write"):
             about = self.object_metadata(frame, run)
+            frame.digest = digest_of(files["result"])  # what a room set's other photos follow, byte for byte
+            self.write_preview(frame.reference)
             for kind, data in files.items():
                 frame.outputs[kind] = self.sink.write(names[kind], data, types[kind], about)
         for name, url_key in (("result", "transformed_url"), ("thumbnail", "thumbnail_url")):
             url = self.sink.public_url(names[name])
             if url:
                 frame.urls[url_key] = url
+
+    def write_preview(self, reference) -> None:
+        """A small copy of a reference in the output (once), for the report and the contact sheet: the output
+        shows what its results followed wherever the reference itself lives. A set's anchor result is there."""
+        if reference is None or reference.anchor or not reference.preview or reference.image is None:
+            return
+        with self.lock:
+            if reference.digest in self.previews:
+                return
+            self.previews.add(reference.digest)
+        data = imaging.encode(imaging.thumbnail(reference.image, THUMBNAIL_SIDE), "jpeg")
+        self.sink.write(reference.preview, data, "image/jpeg")
 
     def sign(self, frame: Frame, run, name: str, data: bytes, mime: str) -> bytes:
         """One file with its C2PA manifest: the input photo as parent, what was done, by what."""
@@ -165,6 +181,7 @@ class OutputWriter:
             "key": frame.item.key,
             "status": "ok",
             **({"line": frame.item.job.line} if frame.item.job is not None else {}),
+            **set_fields(frame),
             "style": run.style.name,
             "input": frame.item.display,
             "room": frame.room,
@@ -175,6 +192,7 @@ class OutputWriter:
             "quality": frame.quality,
             "passed": passed(frame, run),
             "outputs": self.relative(frame.outputs),
+            **({"digest": frame.digest} if frame.digest else {}),
             **frame.urls,
             "variations": [{**v, "outputs": self.relative(v["outputs"])} for v in map(variation_json, frames,
                                                                                       [run] * len(frames))],
@@ -207,7 +225,8 @@ class OutputWriter:
             timings={k: round(v, 6) for k, v in summed_timings(frames).items()},
             variations=[variation_json(f, run) for f in frames] if frame.ok else [],
             retry_errors=sum("error" in attempt for f in frames for attempt in f.attempts),
-            warnings=list(frame.warnings),
+            warnings=list(frame.warnings), set=item.group, anchor=bool(item.group and not item.anchor),
+            reference=reference_json(frame, self.sink.locate),
         )
 
     def metadata(self, frame: Frame, run, listing: list[dict]) -> dict:
@@ -228,6 +247,7 @@ class OutputWriter:
             "negative_prompt": frame.negative_prompt or run.settings.negative_prompt,
             **({"manifest": {"line": frame.item.job.line, "job": frame.item.job.digest}}
                if frame.item.job is not None else {}),
+            **set_fields(frame),
             "seed": frame.seed,
             **({"variation": {"n": frame.variation, "of": len(listing)}, "variations": listing} if listing else {}),
             "models": self.models,
@@ -247,6 +267,22 @@ class OutputWriter:
             "modomo_version": __version__,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
         }
+
+
+def set_fields(frame: Frame) -> dict:
+    """A job's room set and reference, as journal lines and metadata keep them (paths relative to the output)."""
+    item = frame.item
+    return {**({"set": item.group} if item.group else {}),
+            **({"anchor": True} if item.group and not item.anchor else {}),
+            **({"reference": frame.reference.to_json()} if frame.reference is not None else {})}
+
+
+def reference_json(frame: Frame, locate) -> dict:
+    """A job's reference as its record shows it: the preview located, as outputs are."""
+    if frame.reference is None:
+        return {}
+    data = frame.reference.to_json()
+    return {**data, "preview": locate(data["preview"])} if data.get("preview") else data
 
 
 def ranked(frames: list[Frame]) -> list[Frame]:

@@ -130,14 +130,17 @@ def plan_for(config: RunConfig, shard: Shard | None = None, devices: str | None 
     device_list = parse_devices(devices) if devices else []
     check_parts(config, spec)
     remote = Remote(pool_size=config.workers * 2 + 2)
+    reader = read_references(config, remote)  # before anything is written: a bad reference is one line
+    check_adapter(config, spec)
     sink = open_sink(config.out, remote)
     sink.prepare()
-    everything = list_inputs(config, spec, remote, warnings.append)
+    everything = list_inputs(config, spec, remote, warnings.append, reader)
     if not everything:
         raise UsageError(f"no images found in {', '.join(config.inputs or [str(config.manifest)])}")
     check_parts(config, spec)
+    check_adapter(config, spec)
     check_lines(config, spec, warnings)
-    items = [item for item in everything if shard is None or shard.owns(item.identity)]
+    items = [item for item in everything if shard is None or shard.owns(item.group_key)]  # a room set stays whole
     if config.name_template:
         from pipeline.outputs.names import check_template, check_unique
 
@@ -184,6 +187,28 @@ def check_lines(config: RunConfig, spec: ModelSpec, warnings: list[str]) -> None
                         f"use depth and canny (fetch it with `modomo models download sd15`)")
 
 
+def read_references(config: RunConfig, remote: Remote, reader=None):
+    """The command's and the styles' references, each read and decoded once; a usage error naming the one that
+    cannot be (a local file or an R2 object, before any model loads). Returns the reader, for the manifest's."""
+    from pipeline.inputs.references import ReferenceReader
+
+    reader = reader or ReferenceReader(remote)
+    for style in [*config.styles, *config.job_styles]:
+        where = config.reference_source(style)
+        if where and where not in config.references:
+            what = "--style-ref" if where == config.style_ref else f"style {style.name}: style_ref"
+            config.references[where] = reader.option(where, config.reference_scale(style), what)
+    return reader
+
+
+def check_adapter(config: RunConfig, spec: ModelSpec) -> None:
+    """A reference (or a room set) needs the preset's IP-Adapter: refused in one line, with the download command."""
+    from pipeline.models.load import has_ip_adapter, ip_adapter_missing
+
+    if config.uses_references and not has_ip_adapter(spec) and weights_present(spec):
+        raise UsageError(ip_adapter_missing(spec))
+
+
 def check_upscaler(config: RunConfig, spec: ModelSpec) -> None:
     """Results above the working size need the preset's super-resolution weight when it names one (a preset
     without one enlarges with Lanczos, and says so in the settings)."""
@@ -227,12 +252,51 @@ def has_clip(spec: ModelSpec) -> bool:
     return hub_file_cached(spec.clip, "config.json") is not None
 
 
-def list_inputs(config: RunConfig, spec: ModelSpec, remote: Remote, warn=None) -> list[Item]:
+def list_inputs(config: RunConfig, spec: ModelSpec, remote: Remote, warn=None, reader=None) -> list[Item]:
     """The run's inputs: INPUTS, or the manifest's jobs (the styles only rows name added to the config,
-    rows that need what the preset lacks failed). The same list wherever it is made: the driver, a
-    device worker, a Ray actor."""
-    if not config.manifest:
-        return collect_inputs(config.inputs, remote)
+    rows that need what the preset lacks failed), with their room sets and the rows' references. The same list
+    wherever it is made: the driver, a device worker, a Ray actor."""
+    from pipeline.inputs.sets import assign_sets
+
+    items = assign_sets(manifest_jobs(config, spec, remote, warn) if config.manifest
+                        else collect_inputs(config.inputs, remote), config.sets_by)
+    if config.manifest:  # the styles only rows name may bring references too
+        items = row_references(items, read_references(config, remote, reader))
+    config.job_references = any(item.group for item in items) or any(
+        item.job is not None and item.job.reference is not None for item in items)
+    return items
+
+
+def row_references(items: list[Item], reader) -> list[Item]:
+    """Each manifest row's `style_ref`, read once per distinct file (in parallel); a row whose reference cannot
+    be read, or that is a room set's later photo (it follows its anchor), fails alone, naming it. A row's
+    reference is part of its version: a changed file redoes the rows that name it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    wanted = sorted({i.job.style_ref for i in items if i.job.style_ref and not i.job.error and not i.anchor})
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda where: reader.cache.setdefault(where, reader.load(where)), wanted))
+    marked = []
+    for item in items:
+        job = item.job
+        if job.style_ref and not job.error:
+            if item.anchor:
+                job = replace(job, error=job.fail(f"style_ref: a photo of room set {item.group!r} follows its "
+                                                  "first photo's result; give the reference on that row"))
+            else:
+                try:
+                    reference = reader.read(job.style_ref, 0.0)
+                except ValueError as exc:
+                    job = replace(job, error=job.fail(f"style_ref {job.style_ref}: {exc}"))
+                else:
+                    job = replace(job, reference=reference)
+                    item = replace(item, version=f"{item.version}+ref:{reference.digest}")
+        marked.append(replace(item, job=job))
+    return marked
+
+
+def manifest_jobs(config: RunConfig, spec: ModelSpec, remote: Remote, warn=None) -> list[Item]:
+    """The manifest's rows as items (see `list_inputs`)."""
     from pipeline.inputs.manifest import manifest_items
     from pipeline.stages.parts import room_parts
     from pipeline.stages.preserve import resolve_labels

@@ -28,17 +28,31 @@ def split(plan: RunPlan) -> tuple[dict[str, list[str]], list[ImageRecord]]:
 def split_items(items: list[Item], styles_for, hashes: dict[str, str], done: dict,
                 locate) -> tuple[dict[str, list[str]], list[ImageRecord]]:
     """The one test of what is done, for the plan and for a Runner: a job (input, style) is done when the
-    journal has it with the style's settings hash and the input's current version."""
+    journal has it with the style's settings hash and the input's current version, and, for a room set's later
+    photo, its anchor is done too and is still the result it followed (a redone or changed anchor redoes its set)."""
     todo: dict[str, list[str]] = {}
     skipped: list[ImageRecord] = []
-    for item in items:
+    for item in sorted(items, key=lambda i: bool(i.anchor)):  # anchors decided before the photos that follow them
         for style in styles_for(item):
             entry = done.get((item.identity, hashes[style]))
-            if entry is not None and entry.get("version") == item.version:
+            if job_done(item, style, entry, done.get((item.anchor, hashes[style])) if item.anchor else None, todo):
                 skipped.append(ImageRecord.from_journal(item, style, entry, "skipped", locate))
             else:
                 todo.setdefault(item.identity, []).append(style)
-    return todo, skipped
+    order = {item.identity: n for n, item in enumerate(items)}
+    skipped.sort(key=lambda record: order[record.id])
+    return dict(sorted(todo.items(), key=lambda pair: order[pair[0]])), skipped
+
+
+def job_done(item: Item, style: str, entry: dict | None, anchor: dict | None, todo: dict) -> bool:
+    """Whether one job is done (see `split_items`)."""
+    if entry is None or entry.get("version") != item.version:
+        return False
+    if not item.anchor:
+        return True
+    followed = (entry.get("reference") or {}).get("digest")
+    return (anchor is not None and style not in todo.get(item.anchor, [])
+            and followed is not None and followed == anchor.get("digest"))
 
 
 def nothing_to_do(plan: RunPlan, skipped: list[ImageRecord], hooks: Hooks) -> RunResult:

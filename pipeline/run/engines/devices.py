@@ -135,7 +135,7 @@ def merge_records(workers: list[Worker], plan: RunPlan) -> list[ImageRecord]:
             records += [ImageRecord.from_json(r) for r in worker.summary["images"]]
             continue
         done = plan.journal.load() if done is None else done
-        for item in (i for i in plan.items if worker.shard.owns(i.identity)):
+        for item in (i for i in plan.items if worker.shard.owns(i.group_key)):
             for style in plan.styles_for(item):
                 entry = done.get((item.identity, hashes[style]))
                 if entry is not None and entry.get("version") == item.version:

@@ -25,7 +25,8 @@ def run(plan: RunPlan, hooks: Hooks) -> RunResult:
     try:
         stack = load_stack(plan.spec, device, on_model=hooks.on_model,
                            options=LoadOptions(dtype=config.precision or config.dtype, fast=config.fast,
-                                               lines=config.uses_lines, segmenter=config.keeps_parts))
+                                               lines=config.uses_lines, segmenter=config.keeps_parts,
+                                               style_ref=config.uses_references))
     except KeyboardInterrupt:  # Ctrl-C before any image: one line, not a library's traceback
         raise ModomoError("interrupted while loading the models; nothing was written", EXIT_INTERRUPTED) from None
     load_seconds = time.perf_counter() - start

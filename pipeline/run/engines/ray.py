@@ -46,7 +46,8 @@ class TransformActor:
         everything = list_inputs(config, spec, remote)  # cheap; keeps R2 clients out of pickles
         self.by_id = {item.identity: item for item in everything}
         start = time.perf_counter()
-        load = LoadOptions(dtype=config.dtype, fast=config.fast, lines=config.uses_lines, segmenter=config.keeps_parts)
+        load = LoadOptions(dtype=config.dtype, fast=config.fast, lines=config.uses_lines, segmenter=config.keeps_parts,
+                           style_ref=config.uses_references)
         stack = load_stack(spec, pick_device(device), options=load)
         config = replace(config, precision=name_of(stack.dtype))  # `auto` by this actor's device, as hashed
         self.load_seconds = time.perf_counter() - start
@@ -59,9 +60,15 @@ class TransformActor:
         self.span: tuple[float, float] | None = None  # wall-clock start and end of its latest batch
 
     def __call__(self, batch: dict) -> dict:
-        items = [self.by_id[identity] for identity in batch["id"]]
-        todo = {identity: [run for run in self.runner.styles if run.style.name in json.loads(names)]
-                for identity, names in zip(batch["id"], batch["styles"], strict=True)}
+        """One batch of rows, each a room set or a single input (a set is never split across actors)."""
+        ids = [identity for row in batch["id"] for identity in json.loads(row)]
+        wanted = [names for row in batch["styles"] for names in json.loads(row)]
+        for row in batch["anchors"]:  # the sets' anchors the journal had done: their results, for the members
+            self.runner.anchor_outputs.update({tuple(key.split("\t")): outputs
+                                               for key, outputs in json.loads(row).items()})
+        items = [self.by_id[identity] for identity in ids]
+        todo = {identity: [run for run in self.runner.styles if run.style.name in names]
+                for identity, names in zip(ids, wanted, strict=True)}
         result = RunResult()
         reason = f"not run: {self.fatal}" if self.fatal else None
         begun = time.time()  # wall clock: the driver spans every actor's batches with it
@@ -107,13 +114,26 @@ def start_ray():
 
 
 def plan_work(plan: RunPlan, result: RunResult, on_event) -> list[dict]:
-    """Per input still to do, the styles still to do; what the journal has finished with these settings
-    and this input version is recorded as skipped, as an in-process run does."""
+    """Per room set (or single input) still to do, its inputs and their styles still to do; what the journal has
+    finished with these settings and this input version is recorded as skipped, as an in-process run does. A set's
+    row carries its anchor's earlier results, which its other photos follow."""
     todo, skipped = split(plan)
     for record in skipped:
         result.records.append(record)
         on_event("done", record=record)
-    return [{"id": identity, "styles": json.dumps(styles)} for identity, styles in todo.items()]
+    groups: dict[str, list[str]] = {}
+    by_id = {item.identity: item for item in plan.items}
+    for identity in todo:
+        groups.setdefault(by_id[identity].group_key, []).append(identity)
+    anchors = {record.id: [] for record in skipped}
+    for record in skipped:
+        anchors[record.id].append(record)
+    rows = []
+    for ids in groups.values():
+        followed = {by_id[i].anchor for i in ids if by_id[i].anchor}
+        done = {f"{r.id}\t{r.style}": r.outputs for a in followed for r in anchors.get(a, [])}
+        rows.append({"id": json.dumps(ids), "styles": json.dumps([todo[i] for i in ids]), "anchors": json.dumps(done)})
+    return rows
 
 
 def collect(rows, result: RunResult, journal: Journal, on_event) -> dict:
