@@ -62,19 +62,25 @@ def models_download(
     fast: Annotated[bool, typer.Option("--fast", help="Also fetch the default few-step recipe's LoRA.")] = False,
     fast_recipe: Annotated[str | None, typer.Option(help="The recipe whose LoRA --fast fetches: lcm, tcd, hyper, "
                                                          "or all (implies --fast).")] = None,
+    style_ref: Annotated[bool, typer.Option("--style-ref", help="Also fetch the IP-Adapter and its image encoder "
+                                            "(about 2.5 GB), which --style-ref and room sets steer the look "
+                                            "with.")] = False,
 ) -> None:
     """Fetch a preset's weights into the standard caches (HF_HOME, ultralytics weights_dir); with --fast, the
-    few-step LoRA as well."""
+    few-step LoRA as well; with --style-ref, the IP-Adapter."""
     with user_errors():
         from pipeline.models.catalog import resolve
-        from pipeline.models.download import download, download_fast, fast_recipes
+        from pipeline.models.download import download, download_fast, download_ip_adapter, fast_recipes
 
         recipes = fast_recipes(fast_recipe) if fast or fast_recipe else []
         spec = resolve(preset)
         if spec.local:
             console.print(f"{preset}: built locally, nothing to download")
             return
-        for path in download(spec, report=console.print) + download_fast(spec, recipes, report=console.print):
+        fetched = download(spec, report=console.print) + download_fast(spec, recipes, report=console.print)
+        if style_ref:  # only on request: the image encoder alone is 2.5 GB
+            fetched += download_ip_adapter(spec, report=console.print)
+        for path in fetched:
             console.print(f"  [green]ok[/green] {path}")
 
 

@@ -18,7 +18,10 @@ OPTIONAL_ROLES = {
     "controlnet lines": "the straight-line control of styles with [controls.lines] (without it, those styles run "
                         "on depth and canny)",
     "segmentation": "--preserve window, door, fireplace, stairs and other parts of the room",
+    "ip-adapter": "--style-ref and room sets (a reference photo steering the look)",
 }
+# The optional parts the plain `modomo models download` leaves out, and the option that fetches each.
+FETCH_OPTIONS = {"ip-adapter": "--style-ref"}
 R2_ENABLES = "r2:// inputs and outputs"
 OPTIONAL_PACKAGES = {"boto3": R2_ENABLES,
                      "c2pa-python": "signed C2PA content credentials (--sign-cert) and their check in verify"}
@@ -61,6 +64,8 @@ def model_files(spec: ModelSpec) -> list[tuple[str, str, str | None]]:
     if spec.upscaler and spec.upscaler.startswith("hub:"):  # --output-size above the working size
         repo, _, filename = spec.upscaler.removeprefix("hub:").rpartition("/")
         rows.append(("upscaler", f"{repo}/{filename}", hub_file_cached(repo, filename)))
+    if spec.ip_adapter:  # --style-ref and room sets
+        rows.append(("ip-adapter", spec.ip_adapter, ip_adapter_cached(spec.ip_adapter)))
     candidates = [Path(spec.yolo), yolo_weights_dir() / spec.yolo]
     rows.append(("yolo", spec.yolo, next((str(p) for p in candidates if p.is_file()), None)))
     return rows
@@ -69,6 +74,14 @@ def model_files(spec: ModelSpec) -> list[tuple[str, str, str | None]]:
 def segmenter_cached(model_id: str) -> str | None:
     """The cached weight of a hub segmentation model, in either format its repo may hold."""
     return hub_file_cached(model_id, "model.safetensors") or hub_file_cached(model_id, "pytorch_model.bin")
+
+
+def ip_adapter_cached(repo: str) -> str | None:
+    """The cached adapter file of a hub IP-Adapter when its image encoder is cached too (it is useless alone)."""
+    from pipeline.models.ip_adapter import hub_files
+
+    paths = [hub_file_cached(repo, name) for name in hub_files()]
+    return paths[0] if all(paths) else None
 
 
 def fast_lora_files(spec: ModelSpec) -> list[tuple[str, str, str | None]]:
@@ -100,7 +113,7 @@ def model_check(spec: ModelSpec, role: str, model_id: str, path: str | None) -> 
     enables = OPTIONAL_ROLES.get(role)
     if path:
         return Check(spec.name, role, OK, f"{model_id}: {path}", required=enables is None, enables=enables)
-    fetch = f"modomo models download {spec.name}"
+    fetch = " ".join(filter(None, ("modomo models download", spec.name, FETCH_OPTIONS.get(role))))
     if enables:
         return Check(spec.name, role, WARN, f"{model_id}: not cached, optional for {enables} ({fetch})",
                      enables=enables)

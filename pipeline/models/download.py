@@ -1,5 +1,5 @@
 """Fetch a preset's weights into the standard caches (Hugging Face cache, ultralytics weights_dir), and on
-request the few-step LoRAs that --fast fuses."""
+request the few-step LoRAs that --fast fuses and the IP-Adapter that --style-ref steers with."""
 
 from __future__ import annotations
 
@@ -85,6 +85,26 @@ def download_fast(spec: ModelSpec, recipes: list[str], report: Callable[[str], N
             fetched.append(hf_hub_download(repo, filename))
         except Exception as exc:  # noqa: BLE001 - offline, missing repo, auth: all one message
             raise ModomoError(f"cannot download {repo}/{filename}: {first_line(exc)}"
+                              " (is the network reachable and HF_HUB_OFFLINE unset?)") from None
+    return fetched
+
+
+def download_ip_adapter(spec: ModelSpec, report: Callable[[str], None] = print) -> list[str]:
+    """Fetch the IP-Adapter file and its image encoder of a hub preset into the Hugging Face cache (bundles carry
+    theirs, random-sd15 builds its own); returns the cached paths."""
+    if spec.local or spec.random_weights or not spec.ip_adapter:
+        return []
+    from huggingface_hub import hf_hub_download
+
+    from pipeline.models.ip_adapter import hub_files
+
+    fetched = []
+    for filename in hub_files():
+        report(f"fetching {spec.ip_adapter}/{filename} (--style-ref)")
+        try:
+            fetched.append(hf_hub_download(spec.ip_adapter, filename))
+        except Exception as exc:  # noqa: BLE001 - offline, missing repo, auth: all one message
+            raise ModomoError(f"cannot download {spec.ip_adapter}/{filename}: {first_line(exc)}"
                               " (is the network reachable and HF_HUB_OFFLINE unset?)") from None
     return fetched
 

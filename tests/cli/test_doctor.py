@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from modomo_cli.app import app
 from pipeline.doctor import model_files
+from pipeline.models import ip_adapter
 from pipeline.models.presets import sd15
 
 
@@ -50,7 +51,7 @@ def test_doctor_reports_missing_weights_and_exits_1(empty_caches):
         assert checks[("sd15", role)]["status"] == "missing"
         assert checks[("sd15", role)]["required"] is True
         assert "modomo models download" in checks[("sd15", role)]["detail"]
-    for role in ("clip", "upscaler"):  # optional: a warning, not a problem
+    for role in ("clip", "upscaler", "ip-adapter"):  # optional: a warning, not a problem
         assert checks[("sd15", role)]["status"] == "warn"
         assert checks[("sd15", role)]["required"] is False
         assert "modomo models download" in checks[("sd15", role)]["detail"]
@@ -77,6 +78,8 @@ def test_doctor_is_happy_when_everything_is_cached(empty_caches, monkeypatch):
     fake_hub_cache(empty_caches, "lllyasviel/Annotators", "RealESRGAN_x4plus.pth")
     fake_hub_cache(empty_caches, spec.controlnet_lines, "diffusion_pytorch_model.safetensors")
     fake_hub_cache(empty_caches, spec.segmenter, "model.safetensors")
+    for name in ip_adapter.hub_files():  # the adapter and its image encoder
+        fake_hub_cache(empty_caches, spec.ip_adapter, name)
     assert all(path for _, _, path in model_files(spec))
     result = invoke("doctor")
     assert result.exit_code == 0, result.output

@@ -52,7 +52,8 @@ def test_every_missing_part_in_one_line(empty_caches):
     for role, where in REQUIRED.items():
         assert f"{role} ({where})" in message, role
     assert "`modomo models download sd15`" in message and "without any download: --models tiny" in message
-    assert "clip" not in message and "upscaler" not in message  # optional: a run goes on without them
+    for optional in ("clip", "upscaler", "IP-Adapter", "ip-adapter"):  # a run goes on without them
+        assert optional not in message, optional
 
 
 def test_only_what_is_missing_is_named(empty_caches):
