@@ -40,6 +40,11 @@ BENCH = {
                                                                           "per image), before and after.")),
     "ablate": (bool, flag(AGAINST, "--ablate", help="Also time the run with each shortcut off.")),
     "retries": (int, option(WHAT, help="Quality retries per image (0: one generation each).")),
+    "style_ref": (str | None, option(WHAT, "--style-ref", help="A reference photo for the look (IP-Adapter): the run "
+                                                               "follows it, and the same run without it is timed "
+                                                               "beside, for its cost per image.")),
+    "style_ref_scale": (float | None, option(WHAT, "--style-ref-scale", help="How strongly --style-ref steers "
+                                                                             "(default: the style's, else 0.6).")),
     "gpu_price": (float | None, option(COST, help="GPU price per hour.", envvar="MODOMO_GPU_PRICE")),
     "currency": (str | None, option(COST, help="Currency of --gpu-price.")),
     "seed": (int, option(WHAT, help="Base seed.")),

@@ -163,6 +163,10 @@ def print_bench(summary: dict) -> None:
         lines = parts["lines"]
         console.print(f"parts       lines control: {lines['seconds_per_image']:+.3f} s/image (edges + generate "
                       f"{lines['with']:.3f} s with it, {lines['without']:.3f} s without)", soft_wrap=True)
+    if "style_ref" in parts:
+        ref = parts["style_ref"]
+        console.print(f"parts       style reference: {ref['seconds_per_image']:+.3f} s/image (generate "
+                      f"{ref['with']:.3f} s with it, {ref['without']:.3f} s without)", soft_wrap=True)
     if "scene" in parts:
         console.print(f"parts       scene segmentation: {parts['scene']['seconds_per_image']:.3f} s/image (keeping "
                       f"the architecture adds {parts['scene']['preserve']:.3f} s of preserve + compose)",

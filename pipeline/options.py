@@ -119,6 +119,8 @@ class BenchCommandOptions:
     steps: int | None = None
     retries: int = 0
     seed: int = DEFAULT_SEED
+    style_ref: str | None = None  # a reference photo (IP-Adapter): its cost is timed beside the same run without it
+    style_ref_scale: float | None = None
 
     # Device and speed
     batch_size: int = DEFAULT_BATCH_SIZE

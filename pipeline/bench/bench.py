@@ -136,7 +136,18 @@ def run_bench(config: RunConfig, stack: ModelStack, price: Price, options: Bench
         if options.ablate:
             summary["ablation"] = ablation(config, stack, items, warm, scratch, generate_mean(result))
             summary["parts"] = parts_cost(config, stack, items, warm, scratch, result)
+        if config.style_ref:
+            summary.setdefault("parts", {})["style_ref"] = reference_cost(config, stack, items, warm, scratch, result)
     return summary
+
+
+def reference_cost(config: RunConfig, stack: ModelStack, items: list[Item], warm: list, scratch: Path,
+                   result) -> dict:
+    """What following a reference costs per image: generate with it (its image encoding, once per run, included)
+    against the same run, same models, without it."""
+    without, _ = warm_then_time(replace(config, style_ref=None), stack, items, warm, scratch / "no-reference")
+    on, off = stage_mean(result, ("generate",)), stage_mean(without, ("generate",))
+    return {"with": on, "without": off, "seconds_per_image": on - off, "ratio": on / off if off else None}
 
 
 def parts_cost(config: RunConfig, stack: ModelStack, items: list[Item], warm: list, scratch: Path,

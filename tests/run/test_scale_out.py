@@ -126,13 +126,16 @@ def option_inputs(tiny_bundle, rooms, tmp_path_factory):
     mask.save(folder / "masks" / "room-01.png")
     checkpoint = single_file(tiny_bundle, folder / "tuned.safetensors", nudge=0.05)
     lora = make_lora(tiny_bundle, folder / "lora")
-    return inputs, folder / "masks", checkpoint, lora
+    hero = folder / "hero.jpg"
+    Image.open(rooms / "living-room-01.jpg").convert("RGB").rotate(90, expand=True).save(hero)
+    return inputs, folder / "masks", checkpoint, lora, hero
 
 
-def all_options(bundle, inputs, masks, checkpoint, lora, out, chain) -> list:
+def all_options(bundle, inputs, masks, checkpoint, lora, hero, out, chain) -> list:
     return [inputs, *tiny(bundle, out), "--style", "boho,modern", "--report", "--checkpoint", checkpoint,
             "--lora", f"{lora}:0.8", "--preserve", "sofa", "--mask-dir", masks, "--gpu-price", "3.6",
-            "--sign-cert", chain.cert, "--sign-key", chain.key, "--dtype", "bf16"]
+            "--sign-cert", chain.cert, "--sign-key", chain.key, "--dtype", "bf16", "--style-ref", hero,
+            "--style-ref-scale", "0.5"]
 
 
 @pytest.fixture(scope="module")
@@ -206,7 +209,18 @@ def check_dtype(out, summary, inputs):
         assert json.loads(Path(record["outputs"]["metadata"]).read_text())["settings"]["dtype"] == "bf16"
 
 
-OPTION_CHECKS = {"--dtype": check_dtype, "--report": check_report, "--checkpoint": check_checkpoint,
+def check_style_ref(out, summary, inputs):
+    from pipeline.inputs.references import digest_of
+
+    digest = digest_of(inputs[4].read_bytes())
+    for record in summary["images"]:
+        meta = json.loads(Path(record["outputs"]["metadata"]).read_text())
+        assert meta["reference"]["digest"] == meta["settings"]["style_ref"]["digest"] == digest
+        assert meta["settings"]["style_ref"]["scale"] == 0.5
+
+
+OPTION_CHECKS = {"--style-ref": check_style_ref, "--dtype": check_dtype, "--report": check_report,
+                 "--checkpoint": check_checkpoint,
                  "--lora": check_lora, "--preserve": check_preserve, "--mask-dir": check_mask_dir,
                  "several styles": check_styles, "price and cost": check_cost, "--sign-cert": check_signing}
 
@@ -227,6 +241,28 @@ def test_every_engine_makes_the_same_images(option_runs, engine):
         x = np.asarray(Image.open(a["outputs"]["result"]), dtype=np.int16)
         y = np.asarray(Image.open(b["outputs"]["result"]), dtype=np.int16)
         assert np.abs(x - y).max() <= 2
+
+
+def test_a_room_set_stays_whole_under_ray(ray_local, tiny_bundle, rooms, tmp_path, monkeypatch):
+    """Ray rows are whole sets: every later photo follows its anchor's result, also when only it is redone (its
+    anchor, done before, comes to the actor with its row)."""
+    for k in range(2):
+        photos(tmp_path / "in" / f"room-{k}", rooms, 2, flip_every=1 + k)
+    args = ["in", *tiny(tiny_bundle, "out", "--engine", "ray", "--actors", "2", "--sets-by", "parent")]
+    monkeypatch.chdir(tmp_path)  # relative paths mean the same in the actors
+    code, summary, stderr = invoke(*args)
+    assert code == 0, stderr
+    done = {e["key"]: e for e in journal(tmp_path / "out")}
+    for k in range(2):
+        assert done[f"room-{k}/room-01.jpg"]["reference"]["digest"] == done[f"room-{k}/room-00.jpg"]["digest"]
+    Image.open(rooms / PHOTO).convert("RGB").rotate(3).save(tmp_path / "in" / "room-1" / "room-01.jpg")
+    code, again, stderr = invoke(*args)
+    assert code == 0, stderr
+    assert [(r["key"], r["status"]) for r in again["images"]] == [
+        ("room-0/room-00.jpg", "skipped"), ("room-0/room-01.jpg", "skipped"),
+        ("room-1/room-00.jpg", "skipped"), ("room-1/room-01.jpg", "ok")]
+    redone = {e["key"]: e for e in journal(tmp_path / "out")}["room-1/room-01.jpg"]
+    assert redone["reference"]["digest"] == done["room-1/room-00.jpg"]["digest"]
 
 
 # -- Ray: set up once per actor ---------------------------------------------------------------------
