@@ -1,7 +1,8 @@
 """IP-Adapter for SD1.5: a reference photo steers the look through decoupled cross-attention (h94/IP-Adapter,
 `models/ip-adapter_sd15.safetensors` with its CLIP image encoder), loaded into the pipeline by diffusers'
-`load_ip_adapter`, whatever the preset: the hub repo, a bundle's `ip-adapter/` folder, or (random-sd15) a random
-state dict of the published file's keys and shapes with a random ViT-H/14 image encoder.
+`load_ip_adapter`, whatever the preset: the hub repo, a bundle's `ip-adapter/` folder, or (random-sd15, built by
+`random_sd15.build_ip_adapter`) a random state dict of the published file's keys and shapes with a random ViT-H/14
+image encoder.
 
 Random adapters start as IP-Adapter's training does: each attention's image key and value projections are copies
 of its text ones, so a reference moves the result as much as a prompt would, and the image projection is drawn
@@ -75,20 +76,6 @@ def build_tiny(folder: Path, unet, seed: int) -> Path:
     CLIPVisionModelWithProjection(config).save_pretrained(folder / SUBFOLDER / ENCODER)
     save(random_state_dict(unet, config.projection_dim, seed), folder / SUBFOLDER / WEIGHT)
     return folder
-
-
-def attach_random(pipe, device: torch.device, dtype: torch.dtype) -> None:
-    """random-sd15: a random ViT-H/14 encoder registered on the pipe, then a random adapter through
-    `load_ip_adapter` (a state dict, as diffusers accepts one)."""
-    from transformers import CLIPVisionModelWithProjection
-
-    from pipeline.models.random_sd15 import seeded
-
-    with seeded(device, 7), torch.device(device):
-        encoder = CLIPVisionModelWithProjection(encoder_config())
-    pipe.register_modules(image_encoder=encoder.to(dtype=dtype).eval())
-    state = random_state_dict(pipe.unet, VIT_H["projection_dim"], seed=8)
-    pipe.load_ip_adapter(state, subfolder="", weight_name="", image_encoder_folder=None)
 
 
 def attach(pipe, source: str, local: bool, offline: bool) -> None:

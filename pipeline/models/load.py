@@ -279,7 +279,9 @@ def attach_ip_adapter(spec: ModelSpec, pipe, device: torch.device, dtype: torch.
     from pipeline.models import ip_adapter
 
     if spec.name == "random-sd15":
-        ip_adapter.attach_random(pipe, device, dtype)
+        from pipeline.models.random_sd15 import build_ip_adapter
+
+        build_ip_adapter(pipe, device, dtype)
         return
     if not has_ip_adapter(spec):
         raise ModomoError(ip_adapter_missing(spec))

@@ -143,3 +143,17 @@ def build_fast_lora(unet, recipe: str) -> dict:
     from pipeline.models.fast_lora import random_lora
 
     return random_lora(unet, recipe)
+
+
+def build_ip_adapter(pipe, device: torch.device, dtype: torch.dtype) -> None:
+    """A random ViT-H/14 image encoder registered on the pipe, then a random IP-Adapter of the published file's
+    layout through diffusers' `load_ip_adapter` (a state dict, as it accepts one)."""
+    from transformers import CLIPVisionModelWithProjection
+
+    from pipeline.models import ip_adapter
+
+    with seeded(device, 7), torch.device(device):
+        encoder = CLIPVisionModelWithProjection(ip_adapter.encoder_config())
+    pipe.register_modules(image_encoder=encoder.to(dtype=dtype).eval())
+    state = ip_adapter.random_state_dict(pipe.unet, ip_adapter.VIT_H["projection_dim"], seed=8)
+    pipe.load_ip_adapter(state, subfolder="", weight_name="", image_encoder_folder=None)

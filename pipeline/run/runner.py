@@ -33,6 +33,7 @@ from pipeline.outputs.journal import Journal
 from pipeline.outputs.names import stems_for
 from pipeline.outputs.sinks import LocalSink, OutputError, R2Sink
 from pipeline.outputs.writer import OutputWriter
+from pipeline.run.anchors import SetReferences
 from pipeline.run.batching import batching_report, size_batches
 from pipeline.run.prefetch import read_ahead
 from pipeline.run.result import RunResult
@@ -113,9 +114,7 @@ class Runner:
         self.writer = OutputWriter(config, sink, journal, config.result_models(stack.spec), str(stack.device))
         self.prepared_for: int | None = None  # id() of the input list output names were decided on
         self._done: dict | None = None  # the journal, read once
-        self.anchor_keys: dict[str, str] = {}  # each room set's anchor: identity -> key (set by `prepare`)
-        self.anchor_outputs: dict[tuple[str, str], dict] = {}  # (a set's anchor, style) -> its result's outputs
-        self.anchor_references: dict[tuple[str, str], object] = {}  # the same -> its Reference, or why there is none
+        self.sets = SetReferences(config, sink)  # what room sets' later photos follow
 
     def _style_scorer(self) -> StyleScorer | None:
         """CLIP style adherence when the preset's CLIP is loaded: each style against all known styles."""
@@ -217,7 +216,7 @@ class Runner:
             self.run_stage("room", self.rooms, [f for f in batch if f.room == AUTO_ROOM])
         out: list[tuple[list[Frame], StyleRun]] = []
         for run in self.styles:
-            forks = [self.with_reference(fork(f, run, len(todo[f.item.identity]), self.config.prompt_room), run)
+            forks = [self.sets.attach(fork(f, run, len(todo[f.item.identity]), self.config.prompt_room), run.style)
                      for f in batch if run in todo[f.item.identity]]
             if not forks:
                 continue
@@ -235,43 +234,6 @@ class Runner:
                 self.run_stage("upscale", self.upscaler, frames)
             out += [(job, run) for job in jobs]
         return out
-
-    def with_reference(self, frame: Frame, run: StyleRun) -> Frame:
-        """A style's frame with the reference it follows: a set's later photo its anchor's result in this style,
-        any other its row's, the command's or the style's (pipeline.config.RunConfig.reference_for)."""
-        item = frame.item
-        if not item.anchor:
-            frame.reference = self.config.reference_for(run.style, item.job)
-            return frame
-        key = (item.anchor, run.style.name)
-        if key not in self.anchor_references:
-            self.anchor_references[key] = self.anchor_reference(item, run)
-        found = self.anchor_references[key]
-        if isinstance(found, str):
-            frame.fail(f"room set {item.group!r}: {found}")
-        else:
-            frame.reference = found
-        return frame
-
-    def anchor_reference(self, item: Item, run: StyleRun):
-        """The anchor's chosen result in this style, read back from the output; the reason when there is none."""
-        from pipeline.inputs.references import anchor_reference
-
-        outputs = self.anchor_outputs.get((item.anchor, run.style.name))
-        anchor_key = self.anchor_keys.get(item.anchor, item.anchor)
-        if outputs is None:
-            return f"its first photo {anchor_key} has no result in {run.style.name}"
-        try:
-            return anchor_reference(self.sink, outputs, item.anchor, anchor_key,
-                                    self.config.reference_scale(run.style))
-        except ValueError as exc:
-            return str(exc)
-
-    def note_anchors(self, records) -> None:
-        """Remember the results of the sets' anchors (made now, or done before) for the sets' other photos."""
-        for record in records:
-            if record.ok and record.id in self.anchor_keys:
-                self.anchor_outputs[(record.id, record.style)] = dict(record.outputs)
 
     def retry(self, frames: list[Frame], run: StyleRun) -> None:
         """Render again, with a new seed derived from the job (and its variation), every result below the
@@ -322,9 +284,7 @@ class Runner:
         """Decide every style's output names on the whole input list (once per list), so shards, device
         workers and Ray actors writing into one output never collide."""
         if self.prepared_for != id(everything):
-            from pipeline.inputs.sets import anchor_keys
-
-            self.anchor_keys = anchor_keys(everything)
+            self.sets.prepare(everything)
             count = {item: len(self.runs_for(item)) for item in everything}
             for run in self.styles:
                 run.stems = stems_for(everything, run.style.name, self.config, count.get)
@@ -374,7 +334,7 @@ class Runner:
         first, later = anchors_first(items)
         self.stream_pass(first, todo, result)
         if later and not self.stop.is_set():
-            self.note_anchors(result.records)
+            self.sets.note(result.records)
             self.stream_pass(later, todo, result)
 
     def stream_pass(self, items: list[Item], todo: Todo, result: RunResult) -> None:

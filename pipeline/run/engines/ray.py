@@ -64,7 +64,7 @@ class TransformActor:
         ids = [identity for row in batch["id"] for identity in json.loads(row)]
         wanted = [names for row in batch["styles"] for names in json.loads(row)]
         for row in batch["anchors"]:  # the sets' anchors the journal had done: their results, for the members
-            self.runner.anchor_outputs.update({tuple(key.split("\t")): outputs
+            self.runner.sets.outputs.update({tuple(key.split("\t")): outputs
                                                for key, outputs in json.loads(row).items()})
         items = [self.by_id[identity] for identity in ids]
         todo = {identity: [run for run in self.runner.styles if run.style.name in names]
