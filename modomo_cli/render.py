@@ -118,6 +118,7 @@ def print_summary(summary: dict, title: str = "modomo run", unpriced_cost: bool 
     if len(styles.get("names", [])) > 1:
         lines.append(f"styles      {', '.join(styles['names'])}: read, detect, segment and depth ran once per photo, "
                      f"{styles['shared_seconds_saved']:.1f} s saved against separate runs")
+    lines += look_lines(summary.get("images", []))
     if summary.get("stopped"):
         lines.append(f"stopped     {summary['stopped']}")
     if summary.get("index"):
@@ -130,6 +131,23 @@ def print_summary(summary: dict, title: str = "modomo run", unpriced_cost: bool 
         console.print(line, soft_wrap=True)
     for warning in dict.fromkeys(w for record in summary.get("images", []) for w in record.get("warnings") or []):
         console.print(f"[yellow]warning:[/yellow] {escape(warning)}", soft_wrap=True)
+
+
+def look_lines(images: list[dict]) -> list[str]:
+    """What the results followed: the reference photos (each encoded once) and the room sets, when there are any."""
+    followed = {r["reference"]["digest"]: r["reference"]["source"] for r in images
+                if r.get("reference") and not r["reference"].get("anchor")}
+    sets = {r["set"] for r in images if r.get("set")}
+    lines = []
+    if followed:
+        named = ", ".join(shown(source) for source in list(followed.values())[:3]) + (", ..." if len(followed) > 3
+                                                                                       else "")
+        lines.append(f"reference   {len(followed)} photo{'' if len(followed) == 1 else 's'} followed: {named}")
+    if sets:
+        photos = len({r["id"] for r in images if r.get("set")})
+        lines.append(f"room sets   {len(sets)} set{'' if len(sets) == 1 else 's'}, {photos} photos: each follows "
+                     "its first photo's result")
+    return lines
 
 
 def print_bench(summary: dict) -> None:
