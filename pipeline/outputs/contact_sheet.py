@@ -5,6 +5,10 @@ rows: the input, then each result of the job best first, labelled with style, va
 the input's key above the row. A failed job's row carries its error instead of results. A page holds
 ROWS_PER_PAGE rows; later pages are contact-sheet-2.jpg, contact-sheet-3.jpg, ...
 
+A job styled by a reference image shows it after the input ("reference", or "anchor result" for a room set's
+photo styled by its anchor's result), in a column the whole sheet keeps for it. A room set's rows are adjacent
+(the records' order), joined by a bar in the margin, and their titles name the set and its anchor.
+
 Every page of a run shares one layout (the widest job decides the columns), so cells line up across pages.
 """
 
@@ -32,15 +36,23 @@ MIN_KEY_SIZE = 14  # the smallest a row's title shrinks to before it is cut
 JPEG_QUALITY = 88
 PAPER, INK, MUTED = (246, 244, 240), (34, 33, 31), (111, 106, 98)
 PASS, LOW, BAD, PLACEHOLDER, CELL = (47, 138, 91), (183, 121, 31), (179, 57, 47), (200, 198, 194), (232, 228, 221)
+ACCENT = (184, 105, 58)  # the report's accent: a room set's bar and a reference's frame
+SET_BAR = 8  # px: the bar in the left margin that joins a room set's rows
 
 
 @dataclass(frozen=True)
 class Layout:
     """Where everything goes on a page: the same for every page of one sheet."""
 
-    columns: int  # the input plus the most results any job shows
+    columns: int  # the input, the reference column when any job has one, and the most results any job shows
     cell_w: int
     cell_h: int
+    reference: bool = False  # column 1 holds each job's reference image (empty for a job without one)
+
+    @property
+    def first_result(self) -> int:
+        """The column of a row's first result: after the input and the reference column."""
+        return 2 if self.reference else 1
 
     @property
     def width(self) -> int:
@@ -78,10 +90,31 @@ class Layout:
 def layout(records: list[dict]) -> Layout:
     """Columns for the widest job, cells as large as CELL_MAX allows within MAX_WIDTH."""
     most = max((len(variations(r)) for r in records), default=1)
+    reference = any(reference_preview(r) for r in records)
     fit = (MAX_WIDTH - 2 * MARGIN + GAP) // (CELL_MIN + GAP)  # columns that fit at the smallest cell
-    columns = max(2, min(1 + most, fit))
+    columns = max(2 + reference, min(1 + reference + most, fit))
     cell_w = min(CELL_MAX, (MAX_WIDTH - 2 * MARGIN - (columns - 1) * GAP) // columns)
-    return Layout(columns, cell_w, cell_w * 3 // 4)
+    return Layout(columns, cell_w, cell_w * 3 // 4, reference)
+
+
+def reference_preview(record: dict) -> str | None:
+    """Where the job's reference image can be read (the run's small copy, or the anchor result's thumbnail)."""
+    return (record.get("reference") or {}).get("preview") or None
+
+
+def is_member(record: dict) -> bool:
+    """Whether the job is a room set's photo styled by its anchor's result (not by a reference image)."""
+    reference = record.get("reference") or {}
+    return bool(reference.get("anchor")) or bool(record.get("set") and not record.get("anchor"))
+
+
+def reference_labels(record: dict) -> list[str]:
+    """The two lines under a reference: what it is, then its scale (or, for a set's photo, the anchor's key)."""
+    reference = record.get("reference") or {}
+    if is_member(record):
+        return ["anchor result", f"from {reference.get('source') or 'the anchor'}"]
+    scale = reference.get("scale")
+    return ["reference", f"scale {scale:.2f}" if isinstance(scale, (int, float)) else ""]
 
 
 def sheet_name(page: int) -> str:
@@ -120,7 +153,11 @@ def load_input(record: dict, read_input: Callable[[dict], bytes | None]) -> Imag
 def load_result(variation: dict, sink) -> Image.Image | None:
     """A variation's thumbnail (its result when it has none) from the sink, or None."""
     outputs = variation.get("outputs") or {}
-    location = outputs.get("thumbnail") or outputs.get("result")
+    return load_output(outputs.get("thumbnail") or outputs.get("result"), sink)
+
+
+def load_output(location: str | None, sink) -> Image.Image | None:
+    """A picture of the output (a thumbnail, a result, a reference's copy) from the sink, or None."""
     if not location:
         return None
     try:
@@ -184,8 +221,10 @@ def draw_labels(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], lines
 
 
 def key_line(record: dict, shown: int, total: int) -> str:
-    """The text above a row: the input's key, its style, and whether it failed or has more results."""
+    """The text above a row: its room set, the input's key, its style, and whether it failed or has more results."""
     parts = [record.get("key") or record.get("input") or "?", record.get("style") or "no style"]
+    if record.get("set"):
+        parts.insert(0, f"Room set {record['set']}" + (" — anchor" if record.get("anchor") else ""))
     if record.get("status") == "failed":
         parts.append("failed")
     if total > shown:
@@ -213,19 +252,21 @@ def draw_row(canvas: Image.Image, row: int, record: dict, grid: Layout, sink,
     """One job: key above, then the input and each result (or the error) with labels below."""
     draw = ImageDraw.Draw(canvas)
     results = variations(record) if record.get("status") != "failed" else []
-    shown = results[: grid.columns - 1]
+    shown = results[: grid.columns - grid.first_result]
     text, face = row_title(draw, key_line(record, len(shown), len(results)), grid.width - 2 * MARGIN)
     top = grid.row_top(row) + KEY_SIZE - getattr(face, "size", KEY_SIZE)  # a smaller face keeps the line's foot
     draw.text((MARGIN, top), text, fill=BAD if record.get("status") == "failed" else INK, font=face)
     box = grid.cell_box(row, 0)
     draw_cell(canvas, box, load_input(record, read_input), "input unavailable")
     draw_labels(draw, box, ["input"], [MUTED])
+    if grid.reference and reference_preview(record):
+        draw_reference(canvas, row, record, grid, sink)
     if record.get("status") == "failed":
         draw_error(draw, record, row, grid)
         return
     if not shown:
-        draw_cell(canvas, grid.cell_box(row, 1), None, "no result")
-    for column, variation in enumerate(shown, start=1):
+        draw_cell(canvas, grid.cell_box(row, grid.first_result), None, "no result")
+    for column, variation in enumerate(shown, start=grid.first_result):
         box = grid.cell_box(row, column)
         draw_cell(canvas, box, load_result(variation, sink), "result unavailable")
         passed = variation.get("passed")
@@ -233,9 +274,32 @@ def draw_row(canvas: Image.Image, row: int, record: dict, grid: Layout, sink,
                                                                 else MUTED])
 
 
+def draw_reference(canvas: Image.Image, row: int, record: dict, grid: Layout, sink) -> None:
+    """The image that styled the job, framed in the accent colour so it is not taken for a result."""
+    draw = ImageDraw.Draw(canvas)
+    box = grid.cell_box(row, 1)
+    missing = "anchor result unavailable" if is_member(record) else "reference unavailable"
+    draw_cell(canvas, box, load_output(reference_preview(record), sink), missing)
+    draw.rectangle(box, outline=ACCENT, width=3)
+    draw_labels(draw, box, reference_labels(record), [ACCENT, MUTED])
+
+
+def draw_set_bars(draw: ImageDraw.ImageDraw, records: list[dict], grid: Layout) -> None:
+    """A bar in the left margin along each run of one room set's rows: a set reads as one group, two sets as two."""
+    left, start = MARGIN // 2 - SET_BAR // 2, 0
+    for row in range(1, len(records) + 1):
+        name = records[start].get("set")
+        if row < len(records) and records[row].get("set") == name:
+            continue
+        if name:
+            bottom = grid.row_top(row - 1) + grid.row_h - GAP
+            draw.rectangle((left, grid.row_top(start), left + SET_BAR - 1, bottom), fill=ACCENT)
+        start = row
+
+
 def draw_error(draw: ImageDraw.ImageDraw, record: dict, row: int, grid: Layout) -> None:
     """A failed job's reason, across the space its results would take."""
-    left, top, _, bottom = grid.cell_box(row, 1)
+    left, top, _, bottom = grid.cell_box(row, grid.first_result)
     width = grid.width - MARGIN - left
     face = font(LABEL_SIZE + 2)
     lines = wrap(draw, f"failed: {record.get('error') or 'no reason given'}", face, width,
@@ -256,6 +320,7 @@ def render_page(records: list[dict], page: int, pages: int, first: int, total: i
     draw.line((MARGIN, rule, grid.width - MARGIN, rule), fill=PLACEHOLDER, width=2)
     for row, record in enumerate(records):
         draw_row(canvas, row, record, grid, sink, read_input)
+    draw_set_bars(draw, records, grid)
     return canvas
 
 

@@ -6,7 +6,8 @@ the whole index; `modomo index OUT` rebuilds it at any time). One row per result
 (the latest line winning), one row per variation, best first; per result file the latest job that
 wrote it. The CSV is meant for spreadsheets:
 UTF-8 with a byte-order mark, every text cell quoted, and a cell that a spreadsheet would run as a
-formula (starting with =, +, -, @, a tab or a carriage return) prefixed with a quote.
+formula (starting with =, +, -, @, a tab or a carriage return) prefixed with a quote. Columns are only ever
+added at the end (`set` and `style_ref` came last), so a sheet that reads them by position keeps working.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pipeline.outputs.journal import Journal
 
 COLUMNS = ("input", "style", "variation", "room", "room_probability", "status", "error", "result", "thumbnail",
            "result_url", "thumbnail_url", "seed", "quality", "passed", "edges_f1", "depth_rmse", "kept_delta_e_max",
-           "kept_delta_e_mean", "settings", "finished", "manifest_line", "id", "original")
+           "kept_delta_e_mean", "settings", "finished", "manifest_line", "id", "original", "set", "style_ref")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -64,6 +65,9 @@ def row(entry: dict, variation: dict | None) -> dict:
         "manifest_line": entry.get("line"), "id": entry["id"],
         # The source photo's path or URL: the link to the original that disclosure rules ask for.
         "original": entry.get("input"),
+        # Last, as the columns were added: the room set, and the style reference as the user named it (a set
+        # member's is its anchor's key). Empty for jobs without them.
+        "set": entry.get("set"), "style_ref": (entry.get("reference") or {}).get("source"),
     }
 
 

@@ -35,6 +35,12 @@ class ImageRecord:
     variations: list[dict] = field(default_factory=list)
     retry_errors: int = 0  # quality retries that raised (each listed with its error in the metadata)
     warnings: list[str] = field(default_factory=list)  # one line each, naming the file (e.g. a keep mask of 95 %)
+    # Last, so that positional construction elsewhere still lines up.
+    set: str | None = None  # the room set the input belongs to
+    anchor: bool = False  # the set's first photo, rendered first: its result styles the set's other photos
+    # The job's style reference: {"source", "digest", "scale", "preview" (located, like outputs), and for a set's
+    # members "anchor", the anchor's identity}; empty for a job without one.
+    reference: dict = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -69,6 +75,10 @@ class ImageRecord:
         def located(outputs: dict) -> dict:
             return {kind: locate(path) for kind, path in (outputs or {}).items()}
 
+        reference = dict(entry.get("reference") or {})
+        if reference.get("preview"):
+            reference["preview"] = locate(reference["preview"])
+
         return cls(entry["id"], entry.get("input") or entry.get("key", ""), entry.get("key", ""), entry.get("style"),
                    status or entry.get("status", "ok"), error=entry.get("error"), room=entry.get("room"),
                    outputs=located(entry.get("outputs")),
@@ -77,4 +87,5 @@ class ImageRecord:
                    fidelity=entry.get("fidelity") or {},
                    passed=entry.get("passed"), attempts=entry.get("attempts") or 0,
                    timings=entry.get("timings") or {},
-                   variations=[{**v, "outputs": located(v.get("outputs"))} for v in entry.get("variations") or []])
+                   variations=[{**v, "outputs": located(v.get("outputs"))} for v in entry.get("variations") or []],
+                   set=entry.get("set"), anchor=bool(entry.get("anchor")), reference=reference)

@@ -111,7 +111,8 @@ def job_data(record: dict, link: FolderLinks) -> dict:
     """One job as the page's compact JSON; empty fields are left out to keep 5,000 jobs light.
 
     k key, s style, t status, e error, r room, q quality, p passed, a attempts, qp quality parts, fd fidelity,
-    tm stage seconds, in the input as the models saw it, mp control maps, v variations (see `_variation`).
+    tm stage seconds, in the input as the models saw it, mp control maps, v variations (see `_variation`),
+    g room set, an the set's anchor, rf style reference (see `reference_data`).
     """
     outputs = record.get("outputs") or {}
     job = {"k": record.get("key") or record.get("input") or "", "s": record.get("style") or "",
@@ -125,9 +126,24 @@ def job_data(record: dict, link: FolderLinks) -> dict:
         "in": link(outputs.get("input")) or None,
         "mp": {k: link(outputs[k]) for k in MAP_KINDS if outputs.get(k)},
         "v": [_variation(v, link) for v in variations(record)],
+        "g": record.get("set"), "an": True if record.get("anchor") else None, "rf": reference_data(record, link),
     }
     job.update({k: v for k, v in optional.items() if v not in (None, {}, [])})
     return job
+
+
+def reference_data(record: dict, link: FolderLinks) -> dict:
+    """The job's style reference for the page: h preview href, sc scale, src its name (a set member's: anchor key)."""
+    # Only the reference's file name: the full path is of the user's machine, and the page goes to clients.
+    reference = record.get("reference") or {}
+    if not reference:
+        return {}
+    member = bool(reference.get("anchor")) or bool(record.get("set") and not record.get("anchor"))
+    source = str(reference.get("source") or "")
+    data = {"h": link(reference.get("preview")) or None, "sc": _round(reference.get("scale"), 3),
+            "src": (source if member else re.split(r"[/\\]", source.rstrip("/\\"))[-1]) or None,
+            "a": 1 if member else None}
+    return {k: v for k, v in data.items() if v is not None}
 
 
 def fidelity_text(fidelity: dict) -> str | None:

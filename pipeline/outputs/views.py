@@ -19,13 +19,43 @@ def natural(text: str) -> list:
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", text)]
 
 
+def input_name(record: dict) -> str:
+    return record.get("key") or record.get("input") or ""
+
+
+def set_anchors(records: list[dict]) -> dict[str, str]:
+    """Each room set's anchor key: its anchor job's, else what its members name as their reference, else its first."""
+    anchors: dict[str, str] = {}
+    for record in records:
+        if record.get("set") and record.get("anchor"):
+            anchors.setdefault(record["set"], input_name(record))
+    for record in sorted((r for r in records if r.get("set")), key=lambda r: natural(input_name(r))):
+        anchors.setdefault(record["set"], (record.get("reference") or {}).get("source") or input_name(record))
+    return anchors
+
+
+def input_order(records: list[dict]):
+    """A job's input's sort key: its key, but a room set's inputs together where its anchor sorts, the anchor first."""
+    anchors = set_anchors(records)
+
+    def key(record: dict) -> tuple:
+        own = natural(input_name(record))
+        name = record.get("set")
+        if not name:
+            return own, "", False, own
+        return natural(anchors[name]), name, input_name(record) != anchors[name], own
+
+    return key
+
+
 def job_records(sink, style_order: list[str] | None = None) -> list[dict]:
-    """Every job of the output (latest line per job and style), outputs located, by input, then by style in
-    `style_order` (styles it does not name after those, by name)."""
+    """Every job of the output (latest line per job and style), outputs located, by input (see `input_order`), then by
+    style in `style_order` (styles it does not name after those, by name)."""
     entries = latest_jobs(Journal(sink).entries())
     styles = list(dict.fromkeys([*(style_order or []), *sorted(e.get("style") or "" for e in entries)]))
     records = [ImageRecord.from_entry(e, sink.locate).to_json() for e in entries]
-    return sorted(records, key=lambda r: (natural(r["key"] or r["input"]), styles.index(r["style"] or "")))
+    by_input = input_order(records)
+    return sorted(records, key=lambda r: (by_input(r), styles.index(r["style"] or "")))
 
 
 def stage_means(history: list[dict]) -> dict[str, dict[str, float]]:

@@ -10,6 +10,33 @@
   var controls = {status: $('f-status'), style: $('f-style'), sort: $('f-sort'), q: $('f-q')};
   var collator = new Intl.Collator(undefined, {numeric: true, sensitivity: 'base'});
   var state = readState(), cache = {};
+  var SETS = roomSets();
+
+  // Each room set's anchor key and photos: the set's jobs sort together where its anchor's key would.
+  function roomSets() {
+    var sets = {};
+    JOBS.forEach(function (j) {
+      if (!j.g) return;
+      var s = sets[j.g] || (sets[j.g] = {anchor: null, named: null, first: j.k, photos: {}});
+      s.photos[j.k] = true;
+      if (j.an && s.anchor === null) s.anchor = j.k;
+      if (j.rf && j.rf.a && s.named === null) s.named = j.rf.src;
+      if (collator.compare(j.k, s.first) < 0) s.first = j.k;
+    });
+    Object.keys(sets).forEach(function (name) {
+      var s = sets[name];
+      s.anchor = s.anchor !== null ? s.anchor : s.named || s.first;  // a journal that lost the anchor's lines
+      s.count = Object.keys(s.photos).length;
+    });
+    return sets;
+  }
+  function byInput(a, b) {
+    var ja = JOBS[a], jb = JOBS[b];
+    if (!ja.g && !jb.g) return collator.compare(ja.k, jb.k) || a - b;
+    var ga = ja.g ? SETS[ja.g].anchor : ja.k, gb = jb.g ? SETS[jb.g].anchor : jb.k;
+    return collator.compare(ga, gb) || ((ja.g || '') < (jb.g || '') ? -1 : (ja.g || '') > (jb.g || '') ? 1 : 0) ||
+      (ja.g ? (ja.k !== ga) - (jb.k !== gb) : 0) || collator.compare(ja.k, jb.k) || a - b;
+  }
 
   // The state is the URL fragment: a view can be bookmarked, sent, or loaded by a test.
   function readState() {
@@ -39,7 +66,7 @@
         return dir * (qa - qb) || a - b;
       });
     } else {
-      idx.sort(function (a, b) { return collator.compare(JOBS[a].k, JOBS[b].k) || a - b; });
+      idx.sort(byInput);
     }
     return (cache[sort] = idx);
   }
@@ -48,7 +75,7 @@
     return ordered(s.sort).filter(function (i) {
       var j = JOBS[i];
       return (!s.status || j.t === s.status) && (!s.style || j.s === s.style) &&
-        (!q || j.k.toLowerCase().indexOf(q) !== -1);
+        (!q || (j.g ? j.k + ' ' + j.g : j.k).toLowerCase().indexOf(q) !== -1);
     });
   }
 
@@ -86,13 +113,34 @@
     fig.append(link, cap);
     return fig;
   }
+  // What styled the job, small above its pictures: a reference image, or the anchor's result for a set's photo.
+  function reference(j) {
+    var r = j.rf, fig = el('figure', 'ref'), link = el('a'), img = el('img'), cap = el('figcaption');
+    link.href = r.h;
+    link.target = '_blank';
+    link.title = r.a ? 'the anchor\'s result: ' + r.src : 'style reference: ' + (r.src || '');
+    img.loading = 'lazy';
+    img.decoding = 'async';
+    img.alt = j.k + ' · ' + (r.a ? 'anchor result' : 'style reference');
+    img.src = r.h;
+    link.appendChild(img);
+    cap.appendChild(el('b', null, r.a ? 'from anchor' : 'style reference'));
+    if (r.a) cap.appendChild(el('span', 'from', r.src));
+    if (!r.a && typeof r.sc === 'number') cap.appendChild(el('span', 'scale', 'scale ' + r.sc));
+    if (!r.a && r.src) cap.appendChild(el('span', 'src', r.src));
+    fig.append(link, cap);
+    return fig;
+  }
   function card(i) {
     var j = JOBS[i], node = el('article', 'card ' + j.t), head = el('header'), title = el('h2', null, j.k);
     node.dataset.job = i;
     title.title = j.k;
     head.append(title, el('span', 'tag', j.s || 'no style'), el('span', 'status ' + j.t, LABELS[j.t]));
+    if (j.an) head.appendChild(el('span', 'tag anchor', 'anchor'));
+    if (j.g && state.sort !== 'input') head.appendChild(el('span', 'tag set', 'room set ' + j.g));
     if (j.t !== 'failed') head.appendChild(el('span', 'q ' + grade(j.p), fmtQ(j.q)));
     node.appendChild(head);
+    if (j.rf && j.rf.h) node.appendChild(reference(j));
     if (j.t === 'failed') { node.appendChild(el('p', 'error', j.e || 'failed')); return node; }
     var strip = el('div', 'strip');
     if (j.in) strip.appendChild(photo(i, j));
@@ -113,14 +161,33 @@
     Object.keys(controls).forEach(function (k) { if (controls[k].value !== state[k]) controls[k].value = state[k]; });
     var idx = visible(state), pages = Math.max(1, Math.ceil(idx.length / PAGE));
     var page = Math.min(Math.max(1, parseInt(state.page, 10) || 1), pages), start = (page - 1) * PAGE;
-    var slice = idx.slice(start, start + PAGE), frag = document.createDocumentFragment();
-    slice.forEach(function (i) { frag.appendChild(card(i)); });
-    grid.replaceChildren(frag);
+    var slice = idx.slice(start, start + PAGE);
+    grid.replaceChildren(cards(slice));
     $('empty').hidden = idx.length > 0;
     document.querySelectorAll('.pager').forEach(function (node) {
       pager(node, page, pages, start, slice.length, idx.length);
     });
     show(state.open === '' ? null : Number(state.open), idx);
+  }
+
+  // By input, a room set's cards sit in one group under its heading; sorted by quality they scatter, each tagged.
+  function cards(slice) {
+    var frag = document.createDocumentFragment(), group = null, name = null;
+    slice.forEach(function (i) {
+      var j = JOBS[i];
+      if (state.sort !== 'input' || !j.g) { group = name = null; frag.appendChild(card(i)); return; }
+      if (j.g !== name) {
+        var s = SETS[j.g], section = el('section', 'set'), head = el('header');
+        head.append(el('h3', null, 'Room set ' + j.g),
+                    el('span', null, s.count + (s.count === 1 ? ' photo' : ' photos') + ' · anchor ' + s.anchor));
+        group = el('div', 'set-cards');
+        section.dataset.set = name = j.g;
+        section.append(head, group);
+        frag.appendChild(section);
+      }
+      group.appendChild(card(i));
+    });
+    return frag;
   }
 
   function row(table, name, value, cls) {
@@ -135,6 +202,9 @@
     row(table, 'status', LABELS[j.t]);
     row(table, 'style', j.s || '');
     if (j.r) row(table, 'room', j.r);
+    if (j.g) row(table, 'room set', j.g + (j.an ? ' (anchor)' : ''));
+    if (j.rf) row(table, 'style reference', j.rf.a ? 'from anchor ' + j.rf.src : (j.rf.src || '') +
+                  (typeof j.rf.sc === 'number' ? ' · scale ' + j.rf.sc : ''));
     if (j.t === 'failed') { row(table, 'error', j.e || 'failed', 'error'); return; }
     if (j.v.length > 1) row(table, 'variation', 'v' + v[0] + ' of ' + j.v.length);
     row(table, 'seed', v[1]);
