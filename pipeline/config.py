@@ -344,8 +344,11 @@ class RunConfig:
         from pipeline.outputs.journal import settings_hash
 
         settings = self.generate_settings(style)
+        shaping = {k: v for k, v in self.settings_json(style).items() if k != "batch_size"}
+        if "style_ref" in shaping:  # the reference by its content: the same file named another way is the same
+            shaping["style_ref"] = {k: v for k, v in shaping["style_ref"].items() if k != "source"}
         return settings_hash({
-            **{k: v for k, v in self.settings_json(style).items() if k != "batch_size"},
+            **shaping,
             "prompt": settings.prompt,
             "negative_prompt": settings.negative_prompt,
             "models": model_ids,

@@ -267,11 +267,12 @@ def has_ip_adapter(spec: ModelSpec) -> bool:
 def ip_adapter_missing(spec: ModelSpec) -> str:
     """The one line for a reference the preset cannot take: where the adapter comes from, and how to get it."""
     if spec.local or not spec.ip_adapter:  # a bundle: nothing to download for it, but sd15 can fetch its own
-        return (f"--style-ref needs an IP-Adapter, which {spec.name} lacks (a bundle keeps it in ip-adapter/: "
-                "models/ip-adapter_sd15.safetensors and models/image_encoder/, the layout of h94/IP-Adapter); "
-                "or run --models sd15 after `modomo models download sd15 --style-ref`")
-    return (f"--style-ref needs the IP-Adapter ({spec.ip_adapter}: models/ip-adapter_sd15.safetensors and its image "
-            f"encoder), not on this machine; fetch it once with `modomo models download {spec.name} --style-ref`")
+        return (f"style references and room sets need an IP-Adapter, which {spec.name} lacks (a bundle keeps it in "
+                "ip-adapter/: models/ip-adapter_sd15.safetensors and models/image_encoder/, the layout of "
+                "h94/IP-Adapter); or run --models sd15 after `modomo models download sd15 --style-ref`")
+    return (f"style references and room sets need the IP-Adapter ({spec.ip_adapter}: "
+            "models/ip-adapter_sd15.safetensors and its image encoder), not on this machine; fetch it once with "
+            f"`modomo models download {spec.name} --style-ref`")
 
 
 def attach_ip_adapter(spec: ModelSpec, pipe, device: torch.device, dtype: torch.dtype) -> None:

@@ -7,6 +7,7 @@ A set's first photo (its anchor) renders first; its written result is the refere
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -248,3 +249,47 @@ def test_style_file_reference_is_relative_to_the_file(tmp_path):
     style = load_style(path=file)
     assert style.style_ref == str(tmp_path / "looks" / "hero.jpg")
     assert style.style_ref_scale == 0.8
+
+
+def test_a_reference_is_known_by_its_content(tiny_bundle, rooms, tmp_path):
+    """The same file named another way is the same reference (nothing redone); new content under the same name is
+    another (its results redone)."""
+    inputs = a_set(rooms, tmp_path / "in", photos=1)
+    hero = photo(rooms, tmp_path / "hero.jpg", turn=5)
+    transform(tiny_bundle, inputs, "--style-ref", hero, "--out", tmp_path / "out")
+    copy = tmp_path / "elsewhere" / "same.jpg"
+    copy.parent.mkdir()
+    copy.write_bytes(hero.read_bytes())
+    again = json.loads(transform(tiny_bundle, inputs, "--style-ref", copy, "--out", tmp_path / "out").stdout)
+    assert {image["status"] for image in again["images"]} == {"skipped"}
+    photo(rooms, hero, turn=6)
+    third = json.loads(transform(tiny_bundle, inputs, "--style-ref", hero, "--out", tmp_path / "out").stdout)
+    assert {image["status"] for image in third["images"]} == {"ok"}
+
+
+def test_a_room_set_written_to_r2(tiny_bundle, rooms, tmp_path, r2_env, bucket, moto_server):
+    """The later photos follow the anchor's result as uploaded: read back from the bucket."""
+    inputs = a_set(rooms, tmp_path / "in", photos=2)
+    summary = json.loads(transform(tiny_bundle, inputs, "--sets-by", "parent", "--out", f"r2://{bucket}/out/").stdout)
+    records = {r["key"]: r for r in summary["images"]}
+    anchor, member = records["room-0/1.jpg"], records["room-0/2.jpg"]
+    key = anchor["outputs"]["result"].removeprefix(f"r2://{bucket}/")
+    uploaded = moto_server.client().get_object(Bucket=bucket, Key=key)["Body"].read()
+    assert anchor["anchor"] is True and member["set"] == anchor["set"]
+    assert member["reference"]["digest"] == digest_of(uploaded)
+    assert member["reference"]["preview"] == anchor["outputs"]["thumbnail"]
+
+
+def test_missing_adapter_weights_are_one_line_with_the_download_command(tiny_bundle, rooms, tmp_path, monkeypatch):
+    """A bundle without ip-adapter/, asked for a reference or a room set: refused before models load."""
+    import pipeline.run.engines.local as local
+
+    monkeypatch.setattr(local, "load_stack", lambda *a, **k: pytest.fail("models loaded"))
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, bundle, ignore=shutil.ignore_patterns("ip-adapter"))
+    inputs = a_set(rooms, tmp_path / "in", photos=2)
+    hero = photo(rooms, tmp_path / "hero.jpg", turn=5)
+    for extra in (["--style-ref", hero], ["--sets-by", "parent"]):
+        result = transform(bundle, inputs, *extra, "--out", tmp_path / "out", code=2)
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert "IP-Adapter" in result.stderr and "modomo models download" in result.stderr
