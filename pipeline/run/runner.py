@@ -105,6 +105,7 @@ class Runner:
             from pipeline.stages.upscale import Upscaler
 
             self.upscaler = Upscaler(stack.upscaler, device)
+        self.reference_embeds: dict = {}  # each reference's image embedding, once for every style of the run
         self.styles = [self._style_run(style) for style in [*config.styles, *config.job_styles]]
         self.by_name = {run.style.name: run for run in self.styles}
         self.default_runs = self.styles[:len(config.styles)]
@@ -133,7 +134,8 @@ class Runner:
         if self.config.engine == "diffusers":
             generator = PlainDiffusersGenerator(self.stack.pipe, settings)
         else:
-            generator = Generator(self.stack.pipe, settings, self.stack.device, self.config.speed, self.memory)
+            generator = Generator(self.stack.pipe, settings, self.stack.device, self.config.speed, self.memory,
+                                  self.reference_embeds)
         lines = style.lines_min_length if "lines" in settings.controls else None
         return StyleRun(style, settings, digest, self.config.quality_threshold(style),
                         EdgeDetector(style.canny_low, style.canny_high, lines), generator, {},

@@ -27,14 +27,15 @@ class Generator:
     """
 
     def __init__(self, pipe, settings: GenerateSettings, device, options: SpeedOptions | None = None,
-                 memory: MemoryState | None = None):
+                 memory: MemoryState | None = None, references: dict | None = None):
         self.pipe = pipe
         self.settings = settings
         self.device = torch.device(device)
         self.memory = memory or MemoryState()
         if self.memory.placer is None and pipe is not None:
             self.memory.placer = ModelPlacer(pipe, self.device)
-        self.sampler = Sampler(pipe, options, self.device, self.memory.placer) if pipe is not None else None
+        self.sampler = Sampler(pipe, options, self.device, self.memory.placer, references) if pipe is not None \
+            else None
         self.calls = 0  # sampler calls that rendered, and the frames they rendered: the batching report
         self.rendered = 0
 

@@ -53,13 +53,15 @@ def precomputed_conditioning(nets):
 class Sampler:
     """Runs the denoising loop on the components of a loaded diffusers ControlNet pipeline."""
 
-    def __init__(self, pipe, options: SpeedOptions | None = None, device=None, placer: ModelPlacer | None = None):
+    def __init__(self, pipe, options: SpeedOptions | None = None, device=None, placer: ModelPlacer | None = None,
+                 references: dict | None = None):
         self.pipe = pipe
         self.options = options or SpeedOptions()
         self.device = torch.device(device) if device is not None else pipe._execution_device
         self.placer = placer or ModelPlacer(pipe, self.device)
         self._prompts: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}
-        self._references: dict[str, torch.Tensor] = {}  # a reference's digest -> its image embedding, batch 1
+        # A reference's digest -> its image embedding, batch 1; one dict for the run's every style when given.
+        self._references: dict[str, torch.Tensor] = references if references is not None else {}
         self.controlnet_calls = 0  # counted: the tests check which ControlNet calls were skipped
         self.reference_encodes = 0  # image encoder runs: once per distinct reference, counted for the tests
         self.nets: list = []  # the ControlNets of the call in progress (its settings' controls)

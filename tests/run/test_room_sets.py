@@ -293,3 +293,23 @@ def test_missing_adapter_weights_are_one_line_with_the_download_command(tiny_bun
         result = transform(bundle, inputs, *extra, "--out", tmp_path / "out", code=2)
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert "IP-Adapter" in result.stderr and "modomo models download" in result.stderr
+
+
+def test_one_reference_is_encoded_once_for_every_style(tiny_bundle, rooms, tmp_path, monkeypatch):
+    """Three photos in two styles, one --style-ref: the image encoder runs once in the whole run."""
+    from transformers import CLIPVisionModelWithProjection
+
+    calls = []
+    real = CLIPVisionModelWithProjection.forward
+
+    def counted(self, *args, **kwargs):
+        calls.append(1)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(CLIPVisionModelWithProjection, "forward", counted)
+    inputs = a_set(rooms, tmp_path / "in", photos=3)
+    hero = photo(rooms, tmp_path / "hero.jpg", turn=5)
+    summary = json.loads(transform(tiny_bundle, inputs, "--style", "boho,modern", "--style-ref", hero,
+                                   "--batch-size", "2", "--out", tmp_path / "out").stdout)
+    assert [image["status"] for image in summary["images"]] == ["ok"] * 6
+    assert len(calls) == 1
