@@ -145,6 +145,11 @@ def show_dry_run(plan, as_json: bool) -> None:
                   f"{found['to_do']} to do, {found['done']} done", soft_wrap=True)
     for line in found["examples"]:
         console.print(f"  {escape(line)}", soft_wrap=True)
+    for source in found["references"]:
+        console.print(f"  reference {escape(source)}", soft_wrap=True)
+    for name, keys in found["sets"].items():
+        console.print(f"  room set {escape(name)}: {escape(keys[0])} (anchor), {escape(', '.join(keys[1:]))}"
+                      if len(keys) > 1 else f"  room set {escape(name)}: {escape(keys[0])} alone", soft_wrap=True)
     for problem in found["problems"]:
         console.print(f"[red]problem[/red] {escape(problem)}", soft_wrap=True)
     if as_json:

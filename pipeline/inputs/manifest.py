@@ -193,7 +193,7 @@ def manifest_items(path: str | Path, remote: Remote, known_styles, resolve_label
         if job.mask and not Path(job.mask).expanduser().is_absolute():
             job = replace(job, mask=str(folder / job.mask))
         if job.style_ref and not is_remote(job.style_ref) and not Path(job.style_ref).expanduser().is_absolute():
-            job = replace(job, style_ref=str(folder / job.style_ref))
+            job = replace(job, style_ref=os.path.normpath(folder / job.style_ref))
         if job.digest in seen:
             if warn is not None:
                 warn(f"manifest line {line} repeats line {seen[job.digest]}: one job")

@@ -38,6 +38,17 @@ def examples(plan: RunPlan, todo: dict[str, list[str]]) -> list[str]:
     return lines
 
 
+def look(plan: RunPlan) -> dict:
+    """The references the jobs follow (as named) and each room set's photos, its anchor first."""
+    named = {*plan.config.references, *(item.job.style_ref for item in plan.items
+                                        if item.job is not None and item.job.reference is not None)}
+    sets: dict[str, list[str]] = {}
+    for item in sorted(plan.items, key=lambda i: bool(i.anchor)):
+        if item.group:
+            sets.setdefault(item.group, []).append(item.key)
+    return {"references": sorted(named), "sets": sets}
+
+
 def describe(plan: RunPlan) -> dict:
     """The run the plan would make, and its problems."""
     todo, skipped = split(plan)
@@ -48,5 +59,5 @@ def describe(plan: RunPlan) -> dict:
         "styles": [s.name for s in [*plan.config.styles, *plan.config.job_styles]],
         "out": plan.config.out, "engine": plan.engine, "models": plan.spec.name,
         "shard": str(plan.shard) if plan.shard else None,
-        "examples": examples(plan, todo), "problems": problems(plan),
+        "examples": examples(plan, todo), "problems": problems(plan), **look(plan),
     }

@@ -313,3 +313,17 @@ def test_one_reference_is_encoded_once_for_every_style(tiny_bundle, rooms, tmp_p
                                    "--batch-size", "2", "--out", tmp_path / "out").stdout)
     assert [image["status"] for image in summary["images"]] == ["ok"] * 6
     assert len(calls) == 1
+
+
+def test_dry_run_names_the_references_and_the_sets(rooms, tmp_path):
+    from typer.testing import CliRunner as Runner
+
+    inputs = a_set(rooms, tmp_path / "in", rooms_count=2, photos=2)
+    hero = photo(rooms, tmp_path / "hero.jpg", turn=5)
+    result = Runner().invoke(app, ["transform", str(inputs), "--models", "tiny", "--sets-by", "parent", "--style-ref",
+                                   str(hero), "--out", str(tmp_path / "out"), "--dry-run", "--json"])
+    assert result.exit_code == 0, result.output
+    found = json.loads(result.stdout)
+    assert found["references"] == [str(hero)]
+    assert list(found["sets"].values()) == [["room-0/1.jpg", "room-0/2.jpg"], ["room-1/1.jpg", "room-1/2.jpg"]]
+    assert "room set" in result.stderr and "(anchor)" in result.stderr
