@@ -145,12 +145,14 @@ def test_a_changed_anchor_redoes_its_set_and_nothing_else(tiny_bundle, rooms, tm
     assert status == {"room-0/1.jpg": "skipped", "room-0/2.jpg": "skipped", "room-1/1.jpg": "ok", "room-1/2.jpg": "ok"}
 
 
-def test_a_set_is_never_split_across_shards(rooms, tmp_path):
-    inputs = a_set(rooms, tmp_path / "in", rooms_count=6, photos=3)
+def test_a_set_is_never_split_across_shards(rooms, tmp_path, monkeypatch):
+    # Named relative to a fixed folder, so the shards the sets hash to are the same in every session.
+    a_set(rooms, tmp_path / "photos", rooms_count=6, photos=3)
+    monkeypatch.chdir(tmp_path)
     owners: dict[str, set[int]] = {}
     for index in range(3):
-        plan = build_plan(TransformOptions(inputs=[str(inputs)], out=str(tmp_path / "out"), models="tiny",
-                                           sets_by="parent", shard=f"{index}/3"))
+        plan = build_plan(TransformOptions(inputs=["photos"], out="out", models="tiny", sets_by="parent",
+                                           shard=f"{index}/3"))
         for item in plan.items:
             owners.setdefault(item.group, set()).add(index)
         assert all(item.group for item in plan.items)
@@ -160,11 +162,12 @@ def test_a_set_is_never_split_across_shards(rooms, tmp_path):
 
 
 def test_a_set_stays_whole_under_devices(tiny_bundle, rooms, tmp_path):
-    """Two CPU workers, three sets: every later photo finds its anchor's result in its own worker."""
-    inputs = a_set(rooms, tmp_path / "in", rooms_count=3, photos=2)
-    run = subprocess.run([sys.executable, "-m", "modomo_cli", "transform", str(inputs), "--models", str(tiny_bundle),
-                          "--out", str(tmp_path / "out"), *BASE, "--sets-by", "parent", "--devices", "cpu,cpu"],
-                         capture_output=True, text=True, timeout=600)
+    """Two CPU workers, three sets: every later photo finds its anchor's result in its own worker. (Named relative
+    to a fixed folder: the sets go to both workers, and two of them would be split by their photos' identities.)"""
+    a_set(rooms, tmp_path / "photos", rooms_count=3, photos=2)
+    run = subprocess.run([sys.executable, "-m", "modomo_cli", "transform", "photos", "--models", str(tiny_bundle),
+                          "--out", "out", *BASE, "--sets-by", "parent", "--devices", "cpu,cpu"],
+                         capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-2000:]
     summary = json.loads(run.stdout)
     assert [image["status"] for image in summary["images"]] == ["ok"] * 6

@@ -66,7 +66,11 @@ def journal(out: Path) -> list[dict]:
 
 
 def test_two_pods_with_two_devices_each_cover_every_input_once(tiny_bundle, rooms, tmp_path, monkeypatch):
-    inputs, out = photos(tmp_path / "in", rooms, 8), tmp_path / "out"
+    # Named relative to a fixed folder: identities, and so the shards they hash to, are the same in every session
+    # (under the session's own temporary path, some sessions would hand one pod nothing to do).
+    photos(tmp_path / "in", rooms, 8)
+    monkeypatch.chdir(tmp_path)
+    inputs, out = Path("in"), Path("out")
     seen = []
     for pod in ("0", "1"):  # a Kubernetes Indexed Job of two pods
         monkeypatch.setenv("JOB_COMPLETION_INDEX", pod)
@@ -76,8 +80,8 @@ def test_two_pods_with_two_devices_each_cover_every_input_once(tiny_bundle, room
         assert [d["shard"] for d in summary["devices"]] == [f"{pod}/4", f"{int(pod) + 2}/4"]
         seen += [r["key"] for r in summary["images"] if r["status"] == "ok"]
     assert sorted(seen) == [f"room-{i:02d}.jpg" for i in range(8)]  # each once, none twice
-    assert sorted(e["key"] for e in journal(out)) == sorted(seen)
-    assert len(list(out.glob("*.png"))) == 8
+    assert sorted(e["key"] for e in journal(tmp_path / out)) == sorted(seen)
+    assert len(list((tmp_path / out).glob("*.png"))) == 8
 
 
 def two_roots(tmp_path: Path, rooms: Path) -> tuple[Path, Path]:
