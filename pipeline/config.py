@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -269,12 +269,8 @@ class RunConfig:
     def reference_for(self, style: Style, job=None):
         """The reference a job in a style follows (a set's other photos follow their anchor instead): its manifest
         row's, else the command's, else the style file's; at the style's scale. None without one."""
-        from dataclasses import replace as with_scale
-
-        found = getattr(job, "reference", None) if job is not None else None
-        if found is None:
-            found = self.references.get(self.reference_source(style))
-        return with_scale(found, scale=self.reference_scale(style)) if found is not None else None
+        found = getattr(job, "reference", None) or self.references.get(self.reference_source(style))
+        return replace(found, scale=self.reference_scale(style)) if found is not None else None
 
     @property
     def uses_references(self) -> bool:

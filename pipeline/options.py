@@ -38,7 +38,7 @@ class TransformOptions:
     guidance_scale: float | None = None
     lora: list[str] | None = None
     style_ref: str | None = None  # a reference photo for the look (IP-Adapter): a path or r2:// / s3:// URI
-    style_ref_scale: float | None = None  # how strongly it steers; None: the style's, else ip_adapter.DEFAULT_SCALE
+    style_ref_scale: float | None = None  # how strongly it steers; None: the style's, else references.DEFAULT_SCALE
 
     # Models and device
     models: str = "sd15"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from pipeline.inputs import imaging
 from pipeline.r2 import Remote, is_remote
 
 PREVIEW_DIR = "references"  # in the output: a small copy of each reference, for the report and the contact sheet
-DEFAULT_SCALE = 0.6  # pipeline.models.ip_adapter.DEFAULT_SCALE, here without the model libraries
+DEFAULT_SCALE = 0.6  # how strongly a reference steers when neither --style-ref-scale nor the style says
 
 
 def digest_of(data: bytes) -> str:
@@ -71,6 +72,15 @@ class ReferenceReader:
         if isinstance(found, str):
             raise ValueError(found)
         return replace(found, scale=scale)
+
+    def preload(self, wheres, workers: int = 8) -> None:
+        """Read these references in parallel, each once (a manifest's rows may name many)."""
+        wanted = [where for where in dict.fromkeys(wheres) if where not in self.cache]
+        with ThreadPoolExecutor(workers) as pool:
+            loaded = list(pool.map(self.load, wanted))
+        with self.lock:
+            for where, found in zip(wanted, loaded, strict=True):
+                self.cache.setdefault(where, found)
 
     def load(self, where: str) -> Reference | str:
         try:

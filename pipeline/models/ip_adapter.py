@@ -11,18 +11,18 @@ at random.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 
-REPO = "h94/IP-Adapter"
+from pipeline.models.presets import SD15_IP_ADAPTER
+
+REPO = SD15_IP_ADAPTER  # the hub repo of sd15's adapter, named once (presets)
 SUBFOLDER = "models"
 WEIGHT = "ip-adapter_sd15.safetensors"
 ENCODER = "image_encoder"  # inside SUBFOLDER, as the repo lays it out
 ENCODER_FILES = (f"{SUBFOLDER}/{ENCODER}/config.json", f"{SUBFOLDER}/{ENCODER}/model.safetensors")
 BUNDLE_FOLDER = "ip-adapter"  # a bundle's copy of the repo's layout: ip-adapter/models/...
-DEFAULT_SCALE = 0.6  # how strongly the reference steers when neither --style-ref-scale nor the style says
 TOKENS = 4  # image tokens of the plain SD1.5 adapter
 VIT_H = {"hidden_size": 1280, "intermediate_size": 5120, "num_hidden_layers": 32, "num_attention_heads": 16,
          "patch_size": 14, "image_size": 224, "projection_dim": 1024, "hidden_act": "gelu"}
@@ -94,13 +94,10 @@ def present(source: str | None, local: bool, random: bool) -> bool:
         return all((Path(source) / name).is_file() for name in (f"{SUBFOLDER}/{WEIGHT}", ENCODER_FILES[0]))
     from pipeline.models.presets import hub_file_cached
 
-    return all(hub_file_cached(source, name) for name in (f"{SUBFOLDER}/{WEIGHT}", *ENCODER_FILES))
+    return all(hub_file_cached(source, name) for name in hub_files())
 
 
 def hub_files() -> list[str]:
     """What `modomo models download sd15 --style-ref` fetches from the repo."""
     return [f"{SUBFOLDER}/{WEIGHT}", *ENCODER_FILES]
 
-
-def offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}

@@ -3,6 +3,8 @@ handed to a Ray actor with its set), read back from the output once and turned i
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 from pipeline.config import RunConfig
 from pipeline.frames import Frame, Item, Reference
 from pipeline.inputs.references import anchor_reference
@@ -27,6 +29,14 @@ class SetReferences:
         for record in records:
             if record.ok and record.id in self.keys:
                 self.outputs[(record.id, record.style)] = dict(record.outputs)
+
+    def load(self, pairs, workers: int) -> None:
+        """The anchor results a pass of (item, style) jobs follows, read back and decoded in parallel before the
+        pass starts: no output I/O in the model loop."""
+        wanted = {(item.anchor, style.name): (item, style) for item, style in pairs
+                  if item.anchor and (item.anchor, style.name) not in self.found}
+        with ThreadPoolExecutor(max(1, workers)) as pool:
+            self.found.update(zip(wanted, pool.map(lambda pair: self.read(*pair), wanted.values()), strict=True))
 
     def attach(self, frame: Frame, style) -> Frame:
         """A style's frame with the reference it follows: a set's later photo its anchor's result in this style

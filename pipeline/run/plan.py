@@ -271,11 +271,7 @@ def row_references(items: list[Item], reader) -> list[Item]:
     """Each manifest row's `style_ref`, read once per distinct file (in parallel); a row whose reference cannot
     be read, or that is a room set's later photo (it follows its anchor), fails alone, naming it. A row's
     reference is part of its version: a changed file redoes the rows that name it."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    wanted = sorted({i.job.style_ref for i in items if i.job.style_ref and not i.job.error and not i.anchor})
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda where: reader.cache.setdefault(where, reader.load(where)), wanted))
+    reader.preload(i.job.style_ref for i in items if i.job.style_ref and not i.job.error and not i.anchor)
     marked = []
     for item in items:
         job = item.job

@@ -337,6 +337,7 @@ class Runner:
         self.stream_pass(first, todo, result)
         if later and not self.stop.is_set():
             self.sets.note(result.records)
+            self.sets.load([(item, run.style) for item in later for run in todo[item.identity]], self.config.workers)
             self.stream_pass(later, todo, result)
 
     def stream_pass(self, items: list[Item], todo: Todo, result: RunResult) -> None:

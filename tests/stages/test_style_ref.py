@@ -51,7 +51,7 @@ def ours(pipe, frames, references, settings=SETTINGS, output_type="pil"):
     return out, sampler
 
 
-def theirs_through(view, settings, frames, output_type):
+def theirs_through(view, settings, frames, output_type, ref: Reference):
     count = len(frames)
     return view(
         prompt=[settings.prompt] * count, negative_prompt=[settings.negative_prompt] * count,
@@ -61,7 +61,7 @@ def theirs_through(view, settings, frames, output_type):
         control_guidance_start=list(settings.control_guidance_start),
         control_guidance_end=list(settings.control_guidance_end),
         generator=[torch.Generator("cpu").manual_seed(f.seed) for f in frames], output_type=output_type,
-        ip_adapter_image=view._modomo_reference.image,
+        ip_adapter_image=ref.image,
     ).images
 
 
@@ -69,8 +69,7 @@ def diffusers_batch(pipe, settings, frames, ref: Reference, output_type="pil"):
     """The batch through `StableDiffusionControlNetPipeline.__call__(..., ip_adapter_image=...)`."""
     pipe.set_ip_adapter_scale(ref.scale)
     view = diffusers_pipe(pipe, settings.controls)
-    view._modomo_reference = ref
-    return theirs_through(view, settings, frames, output_type)
+    return theirs_through(view, settings, frames, output_type, ref)
 
 
 def test_batched_loop_with_a_reference_equals_diffusers(adapted, rooms):
