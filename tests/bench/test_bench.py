@@ -130,3 +130,19 @@ def test_flops_of_the_real_architectures_match_the_published_counts():
     assert flops["modomo"] < flops["diffusers"]
     plain = per_image(forward, settings, SpeedOptions(False, False, False))
     assert plain["modomo"] == pytest.approx(flops["diffusers"])
+
+
+def test_a_bench_with_a_style_reference_times_it_and_matches_plain_diffusers(tiny_bundle, rooms):
+    """--style-ref: the timed run follows it (plain diffusers gets `ip_adapter_image`, the same images), and the same
+    run without it is timed beside for its cost. No figure is asserted: timings are the bench's output."""
+    args = ["bench", "--models", str(tiny_bundle), "--images", "1", "--warmup", "0", "--size", "128",
+            "--synthetic-size", "160x120", "--steps", "2", "--compare-diffusers", "--dtype", "fp32",
+            "--style-ref", str(rooms / "living-room-01.jpg"), "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    cost = summary["parts"]["style_ref"]
+    assert cost["with"] > 0 and cost["without"] > 0
+    assert cost["seconds_per_image"] == pytest.approx(cost["with"] - cost["without"])
+    assert summary["diffusers"]["max_pixel_difference"] <= 2
+    assert "parts       style reference" in result.stderr
