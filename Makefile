@@ -33,8 +33,7 @@ ifeq ($(CHROMIUM),)
 	$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null
 endif
 
-test: $(STAMP) chromium
-	$(BIN)/ruff check .
+test: lint chromium
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

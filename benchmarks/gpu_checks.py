@@ -51,8 +51,11 @@ def parse_args(argv=None):
     parser.add_argument("--sizes", default="512x512,768x576")
     parser.add_argument("--batches", default="1,4,8")
     parser.add_argument("--images", type=int, default=8)
-    parser.add_argument("--compile-cells", default="512x512:1,512x512:8",
-                        help="SIZE:BATCH cells timed again with torch.compile ('' for none)")
+    parser.add_argument(
+        "--compile-cells",
+        default="512x512:1,512x512:8",
+        help="SIZE:BATCH cells timed again with torch.compile ('' for none)",
+    )
     parser.add_argument("--budget", type=float, default=480.0, help="seconds; no new cell starts after this")
     return parser.parse_args(argv)
 
@@ -63,8 +66,19 @@ def write(path: Path, data) -> None:
 
 
 def config_for(inputs: list[str], out: str, size: tuple[int, int], batch: int, steps: int) -> RunConfig:
-    return RunConfig(inputs=inputs, out=out, style=load_style("boho"), models="bench", size=max(size),
-                     steps=steps, batch_size=batch, retries=0, workers=4, resume=False, overwrite=True)
+    return RunConfig(
+        inputs=inputs,
+        out=out,
+        style=load_style("boho"),
+        models="bench",
+        size=max(size),
+        steps=steps,
+        batch_size=batch,
+        retries=0,
+        workers=4,
+        resume=False,
+        overwrite=True,
+    )
 
 
 def refuse_until_offloaded(unet, runner: Runner):
@@ -99,12 +113,18 @@ def oom_check(stack, scratch: Path, size: tuple[int, int], steps: int) -> dict:
     stack.pipe.to(stack.device)  # back on the device for what follows
     worst = max((_pixel_difference(a, b) for a, b in zip(plain.records, result.records, strict=True)), default=None)
     ok = result.counts["ok"] == 2 and [e["action"] for e in result.oom] == ["batch 1", "model cpu offload"]
-    return {"passed": bool(ok and worst is not None and worst <= 2), "refused_forwards": refused,
-            "events": result.oom, "records": [{"key": r.key, "status": r.status, "error": r.error}
-                                              for r in result.records],
-            "max_pixel_difference_vs_plain": worst, "seconds_offloaded": seconds, "seconds_plain": plain.seconds,
-            "sanity": [r.quality_parts.get("sanity") for r in result.records],
-            "placement_after_run": placed, "module_moves": runner.memory.placer.moves}
+    return {
+        "passed": bool(ok and worst is not None and worst <= 2),
+        "refused_forwards": refused,
+        "events": result.oom,
+        "records": [{"key": r.key, "status": r.status, "error": r.error} for r in result.records],
+        "max_pixel_difference_vs_plain": worst,
+        "seconds_offloaded": seconds,
+        "seconds_plain": plain.seconds,
+        "sanity": [r.quality_parts.get("sanity") for r in result.records],
+        "placement_after_run": placed,
+        "module_moves": runner.memory.placer.moves,
+    }
 
 
 def real_oom_check(stack, scratch: Path, size: tuple[int, int], steps: int, headroom_gb: float = 1.5) -> dict:
@@ -118,12 +138,18 @@ def real_oom_check(stack, scratch: Path, size: tuple[int, int], steps: int, head
     try:
         inputs = [str(synthetic_rooms(scratch / "real-oom-in", 8, (1024, 768)))]
         result = Runner(config_for(inputs, "", size, 8, steps), stack, LocalSink(scratch / "real-oom")).run(
-            collect_inputs(inputs))
+            collect_inputs(inputs)
+        )
     finally:
         torch.cuda.set_per_process_memory_fraction(1.0, stack.device)
         stack.pipe.to(stack.device)
-    return {"cap_gb": round(budget / 2**30, 2), "headroom_gb": headroom_gb, "counts": result.counts,
-            "events": result.oom, "errors": sorted({r.error for r in result.records if r.error})}
+    return {
+        "cap_gb": round(budget / 2**30, 2),
+        "headroom_gb": headroom_gb,
+        "counts": result.counts,
+        "events": result.oom,
+        "errors": sorted({r.error for r in result.records if r.error}),
+    }
 
 
 def _pixel_difference(a, b) -> int | None:
@@ -141,18 +167,26 @@ def cell(stack, price, size: tuple[int, int], batch: int, args, compiled: bool) 
     summary = run_bench(config_for([], "", size, batch, args.steps), stack, price, options, compiled=compiled)
     base = summary["diffusers"]
     return {
-        "size": f"{size[0]}x{size[1]}", "batch": batch, "compiled": compiled, "images": images,
-        "steps": args.steps, "dtype": summary["speed"]["dtype"],
+        "size": f"{size[0]}x{size[1]}",
+        "batch": batch,
+        "compiled": compiled,
+        "images": images,
+        "steps": args.steps,
+        "dtype": summary["speed"]["dtype"],
         "images_per_second": summary["throughput"]["images_per_second"],
         "diffusers_images_per_second": 1.0 / base["seconds_per_image"],
-        "generate_ratio": base["generate_ratio"], "speedup": base["speedup_images_per_second"],
+        "generate_ratio": base["generate_ratio"],
+        "speedup": base["speedup_images_per_second"],
         "generate_seconds_per_image": summary["stages"]["generate"]["mean"],
         "diffusers_generate_seconds_per_image": base["generate_seconds_per_image"],
         "share_of_peak": summary["flops"]["share_of_peak"],
         "tflops_achieved": summary["flops"]["generate_tflops_achieved"],
-        "peak_gpu_gb": summary["memory"]["peak_gpu_gb"], "max_pixel_difference": base["max_pixel_difference"],
-        "sanity": summary["quality"]["sanity"], "diffusers_sanity": base["sanity"],
-        "batching": summary["batching"], "warmup": summary["warmup"],
+        "peak_gpu_gb": summary["memory"]["peak_gpu_gb"],
+        "max_pixel_difference": base["max_pixel_difference"],
+        "sanity": summary["quality"]["sanity"],
+        "diffusers_sanity": base["sanity"],
+        "batching": summary["batching"],
+        "warmup": summary["warmup"],
     }
 
 
@@ -168,9 +202,14 @@ def main(argv=None) -> int:
     stack = load_stack(resolve(args.models), device)
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
     price = resolve_price(gpu)
-    header = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "device": device_info(device),
-              "versions": versions(), "models": args.models, "dtype": str(stack.dtype).removeprefix("torch."),
-              "command": " ".join(["python", "benchmarks/gpu_checks.py", *(argv or sys.argv[1:])])}
+    header = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "device": device_info(device),
+        "versions": versions(),
+        "models": args.models,
+        "dtype": str(stack.dtype).removeprefix("torch."),
+        "command": " ".join(["python", "benchmarks/gpu_checks.py", *(argv or sys.argv[1:])]),
+    }
     sizes = sizes_of(args.sizes)
     with tempfile.TemporaryDirectory(prefix="modomo-gpu-") as scratch:
         checks = {**header, "oom_offload": oom_check(stack, Path(scratch), sizes[0], min(args.steps, 4))}
@@ -194,8 +233,11 @@ def main(argv=None) -> int:
         write(args.out / "grid.json", grid)
     sanity = [c["sanity"] for c in grid["cells"]] + [c["diffusers_sanity"] for c in grid["cells"]]
     passed = checks["oom_offload"]["passed"] and all(s is not None and s > 0.5 for s in sanity)
-    print(f"checks {'passed' if passed else 'FAILED'}: offload {checks['oom_offload']['passed']}, "
-          f"sanity min {min(sanity) if sanity else None}", flush=True)
+    print(
+        f"checks {'passed' if passed else 'FAILED'}: offload {checks['oom_offload']['passed']}, "
+        f"sanity min {min(sanity) if sanity else None}",
+        flush=True,
+    )
     return 0 if passed else 1
 
 

@@ -27,10 +27,32 @@ def main() -> int:
         photo = Image.open(ROOMS / "living-room-02-small.jpg").convert("RGB")
         for i in range(12):
             photo.resize(SHAPES[i % 3]).save(folder / f"{i:02d}.jpg", quality=90)
-        command = ["modomo", "transform", str(folder), "--models", "tiny", "--out", str(Path(scratch) / "out"),
-                   "--size", "128", "--steps", "2", "--retries", "0", "--batch-size", "4", "--json"]
-        done = subprocess.run([sys.executable, "-m", "modomo_cli", *command[1:]], capture_output=True, text=True,
-                              check=True, cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        command = [
+            "modomo",
+            "transform",
+            str(folder),
+            "--models",
+            "tiny",
+            "--out",
+            str(Path(scratch) / "out"),
+            "--size",
+            "128",
+            "--steps",
+            "2",
+            "--retries",
+            "0",
+            "--batch-size",
+            "4",
+            "--json",
+        ]
+        done = subprocess.run(
+            [sys.executable, "-m", "modomo_cli", *command[1:]],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+            env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        )
     batching = json.loads(done.stdout)["batching"]
     shown = ["DIR" if arg == str(folder) else "OUT" if arg.endswith("/out") else arg for arg in command]
     record = {"command": "python benchmarks/mixed_batch.py", "runs": " ".join(shown), "batching": batching}

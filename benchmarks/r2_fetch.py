@@ -36,8 +36,11 @@ def free_port() -> int:
 
 def start_moto() -> tuple[subprocess.Popen, str]:
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     for _ in range(100):
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
@@ -51,8 +54,11 @@ def fill(remote: Remote, bucket: str, count: int) -> None:
     remote.client.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "auto"})
     payload = os.urandom(20_000)
     with ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda i: remote.client.put_object(Bucket=bucket, Key=f"in/{i:04d}.jpg", Body=payload),
-                      range(count)))
+        list(
+            pool.map(
+                lambda i: remote.client.put_object(Bucket=bucket, Key=f"in/{i:04d}.jpg", Body=payload), range(count)
+            )
+        )
 
 
 def measure(location: str, remote: Remote, workers: int) -> dict[str, float]:
@@ -69,8 +75,13 @@ def measure(location: str, remote: Remote, workers: int) -> dict[str, float]:
         for _ in read_ahead(items, lambda item: item.read(), pool, window=2 + workers):
             pass
     pooled = time.perf_counter() - start
-    return {"objects": len(items), "list_seconds": round(list_seconds, 3), "sequential_seconds": round(sequential, 3),
-            "pooled_seconds": round(pooled, 3), "speedup": round(sequential / pooled, 2)}
+    return {
+        "objects": len(items),
+        "list_seconds": round(list_seconds, 3),
+        "sequential_seconds": round(sequential, 3),
+        "pooled_seconds": round(pooled, 3),
+        "speedup": round(sequential / pooled, 2),
+    }
 
 
 def main() -> None:
@@ -103,8 +114,12 @@ def main() -> None:
             proxy.stop()
         if server:
             server.terminate()
-    result.update(workers=args.workers, latency_ms=None if args.location else args.latency_ms, endpoint=endpoint,
-                  command="python " + " ".join([f"benchmarks/{Path(__file__).name}", *sys.argv[1:]]))
+    result.update(
+        workers=args.workers,
+        latency_ms=None if args.location else args.latency_ms,
+        endpoint=endpoint,
+        command="python " + " ".join([f"benchmarks/{Path(__file__).name}", *sys.argv[1:]]),
+    )
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 

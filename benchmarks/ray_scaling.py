@@ -37,18 +37,43 @@ def run(bundle: Path, folder: Path, out: Path, actors: int, batch: int) -> dict:
 
     from modomo_cli.app import app
 
-    args = ["transform", str(folder), "--models", str(bundle), "--out", str(out), "--size", "128", "--steps", "2",
-            "--retries", "0", "--engine", "ray", "--actors", str(actors), "--batch-size", str(batch), "--json"]
+    args = [
+        "transform",
+        str(folder),
+        "--models",
+        str(bundle),
+        "--out",
+        str(out),
+        "--size",
+        "128",
+        "--steps",
+        "2",
+        "--retries",
+        "0",
+        "--engine",
+        "ray",
+        "--actors",
+        str(actors),
+        "--batch-size",
+        str(batch),
+        "--json",
+    ]
     start = time.perf_counter()
     result = CliRunner().invoke(app, args)
     wall = time.perf_counter() - start
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     done = summary["counts"]["ok"]
-    return {"inputs": done, "wall_seconds": wall, "run_seconds": summary["seconds"],
-            "seconds_per_image": summary["seconds"] / done, "load_seconds": summary["load_seconds"],
-            "journal_reads": summary["journal_reads"], "actors": summary["actors"],
-            "batching": summary["batching"]}
+    return {
+        "inputs": done,
+        "wall_seconds": wall,
+        "run_seconds": summary["seconds"],
+        "seconds_per_image": summary["seconds"] / done,
+        "load_seconds": summary["load_seconds"],
+        "journal_reads": summary["journal_reads"],
+        "actors": summary["actors"],
+        "batching": summary["batching"],
+    }
 
 
 def main() -> int:
@@ -68,19 +93,32 @@ def main() -> int:
         scratch = Path(scratch)
         bundle = build_tiny_bundle(scratch / "tiny")
         for count in map(int, args.sizes.split(",")):
-            rows.append(run(bundle, inputs(scratch / f"in-{count}", count), scratch / f"out-{count}", args.actors,
-                            args.batch_size))
+            rows.append(
+                run(
+                    bundle,
+                    inputs(scratch / f"in-{count}", count),
+                    scratch / f"out-{count}",
+                    args.actors,
+                    args.batch_size,
+                )
+            )
             print(json.dumps(rows[-1]), flush=True)
     ray.shutdown()
     first, last = rows[0], rows[-1]
     marginal = (last["run_seconds"] - first["run_seconds"]) / (last["inputs"] - first["inputs"])
-    report = {"command": "python benchmarks/ray_scaling.py", "machine": f"{os.cpu_count()} CPU cores",
-              "runs": rows, "per_image_ratio_last_to_first": last["seconds_per_image"] / first["seconds_per_image"],
-              "marginal_seconds_per_image": marginal}
+    report = {
+        "command": "python benchmarks/ray_scaling.py",
+        "machine": f"{os.cpu_count()} CPU cores",
+        "runs": rows,
+        "per_image_ratio_last_to_first": last["seconds_per_image"] / first["seconds_per_image"],
+        "marginal_seconds_per_image": marginal,
+    }
     args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"per image: {first['seconds_per_image']:.3f} s over {first['inputs']}, "
-          f"{last['seconds_per_image']:.3f} s over {last['inputs']} "
-          f"(ratio {report['per_image_ratio_last_to_first']:.2f}); journal reads {last['journal_reads']}")
+    print(
+        f"per image: {first['seconds_per_image']:.3f} s over {first['inputs']}, "
+        f"{last['seconds_per_image']:.3f} s over {last['inputs']} "
+        f"(ratio {report['per_image_ratio_last_to_first']:.2f}); journal reads {last['journal_reads']}"
+    )
     return 0
 
 

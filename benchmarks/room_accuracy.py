@@ -49,13 +49,25 @@ def main() -> int:
         image = imaging.decode(path.read_bytes(), str(path))
         probs = classify.probabilities([image])[0]
         best = max(probs, key=probs.get)
-        rows.append({"photo": str(path), "truth": truth, "predicted": best, "probability": round(probs[best], 4),
-                     "probability_of_truth": round(probs.get(truth, 0.0), 4) if truth else None})
+        rows.append(
+            {
+                "photo": str(path),
+                "truth": truth,
+                "predicted": best,
+                "probability": round(probs[best], 4),
+                "probability_of_truth": round(probs.get(truth, 0.0), 4) if truth else None,
+            }
+        )
         print(json.dumps(rows[-1]))
     labelled = [r for r in rows if r["truth"]]
     accuracy = sum(r["truth"] == r["predicted"] for r in labelled) / len(labelled) if labelled else None
-    report = {"command": " ".join(["python", "benchmarks/room_accuracy.py", *sys.argv[1:]]), "models": spec.ids(),
-              "photos": len(rows), "accuracy": accuracy, "rows": rows}
+    report = {
+        "command": " ".join(["python", "benchmarks/room_accuracy.py", *sys.argv[1:]]),
+        "models": spec.ids(),
+        "photos": len(rows),
+        "accuracy": accuracy,
+        "rows": rows,
+    }
     print(f"accuracy {accuracy} over {len(labelled)} labelled photos")
     if args.out:
         args.out.write_text(json.dumps(report, indent=2) + "\n")

@@ -91,10 +91,16 @@ def child(args) -> dict:
     photo = Image.open(PHOTO)
     photo.draft("RGB", size)  # decode the JPEG at a reduced scale: the full photo's bytes are not the stage's
     result = photo.convert("RGB").resize(size, Image.LANCZOS)
-    stage = Upscaler(model, device if model is not None else None, tile=args.tile, overlap=args.overlap,
-                     batch=args.batch)
-    frame = Frame(item=Item(key="room.jpg", path=PHOTO, root=PHOTO.parent), seed=0, image=result, result=result,
-                  target_size=target)
+    stage = Upscaler(
+        model, device if model is not None else None, tile=args.tile, overlap=args.overlap, batch=args.batch
+    )
+    frame = Frame(
+        item=Item(key="room.jpg", path=PHOTO, root=PHOTO.parent),
+        seed=0,
+        image=result,
+        result=result,
+        target_size=target,
+    )
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -108,11 +114,15 @@ def child(args) -> dict:
         seconds = time.perf_counter() - start
     assert frame.result.size == target, frame.result.size
     megapixels = target[0] * target[1] / 1e6
-    record = {"seconds": round(seconds, 3), "seconds_per_output_mp": round(seconds / megapixels, 4),
-              "peak_rss_delta_mb": round((rss.peak - before) / 2**20, 1), "build_seconds": round(build_seconds, 2),
-              "tiles": len(list(windows(*size, stage.tile, stage.overlap))) if model is not None else 0,
-              "batch": stage.batch if model is not None else None,
-              "dtype": str(stage.dtype).removeprefix("torch.") if model is not None else None}
+    record = {
+        "seconds": round(seconds, 3),
+        "seconds_per_output_mp": round(seconds / megapixels, 4),
+        "peak_rss_delta_mb": round((rss.peak - before) / 2**20, 1),
+        "build_seconds": round(build_seconds, 2),
+        "tiles": len(list(windows(*size, stage.tile, stage.overlap))) if model is not None else 0,
+        "batch": stage.batch if model is not None else None,
+        "dtype": str(stage.dtype).removeprefix("torch.") if model is not None else None,
+    }
     if device.type == "cuda":
         record["cuda_peak_delta_mb"] = round((torch.cuda.max_memory_allocated() - cuda_before) / 2**20, 1)
     if model is not None:
@@ -128,10 +138,21 @@ def parse_size(text: str) -> tuple[int, int]:
 def machine(device: str) -> dict:
     import torch
 
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor())
-    info = {"cpu": model, "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__, "load_average_at_start": [round(v, 2) for v in os.getloadavg()]}
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    info = {
+        "cpu": model,
+        "cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "load_average_at_start": [round(v, 2) for v in os.getloadavg()],
+    }
     if device.startswith("cuda"):
         info["gpu"] = torch.cuda.get_device_name(torch.device(device))
     return info
@@ -155,8 +176,22 @@ def main() -> int:
     cases = {}
     info = machine(args.device)
     for case in args.cases.split(","):
-        command = [sys.executable, __file__, "--case", case, "--device", args.device, "--result", args.result,
-                   "--target", args.target, "--tile", str(args.tile), "--overlap", str(args.overlap)]
+        command = [
+            sys.executable,
+            __file__,
+            "--case",
+            case,
+            "--device",
+            args.device,
+            "--result",
+            args.result,
+            "--target",
+            args.target,
+            "--tile",
+            str(args.tile),
+            "--overlap",
+            str(args.overlap),
+        ]
         command += ["--batch", str(args.batch)] if args.batch else []
         done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
         if done.returncode:
@@ -165,9 +200,16 @@ def main() -> int:
         print(case, json.dumps(cases[case]), flush=True)
     shown = "python benchmarks/upscale.py" + (f" --device {args.device}" if args.device != "cpu" else "")
     tag = "cpu" if args.device == "cpu" else args.device.split(":")[0]
-    record = {"command": shown, "result": list(parse_size(args.result)), "target": list(parse_size(args.target)),
-              "output_megapixels": round(parse_size(args.target)[0] * parse_size(args.target)[1] / 1e6, 2),
-              "tile": args.tile, "overlap": args.overlap, "machine": info, "cases": cases}
+    record = {
+        "command": shown,
+        "result": list(parse_size(args.result)),
+        "target": list(parse_size(args.target)),
+        "output_megapixels": round(parse_size(args.target)[0] * parse_size(args.target)[1] / 1e6, 2),
+        "tile": args.tile,
+        "overlap": args.overlap,
+        "machine": info,
+        "cases": cases,
+    }
     out = Path(args.out) if args.out else Path(__file__).with_name(f"upscale-{tag}.json")
     out.write_text(json.dumps(record, indent=2) + "\n")
     print(f"wrote {out} ({shown})")

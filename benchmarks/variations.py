@@ -23,19 +23,44 @@ ROOMS = ROOT.parent / "shared" / "rooms"
 
 
 def transform(photos: Path, out: Path, args, *extra: str) -> dict:
-    command = [sys.executable, "-m", "modomo_cli", "transform", str(photos), "--models", args.models, "--out", str(out),
-               "--size", str(args.size), "--steps", str(args.steps), "--retries", "0", "--style", "boho",
-               "--room", "living room", "--json", "--no-progress", *extra]
-    done = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    command = [
+        sys.executable,
+        "-m",
+        "modomo_cli",
+        "transform",
+        str(photos),
+        "--models",
+        args.models,
+        "--out",
+        str(out),
+        "--size",
+        str(args.size),
+        "--steps",
+        str(args.steps),
+        "--retries",
+        "0",
+        "--style",
+        "boho",
+        "--room",
+        "living room",
+        "--json",
+        "--no-progress",
+        *extra,
+    ]
+    done = subprocess.run(
+        command, capture_output=True, text=True, check=True, cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"}
+    )
     return json.loads(done.stdout)
 
 
 def brief(summary: dict) -> dict:
-    return {"seconds": round(summary["seconds"], 3), "load_seconds": round(summary["load_seconds"], 3),
-            "results": sum(max(1, len(r.get("variations", []))) for r in summary["images"] if r["status"] == "ok"),
-            "batching": summary["batching"],
-            "stages": {k: round(v["mean"], 4) for k, v in summary["stages"].items()}}
+    return {
+        "seconds": round(summary["seconds"], 3),
+        "load_seconds": round(summary["load_seconds"], 3),
+        "results": sum(max(1, len(r.get("variations", []))) for r in summary["images"] if r["status"] == "ok"),
+        "batching": summary["batching"],
+        "stages": {k: round(v["mean"], 4) for k, v in summary["stages"].items()},
+    }
 
 
 def main() -> int:
@@ -50,15 +75,19 @@ def main() -> int:
         photos.mkdir()
         for photo in sorted(ROOMS.glob("living-room-*.jpg")):
             (photos / photo.name).write_bytes(photo.read_bytes())
-        separate = [brief(transform(photos, Path(scratch) / f"seed{k}", args, "--seed", str(k)))
-                    for k in range(args.count)]
+        separate = [
+            brief(transform(photos, Path(scratch) / f"seed{k}", args, "--seed", str(k))) for k in range(args.count)
+        ]
         together = brief(transform(photos, Path(scratch) / "together", args, "--variations", str(args.count)))
     apart = sum(run["seconds"] for run in separate)
     report = {
         "command": " ".join(["python", "benchmarks/variations.py", *sys.argv[1:]]),
-        "photos": len(list(ROOMS.glob("living-room-*.jpg"))), "variations": args.count,
-        "separate_runs": separate, "one_run": together,
-        "separate_seconds": round(apart, 3), "one_run_seconds": together["seconds"],
+        "photos": len(list(ROOMS.glob("living-room-*.jpg"))),
+        "variations": args.count,
+        "separate_runs": separate,
+        "one_run": together,
+        "separate_seconds": round(apart, 3),
+        "one_run_seconds": together["seconds"],
         "ratio": round(together["seconds"] / apart, 3),
         # CPU timings swing between runs: also against the fastest separate run taken four times.
         "ratio_vs_fastest": round(together["seconds"] / (args.count * min(r["seconds"] for r in separate)), 3),

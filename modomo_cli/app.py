@@ -46,8 +46,12 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def main_options(
-    version: Annotated[bool, typer.Option("--version", help="Print modomo's version and exit.", metavar="",
-                                          callback=_print_version, is_eager=True)] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print modomo's version and exit.", metavar="", callback=_print_version, is_eager=True
+        ),
+    ] = False,
 ) -> None:
     """Restyle photos of rooms in bulk: SD1.5 + depth/canny ControlNets, YOLO + SAM2, per-stage timing and cost."""
 

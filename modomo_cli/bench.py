@@ -14,37 +14,71 @@ from modomo_cli.params import command_from, flag, option
 from modomo_cli.render import RunProgress, print_bench
 from pipeline.options import BenchCommandOptions
 
-WHAT, DEVICE, AGAINST, SWEEP, COST = ("What to time", "Device and speed", "Against plain diffusers",
-                                      "Sweep and compare", "Cost and display")
+WHAT, DEVICE, AGAINST, SWEEP, COST = (
+    "What to time",
+    "Device and speed",
+    "Against plain diffusers",
+    "Sweep and compare",
+    "Cost and display",
+)
 
 BENCH = {
-    "inputs": (list[str] | None, typer.Argument(help="Photos to time (default: synthetic rooms); with --compare, "
-                                                     "sweep results files.", show_default=False)),
+    "inputs": (
+        list[str] | None,
+        typer.Argument(
+            help="Photos to time (default: synthetic rooms); with --compare, sweep results files.", show_default=False
+        ),
+    ),
     "images": (int, option(WHAT, help="Images to time (synthetic ones when no INPUTS).")),
     "warmup": (int, option(WHAT, help="Images run first and not counted.")),
-    "models": (str, option(WHAT, help="random-sd15 (default: full size, no download), sd15, tiny, or a bundle "
-                                      "folder.")),
+    "models": (
+        str,
+        option(WHAT, help="random-sd15 (default: full size, no download), sd15, tiny, or a bundle folder."),
+    ),
     "style": (str, option(WHAT, "--style", "-s", help="A built-in style.")),
-    "room": (str | None, option(WHAT, help="Room type in the prompt, or auto (default as for transform: auto when "
-                                           "the preset has CLIP, else living room).")),
+    "room": (
+        str | None,
+        option(
+            WHAT,
+            help="Room type in the prompt, or auto (default as for transform: auto when "
+            "the preset has CLIP, else living room).",
+        ),
+    ),
     "size": (int, option(WHAT, help="Long side of the working size in pixels (as for transform).")),
     "synthetic_size": (str, option(WHAT, help="WxH of the synthetic rooms.")),
     "steps": (int | None, option(WHAT, help="Denoising steps (default: the style's).")),
     "batch_size": (int, option(DEVICE, help="Images per model call.")),
     "device": (str, option(DEVICE, help="auto, cpu, cuda, cuda:N.")),
-    "dtype": (str, option(DEVICE, help="auto (fp16 on CUDA; bf16 on a CPU with AMX or AVX-512 BF16, else fp32), "
-                                       "fp16, bf16, fp32.")),
+    "dtype": (
+        str,
+        option(
+            DEVICE, help="auto (fp16 on CUDA; bf16 on a CPU with AMX or AVX-512 BF16, else fp32), fp16, bf16, fp32."
+        ),
+    ),
     "channels_last": (str, option(DEVICE, help="auto (CUDA: all models; CPU: the VAE), on, off.")),
     "compile_models": (bool, flag(DEVICE, "--compile", help="torch.compile the UNet and ControlNets.")),
-    "compare_diffusers": (bool, flag(AGAINST, "--compare-diffusers", help="Also time plain diffusers (one pipe() "
-                                                                          "per image), before and after.")),
+    "compare_diffusers": (
+        bool,
+        flag(
+            AGAINST, "--compare-diffusers", help="Also time plain diffusers (one pipe() per image), before and after."
+        ),
+    ),
     "ablate": (bool, flag(AGAINST, "--ablate", help="Also time the run with each shortcut off.")),
     "retries": (int, option(WHAT, help="Quality retries per image (0: one generation each).")),
-    "style_ref": (str | None, option(WHAT, "--style-ref", help="A reference photo for the look (IP-Adapter): the run "
-                                                               "follows it, and the same run without it is timed "
-                                                               "beside, for its cost per image.")),
-    "style_ref_scale": (float | None, option(WHAT, "--style-ref-scale", help="How strongly --style-ref steers "
-                                                                             "(default: the style's, else 0.6).")),
+    "style_ref": (
+        str | None,
+        option(
+            WHAT,
+            "--style-ref",
+            help="A reference photo for the look (IP-Adapter): the run "
+            "follows it, and the same run without it is timed "
+            "beside, for its cost per image.",
+        ),
+    ),
+    "style_ref_scale": (
+        float | None,
+        option(WHAT, "--style-ref-scale", help="How strongly --style-ref steers (default: the style's, else 0.6)."),
+    ),
     "gpu_price": (float | None, option(COST, help="GPU price per hour.", envvar="MODOMO_GPU_PRICE")),
     "currency": (str | None, option(COST, help="Currency of --gpu-price.")),
     "seed": (int, option(WHAT, help="Base seed.")),
@@ -54,12 +88,21 @@ BENCH = {
     "sweep_batches": (str | None, option(SWEEP, help="Sweep batch sizes (default 1,2,4,8).")),
     "sweep_sizes": (str | None, option(SWEEP, help="Sweep room sizes WxH (default 512x512,768x576).")),
     "sweep_modes": (str | None, option(SWEEP, help="Sweep modes: standard, fast, a recipe.")),
-    "sweep_dtypes": (str | None, option(SWEEP, help="Sweep dtypes (CUDA: fp16,bf16; CPU: fp32, and bf16 where it is "
-                                                    "fast).")),
+    "sweep_dtypes": (
+        str | None,
+        option(SWEEP, help="Sweep dtypes (CUDA: fp16,bf16; CPU: fp32, and bf16 where it is fast)."),
+    ),
     "compare": (bool, flag(SWEEP, "--compare", help="Compare the sweep results files (INPUTS); loads no model.")),
     "compare_out": (Path | None, option(SWEEP, help="Chart of --compare (default: compare.png).")),
-    "fast": (bool, flag(DEVICE, "--fast", help="Time fast mode (LCM-LoRA fused, 6 steps, no guidance); "
-                                               "--compare-diffusers times the style's standard way.")),
+    "fast": (
+        bool,
+        flag(
+            DEVICE,
+            "--fast",
+            help="Time fast mode (LCM-LoRA fused, 6 steps, no guidance); "
+            "--compare-diffusers times the style's standard way.",
+        ),
+    ),
     "fast_recipe": (str | None, option(DEVICE, help="Few-step recipe: lcm, tcd, hyper (implies --fast).")),
 }
 
@@ -87,13 +130,22 @@ def _bench_sweep(o: BenchCommandOptions, ctx: typer.Context, setup) -> None:
     from pipeline.bench.bench import BenchOptions
     from pipeline.bench.sweep import Sweep, parse_grid, run_sweep
 
-    axes = (o.sweep_batches, o.sweep_sizes, o.sweep_modes,
-            o.sweep_dtypes or (None if o.dtype == "auto" else o.dtype))
+    axes = (o.sweep_batches, o.sweep_sizes, o.sweep_modes, o.sweep_dtypes or (None if o.dtype == "auto" else o.dtype))
     with RunProgress(None) as bar:
-        plan = Sweep(setup.spec, setup.device, replace(setup.config, fast=None), setup.price,
-                     BenchOptions(o.images, o.warmup), replace(setup.load, fast=None),
-                     parse_grid(setup.device, *axes), o.compile_models, bar.loading, bar, print_sweep_cell,
-                     fast_recipe=setup.config.fast or "lcm")
+        plan = Sweep(
+            setup.spec,
+            setup.device,
+            replace(setup.config, fast=None),
+            setup.price,
+            BenchOptions(o.images, o.warmup),
+            replace(setup.load, fast=None),
+            parse_grid(setup.device, *axes),
+            o.compile_models,
+            bar.loading,
+            bar,
+            print_sweep_cell,
+            fast_recipe=setup.config.fast or "lcm",
+        )
         results, json_path, png_path = run_sweep(plan, command_line(o, ctx), o.sweep_out)
     print_compare([results], png_path, "bench sweep", json_path)
     if o.as_json:
@@ -108,8 +160,15 @@ def _bench_once(o: BenchCommandOptions, setup) -> None:
     with RunProgress(None) as bar:
         stack, reference = load_stacks(setup, o.compare_diffusers, o.compile_models, bar.loading)
         bench_options = BenchOptions(o.images, o.warmup, setup.synthetic_size, o.compare_diffusers, o.ablate)
-        summary = run_bench(setup.config, stack, setup.price, bench_options, on_event=bar,
-                            compiled=o.compile_models, reference=reference)
+        summary = run_bench(
+            setup.config,
+            stack,
+            setup.price,
+            bench_options,
+            on_event=bar,
+            compiled=o.compile_models,
+            reference=reference,
+        )
     print_bench(summary)
     if o.as_json:
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")

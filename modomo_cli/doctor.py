@@ -32,12 +32,18 @@ def doctor(
         console.print(checks_table(checks))
     optional = [c for c in checks if c.enables and not c.required and c.status != "ok"]
     for c in optional:
-        console.print(f"[yellow]warning[/yellow] {escape(c.area)} {escape(c.name)}: optional, not available; it "
-                      f"enables {escape(c.enables)}", soft_wrap=True)
+        console.print(
+            f"[yellow]warning[/yellow] {escape(c.area)} {escape(c.name)}: optional, not available; it "
+            f"enables {escape(c.enables)}",
+            soft_wrap=True,
+        )
     problems = [c for c in checks if c.required and c.status != "ok"]
     if problems:
-        console.print(f"[red]{len(problems)} problem(s)[/red] for the default preset (sd15): "
-                      + "; ".join(f"{c.area} {c.name}" for c in problems), soft_wrap=True)
+        console.print(
+            f"[red]{len(problems)} problem(s)[/red] for the default preset (sd15): "
+            + "; ".join(f"{c.area} {c.name}" for c in problems),
+            soft_wrap=True,
+        )
         raise typer.Exit(EXIT_FATAL)
 
 

@@ -27,11 +27,19 @@ def models_list(
     from pipeline.doctor import model_files
     from pipeline.models.presets import sd15
 
-    rows = [{"preset": "sd15", "model": role, "id": model_id, "cached": path is not None}
-            for role, model_id, path in model_files(sd15())]
+    rows = [
+        {"preset": "sd15", "model": role, "id": model_id, "cached": path is not None}
+        for role, model_id, path in model_files(sd15())
+    ]
     rows.append({"preset": "tiny", "model": "all", "id": "random tiny models built from configs", "cached": True})
-    rows.append({"preset": "random-sd15", "model": "all", "id": "real architectures, random weights, for timing",
-                 "cached": True})
+    rows.append(
+        {
+            "preset": "random-sd15",
+            "model": "all",
+            "id": "real architectures, random weights, for timing",
+            "cached": True,
+        }
+    )
     if as_json:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return
@@ -60,11 +68,18 @@ def models_export_tiny(folder: Annotated[Path, typer.Argument(help="Where to wri
 def models_download(
     preset: Annotated[str, typer.Argument(help="Preset to fetch.")] = "sd15",
     fast: Annotated[bool, typer.Option("--fast", help="Also fetch the default few-step recipe's LoRA.")] = False,
-    fast_recipe: Annotated[str | None, typer.Option(help="The recipe whose LoRA --fast fetches: lcm, tcd, hyper, "
-                                                         "or all (implies --fast).")] = None,
-    style_ref: Annotated[bool, typer.Option("--style-ref", help="Also fetch the IP-Adapter and its image encoder "
-                                            "(about 2.5 GB), which --style-ref and room sets steer the look "
-                                            "with.")] = False,
+    fast_recipe: Annotated[
+        str | None, typer.Option(help="The recipe whose LoRA --fast fetches: lcm, tcd, hyper, or all (implies --fast).")
+    ] = None,
+    style_ref: Annotated[
+        bool,
+        typer.Option(
+            "--style-ref",
+            help="Also fetch the IP-Adapter and its image encoder "
+            "(about 2.5 GB), which --style-ref and room sets steer the look "
+            "with.",
+        ),
+    ] = False,
 ) -> None:
     """Fetch a preset's weights into the standard caches (HF_HOME, ultralytics weights_dir); with --fast, the
     few-step LoRA as well; with --style-ref, the IP-Adapter."""
@@ -82,5 +97,3 @@ def models_download(
             fetched += download_ip_adapter(spec, report=console.print)
         for path in fetched:
             console.print(f"  [green]ok[/green] {path}")
-
-

@@ -47,16 +47,20 @@ def command_from(options_type: type, declarations: dict[str, tuple[Any, Any]]):
     where each value came from)."""
     names = [f.name for f in fields(options_type)]
     if set(names) != set(declarations):
-        raise TypeError(f"{options_type.__name__}: fields and declarations differ: "
-                        f"{sorted(set(names) ^ set(declarations))}")
+        raise TypeError(
+            f"{options_type.__name__}: fields and declarations differ: {sorted(set(names) ^ set(declarations))}"
+        )
 
     def wrap(body):
         parameters = [inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)]
         for f in fields(options_type):
             kind, info = declarations[f.name]
             default = f.default if f.default is not MISSING else f.default_factory()
-            parameters.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=default,
-                                                annotation=Annotated[kind, info]))
+            parameters.append(
+                inspect.Parameter(
+                    f.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[kind, info]
+                )
+            )
 
         @functools.wraps(body)
         def command(ctx: typer.Context, **given):

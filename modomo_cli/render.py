@@ -24,8 +24,11 @@ class RunProgress:
             MofNCompleteColumn(),
             TextColumn("eta"),
             TimeRemainingColumn(),
-            TextColumn("{task.fields[current]}", style="dim", table_column=Column(no_wrap=True, overflow="ellipsis",
-                                                                                 max_width=36)),
+            TextColumn(
+                "{task.fields[current]}",
+                style="dim",
+                table_column=Column(no_wrap=True, overflow="ellipsis", max_width=36),
+            ),
             console=output,
             transient=True,
         )
@@ -55,8 +58,11 @@ class RunProgress:
             self.progress.update(self.task, current=f"{data['stage']}: {in_hand(data['frames'])}")
         elif event == "retry_failed":
             names = ", ".join(dict.fromkeys(f.item.display for f in data["frames"]))
-            console.print(f"[yellow]retry {data['attempt']} failed[/yellow] {escape(names)}: {escape(data['error'])} "
-                          "(the best result so far is kept; the next retry goes ahead)", soft_wrap=True)
+            console.print(
+                f"[yellow]retry {data['attempt']} failed[/yellow] {escape(names)}: {escape(data['error'])} "
+                "(the best result so far is kept; the next retry goes ahead)",
+                soft_wrap=True,
+            )
         elif event == "done":
             record = data["record"]
             if record.status == "failed":
@@ -102,29 +108,39 @@ def print_summary(summary: dict, title: str = "modomo run", unpriced_cost: bool 
         f"run time    {summary['seconds']:.1f} s, {summary['images_per_minute']:.1f} images/minute",
     ]
     if unpriced_cost or cost["price_per_hour"]:
-        lines.append(f"cost        {cost['per_image']:.5f} {cur}/image, {cost['total']:.4f} {cur} total"
-                     f"  (at {cost['price_per_hour']:.4f} {cur}/GPU-hour: {cost['price_source']})")
+        lines.append(
+            f"cost        {cost['per_image']:.5f} {cur}/image, {cost['total']:.4f} {cur} total"
+            f"  (at {cost['price_per_hour']:.4f} {cur}/GPU-hour: {cost['price_source']})"
+        )
     quality = summary.get("quality") or {}
     if quality.get("mean") is not None:
-        failed = f" ({quality['retry_errors']} failed: see each result's metadata)" if quality.get("retry_errors") \
-            else ""
-        lines.append(f"quality     mean {quality['mean']:.3f}, {quality['success_rate']:.0%} at or above "
-                     f"{quality['threshold']:g}, {quality['retries']} retries{failed}")
+        failed = (
+            f" ({quality['retry_errors']} failed: see each result's metadata)" if quality.get("retry_errors") else ""
+        )
+        lines.append(
+            f"quality     mean {quality['mean']:.3f}, {quality['success_rate']:.0%} at or above "
+            f"{quality['threshold']:g}, {quality['retries']} retries{failed}"
+        )
     batching = summary.get("batching") or {}
     if batching.get("generate_calls") and batching["batch_size"] > 1:
-        lines.append(f"batching    {batching['batch_size']} requested: {batching['generate_calls']} generate calls, "
-                     f"mean batch {batching['mean_batch']:.2f}")
+        lines.append(
+            f"batching    {batching['batch_size']} requested: {batching['generate_calls']} generate calls, "
+            f"mean batch {batching['mean_batch']:.2f}"
+        )
     styles = summary.get("styles") or {}
     if len(styles.get("names", [])) > 1:
-        lines.append(f"styles      {', '.join(styles['names'])}: read, detect, segment and depth ran once per photo, "
-                     f"{styles['shared_seconds_saved']:.1f} s saved against separate runs")
+        lines.append(
+            f"styles      {', '.join(styles['names'])}: read, detect, segment and depth ran once per photo, "
+            f"{styles['shared_seconds_saved']:.1f} s saved against separate runs"
+        )
     lines += look_lines(summary.get("images", []))
     if summary.get("stopped"):
         lines.append(f"stopped     {summary['stopped']}")
     if summary.get("index"):
         index = summary["index"]
-        lines.append(f"index       {shown(index['csv'])} ({index['jobs']} jobs: {index['ok']} ok, "
-                     f"{index['failed']} failed)")
+        lines.append(
+            f"index       {shown(index['csv'])} ({index['jobs']} jobs: {index['ok']} ok, {index['failed']} failed)"
+        )
     for event in summary.get("oom", []):
         lines.append(f"GPU memory  out of memory at batch {event['batch']}: continued with {event['action']}")
     for line in lines:
@@ -135,18 +151,24 @@ def print_summary(summary: dict, title: str = "modomo run", unpriced_cost: bool 
 
 def look_lines(images: list[dict]) -> list[str]:
     """What the results followed: the reference photos (each encoded once) and the room sets, when there are any."""
-    followed = {r["reference"]["digest"]: r["reference"]["source"] for r in images
-                if r.get("reference") and not r["reference"].get("anchor")}
+    followed = {
+        r["reference"]["digest"]: r["reference"]["source"]
+        for r in images
+        if r.get("reference") and not r["reference"].get("anchor")
+    }
     sets = {r["set"] for r in images if r.get("set")}
     lines = []
     if followed:
-        named = ", ".join(shown(source) for source in list(followed.values())[:3]) + (", ..." if len(followed) > 3
-                                                                                       else "")
+        named = ", ".join(shown(source) for source in list(followed.values())[:3]) + (
+            ", ..." if len(followed) > 3 else ""
+        )
         lines.append(f"reference   {len(followed)} photo{'' if len(followed) == 1 else 's'} followed: {named}")
     if sets:
         photos = len({r["id"] for r in images if r.get("set")})
-        lines.append(f"room sets   {len(sets)} set{'' if len(sets) == 1 else 's'}, {photos} photos: each follows "
-                     "its first photo's result")
+        lines.append(
+            f"room sets   {len(sets)} set{'' if len(sets) == 1 else 's'}, {photos} photos: each follows "
+            "its first photo's result"
+        )
     return lines
 
 
@@ -156,12 +178,17 @@ def print_bench(summary: dict) -> None:
     print_summary(summary, title="modomo bench", unpriced_cost=False)
     device, speed, memory, warm = summary["device"], summary["speed"], summary["memory"], summary["warmup"]
     tput = summary["throughput"]
-    console.print(f"device      {device['name']} ({device['type']}), {speed['dtype']}, batch {speed['batch_size']}",
-                  soft_wrap=True)
-    console.print(f"throughput  {tput['seconds_per_image']:.3f} s/image, {tput['images_per_second']:.3f} images/s "
-                  f"(after {warm['images']} warm-up image(s), {warm['seconds']:.1f} s"
-                  + (f", of which compiling {warm['compile_seconds']:.1f} s" if warm.get("compile_seconds") else "")
-                  + ")", soft_wrap=True)
+    console.print(
+        f"device      {device['name']} ({device['type']}), {speed['dtype']}, batch {speed['batch_size']}",
+        soft_wrap=True,
+    )
+    console.print(
+        f"throughput  {tput['seconds_per_image']:.3f} s/image, {tput['images_per_second']:.3f} images/s "
+        f"(after {warm['images']} warm-up image(s), {warm['seconds']:.1f} s"
+        + (f", of which compiling {warm['compile_seconds']:.1f} s" if warm.get("compile_seconds") else "")
+        + ")",
+        soft_wrap=True,
+    )
     gpu = f"{memory['peak_gpu_gb']:.2f} GB GPU, " if memory["peak_gpu_gb"] is not None else ""
     console.print(f"memory      peak {gpu}{memory['peak_host_gb']:.2f} GB host", soft_wrap=True)
     generate = generate_line(summary)
@@ -179,16 +206,24 @@ def print_bench(summary: dict) -> None:
     parts = summary.get("parts", {})
     if "lines" in parts:
         lines = parts["lines"]
-        console.print(f"parts       lines control: {lines['seconds_per_image']:+.3f} s/image (edges + generate "
-                      f"{lines['with']:.3f} s with it, {lines['without']:.3f} s without)", soft_wrap=True)
+        console.print(
+            f"parts       lines control: {lines['seconds_per_image']:+.3f} s/image (edges + generate "
+            f"{lines['with']:.3f} s with it, {lines['without']:.3f} s without)",
+            soft_wrap=True,
+        )
     if "style_ref" in parts:
         ref = parts["style_ref"]
-        console.print(f"parts       style reference: {ref['seconds_per_image']:+.3f} s/image (generate "
-                      f"{ref['with']:.3f} s with it, {ref['without']:.3f} s without)", soft_wrap=True)
+        console.print(
+            f"parts       style reference: {ref['seconds_per_image']:+.3f} s/image (generate "
+            f"{ref['with']:.3f} s with it, {ref['without']:.3f} s without)",
+            soft_wrap=True,
+        )
     if "scene" in parts:
-        console.print(f"parts       scene segmentation: {parts['scene']['seconds_per_image']:.3f} s/image (keeping "
-                      f"the architecture adds {parts['scene']['preserve']:.3f} s of preserve + compose)",
-                      soft_wrap=True)
+        console.print(
+            f"parts       scene segmentation: {parts['scene']['seconds_per_image']:.3f} s/image (keeping "
+            f"the architecture adds {parts['scene']['preserve']:.3f} s of preserve + compose)",
+            soft_wrap=True,
+        )
 
 
 def flop_text(tflop: float | None, unit: str = "FLOP") -> str | None:
@@ -219,8 +254,10 @@ def generate_line(summary: dict) -> str | None:
             line += f", {flops['share_of_peak']:.1%} of the {device['peak_tflops']} TFLOP/s peak"
         elif flops.get("share_of_measured_peak") and device.get("measured_peak"):
             peak = device["measured_peak"]
-            line += (f", {flops['share_of_measured_peak']:.1%} of this CPU's {peak['dtype']} matmul peak "
-                     f"({peak['tflops']:.3g} TFLOP/s measured, {peak['threads']} threads)")
+            line += (
+                f", {flops['share_of_measured_peak']:.1%} of this CPU's {peak['dtype']} matmul peak "
+                f"({peak['tflops']:.3g} TFLOP/s measured, {peak['threads']} threads)"
+            )
     return line
 
 
@@ -230,8 +267,11 @@ def print_cost_projection(summary: dict) -> None:
     cost = summary["cost_projection"]
     if not cost.get("price_per_hour") or not any(cost["monthly"].values()):
         source = summary.get("cost", {}).get("price_source") or "no GPU price"
-        console.print(f"projection  left out: needs a GPU price ({escape(source)}); --gpu-price gives the cost per "
-                      "image and per month", soft_wrap=True)
+        console.print(
+            f"projection  left out: needs a GPU price ({escape(source)}); --gpu-price gives the cost per "
+            "image and per month",
+            soft_wrap=True,
+        )
         return
     table = Table(title="monthly cost", title_justify="left")
     table.add_column("images")
@@ -251,12 +291,15 @@ def print_vs_diffusers(summary: dict) -> None:
         if not base:
             continue
         psnr = f", PSNR {base['psnr_db']:.1f} dB" if base.get("psnr_db") and not fast else ""
-        console.print(f"vs diffusers  generate {base['generate_ratio']:.2f}x the time of plain diffusers in "
-                      f"{base.get('dtype', summary['speed']['dtype'])} per image "
-                      f"({summary['stages']['generate']['mean']:.3f} s vs {base['generate_seconds_per_image']:.3f} s"
-                      f"{', the style at its standard settings' if fast else ''}), "
-                      f"whole run {base['speedup_images_per_second']:.2f}x the images/s, "
-                      f"{difference} {base['max_pixel_difference']}{psnr}", soft_wrap=True)
+        console.print(
+            f"vs diffusers  generate {base['generate_ratio']:.2f}x the time of plain diffusers in "
+            f"{base.get('dtype', summary['speed']['dtype'])} per image "
+            f"({summary['stages']['generate']['mean']:.3f} s vs {base['generate_seconds_per_image']:.3f} s"
+            f"{', the style at its standard settings' if fast else ''}), "
+            f"whole run {base['speedup_images_per_second']:.2f}x the images/s, "
+            f"{difference} {base['max_pixel_difference']}{psnr}",
+            soft_wrap=True,
+        )
 
 
 def print_projection(projection: dict | None) -> None:
@@ -267,12 +310,14 @@ def print_projection(projection: dict | None) -> None:
     ours, seed = flop_text(p["tflop"]), flop_text(p["seed_tflop"])
     if ours is None or seed is None:
         return
-    console.print(f"T4 at 512px {ours}/image against the seed's {seed} "
-                  f"({p['flop_ratio']:.2f}); at the {p['t4_tflops_achieved']:.3g} TFLOP/s the seed's T4 achieved "
-                  f"({p['t4_share_of_peak']:.1%} of peak): {p['t4_seconds']:.1f} s and GBP "
-                  f"{p['cost_gbp_at_seed_rate']:.4f} per image (seed: {p['seed_seconds']} s, GBP "
-                  f"{p['seed_cost_gbp']}); USD {p['cost_usd_at_t4_list_price']:.5f} at the T4 list price",
-                  soft_wrap=True)
+    console.print(
+        f"T4 at 512px {ours}/image against the seed's {seed} "
+        f"({p['flop_ratio']:.2f}); at the {p['t4_tflops_achieved']:.3g} TFLOP/s the seed's T4 achieved "
+        f"({p['t4_share_of_peak']:.1%} of peak): {p['t4_seconds']:.1f} s and GBP "
+        f"{p['cost_gbp_at_seed_rate']:.4f} per image (seed: {p['seed_seconds']} s, GBP "
+        f"{p['seed_cost_gbp']}); USD {p['cost_usd_at_t4_list_price']:.5f} at the T4 list price",
+        soft_wrap=True,
+    )
 
 
 def quality_sanity(summary: dict) -> str:
@@ -326,9 +371,12 @@ def print_compare(results: list[dict], chart=None, title: str = "bench compare",
     for name, data in zip(file_labels(results), results, strict=True):
         price = data.get("price", {})
         source = escape(price.get("source", ""))
-        console.print(f"  {escape(name)}: driver {data.get('driver') or '-'}, "
-                      f"{price.get('per_hour', 0):g} {price.get('currency', '')}/hour ({source}), "
-                      f"{data.get('date', '')}, {escape(data.get('command') or '')}", soft_wrap=True)
+        console.print(
+            f"  {escape(name)}: driver {data.get('driver') or '-'}, "
+            f"{price.get('per_hour', 0):g} {price.get('currency', '')}/hour ({source}), "
+            f"{data.get('date', '')}, {escape(data.get('command') or '')}",
+            soft_wrap=True,
+        )
     if written is not None:
         console.print(f"results     {shown(str(written))}", soft_wrap=True)
     if chart is not None:

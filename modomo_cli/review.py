@@ -26,16 +26,35 @@ def styles_cmd(
     with user_errors():
         loaded = [load_style(name) for name in list_styles()]
     if as_json:
-        sys.stdout.write(json.dumps([{"name": s.name, "description": s.description, "prompt": s.prompt,
-                                      "steps": s.steps, "guidance_scale": s.guidance_scale} for s in loaded],
-                                    indent=2) + "\n")
+        sys.stdout.write(
+            json.dumps(
+                [
+                    {
+                        "name": s.name,
+                        "description": s.description,
+                        "prompt": s.prompt,
+                        "steps": s.steps,
+                        "guidance_scale": s.guidance_scale,
+                    }
+                    for s in loaded
+                ],
+                indent=2,
+            )
+            + "\n"
+        )
         return
     table = Table(title="styles", title_justify="left")
     for column in ("name", "description", "steps", "guidance", "depth scale", "canny scale / end"):
         table.add_column(column)
     for s in loaded:
-        table.add_row(s.name, s.description, str(s.steps), f"{s.guidance_scale:g}", f"{s.depth.scale:g}",
-                      f"{s.canny.scale:g} / {s.canny.end:g}")
+        table.add_row(
+            s.name,
+            s.description,
+            str(s.steps),
+            f"{s.guidance_scale:g}",
+            f"{s.depth.scale:g}",
+            f"{s.canny.scale:g} / {s.canny.end:g}",
+        )
     console.print(table)
 
 
@@ -77,8 +96,13 @@ def score(
         value, parts = quality(images[0], images[1], *depths)
         faithful = fidelity(images[0], images[1], *depths)
     if as_json:
-        sys.stdout.write(json.dumps({"score": value, "parts": parts, "fidelity": faithful, "before": str(before),
-                                     "after": str(after)}, indent=2) + "\n")
+        sys.stdout.write(
+            json.dumps(
+                {"score": value, "parts": parts, "fidelity": faithful, "before": str(before), "after": str(after)},
+                indent=2,
+            )
+            + "\n"
+        )
         return
     from rich.table import Table
 
@@ -109,17 +133,23 @@ def index_cmd(
         written = write_index(sink)
     if as_json:
         sys.stdout.write(json.dumps(written, indent=2) + "\n")
-    console.print(f"index       {written['csv']} ({written['jobs']} jobs: {written['ok']} ok, "
-                  f"{written['failed']} failed)", soft_wrap=True)
-
-
+    console.print(
+        f"index       {written['csv']} ({written['jobs']} jobs: {written['ok']} ok, {written['failed']} failed)",
+        soft_wrap=True,
+    )
 
 
 def verify_cmd(
-    target: Annotated[str, typer.Argument(help="A result, a folder of images, or an output (folder or "
-                                                "r2://bucket/prefix) whose journal lists its results.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print each file's marking and credentials as JSON on "
-                                                     "stdout.", metavar="")] = False,
+    target: Annotated[
+        str,
+        typer.Argument(
+            help="A result, a folder of images, or an output (folder or "
+            "r2://bucket/prefix) whose journal lists its results."
+        ),
+    ],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print each file's marking and credentials as JSON on stdout.", metavar="")
+    ] = False,
 ) -> None:
     """Check that each result says it is an AI-edited photo (IPTC digital source type in its XMP) and that its
     C2PA content credentials, when signed, validate."""
@@ -134,14 +164,19 @@ def verify_cmd(
             label, reason = verify_problem(entry)
             console.print(f"[red]{label}[/red] {escape(entry['file'])}: {escape(reason)}", soft_wrap=True)
     marked = sum(entry["marked"] for entry in checked)
-    console.print(f"verify      {marked} of {len(checked)} files marked as AI-edited (IPTC "
-                  "compositeWithTrainedAlgorithmicMedia)", soft_wrap=True)
+    console.print(
+        f"verify      {marked} of {len(checked)} files marked as AI-edited (IPTC compositeWithTrainedAlgorithmicMedia)",
+        soft_wrap=True,
+    )
     signed = [entry["c2pa"] for entry in checked if entry["c2pa"]]
     if signed:
         signers = ", ".join(sorted({f"{c['signer']!r} ({c['issuer']})" for c in signed if c.get("signer")}))
         trusted = "" if all(c.get("trusted") for c in signed) else "; the chain is not on the validator's trust list"
-        console.print(f"c2pa        {sum(c['valid'] for c in signed)} of {len(signed)} content credentials valid, "
-                      f"signed by {escape(signers or 'nobody named')}{trusted}", soft_wrap=True)
+        console.print(
+            f"c2pa        {sum(c['valid'] for c in signed)} of {len(signed)} content credentials valid, "
+            f"signed by {escape(signers or 'nobody named')}{trusted}",
+            soft_wrap=True,
+        )
     if not all(entry["ok"] for entry in checked):
         raise typer.Exit(1)
 

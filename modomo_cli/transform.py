@@ -16,38 +16,89 @@ from pipeline.errors import ModomoError, UsageError
 from pipeline.options import TransformOptions
 
 IO, STYLE, MODELS, QUALITY, DESIGN, CATALOGUE, SCALE, SPEED, COST = (
-    "Inputs and outputs", "Style and prompt", "Models and device", "Quality", "For designers", "Catalogues",
-    "Scale-out", "Speed", "Cost and display")
+    "Inputs and outputs",
+    "Style and prompt",
+    "Models and device",
+    "Quality",
+    "For designers",
+    "Catalogues",
+    "Scale-out",
+    "Speed",
+    "Cost and display",
+)
 
 TRANSFORM = {
-    "inputs": (list[str] | None, typer.Argument(
-        help="Image files, folders (searched recursively) and/or r2://bucket/prefix (or --manifest).",
-        show_default=False)),
-    "manifest": (Path | None, option(CATALOGUE, help="A .csv (with a header) or .jsonl of jobs, one per row: "
-                                                     "input, style, room, prompt, negative_prompt, seed, preserve, "
-                                                     "mask, name, variations, style_ref, set.")),
-    "sets_by": (str | None, option(CATALOGUE, "--sets-by", help="Room sets from the layout: parent (a folder of "
-                                                                "folders, one per room). A set's photos share a seed "
-                                                                "and follow its first photo's result.")),
-    "style": (str | None, option(STYLE, "--style", "-s", help="Built-in style(s), comma-separated (see `modomo "
-                                                         "styles`); default modern unless --style-file is given.")),
-    "style_file": (list[Path] | None, option(STYLE, "--style-file", help="A style TOML file of your own, rendered "
-                                                                         "besides --style's (repeatable).")),
+    "inputs": (
+        list[str] | None,
+        typer.Argument(
+            help="Image files, folders (searched recursively) and/or r2://bucket/prefix (or --manifest).",
+            show_default=False,
+        ),
+    ),
+    "manifest": (
+        Path | None,
+        option(
+            CATALOGUE,
+            help="A .csv (with a header) or .jsonl of jobs, one per row: "
+            "input, style, room, prompt, negative_prompt, seed, preserve, "
+            "mask, name, variations, style_ref, set.",
+        ),
+    ),
+    "sets_by": (
+        str | None,
+        option(
+            CATALOGUE,
+            "--sets-by",
+            help="Room sets from the layout: parent (a folder of "
+            "folders, one per room). A set's photos share a seed "
+            "and follow its first photo's result.",
+        ),
+    ),
+    "style": (
+        str | None,
+        option(
+            STYLE,
+            "--style",
+            "-s",
+            help="Built-in style(s), comma-separated (see `modomo "
+            "styles`); default modern unless --style-file is given.",
+        ),
+    ),
+    "style_file": (
+        list[Path] | None,
+        option(STYLE, "--style-file", help="A style TOML file of your own, rendered besides --style's (repeatable)."),
+    ),
     "out": (str, option(IO, "--out", "-o", help="Output folder or r2://bucket/prefix.")),
-    "room": (str | None, option(STYLE, help="Room type in the prompt, or auto: found per photo by CLIP (default when "
-                                            "the preset has CLIP, else living room).")),
-    "models": (str, option(MODELS, help="sd15 (default), tiny, random-sd15, or a bundle folder.",
-                           envvar="MODOMO_MODELS")),
+    "room": (
+        str | None,
+        option(
+            STYLE,
+            help="Room type in the prompt, or auto: found per photo by CLIP (default when "
+            "the preset has CLIP, else living room).",
+        ),
+    ),
+    "models": (
+        str,
+        option(MODELS, help="sd15 (default), tiny, random-sd15, or a bundle folder.", envvar="MODOMO_MODELS"),
+    ),
     "size": (int, option(MODELS, help="Long side of the working size in pixels (multiple of 8).")),
     "seed": (int, option(STYLE, help="Base seed; each image's seed derives from it and the input's identity.")),
     "steps": (int | None, option(STYLE, help="Denoising steps (default: the style's).")),
     "guidance_scale": (float | None, option(STYLE, help="CFG scale (default: the style's).")),
     "batch_size": (int, option(SPEED, help="Images per model call.")),
     "device": (str, option(MODELS, help="auto, cpu, cuda, cuda:N.")),
-    "dtype": (str, option(MODELS, help="Number format: auto (fp16 on CUDA; bf16 on a CPU with AMX or AVX-512 BF16, "
-                                       "else fp32), fp32, bf16, fp16.")),
-    "gpu_price": (float | None, option(COST, help="GPU price per hour (default: table by GPU).",
-                                       envvar="MODOMO_GPU_PRICE")),
+    "dtype": (
+        str,
+        option(
+            MODELS,
+            help="Number format: auto (fp16 on CUDA; bf16 on a CPU with AMX or AVX-512 BF16, "
+            "else fp32), fp32, bf16, fp16.",
+        ),
+    ),
+    "gpu_price": (
+        float | None,
+        option(COST, help="GPU price per hour (default: table by GPU).", envvar="MODOMO_GPU_PRICE"),
+    ),
     "currency": (str | None, option(COST, help="Currency of --gpu-price.")),
     "fmt": (str, option(IO, "--format", help="Result format: png, jpeg, webp.")),
     "workers": (int, option(SPEED, help="Threads reading ahead and writing behind.")),
@@ -56,61 +107,158 @@ TRANSFORM = {
     "fail_fast": (bool, flag(IO, "--fail-fast", help="Stop at the first image that fails.")),
     "min_quality": (float | None, option(QUALITY, help="Retry results scoring below this (default: the style's).")),
     "retries": (int, option(QUALITY, help="New seeds to try for a result below --min-quality.")),
-    "lora": (list[str] | None, option(STYLE, "--lora", help="LoRA weights FILE[:SCALE] for every style "
-                                                          "(repeatable).")),
-    "style_ref": (str | None, option(STYLE, "--style-ref", help="A reference photo whose look every result takes "
-                                                                "(IP-Adapter), with the style's prompt: a path or "
-                                                                "r2://bucket/key.")),
-    "style_ref_scale": (float | None, option(STYLE, "--style-ref-scale", help="How strongly --style-ref steers, 0 to "
-                                                                              "1.5 (default: the style's, else 0.6).")),
-    "checkpoint": (Path | None, option(MODELS, help="A single-file SD1.5 fine-tune (.safetensors) instead of the "
-                                                    "base model.")),
-    "preserve": (str | None, option(DESIGN, help="Keep these as they are: detected objects (couch,bed; sofa, "
-                                                 "plant...) and parts of the room (window, door, fireplace, stairs, "
-                                                 "radiator...; architecture = the first four).")),
-    "fidelity": (str | None, option(DESIGN, help="How much of the room may change: loose, balanced (the style's "
-                                                 "controls as they are) or strict (default: the style's, else "
-                                                 "balanced).")),
-    "mask_dir": (Path | None, option(DESIGN, help="Your own keep masks (white keeps), matched by relative path and "
-                                                  "stem.")),
-    "shard": (str | None, option(SCALE, help="Do shard i of N (i/N); default: from a K8s Indexed Job or SLURM "
-                                             "array.")),
-    "devices": (str | None, option(SCALE, help="One worker process per device: all, 0,1,2,3, cuda:0,cuda:1 (or "
-                                               "cpu,cpu).")),
+    "lora": (list[str] | None, option(STYLE, "--lora", help="LoRA weights FILE[:SCALE] for every style (repeatable).")),
+    "style_ref": (
+        str | None,
+        option(
+            STYLE,
+            "--style-ref",
+            help="A reference photo whose look every result takes "
+            "(IP-Adapter), with the style's prompt: a path or "
+            "r2://bucket/key.",
+        ),
+    ),
+    "style_ref_scale": (
+        float | None,
+        option(
+            STYLE,
+            "--style-ref-scale",
+            help="How strongly --style-ref steers, 0 to 1.5 (default: the style's, else 0.6).",
+        ),
+    ),
+    "checkpoint": (
+        Path | None,
+        option(MODELS, help="A single-file SD1.5 fine-tune (.safetensors) instead of the base model."),
+    ),
+    "preserve": (
+        str | None,
+        option(
+            DESIGN,
+            help="Keep these as they are: detected objects (couch,bed; sofa, "
+            "plant...) and parts of the room (window, door, fireplace, stairs, "
+            "radiator...; architecture = the first four).",
+        ),
+    ),
+    "fidelity": (
+        str | None,
+        option(
+            DESIGN,
+            help="How much of the room may change: loose, balanced (the style's "
+            "controls as they are) or strict (default: the style's, else "
+            "balanced).",
+        ),
+    ),
+    "mask_dir": (
+        Path | None,
+        option(DESIGN, help="Your own keep masks (white keeps), matched by relative path and stem."),
+    ),
+    "shard": (str | None, option(SCALE, help="Do shard i of N (i/N); default: from a K8s Indexed Job or SLURM array.")),
+    "devices": (
+        str | None,
+        option(SCALE, help="One worker process per device: all, 0,1,2,3, cuda:0,cuda:1 (or cpu,cpu)."),
+    ),
     "engine": (str, option(SCALE, help="modomo (this process) or ray (an actor per GPU; a cluster via RAY_ADDRESS).")),
     "actors": (int | None, option(SCALE, help="Ray actors (default: one per GPU, else one).")),
     "report": (bool, flag(DESIGN, "--report", help="Write report.html into the output.")),
     "save_controls": (bool, flag(DESIGN, "--save-controls", help="Save each image's depth, edges and object masks.")),
-    "disclose": (str | None, option(DESIGN, help="Draw this disclosure in a corner of every result and thumbnail, "
-                                                 "e.g. 'Virtually staged' (default: the style's `disclose`).")),
-    "name": (str | None, option(CATALOGUE, "--name", help="Output names: {stem}, {parent}, {style}, {room}, {seed}, "
-                                                          "{n}; e.g. '{parent}/{stem}-{style}'.")),
-    "events": (str | None, option(CATALOGUE, "--events", help="Write one JSON line per finished job to FILE (or - "
-                                                              "for stdout), as it happens.")),
-    "sign_cert": (Path | None, option(CATALOGUE, help="Sign every result and thumbnail with C2PA content "
-                                                      "credentials: this PEM certificate chain (signer first).",
-                                      envvar="MODOMO_SIGN_CERT")),
-    "sign_key": (Path | None, option(CATALOGUE, help="The private key (PEM) of --sign-cert's first certificate.",
-                                     envvar="MODOMO_SIGN_KEY")),
-    "variations": (int | None, option(DESIGN, help="Results per photo, each with its own seed (default: the "
-                                                   "style's, else 1); named .v1 ... .vN, or by {n} in --name.")),
-    "output_size": (str, option(DESIGN, help="Results at the working size, the photo's original size, or a long "
-                                             "side in pixels (upscaled by the preset's super-resolution model).")),
-    "contact_sheet": (bool, flag(DESIGN, "--contact-sheet", help="Write contact-sheet.jpg into the output: each "
-                                                                 "job's photo and results, labelled, for sharing.")),
-    "fast": (bool, flag(SPEED, "--fast", help="Few-step sampling: a distillation LoRA fused into the UNet at load "
-                                              "(LCM-LoRA, 6 steps, no guidance, unless --fast-recipe).")),
-    "fast_recipe": (str | None, option(SPEED, help="The few-step recipe for --fast: lcm, tcd or hyper (implies "
-                                                   "--fast).")),
+    "disclose": (
+        str | None,
+        option(
+            DESIGN,
+            help="Draw this disclosure in a corner of every result and thumbnail, "
+            "e.g. 'Virtually staged' (default: the style's `disclose`).",
+        ),
+    ),
+    "name": (
+        str | None,
+        option(
+            CATALOGUE,
+            "--name",
+            help="Output names: {stem}, {parent}, {style}, {room}, {seed}, {n}; e.g. '{parent}/{stem}-{style}'.",
+        ),
+    ),
+    "events": (
+        str | None,
+        option(
+            CATALOGUE, "--events", help="Write one JSON line per finished job to FILE (or - for stdout), as it happens."
+        ),
+    ),
+    "sign_cert": (
+        Path | None,
+        option(
+            CATALOGUE,
+            help="Sign every result and thumbnail with C2PA content "
+            "credentials: this PEM certificate chain (signer first).",
+            envvar="MODOMO_SIGN_CERT",
+        ),
+    ),
+    "sign_key": (
+        Path | None,
+        option(CATALOGUE, help="The private key (PEM) of --sign-cert's first certificate.", envvar="MODOMO_SIGN_KEY"),
+    ),
+    "variations": (
+        int | None,
+        option(
+            DESIGN,
+            help="Results per photo, each with its own seed (default: the "
+            "style's, else 1); named .v1 ... .vN, or by {n} in --name.",
+        ),
+    ),
+    "output_size": (
+        str,
+        option(
+            DESIGN,
+            help="Results at the working size, the photo's original size, or a long "
+            "side in pixels (upscaled by the preset's super-resolution model).",
+        ),
+    ),
+    "contact_sheet": (
+        bool,
+        flag(
+            DESIGN,
+            "--contact-sheet",
+            help="Write contact-sheet.jpg into the output: each job's photo and results, labelled, for sharing.",
+        ),
+    ),
+    "fast": (
+        bool,
+        flag(
+            SPEED,
+            "--fast",
+            help="Few-step sampling: a distillation LoRA fused into the UNet at load "
+            "(LCM-LoRA, 6 steps, no guidance, unless --fast-recipe).",
+        ),
+    ),
+    "fast_recipe": (
+        str | None,
+        option(SPEED, help="The few-step recipe for --fast: lcm, tcd or hyper (implies --fast)."),
+    ),
     "as_json": (bool, flag(COST, "--json", help="Print the run summary as JSON on stdout.")),
-    "progress": (bool | None, flag(COST, "--progress/--no-progress", help="Progress bar (default: when a "
-                                                                          "terminal).")),
-    "dry_run": (bool, flag(IO, "--dry-run", help="Check the whole run without loading a model: inputs, manifest "
-                                                 "rows, names, output, what is done; print the plan.")),
+    "progress": (bool | None, flag(COST, "--progress/--no-progress", help="Progress bar (default: when a terminal).")),
+    "dry_run": (
+        bool,
+        flag(
+            IO,
+            "--dry-run",
+            help="Check the whole run without loading a model: inputs, manifest "
+            "rows, names, output, what is done; print the plan.",
+        ),
+    ),
 }
 # What each device worker gets on its own (device, shard, output format) or the parent does (report, sheet).
-WORKER_OWN = {"devices", "shard", "device", "as_json", "progress", "engine", "actors", "report", "events",
-              "contact_sheet", "dry_run"}
+WORKER_OWN = {
+    "devices",
+    "shard",
+    "device",
+    "as_json",
+    "progress",
+    "engine",
+    "actors",
+    "report",
+    "events",
+    "contact_sheet",
+    "dry_run",
+}
 
 
 @command_from(TransformOptions, TRANSFORM)
@@ -140,16 +288,23 @@ def show_dry_run(plan, as_json: bool) -> None:
 
     found = describe(plan)
     shard = f" (shard {found['shard']})" if found["shard"] else ""
-    console.print(f"dry run     {found['inputs']} of {found['of']} inputs{shard}, {found['jobs']} jobs in "
-                  f"{', '.join(found['styles'])} on {found['models']} ({found['engine']}) into {found['out']}: "
-                  f"{found['to_do']} to do, {found['done']} done", soft_wrap=True)
+    console.print(
+        f"dry run     {found['inputs']} of {found['of']} inputs{shard}, {found['jobs']} jobs in "
+        f"{', '.join(found['styles'])} on {found['models']} ({found['engine']}) into {found['out']}: "
+        f"{found['to_do']} to do, {found['done']} done",
+        soft_wrap=True,
+    )
     for line in found["examples"]:
         console.print(f"  {escape(line)}", soft_wrap=True)
     for source in found["references"]:
         console.print(f"  reference {escape(source)}", soft_wrap=True)
     for name, keys in found["sets"].items():
-        console.print(f"  room set {escape(name)}: {escape(keys[0])} (anchor), {escape(', '.join(keys[1:]))}"
-                      if len(keys) > 1 else f"  room set {escape(name)}: {escape(keys[0])} alone", soft_wrap=True)
+        console.print(
+            f"  room set {escape(name)}: {escape(keys[0])} (anchor), {escape(', '.join(keys[1:]))}"
+            if len(keys) > 1
+            else f"  room set {escape(name)}: {escape(keys[0])} alone",
+            soft_wrap=True,
+        )
     for problem in found["problems"]:
         console.print(f"[red]problem[/red] {escape(problem)}", soft_wrap=True)
     if as_json:
@@ -177,8 +332,11 @@ def execute(plan, progress: bool | None, as_json: bool, events: str | None = Non
 
     log = EventLog(events) if events else None
     with RunProgress(progress) as bar:
-        hooks = execute.Hooks(on_event=fan_out(bar, log), on_model=bar.loading,
-                              notice=lambda text: console.print(escape(text), soft_wrap=True))
+        hooks = execute.Hooks(
+            on_event=fan_out(bar, log),
+            on_model=bar.loading,
+            notice=lambda text: console.print(escape(text), soft_wrap=True),
+        )
         try:
             result = execute.run(plan, hooks)
         finally:

@@ -80,18 +80,43 @@ class RunConfig:
         o = options
         chosen = chosen_styles(o)
         return cls(
-            inputs=list(o.inputs or []), manifest=str(o.manifest) if o.manifest else None, out=o.out,
-            style=chosen[0], more_styles=chosen[1:], room=o.room, models=o.models, size=o.size, seed=o.seed,
-            steps=o.steps, guidance_scale=o.guidance_scale, batch_size=o.batch_size, device=o.device, dtype=o.dtype,
-            gpu_price=o.gpu_price, currency=o.currency, format=o.fmt, workers=o.workers, resume=o.resume,
-            overwrite=o.overwrite, fail_fast=o.fail_fast, min_quality=o.min_quality, retries=o.retries,
+            inputs=list(o.inputs or []),
+            manifest=str(o.manifest) if o.manifest else None,
+            out=o.out,
+            style=chosen[0],
+            more_styles=chosen[1:],
+            room=o.room,
+            models=o.models,
+            size=o.size,
+            seed=o.seed,
+            steps=o.steps,
+            guidance_scale=o.guidance_scale,
+            batch_size=o.batch_size,
+            device=o.device,
+            dtype=o.dtype,
+            gpu_price=o.gpu_price,
+            currency=o.currency,
+            format=o.fmt,
+            workers=o.workers,
+            resume=o.resume,
+            overwrite=o.overwrite,
+            fail_fast=o.fail_fast,
+            min_quality=o.min_quality,
+            retries=o.retries,
             save_controls=o.save_controls or o.report or o.contact_sheet,
             loras=[parse_lora(text) for text in o.lora or []],
             preserve=resolve_labels(o.preserve) if o.preserve else set(),
-            mask_dir=str(o.mask_dir) if o.mask_dir else None, name_template=o.name, variations=o.variations,
-            output_size=o.output_size, fast=o.recipe, disclose=(o.disclose or "").strip() or None,
-            sign_cert=str(o.sign_cert) if o.sign_cert else None, sign_key=str(o.sign_key) if o.sign_key else None,
-            fidelity=o.fidelity, style_ref=o.style_ref or None, style_ref_scale=o.style_ref_scale,
+            mask_dir=str(o.mask_dir) if o.mask_dir else None,
+            name_template=o.name,
+            variations=o.variations,
+            output_size=o.output_size,
+            fast=o.recipe,
+            disclose=(o.disclose or "").strip() or None,
+            sign_cert=str(o.sign_cert) if o.sign_cert else None,
+            sign_key=str(o.sign_key) if o.sign_key else None,
+            fidelity=o.fidelity,
+            style_ref=o.style_ref or None,
+            style_ref_scale=o.style_ref_scale,
             sets_by=o.sets_by,
         )
 
@@ -158,14 +183,16 @@ class RunConfig:
             return recipe(self.fast).name
         wanted = {s.fast.enabled for s in self.styles}
         if len(wanted) > 1:
-            raise UsageError("some styles run fast (`fast = true`) and some do not; run them separately, "
-                             "or pass --fast for all")
+            raise UsageError(
+                "some styles run fast (`fast = true`) and some do not; run them separately, or pass --fast for all"
+            )
         if not wanted.pop():
             return None
         recipes = {s.fast.recipe for s in self.styles if s.fast.recipe}
         if len(recipes) > 1:
-            raise UsageError(f"the styles name different fast recipes ({', '.join(sorted(recipes))}); pass "
-                             "--fast-recipe")
+            raise UsageError(
+                f"the styles name different fast recipes ({', '.join(sorted(recipes))}); pass --fast-recipe"
+            )
         return recipes.pop() if recipes else DEFAULT_RECIPE
 
     def variations_for(self, style: Style, job=None) -> int:
@@ -282,8 +309,13 @@ class RunConfig:
         reference (digest and scale), or, where only rows or room sets bring references, the scale."""
         reference = self.references.get(self.reference_source(style) or "")
         if reference is not None:
-            return {"style_ref": {"source": reference.source, "digest": reference.digest,
-                                  "scale": self.reference_scale(style)}}
+            return {
+                "style_ref": {
+                    "source": reference.source,
+                    "digest": reference.digest,
+                    "scale": self.reference_scale(style),
+                }
+            }
         return {"style_ref_scale": self.reference_scale(style)} if self.job_references else {}
 
     def fidelity_of(self, style: Style | None = None) -> str:
@@ -303,8 +335,11 @@ class RunConfig:
             "control_guidance_start": list(g.control_guidance_start),
             "control_guidance_end": list(g.control_guidance_end),
             "canny_thresholds": [style.canny_low, style.canny_high],
-            **({"controls": list(g.controls), "lines_min_length": style.lines_min_length}
-               if "lines" in g.controls else {}),
+            **(
+                {"controls": list(g.controls), "lines_min_length": style.lines_min_length}
+                if "lines" in g.controls
+                else {}
+            ),
             **({"fidelity": self.fidelity_of(style)} if self.fidelity_of(style) != "balanced" else {}),
             **self.reference_json(style),
             "batch_size": self.batch_size,
@@ -343,12 +378,14 @@ class RunConfig:
         shaping = {k: v for k, v in self.settings_json(style).items() if k != "batch_size"}
         if "style_ref" in shaping:  # the reference by its content: the same file named another way is the same
             shaping["style_ref"] = {k: v for k, v in shaping["style_ref"].items() if k != "source"}
-        return settings_hash({
-            **shaping,
-            "prompt": settings.prompt,
-            "negative_prompt": settings.negative_prompt,
-            "models": model_ids,
-        })
+        return settings_hash(
+            {
+                **shaping,
+                "prompt": settings.prompt,
+                "negative_prompt": settings.negative_prompt,
+                "models": model_ids,
+            }
+        )
 
     def loras_for(self, style: Style) -> list:
         """The LoRAs a style's results use: the run's (--lora), then the style file's own."""
@@ -370,8 +407,10 @@ def chosen_styles(options: TransformOptions) -> list[Style]:
     for name in options.styles:
         own = by_name.get(name.strip().lower())
         if own is not None and style_name(name) is None:
-            raise UsageError(f"--style {name!r} is not a built-in style, and --style-file {own.source} already "
-                             "adds it: leave it out of --style")
+            raise UsageError(
+                f"--style {name!r} is not a built-in style, and --style-file {own.source} already "
+                "adds it: leave it out of --style"
+            )
     return [*(load_style(style_name(name) or name) for name in options.styles), *files]
 
 
@@ -380,8 +419,11 @@ def check_distinct(styles: list[Style]) -> None:
     names = [s.name.lower() for s in styles]
     twice = next((name for name in names if names.count(name) > 1), None)
     if twice is not None:
-        given = ", ".join(f"--style {s.name}" if Path(s.source).parent == STYLE_DIR else f"--style-file {s.source}"
-                          for s in styles if s.name.lower() == twice)
+        given = ", ".join(
+            f"--style {s.name}" if Path(s.source).parent == STYLE_DIR else f"--style-file {s.source}"
+            for s in styles
+            if s.name.lower() == twice
+        )
         raise UsageError(f"style {twice!r} is named twice ({given}); name each style once")
 
 
@@ -401,5 +443,6 @@ def check_output_size(value: str) -> str:
         return text
     if text.isdigit() and 64 <= int(text) <= MAX_OUTPUT_SIDE:
         return str(int(text))
-    raise UsageError(f"--output-size {value!r}: choose working, original, or a long side in pixels "
-                     f"(64 to {MAX_OUTPUT_SIDE})")
+    raise UsageError(
+        f"--output-size {value!r}: choose working, original, or a long side in pixels (64 to {MAX_OUTPUT_SIDE})"
+    )

@@ -16,15 +16,17 @@ OPTIONAL_ROLES = {
     "clip": "--room auto and the style part of the score",
     "upscaler": "super-resolution for --output-size (without it, a plain resize)",
     "controlnet lines": "the straight-line control of styles with [controls.lines] (without it, those styles run "
-                        "on depth and canny)",
+    "on depth and canny)",
     "segmentation": "--preserve window, door, fireplace, stairs and other parts of the room",
     "ip-adapter": "--style-ref and room sets (a reference photo steering the look)",
 }
 # The optional parts the plain `modomo models download` leaves out, and the option that fetches each.
 FETCH_OPTIONS = {"ip-adapter": "--style-ref"}
 R2_ENABLES = "r2:// inputs and outputs"
-OPTIONAL_PACKAGES = {"boto3": R2_ENABLES,
-                     "c2pa-python": "signed C2PA content credentials (--sign-cert) and their check in verify"}
+OPTIONAL_PACKAGES = {
+    "boto3": R2_ENABLES,
+    "c2pa-python": "signed C2PA content credentials (--sign-cert) and their check in verify",
+}
 
 
 @dataclass(frozen=True)
@@ -46,17 +48,28 @@ def model_files(spec: ModelSpec) -> list[tuple[str, str, str | None]]:
 
     rows = [
         ("stable diffusion", spec.sd, hub_file_cached(spec.sd, "unet/diffusion_pytorch_model.safetensors")),
-        ("controlnet depth", spec.controlnet_depth,
-         hub_file_cached(spec.controlnet_depth, "diffusion_pytorch_model.safetensors")),
-        ("controlnet canny", spec.controlnet_canny,
-         hub_file_cached(spec.controlnet_canny, "diffusion_pytorch_model.safetensors")),
+        (
+            "controlnet depth",
+            spec.controlnet_depth,
+            hub_file_cached(spec.controlnet_depth, "diffusion_pytorch_model.safetensors"),
+        ),
+        (
+            "controlnet canny",
+            spec.controlnet_canny,
+            hub_file_cached(spec.controlnet_canny, "diffusion_pytorch_model.safetensors"),
+        ),
         ("depth", spec.depth, hub_file_cached(spec.depth, "model.safetensors")),
     ]
     repo, _, filename = spec.sam2_checkpoint.removeprefix("hub:").rpartition("/")
     rows.append(("sam2", f"{repo}/{filename}", hub_file_cached(repo, filename)))
     if spec.controlnet_lines:  # styles' [controls.lines]
-        rows.append(("controlnet lines", spec.controlnet_lines,
-                     hub_file_cached(spec.controlnet_lines, "diffusion_pytorch_model.safetensors")))
+        rows.append(
+            (
+                "controlnet lines",
+                spec.controlnet_lines,
+                hub_file_cached(spec.controlnet_lines, "diffusion_pytorch_model.safetensors"),
+            )
+        )
     if spec.segmenter:  # --preserve window, door, ...
         rows.append(("segmentation", spec.segmenter, segmenter_cached(spec.segmenter)))
     if spec.clip:  # --room auto and the style-adherence score
@@ -102,9 +115,15 @@ def fast_checks(spec: ModelSpec) -> list[Check]:
     for name, model_id, path in fast_lora_files(spec):
         enables = "--fast" if name == DEFAULT_RECIPE else f"--fast --fast-recipe {name}"
         fetch = f"modomo models download {spec.name} --fast --fast-recipe {name}"
-        checks.append(Check(spec.name, f"fast lora {name}", OK if path else WARN,
-                            f"{model_id}: {path}" if path else f"{model_id}: not cached, optional for {enables} "
-                            f"({fetch})", enables=enables))
+        checks.append(
+            Check(
+                spec.name,
+                f"fast lora {name}",
+                OK if path else WARN,
+                f"{model_id}: {path}" if path else f"{model_id}: not cached, optional for {enables} ({fetch})",
+                enables=enables,
+            )
+        )
     return checks
 
 
@@ -115,8 +134,9 @@ def model_check(spec: ModelSpec, role: str, model_id: str, path: str | None) -> 
         return Check(spec.name, role, OK, f"{model_id}: {path}", required=enables is None, enables=enables)
     fetch = " ".join(filter(None, ("modomo models download", spec.name, FETCH_OPTIONS.get(role))))
     if enables:
-        return Check(spec.name, role, WARN, f"{model_id}: not cached, optional for {enables} ({fetch})",
-                     enables=enables)
+        return Check(
+            spec.name, role, WARN, f"{model_id}: not cached, optional for {enables} ({fetch})", enables=enables
+        )
     return Check(spec.name, role, MISSING, f"{model_id}: not cached ({fetch})", required=True)
 
 
@@ -139,8 +159,16 @@ def system_checks() -> list[Check]:
         from pipeline.models.precision import cpu_supports_bf16
 
         fast = cpu_supports_bf16()
-        checks.append(Check("system", "cpu bf16", INFO, "AMX or AVX-512 BF16: --dtype auto runs bf16" if fast else
-                            "no AMX or AVX-512 BF16: --dtype auto runs fp32"))
+        checks.append(
+            Check(
+                "system",
+                "cpu bf16",
+                INFO,
+                "AMX or AVX-512 BF16: --dtype auto runs bf16"
+                if fast
+                else "no AMX or AVX-512 BF16: --dtype auto runs fp32",
+            )
+        )
     for package in ("diffusers", "transformers", "ultralytics", "sam2", "boto3", "c2pa-python"):
         enables = OPTIONAL_PACKAGES.get(package)
         try:
@@ -149,8 +177,7 @@ def system_checks() -> list[Check]:
             checks.append(Check("system", package, OK, version(package), required=enables is None, enables=enables))
         except Exception:  # noqa: BLE001 - a missing package is exactly what doctor reports
             if enables:
-                checks.append(Check("system", package, WARN, f"not installed, optional for {enables}",
-                                    enables=enables))
+                checks.append(Check("system", package, WARN, f"not installed, optional for {enables}", enables=enables))
             else:
                 checks.append(Check("system", package, MISSING, "not installed", required=True))
     return checks
@@ -165,8 +192,14 @@ def preset_checks() -> list[Check]:
     checks += [model_check(spec, role, model_id, path) for role, model_id, path in model_files(spec)]
     checks += fast_checks(spec)
     tiny = cache_dir() / f"tiny-v{TINY_VERSION}" / BUNDLE_FILE
-    checks.append(Check("tiny", "bundle", OK if tiny.is_file() else INFO,
-                        str(tiny.parent) if tiny.is_file() else f"built on first use into {tiny.parent}"))
+    checks.append(
+        Check(
+            "tiny",
+            "bundle",
+            OK if tiny.is_file() else INFO,
+            str(tiny.parent) if tiny.is_file() else f"built on first use into {tiny.parent}",
+        )
+    )
     checks.append(Check("random-sd15", "architectures", OK, "built in memory from configs, nothing to fetch"))
     return checks
 
@@ -189,8 +222,10 @@ def r2_checks() -> list[Check]:
     from pipeline.r2 import Remote, Settings, parse
 
     names = ("R2_ENDPOINT_URL", "R2_ACCESS_KEY_ID", "R2_SECRET_ACCESS_KEY", "R2_BUCKET_NAME", "CDN_DOMAIN")
-    checks = [Check("r2", name, OK if os.environ.get(name) else INFO, "set" if os.environ.get(name) else "not set")
-              for name in names]
+    checks = [
+        Check("r2", name, OK if os.environ.get(name) else INFO, "set" if os.environ.get(name) else "not set")
+        for name in names
+    ]
     settings = Settings.from_env()
     if settings.bucket and settings.access_key_id:
         remote = Remote(settings)

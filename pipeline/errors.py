@@ -1,6 +1,5 @@
 """The user-facing error types: one for the run, one for a single image."""
 
-
 EXIT_INTERRUPTED = 130  # the exit code of a run stopped by Ctrl-C or SIGTERM
 
 

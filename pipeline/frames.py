@@ -68,9 +68,13 @@ class Reference:
     preview: str | None = None  # where the output keeps a picture of it, relative to the output's root
 
     def to_json(self) -> dict:
-        return {"source": self.source, "digest": self.digest, "scale": self.scale,
-                **({"anchor": self.anchor} if self.anchor else {}),
-                **({"preview": self.preview} if self.preview else {})}
+        return {
+            "source": self.source,
+            "digest": self.digest,
+            "scale": self.scale,
+            **({"anchor": self.anchor} if self.anchor else {}),
+            **({"preview": self.preview} if self.preview else {}),
+        }
 
 
 @dataclass

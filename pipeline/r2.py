@@ -135,8 +135,10 @@ def explain(exc: Exception, location: Location, settings: Settings) -> str:
         if code in ("NoSuchBucket", "404") or status == 404 and code in ("", "NotFound"):
             return f"bucket {location.bucket!r} does not exist at {where}"
         if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "403", "AccessDenied", "Forbidden") or status == 403:
-            return (f"access to bucket {location.bucket!r} denied ({code or status}): "
-                    "check R2_ACCESS_KEY_ID / R2_SECRET_ACCESS_KEY and the key's permissions")
+            return (
+                f"access to bucket {location.bucket!r} denied ({code or status}): "
+                "check R2_ACCESS_KEY_ID / R2_SECRET_ACCESS_KEY and the key's permissions"
+            )
         return f"bucket {location.bucket!r}: {code or status}: {exc.response.get('Error', {}).get('Message', '')}"
     return f"bucket {location.bucket!r}: {type(exc).__name__}: {exc}"
 
@@ -151,8 +153,9 @@ def check_bucket(client, location: Location, settings: Settings) -> None:
         raise ModomoError(explain(exc, location, settings)) from None
 
 
-def list_keys(client, location: Location, settings: Settings, suffixes: frozenset[str],
-              page_size: int = 1000) -> list[tuple[str, str]]:
+def list_keys(
+    client, location: Location, settings: Settings, suffixes: frozenset[str], page_size: int = 1000
+) -> list[tuple[str, str]]:
     """(key, ETag) of the images under the prefix, all pages, folder markers and hidden names skipped, sorted."""
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -164,7 +167,7 @@ def list_keys(client, location: Location, settings: Settings, suffixes: frozense
         for page in pages:
             for obj in page.get("Contents", []):
                 key = obj["Key"]
-                relative = key[len(location.prefix):]
+                relative = key[len(location.prefix) :]
                 name = relative.rsplit("/", 1)[-1]
                 if key.endswith("/") or not name or any(p.startswith(".") for p in relative.split("/")):
                     continue

@@ -111,8 +111,7 @@ def load_style(name: str | None = None, path: str | Path | None = None) -> Style
     else:
         if name not in list_styles():
             raise StyleError(
-                f"unknown style {name!r}; choose one of: {', '.join(list_styles())}"
-                " (or pass --style-file FILE)"
+                f"unknown style {name!r}; choose one of: {', '.join(list_styles())} (or pass --style-file FILE)"
             )
         file = STYLE_DIR / f"{name}.toml"
     try:
@@ -124,8 +123,24 @@ def load_style(name: str | None = None, path: str | Path | None = None) -> Style
 
 CONTROL_KEYS = ("scale", "start", "end")
 KEYS = {  # the keys each table of a style file may hold, by the table's dotted name ("" for the top level)
-    "": ("name", "description", "prompt", "negative_prompt", "guidance_scale", "steps", "min_quality", "loras",
-         "checkpoint", "variations", "fast", "controls", "disclose", "fidelity", "style_ref", "style_ref_scale"),
+    "": (
+        "name",
+        "description",
+        "prompt",
+        "negative_prompt",
+        "guidance_scale",
+        "steps",
+        "min_quality",
+        "loras",
+        "checkpoint",
+        "variations",
+        "fast",
+        "controls",
+        "disclose",
+        "fidelity",
+        "style_ref",
+        "style_ref_scale",
+    ),
     "controls": ("depth", "canny", "lines"),
     "controls.depth": CONTROL_KEYS,
     "controls.canny": (*CONTROL_KEYS, "low_threshold", "high_threshold"),
@@ -197,7 +212,8 @@ def parse_style(data: dict, file: Path) -> Style:
         canny_high=high,
         source=str(file),
         min_quality=in_range("min_quality", float(get(data, "min_quality", (int, float))), 0.0, 1.0)
-        if "min_quality" in data else DEFAULT_MIN_QUALITY,
+        if "min_quality" in data
+        else DEFAULT_MIN_QUALITY,
         loras=parse_loras(data, file),
         checkpoint=parse_checkpoint(data, file),
         variations=int(in_range("variations", get(data, "variations", int), 1, 16)) if "variations" in data else None,
@@ -205,11 +221,13 @@ def parse_style(data: dict, file: Path) -> Style:
         disclose=get(data, "disclose", str).strip() or None if "disclose" in data else None,
         lines=base.get("lines"),
         lines_min_length=float(_number(lines, "min_length", "controls.lines.", file, 0.0, 1.0))
-        if lines is not None and "min_length" in lines else DEFAULT_MIN_LINE,
+        if lines is not None and "min_length" in lines
+        else DEFAULT_MIN_LINE,
         fidelity=parse_fidelity(data, file),
         style_ref=parse_style_ref(data, file),
         style_ref_scale=float(_number(data, "style_ref_scale", "", file, 0.0, MAX_REF_SCALE))
-        if "style_ref_scale" in data else None,
+        if "style_ref_scale" in data
+        else None,
     )
 
 
@@ -288,18 +306,22 @@ def parse_fast(data: dict, file: Path, base: dict[str, ControlSettings]) -> Fast
         raise StyleError(f"{file}: field 'fast.recipe' must be one of {', '.join(RECIPES)}, got {recipe!r}")
     controls = value.get("controls", {})
     return FastSettings(
-        enabled=bool(value.get("enabled", False)), recipe=recipe,
+        enabled=bool(value.get("enabled", False)),
+        recipe=recipe,
         steps=int(_number(value, "steps", "fast.", file, 1, 50, int)) if "steps" in value else None,
         guidance_scale=float(_number(value, "guidance_scale", "fast.", file, 1.0, 30.0))
-        if "guidance_scale" in value else None,
-        **{name: fast_control(controls, name, file, base) for name in ("depth", "canny", "lines") if name in controls})
+        if "guidance_scale" in value
+        else None,
+        **{name: fast_control(controls, name, file, base) for name in ("depth", "canny", "lines") if name in controls},
+    )
 
 
 def fast_control(controls: dict, name: str, file: Path, base: dict[str, ControlSettings]) -> ControlSettings:
     """One `[fast.controls.NAME]` override; the lines control only in a style that has `[controls.lines]`."""
     if name not in base:
-        raise StyleError(f"{file}: field 'fast.controls.{name}' overrides a control the style does not use "
-                         f"(add [controls.{name}])")
+        raise StyleError(
+            f"{file}: field 'fast.controls.{name}' overrides a control the style does not use (add [controls.{name}])"
+        )
     return control_settings(controls[name], f"fast.controls.{name}.", file, base[name])
 
 

@@ -116,8 +116,24 @@ def restyle(bundle: Path, photo: Path, out: Path, *extra, steps: int = 2) -> dic
 
     from modomo_cli.app import app
 
-    result = CliRunner().invoke(app, ["transform", str(photo), "--models", str(bundle), "--out", str(out),
-                                      "--size", "128", "--steps", str(steps), "--retries", "0", "--json",
-                                      *map(str, extra)])
+    result = CliRunner().invoke(
+        app,
+        [
+            "transform",
+            str(photo),
+            "--models",
+            str(bundle),
+            "--out",
+            str(out),
+            "--size",
+            "128",
+            "--steps",
+            str(steps),
+            "--retries",
+            "0",
+            "--json",
+            *map(str, extra),
+        ],
+    )
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)

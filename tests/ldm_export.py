@@ -11,10 +11,21 @@ import re
 import torch
 from diffusers.loaders.single_file_utils import DIFFUSERS_TO_LDM_MAPPING
 
-RESNET = [("norm1", "in_layers.0"), ("conv1", "in_layers.2"), ("norm2", "out_layers.0"), ("conv2", "out_layers.3"),
-          ("time_emb_proj", "emb_layers.1"), ("conv_shortcut", "skip_connection")]
-VAE_ATTENTION = [("group_norm.", "norm."), ("to_q.", "q."), ("to_k.", "k."), ("to_v.", "v."),
-                 ("to_out.0.", "proj_out.")]
+RESNET = [
+    ("norm1", "in_layers.0"),
+    ("conv1", "in_layers.2"),
+    ("norm2", "out_layers.0"),
+    ("conv2", "out_layers.3"),
+    ("time_emb_proj", "emb_layers.1"),
+    ("conv_shortcut", "skip_connection"),
+]
+VAE_ATTENTION = [
+    ("group_norm.", "norm."),
+    ("to_q.", "q."),
+    ("to_k.", "k."),
+    ("to_v.", "v."),
+    ("to_out.0.", "proj_out."),
+]
 
 
 def _renamed(rest: str, pairs) -> str:

@@ -20,8 +20,9 @@ class Chain(NamedTuple):
 def pem_key(key) -> bytes:
     from cryptography.hazmat.primitives import serialization
 
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 def make_chain(folder: Path, *, usage: bool = True, expired: bool = False) -> Chain:
@@ -33,30 +34,53 @@ def make_chain(folder: Path, *, usage: bool = True, expired: bool = False) -> Ch
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
     def name(common: str) -> x509.Name:
-        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common),
-                          x509.NameAttribute(NameOID.ORGANIZATION_NAME, "modomo test CA")])
+        return x509.Name(
+            [
+                x509.NameAttribute(NameOID.COMMON_NAME, common),
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "modomo test CA"),
+            ]
+        )
 
     def usage_of(signer: bool) -> x509.KeyUsage:
-        return x509.KeyUsage(digital_signature=signer, content_commitment=False, key_encipherment=False,
-                             data_encipherment=False, key_agreement=False, key_cert_sign=not signer,
-                             crl_sign=not signer, encipher_only=False, decipher_only=False)
+        return x509.KeyUsage(
+            digital_signature=signer,
+            content_commitment=False,
+            key_encipherment=False,
+            data_encipherment=False,
+            key_agreement=False,
+            key_cert_sign=not signer,
+            crl_sign=not signer,
+            encipher_only=False,
+            decipher_only=False,
+        )
 
     now = dt.datetime.now(dt.UTC)
     ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    ca = (x509.CertificateBuilder().subject_name(name("modomo test root")).issuer_name(name("modomo test root"))
-          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-          .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=30))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-          .add_extension(usage_of(signer=False), critical=True)
-          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-          .sign(ca_key, hashes.SHA256()))
-    signer = (x509.CertificateBuilder().subject_name(name("modomo test signer")).issuer_name(ca.subject)
-              .public_key(key.public_key()).serial_number(x509.random_serial_number())
-              .not_valid_before(now - dt.timedelta(days=10))
-              .not_valid_after(now + dt.timedelta(days=-1 if expired else 30))
-              .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-              .add_extension(usage_of(signer=True), critical=True)
-              .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False))
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(name("modomo test root"))
+        .issuer_name(name("modomo test root"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(usage_of(signer=False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    signer = (
+        x509.CertificateBuilder()
+        .subject_name(name("modomo test signer"))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=10))
+        .not_valid_after(now + dt.timedelta(days=-1 if expired else 30))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(usage_of(signer=True), critical=True)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+    )
     if usage:
         signer = signer.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
     signer = signer.sign(ca_key, hashes.SHA256())

@@ -40,10 +40,32 @@ def designer_run(tiny_bundle, rooms, tmp_path_factory):
     stored.save(photos / "turned.jpg", quality=92, exif=exif)
     room.resize(UPRIGHT["large.jpg"]).save(photos / "large.jpg", quality=90)
     out = folder / "out"
-    result = CliRunner().invoke(app, ["transform", str(photos), "--models", str(tiny_bundle), "--out", str(out),
-                                      "--style", "boho", "--size", "128", "--steps", "2", "--retries", "0",
-                                      "--variations", "3", "--output-size", "original", "--contact-sheet",
-                                      "--report", "--json"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "transform",
+            str(photos),
+            "--models",
+            str(tiny_bundle),
+            "--out",
+            str(out),
+            "--style",
+            "boho",
+            "--size",
+            "128",
+            "--steps",
+            "2",
+            "--retries",
+            "0",
+            "--variations",
+            "3",
+            "--output-size",
+            "original",
+            "--contact-sheet",
+            "--report",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     return out, json.loads(result.stdout)
 
@@ -80,8 +102,10 @@ def test_the_contact_sheet_shows_each_photo_and_its_three_results(designer_run, 
             shown = sheet.crop((left + 2, top + 2, left + width - 2, top + height - 2))
             assert np.asarray(shown, dtype=np.float32).std() > 5  # a picture, not the empty page
             expected = np.asarray(thumb.resize((8, 8)), dtype=np.float32)
-            assert np.abs(expected - np.asarray(shown.resize((8, 8)), dtype=np.float32)).mean() < 25, \
-                (record["key"], variation["n"])
+            assert np.abs(expected - np.asarray(shown.resize((8, 8)), dtype=np.float32)).mean() < 25, (
+                record["key"],
+                variation["n"],
+            )
     sheet.save(tmp_path / "sheet.png")
 
 

@@ -81,7 +81,7 @@ def find_circle(graph: dict[str, set[str]]) -> list[str] | None:
                 state[path.pop()] = 2
                 stack.pop()
             elif state.get(nxt) == 1:
-                return path[path.index(nxt):] + [nxt]
+                return path[path.index(nxt) :] + [nxt]
             elif not state.get(nxt):
                 state[nxt] = 1
                 path.append(nxt)
@@ -105,15 +105,18 @@ def test_the_circle_finder_finds_circles_through_function_imports(tmp_path):
     assert find_circle(import_graph(files)) is None
     (tmp_path / "pipeline" / "b.py").write_text("thing = 1\ndef late():\n    from . import c\n")
     files = {name: path for name, path in module_files(tmp_path).items() if name.startswith("pipeline")}
-    assert find_circle(import_graph(files)) in (["pipeline.a", "pipeline.b", "pipeline.c", "pipeline.a"],
-                                                 ["pipeline.b", "pipeline.c", "pipeline.a", "pipeline.b"],
-                                                 ["pipeline.c", "pipeline.a", "pipeline.b", "pipeline.c"])
+    assert find_circle(import_graph(files)) in (
+        ["pipeline.a", "pipeline.b", "pipeline.c", "pipeline.a"],
+        ["pipeline.b", "pipeline.c", "pipeline.a", "pipeline.b"],
+        ["pipeline.c", "pipeline.a", "pipeline.b", "pipeline.c"],
+    )
 
 
 def test_pipeline_reads_as_the_flow():
     """At most 12 entries besides __init__.py and data/, each a role."""
-    entries = sorted(p.name for p in (REPO / "pipeline").iterdir()
-                     if p.name not in ("__init__.py", "data", "__pycache__"))
+    entries = sorted(
+        p.name for p in (REPO / "pipeline").iterdir() if p.name not in ("__init__.py", "data", "__pycache__")
+    )
     assert len(entries) <= MAX_PIPELINE_ENTRIES, entries
 
 
@@ -122,8 +125,10 @@ def test_module_is_small(module):
     path = module_files()[module]
     lines = len(path.read_text().splitlines())
     assert lines <= MAX_MODULE_LINES, f"{path.relative_to(REPO)} has {lines} lines"
-    long = [f"{node.name} ({node.end_lineno - node.lineno + 1} lines)"
-            for node in ast.walk(ast.parse(path.read_text()))
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
-            and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES]
+    long = [
+        f"{node.name} ({node.end_lineno - node.lineno + 1} lines)"
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
+    ]
     assert not long, f"{path.relative_to(REPO)}: functions over {MAX_FUNCTION_LINES} lines: {', '.join(long)}"

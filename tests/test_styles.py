@@ -186,17 +186,27 @@ def test_non_utf8_style_file_is_a_style_error(tmp_path):
 
 UNKNOWN_KEYS = {
     "top-level-typo": (("steps = 20", "stepz = 20"), "unknown key 'stepz' (did you mean 'steps'?)"),
-    "top-level-extra": (("steps = 20", "steps = 20\nguidance = 7.5"),
-                        "unknown key 'guidance' (did you mean 'guidance_scale'?)"),
+    "top-level-extra": (
+        ("steps = 20", "steps = 20\nguidance = 7.5"),
+        "unknown key 'guidance' (did you mean 'guidance_scale'?)",
+    ),
     "control-typo": (("scale = 0.9\n", "scael = 0.9\n"), "unknown key 'controls.depth.scael' (did you mean 'scale'?)"),
-    "canny-typo": (("low_threshold = 80", "low_treshold = 80"),
-                   "unknown key 'controls.canny.low_treshold' (did you mean 'low_threshold'?)"),
-    "control-name-typo": (("[controls.depth]", "[controls.dpeth]"),
-                          "unknown key 'controls.dpeth' (did you mean 'depth'?)"),
-    "fast-typo": (("min_quality = 0.2", "min_quality = 0.2\n[fast]\nstep = 4"),
-                  "unknown key 'fast.step' (did you mean 'steps'?)"),
-    "fast-control-typo": (("min_quality = 0.2", "min_quality = 0.2\n[fast.controls.canny]\nend = 0.5\nstrat = 0.1"),
-                          "unknown key 'fast.controls.canny.strat' (did you mean 'start'?)"),
+    "canny-typo": (
+        ("low_threshold = 80", "low_treshold = 80"),
+        "unknown key 'controls.canny.low_treshold' (did you mean 'low_threshold'?)",
+    ),
+    "control-name-typo": (
+        ("[controls.depth]", "[controls.dpeth]"),
+        "unknown key 'controls.dpeth' (did you mean 'depth'?)",
+    ),
+    "fast-typo": (
+        ("min_quality = 0.2", "min_quality = 0.2\n[fast]\nstep = 4"),
+        "unknown key 'fast.step' (did you mean 'steps'?)",
+    ),
+    "fast-control-typo": (
+        ("min_quality = 0.2", "min_quality = 0.2\n[fast.controls.canny]\nend = 0.5\nstrat = 0.1"),
+        "unknown key 'fast.controls.canny.strat' (did you mean 'start'?)",
+    ),
     "nothing-near": (("steps = 20", "steps = 20\ncolour = 'red'"), "unknown key 'colour' (known keys here: name, "),
 }
 
@@ -213,11 +223,16 @@ def test_an_unknown_key_names_the_file_the_key_and_the_nearest_known_one(tmp_pat
 
 def test_every_key_a_style_file_may_hold_loads(tmp_path):
     """The keys the loader reads are the keys it accepts: a file using all of them loads."""
-    text = boho_with(("min_quality = 0.2", "min_quality = 0.3\nvariations = 2\nloras = []\n[fast]\nenabled = true\n"
-                      "recipe = \"lcm\"\nsteps = 4\nguidance_scale = 1.5\n[fast.controls.depth]\nscale = 0.5\n"
-                      "start = 0.0\nend = 0.8\n[fast.controls.canny]\nscale = 0.3\nstart = 0.0\nend = 0.5\n"
-                      "[fast.controls.lines]\nscale = 0.2\nstart = 0.0\nend = 0.3"),
-                     ("min_quality = 0.3", 'min_quality = 0.3\nfidelity = "loose"'))
+    text = boho_with(
+        (
+            "min_quality = 0.2",
+            "min_quality = 0.3\nvariations = 2\nloras = []\n[fast]\nenabled = true\n"
+            'recipe = "lcm"\nsteps = 4\nguidance_scale = 1.5\n[fast.controls.depth]\nscale = 0.5\n'
+            "start = 0.0\nend = 0.8\n[fast.controls.canny]\nscale = 0.3\nstart = 0.0\nend = 0.5\n"
+            "[fast.controls.lines]\nscale = 0.2\nstart = 0.0\nend = 0.3",
+        ),
+        ("min_quality = 0.3", 'min_quality = 0.3\nfidelity = "loose"'),
+    )
     style = load_style(path=write(tmp_path, text + LINES))
     assert style.fast.enabled and style.fast.steps == 4 and style.fast.canny.end == 0.5
     assert style.fast.lines.scale == 0.2 and style.lines_min_length == 0.08 and style.fidelity == "loose"
@@ -255,7 +270,7 @@ def test_every_built_in_style_decides_on_lines_and_says_why(name):
         assert style.lines is None and "lines" in text.lower()  # the file says why it has none
     else:
         assert style.lines is not None and 0 < style.lines.scale <= 1 and style.lines.end <= 1
-        above = text[:text.index("[controls.lines]")].rstrip().splitlines()
+        above = text[: text.index("[controls.lines]")].rstrip().splitlines()
         comment = []
         while above and above[-1].startswith("#"):
             comment.append(above.pop())
@@ -265,19 +280,28 @@ def test_every_built_in_style_decides_on_lines_and_says_why(name):
 
 
 def test_a_style_file_sets_lines_and_fidelity(tmp_path):
-    style = load_style(path=write(tmp_path, boho_with(("min_quality = 0.2", 'min_quality = 0.2\nfidelity = "strict"'))
-                                  + LINES))
+    style = load_style(
+        path=write(tmp_path, boho_with(("min_quality = 0.2", 'min_quality = 0.2\nfidelity = "strict"')) + LINES)
+    )
     assert style.lines.scale == 0.5 and style.lines.end == 0.7 and style.lines_min_length == 0.08
     assert style.fidelity == "strict"
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    (boho_with(("min_quality = 0.2", 'min_quality = 0.2\nfidelity = "tight"')),
-     "field 'fidelity' must be one of loose, balanced, strict, got 'tight'"),
-    (BOHO + LINES.replace("min_length = 0.08", "min_length = 2"), "field 'controls.lines.min_length' must be between"),
-    (BOHO + LINES.replace("scale = 0.5", "scale = 3"), "field 'controls.lines.scale' must be between"),
-    (BOHO + "\n[fast.controls.lines]\nscale = 0.3\n", "field 'fast.controls.lines' overrides a control the style"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            boho_with(("min_quality = 0.2", 'min_quality = 0.2\nfidelity = "tight"')),
+            "field 'fidelity' must be one of loose, balanced, strict, got 'tight'",
+        ),
+        (
+            BOHO + LINES.replace("min_length = 0.08", "min_length = 2"),
+            "field 'controls.lines.min_length' must be between",
+        ),
+        (BOHO + LINES.replace("scale = 0.5", "scale = 3"), "field 'controls.lines.scale' must be between"),
+        (BOHO + "\n[fast.controls.lines]\nscale = 0.3\n", "field 'fast.controls.lines' overrides a control the style"),
+    ],
+)
 def test_bad_lines_or_fidelity_fields_name_the_file_and_the_field(tmp_path, text, expected):
     path = write(tmp_path, text)
     with pytest.raises(StyleError) as info:

@@ -43,8 +43,22 @@ def count_calls(monkeypatch, cls) -> list[int]:
 def test_three_styles_share_preprocessing(tiny_bundle, inputs, tmp_path, monkeypatch):
     calls = {cls.__name__: count_calls(monkeypatch, cls) for cls in (Detector, Segmenter, DepthEstimator)}
     out = tmp_path / "out"
-    result = transform(inputs, "--style", "boho,modern,scandinavian", "--models", tiny_bundle, "--out", out,
-                       "--size", "128", "--steps", "1", "--retries", "0", "--json")
+    result = transform(
+        inputs,
+        "--style",
+        "boho,modern,scandinavian",
+        "--models",
+        tiny_bundle,
+        "--out",
+        out,
+        "--size",
+        "128",
+        "--steps",
+        "1",
+        "--retries",
+        "0",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     assert sum(calls["Detector"]) == 2 and sum(calls["DepthEstimator"]) == 2  # once per photo, not per style
     summary = json.loads(result.stdout)
@@ -61,17 +75,49 @@ def test_three_styles_share_preprocessing(tiny_bundle, inputs, tmp_path, monkeyp
     assert sum(s["share"] for s in summary["stages"].values()) == pytest.approx(1.0)
     assert "saved against separate runs" in result.stderr
 
-    again = transform(inputs, "--style", "boho,minimalist", "--models", tiny_bundle, "--out", out,
-                      "--size", "128", "--steps", "1", "--retries", "0", "--json")
+    again = transform(
+        inputs,
+        "--style",
+        "boho,minimalist",
+        "--models",
+        tiny_bundle,
+        "--out",
+        out,
+        "--size",
+        "128",
+        "--steps",
+        "1",
+        "--retries",
+        "0",
+        "--json",
+    )
     statuses = {(r["key"], r["style"]): r["status"] for r in json.loads(again.stdout)["images"]}
-    assert statuses == {("a.jpg", "boho"): "skipped", ("a.jpg", "minimalist"): "ok",
-                        ("b.jpg", "boho"): "skipped", ("b.jpg", "minimalist"): "ok"}
+    assert statuses == {
+        ("a.jpg", "boho"): "skipped",
+        ("a.jpg", "minimalist"): "ok",
+        ("b.jpg", "boho"): "skipped",
+        ("b.jpg", "minimalist"): "ok",
+    }
 
 
 def test_a_bad_photo_fails_once_per_style(tiny_bundle, inputs, tmp_path):
     (inputs / "bad.jpg").write_bytes(b"")
-    result = transform(inputs, "--style", "boho,modern", "--models", tiny_bundle, "--out", tmp_path / "out",
-                       "--size", "128", "--steps", "1", "--retries", "0", "--json")
+    result = transform(
+        inputs,
+        "--style",
+        "boho,modern",
+        "--models",
+        tiny_bundle,
+        "--out",
+        tmp_path / "out",
+        "--size",
+        "128",
+        "--steps",
+        "1",
+        "--retries",
+        "0",
+        "--json",
+    )
     assert result.exit_code == 3
     bad = [r for r in json.loads(result.stdout)["images"] if r["key"] == "bad.jpg"]
     assert [(r["style"], r["status"]) for r in bad] == [("boho", "failed"), ("modern", "failed")]

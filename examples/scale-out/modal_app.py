@@ -13,16 +13,20 @@ image = (
     modal.Image.debian_slim(python_version="3.11")
     .pip_install("torch==2.14.1", "torchvision==0.29.1")
     .add_local_dir(".", "/modomo", copy=True, ignore=[".venv", "out", ".git"])
-    .run_commands("pip install --no-build-isolation sam2 && pip install /modomo",
-                  "modomo models download sd15")  # weights baked into the image: no download per job
+    .run_commands(
+        "pip install --no-build-isolation sam2 && pip install /modomo", "modomo models download sd15"
+    )  # weights baked into the image: no download per job
 )
 app = modal.App("modomo-restyle", image=image)
 
 
 @app.function(gpu="T4", timeout=4 * 3600, secrets=[modal.Secret.from_name("modomo-r2-credentials")])
 def shard(prefix: str, out: str, style: str, index: int, count: int) -> str:
-    done = subprocess.run(["modomo", "transform", prefix, "--style", style, "--out", out, "--shard",
-                           f"{index}/{count}", "--json"], capture_output=True, text=True)
+    done = subprocess.run(
+        ["modomo", "transform", prefix, "--style", style, "--out", out, "--shard", f"{index}/{count}", "--json"],
+        capture_output=True,
+        text=True,
+    )
     return done.stdout
 
 

@@ -47,14 +47,15 @@ def warmup_sets(items: list[Item], warmup: int, batch_size: int, compiled: bool)
         return []
     if not compiled:
         return [items[:warmup]]
-    sets = [items[:max(warmup, min(batch_size, len(items)))]]
+    sets = [items[: max(warmup, min(batch_size, len(items)))]]
     if len(items) % batch_size:
         sets.append(items[: len(items) % batch_size])
     return sets
 
 
-def warm_then_time(config: RunConfig, stack: ModelStack, items: list[Item], warm: list[list[Item]], out: Path,
-                   on_event=None) -> tuple[RunResult, float]:
+def warm_then_time(
+    config: RunConfig, stack: ModelStack, items: list[Item], warm: list[list[Item]], out: Path, on_event=None
+) -> tuple[RunResult, float]:
     """Warm the path up (untimed), then time it; (result, warm-up seconds)."""
     start = time.perf_counter()
     for k, subset in enumerate(warm):
@@ -140,12 +141,22 @@ class Baselines:
             self.switch.to_fast()
 
     def summary(self, ours: RunResult) -> dict:
-        return {name: {**compare(ours, runs, len(self.items)), "dtype": name_of(self.stacks[name].dtype)}
-                for name, runs in self.runs.items()}
+        return {
+            name: {**compare(ours, runs, len(self.items)), "dtype": name_of(self.stacks[name].dtype)}
+            for name, runs in self.runs.items()
+        }
 
 
-def baselines_for(config: RunConfig, stack: ModelStack, reference: ModelStack | None, items: list[Item],
-                  warmup: int, compiled: bool, scratch: Path, switch=None) -> Baselines:
+def baselines_for(
+    config: RunConfig,
+    stack: ModelStack,
+    reference: ModelStack | None,
+    items: list[Item],
+    warmup: int,
+    compiled: bool,
+    scratch: Path,
+    switch=None,
+) -> Baselines:
     """The baselines of a bench run: fast mode is compared with plain diffusers at the style's standard
     settings (the model unfused)."""
     plain = replace(config, engine="diffusers", fast=None if switch else config.fast)

@@ -62,8 +62,10 @@ def synthetic_rooms(folder: Path, count: int, size: tuple[int, int]) -> Path:
         for _ in range(3):
             x0 = int(rng.uniform(0, width * 0.8))
             y0 = int(rng.uniform(horizon - height * 0.25, horizon))
-            draw.rectangle([x0, y0, x0 + int(width * rng.uniform(0.1, 0.3)), y0 + int(height * 0.2)],
-                           fill=tuple(int(v) for v in rng.integers(20, 200, 3)))
+            draw.rectangle(
+                [x0, y0, x0 + int(width * rng.uniform(0.1, 0.3)), y0 + int(height * 0.2)],
+                fill=tuple(int(v) for v in rng.integers(20, 200, 3)),
+            )
         noise = rng.normal(0, 6, (height, width, 3))
         pixels = np.clip(np.asarray(image, dtype=np.float32) + noise, 0, 255).astype(np.uint8)
         Image.fromarray(pixels).save(folder / f"synthetic-{i:03d}.jpg", quality=92)
@@ -78,8 +80,12 @@ def device_info(device: torch.device) -> dict:
         return {"type": "cpu", "name": cpu_model(), "cores": torch.get_num_threads()}
     props = torch.cuda.get_device_properties(device)
     row = lookup(props.name)
-    info = {"type": "cuda", "name": props.name, "memory_gb": round(props.total_memory / 2**30, 1),
-            "capability": f"{props.major}.{props.minor}"}
+    info = {
+        "type": "cuda",
+        "name": props.name,
+        "memory_gb": round(props.total_memory / 2**30, 1),
+        "capability": f"{props.major}.{props.minor}",
+    }
     if row:
         info["peak_tflops"] = row[1].get("peak_tflops")
         if "measured_tflops" in row[1]:
@@ -92,13 +98,25 @@ def versions() -> dict:
     import transformers
     import ultralytics
 
-    return {"python": platform.python_version(), "torch": torch.__version__, "cuda": torch.version.cuda,
-            "diffusers": diffusers.__version__, "transformers": transformers.__version__,
-            "ultralytics": ultralytics.__version__}
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "diffusers": diffusers.__version__,
+        "transformers": transformers.__version__,
+        "ultralytics": ultralytics.__version__,
+    }
 
 
-def run_bench(config: RunConfig, stack: ModelStack, price: Price, options: BenchOptions, on_event=None,
-              compiled: bool = False, reference: ModelStack | None = None) -> dict:
+def run_bench(
+    config: RunConfig,
+    stack: ModelStack,
+    price: Price,
+    options: BenchOptions,
+    on_event=None,
+    compiled: bool = False,
+    reference: ModelStack | None = None,
+) -> dict:
     """Warm up, time the run, optionally time plain diffusers (in the run's format, and in fp32 on `reference`)
     and each shortcut switched off; one summary. Every timed path has its own warm-up, so with --compile none of
     them times a compilation."""
@@ -111,8 +129,11 @@ def run_bench(config: RunConfig, stack: ModelStack, price: Price, options: Bench
             items = items[: options.images]
         warm = warmup_sets(items, options.warmup, config.batch_size, compiled)
         switch = fast_switch(config, stack)
-        plain = baselines_for(config, stack, reference, items, options.warmup, compiled, scratch, switch) \
-            if options.compare_diffusers else None
+        plain = (
+            baselines_for(config, stack, reference, items, options.warmup, compiled, scratch, switch)
+            if options.compare_diffusers
+            else None
+        )
         if plain:  # timed before and after modomo: machines drift, the fastest counts
             plain.time("before")
         if switch:
@@ -124,10 +145,13 @@ def run_bench(config: RunConfig, stack: ModelStack, price: Price, options: Bench
         warmed = sum(len(subset) for subset in warm)
         steady = summary["throughput"]["seconds_per_image"] * warmed
         compile_seconds = max(0.0, warmup_seconds - steady) if compiled and warm else None
-        summary.update(warmup={"images": warmed, "runs": len(warm), "seconds": warmup_seconds,
-                               "compile_seconds": compile_seconds},
-                       memory={"peak_gpu_gb": round(peak_gpu / 2**30, 3) if peak_gpu is not None else None,
-                               "peak_host_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3)})
+        summary.update(
+            warmup={"images": warmed, "runs": len(warm), "seconds": warmup_seconds, "compile_seconds": compile_seconds},
+            memory={
+                "peak_gpu_gb": round(peak_gpu / 2**30, 3) if peak_gpu is not None else None,
+                "peak_host_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
+            },
+        )
         if plain:
             plain.time("after")
             summary.update(plain.summary(result))
@@ -141,8 +165,7 @@ def run_bench(config: RunConfig, stack: ModelStack, price: Price, options: Bench
     return summary
 
 
-def reference_cost(config: RunConfig, stack: ModelStack, items: list[Item], warm: list, scratch: Path,
-                   result) -> dict:
+def reference_cost(config: RunConfig, stack: ModelStack, items: list[Item], warm: list, scratch: Path, result) -> dict:
     """What following a reference costs per image: generate with it (its image encoding, once per run, included)
     against the same run, same models, without it."""
     without, _ = warm_then_time(replace(config, style_ref=None), stack, items, warm, scratch / "no-reference")
@@ -150,8 +173,7 @@ def reference_cost(config: RunConfig, stack: ModelStack, items: list[Item], warm
     return {"with": on, "without": off, "seconds_per_image": on - off, "ratio": on / off if off else None}
 
 
-def parts_cost(config: RunConfig, stack: ModelStack, items: list[Item], warm: list, scratch: Path,
-               result) -> dict:
+def parts_cost(config: RunConfig, stack: ModelStack, items: list[Item], warm: list, scratch: Path, result) -> dict:
     """What the optional parts cost per image: the lines control (edges + generate, against the same run without
     it) and the scene segmentation stage (its own time, in a run that keeps the architecture)."""
     from pipeline.stages.parts import ARCHITECTURE_SET
@@ -162,10 +184,17 @@ def parts_cost(config: RunConfig, stack: ModelStack, items: list[Item], warm: li
         on, off = stage_mean(result, ("edges", "generate")), stage_mean(without, ("edges", "generate"))
         found["lines"] = {"with": on, "without": off, "seconds_per_image": on - off}
     if stack.segmenter is not None:
-        kept, _ = warm_then_time(replace(config, preserve={*config.preserve, *ARCHITECTURE_SET}), stack, items, warm,
-                                 scratch / "architecture")
-        found["scene"] = {"seconds_per_image": stage_mean(kept, ("scene",)),
-                          "preserve": stage_mean(kept, ("preserve", "compose"))}
+        kept, _ = warm_then_time(
+            replace(config, preserve={*config.preserve, *ARCHITECTURE_SET}),
+            stack,
+            items,
+            warm,
+            scratch / "architecture",
+        )
+        found["scene"] = {
+            "seconds_per_image": stage_mean(kept, ("scene",)),
+            "preserve": stage_mean(kept, ("preserve", "compose")),
+        }
     return found
 
 
@@ -204,10 +233,16 @@ def seed_projection(config: RunConfig, stack: ModelStack, price: Price) -> dict:
     achieved = seed_flops / SEED_SECONDS
     seconds = ours_flops / achieved
     return {
-        "size": [512, 512], "seed_seconds": SEED_SECONDS, "seed_cost_gbp": SEED_COST_GBP,
-        "seed_tflop": seed_flops / 1e12, "tflop": ours_flops / 1e12, "flop_ratio": ours_flops / seed_flops,
-        "t4_tflops_achieved": achieved / 1e12, "t4_share_of_peak": achieved / 1e12 / T4_PEAK_TFLOPS,
-        "t4_seconds": seconds, "cost_gbp_at_seed_rate": SEED_COST_GBP * seconds / SEED_SECONDS,
+        "size": [512, 512],
+        "seed_seconds": SEED_SECONDS,
+        "seed_cost_gbp": SEED_COST_GBP,
+        "seed_tflop": seed_flops / 1e12,
+        "tflop": ours_flops / 1e12,
+        "flop_ratio": ours_flops / seed_flops,
+        "t4_tflops_achieved": achieved / 1e12,
+        "t4_share_of_peak": achieved / 1e12 / T4_PEAK_TFLOPS,
+        "t4_seconds": seconds,
+        "cost_gbp_at_seed_rate": SEED_COST_GBP * seconds / SEED_SECONDS,
         "cost_usd_at_t4_list_price": T4_PRICE_PER_HOUR * seconds / 3600,
     }
 
@@ -247,11 +282,16 @@ def summarise_bench(config: RunConfig, stack: ModelStack, price: Price, result: 
             "share_of_measured_peak": achieved / device["measured_tflops"] if device.get("measured_tflops") else None,
         },
         cost_projection={
-            "currency": price.currency, "price_per_hour": price.per_hour, "per_image": per_image_cost,
+            "currency": price.currency,
+            "price_per_hour": price.per_hour,
+            "per_image": per_image_cost,
             "monthly": {str(n): per_image_cost * n for n in MONTHLY_VOLUMES},
         },
         precision=precision_report(stack),
-        speed={"dtype": str(stack.dtype).removeprefix("torch."), "batch_size": config.batch_size,
-               **{k: getattr(config.speed, k) for k in SpeedOptions.__dataclass_fields__}},
+        speed={
+            "dtype": str(stack.dtype).removeprefix("torch."),
+            "batch_size": config.batch_size,
+            **{k: getattr(config.speed, k) for k in SpeedOptions.__dataclass_fields__},
+        },
     )
     return summary

@@ -44,10 +44,14 @@ def file_labels(results: list[dict]) -> list[str]:
     files = [Path(r["file"]).name if r.get("file") else None for r in results]
     files = [r["file"] if name and files.count(name) > 1 else name for name, r in zip(files, results, strict=True)]
     machines = [r.get("gpu") or r.get("label") or r.get("device", {}).get("name") for r in results]
-    names = [f"{file} ({machine})" if file and machine else file or machine or "?"
-             for file, machine in zip(files, machines, strict=True)]
-    names = [f"{name} {r.get('date', '')[:10]}".strip() if names.count(name) > 1 else name
-             for name, r in zip(names, results, strict=True)]
+    names = [
+        f"{file} ({machine})" if file and machine else file or machine or "?"
+        for file, machine in zip(files, machines, strict=True)
+    ]
+    names = [
+        f"{name} {r.get('date', '')[:10]}".strip() if names.count(name) > 1 else name
+        for name, r in zip(names, results, strict=True)
+    ]
     return [f"{name} #{k + 1}" if names.count(name) > 1 else name for k, name in enumerate(names)]
 
 
@@ -90,8 +94,10 @@ def _steps(results: list[dict]) -> list:
 
 def _recipes(results: list[dict]) -> list:
     """The few-step recipe each file's fast cells used (not recorded where a file ran no fast cell)."""
-    return [next((c["recipe"] for c in data["cells"] if c.get("mode") == "fast" and c.get("recipe")), _NOT_RECORDED)
-            for data in results]
+    return [
+        next((c["recipe"] for c in data["cells"] if c.get("mode") == "fast" and c.get("recipe")), _NOT_RECORDED)
+        for data in results
+    ]
 
 
 def _shown_setting(value) -> str:
@@ -112,8 +118,9 @@ def setting_differences(results: list[dict]) -> list[str]:
     for setting, values in settings:
         recorded = [(name, value) for name, value in zip(names, values, strict=True) if value is not _NOT_RECORDED]
         if len({json.dumps(value, sort_keys=True) for _, value in recorded}) > 1:
-            lines.append(f"different {setting}: " + "; ".join(f"{name} {_shown_setting(value)}"
-                                                             for name, value in recorded))
+            lines.append(
+                f"different {setting}: " + "; ".join(f"{name} {_shown_setting(value)}" for name, value in recorded)
+            )
     return lines
 
 
@@ -217,16 +224,30 @@ def write_chart(results: list[dict], path: Path) -> Path:
     if _priced(results):
         _bars(cost, series, "cost_per_1000", rows, 3)
     else:
-        cost.text(0.5, 0.5, "no GPU price: a CPU run costs no GPU time\n(pass --gpu-price to price it)",
-                  transform=cost.transAxes, ha="center", va="center", color="dimgray")
+        cost.text(
+            0.5,
+            0.5,
+            "no GPU price: a CPU run costs no GPU time\n(pass --gpu-price to price it)",
+            transform=cost.transAxes,
+            ha="center",
+            va="center",
+            color="dimgray",
+        )
         cost.set_xticks([])
     fig.suptitle(_title(results, names), fontsize=11)
     handles, labels = speed.get_legend_handles_labels()
     legend_room = 0.0
     if labels:  # above the panels, where it cannot cover a bar
         legend_room = 0.35 / fig.get_figheight()
-        fig.legend(handles, labels, loc="upper center", ncol=len(labels), fontsize=9, frameon=False,
-                   bbox_to_anchor=(0.5, 1 - 0.32 / fig.get_figheight()))
+        fig.legend(
+            handles,
+            labels,
+            loc="upper center",
+            ncol=len(labels),
+            fontsize=9,
+            frameon=False,
+            bbox_to_anchor=(0.5, 1 - 0.32 / fig.get_figheight()),
+        )
     fig.tight_layout(rect=(0, 0, 1, 1 - legend_room))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -242,11 +263,14 @@ def _title(results: list[dict], names: list[str]) -> str:
     steps = {}
     for cell in data["cells"]:
         if cell.get("steps"):
-            steps.setdefault(f"{cell['mode']}{' (' + cell['recipe'] + ')' if cell.get('recipe') else ''}",
-                             cell["steps"])
+            steps.setdefault(
+                f"{cell['mode']}{' (' + cell['recipe'] + ')' if cell.get('recipe') else ''}", cell["steps"]
+            )
     shown_steps = ", ".join(f"{mode} {n} steps" for mode, n in steps.items())
-    return (f"modomo bench sweep: {names[0]}, models {data.get('models')}, {shown_steps or 'no cell ran'}, "
-            f"{data.get('settings', {}).get('images')} images per cell, {data.get('date', '')[:10]}")
+    return (
+        f"modomo bench sweep: {names[0]}, models {data.get('models')}, {shown_steps or 'no cell ran'}, "
+        f"{data.get('settings', {}).get('images')} images per cell, {data.get('date', '')[:10]}"
+    )
 
 
 def compare(paths: list[str | Path], out: Path | None = None) -> tuple[list[dict], Path]:

@@ -39,8 +39,10 @@ def forward_flops(pipe, height: int, width: int) -> dict:
         control = torch.empty(1, 3, height, width)
     return {
         "unet": _count(lambda: unet(latents, step, encoder_hidden_states=text)),
-        "controlnets": [_count(lambda n=n: n(latents, step, encoder_hidden_states=text, controlnet_cond=control))
-                        for n in controlnets],
+        "controlnets": [
+            _count(lambda n=n: n(latents, step, encoder_hidden_states=text, controlnet_cond=control))
+            for n in controlnets
+        ],
         "embeddings": [_count(lambda n=n: n.controlnet_cond_embedding(control)) for n in controlnets],
         "vae_decode": _count(lambda: vae.decode(latents)),
     }

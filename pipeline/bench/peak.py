@@ -61,5 +61,10 @@ def cpu_peak_tflops(dtype: torch.dtype, cache: Path | None = None) -> dict:
             path.write_text(json.dumps(known, indent=2) + "\n")
         except OSError:
             pass  # a read-only cache: measured again next time
-    return {"tflops": known[key], "dtype": name_of(dtype), "threads": torch.get_num_threads(), "cpu": cpu_model(),
-            "probe": f"{SIDE}x{SIDE} matmul, best of 3x5"}
+    return {
+        "tflops": known[key],
+        "dtype": name_of(dtype),
+        "threads": torch.get_num_threads(),
+        "cpu": cpu_model(),
+        "probe": f"{SIDE}x{SIDE} matmul, best of 3x5",
+    }

@@ -51,10 +51,25 @@ def bench_setup(o: BenchCommandOptions) -> BenchSetup:
     spec = resolve(o.models)
     room = o.room if o.room is not None else default_room(spec)[0]  # a prompt word here: no CLIP warning
     style = load_style(style_name(o.style) or o.style)
-    config = RunConfig(inputs=list(o.inputs or []), out="", style=style, room=room, models=o.models,
-                       size=o.size, seed=o.seed, steps=o.steps, batch_size=o.batch_size, device=o.device,
-                       gpu_price=o.gpu_price, currency=o.currency, workers=4, retries=o.retries, fast=o.recipe,
-                       style_ref=o.style_ref, style_ref_scale=o.style_ref_scale)
+    config = RunConfig(
+        inputs=list(o.inputs or []),
+        out="",
+        style=style,
+        room=room,
+        models=o.models,
+        size=o.size,
+        seed=o.seed,
+        steps=o.steps,
+        batch_size=o.batch_size,
+        device=o.device,
+        gpu_price=o.gpu_price,
+        currency=o.currency,
+        workers=4,
+        retries=o.retries,
+        fast=o.recipe,
+        style_ref=o.style_ref,
+        style_ref_scale=o.style_ref_scale,
+    )
     (config if o.inputs else RunConfig(**{**config.__dict__, "inputs": ["synthetic"]})).check()
     if config.style_ref:  # read and checked before any model loads, as transform does
         from pipeline.r2 import Remote
@@ -68,9 +83,14 @@ def bench_setup(o: BenchCommandOptions) -> BenchSetup:
     price = resolve_price(gpu_name(device), o.gpu_price, o.currency)
     # Fused at load, unless the standard model must be timed beside it (the bench then switches in place).
     fused = o.recipe if o.recipe and not o.compare_diffusers else None
-    load = LoadOptions(dtype=config.precision, channels_last=o.channels_last, fast=fused, lines=config.uses_lines,
-                       segmenter=o.ablate,  # --ablate also times the scene segmentation
-                       style_ref=config.uses_references)
+    load = LoadOptions(
+        dtype=config.precision,
+        channels_last=o.channels_last,
+        fast=fused,
+        lines=config.uses_lines,
+        segmenter=o.ablate,  # --ablate also times the scene segmentation
+        style_ref=config.uses_references,
+    )
     return BenchSetup(config, device, price, spec, load, size)
 
 

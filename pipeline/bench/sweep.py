@@ -51,8 +51,12 @@ class Grid:
     dtypes: tuple[str, ...] = ("fp32",)
 
     def to_json(self) -> dict:
-        return {"batches": list(self.batches), "sizes": [size_label(s) for s in self.sizes],
-                "modes": list(self.modes), "dtypes": list(self.dtypes)}
+        return {
+            "batches": list(self.batches),
+            "sizes": [size_label(s) for s in self.sizes],
+            "modes": list(self.modes),
+            "dtypes": list(self.dtypes),
+        }
 
 
 def size_label(size: tuple[int, int]) -> str:
@@ -131,13 +135,20 @@ def check_sweep_options(sweep: bool, inputs: list | None, *axes: str | None) -> 
         raise UsageError("--sweep-batches, --sweep-sizes, --sweep-modes and --sweep-dtypes need --sweep")
 
 
-def parse_grid(device: torch.device, batches: str | None = None, sizes: str | None = None,
-               modes: str | None = None, dtypes: str | None = None) -> Grid:
+def parse_grid(
+    device: torch.device,
+    batches: str | None = None,
+    sizes: str | None = None,
+    modes: str | None = None,
+    dtypes: str | None = None,
+) -> Grid:
     """The grid from the command's comma-separated options; each axis left out keeps its default."""
-    return Grid(parse_batches(batches) if batches else DEFAULT_BATCHES,
-                parse_sizes(sizes) if sizes else DEFAULT_SIZES,
-                parse_modes(modes) if modes else DEFAULT_MODES,
-                parse_dtypes(dtypes, device))
+    return Grid(
+        parse_batches(batches) if batches else DEFAULT_BATCHES,
+        parse_sizes(sizes) if sizes else DEFAULT_SIZES,
+        parse_modes(modes) if modes else DEFAULT_MODES,
+        parse_dtypes(dtypes, device),
+    )
 
 
 def recipe_of(mode: str, fast_recipe: str | None = None) -> str | None:
@@ -177,12 +188,29 @@ def host_peak_gb() -> float | None:
 
 def _plan(size: tuple[int, int], batch: int, mode: str, recipe: str | None, dtype: str, images: int) -> dict:
     """A cell before it runs: what it is, and every figure empty until a run fills them."""
-    return {"size": size_label(size), "batch": batch, "mode": mode, "recipe": recipe, "dtype": dtype,
-            "status": None, "error": None, "images": cell_images(images, batch), "steps": None,
-            "working_size": None, "images_per_second": None, "seconds_per_image": None,
-            "generate_seconds_per_image": None, "peak_gpu_gb": None, "peak_host_gb": None,
-            "generate_tflops_achieved": None, "share_of_peak": None, "cost_per_1000": None,
-            "mean_batch": None, "sanity": None, "oom_events": []}
+    return {
+        "size": size_label(size),
+        "batch": batch,
+        "mode": mode,
+        "recipe": recipe,
+        "dtype": dtype,
+        "status": None,
+        "error": None,
+        "images": cell_images(images, batch),
+        "steps": None,
+        "working_size": None,
+        "images_per_second": None,
+        "seconds_per_image": None,
+        "generate_seconds_per_image": None,
+        "peak_gpu_gb": None,
+        "peak_host_gb": None,
+        "generate_tflops_achieved": None,
+        "share_of_peak": None,
+        "cost_per_1000": None,
+        "mean_batch": None,
+        "sanity": None,
+        "oom_events": [],
+    }
 
 
 def summary_status(summary: dict) -> tuple[str, str | None]:
@@ -251,8 +279,14 @@ class Sweep:
 
     def cell_options(self, size: tuple[int, int], batch: int) -> bench.BenchOptions:
         """Whole batches timed, one full batch as warm-up (so its shapes are warm); no extra paths."""
-        return replace(self.options, images=cell_images(self.options.images, batch), synthetic_size=size,
-                       warmup=batch if self.options.warmup else 0, compare_diffusers=False, ablate=False)
+        return replace(
+            self.options,
+            images=cell_images(self.options.images, batch),
+            synthetic_size=size,
+            warmup=batch if self.options.warmup else 0,
+            compare_diffusers=False,
+            ablate=False,
+        )
 
     def run_cell(self, stack, cell: dict, size: tuple[int, int]) -> dict:
         """One bench run; an out-of-memory (raised or recovered from) makes the cell `oom`. However the cell
@@ -260,9 +294,14 @@ class Sweep:
         left them on the CPU), so the next cell starts where the first did."""
         reset_host_peak()
         try:
-            summary = bench.run_bench(self.cell_config(size, cell["batch"], cell["recipe"]), stack, self.price,
-                                      self.cell_options(size, cell["batch"]), on_event=self.on_event,
-                                      compiled=self.compiled)
+            summary = bench.run_bench(
+                self.cell_config(size, cell["batch"], cell["recipe"]),
+                stack,
+                self.price,
+                self.cell_options(size, cell["batch"]),
+                on_event=self.on_event,
+                compiled=self.compiled,
+            )
         except Exception as exc:  # noqa: BLE001 - one cell's failure is its result, the sweep goes on
             cell["status"] = "oom" if is_out_of_memory(exc) else "error"
             cell["error"] = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
@@ -285,8 +324,10 @@ class Sweep:
     def run_group(self, dtype: str, mode: str) -> list[dict]:
         """Every cell of one (dtype, mode) on one loaded stack; each branch stops at its first oom."""
         recipe = recipe_of(mode, self.fast_recipe)
-        plans = {size: [_plan(size, b, mode, recipe, dtype, self.options.images) for b in self.grid.batches]
-                 for size in self.grid.sizes}
+        plans = {
+            size: [_plan(size, b, mode, recipe, dtype, self.options.images) for b in self.grid.batches]
+            for size in self.grid.sizes
+        }
         cells = [cell for branch in plans.values() for cell in branch]
         try:
             stack = self.load(dtype, recipe)
@@ -328,8 +369,13 @@ def driver_version() -> str | None:
     if not torch.cuda.is_available() or shutil.which("nvidia-smi") is None:
         return None
     try:
-        done = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                              capture_output=True, text=True, timeout=20, check=True)
+        done = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=True,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     lines = done.stdout.strip().splitlines()
@@ -366,9 +412,14 @@ def header(sweep: Sweep, command: str, started: datetime) -> dict:
         "models": sweep.spec.name,
         "command": command,
         "date": started.isoformat(timespec="seconds"),
-        "settings": {"style": sweep.config.style.name, "room": sweep.config.room, "steps": sweep.config.steps,
-                     "images": sweep.options.images, "warmup_batches": 1 if sweep.options.warmup else 0,
-                     "seed": sweep.config.seed},
+        "settings": {
+            "style": sweep.config.style.name,
+            "room": sweep.config.room,
+            "steps": sweep.config.steps,
+            "images": sweep.options.images,
+            "warmup_batches": 1 if sweep.options.warmup else 0,
+            "seed": sweep.config.seed,
+        },
         "grid": sweep.grid.to_json(),
         "load_average": {"start": _load_average(), "end": None},
         "seconds": None,

@@ -35,8 +35,10 @@ _PROFILE_ERRORS = (ImageCms.PyCMSError, OSError, ValueError, TypeError)
 _INTENT = ImageCms.Intent.RELATIVE_COLORIMETRIC
 _EXIF_ERRORS = (*_DECODE_ERRORS, KeyError, struct.error)
 # (date tag, its UTC-offset tag): DateTimeOriginal with OffsetTimeOriginal, else DateTime with OffsetTime.
-_TAKEN_TAGS = ((ExifTags.Base.DateTimeOriginal, ExifTags.Base.OffsetTimeOriginal),
-               (ExifTags.Base.DateTime, ExifTags.Base.OffsetTime))
+_TAKEN_TAGS = (
+    (ExifTags.Base.DateTimeOriginal, ExifTags.Base.OffsetTimeOriginal),
+    (ExifTags.Base.DateTime, ExifTags.Base.OffsetTime),
+)
 _UTC_OFFSET = re.compile(r"[+-]\d{2}:\d{2}")
 
 

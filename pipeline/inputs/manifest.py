@@ -34,8 +34,20 @@ from pipeline.inputs.sources import file_version
 from pipeline.r2 import Remote, is_remote
 from styles import ROOMS, room_name, style_name
 
-COLUMNS = ("input", "style", "room", "prompt", "negative_prompt", "seed", "preserve", "mask", "name", "variations",
-           "style_ref", "set")
+COLUMNS = (
+    "input",
+    "style",
+    "room",
+    "prompt",
+    "negative_prompt",
+    "seed",
+    "preserve",
+    "mask",
+    "name",
+    "variations",
+    "style_ref",
+    "set",
+)
 MAX_VARIATIONS = 16
 
 
@@ -96,8 +108,15 @@ def _jsonl_rows(path: Path, text: str) -> list[tuple[int, dict]]:
             rows.append((number, {"__error__": "not a JSON object"}))
             continue
         seen.update(data)
-        rows.append((number, {k: "" if v is None else str(v).strip() if not isinstance(v, list)
-                              else ",".join(map(str, v)) for k, v in data.items()}))
+        rows.append(
+            (
+                number,
+                {
+                    k: "" if v is None else str(v).strip() if not isinstance(v, list) else ",".join(map(str, v))
+                    for k, v in data.items()
+                },
+            )
+        )
     _check_columns(path, sorted(seen), need_input=bool(rows))
     return rows
 
@@ -143,10 +162,22 @@ def make_job(line: int, cells: dict, known_styles, resolve_labels) -> Job:
             error = error or str(exc).replace("--preserve ", "preserve ")
     variations, bad = parse_variations(cells.get("variations"))
     error = error or bad
-    return Job(line, job.digest, styles, room, cells.get("prompt", ""),
-               cells.get("negative_prompt", ""), seed, preserve, cells.get("mask") or None,
-               cells.get("name") or None, variations, job.fail(error) if error else None,
-               cells.get("style_ref") or None, " ".join(cells.get("set", "").split()) or None)
+    return Job(
+        line,
+        job.digest,
+        styles,
+        room,
+        cells.get("prompt", ""),
+        cells.get("negative_prompt", ""),
+        seed,
+        preserve,
+        cells.get("mask") or None,
+        cells.get("name") or None,
+        variations,
+        job.fail(error) if error else None,
+        cells.get("style_ref") or None,
+        " ".join(cells.get("set", "").split()) or None,
+    )
 
 
 def parse_variations(cell) -> tuple[int | None, str | None]:
@@ -168,8 +199,15 @@ def job_item(job: Job, cell: str, folder: Path, remote: Remote) -> Item:
         location = remote.location(cell)
         key = location.prefix.rstrip("/")
         root = f"r2://{location.bucket}/{key.rpartition('/')[0]}"
-        return Item(PurePosixPath(key).name, None, root, f"r2://{location.bucket}/{key}",
-                    partial(remote.get, location.bucket, key), None, job)
+        return Item(
+            PurePosixPath(key).name,
+            None,
+            root,
+            f"r2://{location.bucket}/{key}",
+            partial(remote.get, location.bucket, key),
+            None,
+            job,
+        )
     path = Path(cell).expanduser()
     relative = os.path.normpath(cell).replace(os.sep, "/")
     if path.is_absolute() or relative.startswith("../"):  # outside the manifest's folder: named by its file

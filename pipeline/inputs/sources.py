@@ -56,11 +56,25 @@ def remote_items(uri: str, remote: Remote) -> list[Item]:
         etag = remote.etag(location.bucket, key)
         if etag is not None:
             root = f"r2://{location.bucket}/{key.rpartition('/')[0]}"
-            return [Item(PurePosixPath(key).name, None, root, f"r2://{location.bucket}/{key}",
-                         partial(remote.get, location.bucket, key), etag)]
+            return [
+                Item(
+                    PurePosixPath(key).name,
+                    None,
+                    root,
+                    f"r2://{location.bucket}/{key}",
+                    partial(remote.get, location.bucket, key),
+                    etag,
+                )
+            ]
     return [
-        Item(key[len(location.prefix):], None, location.uri(), f"r2://{location.bucket}/{key}",
-             partial(remote.get, location.bucket, key), etag)
+        Item(
+            key[len(location.prefix) :],
+            None,
+            location.uri(),
+            f"r2://{location.bucket}/{key}",
+            partial(remote.get, location.bucket, key),
+            etag,
+        )
         for key, etag in listed
     ]
 

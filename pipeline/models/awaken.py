@@ -68,5 +68,8 @@ def awaken_embeddings(model: torch.nn.Module, seed: int, gain: float = 1.0) -> l
 def zero_weights(model: torch.nn.Module) -> list[str]:
     """Names of parameters other than biases that are exactly zero (biases start at zero in any fresh model
     and shift a layer's output without hiding it)."""
-    return [name for name, p in model.named_parameters()
-            if p.numel() and not p.detach().any() and not name.endswith(".bias")]
+    return [
+        name
+        for name, p in model.named_parameters()
+        if p.numel() and not p.detach().any() and not name.endswith(".bias")
+    ]

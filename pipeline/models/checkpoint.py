@@ -31,8 +31,9 @@ def load_components(file: Path, config_folder: str, dtype: torch.dtype, local_on
     parts = {"unet": UNet2DConditionModel, "vae": AutoencoderKL}
     try:
         loaded = {
-            name: cls.from_single_file(str(file), config=config_folder, subfolder=name, torch_dtype=dtype,
-                                       local_files_only=local_only)
+            name: cls.from_single_file(
+                str(file), config=config_folder, subfolder=name, torch_dtype=dtype, local_files_only=local_only
+            )
             for name, cls in parts.items()
         }
         loaded["text_encoder"] = _text_encoder(file, config_folder, dtype, CLIPTextModel)
@@ -47,7 +48,7 @@ def _text_encoder(file: Path, config_folder: str, dtype: torch.dtype, cls):
 
     state = load_single_file_checkpoint(str(file))
     prefix = "cond_stage_model.transformer."
-    weights = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    weights = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
     if not weights:
         raise KeyError("it holds no text encoder (cond_stage_model.transformer.*)")
     from transformers import CLIPTextConfig

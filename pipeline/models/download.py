@@ -12,16 +12,27 @@ from pipeline.models.presets import ModelSpec
 # Only what the loaders read: safetensors in full precision, configs, tokenizer files.
 SD_FILES = [
     "model_index.json",
-    "unet/config.json", "unet/diffusion_pytorch_model.safetensors",
-    "vae/config.json", "vae/diffusion_pytorch_model.safetensors",
-    "text_encoder/config.json", "text_encoder/model.safetensors",
-    "tokenizer/*", "scheduler/*",
+    "unet/config.json",
+    "unet/diffusion_pytorch_model.safetensors",
+    "vae/config.json",
+    "vae/diffusion_pytorch_model.safetensors",
+    "text_encoder/config.json",
+    "text_encoder/model.safetensors",
+    "tokenizer/*",
+    "scheduler/*",
 ]
 CONTROLNET_FILES = ["config.json", "diffusion_pytorch_model.safetensors"]
 DEPTH_FILES = ["config.json", "model.safetensors", "preprocessor_config.json"]
 SEGMENTER_FILES = ["config.json", "preprocessor_config.json", "model.safetensors", "pytorch_model.bin"]
-CLIP_FILES = ["config.json", "model.safetensors", "preprocessor_config.json", "tokenizer*", "vocab.json", "merges.txt",
-              "special_tokens_map.json"]
+CLIP_FILES = [
+    "config.json",
+    "model.safetensors",
+    "preprocessor_config.json",
+    "tokenizer*",
+    "vocab.json",
+    "merges.txt",
+    "special_tokens_map.json",
+]
 
 
 def download(spec: ModelSpec, report: Callable[[str], None] = print) -> list[str]:
@@ -32,8 +43,12 @@ def download(spec: ModelSpec, report: Callable[[str], None] = print) -> list[str
 
     fetched = []
     try:
-        repos = [(spec.sd, SD_FILES), (spec.controlnet_depth, CONTROLNET_FILES),
-                 (spec.controlnet_canny, CONTROLNET_FILES), (spec.depth, DEPTH_FILES)]
+        repos = [
+            (spec.sd, SD_FILES),
+            (spec.controlnet_depth, CONTROLNET_FILES),
+            (spec.controlnet_canny, CONTROLNET_FILES),
+            (spec.depth, DEPTH_FILES),
+        ]
         if spec.clip:
             repos.append((spec.clip, CLIP_FILES))
         if spec.controlnet_lines:  # styles' [controls.lines]
@@ -49,8 +64,10 @@ def download(spec: ModelSpec, report: Callable[[str], None] = print) -> list[str
                 report(f"fetching {repo}/{filename}")
                 fetched.append(hf_hub_download(repo, filename))
     except Exception as exc:  # noqa: BLE001 - offline, missing repo, auth: all one message
-        raise ModomoError(f"cannot download {repo}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
-                          " (is the network reachable and HF_HUB_OFFLINE unset?)") from None
+        raise ModomoError(
+            f"cannot download {repo}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+            " (is the network reachable and HF_HUB_OFFLINE unset?)"
+        ) from None
     report(f"fetching {spec.yolo}")
     fetched.append(str(download_yolo(spec.yolo)))
     return fetched
@@ -84,8 +101,10 @@ def download_fast(spec: ModelSpec, recipes: list[str], report: Callable[[str], N
         try:
             fetched.append(hf_hub_download(repo, filename))
         except Exception as exc:  # noqa: BLE001 - offline, missing repo, auth: all one message
-            raise ModomoError(f"cannot download {repo}/{filename}: {first_line(exc)}"
-                              " (is the network reachable and HF_HUB_OFFLINE unset?)") from None
+            raise ModomoError(
+                f"cannot download {repo}/{filename}: {first_line(exc)}"
+                " (is the network reachable and HF_HUB_OFFLINE unset?)"
+            ) from None
     return fetched
 
 
@@ -104,8 +123,10 @@ def download_ip_adapter(spec: ModelSpec, report: Callable[[str], None] = print) 
         try:
             fetched.append(hf_hub_download(spec.ip_adapter, filename))
         except Exception as exc:  # noqa: BLE001 - offline, missing repo, auth: all one message
-            raise ModomoError(f"cannot download {spec.ip_adapter}/{filename}: {first_line(exc)}"
-                              " (is the network reachable and HF_HUB_OFFLINE unset?)") from None
+            raise ModomoError(
+                f"cannot download {spec.ip_adapter}/{filename}: {first_line(exc)}"
+                " (is the network reachable and HF_HUB_OFFLINE unset?)"
+            ) from None
     return fetched
 
 

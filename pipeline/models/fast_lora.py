@@ -55,8 +55,22 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-TARGETS = ("to_q", "to_k", "to_v", "to_out.0", "proj_in", "proj_out", "ff.net.0.proj", "ff.net.2", "conv1", "conv2",
-           "conv_shortcut", "downsamplers.0.conv", "upsamplers.0.conv", "time_emb_proj")
+TARGETS = (
+    "to_q",
+    "to_k",
+    "to_v",
+    "to_out.0",
+    "proj_in",
+    "proj_out",
+    "ff.net.0.proj",
+    "ff.net.2",
+    "conv1",
+    "conv2",
+    "conv_shortcut",
+    "downsamplers.0.conv",
+    "upsamplers.0.conv",
+    "time_emb_proj",
+)
 PREFIX = "lora_unet_"
 RANDOM = "random:"  # a preset whose fast LoRA is built in memory (`random_lora`), not read from a file
 HUB = "hub:"
@@ -95,9 +109,12 @@ def targets(unet) -> list[tuple[str, object]]:
     Only shapes are read, so a UNet on the meta device works."""
     import torch
 
-    return [(name, module) for name, module in unet.named_modules()
-            if isinstance(module, torch.nn.Linear | torch.nn.Conv2d)
-            and any(name == t or name.endswith("." + t) for t in TARGETS)]
+    return [
+        (name, module)
+        for name, module in unet.named_modules()
+        if isinstance(module, torch.nn.Linear | torch.nn.Conv2d)
+        and any(name == t or name.endswith("." + t) for t in TARGETS)
+    ]
 
 
 def lora_shapes(unet, recipe: str, rank: int | None = None) -> dict[str, tuple[int, ...]]:
@@ -134,7 +151,7 @@ def random_lora(unet, recipe: str, seed: int = 0, rank: int | None = None) -> di
         fan_in = 1
         for size in shape[1:]:
             fan_in *= size
-        std = fan_in ** -0.5 if key.endswith(".lora_down.weight") else DELTA * rank ** -0.5
+        std = fan_in**-0.5 if key.endswith(".lora_down.weight") else DELTA * rank**-0.5
         state[key] = torch.empty(shape, dtype=dtype).normal_(0.0, std, generator=generator)
     return state
 

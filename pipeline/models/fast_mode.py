@@ -28,8 +28,10 @@ def lora_weights(spec, pipe, name: str):
 
 def missing(spec, name: str) -> str:
     """The one line that says a recipe's LoRA is not on this machine, and how to fetch it."""
-    return (f"--fast {name}: the LoRA {RECIPES[name].hub_id} is not on this machine; fetch it with "
-            f"`modomo models download {spec.name} --fast --fast-recipe {name}`")
+    return (
+        f"--fast {name}: the LoRA {RECIPES[name].hub_id} is not on this machine; fetch it with "
+        f"`modomo models download {spec.name} --fast --fast-recipe {name}`"
+    )
 
 
 def fuse(pipe, spec, name: str) -> None:

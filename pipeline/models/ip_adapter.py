@@ -24,8 +24,16 @@ ENCODER = "image_encoder"  # inside SUBFOLDER, as the repo lays it out
 ENCODER_FILES = (f"{SUBFOLDER}/{ENCODER}/config.json", f"{SUBFOLDER}/{ENCODER}/model.safetensors")
 BUNDLE_FOLDER = "ip-adapter"  # a bundle's copy of the repo's layout: ip-adapter/models/...
 TOKENS = 4  # image tokens of the plain SD1.5 adapter
-VIT_H = {"hidden_size": 1280, "intermediate_size": 5120, "num_hidden_layers": 32, "num_attention_heads": 16,
-         "patch_size": 14, "image_size": 224, "projection_dim": 1024, "hidden_act": "gelu"}
+VIT_H = {
+    "hidden_size": 1280,
+    "intermediate_size": 5120,
+    "num_hidden_layers": 32,
+    "num_attention_heads": 16,
+    "patch_size": 14,
+    "image_size": 224,
+    "projection_dim": 1024,
+    "hidden_act": "gelu",
+}
 
 
 def random_state_dict(unet, image_dim: int, seed: int = 0) -> dict[str, dict[str, torch.Tensor]]:
@@ -33,9 +41,13 @@ def random_state_dict(unet, image_dim: int, seed: int = 0) -> dict[str, dict[str
     numbered as diffusers reads them): image projection random, image key/value copies of the text ones."""
     generator = torch.Generator().manual_seed(seed)
     width = unet.config.cross_attention_dim
-    proj = torch.randn(width * TOKENS, image_dim, generator=generator) / image_dim ** 0.5
-    image_proj = {"proj.weight": proj, "proj.bias": torch.zeros(width * TOKENS),
-                  "norm.weight": torch.ones(width), "norm.bias": torch.zeros(width)}
+    proj = torch.randn(width * TOKENS, image_dim, generator=generator) / image_dim**0.5
+    image_proj = {
+        "proj.weight": proj,
+        "proj.bias": torch.zeros(width * TOKENS),
+        "norm.weight": torch.ones(width),
+        "norm.bias": torch.zeros(width),
+    }
     layers: dict[str, torch.Tensor] = {}
     key_id = 1
     for name in unet.attn_processors:
@@ -71,8 +83,15 @@ def build_tiny(folder: Path, unet, seed: int) -> Path:
     from transformers import CLIPVisionModelWithProjection
 
     torch.manual_seed(seed)
-    config = encoder_config(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
-                            patch_size=8, image_size=32, projection_dim=16)
+    config = encoder_config(
+        hidden_size=32,
+        intermediate_size=37,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        patch_size=8,
+        image_size=32,
+        projection_dim=16,
+    )
     CLIPVisionModelWithProjection(config).save_pretrained(folder / SUBFOLDER / ENCODER)
     save(random_state_dict(unet, config.projection_dim, seed), folder / SUBFOLDER / WEIGHT)
     return folder
@@ -80,8 +99,9 @@ def build_tiny(folder: Path, unet, seed: int) -> Path:
 
 def attach(pipe, source: str, local: bool, offline: bool) -> None:
     """The adapter and its image encoder from the hub repo or a bundle folder, through `load_ip_adapter`."""
-    pipe.load_ip_adapter(source, subfolder=SUBFOLDER, weight_name=WEIGHT, image_encoder_folder=ENCODER,
-                         local_files_only=local or offline)
+    pipe.load_ip_adapter(
+        source, subfolder=SUBFOLDER, weight_name=WEIGHT, image_encoder_folder=ENCODER, local_files_only=local or offline
+    )
 
 
 def present(source: str | None, local: bool, random: bool) -> bool:
@@ -100,4 +120,3 @@ def present(source: str | None, local: bool, random: bool) -> bool:
 def hub_files() -> list[str]:
     """What `modomo models download sd15 --style-ref` fetches from the repo."""
     return [f"{SUBFOLDER}/{WEIGHT}", *ENCODER_FILES]
-

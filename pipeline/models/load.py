@@ -92,10 +92,18 @@ def _hub_hint(model_id: str) -> str:
 
 
 WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")  # what diffusers reads, either
-SD_CONFIGS = ("unet/config.json", "vae/config.json", "text_encoder/config.json", "tokenizer/tokenizer_config.json",
-              "scheduler/scheduler_config.json")
-SD_WEIGHTS = (tuple(f"unet/{w}" for w in WEIGHTS), tuple(f"vae/{w}" for w in WEIGHTS),
-              ("text_encoder/model.safetensors", "text_encoder/pytorch_model.bin"))
+SD_CONFIGS = (
+    "unet/config.json",
+    "vae/config.json",
+    "text_encoder/config.json",
+    "tokenizer/tokenizer_config.json",
+    "scheduler/scheduler_config.json",
+)
+SD_WEIGHTS = (
+    tuple(f"unet/{w}" for w in WEIGHTS),
+    tuple(f"vae/{w}" for w in WEIGHTS),
+    ("text_encoder/model.safetensors", "text_encoder/pytorch_model.bin"),
+)
 DEPTH_FILES = (("config.json",), ("preprocessor_config.json",), ("model.safetensors", "pytorch_model.bin"))
 
 
@@ -147,9 +155,11 @@ def check_weights(spec: ModelSpec) -> None:
     from pipeline.models.vision import yolo_weights_dir
 
     names = ", ".join(f"{role} ({where})" for role, where, _ in missing)
-    raise ModomoError(f"model weights not found for {spec.name}: {names}; looked in {constants.HF_HUB_CACHE}, "
-                      f"{yolo_weights_dir()} and the working folder; fetch them once with network: "
-                      f"`modomo models download {spec.name}`, or try modomo without any download: --models tiny")
+    raise ModomoError(
+        f"model weights not found for {spec.name}: {names}; looked in {constants.HF_HUB_CACHE}, "
+        f"{yolo_weights_dir()} and the working folder; fetch them once with network: "
+        f"`modomo models download {spec.name}`, or try modomo without any download: --models tiny"
+    )
 
 
 def _from_pretrained(cls, model_id: str, spec: ModelSpec, **kwargs):
@@ -267,12 +277,16 @@ def has_ip_adapter(spec: ModelSpec) -> bool:
 def ip_adapter_missing(spec: ModelSpec) -> str:
     """The one line for a reference the preset cannot take: where the adapter comes from, and how to get it."""
     if spec.local or not spec.ip_adapter:  # a bundle: nothing to download for it, but sd15 can fetch its own
-        return (f"style references and room sets need an IP-Adapter, which {spec.name} lacks (a bundle keeps it in "
-                "ip-adapter/: models/ip-adapter_sd15.safetensors and models/image_encoder/, the layout of "
-                "h94/IP-Adapter); or run --models sd15 after `modomo models download sd15 --style-ref`")
-    return (f"style references and room sets need the IP-Adapter ({spec.ip_adapter}: "
-            "models/ip-adapter_sd15.safetensors and its image encoder), not on this machine; fetch it once with "
-            f"`modomo models download {spec.name} --style-ref`")
+        return (
+            f"style references and room sets need an IP-Adapter, which {spec.name} lacks (a bundle keeps it in "
+            "ip-adapter/: models/ip-adapter_sd15.safetensors and models/image_encoder/, the layout of "
+            "h94/IP-Adapter); or run --models sd15 after `modomo models download sd15 --style-ref`"
+        )
+    return (
+        f"style references and room sets need the IP-Adapter ({spec.ip_adapter}: "
+        "models/ip-adapter_sd15.safetensors and its image encoder), not on this machine; fetch it once with "
+        f"`modomo models download {spec.name} --style-ref`"
+    )
 
 
 def attach_ip_adapter(spec: ModelSpec, pipe, device: torch.device, dtype: torch.dtype) -> None:
@@ -303,8 +317,9 @@ def load_segmenter(spec: ModelSpec, device: torch.device, dtype: torch.dtype):
         return segformer.load(spec.segmenter, device, dtype, local_files_only=not spec.local and _offline())
     except (OSError, ValueError) as exc:
         if spec.local:
-            raise ModomoError(f"{spec.segmenter}: cannot load the segmentation model: "
-                              f"{str(exc).splitlines()[0]}") from None
+            raise ModomoError(
+                f"{spec.segmenter}: cannot load the segmentation model: {str(exc).splitlines()[0]}"
+            ) from None
         raise ModomoError(_hub_hint(spec.segmenter)) from None
 
 
@@ -361,10 +376,26 @@ def load_stack(spec: ModelSpec, device: torch.device, on_model=None, options: Lo
     for module in options.channels_last_modules(pipe, device):
         module.to(memory_format=torch.channels_last)
     clip = timed("clip", lambda: load_clip(spec, device, dtype)) if spec.clip else None
-    segmenter = timed("segmentation", lambda: load_segmenter(spec, device, dtype)) \
-        if options.segmenter and has_segmenter(spec) else None
-    return ModelStack(spec, device, dtype, pipe, depth_model, depth_processor, yolo, sam2, seconds, clip, upscaler,
-                      options.fast, segmenter)
+    segmenter = (
+        timed("segmentation", lambda: load_segmenter(spec, device, dtype))
+        if options.segmenter and has_segmenter(spec)
+        else None
+    )
+    return ModelStack(
+        spec,
+        device,
+        dtype,
+        pipe,
+        depth_model,
+        depth_processor,
+        yolo,
+        sam2,
+        seconds,
+        clip,
+        upscaler,
+        options.fast,
+        segmenter,
+    )
 
 
 def generator(spec: ModelSpec, device: torch.device, dtype: torch.dtype, lines: bool = False):
@@ -377,8 +408,9 @@ def generator(spec: ModelSpec, device: torch.device, dtype: torch.dtype, lines: 
     return load_generator(spec, device, dtype, lines)
 
 
-def load_reference(stack: ModelStack, dtype: torch.dtype = torch.float32, options: LoadOptions | None = None,
-                   on_model=None) -> ModelStack:
+def load_reference(
+    stack: ModelStack, dtype: torch.dtype = torch.float32, options: LoadOptions | None = None, on_model=None
+) -> ModelStack:
     """The stack with its generator again in `dtype` (the same weights: loaded from the same files, or built
     from the same seed), the other models shared: the bench's plain diffusers baseline in fp32 beside a bf16
     run."""

@@ -27,8 +27,7 @@ class Lora:
 
 def parse(text: str, base: Path | None = None) -> Lora:
     """`FILE[:SCALE]`; a relative FILE is taken from `base` (a style file's folder) when given."""
-    file, _, scale = text.rpartition(":") if text.count(":") and _is_number(text.rpartition(":")[2]) \
-        else (text, "", "")
+    file, _, scale = text.rpartition(":") if text.count(":") and _is_number(text.rpartition(":")[2]) else (text, "", "")
     path = Path(file).expanduser()
     if base is not None and not path.is_absolute():
         path = base / path

@@ -21,8 +21,10 @@ from pipeline.errors import UsageError
 
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
 CHOICES = ("auto", *DTYPES)
-FP32_MODELS = {"yolo": "its boxes decide which objects are kept; a few per cent of a run's time",
-               "sam2": "its masks decide which pixels are kept exactly; a few per cent of a run's time"}
+FP32_MODELS = {
+    "yolo": "its boxes decide which objects are kept; a few per cent of a run's time",
+    "sam2": "its masks decide which pixels are kept exactly; a few per cent of a run's time",
+}
 
 
 def name_of(dtype: torch.dtype) -> str:
@@ -68,9 +70,18 @@ def report(stack) -> dict:
     """What runs in which format, read off the loaded models (not what was asked): for the metadata, the
     summary and the bench; the models kept in fp32, and why."""
     pipe = stack.pipe
-    found = {"text_encoder": pipe.text_encoder, "unet": pipe.unet, "controlnets": pipe.controlnet.nets[0],
-             "vae": pipe.vae, "depth": stack.depth_model, "clip": stack.clip[0] if stack.clip else None}
+    found = {
+        "text_encoder": pipe.text_encoder,
+        "unet": pipe.unet,
+        "controlnets": pipe.controlnet.nets[0],
+        "vae": pipe.vae,
+        "depth": stack.depth_model,
+        "clip": stack.clip[0] if stack.clip else None,
+    }
     models = {name: name_of(dtype_of(model)) for name, model in found.items() if model is not None}
     run = name_of(stack.dtype)
-    return {"dtype": run, "models": {**models, **dict.fromkeys(FP32_MODELS, "fp32")},
-            **({"kept_fp32": dict(FP32_MODELS)} if run != "fp32" else {})}
+    return {
+        "dtype": run,
+        "models": {**models, **dict.fromkeys(FP32_MODELS, "fp32")},
+        **({"kept_fp32": dict(FP32_MODELS)} if run != "fp32" else {}),
+    }

@@ -172,8 +172,19 @@ def bundle(folder: str | Path) -> ModelSpec:
         segmenter=str(folder / "segmentation") if (folder / "segmentation").is_dir() else None,
         ip_adapter=str(folder / "ip-adapter") if (folder / "ip-adapter").is_dir() else None,
     )
-    missing = [p for p in (spec.sd, spec.controlnet_depth, spec.controlnet_canny, spec.depth, spec.yolo,
-                           spec.sam2_config, spec.sam2_checkpoint) if not Path(p).exists()]
+    missing = [
+        p
+        for p in (
+            spec.sd,
+            spec.controlnet_depth,
+            spec.controlnet_canny,
+            spec.depth,
+            spec.yolo,
+            spec.sam2_config,
+            spec.sam2_checkpoint,
+        )
+        if not Path(p).exists()
+    ]
     if missing:
         raise ModomoError(f"{folder}: bundle is incomplete, missing {', '.join(missing)}")
     return spec

@@ -78,10 +78,15 @@ def build_generator(device: torch.device, dtype: torch.dtype, lines: bool = Fals
     with tempfile.TemporaryDirectory() as folder:
         tokenizer = build_tokenizer(Path(folder))
     pipe = StableDiffusionControlNetPipeline(
-        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
         controlnet=MultiControlNetModel(controlnets),
         scheduler=UniPCMultistepScheduler.from_config(data["scheduler"]),
-        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
     )
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device=device, dtype=dtype)

@@ -43,19 +43,44 @@ class Recipe:
         return f"{self.repo}/{self.file}"
 
     def to_json(self) -> dict:
-        return {"recipe": self.name, "lora": self.hub_id, "scheduler": self.scheduler, "steps": self.steps,
-                "guidance_scale": self.guidance_scale, **({"eta": self.eta} if self.eta is not None else {}),
-                **({"scheduler_config": dict(self.scheduler_config)} if self.scheduler_config else {})}
+        return {
+            "recipe": self.name,
+            "lora": self.hub_id,
+            "scheduler": self.scheduler,
+            "steps": self.steps,
+            "guidance_scale": self.guidance_scale,
+            **({"eta": self.eta} if self.eta is not None else {}),
+            **({"scheduler_config": dict(self.scheduler_config)} if self.scheduler_config else {}),
+        }
 
 
 RECIPES: dict[str, Recipe] = {
-    "lcm": Recipe("lcm", "latent-consistency/lcm-lora-sdv1-5", "pytorch_lora_weights.safetensors",
-                  "LCMScheduler", steps=6, source="https://huggingface.co/latent-consistency/lcm-lora-sdv1-5"),
-    "tcd": Recipe("tcd", "h1t/TCD-SD15-LoRA", "pytorch_lora_weights.safetensors", "TCDScheduler", steps=4,
-                  eta=0.3, source="https://huggingface.co/h1t/TCD-SD15-LoRA"),
-    "hyper": Recipe("hyper", "ByteDance/Hyper-SD", "Hyper-SD15-8steps-lora.safetensors", "DDIMScheduler", steps=8,
-                    scheduler_config={"timestep_spacing": "trailing"},
-                    source="https://huggingface.co/ByteDance/Hyper-SD"),
+    "lcm": Recipe(
+        "lcm",
+        "latent-consistency/lcm-lora-sdv1-5",
+        "pytorch_lora_weights.safetensors",
+        "LCMScheduler",
+        steps=6,
+        source="https://huggingface.co/latent-consistency/lcm-lora-sdv1-5",
+    ),
+    "tcd": Recipe(
+        "tcd",
+        "h1t/TCD-SD15-LoRA",
+        "pytorch_lora_weights.safetensors",
+        "TCDScheduler",
+        steps=4,
+        eta=0.3,
+        source="https://huggingface.co/h1t/TCD-SD15-LoRA",
+    ),
+    "hyper": Recipe(
+        "hyper",
+        "ByteDance/Hyper-SD",
+        "Hyper-SD15-8steps-lora.safetensors",
+        "DDIMScheduler",
+        steps=8,
+        scheduler_config={"timestep_spacing": "trailing"},
+        source="https://huggingface.co/ByteDance/Hyper-SD",
+    ),
 }
 DEFAULT_RECIPE = "lcm"
 FAST_OVERRIDES = ("steps", "guidance_scale", "depth_scale", "canny_scale", "depth_end", "canny_end")

@@ -19,10 +19,26 @@ ADE20K_LABELS: tuple[str, ...] = ade20k_labels()
 # The encoder and decoder sizes that differ from SegformerConfig's defaults (which are MiT-b0's), and the
 # processor's square input side: the real checkpoint's is 512.
 SIZES: dict[str, tuple[dict, int]] = {
-    "b0": ({"hidden_sizes": [32, 64, 160, 256], "depths": [2, 2, 2, 2], "num_attention_heads": [1, 2, 5, 8],
-            "sr_ratios": [8, 4, 2, 1], "decoder_hidden_size": 256}, 512),
-    "tiny": ({"hidden_sizes": [8, 16, 16, 32], "depths": [1, 1, 1, 1], "num_attention_heads": [1, 1, 1, 1],
-              "sr_ratios": [8, 4, 2, 1], "decoder_hidden_size": 16}, 64),
+    "b0": (
+        {
+            "hidden_sizes": [32, 64, 160, 256],
+            "depths": [2, 2, 2, 2],
+            "num_attention_heads": [1, 2, 5, 8],
+            "sr_ratios": [8, 4, 2, 1],
+            "decoder_hidden_size": 256,
+        },
+        512,
+    ),
+    "tiny": (
+        {
+            "hidden_sizes": [8, 16, 16, 32],
+            "depths": [1, 1, 1, 1],
+            "num_attention_heads": [1, 1, 1, 1],
+            "sr_ratios": [8, 4, 2, 1],
+            "decoder_hidden_size": 16,
+        },
+        64,
+    ),
 }
 # transformers initialises every layer at std 0.02: through the decoder the features shrink about 1000-fold, so
 # every pixel's softmax is near uniform (top probability ~1/150, logits 1e-4 apart), and a wider classifier with a
@@ -66,8 +82,9 @@ def wake_decoder(head) -> None:
     head.classifier.bias.normal_(0.0, HEAD_BIAS_STD)
 
 
-def build_in_memory(size: str = "tiny", device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
-                    seed: int = 0):
+def build_in_memory(
+    size: str = "tiny", device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0
+):
     """A random SegFormer of `size` on `device` in eval mode, and its processor; the caller's RNG is untouched."""
     from transformers import SegformerForSemanticSegmentation
 

@@ -131,8 +131,10 @@ def build_fast_loras(folder: Path, unet, seed: int) -> list[Path]:
     from pipeline.models.fast_lora import layout, random_lora, save
     from pipeline.models.recipes import RECIPES
 
-    return [save(random_lora(unet, name, seed=seed, rank=FAST_RANK), folder / f"{name}.safetensors",
-                 layout(name).metadata) for name in RECIPES]
+    return [
+        save(random_lora(unet, name, seed=seed, rank=FAST_RANK), folder / f"{name}.safetensors", layout(name).metadata)
+        for name in RECIPES
+    ]
 
 
 def build_depth(folder: Path) -> None:
@@ -165,17 +167,32 @@ def build_clip(folder: Path) -> None:
 
     tokenizer = build_tokenizer(folder)
     config = CLIPConfig(
-        text_config={"vocab_size": len(tokenizer), "hidden_size": 32, "intermediate_size": 37,
-                     "num_hidden_layers": 2, "num_attention_heads": 4, "max_position_embeddings": 77,
-                     "bos_token_id": 0, "eos_token_id": 1, "pad_token_id": 1},
-        vision_config={"image_size": 32, "patch_size": 8, "hidden_size": 32, "intermediate_size": 37,
-                       "num_hidden_layers": 2, "num_attention_heads": 4},
+        text_config={
+            "vocab_size": len(tokenizer),
+            "hidden_size": 32,
+            "intermediate_size": 37,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "max_position_embeddings": 77,
+            "bos_token_id": 0,
+            "eos_token_id": 1,
+            "pad_token_id": 1,
+        },
+        vision_config={
+            "image_size": 32,
+            "patch_size": 8,
+            "hidden_size": 32,
+            "intermediate_size": 37,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+        },
         projection_dim=16,
     )
     CLIPModel(config).save_pretrained(folder)
-    processor = CLIPProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": 32},
-                                                                 crop_size={"height": 32, "width": 32}),
-                              tokenizer=tokenizer)
+    processor = CLIPProcessor(
+        image_processor=CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}),
+        tokenizer=tokenizer,
+    )
     processor.save_pretrained(folder)
 
 

@@ -76,8 +76,9 @@ def place(model, device, name: str, descriptor_type=None):
     if descriptor_type is None:
         from spandrel import ImageModelDescriptor as descriptor_type
     if not isinstance(model, descriptor_type) or model.scale < 2:
-        raise ModomoError(f"{name}: not a super-resolution model ({model.architecture.name}, "
-                          f"scale {getattr(model, 'scale', '?')})")
+        raise ModomoError(
+            f"{name}: not a super-resolution model ({model.architecture.name}, scale {getattr(model, 'scale', '?')})"
+        )
     model.to(device).eval()
     if device.type == "cuda" and model.supports_half:
         model.half()
@@ -166,7 +167,7 @@ def basicsr_state_dict(net) -> dict:
             out["body.{}.rdb{}.conv{}.{}".format(*match.groups())] = value
             continue
         prefix = next(p for p in names if key.startswith(p))
-        out[names[prefix] + key[len(prefix):]] = value
+        out[names[prefix] + key[len(prefix) :]] = value
     return out
 
 

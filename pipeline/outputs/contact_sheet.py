@@ -174,7 +174,7 @@ def fit_text(draw: ImageDraw.ImageDraw, text: str, face, width: int) -> str:
     keep = len(text)
     while keep > 1:
         keep -= max(1, keep // 10)
-        short = text[: keep // 2] + "…" + text[len(text) - keep // 2:]
+        short = text[: keep // 2] + "…" + text[len(text) - keep // 2 :]
         if draw.textlength(short, font=face) <= width:
             return short
     return "…"
@@ -211,8 +211,9 @@ def draw_cell(canvas: Image.Image, box: tuple[int, int, int, int], image: Image.
     canvas.paste(fitted, (left + (width - size[0]) // 2, top + (height - size[1]) // 2))
 
 
-def draw_labels(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], lines: list[str],
-                colours: list[tuple[int, int, int]]) -> None:
+def draw_labels(
+    draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], lines: list[str], colours: list[tuple[int, int, int]]
+) -> None:
     """Up to two lines under a cell, each cut to the cell's width."""
     face = font(LABEL_SIZE)
     for i, (line, colour) in enumerate(zip(lines, colours, strict=False)):
@@ -247,8 +248,9 @@ def row_title(draw: ImageDraw.ImageDraw, line: str, width: int):
     return fit_text(draw, line, face, width), face
 
 
-def draw_row(canvas: Image.Image, row: int, record: dict, grid: Layout, sink,
-             read_input: Callable[[dict], bytes | None]) -> None:
+def draw_row(
+    canvas: Image.Image, row: int, record: dict, grid: Layout, sink, read_input: Callable[[dict], bytes | None]
+) -> None:
     """One job: key above, then the input and each result (or the error) with labels below."""
     draw = ImageDraw.Draw(canvas)
     results = variations(record) if record.get("status") != "failed" else []
@@ -270,8 +272,9 @@ def draw_row(canvas: Image.Image, row: int, record: dict, grid: Layout, sink,
         box = grid.cell_box(row, column)
         draw_cell(canvas, box, load_result(variation, sink), "result unavailable")
         passed = variation.get("passed")
-        draw_labels(draw, box, cell_labels(record, variation), [INK, PASS if passed else LOW if passed is False
-                                                                else MUTED])
+        draw_labels(
+            draw, box, cell_labels(record, variation), [INK, PASS if passed else LOW if passed is False else MUTED]
+        )
 
 
 def draw_reference(canvas: Image.Image, row: int, record: dict, grid: Layout, sink) -> None:
@@ -302,20 +305,37 @@ def draw_error(draw: ImageDraw.ImageDraw, record: dict, row: int, grid: Layout) 
     left, top, _, bottom = grid.cell_box(row, grid.first_result)
     width = grid.width - MARGIN - left
     face = font(LABEL_SIZE + 2)
-    lines = wrap(draw, f"failed: {record.get('error') or 'no reason given'}", face, width,
-                 max(1, (bottom - top) // (LABEL_SIZE + 10)))
+    lines = wrap(
+        draw,
+        f"failed: {record.get('error') or 'no reason given'}",
+        face,
+        width,
+        max(1, (bottom - top) // (LABEL_SIZE + 10)),
+    )
     for i, line in enumerate(lines):
         draw.text((left, top + i * (LABEL_SIZE + 10)), line, fill=BAD, font=face)
 
 
-def render_page(records: list[dict], page: int, pages: int, first: int, total: int, grid: Layout, sink,
-                read_input: Callable[[dict], bytes | None]) -> Image.Image:
+def render_page(
+    records: list[dict],
+    page: int,
+    pages: int,
+    first: int,
+    total: int,
+    grid: Layout,
+    sink,
+    read_input: Callable[[dict], bytes | None],
+) -> Image.Image:
     """One page: a header line, then a row per job."""
     canvas = Image.new("RGB", (grid.width, grid.height(len(records))), PAPER)
     draw = ImageDraw.Draw(canvas)
     header = f"modomo contact sheet  ·  jobs {first + 1}–{first + len(records)} of {total}  ·  page {page} of {pages}"
-    draw.text((MARGIN, MARGIN), fit_text(draw, header, font(HEADER_SIZE, True), grid.width - 2 * MARGIN), fill=INK,
-              font=font(HEADER_SIZE, True))
+    draw.text(
+        (MARGIN, MARGIN),
+        fit_text(draw, header, font(HEADER_SIZE, True), grid.width - 2 * MARGIN),
+        fill=INK,
+        font=font(HEADER_SIZE, True),
+    )
     rule = grid.header_h - GAP
     draw.line((MARGIN, rule, grid.width - MARGIN, rule), fill=PLACEHOLDER, width=2)
     for row, record in enumerate(records):
@@ -337,8 +357,9 @@ def write_contact_sheet(records: list[dict], sink, read_input: Callable[[dict], 
     written = []
     for page in range(1, pages + 1):
         first = (page - 1) * ROWS_PER_PAGE
-        canvas = render_page(records[first:first + ROWS_PER_PAGE], page, pages, first, len(records), grid, sink,
-                             read_input)
+        canvas = render_page(
+            records[first : first + ROWS_PER_PAGE], page, pages, first, len(records), grid, sink, read_input
+        )
         buffer = io.BytesIO()
         canvas.save(buffer, "JPEG", quality=JPEG_QUALITY, optimize=True)
         written.append(sink.write(sheet_name(page), buffer.getvalue(), "image/jpeg"))

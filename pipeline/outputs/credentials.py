@@ -18,8 +18,14 @@ from pipeline.errors import UsageError
 CERT_ENV, KEY_ENV = "MODOMO_SIGN_CERT", "MODOMO_SIGN_KEY"
 # What a validator may report of a good signature whose chain it does not trust (a private or test CA), or
 # whose revocation it did not check: the manifest is still intact and bound to the pixels.
-TRUST_CODES = frozenset({"signingCredential.untrusted", "signingCredential.ocsp.skipped",
-                         "signingCredential.ocsp.unknown", "timeStamp.untrusted"})
+TRUST_CODES = frozenset(
+    {
+        "signingCredential.untrusted",
+        "signingCredential.ocsp.skipped",
+        "signingCredential.ocsp.unknown",
+        "timeStamp.untrusted",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -38,21 +44,32 @@ class Credentials:
 
 
 def load_credentials(cert: str | Path | None, key: str | Path | None) -> Credentials | None:
-    """The certificate chain and key, read and matched, or None when the run signs nothing; UsageError (one
-    line) for anything off. `signing.load_signing` also tries them."""""
+    (
+        """The certificate chain and key, read and matched, or None when the run signs nothing; UsageError (one
+    line) for anything off. `signing.load_signing` also tries them."""
+        ""
+    )
     if not cert and not key:
         return None
     if not cert or not key:
         given, missing = ("--sign-cert", "--sign-key") if cert else ("--sign-key", "--sign-cert")
-        raise UsageError(f"{given} needs {missing} too (or {CERT_ENV} and {KEY_ENV}): a signature needs both "
-                         "the certificate chain and its private key")
+        raise UsageError(
+            f"{given} needs {missing} too (or {CERT_ENV} and {KEY_ENV}): a signature needs both "
+            "the certificate chain and its private key"
+        )
     chain, key_pem = read_pem(cert, "--sign-cert"), read_pem(key, "--sign-key")
     certificates = parse_chain(chain, cert)
     private = parse_key(key_pem, key)
     check_pair(certificates[0], private, cert, key)
     check_usage(certificates[0], cert)
-    return Credentials(chain, key_pem, algorithm(private, key), common_name(certificates[0].subject),
-                       organisation(certificates[0].issuer), f"{cert}")
+    return Credentials(
+        chain,
+        key_pem,
+        algorithm(private, key),
+        common_name(certificates[0].subject),
+        organisation(certificates[0].issuer),
+        f"{cert}",
+    )
 
 
 def read_pem(path: str | Path, option: str) -> bytes:
@@ -72,8 +89,10 @@ def parse_chain(data: bytes, path) -> list:
     except ValueError:
         certificates = []
     if not certificates:
-        raise UsageError(f"--sign-cert {path}: not a PEM certificate chain (expected '-----BEGIN CERTIFICATE-----', "
-                         "the signer's certificate first)")
+        raise UsageError(
+            f"--sign-cert {path}: not a PEM certificate chain (expected '-----BEGIN CERTIFICATE-----', "
+            "the signer's certificate first)"
+        )
     return certificates
 
 
@@ -97,8 +116,10 @@ def check_pair(certificate, private, cert, key) -> None:
         return public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
     if raw(certificate.public_key()) != raw(private.public_key()):
-        raise UsageError(f"--sign-key {key} does not match the first certificate of --sign-cert {cert} "
-                         f"({common_name(certificate.subject)!r}): give the key of that certificate")
+        raise UsageError(
+            f"--sign-key {key} does not match the first certificate of --sign-cert {cert} "
+            f"({common_name(certificate.subject)!r}): give the key of that certificate"
+        )
 
 
 def check_usage(certificate, path) -> None:
@@ -112,17 +133,24 @@ def check_usage(certificate, path) -> None:
         except x509.ExtensionNotFound:
             return None
 
-    constraints, usage, extended = (extension(x509.BasicConstraints), extension(x509.KeyUsage),
-                                    extension(x509.ExtendedKeyUsage))
+    constraints, usage, extended = (
+        extension(x509.BasicConstraints),
+        extension(x509.KeyUsage),
+        extension(x509.ExtendedKeyUsage),
+    )
     name = common_name(certificate.subject)
     if constraints is not None and constraints.ca:
-        raise UsageError(f"--sign-cert {path}: its first certificate ({name!r}) is a CA's; C2PA manifests are "
-                         "signed with an end-entity certificate issued by it")
+        raise UsageError(
+            f"--sign-cert {path}: its first certificate ({name!r}) is a CA's; C2PA manifests are "
+            "signed with an end-entity certificate issued by it"
+        )
     if usage is None or not usage.digital_signature:
         raise UsageError(f"--sign-cert {path}: {name!r} lacks the digitalSignature key usage C2PA requires")
     if extended is None or len(extended) == 0:
-        raise UsageError(f"--sign-cert {path}: {name!r} has no extended key usage; C2PA requires one such as "
-                         "documentSigning or emailProtection")
+        raise UsageError(
+            f"--sign-cert {path}: {name!r} has no extended key usage; C2PA requires one such as "
+            "documentSigning or emailProtection"
+        )
 
 
 def algorithm(private, path) -> str:
@@ -132,8 +160,9 @@ def algorithm(private, path) -> str:
         by_curve = {"secp256r1": "es256", "secp384r1": "es384", "secp521r1": "es512"}
         if private.curve.name in by_curve:
             return by_curve[private.curve.name]
-        raise UsageError(f"--sign-key {path}: curve {private.curve.name} is not one C2PA signs with "
-                         "(P-256, P-384 or P-521)")
+        raise UsageError(
+            f"--sign-key {path}: curve {private.curve.name} is not one C2PA signs with (P-256, P-384 or P-521)"
+        )
     if isinstance(private, rsa.RSAPrivateKey):
         return "ps256"
     if isinstance(private, ed25519.Ed25519PrivateKey):

@@ -35,14 +35,20 @@ def run_line(summary: dict) -> dict:
         "finished": datetime.now(UTC).isoformat(timespec="seconds"),
         "engine": summary.get("engine", "modomo"),
         "device": device_text(summary),
-        "jobs": counts.get("ok", 0), "failed": counts.get("failed", 0), "skipped": counts.get("skipped", 0),
+        "jobs": counts.get("ok", 0),
+        "failed": counts.get("failed", 0),
+        "skipped": counts.get("skipped", 0),
         "results": counts.get("results", 0),
         "seconds": round(summary.get("seconds", 0.0), 3),
         "images_per_minute": round(summary.get("images_per_minute", 0.0), 3),
-        "cost": round(cost.get("total", 0.0), 6), "currency": cost.get("currency", "USD"),
+        "cost": round(cost.get("total", 0.0), 6),
+        "currency": cost.get("currency", "USD"),
         "stages": {name: round(row["mean"], 6) for name, row in (summary.get("stages") or {}).items()},
-        "settings": {k: summary.get("settings", {}).get(k) for k in ("size", "steps", "room", "models")
-                     if summary.get("settings", {}).get(k) is not None},
+        "settings": {
+            k: summary.get("settings", {}).get(k)
+            for k in ("size", "steps", "room", "models")
+            if summary.get("settings", {}).get(k) is not None
+        },
         "styles": summary.get("styles", {}).get("names", []),
     }
 

@@ -19,9 +19,33 @@ import math
 
 from pipeline.outputs.journal import Journal
 
-COLUMNS = ("input", "style", "variation", "room", "room_probability", "status", "error", "result", "thumbnail",
-           "result_url", "thumbnail_url", "seed", "quality", "passed", "edges_f1", "depth_rmse", "kept_delta_e_max",
-           "kept_delta_e_mean", "settings", "finished", "manifest_line", "id", "original", "set", "style_ref")
+COLUMNS = (
+    "input",
+    "style",
+    "variation",
+    "room",
+    "room_probability",
+    "status",
+    "error",
+    "result",
+    "thumbnail",
+    "result_url",
+    "thumbnail_url",
+    "seed",
+    "quality",
+    "passed",
+    "edges_f1",
+    "depth_rmse",
+    "kept_delta_e_max",
+    "kept_delta_e_mean",
+    "settings",
+    "finished",
+    "manifest_line",
+    "id",
+    "original",
+    "set",
+    "style_ref",
+)
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -37,8 +61,11 @@ def latest_jobs(entries: list[dict]) -> list[dict]:
         result = entry.get("outputs", {}).get("result")
         if result:
             owner[result] = key
-    return [entry for key, entry in latest.items()
-            if not entry.get("outputs", {}).get("result") or owner[entry["outputs"]["result"]] == key]
+    return [
+        entry
+        for key, entry in latest.items()
+        if not entry.get("outputs", {}).get("result") or owner[entry["outputs"]["result"]] == key
+    ]
 
 
 def rows(entries: list[dict]) -> list[dict]:
@@ -53,29 +80,43 @@ def row(entry: dict, variation: dict | None) -> dict:
     result = variation if variation is not None else entry
     outputs = result.get("outputs", {})
     return {
-        "input": entry.get("input"), "style": entry.get("style"),
+        "input": entry.get("input"),
+        "style": entry.get("style"),
         "variation": variation.get("n") if variation is not None else (1 if outputs.get("result") else None),
-        "room": entry.get("room"), "room_probability": entry.get("room_probability"),
-        "status": entry.get("status", "ok"), "error": entry.get("error"),
-        "result": outputs.get("result"), "thumbnail": outputs.get("thumbnail"),
-        "result_url": result.get("transformed_url"), "thumbnail_url": result.get("thumbnail_url"),
-        "seed": result.get("seed"), "quality": result.get("quality"), "passed": result.get("passed"),
+        "room": entry.get("room"),
+        "room_probability": entry.get("room_probability"),
+        "status": entry.get("status", "ok"),
+        "error": entry.get("error"),
+        "result": outputs.get("result"),
+        "thumbnail": outputs.get("thumbnail"),
+        "result_url": result.get("transformed_url"),
+        "thumbnail_url": result.get("thumbnail_url"),
+        "seed": result.get("seed"),
+        "quality": result.get("quality"),
+        "passed": result.get("passed"),
         **fidelity_cells(result.get("fidelity") or {}),
-        "settings": entry.get("settings"), "finished": entry.get("finished"),
-        "manifest_line": entry.get("line"), "id": entry["id"],
+        "settings": entry.get("settings"),
+        "finished": entry.get("finished"),
+        "manifest_line": entry.get("line"),
+        "id": entry["id"],
         # The source photo's path or URL: the link to the original that disclosure rules ask for.
         "original": entry.get("input"),
         # Last, as the columns were added: the room set, and the style reference as the user named it (a set
         # member's is its anchor's key). Empty for jobs without them.
-        "set": entry.get("set"), "style_ref": (entry.get("reference") or {}).get("source"),
+        "set": entry.get("set"),
+        "style_ref": (entry.get("reference") or {}).get("source"),
     }
 
 
 def fidelity_cells(fidelity: dict) -> dict:
     """A result's fidelity (pipeline.stages.fidelity) as index columns; empty where it was not measured."""
     kept = fidelity.get("kept_delta_e") or {}
-    return {"edges_f1": fidelity.get("edges_f1"), "depth_rmse": fidelity.get("depth_rmse"),
-            "kept_delta_e_max": kept.get("max"), "kept_delta_e_mean": kept.get("mean")}
+    return {
+        "edges_f1": fidelity.get("edges_f1"),
+        "depth_rmse": fidelity.get("depth_rmse"),
+        "kept_delta_e_max": kept.get("max"),
+        "kept_delta_e_mean": kept.get("mean"),
+    }
 
 
 def safe_cell(value) -> str | float | int:
@@ -110,5 +151,10 @@ def write_index(sink) -> dict:
     jsonl_path = sink.write("index.jsonl", to_jsonl(table), "application/x-ndjson")
     jobs = {(r["id"], r["style"]): r["status"] for r in table}
     counts = {status: sum(s == status for s in jobs.values()) for status in ("ok", "failed")}
-    return {"csv": csv_path, "jsonl": jsonl_path, "jobs": len(jobs), "results": sum(bool(r["result"]) for r in table),
-            **counts}
+    return {
+        "csv": csv_path,
+        "jsonl": jsonl_path,
+        "jobs": len(jobs),
+        "results": sum(bool(r["result"]) for r in table),
+        **counts,
+    }

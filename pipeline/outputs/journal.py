@@ -35,7 +35,7 @@ def parse_lines(text: str) -> list[dict]:
         except ValueError:
             continue
         if isinstance(entry, dict) and "id" in entry and "settings" in entry:  # lines without an id predate
-            entries.append(entry)                                                # input identities: redone
+            entries.append(entry)  # input identities: redone
     return entries
 
 
@@ -94,13 +94,17 @@ class Journal:
     def relative(self, entry: dict) -> dict:
         """A line with its outputs relative to the output's root. Lines of earlier versions hold absolute
         paths or URIs, possibly of where the output was before it moved: the sink places them."""
+
         def fix(outputs: dict) -> dict:
             return {k: self.sink.relative(v) if is_absolute(v) else v for k, v in (outputs or {}).items()}
 
         if not any(is_absolute(v) for v in all_outputs(entry)):
             return entry
-        return {**entry, "outputs": fix(entry.get("outputs")),
-                "variations": [{**v, "outputs": fix(v.get("outputs"))} for v in entry.get("variations") or []]}
+        return {
+            **entry,
+            "outputs": fix(entry.get("outputs")),
+            "variations": [{**v, "outputs": fix(v.get("outputs"))} for v in entry.get("variations") or []],
+        }
 
     def record(self, entry: dict) -> None:
         """Add one finished input; durable at once locally, at the next flush on R2."""

@@ -45,8 +45,9 @@ def render(template: str, item: Item, style: str, room: str, seed: int, n: int =
     """One output stem from the template; a usage error when it would leave the output."""
     key = PurePosixPath(item.key)
     parent = key.parent.as_posix()
-    name = template.format(stem=key.stem, parent="" if parent == "." else parent, style=style, room=room,
-                           seed=seed, n=n)
+    name = template.format(
+        stem=key.stem, parent="" if parent == "." else parent, style=style, room=room, seed=seed, n=n
+    )
     parts = [p for p in name.split("/") if p]
     if not parts or name.startswith("/") or any(p in (".", "..") for p in parts):
         raise UsageError(f"--name {template!r}: {item.display} would be written as {name!r}, outside the output")
@@ -90,10 +91,12 @@ def check_unique(items: list[Item], config, styles_for) -> None:
     if not config.name_template:
         return
     if "{room}" in config.name_template and any(
-            (item.job.room if item.job is not None and item.job.room else config.room) == AUTO_ROOM
-            for item in items):
-        raise UsageError(f"--name {config.name_template!r}: {{room}} is only known after --room auto has "
-                         "looked at each photo; give --room, or leave {room} out")
+        (item.job.room if item.job is not None and item.job.room else config.room) == AUTO_ROOM for item in items
+    ):
+        raise UsageError(
+            f"--name {config.name_template!r}: {{room}} is only known after --room auto has "
+            "looked at each photo; give --room, or leave {room} out"
+        )
     styles = {name for item in items for name in styles_for(item)}
     counts = {item: len(styles_for(item)) for item in items}
     names = {style: stems_for(items, style, config, counts.get) for style in sorted(styles)}
@@ -102,6 +105,7 @@ def check_unique(items: list[Item], config, styles_for) -> None:
         for style in styles_for(item):
             stem, label = names[style][item], f"{item.display} ({style})"
             if stem in taken:
-                raise UsageError(f"--name {config.name_template!r}: {taken[stem]} and {label} would both be "
-                                 f"written as {stem!r}")
+                raise UsageError(
+                    f"--name {config.name_template!r}: {taken[stem]} and {label} would both be written as {stem!r}"
+                )
             taken[stem] = label

@@ -72,6 +72,7 @@ class ImageRecord:
     @classmethod
     def from_entry(cls, entry: dict, locate=str, status: str | None = None) -> ImageRecord:
         """A journal line as a record (its status unless another is given), its outputs located."""
+
         def located(outputs: dict) -> dict:
             return {kind: locate(path) for kind, path in (outputs or {}).items()}
 
@@ -79,13 +80,25 @@ class ImageRecord:
         if reference.get("preview"):
             reference["preview"] = locate(reference["preview"])
 
-        return cls(entry["id"], entry.get("input") or entry.get("key", ""), entry.get("key", ""), entry.get("style"),
-                   status or entry.get("status", "ok"), error=entry.get("error"), room=entry.get("room"),
-                   outputs=located(entry.get("outputs")),
-                   urls={k: entry[k] for k in URL_FIELDS if k in entry}, seed=entry.get("seed"),
-                   quality=entry.get("quality"), quality_parts=entry.get("quality_parts") or {},
-                   fidelity=entry.get("fidelity") or {},
-                   passed=entry.get("passed"), attempts=entry.get("attempts") or 0,
-                   timings=entry.get("timings") or {},
-                   variations=[{**v, "outputs": located(v.get("outputs"))} for v in entry.get("variations") or []],
-                   set=entry.get("set"), anchor=bool(entry.get("anchor")), reference=reference)
+        return cls(
+            entry["id"],
+            entry.get("input") or entry.get("key", ""),
+            entry.get("key", ""),
+            entry.get("style"),
+            status or entry.get("status", "ok"),
+            error=entry.get("error"),
+            room=entry.get("room"),
+            outputs=located(entry.get("outputs")),
+            urls={k: entry[k] for k in URL_FIELDS if k in entry},
+            seed=entry.get("seed"),
+            quality=entry.get("quality"),
+            quality_parts=entry.get("quality_parts") or {},
+            fidelity=entry.get("fidelity") or {},
+            passed=entry.get("passed"),
+            attempts=entry.get("attempts") or 0,
+            timings=entry.get("timings") or {},
+            variations=[{**v, "outputs": located(v.get("outputs"))} for v in entry.get("variations") or []],
+            set=entry.get("set"),
+            anchor=bool(entry.get("anchor")),
+            reference=reference,
+        )

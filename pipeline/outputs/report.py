@@ -49,8 +49,13 @@ def _href(link: str | None) -> str:
 def embed_json(data) -> str:
     """JSON that is safe inside a <script> element: no `<`, `>` or `&` survives to end it or open a comment."""
     text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    for char, code in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"),
-                       ("\u2029", "\\u2029")):
+    for char, code in (
+        ("<", "\\u003c"),
+        (">", "\\u003e"),
+        ("&", "\\u0026"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
         text = text.replace(char, code)
     return text
 
@@ -66,9 +71,17 @@ def variations(record: dict) -> list[dict]:
         return record["variations"]
     if record.get("status") == "failed" or not record.get("outputs", {}).get("result"):
         return []
-    return [{"n": 1, "seed": record.get("seed"), "quality": record.get("quality"), "passed": record.get("passed"),
-             "outputs": record.get("outputs", {}), "transformed_url": record.get("transformed_url"),
-             "thumbnail_url": record.get("thumbnail_url")}]
+    return [
+        {
+            "n": 1,
+            "seed": record.get("seed"),
+            "quality": record.get("quality"),
+            "passed": record.get("passed"),
+            "outputs": record.get("outputs", {}),
+            "transformed_url": record.get("transformed_url"),
+            "thumbnail_url": record.get("thumbnail_url"),
+        }
+    ]
 
 
 class FolderLinks:
@@ -103,8 +116,14 @@ def _variation(variation: dict, link: FolderLinks) -> list:
     outputs = variation.get("outputs") or {}
     result = link(outputs.get("result")) or _href(variation.get("transformed_url"))
     thumb = link(outputs.get("thumbnail")) or _href(variation.get("thumbnail_url"))
-    return [variation.get("n", 1), variation.get("seed"), _round(variation.get("quality"), 4),
-            variation.get("passed"), result, thumb]
+    return [
+        variation.get("n", 1),
+        variation.get("seed"),
+        _round(variation.get("quality"), 4),
+        variation.get("passed"),
+        result,
+        thumb,
+    ]
 
 
 def job_data(record: dict, link: FolderLinks) -> dict:
@@ -115,18 +134,26 @@ def job_data(record: dict, link: FolderLinks) -> dict:
     g room set, an the set's anchor, rf style reference (see `reference_data`).
     """
     outputs = record.get("outputs") or {}
-    job = {"k": record.get("key") or record.get("input") or "", "s": record.get("style") or "",
-           "t": record.get("status", "ok")}
+    job = {
+        "k": record.get("key") or record.get("input") or "",
+        "s": record.get("style") or "",
+        "t": record.get("status", "ok"),
+    }
     optional = {
-        "e": record.get("error"), "r": record.get("room"), "q": _round(record.get("quality"), 4),
-        "p": record.get("passed"), "a": record.get("attempts") if (record.get("attempts") or 0) > 1 else None,
+        "e": record.get("error"),
+        "r": record.get("room"),
+        "q": _round(record.get("quality"), 4),
+        "p": record.get("passed"),
+        "a": record.get("attempts") if (record.get("attempts") or 0) > 1 else None,
         "qp": {k: _round(v, 3) for k, v in (record.get("quality_parts") or {}).items() if isinstance(v, float)},
         "fd": fidelity_text(record.get("fidelity") or {}),
         "tm": {k: _round(v, 3) for k, v in in_order(record.get("timings") or {}) if isinstance(v, (int, float))},
         "in": link(outputs.get("input")) or None,
         "mp": {k: link(outputs[k]) for k in MAP_KINDS if outputs.get(k)},
         "v": [_variation(v, link) for v in variations(record)],
-        "g": record.get("set"), "an": True if record.get("anchor") else None, "rf": reference_data(record, link),
+        "g": record.get("set"),
+        "an": True if record.get("anchor") else None,
+        "rf": reference_data(record, link),
     }
     job.update({k: v for k, v in optional.items() if v not in (None, {}, [])})
     return job
@@ -140,9 +167,12 @@ def reference_data(record: dict, link: FolderLinks) -> dict:
         return {}
     member = bool(reference.get("anchor")) or bool(record.get("set") and not record.get("anchor"))
     source = str(reference.get("source") or "")
-    data = {"h": link(reference.get("preview")) or None, "sc": _round(reference.get("scale"), 3),
-            "src": (source if member else re.split(r"[/\\]", source.rstrip("/\\"))[-1]) or None,
-            "a": 1 if member else None}
+    data = {
+        "h": link(reference.get("preview")) or None,
+        "sc": _round(reference.get("scale"), 3),
+        "src": (source if member else re.split(r"[/\\]", source.rstrip("/\\"))[-1]) or None,
+        "a": 1 if member else None,
+    }
     return {k: v for k, v in data.items() if v is not None}
 
 
@@ -172,8 +202,10 @@ def stage_bars(stages: dict) -> str:
     rows = []
     for name, row in in_order(stages):
         width = max(0.5, 100 * row["share"] / top)
-        rows.append(f'<div class="bar"><span>{_e(name)}</span><div class="track"><i style="width:{width:.1f}%">'
-                    f'</i></div><em>{row["mean"]:.3f} s &middot; {row["share"]:.1%}</em></div>')
+        rows.append(
+            f'<div class="bar"><span>{_e(name)}</span><div class="track"><i style="width:{width:.1f}%">'
+            f"</i></div><em>{row['mean']:.3f} s &middot; {row['share']:.1%}</em></div>"
+        )
     return '<div class="bars"><h3>Time per image by stage (mean)</h3>' + "".join(rows) + "</div>"
 
 
@@ -182,22 +214,25 @@ def facts(summary: dict) -> str:
     counts, cost = summary["counts"], summary["cost"]
     quality = summary.get("quality") or {}
     results = sum(len(r.get("variations") or []) or (r.get("status") != "failed") for r in summary["images"])
-    jobs = f'{counts["ok"]:,} ok &middot; {counts["failed"]:,} failed' + (
-        f' &middot; {counts["skipped"]:,} done before' if counts.get("skipped") else "")
+    jobs = f"{counts['ok']:,} ok &middot; {counts['failed']:,} failed" + (
+        f" &middot; {counts['skipped']:,} done before" if counts.get("skipped") else ""
+    )
     items = [
         ("jobs", jobs),
         ("results", f"{results:,}"),
-        ("mean quality", f'{quality["mean"]:.3f}' if quality.get("mean") is not None else "n/a"),
-        ("at or above threshold", f'{quality["success_rate"]:.0%}' if quality.get("success_rate") is not None
-         else "n/a"),
-        ("images / minute", f'{summary.get("images_per_minute", 0.0):.1f}'),
-        ("cost / image", f'{cost["per_image"]:.4f} {_e(cost["currency"])}'),
-        ("total cost", f'{cost["total"]:.4f} {_e(cost["currency"])}'),
+        ("mean quality", f"{quality['mean']:.3f}" if quality.get("mean") is not None else "n/a"),
+        (
+            "at or above threshold",
+            f"{quality['success_rate']:.0%}" if quality.get("success_rate") is not None else "n/a",
+        ),
+        ("images / minute", f"{summary.get('images_per_minute', 0.0):.1f}"),
+        ("cost / image", f"{cost['per_image']:.4f} {_e(cost['currency'])}"),
+        ("total cost", f"{cost['total']:.4f} {_e(cost['currency'])}"),
     ]
     if "history" in summary:
-        items.append(("runs", f'{len(summary["history"]):,}'))
+        items.append(("runs", f"{len(summary['history']):,}"))
     if "load_seconds" in summary:
-        items.append(("model load", f'{summary["load_seconds"]:.1f} s'))
+        items.append(("model load", f"{summary['load_seconds']:.1f} s"))
     return '<div class="facts">' + "".join(f'<div class="fact">{_e(n)}<b>{v}</b></div>' for n, v in items) + "</div>"
 
 
@@ -205,19 +240,29 @@ def history_table(history: list[dict]) -> str:
     """The runs that made the output, newest first: when, how, and what each did."""
     if not history:
         return ""
-    head = "".join(f"<th>{_e(h)}</th>" for h in ("finished", "engine", "device", "jobs done", "failed",
-                                                  "already done", "images / min", "cost"))
+    head = "".join(
+        f"<th>{_e(h)}</th>"
+        for h in ("finished", "engine", "device", "jobs done", "failed", "already done", "images / min", "cost")
+    )
     rows = []
     for run in reversed(history[-HISTORY_ROWS:]):
-        cells = (run.get("finished", "").replace("T", " ").removesuffix("+00:00") + " UTC", run.get("engine", ""),
-                 run.get("device", ""), f'{run.get("jobs", 0):,}', f'{run.get("failed", 0):,}',
-                 f'{run.get("skipped", 0):,}', f'{run.get("images_per_minute", 0.0):.1f}',
-                 f'{run.get("cost", 0.0):.4f} {run.get("currency", "")}')
+        cells = (
+            run.get("finished", "").replace("T", " ").removesuffix("+00:00") + " UTC",
+            run.get("engine", ""),
+            run.get("device", ""),
+            f"{run.get('jobs', 0):,}",
+            f"{run.get('failed', 0):,}",
+            f"{run.get('skipped', 0):,}",
+            f"{run.get('images_per_minute', 0.0):.1f}",
+            f"{run.get('cost', 0.0):.4f} {run.get('currency', '')}",
+        )
         rows.append("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in cells) + "</tr>")
     more = f"<p>{len(history) - HISTORY_ROWS:,} earlier runs not shown.</p>" if len(history) > HISTORY_ROWS else ""
-    return (f'<details class="history"><summary>How this output was made: {len(history):,} run(s)</summary>'
-            f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
-            f"{more}</details>")
+    return (
+        f'<details class="history"><summary>How this output was made: {len(history):,} run(s)</summary>'
+        f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
+        f"{more}</details>"
+    )
 
 
 def _options(name: str, label: str, choices: list[tuple[str, str]]) -> str:
@@ -229,16 +274,17 @@ def _options(name: str, label: str, choices: list[tuple[str, str]]) -> str:
 def toolbar(summary: dict, jobs: list[dict]) -> str:
     """Filters (status, style, file name), the sort, and the pager; the script keeps them in the URL."""
     counts = summary["counts"]
-    statuses = [("", f"all ({len(jobs):,})")] + [(s, f"{label} ({counts.get(s, 0):,})")
-                                                 for s, label in STATUS_LABELS.items()
-                                                 if s != "skipped" or counts.get(s)]
+    statuses = [("", f"all ({len(jobs):,})")] + [
+        (s, f"{label} ({counts.get(s, 0):,})") for s, label in STATUS_LABELS.items() if s != "skipped" or counts.get(s)
+    ]
     names = list(dict.fromkeys([*summary.get("styles", {}).get("names", []), *(j["s"] for j in jobs if j["s"])]))
     per_style = {name: sum(j["s"] == name for j in jobs) for name in names}
     styles = [("", "all styles")] + [(n, f"{n} ({per_style[n]:,})") for n in names]
     sorts = [("input", "input name"), ("quality", "quality, worst first"), ("-quality", "quality, best first")]
     return (
         '<nav class="toolbar">'
-        + _options("status", "status", statuses) + _options("style", "style", styles)
+        + _options("status", "status", statuses)
+        + _options("style", "style", styles)
         + _options("sort", "sort by", sorts)
         + '<label>find<input id="f-q" type="search" placeholder="file name" aria-label="find by file name"></label>'
         + '<div class="pager top"></div></nav>'
@@ -251,15 +297,25 @@ def heading(summary: dict) -> str:
     styles = ", ".join(summary.get("styles", {}).get("names", [])) or settings.get("style", "")
     device = summary.get("device")
     device_name = device.get("name", "") if isinstance(device, dict) else (device or "")
-    line = " &middot; ".join(_e(part) for part in (styles, settings.get("room", ""),
-                                                   f'{settings.get("size", "")} px' if settings.get("size") else "",
-                                                   f'{settings.get("steps")} steps' if settings.get("steps") else "",
-                                                   device_name) if part)
+    line = " &middot; ".join(
+        _e(part)
+        for part in (
+            styles,
+            settings.get("room", ""),
+            f"{settings.get('size', '')} px" if settings.get("size") else "",
+            f"{settings.get('steps')} steps" if settings.get("steps") else "",
+            device_name,
+        )
+        if part
+    )
     created = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    stopped = f'<div class="stopped">The run stopped early: {_e(summary["stopped"])}</div>' \
-        if summary.get("stopped") else ""
-    return (f'<header class="top"><h1>modomo report</h1><p>{line}</p>'
-            f"<p>{created} &middot; modomo {__version__}</p></header>{stopped}")
+    stopped = (
+        f'<div class="stopped">The run stopped early: {_e(summary["stopped"])}</div>' if summary.get("stopped") else ""
+    )
+    return (
+        f'<header class="top"><h1>modomo report</h1><p>{line}</p>'
+        f"<p>{created} &middot; modomo {__version__}</p></header>{stopped}"
+    )
 
 
 def render(summary: dict, jobs: list[dict]) -> str:

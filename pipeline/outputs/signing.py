@@ -34,8 +34,9 @@ class Parent:
     title: str
 
 
-def sign(credentials: Credentials, data: bytes, mime: str, title: str, parent: Parent, about: dict,
-         resized: bool = False) -> bytes:
+def sign(
+    credentials: Credentials, data: bytes, mime: str, title: str, parent: Parent, about: dict, resized: bool = False
+) -> bytes:
     """`data` (an encoded image of type `mime`) with a signed manifest embedded; C2paError if c2pa refuses."""
     import c2pa
 
@@ -43,10 +44,17 @@ def sign(credentials: Credentials, data: bytes, mime: str, title: str, parent: P
     context = c2pa.Context(c2pa.Settings.from_dict(SETTINGS))
     parent_mime = image_mime(parent.data)
     readable = parent_mime is not None and parent_mime in supported_mimes()
-    described = {"title": parent.title, "relationship": "parentOf", "label": PARENT,
-                 **({"format": parent_mime or "application/octet-stream"} if not readable else {})}
-    with signer, context, c2pa.Builder(manifest(title, about, resized, None if readable else described),
-                                       context) as builder:
+    described = {
+        "title": parent.title,
+        "relationship": "parentOf",
+        "label": PARENT,
+        **({"format": parent_mime or "application/octet-stream"} if not readable else {}),
+    }
+    with (
+        signer,
+        context,
+        c2pa.Builder(manifest(title, about, resized, None if readable else described), context) as builder,
+    ):
         if readable:  # hash-bound to the photo's bytes; its own manifest store, if any, comes along
             builder.add_ingredient(described, parent_mime, io.BytesIO(parent.data))
         signed = io.BytesIO()
@@ -59,8 +67,12 @@ def manifest(title: str, about: dict, resized: bool, ingredient: dict | None) ->
     agent = {"name": "modomo", "version": __version__}
     actions = [
         {"action": "c2pa.opened", "parameters": {"ingredientIds": [PARENT]}},
-        {"action": "c2pa.edited", "digitalSourceType": DIGITAL_SOURCE_TYPE, "softwareAgent": agent,
-         "description": f"Restyled as {about.get('style', 'a new style')} with a generative model"},
+        {
+            "action": "c2pa.edited",
+            "digitalSourceType": DIGITAL_SOURCE_TYPE,
+            "softwareAgent": agent,
+            "description": f"Restyled as {about.get('style', 'a new style')} with a generative model",
+        },
     ]
     if resized:
         actions.append({"action": "c2pa.resized", "softwareAgent": agent})
@@ -121,5 +133,6 @@ def rehearse(credentials: Credentials) -> None:
     failures = [f for f in (results.get("activeManifest") or {}).get("failure", []) if f["code"] not in TRUST_CODES]
     if failures:
         first = failures[0]
-        raise UsageError(f"{where}: a manifest signed with it does not validate: {first['code']} "
-                         f"({first.get('explanation', '')})")
+        raise UsageError(
+            f"{where}: a manifest signed with it does not validate: {first['code']} ({first.get('explanation', '')})"
+        )

@@ -164,8 +164,9 @@ class LocalSink:
         """Create the output folder, check it is writable and sweep temporary files no live run owns."""
         try:
             self.temp_dir.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=self.temp_dir, prefix=f"check{TEMP_SEP}{self.owner}{TEMP_SEP}",
-                                             suffix=".tmp"):
+            with tempfile.NamedTemporaryFile(
+                dir=self.temp_dir, prefix=f"check{TEMP_SEP}{self.owner}{TEMP_SEP}", suffix=".tmp"
+            ):
                 pass
         except OSError as exc:
             raise OutputError(f"{self.root}: output folder is not writable: {exc.strerror or exc}") from None
@@ -306,7 +307,7 @@ class R2Sink:
             return location
         own = f"r2://{self.location.bucket}/{self.location.prefix}"
         if location.startswith(own):
-            return location[len(own):]
+            return location[len(own) :]
         if self._keys is None:
             self._keys = set(self.list(""))
         found = suffix_in(location, self._keys.__contains__)
@@ -323,7 +324,8 @@ class R2Sink:
 
         try:
             return self.remote.client.get_object(Bucket=self.location.bucket, Key=self.location.key(relative))[
-                "Body"].read()
+                "Body"
+            ].read()
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                 return None
@@ -332,10 +334,9 @@ class R2Sink:
     def list(self, relative_prefix: str) -> list[str]:
         """Keys under a relative prefix, relative to the output prefix, sorted."""
         prefix = self.location.key(relative_prefix)
-        pages = self.remote.client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.location.bucket, Prefix=prefix)
+        pages = self.remote.client.get_paginator("list_objects_v2").paginate(Bucket=self.location.bucket, Prefix=prefix)
         keys = [obj["Key"] for page in pages for obj in page.get("Contents", [])]
-        return sorted(key[len(self.location.prefix):] for key in keys)
+        return sorted(key[len(self.location.prefix) :] for key in keys)
 
     def write(self, relative: str, data: bytes, content_type: str | None = None, metadata: dict | None = None) -> str:
         """Upload one object (with `metadata` as x-amz-meta-*); OSError with a one-line reason once retries
@@ -351,7 +352,10 @@ class R2Sink:
             extra["Metadata"] = metadata
         try:
             self.remote.client.upload_fileobj(
-                io.BytesIO(data), self.location.bucket, key, ExtraArgs=extra,
+                io.BytesIO(data),
+                self.location.bucket,
+                key,
+                ExtraArgs=extra,
                 Config=TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, use_threads=False),
             )
         except ClientError as exc:

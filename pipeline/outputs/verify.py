@@ -27,7 +27,7 @@ def xmp_of(data: bytes) -> ET.Element | None:
     if start < 0 or end < 0:
         return None
     try:
-        return ET.fromstring(data[start:end + len(END)])
+        return ET.fromstring(data[start : end + len(END)])
     except ET.ParseError:
         return None
 
@@ -63,13 +63,21 @@ def content_credentials(data: bytes) -> dict | None:
     except c2pa.C2paError as exc:
         return {"valid": False, "state": "Unreadable", "failures": [" ".join(str(exc).split())]}
     codes = [f["code"] for f in (results.get("activeManifest") or {}).get("failure", [])]
-    actions = [action for assertion in active.get("assertions", []) if assertion["label"].startswith("c2pa.actions")
-               for action in assertion["data"].get("actions", [])]
+    actions = [
+        action
+        for assertion in active.get("assertions", [])
+        if assertion["label"].startswith("c2pa.actions")
+        for action in assertion["data"].get("actions", [])
+    ]
     signature = active.get("signature_info") or {}
     problems = [code for code in codes if code not in TRUST_CODES]
     return {
-        "valid": state in ("Valid", "Trusted") and not problems, "state": state, "trusted": state == "Trusted",
-        "failures": problems, "signer": signature.get("common_name"), "issuer": signature.get("issuer"),
+        "valid": state in ("Valid", "Trusted") and not problems,
+        "state": state,
+        "trusted": state == "Trusted",
+        "failures": problems,
+        "signer": signature.get("common_name"),
+        "issuer": signature.get("issuer"),
         "ingredients": [ingredient.get("title") for ingredient in active.get("ingredients", [])],
         "actions": [action["action"] for action in actions],
         "source_type": next((a["digitalSourceType"] for a in actions if a.get("digitalSourceType")), None),
@@ -105,7 +113,10 @@ def verify(target: str) -> list[dict]:
     if sink.is_output():
         return [checked(sink.locate(name), sink.read(name) or b"", signed) for name, signed in output_files(sink)]
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
-                       and ".modomo" not in p.parts)
+        files = sorted(
+            p
+            for p in path.rglob("*")
+            if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and ".modomo" not in p.parts
+        )
         return [checked(str(p), p.read_bytes()) for p in files]
     raise UsageError(f"{target}: no such file, folder or output")

@@ -82,13 +82,22 @@ def totals(records: list[dict], history: list[dict]) -> dict:
     processed = made + sum(run.get("failed", 0) for run in history)
     cost = sum(run.get("cost", 0.0) for run in history)
     return {
-        "counts": {"ok": len(ok), "failed": len(records) - len(ok), "skipped": 0,
-                   "results": sum(max(1, len(r.get("variations") or [])) for r in ok)},
-        "quality": {"mean": sum(r["quality"] for r in scored) / len(scored) if scored else None,
-                    "success_rate": sum(bool(r.get("passed")) for r in scored) / len(scored) if scored else None},
+        "counts": {
+            "ok": len(ok),
+            "failed": len(records) - len(ok),
+            "skipped": 0,
+            "results": sum(max(1, len(r.get("variations") or [])) for r in ok),
+        },
+        "quality": {
+            "mean": sum(r["quality"] for r in scored) / len(scored) if scored else None,
+            "success_rate": sum(bool(r.get("passed")) for r in scored) / len(scored) if scored else None,
+        },
         "images_per_minute": 60.0 * made / seconds if seconds > 0 else 0.0,
-        "cost": {"currency": history[-1].get("currency", "USD") if history else "USD", "total": cost,
-                 "per_image": cost / processed if processed else 0.0},
+        "cost": {
+            "currency": history[-1].get("currency", "USD") if history else "USD",
+            "total": cost,
+            "per_image": cost / processed if processed else 0.0,
+        },
     }
 
 
@@ -103,7 +112,8 @@ def output_summary(sink) -> dict:
         "stages": stage_means(history),
         "history": history,
         "settings": latest.get("settings", {}),
-        "styles": {"names": list(dict.fromkeys([*latest.get("styles", []), *(r["style"] for r in records
-                                                                              if r["style"])]))},
+        "styles": {
+            "names": list(dict.fromkeys([*latest.get("styles", []), *(r["style"] for r in records if r["style"])]))
+        },
         "device": latest.get("device", ""),
     }

@@ -62,8 +62,15 @@ class OutputWriter:
                 frame.error = frame.error or reason
         record = self.record(frames, run)
         if not record.ok and self.journal is not None:  # for the index; never counted as done
-            self.journal.record({**self.journal_entry(frames, run), "status": "failed", "error": record.error,
-                                 "outputs": {}, "variations": []})
+            self.journal.record(
+                {
+                    **self.journal_entry(frames, run),
+                    "status": "failed",
+                    "error": record.error,
+                    "outputs": {},
+                    "variations": [],
+                }
+            )
         for frame in frames:  # keep memory flat
             frame.image = frame.result = frame.depth = frame.edges = frame.lines = frame.original = frame.source = None
             frame.scene = None
@@ -99,9 +106,12 @@ class OutputWriter:
         with timed([frame], "write"):
             marking = xmp_packet(run.style.name, frame.room if frame.room != AUTO_ROOM else None)
             label = self.config.disclosure(run.style)
-            files = {"result": imaging.encode(disclose(frame.result, label), fmt, marking),
-                     "thumbnail": imaging.encode(disclose(imaging.thumbnail(frame.result, THUMBNAIL_SIDE), label),
-                                                 "jpeg", marking)}
+            files = {
+                "result": imaging.encode(disclose(frame.result, label), fmt, marking),
+                "thumbnail": imaging.encode(
+                    disclose(imaging.thumbnail(frame.result, THUMBNAIL_SIDE), label), "jpeg", marking
+                ),
+            }
         if self.config.signing is not None:
             with timed([frame], "sign"):
                 files = {kind: self.sign(frame, run, names[kind], data, types[kind]) for kind, data in files.items()}
@@ -132,22 +142,42 @@ class OutputWriter:
         """One file with its C2PA manifest: the input photo as parent, what was done, by what."""
         from c2pa import C2paError
 
-        about = {"style": run.style.name, "room": frame.room, "prompt": frame.prompt or run.settings.prompt,
-                 "negative_prompt": frame.negative_prompt or run.settings.negative_prompt, "seed": frame.seed,
-                 "variation": frame.variation, "models": self.models, "settings": run.settings_hash}
+        about = {
+            "style": run.style.name,
+            "room": frame.room,
+            "prompt": frame.prompt or run.settings.prompt,
+            "negative_prompt": frame.negative_prompt or run.settings.negative_prompt,
+            "seed": frame.seed,
+            "variation": frame.variation,
+            "models": self.models,
+            "settings": run.settings_hash,
+        }
         parent = Parent(frame.source, frame.item.key.rsplit("/", 1)[-1])
         try:
-            return sign(self.config.signing, data, mime, name.rsplit("/", 1)[-1], parent, about,
-                        resized=name.endswith(".thumb.jpg"))
+            return sign(
+                self.config.signing,
+                data,
+                mime,
+                name.rsplit("/", 1)[-1],
+                parent,
+                about,
+                resized=name.endswith(".thumb.jpg"),
+            )
         except C2paError as exc:
             raise ModomoError(f"cannot sign {name}: {' '.join(str(exc).split())}") from None
 
     def object_metadata(self, frame: Frame, run) -> dict[str, str]:
         """What an uploaded result says about itself in a bucket browser (x-amz-meta-*; ASCII, so
         anything else percent-encoded)."""
-        fields = {"source": frame.item.display, "style": run.style.name, "room": frame.room or "",
-                  "seed": str(frame.seed), "quality": "" if frame.quality is None else f"{frame.quality:.4f}",
-                  "variation": str(frame.variation), "modomo-version": __version__}
+        fields = {
+            "source": frame.item.display,
+            "style": run.style.name,
+            "room": frame.room or "",
+            "seed": str(frame.seed),
+            "quality": "" if frame.quality is None else f"{frame.quality:.4f}",
+            "variation": str(frame.variation),
+            "modomo-version": __version__,
+        }
         return {k: quote(v, safe=" /:@,.'()!*+=&;$~-_") for k, v in fields.items()}
 
     def write_controls(self, frame: Frame, stem: str) -> dict[str, str]:
@@ -156,13 +186,22 @@ class OutputWriter:
         with self.lock:  # the styles of one photo are written by several threads
             shared = self.photo_maps.setdefault(frame.item.identity, {})
             if not shared:
-                shared.update(self.encode_maps(stem, {
-                    "input": (frame.image, "jpeg", ".input.jpg"),
-                    "depth": (frame.depth, "png", ".depth.png"),
-                    "masks": (draw_objects(frame.image, frame.objects), "jpeg", ".masks.jpg"),
-                }))
-        return {**shared, **self.encode_maps(stem, {"edges": (frame.edges, "png", ".edges.png"),
-                                                    "lines": (frame.lines, "png", ".lines.png")})}
+                shared.update(
+                    self.encode_maps(
+                        stem,
+                        {
+                            "input": (frame.image, "jpeg", ".input.jpg"),
+                            "depth": (frame.depth, "png", ".depth.png"),
+                            "masks": (draw_objects(frame.image, frame.objects), "jpeg", ".masks.jpg"),
+                        },
+                    )
+                )
+        return {
+            **shared,
+            **self.encode_maps(
+                stem, {"edges": (frame.edges, "png", ".edges.png"), "lines": (frame.lines, "png", ".lines.png")}
+            ),
+        }
 
     def encode_maps(self, stem: str, images: dict) -> dict[str, str]:
         """Each (image, format, suffix) written beside the result; their locations by kind."""
@@ -194,8 +233,9 @@ class OutputWriter:
             "outputs": self.relative(frame.outputs),
             **({"digest": frame.digest} if frame.digest else {}),
             **frame.urls,
-            "variations": [{**v, "outputs": self.relative(v["outputs"])} for v in map(variation_json, frames,
-                                                                                      [run] * len(frames))],
+            "variations": [
+                {**v, "outputs": self.relative(v["outputs"])} for v in map(variation_json, frames, [run] * len(frames))
+            ],
             **({"quality_parts": dict(frame.quality_parts)} if frame.quality_parts else {}),
             **({"fidelity": dict(frame.fidelity)} if frame.fidelity else {}),
             "attempts": sum(len(f.attempts) for f in frames),
@@ -217,15 +257,27 @@ class OutputWriter:
         if error and item.job is not None and not error.startswith("manifest line"):
             error = item.job.fail(error)
         return ImageRecord(
-            item.identity, item.display, item.key, run.style.name, "ok" if frame.ok else "failed", error, frame.room,
-            outputs=dict(frame.outputs) if frame.ok else {}, urls=dict(frame.urls) if frame.ok else {},
-            seed=frame.seed, quality=frame.quality, quality_parts=dict(frame.quality_parts),
+            item.identity,
+            item.display,
+            item.key,
+            run.style.name,
+            "ok" if frame.ok else "failed",
+            error,
+            frame.room,
+            outputs=dict(frame.outputs) if frame.ok else {},
+            urls=dict(frame.urls) if frame.ok else {},
+            seed=frame.seed,
+            quality=frame.quality,
+            quality_parts=dict(frame.quality_parts),
             fidelity=dict(frame.fidelity),
-            passed=passed(frame, run) if frame.ok else None, attempts=sum(len(f.attempts) for f in frames),
+            passed=passed(frame, run) if frame.ok else None,
+            attempts=sum(len(f.attempts) for f in frames),
             timings={k: round(v, 6) for k, v in summed_timings(frames).items()},
             variations=[variation_json(f, run) for f in frames] if frame.ok else [],
             retry_errors=sum("error" in attempt for f in frames for attempt in f.attempts),
-            warnings=list(frame.warnings), set=item.group, anchor=bool(item.group and not item.anchor),
+            warnings=list(frame.warnings),
+            set=item.group,
+            anchor=bool(item.group and not item.anchor),
             reference=reference_json(frame, self.sink.locate),
         )
 
@@ -245,19 +297,30 @@ class OutputWriter:
             **({"room_probability": frame.room_probability} if frame.room_probability is not None else {}),
             "prompt": frame.prompt or run.settings.prompt,
             "negative_prompt": frame.negative_prompt or run.settings.negative_prompt,
-            **({"manifest": {"line": frame.item.job.line, "job": frame.item.job.digest}}
-               if frame.item.job is not None else {}),
+            **(
+                {"manifest": {"line": frame.item.job.line, "job": frame.item.job.digest}}
+                if frame.item.job is not None
+                else {}
+            ),
             **set_fields(frame),
             "seed": frame.seed,
             **({"variation": {"n": frame.variation, "of": len(listing)}, "variations": listing} if listing else {}),
             "models": self.models,
             "settings": self.config.settings_json(run.style),
             "objects": [o.to_json() for o in frame.objects],
-            "preserve": {"labels": sorted(kept_labels(frame, self.config)), "mask": frame.mask_source,
-                         "kept_area": round(float(frame.keep.mean()), 4) if frame.keep is not None else 0.0},
+            "preserve": {
+                "labels": sorted(kept_labels(frame, self.config)),
+                "mask": frame.mask_source,
+                "kept_area": round(float(frame.keep.mean()), 4) if frame.keep is not None else 0.0,
+            },
             **({"warnings": list(frame.warnings)} if frame.warnings else {}),
-            "quality": {"score": frame.quality, **frame.quality_parts, "threshold": run.threshold,
-                        "passed": passed(frame, run), "attempts": frame.attempts},
+            "quality": {
+                "score": frame.quality,
+                **frame.quality_parts,
+                "threshold": run.threshold,
+                "passed": passed(frame, run),
+                "attempts": frame.attempts,
+            },
             **({"fidelity": dict(frame.fidelity)} if frame.fidelity else {}),
             "timings": {k: round(v, 6) for k, v in frame.timings.items()},
             "outputs": {k: v.rsplit("/", 1)[-1] for k, v in frame.outputs.items() if k != "metadata"},
@@ -272,9 +335,11 @@ class OutputWriter:
 def set_fields(frame: Frame) -> dict:
     """A job's room set and reference, as journal lines and metadata keep them (paths relative to the output)."""
     item = frame.item
-    return {**({"set": item.group} if item.group else {}),
-            **({"anchor": True} if item.group and not item.anchor else {}),
-            **({"reference": frame.reference.to_json()} if frame.reference is not None else {})}
+    return {
+        **({"set": item.group} if item.group else {}),
+        **({"anchor": True} if item.group and not item.anchor else {}),
+        **({"reference": frame.reference.to_json()} if frame.reference is not None else {}),
+    }
 
 
 def reference_json(frame: Frame, locate) -> dict:
@@ -292,11 +357,15 @@ def ranked(frames: list[Frame]) -> list[Frame]:
 
 def variation_json(frame: Frame, run) -> dict:
     """One result of a job, as records, journal lines and metadata list it."""
-    return {"n": frame.variation, "seed": frame.seed, "quality": frame.quality,
-            "passed": passed(frame, run) if frame.ok else None,
-            **({"fidelity": dict(frame.fidelity)} if frame.fidelity else {}),
-            "outputs": {k: v for k, v in frame.outputs.items() if k in ("result", "thumbnail", "metadata")},
-            **frame.urls}
+    return {
+        "n": frame.variation,
+        "seed": frame.seed,
+        "quality": frame.quality,
+        "passed": passed(frame, run) if frame.ok else None,
+        **({"fidelity": dict(frame.fidelity)} if frame.fidelity else {}),
+        "outputs": {k: v for k, v in frame.outputs.items() if k in ("result", "thumbnail", "metadata")},
+        **frame.urls,
+    }
 
 
 def summed_timings(frames: list[Frame]) -> dict[str, float]:

@@ -33,8 +33,11 @@ class SetReferences:
     def load(self, pairs, workers: int) -> None:
         """The anchor results a pass of (item, style) jobs follows, read back and decoded in parallel before the
         pass starts: no output I/O in the model loop."""
-        wanted = {(item.anchor, style.name): (item, style) for item, style in pairs
-                  if item.anchor and (item.anchor, style.name) not in self.found}
+        wanted = {
+            (item.anchor, style.name): (item, style)
+            for item, style in pairs
+            if item.anchor and (item.anchor, style.name) not in self.found
+        }
         with ThreadPoolExecutor(max(1, workers)) as pool:
             self.found.update(zip(wanted, pool.map(lambda pair: self.read(*pair), wanted.values()), strict=True))
 

@@ -42,11 +42,16 @@ def size_batches(frames: Iterable[Frame], batch_size: int, window: int | None = 
 def batching_report(batch_size: int, calls: int, rendered: int) -> dict:
     """What the summary says of batching: requested size, generate calls (retries included), the frames
     they rendered and the mean frames per call."""
-    return {"batch_size": batch_size, "generate_calls": calls, "rendered": rendered,
-            "mean_batch": round(rendered / calls, 3) if calls else None}
+    return {
+        "batch_size": batch_size,
+        "generate_calls": calls,
+        "rendered": rendered,
+        "mean_batch": round(rendered / calls, 3) if calls else None,
+    }
 
 
 def merge_reports(batch_size: int, reports: list[dict]) -> dict:
     """One report from several workers' reports."""
-    return batching_report(batch_size, sum(r.get("generate_calls", 0) for r in reports),
-                           sum(r.get("rendered", 0) for r in reports))
+    return batching_report(
+        batch_size, sum(r.get("generate_calls", 0) for r in reports), sum(r.get("rendered", 0) for r in reports)
+    )

@@ -40,8 +40,10 @@ def examples(plan: RunPlan, todo: dict[str, list[str]]) -> list[str]:
 
 def look(plan: RunPlan) -> dict:
     """The references the jobs follow (as named) and each room set's photos, its anchor first."""
-    named = {*plan.config.references, *(item.job.style_ref for item in plan.items
-                                        if item.job is not None and item.job.reference is not None)}
+    named = {
+        *plan.config.references,
+        *(item.job.style_ref for item in plan.items if item.job is not None and item.job.reference is not None),
+    }
     sets: dict[str, list[str]] = {}
     for item in sorted(plan.items, key=lambda i: bool(i.anchor)):
         if item.group:
@@ -54,10 +56,17 @@ def describe(plan: RunPlan) -> dict:
     todo, skipped = split(plan)
     jobs = sum(len(plan.styles_for(item)) for item in plan.items)
     return {
-        "inputs": len(plan.items), "of": len(plan.everything), "jobs": jobs,
-        "to_do": sum(len(styles) for styles in todo.values()), "done": len(skipped),
+        "inputs": len(plan.items),
+        "of": len(plan.everything),
+        "jobs": jobs,
+        "to_do": sum(len(styles) for styles in todo.values()),
+        "done": len(skipped),
         "styles": [s.name for s in [*plan.config.styles, *plan.config.job_styles]],
-        "out": plan.config.out, "engine": plan.engine, "models": plan.spec.name,
+        "out": plan.config.out,
+        "engine": plan.engine,
+        "models": plan.spec.name,
         "shard": str(plan.shard) if plan.shard else None,
-        "examples": examples(plan, todo), "problems": problems(plan), **look(plan),
+        "examples": examples(plan, todo),
+        "problems": problems(plan),
+        **look(plan),
     }

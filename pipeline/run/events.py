@@ -31,8 +31,15 @@ class EventLog:
         elif event == "done":
             self.write(data["record"])
         elif event == "retry_failed":
-            self.emit({"event": "retry_failed", "inputs": [f.item.display for f in data["frames"]],
-                       "style": data["frames"][0].style, "attempt": data["attempt"], "error": data["error"]})
+            self.emit(
+                {
+                    "event": "retry_failed",
+                    "inputs": [f.item.display for f in data["frames"]],
+                    "style": data["frames"][0].style,
+                    "attempt": data["attempt"],
+                    "error": data["error"],
+                }
+            )
 
     def emit(self, line: dict) -> None:
         with self.lock:
@@ -44,10 +51,18 @@ class EventLog:
             self.done += 1
             elapsed = time.monotonic() - self.started
             left = max(0, self.total - self.done)
-            line = {"input": record.input, "id": record.id, "style": record.style, "status": record.status,
-                    "error": record.error, "outputs": record.outputs, "seconds": round(sum(record.timings.values()), 3),
-                    "done": self.done, "total": self.total,
-                    "eta_seconds": round(elapsed / self.done * left, 1) if self.done else None}
+            line = {
+                "input": record.input,
+                "id": record.id,
+                "style": record.style,
+                "status": record.status,
+                "error": record.error,
+                "outputs": record.outputs,
+                "seconds": round(sum(record.timings.values()), 3),
+                "done": self.done,
+                "total": self.total,
+                "eta_seconds": round(elapsed / self.done * left, 1) if self.done else None,
+            }
             self.handle.write(json.dumps(line, ensure_ascii=False) + "\n")
             self.handle.flush()
 

@@ -77,11 +77,13 @@ def check_engine(engine: str, devices: str | None, actors: int | None, config: R
     """The engine the options ask for, or a one-line usage error for a combination that has none."""
     several = "--devices" if devices else "--engine ray" if engine == "ray" else None
     if several and config.fail_fast:
-        raise UsageError(f"--fail-fast stops one process at its first failure; {several} runs several: "
-                         "run without one of them")
+        raise UsageError(
+            f"--fail-fast stops one process at its first failure; {several} runs several: run without one of them"
+        )
     if several and config.device != "auto":
-        raise UsageError(f"--device {config.device} with {several}: the device of each worker or actor is set "
-                         "by --devices or by Ray")
+        raise UsageError(
+            f"--device {config.device} with {several}: the device of each worker or actor is set by --devices or by Ray"
+        )
     if engine not in ENGINES:
         raise UsageError(f"--engine {engine!r}: choose modomo or ray")
     if devices and engine == "ray":
@@ -99,14 +101,30 @@ def build_plan(options: TransformOptions, worker_argv: list[str] | None = None) 
     from pipeline.run.shards import from_environment, parse
 
     shard = parse(options.shard) if options.shard else from_environment()
-    return plan_for(RunConfig.from_options(options), shard=shard, devices=options.devices, engine=options.engine,
-                    actors=options.actors, report=options.report, checkpoint=options.checkpoint,
-                    worker_argv=worker_argv, contact_sheet=options.contact_sheet)
+    return plan_for(
+        RunConfig.from_options(options),
+        shard=shard,
+        devices=options.devices,
+        engine=options.engine,
+        actors=options.actors,
+        report=options.report,
+        checkpoint=options.checkpoint,
+        worker_argv=worker_argv,
+        contact_sheet=options.contact_sheet,
+    )
 
 
-def plan_for(config: RunConfig, shard: Shard | None = None, devices: str | None = None, engine: str = "modomo",
-             actors: int | None = None, report: bool = False, checkpoint: Path | None = None,
-             worker_argv: list[str] | None = None, contact_sheet: bool = False) -> RunPlan:
+def plan_for(
+    config: RunConfig,
+    shard: Shard | None = None,
+    devices: str | None = None,
+    engine: str = "modomo",
+    actors: int | None = None,
+    report: bool = False,
+    checkpoint: Path | None = None,
+    worker_argv: list[str] | None = None,
+    contact_sheet: bool = False,
+) -> RunPlan:
     """Check everything that can be checked without models, in the order a user would fix it."""
 
     warnings: list[str] = []
@@ -119,11 +137,15 @@ def plan_for(config: RunConfig, shard: Shard | None = None, devices: str | None 
     if config.signing is None:  # read and tried once; a copy of a planned config (a Ray actor's) keeps it
         config.signing = load_signing(config.sign_cert, config.sign_key)
     if config.long_side != config.size:
-        warnings.append(f"--size {config.size} is not a multiple of 8 (the VAE's step): the working size is "
-                        f"{config.long_side} px on the long side")
+        warnings.append(
+            f"--size {config.size} is not a multiple of 8 (the VAE's step): the working size is "
+            f"{config.long_side} px on the long side"
+        )
     if config.room == AUTO_ROOM and not has_clip(spec):
-        raise UsageError(f"--room auto needs the preset's CLIP, which {spec.name} lacks here; "
-                         "fetch it with `modomo models download sd15` or give a room")
+        raise UsageError(
+            f"--room auto needs the preset's CLIP, which {spec.name} lacks here; "
+            "fetch it with `modomo models download sd15` or give a room"
+        )
     check_upscaler(config, spec)
     check_fast(config, spec)
     chosen = check_engine(engine, devices, actors, config)
@@ -146,10 +168,30 @@ def plan_for(config: RunConfig, shard: Shard | None = None, devices: str | None 
 
         check_template(config.name_template)
         names = [s.name for s in config.styles]
-        check_unique(everything, config, lambda item: list(item.job.styles) if item.job is not None
-                     and item.job.styles and item.job.error is None else names)
-    return RunPlan(config, spec, sink, remote, everything, items, shard, chosen, device_list, actors, report,
-                   contact_sheet, list(worker_argv or []), Journal(sink), warnings)
+        check_unique(
+            everything,
+            config,
+            lambda item: (
+                list(item.job.styles) if item.job is not None and item.job.styles and item.job.error is None else names
+            ),
+        )
+    return RunPlan(
+        config,
+        spec,
+        sink,
+        remote,
+        everything,
+        items,
+        shard,
+        chosen,
+        device_list,
+        actors,
+        report,
+        contact_sheet,
+        list(worker_argv or []),
+        Journal(sink),
+        warnings,
+    )
 
 
 def default_room(spec: ModelSpec) -> tuple[str, list[str]]:
@@ -159,8 +201,10 @@ def default_room(spec: ModelSpec) -> tuple[str, list[str]]:
         return AUTO_ROOM, []
     if not weights_present(spec):
         return "living room", []
-    return "living room", [f"--room: {spec.name} has no CLIP on this machine, so every photo is prompted as a "
-                           "living room (give --room, or fetch CLIP with `modomo models download sd15`)"]
+    return "living room", [
+        f"--room: {spec.name} has no CLIP on this machine, so every photo is prompted as a "
+        "living room (give --room, or fetch CLIP with `modomo models download sd15`)"
+    ]
 
 
 def check_parts(config: RunConfig, spec: ModelSpec) -> None:
@@ -170,8 +214,10 @@ def check_parts(config: RunConfig, spec: ModelSpec) -> None:
 
     if config.keeps_parts and not has_segmenter(spec) and weights_present(spec):
         where = spec.segmenter or "a segmentation/ folder in the bundle"
-        raise UsageError(f"--preserve with parts of the room (window, door, ...) needs the scene segmentation model "
-                         f"({where}), not on this machine; fetch it with `modomo models download sd15`")
+        raise UsageError(
+            f"--preserve with parts of the room (window, door, ...) needs the scene segmentation model "
+            f"({where}), not on this machine; fetch it with `modomo models download sd15`"
+        )
 
 
 def check_lines(config: RunConfig, spec: ModelSpec, warnings: list[str]) -> None:
@@ -183,8 +229,10 @@ def check_lines(config: RunConfig, spec: ModelSpec, warnings: list[str]) -> None
     if wanting and not has_lines(spec) and weights_present(spec):
         where = spec.controlnet_lines or "a controlnet-lines/ folder in the bundle"
         config.lines_off = f"the lines ControlNet ({where}) is not on this machine"
-        warnings.append(f"{', '.join(wanting)}: {config.lines_off}, so the straight-line control is off and results "
-                        f"use depth and canny (fetch it with `modomo models download sd15`)")
+        warnings.append(
+            f"{', '.join(wanting)}: {config.lines_off}, so the straight-line control is off and results "
+            f"use depth and canny (fetch it with `modomo models download sd15`)"
+        )
 
 
 def read_references(config: RunConfig, remote: Remote, reader=None):
@@ -217,8 +265,10 @@ def check_upscaler(config: RunConfig, spec: ModelSpec) -> None:
     from pipeline.models.upscaler import weight_path
 
     if weight_path(spec) is None and weights_present(spec):
-        raise UsageError(f"--output-size {config.output_size}: the upscaler {spec.upscaler_id} is not on this "
-                         f"machine; fetch it with `modomo models download {spec.name}`")
+        raise UsageError(
+            f"--output-size {config.output_size}: the upscaler {spec.upscaler_id} is not on this "
+            f"machine; fetch it with `modomo models download {spec.name}`"
+        )
 
 
 def check_fast(config: RunConfig, spec: ModelSpec) -> None:
@@ -258,12 +308,15 @@ def list_inputs(config: RunConfig, spec: ModelSpec, remote: Remote, warn=None, r
     wherever it is made: the driver, a device worker, a Ray actor."""
     from pipeline.inputs.sets import assign_sets
 
-    items = assign_sets(manifest_jobs(config, spec, remote, warn) if config.manifest
-                        else collect_inputs(config.inputs, remote), config.sets_by)
+    items = assign_sets(
+        manifest_jobs(config, spec, remote, warn) if config.manifest else collect_inputs(config.inputs, remote),
+        config.sets_by,
+    )
     if config.manifest:  # the styles only rows name may bring references too
         items = row_references(items, read_references(config, remote, reader))
     config.job_references = any(item.group for item in items) or any(
-        item.job is not None and item.job.reference is not None for item in items)
+        item.job is not None and item.job.reference is not None for item in items
+    )
     return items
 
 
@@ -277,8 +330,13 @@ def row_references(items: list[Item], reader) -> list[Item]:
         job = item.job
         if job.style_ref and not job.error:
             if item.anchor:
-                job = replace(job, error=job.fail(f"style_ref: a photo of room set {item.group!r} follows its "
-                                                  "first photo's result; give the reference on that row"))
+                job = replace(
+                    job,
+                    error=job.fail(
+                        f"style_ref: a photo of room set {item.group!r} follows its "
+                        "first photo's result; give the reference on that row"
+                    ),
+                )
             else:
                 try:
                     reference = reader.read(job.style_ref, 0.0)
@@ -298,15 +356,17 @@ def manifest_jobs(config: RunConfig, spec: ModelSpec, remote: Remote, warn=None)
     from pipeline.stages.preserve import resolve_labels
 
     named = {s.name for s in config.styles}
-    items = manifest_items(config.manifest, remote, lambda name: name in named or _known_style(name),
-                           resolve_labels, warn)
+    items = manifest_items(
+        config.manifest, remote, lambda name: name in named or _known_style(name), resolve_labels, warn
+    )
     wanted = sorted({name for item in items for name in item.job.styles or ()} - named)
     config.job_styles = [load_style(name) for name in wanted]
     config.job_keeps = any(item.job.preserve or item.job.mask for item in items)
     config.job_parts = any(room_parts(item.job.preserve) for item in items if item.job.preserve)
     if not has_clip(spec):
-        items = [_needs(item, "room auto needs the preset's CLIP") if item.job.room == AUTO_ROOM else item
-                 for item in items]
+        items = [
+            _needs(item, "room auto needs the preset's CLIP") if item.job.room == AUTO_ROOM else item for item in items
+        ]
     check_names(items, config)
     return items
 
@@ -333,16 +393,17 @@ def check_names(items: list[Item], config: RunConfig) -> None:
         if job is None or not job.name:
             continue
         if job.name in seen:
-            raise UsageError(f"--manifest {config.manifest}: lines {seen[job.name]} and {job.line} both name "
-                             f"their output {job.name!r}")
+            raise UsageError(
+                f"--manifest {config.manifest}: lines {seen[job.name]} and {job.line} both name "
+                f"their output {job.name!r}"
+            )
         seen[job.name] = job.line
 
 
 def _cuda_index(part: str, text: str) -> int:
     number = part.removeprefix("cuda:")
     if not number.isdigit():
-        raise UsageError(f"--devices {text!r}: {part!r} is not a device; use all, GPU numbers (0,1), "
-                         "cuda:N or cpu")
+        raise UsageError(f"--devices {text!r}: {part!r} is not a device; use all, GPU numbers (0,1), cuda:N or cpu")
     return int(number)
 
 

@@ -25,8 +25,9 @@ def split(plan: RunPlan) -> tuple[dict[str, list[str]], list[ImageRecord]]:
     return split_items(plan.items, plan.styles_for, plan.result_hashes(), finished(plan), plan.sink.locate)
 
 
-def split_items(items: list[Item], styles_for, hashes: dict[str, str], done: dict,
-                locate) -> tuple[dict[str, list[str]], list[ImageRecord]]:
+def split_items(
+    items: list[Item], styles_for, hashes: dict[str, str], done: dict, locate
+) -> tuple[dict[str, list[str]], list[ImageRecord]]:
     """The one test of what is done, for the plan and for a Runner: a job (input, style) is done when the
     journal has it with the style's settings hash and the input's current version, and, for a room set's later
     photo, its anchor is done too and is still the result it followed (a redone or changed anchor redoes its set)."""
@@ -51,19 +52,30 @@ def job_done(item: Item, style: str, entry: dict | None, anchor: dict | None, to
     if not item.anchor:
         return True
     followed = (entry.get("reference") or {}).get("digest")
-    return (anchor is not None and style not in todo.get(item.anchor, [])
-            and followed is not None and followed == anchor.get("digest"))
+    return (
+        anchor is not None
+        and style not in todo.get(item.anchor, [])
+        and followed is not None
+        and followed == anchor.get("digest")
+    )
 
 
 def nothing_to_do(plan: RunPlan, skipped: list[ImageRecord], hooks: Hooks) -> RunResult:
     """The result of a run whose every job the journal has: its skipped records, no model loaded."""
     hooks.on_event("start", total=len(skipped))
-    result = RunResult(records=list(skipped), settings=plan.config.summary_settings(),
-                       price=resolve_price(None, plan.config.gpu_price, plan.config.currency))
+    result = RunResult(
+        records=list(skipped),
+        settings=plan.config.summary_settings(),
+        price=resolve_price(None, plan.config.gpu_price, plan.config.currency),
+    )
     result.sort(plan.items, [s.name for s in plan.config.styles])
     for record in result.records:
         hooks.on_event("done", record=record)
-    result.extra.update(engine=plan.engine, models=plan.config.result_models(plan.spec), loaded=False,
-                        device={"type": "none", "name": "none: nothing to do"},
-                        journal_reads=plan.journal.loads)
+    result.extra.update(
+        engine=plan.engine,
+        models=plan.config.result_models(plan.spec),
+        loaded=False,
+        device={"type": "none", "name": "none: nothing to do"},
+        journal_reads=plan.journal.loads,
+    )
     return result

@@ -73,8 +73,14 @@ class StyleRun:
 class Runner:
     """Builds every stage once from a loaded ModelStack, then streams inputs through them."""
 
-    def __init__(self, config: RunConfig, stack: ModelStack, sink: LocalSink | R2Sink, on_event: Event | None = None,
-                 journal: Journal | None = None):
+    def __init__(
+        self,
+        config: RunConfig,
+        stack: ModelStack,
+        sink: LocalSink | R2Sink,
+        on_event: Event | None = None,
+        journal: Journal | None = None,
+    ):
         self.config = config
         self.stack = stack
         self.sink = sink
@@ -108,7 +114,7 @@ class Runner:
         self.reference_embeds: dict = {}  # each reference's image embedding, once for every style of the run
         self.styles = [self._style_run(style) for style in [*config.styles, *config.job_styles]]
         self.by_name = {run.style.name: run for run in self.styles}
-        self.default_runs = self.styles[:len(config.styles)]
+        self.default_runs = self.styles[: len(config.styles)]
         self.uses_loras = any(run.loras for run in self.styles)
         if self.uses_loras:
             lora.load(stack.pipe, [entry for run in self.styles for entry in run.loras])
@@ -134,12 +140,20 @@ class Runner:
         if self.config.engine == "diffusers":
             generator = PlainDiffusersGenerator(self.stack.pipe, settings)
         else:
-            generator = Generator(self.stack.pipe, settings, self.stack.device, self.config.speed, self.memory,
-                                  self.reference_embeds)
+            generator = Generator(
+                self.stack.pipe, settings, self.stack.device, self.config.speed, self.memory, self.reference_embeds
+            )
         lines = style.lines_min_length if "lines" in settings.controls else None
-        return StyleRun(style, settings, digest, self.config.quality_threshold(style),
-                        EdgeDetector(style.canny_low, style.canny_high, lines), generator, {},
-                        self.config.loras_for(style))
+        return StyleRun(
+            style,
+            settings,
+            digest,
+            self.config.quality_threshold(style),
+            EdgeDetector(style.canny_low, style.canny_high, lines),
+            generator,
+            {},
+            self.config.loras_for(style),
+        )
 
     @property
     def oom_events(self) -> list[dict]:
@@ -218,8 +232,11 @@ class Runner:
             self.run_stage("room", self.rooms, [f for f in batch if f.room == AUTO_ROOM])
         out: list[tuple[list[Frame], StyleRun]] = []
         for run in self.styles:
-            forks = [self.sets.attach(fork(f, run, len(todo[f.item.identity]), self.config.prompt_room), run.style)
-                     for f in batch if run in todo[f.item.identity]]
+            forks = [
+                self.sets.attach(fork(f, run, len(todo[f.item.identity]), self.config.prompt_room), run.style)
+                for f in batch
+                if run in todo[f.item.identity]
+            ]
             if not forks:
                 continue
             if self.uses_loras:
@@ -302,9 +319,13 @@ class Runner:
     def plan(self, items: list[Item], result: RunResult) -> tuple[list[Item], Todo]:
         """The items still to do and, per input, the styles still to do; what the journal says is done
         with the same settings and the same input version is recorded as skipped."""
-        names, skipped = split_items(items, lambda item: [run.style.name for run in self.runs_for(item)],
-                                     {run.style.name: run.settings_hash for run in self.styles}, self.done(),
-                                     self.sink.locate)
+        names, skipped = split_items(
+            items,
+            lambda item: [run.style.name for run in self.runs_for(item)],
+            {run.style.name: run.settings_hash for run in self.styles},
+            self.done(),
+            self.sink.locate,
+        )
         for record in skipped:
             result.records.append(record)
             self.on_event("done", record=record)
@@ -360,8 +381,9 @@ class Runner:
             self.drain(writes, result, 0)
             writers.shutdown(wait=True)
 
-    def finish_batch(self, batch: list[Frame], todo: Todo, result: RunResult, writes: deque,
-                     writers: ThreadPoolExecutor) -> None:
+    def finish_batch(
+        self, batch: list[Frame], todo: Todo, result: RunResult, writes: deque, writers: ThreadPoolExecutor
+    ) -> None:
         rendered = self.process(batch, todo)
         for frames, run in rendered:
             writes.append(writers.submit(self.writer.write, frames, run))
@@ -417,8 +439,23 @@ def variations_of(frame: Frame, count: int) -> list[Frame]:
     timings); each other one has its own seed derived from the job's and its number, and shares the
     photo, the control images and the keep mask (the same objects: the sampler embeds them once)."""
     frame.variation = 1
-    return [frame, *(replace(frame, variation=n, seed=derive_seed(frame.seed, f"v{n}"), timings={}, attempts=[],
-                             quality_parts={}, fidelity={}, outputs={}, urls={}) for n in range(2, count + 1))]
+    return [
+        frame,
+        *(
+            replace(
+                frame,
+                variation=n,
+                seed=derive_seed(frame.seed, f"v{n}"),
+                timings={},
+                attempts=[],
+                quality_parts={},
+                fidelity={},
+                outputs={},
+                urls={},
+            )
+            for n in range(2, count + 1)
+        ),
+    ]
 
 
 def retry_key(frame: Frame, attempt: int) -> str:
@@ -438,10 +475,24 @@ def fork(frame: Frame, run: StyleRun, styles: int, fallback_room: str) -> Frame:
         prompt = ", ".join(p for p in (prompt, job.prompt) if p)
         negative = ", ".join(n for n in (negative, job.negative_prompt) if n)
     return Frame(
-        item=frame.item, seed=frame.seed, image=frame.image, original_size=frame.original_size,
-        objects=frame.objects, depth=frame.depth, error=frame.error, style=run.style.name, keep=frame.keep,
-        mask_source=frame.mask_source, capture=frame.capture, room=frame.room, room_probability=frame.room_probability,
-        original=frame.original, target_size=frame.target_size, warnings=frame.warnings, source=frame.source,
-        prompt=prompt, negative_prompt=negative,
+        item=frame.item,
+        seed=frame.seed,
+        image=frame.image,
+        original_size=frame.original_size,
+        objects=frame.objects,
+        depth=frame.depth,
+        error=frame.error,
+        style=run.style.name,
+        keep=frame.keep,
+        mask_source=frame.mask_source,
+        capture=frame.capture,
+        room=frame.room,
+        room_probability=frame.room_probability,
+        original=frame.original,
+        target_size=frame.target_size,
+        warnings=frame.warnings,
+        source=frame.source,
+        prompt=prompt,
+        negative_prompt=negative,
         timings={k: v / styles for k, v in frame.timings.items()},
     )

@@ -49,8 +49,10 @@ def from_environment(env: dict | None = None) -> Shard | None:
     env = os.environ if env is None else env
     if "JOB_COMPLETION_INDEX" in env:
         if "JOB_COMPLETIONS" not in env:
-            raise UsageError("JOB_COMPLETION_INDEX is set but JOB_COMPLETIONS is not: set it to the Job's "
-                             "completions in the pod spec, or pass --shard i/N")
+            raise UsageError(
+                "JOB_COMPLETION_INDEX is set but JOB_COMPLETIONS is not: set it to the Job's "
+                "completions in the pod spec, or pass --shard i/N"
+            )
         return parse(f"{env['JOB_COMPLETION_INDEX']}/{env['JOB_COMPLETIONS']}")
     if "SLURM_ARRAY_TASK_ID" in env and "SLURM_ARRAY_TASK_COUNT" in env:
         first = int(env.get("SLURM_ARRAY_TASK_MIN", "0"))

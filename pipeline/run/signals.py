@@ -20,8 +20,9 @@ def on_stop_signals(first: Callable[[], None], again: Callable[[], None], notice
     def handler(signum, frame):
         received.append(signum)
         if len(received) == 1:
-            notice(f"\n{signal.Signals(signum).name}: finishing the images in hand, then stopping "
-                   "(again to stop at once)")
+            notice(
+                f"\n{signal.Signals(signum).name}: finishing the images in hand, then stopping (again to stop at once)"
+            )
             first()
         else:
             again()

@@ -44,8 +44,9 @@ class DepthEstimator(ImageModel):
         maps = []
         for image, depth in zip(images, predicted, strict=True):
             width, height = image.size
-            resized = F.interpolate(depth[None, None].float(), size=(height, width), mode="bicubic",
-                                    align_corners=False)
+            resized = F.interpolate(
+                depth[None, None].float(), size=(height, width), mode="bicubic", align_corners=False
+            )
             maps.append(resized[0, 0].cpu().numpy())
         return maps
 

@@ -79,7 +79,11 @@ def _to_size(image: Image.Image, size: tuple[int, int]) -> Image.Image:
 
 
 def image_edges_f1(
-    before: Image.Image, after: Image.Image, low: int = 100, high: int = 200, tolerance: int = 1,
+    before: Image.Image,
+    after: Image.Image,
+    low: int = 100,
+    high: int = 200,
+    tolerance: int = 1,
     side: int | None = None,
 ) -> float:
     """Edge F1 of `after` against `before`, `after` first resized to `before`'s size; with `side`, both at that

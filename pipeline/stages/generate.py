@@ -26,16 +26,22 @@ class Generator:
     limit, offload, events) is the run's `MemoryState`, shared with every other style's Generator.
     """
 
-    def __init__(self, pipe, settings: GenerateSettings, device, options: SpeedOptions | None = None,
-                 memory: MemoryState | None = None, references: dict | None = None):
+    def __init__(
+        self,
+        pipe,
+        settings: GenerateSettings,
+        device,
+        options: SpeedOptions | None = None,
+        memory: MemoryState | None = None,
+        references: dict | None = None,
+    ):
         self.pipe = pipe
         self.settings = settings
         self.device = torch.device(device)
         self.memory = memory or MemoryState()
         if self.memory.placer is None and pipe is not None:
             self.memory.placer = ModelPlacer(pipe, self.device)
-        self.sampler = Sampler(pipe, options, self.device, self.memory.placer, references) if pipe is not None \
-            else None
+        self.sampler = Sampler(pipe, options, self.device, self.memory.placer, references) if pipe is not None else None
         self.calls = 0  # sampler calls that rendered, and the frames they rendered: the batching report
         self.rendered = 0
 
@@ -65,7 +71,7 @@ class Generator:
         start = 0
         while start < len(group):
             size = min(self.memory.max_batch or len(group), len(group) - start)
-            self.render_safely(group[start:start + size])
+            self.render_safely(group[start : start + size])
             start += size
 
     def render_safely(self, group: list[Frame]) -> None:
@@ -113,9 +119,17 @@ class Generator:
         prompts = [prompt_pair(self.settings, f) for f in group]
         same = all(pair == (self.settings.prompt, self.settings.negative_prompt) for pair in prompts)
         references = [f.reference for f in group] if any(f.reference is not None for f in group) else None
-        return self.sampler(self.settings, controls, generators, height, width, keep=keep,
-                            originals=[f.image for f in group] if keep else None, prompts=None if same else prompts,
-                            references=references)
+        return self.sampler(
+            self.settings,
+            controls,
+            generators,
+            height,
+            width,
+            keep=keep,
+            originals=[f.image for f in group] if keep else None,
+            prompts=None if same else prompts,
+            references=references,
+        )
 
 
 class PlainDiffusersGenerator:
@@ -174,8 +188,10 @@ def diffusers_pipe(pipe, controls):
 
     if pipe is None or len(pipe.controlnet.nets) == len(controls):
         return pipe
-    view = type(pipe)(**{**pipe.components, "controlnet": MultiControlNetModel(control_nets(pipe, controls))},
-                      requires_safety_checker=False)
+    view = type(pipe)(
+        **{**pipe.components, "controlnet": MultiControlNetModel(control_nets(pipe, controls))},
+        requires_safety_checker=False,
+    )
     view.set_progress_bar_config(disable=True)
     return view
 

@@ -31,11 +31,27 @@ PARTS: dict[str, tuple[str, ...]] = {
 ARCHITECTURE = "architecture"  # the alias for what restyling most often breaks
 ARCHITECTURE_SET = ("window", "door", "fireplace", "stairs")
 PART_ALIASES = {
-    "windows": "window", "doors": "door", "fireplaces": "fireplace", "staircase": "stairs", "stairway": "stairs",
-    "steps": "stairs", "radiators": "radiator", "columns": "column", "pillar": "column", "pillars": "column",
-    "cabinet": "built-in cabinet", "cabinets": "built-in cabinet", "built-in cabinets": "built-in cabinet",
-    "built-ins": "built-in cabinet", "wardrobes": "wardrobe", "walls": "wall", "blinds": "blind",
-    "banister": "railing", "bannister": "railing", "counter": "countertop", "island": "kitchen island",
+    "windows": "window",
+    "doors": "door",
+    "fireplaces": "fireplace",
+    "staircase": "stairs",
+    "stairway": "stairs",
+    "steps": "stairs",
+    "radiators": "radiator",
+    "columns": "column",
+    "pillar": "column",
+    "pillars": "column",
+    "cabinet": "built-in cabinet",
+    "cabinets": "built-in cabinet",
+    "built-in cabinets": "built-in cabinet",
+    "built-ins": "built-in cabinet",
+    "wardrobes": "wardrobe",
+    "walls": "wall",
+    "blinds": "blind",
+    "banister": "railing",
+    "bannister": "railing",
+    "counter": "countertop",
+    "island": "kitchen island",
 }
 
 

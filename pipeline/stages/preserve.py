@@ -20,9 +20,20 @@ from pipeline.stages.detect import FURNITURE_CLASSES
 from pipeline.stages.parts import ARCHITECTURE_SET, PARTS, part_names, part_region, room_parts
 
 ALIASES = {
-    "sofa": "couch", "settee": "couch", "loveseat": "couch", "armchair": "chair", "stool": "chair",
-    "table": "dining table", "desk": "dining table", "plant": "potted plant", "houseplant": "potted plant",
-    "television": "tv", "tv set": "tv", "fridge": "refrigerator", "books": "book", "vases": "vase",
+    "sofa": "couch",
+    "settee": "couch",
+    "loveseat": "couch",
+    "armchair": "chair",
+    "stool": "chair",
+    "table": "dining table",
+    "desk": "dining table",
+    "plant": "potted plant",
+    "houseplant": "potted plant",
+    "television": "tv",
+    "tv set": "tv",
+    "fridge": "refrigerator",
+    "books": "book",
+    "vases": "vase",
     "lamp": None,  # not a COCO class: named so the error can say so
 }
 
@@ -41,9 +52,11 @@ def resolve_labels(text: str) -> set[str]:
         elif parts:
             labels.update(parts)
         else:
-            raise UsageError(f"--preserve {raw!r}: not a detectable object nor a part of the room; choose from "
-                             f"{', '.join(FURNITURE_CLASSES)} (or sofa, armchair, table, plant, television, fridge), "
-                             f"or {', '.join(PARTS)}, or architecture ({', '.join(ARCHITECTURE_SET)})")
+            raise UsageError(
+                f"--preserve {raw!r}: not a detectable object nor a part of the room; choose from "
+                f"{', '.join(FURNITURE_CLASSES)} (or sofa, armchair, table, plant, television, fridge), "
+                f"or {', '.join(PARTS)}, or architecture ({', '.join(ARCHITECTURE_SET)})"
+            )
     return labels
 
 
@@ -65,8 +78,11 @@ def find_user_mask(folder: Path, key: str) -> Path | None:
     for base in (folder / rel.parent, folder):
         if base.is_dir():
             for candidate in sorted(base.iterdir()):
-                if candidate.is_file() and candidate.stem == rel.stem and \
-                        candidate.suffix.lower() in imaging.IMAGE_SUFFIXES:
+                if (
+                    candidate.is_file()
+                    and candidate.stem == rel.stem
+                    and candidate.suffix.lower() in imaging.IMAGE_SUFFIXES
+                ):
                     return candidate
     return None
 
@@ -122,8 +138,10 @@ class Preserver:
             frame.mask_source = str(path)
         frame.keep = soften(keep, self.grow, self.feather) if keep.any() else None
         if frame.keep is not None and float(frame.keep.mean()) >= MOSTLY_KEPT:
-            frame.warnings.append(f"{frame.item.display}: the keep mask covers {float(frame.keep.mean()):.0%} of the "
-                                  "photo, so the result will barely change")
+            frame.warnings.append(
+                f"{frame.item.display}: the keep mask covers {float(frame.keep.mean()):.0%} of the "
+                "photo, so the result will barely change"
+            )
 
 
 class Compositor:

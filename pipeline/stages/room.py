@@ -15,8 +15,7 @@ from styles import AUTO_ROOM, ROOM_TEMPLATE, ROOMS
 class RoomClassifier:
     """Zero-shot room type from a CLIP model and processor; the label sentences are embedded once."""
 
-    def __init__(self, model, processor, device, dtype, labels: tuple[str, ...] = ROOMS,
-                 template: str = ROOM_TEMPLATE):
+    def __init__(self, model, processor, device, dtype, labels: tuple[str, ...] = ROOMS, template: str = ROOM_TEMPLATE):
         self.model, self.processor, self.device, self.dtype = model, processor, device, dtype
         self.labels = list(labels)
         self.text = text_features(model, processor, [template.format(label=label) for label in labels], device)

@@ -53,8 +53,14 @@ def precomputed_conditioning(nets):
 class Sampler:
     """Runs the denoising loop on the components of a loaded diffusers ControlNet pipeline."""
 
-    def __init__(self, pipe, options: SpeedOptions | None = None, device=None, placer: ModelPlacer | None = None,
-                 references: dict | None = None):
+    def __init__(
+        self,
+        pipe,
+        options: SpeedOptions | None = None,
+        device=None,
+        placer: ModelPlacer | None = None,
+        references: dict | None = None,
+    ):
         self.pipe = pipe
         self.options = options or SpeedOptions()
         self.device = torch.device(device) if device is not None else pipe._execution_device
@@ -114,9 +120,17 @@ class Sampler:
     def control_images(self, controls: list[list], count: int, height: int, width: int, guided: bool) -> list:
         """Per ControlNet, its control images preprocessed exactly as the pipeline does."""
         return [
-            self.pipe.prepare_image(image=images, width=width, height=height, batch_size=count,
-                                    num_images_per_prompt=1, device=self.device, dtype=net.dtype,
-                                    do_classifier_free_guidance=guided, guess_mode=False)
+            self.pipe.prepare_image(
+                image=images,
+                width=width,
+                height=height,
+                batch_size=count,
+                num_images_per_prompt=1,
+                device=self.device,
+                dtype=net.dtype,
+                do_classifier_free_guidance=guided,
+                guess_mode=False,
+            )
             for images, net in zip(controls, self.nets, strict=True)
         ]
 
@@ -127,15 +141,26 @@ class Sampler:
             pixels = pipe.image_processor.preprocess(images, height=height, width=width)
             pixels = pixels.to(self.device, pipe.vae.dtype)
             init = pipe.vae.encode(pixels).latent_dist.mode() * pipe.vae.config.scaling_factor
-        masks = torch.stack([torch.from_numpy(k if k is not None else np.zeros((height, width), np.float32))
-                             for k in keep])[:, None].to(self.device, torch.float32)
+        masks = torch.stack(
+            [torch.from_numpy(k if k is not None else np.zeros((height, width), np.float32)) for k in keep]
+        )[:, None].to(self.device, torch.float32)
         masks = torch.nn.functional.interpolate(masks, size=init.shape[-2:], mode="area")
         return init.to(dtype), masks.to(dtype)
 
     @torch.inference_mode()
-    def __call__(self, settings, controls: list[list], generators: list[torch.Generator], height: int,
-                 width: int, output_type: str = "pil", keep: list | None = None, originals: list | None = None,
-                 prompts: list | None = None, references: list | None = None):
+    def __call__(
+        self,
+        settings,
+        controls: list[list],
+        generators: list[torch.Generator],
+        height: int,
+        width: int,
+        output_type: str = "pil",
+        keep: list | None = None,
+        originals: list | None = None,
+        prompts: list | None = None,
+        references: list | None = None,
+    ):
         """Images for one batch. `controls` holds, per ControlNet, one PIL control image per batch item;
         `keep` (float masks, 1 = keep) with `originals` holds those regions to the original photos;
         `prompts`, when given, one (prompt, negative prompt) pair per batch item; `references`, one style
@@ -159,16 +184,27 @@ class Sampler:
         # 5. Denoise (a stochastic scheduler, LCM's or TCD's, draws its noise from each image's generator).
         extra = pipe.prepare_extra_step_kwargs(generators, settings.eta if settings.eta is not None else 0.0)
         with self.placer.phase("denoise"):
-            latents = self.denoise(settings, embeds, conds, noise, held, guided, [distinct(c) for c in controls],
-                                   extra, image_embeds)
+            latents = self.denoise(
+                settings, embeds, conds, noise, held, guided, [distinct(c) for c in controls], extra, image_embeds
+            )
         if output_type == "latent":
             return latents
         # 6. Decode.
         with self.placer.phase("decode"):
             return self.decode(latents, output_type)
 
-    def denoise(self, settings, embeds, conds, noise, held, guided: bool, rows: list | None = None,
-                extra: dict | None = None, images: list | None = None) -> torch.Tensor:
+    def denoise(
+        self,
+        settings,
+        embeds,
+        conds,
+        noise,
+        held,
+        guided: bool,
+        rows: list | None = None,
+        extra: dict | None = None,
+        images: list | None = None,
+    ) -> torch.Tensor:
         """The loop: ControlNet residuals (idle ones skipped), UNet, guidance, scheduler step, held region.
         `rows`, per ControlNet, says which batch items share a control image (see `distinct`); `images` are the
         UNet's IP-Adapter image embeddings (the ControlNets see the text alone, as in diffusers)."""
@@ -177,29 +213,42 @@ class Sampler:
         windows = control_windows(len(timesteps), settings.control_guidance_start, settings.control_guidance_end)
         latents = noise * pipe.scheduler.init_noise_sigma
         scales = settings.controlnet_conditioning_scale
-        used = [not opts.skip_idle_controlnets or (scale != 0 and any(step[k] for step in windows))
-                for k, scale in enumerate(scales)]
+        used = [
+            not opts.skip_idle_controlnets or (scale != 0 and any(step[k] for step in windows))
+            for k, scale in enumerate(scales)
+        ]
         added = {"image_embeds": images} if images is not None else None
         with precomputed_conditioning(self.nets if opts.cache_control_embeddings else []) as embedders:
             if opts.cache_control_embeddings:  # a ControlNet that never runs needs no embedding
                 rows = rows or [None] * len(conds)
-                conds = [embed_once(embed, cond, row, guided) if use else cond
-                         for embed, cond, use, row in zip(embedders, conds, used, rows, strict=True)]
+                conds = [
+                    embed_once(embed, cond, row, guided) if use else cond
+                    for embed, cond, use, row in zip(embedders, conds, used, rows, strict=True)
+                ]
             for i, t in enumerate(timesteps):
                 model_input = torch.cat([latents] * 2) if guided else latents
                 model_input = pipe.scheduler.scale_model_input(model_input, t)
                 down, mid = self.residuals(model_input, t, embeds, conds, scales, windows[i])
-                noise_pred = pipe.unet(model_input, t, encoder_hidden_states=embeds,
-                                       down_block_additional_residuals=down, mid_block_additional_residual=mid,
-                                       added_cond_kwargs=added, return_dict=False)[0]
+                noise_pred = pipe.unet(
+                    model_input,
+                    t,
+                    encoder_hidden_states=embeds,
+                    down_block_additional_residuals=down,
+                    mid_block_additional_residual=mid,
+                    added_cond_kwargs=added,
+                    return_dict=False,
+                )[0]
                 if guided:
                     uncond, cond_noise = noise_pred.chunk(2)
                     noise_pred = uncond + settings.guidance_scale * (cond_noise - uncond)
                 latents = pipe.scheduler.step(noise_pred, t, latents, **(extra or {}), return_dict=False)[0]
                 if held is not None:  # the kept region follows the original, noised to the next step's level
                     init, masks = held
-                    target = init if i + 1 == len(timesteps) else \
-                        pipe.scheduler.add_noise(init, noise, timesteps[i + 1:i + 2])
+                    target = (
+                        init
+                        if i + 1 == len(timesteps)
+                        else pipe.scheduler.add_noise(init, noise, timesteps[i + 1 : i + 2])
+                    )
                     latents = masks * target + (1 - masks) * latents
         return latents
 
@@ -211,8 +260,15 @@ class Sampler:
             if (not inside or scale == 0) and self.options.skip_idle_controlnets:
                 continue
             self.controlnet_calls += 1
-            d, m = net(model_input, t, encoder_hidden_states=embeds, controlnet_cond=cond,
-                       conditioning_scale=scale * inside, guess_mode=False, return_dict=False)
+            d, m = net(
+                model_input,
+                t,
+                encoder_hidden_states=embeds,
+                controlnet_cond=cond,
+                conditioning_scale=scale * inside,
+                guess_mode=False,
+                return_dict=False,
+            )
             if down is None:
                 down, mid = d, m
             else:

@@ -10,8 +10,22 @@ import torch
 
 from pipeline.models.runtime import synchronize
 
-STAGES = ("read", "detect", "segment", "depth", "scene", "preserve", "room", "edges", "generate", "compose",
-          "validate", "upscale", "sign", "write")
+STAGES = (
+    "read",
+    "detect",
+    "segment",
+    "depth",
+    "scene",
+    "preserve",
+    "room",
+    "edges",
+    "generate",
+    "compose",
+    "validate",
+    "upscale",
+    "sign",
+    "write",
+)
 
 
 @contextmanager

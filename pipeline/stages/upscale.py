@@ -27,8 +27,9 @@ TILE = 256  # input pixels per tile side (benchmarks/upscale-cpu.json: x4plus pe
 OVERLAP = 16  # context around a tile, cropped away after: covers what an edge changes in RRDBNet's output
 
 
-def output_size(original_size: tuple[int, int], working_size: tuple[int, int],
-                option: str | int | None) -> tuple[int, int] | None:
+def output_size(
+    original_size: tuple[int, int], working_size: tuple[int, int], option: str | int | None
+) -> tuple[int, int] | None:
     """The results' size on disk for a photo of `original_size`: None for `working` (and whenever the answer is
     the working size itself: nothing to enlarge), the photo's size for `original`, else a long side in pixels
     with the photo's aspect ratio (not the working size's, which is rounded to the model's multiple)."""
@@ -129,14 +130,14 @@ class Upscaler:
         boxes = list(windows(width, height, self.tile, self.overlap))
         with torch.inference_mode():
             for start in range(0, len(boxes), self.batch):
-                chunk = boxes[start:start + self.batch]
+                chunk = boxes[start : start + self.batch]
                 batch = torch.stack([pixels[:, wy0:wy1, wx0:wx1] for _, (wx0, wy0, wx1, wy1) in chunk])
                 batch = batch.to(device=self.device, dtype=self.dtype) / 255.0
                 result = self.model(batch)
                 for ((x0, y0, x1, y1), (wx0, wy0, _, _)), tensor in zip(chunk, result, strict=True):
-                    core = tensor[:, (y0 - wy0) * scale:(y1 - wy0) * scale, (x0 - wx0) * scale:(x1 - wx0) * scale]
+                    core = tensor[:, (y0 - wy0) * scale : (y1 - wy0) * scale, (x0 - wx0) * scale : (x1 - wx0) * scale]
                     rgb = core.float().mul(255.0).round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0)
-                    out[y0 * scale:y1 * scale, x0 * scale:x1 * scale] = rgb.cpu().numpy()
+                    out[y0 * scale : y1 * scale, x0 * scale : x1 * scale] = rgb.cpu().numpy()
         return Image.fromarray(out)
 
 
@@ -165,4 +166,3 @@ def keep_original(result: Image.Image, original: Image.Image, keep: np.ndarray) 
     blend += source  # alpha 1: exactly the photo's pixel (the rest rounds away below half a level)
     made[box] = np.clip(blend.round(), 0, 255).astype(np.uint8)
     return Image.fromarray(made)
-

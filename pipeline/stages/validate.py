@@ -44,8 +44,9 @@ def _orientation_field(image: Image.Image) -> np.ndarray:
     grey = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
     height, width = grey.shape
     scale = COARSE / max(height, width)
-    small = cv2.resize(grey, (max(8, round(width * scale)), max(8, round(height * scale))),
-                       interpolation=cv2.INTER_AREA)
+    small = cv2.resize(
+        grey, (max(8, round(width * scale)), max(8, round(height * scale))), interpolation=cv2.INTER_AREA
+    )
     gx = cv2.Sobel(small, cv2.CV_32F, 1, 0, ksize=3)
     gy = cv2.Sobel(small, cv2.CV_32F, 0, 1, ksize=3)
     z = (gx + 1j * gy).astype(np.complex64)
@@ -86,8 +87,9 @@ def _coarse(array: np.ndarray) -> np.ndarray:
 def depth_agreement(before: np.ndarray, after: np.ndarray) -> float:
     """Correlation of two depth maps at a coarse scale, negative clipped to 0."""
     a = _coarse(before).ravel()
-    b = _coarse(cv2.resize(after.astype(np.float32), before.shape[1::-1]) if after.shape != before.shape
-                else after).ravel()
+    b = _coarse(
+        cv2.resize(after.astype(np.float32), before.shape[1::-1]) if after.shape != before.shape else after
+    ).ravel()
     a, b = a - a.mean(), b - b.mean()
     denom = float(np.sqrt((a * a).sum() * (b * b).sum()))
     return float(np.clip((a * b).sum() / denom, 0.0, 1.0)) if denom > 1e-12 else 0.0
@@ -111,9 +113,14 @@ def change(before: Image.Image, after: Image.Image, keep: np.ndarray | None = No
     return float(np.clip((difference(before, after, keep) - CHANGE_NONE) / (CHANGE_FULL - CHANGE_NONE), 0.0, 1.0))
 
 
-def quality(before: Image.Image, after: Image.Image, depth_before: np.ndarray | None = None,
-            depth_after: np.ndarray | None = None, style: float | None = None,
-            keep: np.ndarray | None = None) -> tuple[float, dict[str, float]]:
+def quality(
+    before: Image.Image,
+    after: Image.Image,
+    depth_before: np.ndarray | None = None,
+    depth_after: np.ndarray | None = None,
+    style: float | None = None,
+    keep: np.ndarray | None = None,
+) -> tuple[float, dict[str, float]]:
     """The score and its named parts (depth only when both depth maps are given, style when scored)."""
     parts = {"sanity": sanity(after), "change": change(before, after, keep), "structure": structure(before, after)}
     if depth_before is not None and depth_after is not None:
@@ -155,7 +162,8 @@ class Validator:
         for i, frame in enumerate(todo):
             before = np.asarray(frame.depth.convert("L")) if depths is not None and frame.depth else None
             after = depths[i] if depths is not None else None
-            frame.quality, frame.quality_parts = quality(frame.image, frame.result, before, after, styles[i],
-                                                         frame.keep)
+            frame.quality, frame.quality_parts = quality(
+                frame.image, frame.result, before, after, styles[i], frame.keep
+            )
             frame.fidelity = fidelity(frame.image, frame.result, before, after, frame.keep)
         return frames

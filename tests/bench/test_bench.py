@@ -18,9 +18,28 @@ from pipeline.stages.sampling import SpeedOptions
 
 @pytest.fixture(scope="module")
 def bench(tiny_bundle):
-    args = ["bench", "--models", str(tiny_bundle), "--images", "3", "--warmup", "1", "--size", "128",
-            "--synthetic-size", "160x120", "--steps", "3", "--compare-diffusers", "--ablate", "--gpu-price", "3.6",
-            "--dtype", "bf16", "--json"]
+    args = [
+        "bench",
+        "--models",
+        str(tiny_bundle),
+        "--images",
+        "3",
+        "--warmup",
+        "1",
+        "--size",
+        "128",
+        "--synthetic-size",
+        "160x120",
+        "--steps",
+        "3",
+        "--compare-diffusers",
+        "--ablate",
+        "--gpu-price",
+        "3.6",
+        "--dtype",
+        "bf16",
+        "--json",
+    ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout), result.stderr
@@ -28,8 +47,20 @@ def bench(tiny_bundle):
 
 def test_bench_summary_shape(bench):
     summary, _ = bench
-    for key in ("stages", "settings", "device", "versions", "throughput", "memory", "flops", "cost_projection",
-                "warmup", "speed", "diffusers", "ablation"):
+    for key in (
+        "stages",
+        "settings",
+        "device",
+        "versions",
+        "throughput",
+        "memory",
+        "flops",
+        "cost_projection",
+        "warmup",
+        "speed",
+        "diffusers",
+        "ablation",
+    ):
         assert key in summary, key
     assert summary["settings"]["steps"] == 3 and summary["settings"]["size"] == 128
     assert summary["device"]["type"] == "cpu" and summary["versions"]["torch"] == torch.__version__
@@ -81,7 +112,8 @@ def test_a_cpu_bench_reports_its_share_of_the_measured_peak(bench):
     peak = summary["device"]["measured_peak"]
     assert peak["dtype"] == "bf16" and peak["tflops"] > 0 and peak["threads"] == torch.get_num_threads()
     assert summary["flops"]["share_of_measured_peak"] == pytest.approx(
-        summary["flops"]["generate_tflops_achieved"] / peak["tflops"])
+        summary["flops"]["generate_tflops_achieved"] / peak["tflops"]
+    )
     assert "of this CPU's bf16 matmul peak" in stderr
 
 
@@ -116,10 +148,13 @@ def test_flops_of_the_real_architectures_match_the_published_counts():
 
     with torch.device("meta"):
         net = ControlNetModel.from_config(data["controlnet"])
-        pipe = SimpleNamespace(unet=UNet2DConditionModel.from_config(data["unet"]),
-                               vae=AutoencoderKL.from_config(data["vae"]),
-                               controlnet=SimpleNamespace(nets=[net, net]), vae_scale_factor=8,
-                               tokenizer=SimpleNamespace(model_max_length=77))
+        pipe = SimpleNamespace(
+            unet=UNet2DConditionModel.from_config(data["unet"]),
+            vae=AutoencoderKL.from_config(data["vae"]),
+            controlnet=SimpleNamespace(nets=[net, net]),
+            vae_scale_factor=8,
+            tokenizer=SimpleNamespace(model_max_length=77),
+        )
     forward = forward_flops(pipe, 512, 512)
     assert forward["unet"] / 1e9 == pytest.approx(803.3, rel=1e-3)
     assert forward["controlnets"][0] / 1e9 == pytest.approx(283.3, rel=1e-3)
@@ -135,9 +170,27 @@ def test_flops_of_the_real_architectures_match_the_published_counts():
 def test_a_bench_with_a_style_reference_times_it_and_matches_plain_diffusers(tiny_bundle, rooms):
     """--style-ref: the timed run follows it (plain diffusers gets `ip_adapter_image`, the same images), and the same
     run without it is timed beside for its cost. No figure is asserted: timings are the bench's output."""
-    args = ["bench", "--models", str(tiny_bundle), "--images", "1", "--warmup", "0", "--size", "128",
-            "--synthetic-size", "160x120", "--steps", "2", "--compare-diffusers", "--dtype", "fp32",
-            "--style-ref", str(rooms / "living-room-01.jpg"), "--json"]
+    args = [
+        "bench",
+        "--models",
+        str(tiny_bundle),
+        "--images",
+        "1",
+        "--warmup",
+        "0",
+        "--size",
+        "128",
+        "--synthetic-size",
+        "160x120",
+        "--steps",
+        "2",
+        "--compare-diffusers",
+        "--dtype",
+        "fp32",
+        "--style-ref",
+        str(rooms / "living-room-01.jpg"),
+        "--json",
+    ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)

@@ -50,8 +50,19 @@ def swept(tmp_path_factory):
     """One small sweep through the CLI: (wall seconds, results, json path, png path, stderr)."""
     out = tmp_path_factory.mktemp("sweep")
     start = time.perf_counter()
-    result = invoke("--sweep", "--sweep-out", out, "--sweep-batches", "2,1", "--sweep-modes", "standard,fast",
-                    "--sweep-dtypes", "fp32", *SMALL, "--json")
+    result = invoke(
+        "--sweep",
+        "--sweep-out",
+        out,
+        "--sweep-batches",
+        "2,1",
+        "--sweep-modes",
+        "standard,fast",
+        "--sweep-dtypes",
+        "fp32",
+        *SMALL,
+        "--json",
+    )
     seconds = time.perf_counter() - start
     assert result.exit_code == 0, result.output
     (json_path,) = out.glob("cpu-*.json")
@@ -64,9 +75,17 @@ def test_sweep_is_quick_and_writes_every_cell(swept):
     assert seconds < 120, f"the small sweep took {seconds:.0f} s"
     assert json.loads(json_path.read_text()) == results
     assert [bench_compare.label(c) for c in results["cells"]] == [
-        "128x96 b1 standard fp32", "128x96 b2 standard fp32", "128x96 b1 fast fp32", "128x96 b2 fast fp32"]
-    assert results["grid"] == {"batches": [1, 2], "sizes": ["128x96"], "modes": ["standard", "fast"],
-                               "dtypes": ["fp32"]}
+        "128x96 b1 standard fp32",
+        "128x96 b2 standard fp32",
+        "128x96 b1 fast fp32",
+        "128x96 b2 fast fp32",
+    ]
+    assert results["grid"] == {
+        "batches": [1, 2],
+        "sizes": ["128x96"],
+        "modes": ["standard", "fast"],
+        "dtypes": ["fp32"],
+    }
     assert "bench sweep" in stderr and "128x96 b2 standard fp32" in stderr
 
 
@@ -126,8 +145,24 @@ def oom_from_batch_two(monkeypatch):
 def test_out_of_memory_stops_the_branch(oom_from_batch_two, tmp_path):
     """The generator recovers (half the batch) by itself; the sweep still calls the cell oom, runs no larger
     batch of that branch, and goes on with the next branch."""
-    result = invoke("--sweep", "--sweep-out", tmp_path, "--sweep-batches", "1,2,4", "--sweep-sizes", "128x96,96x128",
-                    "--sweep-modes", "standard", "--models", "tiny", "--images", "2", "--steps", "2", "--json")
+    result = invoke(
+        "--sweep",
+        "--sweep-out",
+        tmp_path,
+        "--sweep-batches",
+        "1,2,4",
+        "--sweep-sizes",
+        "128x96,96x128",
+        "--sweep-modes",
+        "standard",
+        "--models",
+        "tiny",
+        "--images",
+        "2",
+        "--steps",
+        "2",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     cells = {bench_compare.label(c): c for c in json.loads(result.stdout)["cells"]}
     for size in ("128x96", "96x128"):
@@ -155,9 +190,15 @@ def test_a_raised_out_of_memory_is_an_oom_cell(monkeypatch, tiny_stack):
     monkeypatch.setattr(pipeline.bench.bench, "run_bench", run_bench)
     monkeypatch.setattr(sweep.Sweep, "load", lambda self, dtype, recipe: tiny_stack)
     config = RunConfig(inputs=[], out="", style=load_style("boho"), models="tiny", steps=2, retries=0, device="cpu")
-    plan = sweep.Sweep(tiny_stack.spec, torch.device("cpu"), config, Price(0.0, "USD", "test"),
-                       BenchOptions(images=1, warmup=0), LoadOptions(), sweep.Grid((1, 2, 4, 8), ((96, 96),),
-                                                                                    ("standard",), ("fp32",)))
+    plan = sweep.Sweep(
+        tiny_stack.spec,
+        torch.device("cpu"),
+        config,
+        Price(0.0, "USD", "test"),
+        BenchOptions(images=1, warmup=0),
+        LoadOptions(),
+        sweep.Grid((1, 2, 4, 8), ((96, 96),), ("standard",), ("fp32",)),
+    )
     cells = plan.run()
     assert [c["status"] for c in cells] == ["ok", "oom", "oom-skipped", "oom-skipped"]
     assert ran == [1, 2] and cells[1]["error"] == "CUDA out of memory (injected)"
@@ -170,10 +211,16 @@ def tiny_sweep(tiny_stack, monkeypatch, placements: list, warmup: int = 1, sizes
 
     monkeypatch.setattr(sweep.Sweep, "load", lambda self, dtype, recipe: tiny_stack)
     config = RunConfig(inputs=[], out="", style=load_style("boho"), models="tiny", steps=2, retries=0, device="cpu")
-    return sweep.Sweep(tiny_stack.spec, torch.device("cpu"), config, Price(0.0, "USD", "test"),
-                       BenchOptions(images=1, warmup=warmup), LoadOptions(),
-                       sweep.Grid((1, 2), sizes, ("standard",), ("fp32",)),
-                       on_cell=lambda cell: placements.append(dict(placement(tiny_stack.pipe))))
+    return sweep.Sweep(
+        tiny_stack.spec,
+        torch.device("cpu"),
+        config,
+        Price(0.0, "USD", "test"),
+        BenchOptions(images=1, warmup=warmup),
+        LoadOptions(),
+        sweep.Grid((1, 2), sizes, ("standard",), ("fp32",)),
+        on_cell=lambda cell: placements.append(dict(placement(tiny_stack.pipe))),
+    )
 
 
 @pytest.fixture
@@ -210,7 +257,11 @@ def test_an_offload_at_batch_one_leaves_later_cells_normal(tiny_stack, monkeypat
     cells = tiny_sweep(tiny_stack, monkeypatch, placements).run()
     assert refused == [1] and offloads == [1]
     assert [(c["size"], c["batch"], c["status"]) for c in cells] == [
-        ("96x96", 1, "ok"), ("96x96", 2, "ok"), ("128x96", 1, "ok"), ("128x96", 2, "ok")], cells
+        ("96x96", 1, "ok"),
+        ("96x96", 2, "ok"),
+        ("128x96", 1, "ok"),
+        ("128x96", 2, "ok"),
+    ], cells
     assert all(c["oom_events"] == [] and c["mean_batch"] == c["batch"] and c["images_per_second"] for c in cells)
     assert placements == [dict.fromkeys(MODELS, DEVICE)] * 4
     assert watched.violations == [] and "unet" in watched.calls
@@ -240,45 +291,87 @@ def test_a_cell_that_fails_after_offload_leaves_the_models_as_it_found_them(tiny
     assert watched.violations == []
 
 
-@pytest.mark.parametrize("summary, expected", [
-    ({"oom": [{"batch": 8, "action": "batch 4"}], "images": [], "counts": {"ok": 4}}, "oom"),
-    ({"oom": [], "images": [{"status": "failed", "error": "generate failed: CUDA out of memory"}],
-      "counts": {"ok": 0}}, "oom"),
-    ({"oom": [], "images": [{"status": "failed", "error": "generate failed: NaN"}], "counts": {"ok": 1}}, "error"),
-    ({"oom": [], "images": [{"status": "ok"}], "counts": {"ok": 1}}, "ok"),
-])
+@pytest.mark.parametrize(
+    "summary, expected",
+    [
+        ({"oom": [{"batch": 8, "action": "batch 4"}], "images": [], "counts": {"ok": 4}}, "oom"),
+        (
+            {
+                "oom": [],
+                "images": [{"status": "failed", "error": "generate failed: CUDA out of memory"}],
+                "counts": {"ok": 0},
+            },
+            "oom",
+        ),
+        ({"oom": [], "images": [{"status": "failed", "error": "generate failed: NaN"}], "counts": {"ok": 1}}, "error"),
+        ({"oom": [], "images": [{"status": "ok"}], "counts": {"ok": 1}}, "ok"),
+    ],
+)
 def test_summary_status(summary, expected):
     assert sweep.summary_status(summary)[0] == expected
 
 
-def results_file(path: Path, gpu: str, price: float, speeds: dict[str, float | str], steps: dict | None = None,
-                 **header) -> Path:
+def results_file(
+    path: Path, gpu: str, price: float, speeds: dict[str, float | str], steps: dict | None = None, **header
+) -> Path:
     """A results file as a GPU machine would write it: per configuration, images/s or a status; `steps` per
     mode gives the cells their steps, `header` adds or replaces header fields (models, settings, grid)."""
     cells = []
     for config, value in speeds.items():
         size, batch, mode, dtype = config.split()
         ok = not isinstance(value, str)
-        cells.append({"size": size, "batch": int(batch[1:]), "mode": mode, "dtype": dtype,
-                      "recipe": "lcm" if mode == "fast" else None, "steps": (steps or {}).get(mode),
-                      "status": "ok" if ok else value, "error": None if ok else "out of memory",
-                      "images_per_second": value if ok else None,
-                      "seconds_per_image": 1 / value if ok else None,
-                      "cost_per_1000": price / 3600 / value * 1000 if ok else None})
-    path.write_text(json.dumps({"schema": sweep.SCHEMA, "gpu": gpu, "label": gpu, "driver": "550.54.15",
-                                "price": {"per_hour": price, "currency": "USD", "source": "table"},
-                                "date": "2026-05-08T10:00:00+00:00", "command": "modomo bench --sweep",
-                                "cells": cells, **header}))
+        cells.append(
+            {
+                "size": size,
+                "batch": int(batch[1:]),
+                "mode": mode,
+                "dtype": dtype,
+                "recipe": "lcm" if mode == "fast" else None,
+                "steps": (steps or {}).get(mode),
+                "status": "ok" if ok else value,
+                "error": None if ok else "out of memory",
+                "images_per_second": value if ok else None,
+                "seconds_per_image": 1 / value if ok else None,
+                "cost_per_1000": price / 3600 / value * 1000 if ok else None,
+            }
+        )
+    path.write_text(
+        json.dumps(
+            {
+                "schema": sweep.SCHEMA,
+                "gpu": gpu,
+                "label": gpu,
+                "driver": "550.54.15",
+                "price": {"per_hour": price, "currency": "USD", "source": "table"},
+                "date": "2026-05-08T10:00:00+00:00",
+                "command": "modomo bench --sweep",
+                "cells": cells,
+                **header,
+            }
+        )
+    )
     return path
 
 
 @pytest.fixture
 def two_gpus(tmp_path):
-    l4 = results_file(tmp_path / "l4.json", "NVIDIA L4", 0.8, {
-        "512x512 b1 standard fp16": 0.5, "512x512 b4 standard fp16": 0.7, "512x512 b8 standard fp16": "oom"})
-    h100 = results_file(tmp_path / "h100.json", "NVIDIA H100 80GB HBM3", 3.95, {
-        "512x512 b1 standard fp16": 4.0, "512x512 b4 standard fp16": 9.0, "512x512 b8 standard fp16": 11.0,
-        "768x576 b1 standard bf16": 3.0})
+    l4 = results_file(
+        tmp_path / "l4.json",
+        "NVIDIA L4",
+        0.8,
+        {"512x512 b1 standard fp16": 0.5, "512x512 b4 standard fp16": 0.7, "512x512 b8 standard fp16": "oom"},
+    )
+    h100 = results_file(
+        tmp_path / "h100.json",
+        "NVIDIA H100 80GB HBM3",
+        3.95,
+        {
+            "512x512 b1 standard fp16": 4.0,
+            "512x512 b4 standard fp16": 9.0,
+            "512x512 b8 standard fp16": 11.0,
+            "768x576 b1 standard bf16": 3.0,
+        },
+    )
     return l4, h100
 
 
@@ -312,17 +405,27 @@ def test_compare_prints_both_gpus_and_charts_them(two_gpus, monkeypatch):
 
 def sweep_header(models: str = "sd15", steps: int | None = None, dtypes: tuple = ("fp16",)) -> dict:
     """The header fields a sweep records about its settings (pipeline.bench.sweep.header)."""
-    return {"models": models, "settings": {"style": "boho", "room": "living room", "steps": steps, "images": 4,
-                                           "warmup_batches": 1, "seed": 0},
-            "grid": {"batches": [1, 4], "sizes": ["512x512"], "modes": ["standard", "fast"], "dtypes": list(dtypes)}}
+    return {
+        "models": models,
+        "settings": {
+            "style": "boho",
+            "room": "living room",
+            "steps": steps,
+            "images": 4,
+            "warmup_batches": 1,
+            "seed": 0,
+        },
+        "grid": {"batches": [1, 4], "sizes": ["512x512"], "modes": ["standard", "fast"], "dtypes": list(dtypes)},
+    }
 
 
 def test_compare_tells_two_files_of_one_machine_apart(tmp_path):
     """Two sweeps on one machine on one day (before and after a change): each series is named by its file."""
     speeds = {"512x512 b1 standard fp16": 0.5, "512x512 b4 standard fp16": 0.7}
     before = results_file(tmp_path / "before.json", "NVIDIA L4", 0.8, speeds, **sweep_header())
-    after = results_file(tmp_path / "after.json", "NVIDIA L4", 0.8, {**speeds, "512x512 b1 standard fp16": 0.6},
-                         **sweep_header())
+    after = results_file(
+        tmp_path / "after.json", "NVIDIA L4", 0.8, {**speeds, "512x512 b1 standard fp16": 0.6}, **sweep_header()
+    )
     results = bench_compare.load_results([before, after])
     assert bench_compare.file_labels(results) == ["before.json (NVIDIA L4)", "after.json (NVIDIA L4)"]
     columns, rows = bench_compare.table_rows(results)
@@ -340,10 +443,22 @@ def test_compare_tells_two_files_of_one_machine_apart(tmp_path):
 
 def test_compare_warns_once_per_setting_that_differs(tmp_path):
     speeds = {"512x512 b1 standard fp16": 0.5, "512x512 b1 fast fp16": 2.0}
-    l4 = results_file(tmp_path / "l4.json", "NVIDIA L4", 0.8, speeds, {"standard": 20, "fast": 6},
-                      **sweep_header("sd15", None, ("fp16",)))
-    h100 = results_file(tmp_path / "h100.json", "NVIDIA H100 80GB HBM3", 3.95, speeds, {"standard": 30, "fast": 6},
-                        **sweep_header("random-sd15", 30, ("fp16", "bf16")))
+    l4 = results_file(
+        tmp_path / "l4.json",
+        "NVIDIA L4",
+        0.8,
+        speeds,
+        {"standard": 20, "fast": 6},
+        **sweep_header("sd15", None, ("fp16",)),
+    )
+    h100 = results_file(
+        tmp_path / "h100.json",
+        "NVIDIA H100 80GB HBM3",
+        3.95,
+        speeds,
+        {"standard": 30, "fast": 6},
+        **sweep_header("random-sd15", 30, ("fp16", "bf16")),
+    )
     lines = bench_compare.setting_differences(bench_compare.load_results([l4, h100]))
     assert lines == [
         "different models preset: l4.json (NVIDIA L4) sd15; h100.json (NVIDIA H100 80GB HBM3) random-sd15",
@@ -355,8 +470,14 @@ def test_compare_warns_once_per_setting_that_differs(tmp_path):
     assert result.exit_code == 0, result.output
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning ")]
     assert [w.removeprefix("warning ") for w in warnings] == lines
-    same = results_file(tmp_path / "again.json", "NVIDIA L4", 0.8, speeds, {"standard": 20, "fast": 6},
-                        **sweep_header("sd15", None, ("fp16",)))
+    same = results_file(
+        tmp_path / "again.json",
+        "NVIDIA L4",
+        0.8,
+        speeds,
+        {"standard": 20, "fast": 6},
+        **sweep_header("sd15", None, ("fp16",)),
+    )
     assert bench_compare.setting_differences(bench_compare.load_results([l4, same])) == []
 
 
@@ -372,20 +493,23 @@ def test_compare_warns_when_a_setting_is_recorded_differently_in_the_header(tmp_
     assert lines[0].endswith("b.json (NVIDIA L4) default")
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--sweep", "--sweep-batches", "0,2"], "between 1 and 64"),
-    (["--sweep", "--sweep-batches", "1,x"], "whole numbers"),
-    (["--sweep", "--sweep-batches", "1,1"], "given twice"),
-    (["--sweep", "--sweep-sizes", "512"], "expected WxH"),
-    (["--sweep", "--sweep-sizes", "32x32"], "between 64 and"),
-    (["--sweep", "--sweep-modes", "turbo"], "choose standard, fast"),
-    (["--sweep", "--sweep-dtypes", "fp16"], "not supported on the CPU"),
-    (["--sweep", "--sweep-dtypes", "int8"], "choose fp16, bf16, fp32"),
-    (["--sweep-batches", "1,2"], "need --sweep"),
-    (["--sweep", "photo.jpg"], "give no INPUTS"),
-    (["--compare"], "needs one or more results files"),
-    (["--compare", "missing.json"], "missing.json"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--sweep", "--sweep-batches", "0,2"], "between 1 and 64"),
+        (["--sweep", "--sweep-batches", "1,x"], "whole numbers"),
+        (["--sweep", "--sweep-batches", "1,1"], "given twice"),
+        (["--sweep", "--sweep-sizes", "512"], "expected WxH"),
+        (["--sweep", "--sweep-sizes", "32x32"], "between 64 and"),
+        (["--sweep", "--sweep-modes", "turbo"], "choose standard, fast"),
+        (["--sweep", "--sweep-dtypes", "fp16"], "not supported on the CPU"),
+        (["--sweep", "--sweep-dtypes", "int8"], "choose fp16, bf16, fp32"),
+        (["--sweep-batches", "1,2"], "need --sweep"),
+        (["--sweep", "photo.jpg"], "give no INPUTS"),
+        (["--compare"], "needs one or more results files"),
+        (["--compare", "missing.json"], "missing.json"),
+    ],
+)
 def test_bad_grid_values_are_one_line_usage_errors(args, message, monkeypatch):
     monkeypatch.setattr(sweep, "Sweep", None)  # nothing may run
     result = invoke(*args, "--device", "cpu")

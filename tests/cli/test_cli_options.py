@@ -18,10 +18,18 @@ from pipeline.options import BenchCommandOptions, TransformOptions
 
 COMMANDS = {"transform": TransformOptions, "bench": BenchCommandOptions}
 PANELS = {
-    "transform": ["Inputs and outputs", "Style and prompt", "Models and device", "Quality", "For designers",
-                  "Catalogues", "Scale-out", "Speed", "Cost and display"],
-    "bench": ["What to time", "Device and speed", "Against plain diffusers", "Sweep and compare",
-              "Cost and display"],
+    "transform": [
+        "Inputs and outputs",
+        "Style and prompt",
+        "Models and device",
+        "Quality",
+        "For designers",
+        "Catalogues",
+        "Scale-out",
+        "Speed",
+        "Cost and display",
+    ],
+    "bench": ["What to time", "Device and speed", "Against plain diffusers", "Sweep and compare", "Cost and display"],
 }
 
 
@@ -30,8 +38,9 @@ def click_command(name: str):
 
 
 def help_text(*args: str, width: int = 100) -> str:
-    result = CliRunner().invoke(app, [*args, "--help"], env={"COLUMNS": str(width), "NO_COLOR": "1"},
-                                terminal_width=width)
+    result = CliRunner().invoke(
+        app, [*args, "--help"], env={"COLUMNS": str(width), "NO_COLOR": "1"}, terminal_width=width
+    )
     assert result.exit_code == 0, result.output
     return result.output
 
@@ -45,8 +54,9 @@ def test_every_option_is_a_field_with_the_same_default(name):
     blank = options()
     for f in fields(options):
         default = params[f.name].default
-        assert getattr(blank, f.name) == (None if default in ((), []) and getattr(blank, f.name) is None
-                                          else default), f.name
+        assert getattr(blank, f.name) == (
+            None if default in ((), []) and getattr(blank, f.name) is None else default
+        ), f.name
 
 
 def test_bench_defaults_equal_transforms_where_they_mean_the_same():
@@ -73,10 +83,21 @@ def test_top_level_help_and_version():
 
 def test_worker_command_line_is_made_from_the_options_object():
     """Parsed back by the command, the workers' argv gives the same options, less what each worker sets itself."""
-    options = TransformOptions(inputs=["photos", "more"], out="out", style="boho,modern", size=256, devices="cpu,cpu",
-                               report=True, resume=False, lora=["a.safetensors:0.5", "b.safetensors"],
-                               as_json=True, events="events.jsonl", models="tiny", guidance_scale=5.5,
-                               style_file=[Path("mine.toml"), Path("more.toml")])
+    options = TransformOptions(
+        inputs=["photos", "more"],
+        out="out",
+        style="boho,modern",
+        size=256,
+        devices="cpu,cpu",
+        report=True,
+        resume=False,
+        lora=["a.safetensors:0.5", "b.safetensors"],
+        as_json=True,
+        events="events.jsonl",
+        models="tiny",
+        guidance_scale=5.5,
+        style_file=[Path("mine.toml"), Path("more.toml")],
+    )
     command = click_command("transform")
     argv = worker_argv(options, command)
     parsed = TransformOptions(**command.make_context("transform", list(argv)).params)

@@ -62,11 +62,13 @@ def test_doctor_reports_missing_weights_and_exits_1(empty_caches):
 def cache_required(home: Path) -> None:
     """Every weight `modomo transform` needs with its defaults, and none of the optional ones."""
     spec = sd15()
-    for repo, name in ((spec.sd, "unet/diffusion_pytorch_model.safetensors"),
-                       (spec.controlnet_depth, "diffusion_pytorch_model.safetensors"),
-                       (spec.controlnet_canny, "diffusion_pytorch_model.safetensors"),
-                       (spec.depth, "model.safetensors"),
-                       ("facebook/sam2.1-hiera-tiny", "sam2.1_hiera_tiny.pt")):
+    for repo, name in (
+        (spec.sd, "unet/diffusion_pytorch_model.safetensors"),
+        (spec.controlnet_depth, "diffusion_pytorch_model.safetensors"),
+        (spec.controlnet_canny, "diffusion_pytorch_model.safetensors"),
+        (spec.depth, "model.safetensors"),
+        ("facebook/sam2.1-hiera-tiny", "sam2.1_hiera_tiny.pt"),
+    ):
         fake_hub_cache(home, repo, name)
     Path(spec.yolo).write_bytes(b"weights")  # in the working folder, where ultralytics looks first
 
@@ -120,8 +122,20 @@ def test_export_tiny_writes_a_loadable_bundle(tmp_path, rooms):
     folder = tmp_path / "bundle"
     assert invoke("models", "export-tiny", folder).exit_code == 0
     assert (folder / "modomo-bundle.json").is_file() and (folder / "stable-diffusion" / "unet").is_dir()
-    result = invoke("transform", rooms / "living-room-02-small.jpg", "--models", folder, "--out", tmp_path / "out",
-                    "--size", "128", "--steps", "1", "--retries", "0")
+    result = invoke(
+        "transform",
+        rooms / "living-room-02-small.jpg",
+        "--models",
+        folder,
+        "--out",
+        tmp_path / "out",
+        "--size",
+        "128",
+        "--steps",
+        "1",
+        "--retries",
+        "0",
+    )
     assert result.exit_code == 0, result.output
     again = invoke("models", "export-tiny", folder)
     assert again.exit_code == 2 and "not empty" in again.stderr
@@ -150,8 +164,11 @@ def test_doctor_without_optional_parts_warns_and_exits_0(empty_caches):
     result = invoke("doctor")
     assert result.exit_code == 0, result.output
     assert "problem" not in result.stderr
-    warnings = {line.split(":")[0].removeprefix("warning ").strip(): line
-                for line in result.stderr.splitlines() if line.startswith("warning ")}
+    warnings = {
+        line.split(":")[0].removeprefix("warning ").strip(): line
+        for line in result.stderr.splitlines()
+        if line.startswith("warning ")
+    }
     assert "--room auto" in warnings["sd15 clip"] and "style part of the score" in warnings["sd15 clip"]
     assert "--output-size" in warnings["sd15 upscaler"]
     assert warnings["sd15 fast lora lcm"].endswith("enables --fast")

@@ -56,8 +56,9 @@ def planned(monkeypatch, no_models) -> list:
 
 
 def transform(photo: Path, out: Path, *args) -> object:
-    return CliRunner().invoke(app, ["transform", str(photo), "--models", "tiny", "--out", str(out),
-                                    "--room", "bedroom", *map(str, args)])
+    return CliRunner().invoke(
+        app, ["transform", str(photo), "--models", "tiny", "--out", str(out), "--room", "bedroom", *map(str, args)]
+    )
 
 
 def plan_of(planned: list, photo: Path, tmp_path: Path, *args):
@@ -118,8 +119,9 @@ def test_workers_get_every_style_file_and_no_default_style(tmp_path):
     assert parsed.style is None and parsed.style_file == files
 
 
-@pytest.mark.parametrize(("given", "meant"), [("JPG", "jpeg"), ("Jpeg", "jpeg"), ("jpg", "jpeg"), ("PNG", "png"),
-                                              ("WebP", "webp")])
+@pytest.mark.parametrize(
+    ("given", "meant"), [("JPG", "jpeg"), ("Jpeg", "jpeg"), ("jpg", "jpeg"), ("PNG", "png"), ("WebP", "webp")]
+)
 def test_format_in_any_case_and_jpg(photo, tmp_path, planned, given, meant):
     assert plan_of(planned, photo, tmp_path, "--format", given).config.format == meant
 
@@ -140,7 +142,7 @@ def test_the_same_style_in_two_cases_is_named_twice(photo, tmp_path, no_models):
 @pytest.mark.parametrize("template", ["{stem}.png", "{style}/{stem}.JPG", "{stem}.webp"])
 def test_a_name_template_ending_in_an_image_extension_is_refused(photo, tmp_path, no_models, template):
     line = refusal(photo, tmp_path, "--name", template)
-    extension = template[template.rindex("."):]
+    extension = template[template.rindex(".") :]
     assert f"--name {template!r}" in line and repr(extension) in line and "--format" in line
     assert not (tmp_path / "out").exists()  # refused before the output is made
 
@@ -148,10 +150,34 @@ def test_a_name_template_ending_in_an_image_extension_is_refused(photo, tmp_path
 def test_a_run_with_two_style_files_and_jpg_writes_both(tiny_bundle, photo, tmp_path):
     a, b = style_file(tmp_path, "mine-a"), style_file(tmp_path, "mine-b")
     out = tmp_path / "out"
-    result = CliRunner().invoke(app, ["transform", str(photo), "--models", str(tiny_bundle), "--out", str(out),
-                                      "--size", "128", "--steps", "1", "--retries", "0", "--room", "bedroom",
-                                      "--style-file", str(a), "--style-file", str(b), "--format", "JPG",
-                                      "--name", "{stem}-{style}", "--json"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "transform",
+            str(photo),
+            "--models",
+            str(tiny_bundle),
+            "--out",
+            str(out),
+            "--size",
+            "128",
+            "--steps",
+            "1",
+            "--retries",
+            "0",
+            "--room",
+            "bedroom",
+            "--style-file",
+            str(a),
+            "--style-file",
+            str(b),
+            "--format",
+            "JPG",
+            "--name",
+            "{stem}-{style}",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert [(r["style"], r["status"]) for r in summary["images"]] == [("mine-a", "ok"), ("mine-b", "ok")]

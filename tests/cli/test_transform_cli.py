@@ -48,8 +48,18 @@ def test_outputs_exist_with_thumbnail_and_metadata(run):
             assert max(result.size) == 320 and result.size[0] % 8 == 0 and result.size[1] % 8 == 0
             assert max(thumb.size) == 256
         meta = json.loads(paths["metadata"].read_text())
-        for key in ("input", "style", "prompt", "negative_prompt", "seed", "models", "settings", "objects",
-                    "timings", "quality"):
+        for key in (
+            "input",
+            "style",
+            "prompt",
+            "negative_prompt",
+            "seed",
+            "models",
+            "settings",
+            "objects",
+            "timings",
+            "quality",
+        ):
             assert key in meta, key
         assert meta["seed"] == record["seed"] and meta["style"] == "modern"
         assert meta["room"] in ROOMS and f"a modern {meta['room']}," in meta["prompt"]  # --room auto, by CLIP
@@ -70,8 +80,14 @@ def test_summary_shape_and_numbers(run):
     for row in summary["stages"].values():
         assert 0 < row["p50"] <= row["p95"] and row["mean"] > 0
     settings = summary["settings"]
-    for key in ("size", "steps", "guidance_scale", "controlnet_conditioning_scale", "control_guidance_start",
-                "control_guidance_end"):
+    for key in (
+        "size",
+        "steps",
+        "guidance_scale",
+        "controlnet_conditioning_scale",
+        "control_guidance_start",
+        "control_guidance_end",
+    ):
         assert key in settings
     assert settings["steps"] == 2 and settings["size"] == 320
     assert summary["load_seconds"] > 0 and summary["images_per_minute"] > 0
@@ -107,7 +123,12 @@ def test_bad_images_fail_alone(tiny_bundle, rooms, tmp_path):
         assert word in line and str(inputs) in line
     assert "Traceback" not in result.output
     assert sorted(p.name for p in (tmp_path / "out").iterdir() if p.name != ".modomo") == [
-        "good.modern.json", "good.modern.png", "good.modern.thumb.jpg", "index.csv", "index.jsonl"]
+        "good.modern.json",
+        "good.modern.png",
+        "good.modern.thumb.jpg",
+        "index.csv",
+        "index.jsonl",
+    ]
     journal = [json.loads(line) for line in (tmp_path / "out" / ".modomo" / "journal.jsonl").read_text().splitlines()]
     assert [e["key"] for e in journal if e["status"] == "ok"] == ["good.jpg"]  # failed inputs are not done
 
@@ -123,8 +144,7 @@ def test_bad_images_fail_alone(tiny_bundle, rooms, tmp_path):
     ],
 )
 def test_usage_errors_exit_2(tiny_bundle, rooms, tmp_path, args, message):
-    base = ["transform", str(rooms / "living-room-02-small.jpg"), "--out", str(tmp_path), "--models",
-            str(tiny_bundle)]
+    base = ["transform", str(rooms / "living-room-02-small.jpg"), "--out", str(tmp_path), "--models", str(tiny_bundle)]
     result = CliRunner().invoke(app, base + args)
     assert result.exit_code == 2, result.output
     assert message in result.stderr and "Traceback" not in result.output
@@ -183,8 +203,22 @@ def test_styles_command_lists_the_five():
 
 def test_console_script_with_the_tiny_preset(rooms, tmp_path):
     """The installed entry point and the built-in tiny preset (built into the cache on first use)."""
-    cmd = [sys.executable, "-m", "modomo_cli", "transform", str(rooms / "living-room-02-small.jpg"),
-           "--models", "tiny", "--out", str(tmp_path), "--size", "128", "--steps", "1", "--json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "modomo_cli",
+        "transform",
+        str(rooms / "living-room-02-small.jpg"),
+        "--models",
+        "tiny",
+        "--out",
+        str(tmp_path),
+        "--size",
+        "128",
+        "--steps",
+        "1",
+        "--json",
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)

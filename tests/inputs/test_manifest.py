@@ -52,8 +52,14 @@ def meta(record: dict) -> dict:
 
 THREE_ROWS = [
     {"input": "a.jpg", "style": "boho", "room": "bedroom", "seed": "7"},
-    {"input": "sub/b.jpg", "style": "modern", "room": "kitchen", "prompt": "marble counters", "seed": "8",
-     "negative_prompt": "clutter"},
+    {
+        "input": "sub/b.jpg",
+        "style": "modern",
+        "room": "kitchen",
+        "prompt": "marble counters",
+        "seed": "8",
+        "negative_prompt": "clutter",
+    },
     {"input": "a.jpg", "style": "boho,scandinavian", "room": "auto", "name": "a-variant"},
 ]
 
@@ -63,8 +69,12 @@ def test_three_rows_restyled_as_each_row_says(tiny_bundle, rooms, tmp_path):
     code, summary, stderr = transform("--manifest", manifest, *tiny(tiny_bundle, tmp_path / "out"))
     assert code == 0, stderr
     rows = [(r["key"], r["style"], r["status"]) for r in summary["images"]]
-    assert rows == [("a.jpg", "boho", "ok"), ("sub/b.jpg", "modern", "ok"), ("a.jpg", "boho", "ok"),
-                    ("a.jpg", "scandinavian", "ok")]
+    assert rows == [
+        ("a.jpg", "boho", "ok"),
+        ("sub/b.jpg", "modern", "ok"),
+        ("a.jpg", "boho", "ok"),
+        ("a.jpg", "scandinavian", "ok"),
+    ]
     first, second, third, fourth = map(meta, summary["images"])
     assert first["seed"] == 7 and first["room"] == "bedroom" and "bohemian bedroom" in first["prompt"]
     assert second["seed"] == 8 and second["room"] == "kitchen"
@@ -90,16 +100,26 @@ def test_an_edited_row_is_redone_alone(tiny_bundle, rooms, tmp_path):
 
 
 def test_a_bad_row_fails_alone_with_its_line_under_its_own_style(tiny_bundle, rooms, tmp_path):
-    rows = [{"input": "a.jpg"}, {"input": "sub/b.jpg", "seed": "x7", "style": "boho"},
-            {"input": "missing.jpg", "style": "boho,industrial"}, {"input": "a.jpg", "preserve": "lamp"},
-            {"input": "a.jpg", "room": "attic", "style": "scandinavian"}, {"input": "sub/b.jpg", "style": "modern"}]
+    rows = [
+        {"input": "a.jpg"},
+        {"input": "sub/b.jpg", "seed": "x7", "style": "boho"},
+        {"input": "missing.jpg", "style": "boho,industrial"},
+        {"input": "a.jpg", "preserve": "lamp"},
+        {"input": "a.jpg", "room": "attic", "style": "scandinavian"},
+        {"input": "sub/b.jpg", "style": "modern"},
+    ]
     manifest = catalogue(tmp_path / "cat", rooms, rows)
     out = tmp_path / "out"
     code, summary, _ = transform("--manifest", manifest, *tiny(tiny_bundle, out))
     assert code == 3
     failed = [(r["error"].split(":")[0], r["style"]) for r in summary["images"] if r["status"] == "failed"]
-    assert failed == [("manifest line 3", "boho"), ("manifest line 4", "boho"), ("manifest line 4", "industrial"),
-                      ("manifest line 5", "modern"), ("manifest line 6", "scandinavian")]
+    assert failed == [
+        ("manifest line 3", "boho"),
+        ("manifest line 4", "boho"),
+        ("manifest line 4", "industrial"),
+        ("manifest line 5", "modern"),
+        ("manifest line 6", "scandinavian"),
+    ]
     errors = {r["error"].split(":")[0]: r["error"] for r in summary["images"] if r["status"] == "failed"}
     assert "seed 'x7'" in errors["manifest line 3"]
     assert "cannot read" in errors["manifest line 4"] and "lamp" in errors["manifest line 5"]
@@ -114,8 +134,9 @@ def test_a_bad_row_fails_alone_with_its_line_under_its_own_style(tiny_bundle, ro
 def test_an_unknown_style_in_a_row_is_a_usage_error_before_models_load(tiny_bundle, rooms, tmp_path, monkeypatch):
     manifest = catalogue(tmp_path / "cat", rooms, [{"input": "a.jpg"}, {"input": "a.jpg", "style": "art-deco"}])
     monkeypatch.setattr("pipeline.run.engines.local.load_stack", lambda *a, **k: pytest.fail("models loaded"))
-    result = CliRunner().invoke(app, ["transform", "--manifest", str(manifest), *map(str, tiny(tiny_bundle,
-                                                                                              tmp_path / "out"))])
+    result = CliRunner().invoke(
+        app, ["transform", "--manifest", str(manifest), *map(str, tiny(tiny_bundle, tmp_path / "out"))]
+    )
     assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1
     assert "line 3: unknown style 'art-deco'" in result.stderr and str(manifest) in result.stderr
 
@@ -129,17 +150,21 @@ def test_a_repeated_row_is_one_job_and_the_run_says_so(tiny_bundle, rooms, tmp_p
     assert "manifest line 4 repeats line 2" in stderr
 
 
-@pytest.mark.parametrize(("content", "reason"), [
-    ("input,colour\na.jpg,red\n", "unknown column 'colour'"),
-    ("photo,style\na.jpg,boho\n", "no 'input' column"),
-    (None, "cannot read"),
-])
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ("input,colour\na.jpg,red\n", "unknown column 'colour'"),
+        ("photo,style\na.jpg,boho\n", "no 'input' column"),
+        (None, "cannot read"),
+    ],
+)
 def test_a_bad_manifest_is_a_usage_error_before_models_load(tiny_bundle, rooms, tmp_path, content, reason):
     manifest = tmp_path / "jobs.csv"
     if content is not None:
         manifest.write_text(content)
-    result = CliRunner().invoke(app, ["transform", "--manifest", str(manifest), *map(str, tiny(tiny_bundle,
-                                                                                              tmp_path / "out"))])
+    result = CliRunner().invoke(
+        app, ["transform", "--manifest", str(manifest), *map(str, tiny(tiny_bundle, tmp_path / "out"))]
+    )
     assert result.exit_code == 2 and reason in result.stderr and "loading" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 
@@ -158,16 +183,20 @@ def test_jsonl_manifest_and_shards_cover_every_row_once(tiny_bundle, rooms, tmp_
 
 def test_inputs_and_a_manifest_together_are_refused(tiny_bundle, rooms, tmp_path):
     manifest = catalogue(tmp_path / "cat", rooms, [{"input": "a.jpg"}])
-    result = CliRunner().invoke(app, ["transform", str(rooms / PHOTO), "--manifest", str(manifest),
-                                      *map(str, tiny(tiny_bundle, tmp_path / "out"))])
+    result = CliRunner().invoke(
+        app,
+        ["transform", str(rooms / PHOTO), "--manifest", str(manifest), *map(str, tiny(tiny_bundle, tmp_path / "out"))],
+    )
     assert result.exit_code == 2 and "not both" in result.stderr
 
 
 def test_two_rows_with_one_name_are_refused(tiny_bundle, rooms, tmp_path):
-    manifest = catalogue(tmp_path / "cat", rooms, [{"input": "a.jpg", "name": "x"}, {"input": "sub/b.jpg",
-                                                                                      "name": "x"}])
-    result = CliRunner().invoke(app, ["transform", "--manifest", str(manifest),
-                                      *map(str, tiny(tiny_bundle, tmp_path / "out"))])
+    manifest = catalogue(
+        tmp_path / "cat", rooms, [{"input": "a.jpg", "name": "x"}, {"input": "sub/b.jpg", "name": "x"}]
+    )
+    result = CliRunner().invoke(
+        app, ["transform", "--manifest", str(manifest), *map(str, tiny(tiny_bundle, tmp_path / "out"))]
+    )
     assert result.exit_code == 2 and "lines 2 and 3" in result.stderr
 
 
@@ -187,8 +216,9 @@ def test_room_auto_is_the_default_with_clip(tiny_bundle, rooms, tmp_path):
 def test_room_auto_needs_clip_and_the_default_warns_once(tiny_bundle, rooms, tmp_path):
     bundle = tmp_path / "no-clip"
     shutil.copytree(tiny_bundle, bundle, ignore=shutil.ignore_patterns("clip"))
-    result = CliRunner().invoke(app, ["transform", str(rooms / PHOTO), "--room", "auto",
-                                      *map(str, tiny(bundle, tmp_path / "out"))])
+    result = CliRunner().invoke(
+        app, ["transform", str(rooms / PHOTO), "--room", "auto", *map(str, tiny(bundle, tmp_path / "out"))]
+    )
     assert result.exit_code == 2 and "--room auto needs the preset's CLIP" in result.stderr
     code, summary, stderr = transform(rooms / PHOTO, *tiny(bundle, tmp_path / "out"))
     assert code == 0 and summary["settings"]["room"] == "living room"
@@ -206,8 +236,10 @@ def test_room_classifier_is_batched_and_sums_to_one(tiny_stack, rooms):
     probs = classify.probabilities(images)
     assert len(probs) == 3 and all(sum(p.values()) == pytest.approx(1, abs=1e-4) for p in probs)
     assert list(probs[0]) == list(ROOMS)
-    frames = [Frame(Item(f"{i}.jpg", None, "."), seed=i, image=im, room=room)
-              for i, (im, room) in enumerate(zip(images, ["auto", "bedroom", "auto"], strict=True))]
+    frames = [
+        Frame(Item(f"{i}.jpg", None, "."), seed=i, image=im, room=room)
+        for i, (im, room) in enumerate(zip(images, ["auto", "bedroom", "auto"], strict=True))
+    ]
     classify(frames)
     assert frames[1].room == "bedroom" and frames[0].room in ROOMS and frames[2].room in ROOMS
     assert frames[0].room == max(probs[0], key=probs[0].get)
@@ -216,8 +248,11 @@ def test_room_classifier_is_batched_and_sums_to_one(tiny_stack, rooms):
 def test_inputs_outside_the_manifests_folder_stay_inside_the_output(tiny_bundle, rooms, tmp_path):
     (tmp_path / "photos").mkdir()
     shutil.copy(rooms / PHOTO, tmp_path / "photos" / "c.jpg")
-    manifest = catalogue(tmp_path / "cat", rooms, [{"input": "../photos/c.jpg"},
-                                                   {"input": str(tmp_path / "photos" / "c.jpg"), "seed": "3"}])
+    manifest = catalogue(
+        tmp_path / "cat",
+        rooms,
+        [{"input": "../photos/c.jpg"}, {"input": str(tmp_path / "photos" / "c.jpg"), "seed": "3"}],
+    )
     code, summary, stderr = transform("--manifest", manifest, *tiny(tiny_bundle, tmp_path / "out"))
     assert code == 0, stderr
     results = [Path(r["outputs"]["result"]) for r in summary["images"]]
@@ -226,8 +261,12 @@ def test_inputs_outside_the_manifests_folder_stay_inside_the_output(tiny_bundle,
 
 
 def test_dry_run_checks_the_whole_run_without_loading_a_model(tiny_bundle, rooms, tmp_path, monkeypatch):
-    rows = [{"input": "a.jpg", "style": "boho"}, {"input": "sub/b.jpg", "seed": "x7"}, {"input": "gone.jpg"},
-            {"input": "sub/b.jpg", "style": "modern,industrial"}]
+    rows = [
+        {"input": "a.jpg", "style": "boho"},
+        {"input": "sub/b.jpg", "seed": "x7"},
+        {"input": "gone.jpg"},
+        {"input": "sub/b.jpg", "style": "modern,industrial"},
+    ]
     manifest = catalogue(tmp_path / "cat", rooms, rows)
     out = tmp_path / "out"
     assert transform("--manifest", manifest, *tiny(tiny_bundle, out))[0] == 3  # a real run: two rows fail

@@ -23,8 +23,12 @@ SRGB_PRIMARIES = ((0.640, 0.330), (0.300, 0.600), (0.150, 0.060))
 D65_XY = (0.3127, 0.3290)
 # Display P3 patches: saturated ones partly outside sRGB, mid tones inside it, and a grey that must not move.
 P3_PATCHES = [(230, 40, 40), (40, 200, 60), (50, 70, 220), (180, 120, 80), (90, 140, 170), (128, 128, 128)]
-GPS_TAGS = {ExifTags.GPS.GPSLatitudeRef: "N", ExifTags.GPS.GPSLatitude: (51.0, 30.0, 12.5),
-            ExifTags.GPS.GPSLongitudeRef: "W", ExifTags.GPS.GPSLongitude: (0.0, 7.0, 39.0)}
+GPS_TAGS = {
+    ExifTags.GPS.GPSLatitudeRef: "N",
+    ExifTags.GPS.GPSLatitude: (51.0, 30.0, 12.5),
+    ExifTags.GPS.GPSLongitudeRef: "W",
+    ExifTags.GPS.GPSLongitude: (0.0, 7.0, 39.0),
+}
 
 
 # --- colour science, computed here independently of lcms ------------------------------------------------
@@ -79,9 +83,18 @@ def p3_profile() -> bytes:
     xyz = [b"XYZ " + bytes(4) + s15(column) for column in adapted.T]
     trc = b"para" + bytes(4) + struct.pack(">HH", 3, 0) + s15((2.4, 1 / 1.055, 0.055 / 1.055, 1 / 12.92, 0.04045))
     chad = b"sf32" + bytes(4) + s15(bradford_d65_to_d50().ravel())
-    tags = [(b"desc", mluc("Test Display P3")), (b"cprt", mluc("No copyright")),
-            (b"wtpt", b"XYZ " + bytes(4) + s15(D50)), (b"chad", chad),
-            (b"rXYZ", xyz[0]), (b"gXYZ", xyz[1]), (b"bXYZ", xyz[2]), (b"rTRC", trc), (b"gTRC", trc), (b"bTRC", trc)]
+    tags = [
+        (b"desc", mluc("Test Display P3")),
+        (b"cprt", mluc("No copyright")),
+        (b"wtpt", b"XYZ " + bytes(4) + s15(D50)),
+        (b"chad", chad),
+        (b"rXYZ", xyz[0]),
+        (b"gXYZ", xyz[1]),
+        (b"bXYZ", xyz[2]),
+        (b"rTRC", trc),
+        (b"gTRC", trc),
+        (b"bTRC", trc),
+    ]
     offset = 128 + 4 + 12 * len(tags)
     table, body = b"", b""
     for signature, data in tags:
@@ -89,9 +102,17 @@ def p3_profile() -> bytes:
         table += struct.pack(">4sII", signature, offset + len(body), len(data))
         body += data
     size = offset + len(body)
-    header = (struct.pack(">I4sI4s4s4s", size, b"\0\0\0\0", 0x04300000, b"mntr", b"RGB ", b"XYZ ")
-              + struct.pack(">6H", 2024, 5, 1, 12, 0, 0) + b"acsp" + bytes(24) + struct.pack(">I", 0)
-              + s15(D50) + bytes(4) + bytes(16) + bytes(28))
+    header = (
+        struct.pack(">I4sI4s4s4s", size, b"\0\0\0\0", 0x04300000, b"mntr", b"RGB ", b"XYZ ")
+        + struct.pack(">6H", 2024, 5, 1, 12, 0, 0)
+        + b"acsp"
+        + bytes(24)
+        + struct.pack(">I", 0)
+        + s15(D50)
+        + bytes(4)
+        + bytes(16)
+        + bytes(28)
+    )
     assert len(header) == 128
     return header + struct.pack(">I", len(tags)) + table + body
 
@@ -270,8 +291,11 @@ def test_folder_listing_picks_up_heic(tmp_path):
 
 def test_capture_facts_from_a_phone_jpeg_leave_out_gps(tmp_path):
     decoded = decode(gps_jpeg(tmp_path / "phone.jpg").read_bytes(), "phone.jpg")
-    assert decoded.info["capture"] == {"taken": "2024-05-01T14:03:22+02:00", "camera": "Apple iPhone 15 Pro",
-                                       "lens": "iPhone 15 Pro back camera 6.765mm f/1.78"}
+    assert decoded.info["capture"] == {
+        "taken": "2024-05-01T14:03:22+02:00",
+        "camera": "Apple iPhone 15 Pro",
+        "lens": "iPhone 15 Pro back camera 6.765mm f/1.78",
+    }
     assert set(decoded.info) == {"capture"}  # no EXIF (with its GPS IFD) travels on with the pixels
     assert "gps" not in json.dumps(decoded.info).lower()
 

@@ -60,13 +60,19 @@ def test_keys_cannot_escape_the_prefix(relative):
 
 
 def test_settings_from_env_with_aws_fallbacks():
-    env = {"AWS_ACCESS_KEY_ID": "ak", "AWS_SECRET_ACCESS_KEY": "very-secret", "AWS_ENDPOINT_URL": "http://x",
-           "R2_BUCKET_NAME": "cat", "CDN_DOMAIN": "cdn.example.com"}
+    env = {
+        "AWS_ACCESS_KEY_ID": "ak",
+        "AWS_SECRET_ACCESS_KEY": "very-secret",
+        "AWS_ENDPOINT_URL": "http://x",
+        "R2_BUCKET_NAME": "cat",
+        "CDN_DOMAIN": "cdn.example.com",
+    }
     settings = r2.Settings.from_env(env)
     assert (settings.access_key_id, settings.endpoint_url, settings.bucket) == ("ak", "http://x", "cat")
     assert "very-secret" not in repr(settings)
     assert settings.public_url("out/salon d'été/a b.png") == (
-        "https://cdn.example.com/out/salon%20d%27%C3%A9t%C3%A9/a%20b.png")
+        "https://cdn.example.com/out/salon%20d%27%C3%A9t%C3%A9/a%20b.png"
+    )
     env["R2_ACCESS_KEY_ID"] = "r2key"
     assert r2.Settings.from_env(env).access_key_id == "r2key"
 
@@ -88,8 +94,7 @@ def test_listing_pages_skips_markers_hidden_and_non_images(moto_server, bucket, 
     wanted = [f"in/{i:03d}.jpg" for i in range(23)] + ["in/sub/deeper/x.PNG", "in/sub/z.webp"]
     for key in wanted + ["in/sub/", "in/.DS_Store", "in/.hidden/a.jpg", "in/notes.txt", "other/a.jpg"]:
         client.put_object(Bucket=bucket, Key=key, Body=b"x")
-    settings = r2.Settings(fault_proxy.endpoint, moto_server.access_key_id, moto_server.secret_access_key,
-                           None, None)
+    settings = r2.Settings(fault_proxy.endpoint, moto_server.access_key_id, moto_server.secret_access_key, None, None)
     proxied = r2.make_client(settings)
     keys = [k for k, _ in r2.list_keys(proxied, r2.Location(bucket, "in/"), settings, IMAGE_SUFFIXES, page_size=5)]
     assert keys == sorted(wanted)
@@ -105,13 +110,21 @@ def test_local_to_r2_with_cdn_urls(tiny_bundle, rooms, moto_server, r2_env, monk
     assert result.exit_code == 0, result.output
     client = moto_server.client()
     stem = "out/living-room-02-small.modern"
-    assert keys_under(client, r2_env, "out/") == ["out/index.csv", "out/index.jsonl", f"{stem}.json", f"{stem}.png",
-                                                  f"{stem}.thumb.jpg"]
+    assert keys_under(client, r2_env, "out/") == [
+        "out/index.csv",
+        "out/index.jsonl",
+        f"{stem}.json",
+        f"{stem}.png",
+        f"{stem}.thumb.jpg",
+    ]
     segment, history = keys_under(client, r2_env, "out/", journal=True)
     assert segment.startswith("out/.modomo/journal/") and segment.endswith(".jsonl")
     assert history.startswith("out/.modomo/runs/") and history.endswith(".json")
-    for key, kind in ((f"{stem}.png", "image/png"), (f"{stem}.thumb.jpg", "image/jpeg"),
-                      (f"{stem}.json", "application/json")):
+    for key, kind in (
+        (f"{stem}.png", "image/png"),
+        (f"{stem}.thumb.jpg", "image/jpeg"),
+        (f"{stem}.json", "application/json"),
+    ):
         head = client.head_object(Bucket=r2_env, Key=key)
         assert head["ContentType"] == kind
     record = json.loads(result.stdout)["images"][0]
@@ -155,8 +168,10 @@ def test_wrong_credentials_fail_fast_without_loading_models(tiny_bundle, rooms, 
 
 
 def test_missing_bucket_is_one_line(tiny_bundle, rooms, r2_env, tmp_path):
-    for location_args in ([f"r2://no-such-bucket-{r2_env}/in/", "--out", tmp_path],
-                          [rooms / PHOTO, "--out", "r2://no-such-bucket/out/"]):
+    for location_args in (
+        [f"r2://no-such-bucket-{r2_env}/in/", "--out", tmp_path],
+        [rooms / PHOTO, "--out", "r2://no-such-bucket/out/"],
+    ):
         result = transform(*location_args, *fast(tiny_bundle))
         assert result.exit_code == 1, result.output
         lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
@@ -164,7 +179,8 @@ def test_missing_bucket_is_one_line(tiny_bundle, rooms, r2_env, tmp_path):
 
 
 def test_transient_faults_are_retried_and_a_failing_object_fails_alone(
-        tiny_bundle, rooms, moto_server, r2_env, fault_proxy, monkeypatch, tmp_path):
+    tiny_bundle, rooms, moto_server, r2_env, fault_proxy, monkeypatch, tmp_path
+):
     client = moto_server.client()
     put_photos(client, r2_env, ["in/flaky.jpg", "in/broken.jpg", "in/fine.jpg"], rooms)
     monkeypatch.setenv("R2_ENDPOINT_URL", fault_proxy.endpoint)
@@ -206,10 +222,16 @@ def test_cache_headers_by_kind(tiny_bundle, rooms, moto_server, r2_env):
     assert result.exit_code == 0, result.output
     client = moto_server.client()
     stem = "out/living-room-02-small.modern"
-    expected = {"out/index.csv": "no-cache", "out/index.jsonl": "no-cache", "out/report.html": "no-cache",
-                "out/contact-sheet.jpg": "no-cache", f"{stem}.png": "public, no-cache",
-                f"{stem}.thumb.jpg": "public, no-cache", f"{stem}.json": "public, no-cache",
-                f"{stem}.depth.png": "public, no-cache"}
+    expected = {
+        "out/index.csv": "no-cache",
+        "out/index.jsonl": "no-cache",
+        "out/report.html": "no-cache",
+        "out/contact-sheet.jpg": "no-cache",
+        f"{stem}.png": "public, no-cache",
+        f"{stem}.thumb.jpg": "public, no-cache",
+        f"{stem}.json": "public, no-cache",
+        f"{stem}.depth.png": "public, no-cache",
+    }
     for key, header in expected.items():
         assert client.head_object(Bucket=r2_env, Key=key)["CacheControl"] == header, key
     for key in keys_under(client, r2_env, "out/", journal=True):
@@ -223,15 +245,18 @@ def test_a_prefix_copied_to_another_prefix_resumes_and_indexes(tiny_bundle, room
     assert transform(rooms / PHOTO, "--out", "r2:///first/", *fast(tiny_bundle)).exit_code == 0
     client = moto_server.client()
     for key in keys_under(client, r2_env, "first/") + keys_under(client, r2_env, "first/", journal=True):
-        client.copy_object(Bucket=r2_env, Key="second/" + key.removeprefix("first/"),
-                           CopySource={"Bucket": r2_env, "Key": key})
+        client.copy_object(
+            Bucket=r2_env, Key="second/" + key.removeprefix("first/"), CopySource={"Bucket": r2_env, "Key": key}
+        )
     again = transform(rooms / PHOTO, "--out", "r2:///second/", *fast(tiny_bundle))
     assert again.exit_code == 0, again.output
     summary = json.loads(again.stdout)
     assert summary["counts"]["skipped"] == 1 and summary["counts"]["ok"] == 0
     assert summary["images"][0]["outputs"]["result"] == f"r2://{r2_env}/second/living-room-02-small.modern.png"
     assert CliRunner().invoke(app, ["index", "r2:///second/"]).exit_code == 0
-    rows = [json.loads(line) for line in
-            client.get_object(Bucket=r2_env, Key="second/index.jsonl")["Body"].read().decode().splitlines()]
+    rows = [
+        json.loads(line)
+        for line in client.get_object(Bucket=r2_env, Key="second/index.jsonl")["Body"].read().decode().splitlines()
+    ]
     assert [row["result"] for row in rows] == ["living-room-02-small.modern.png"]
     client.head_object(Bucket=r2_env, Key="second/" + rows[0]["result"])

@@ -71,14 +71,35 @@ def test_style_file_names_its_checkpoint(tiny_bundle, rooms, tmp_path):
 def test_bad_checkpoints_are_one_line(tiny_bundle, rooms, tmp_path, content):
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(content)
-    result = CliRunner().invoke(app, ["transform", str(rooms / "living-room-02-small.jpg"), "--models",
-                                      str(tiny_bundle), "--out", str(tmp_path / "out"), "--checkpoint", str(bad)])
+    result = CliRunner().invoke(
+        app,
+        [
+            "transform",
+            str(rooms / "living-room-02-small.jpg"),
+            "--models",
+            str(tiny_bundle),
+            "--out",
+            str(tmp_path / "out"),
+            "--checkpoint",
+            str(bad),
+        ],
+    )
     assert result.exit_code == 1 and "bad.safetensors" in result.stderr and "Traceback" not in result.output
 
 
 def test_missing_checkpoint_is_a_usage_error(tiny_bundle, rooms, tmp_path):
-    result = CliRunner().invoke(app, ["transform", str(rooms / "living-room-02-small.jpg"), "--models",
-                                      str(tiny_bundle), "--out", str(tmp_path / "out"), "--checkpoint",
-                                      str(tmp_path / "nope.safetensors")])
+    result = CliRunner().invoke(
+        app,
+        [
+            "transform",
+            str(rooms / "living-room-02-small.jpg"),
+            "--models",
+            str(tiny_bundle),
+            "--out",
+            str(tmp_path / "out"),
+            "--checkpoint",
+            str(tmp_path / "nope.safetensors"),
+        ],
+    )
     assert result.exit_code == 2 and "nope.safetensors" in result.stderr
     shutil.rmtree(tmp_path / "out", ignore_errors=True)

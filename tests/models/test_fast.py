@@ -26,9 +26,16 @@ from tests.stages.test_sampling import SIZE, make_frames, pixels
 
 def settings_for(name: str) -> GenerateSettings:
     recipe = RECIPES[name]
-    return GenerateSettings(prompt="a bohemian living room", negative_prompt="blurry", steps=recipe.steps,
-                            guidance_scale=recipe.guidance_scale, controlnet_conditioning_scale=(0.9, 0.6),
-                            control_guidance_start=(0.0, 0.0), control_guidance_end=(1.0, 0.6), eta=recipe.eta)
+    return GenerateSettings(
+        prompt="a bohemian living room",
+        negative_prompt="blurry",
+        steps=recipe.steps,
+        guidance_scale=recipe.guidance_scale,
+        controlnet_conditioning_scale=(0.9, 0.6),
+        control_guidance_start=(0.0, 0.0),
+        control_guidance_end=(1.0, 0.6),
+        eta=recipe.eta,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -58,22 +65,35 @@ def test_fast_loop_equals_diffusers_with_the_same_scheduler_and_fused_lora(fused
     kwargs = {"eta": settings.eta} if settings.eta is not None else {}
     view = diffusers_pipe(pipe, settings.controls)  # the stack's depth and canny nets (it holds lines too)
     reference = view(
-        prompt=[settings.prompt] * 2, negative_prompt=[settings.negative_prompt] * 2,
-        image=[[f.depth, f.edges] for f in frames], height=SIZE[1], width=SIZE[0],
-        num_inference_steps=settings.steps, guidance_scale=settings.guidance_scale,
+        prompt=[settings.prompt] * 2,
+        negative_prompt=[settings.negative_prompt] * 2,
+        image=[[f.depth, f.edges] for f in frames],
+        height=SIZE[1],
+        width=SIZE[0],
+        num_inference_steps=settings.steps,
+        guidance_scale=settings.guidance_scale,
         controlnet_conditioning_scale=list(settings.controlnet_conditioning_scale),
         control_guidance_start=list(settings.control_guidance_start),
         control_guidance_end=list(settings.control_guidance_end),
-        generator=[torch.Generator("cpu").manual_seed(f.seed) for f in frames], output_type="latent", **kwargs,
+        generator=[torch.Generator("cpu").manual_seed(f.seed) for f in frames],
+        output_type="latent",
+        **kwargs,
     ).images
     assert torch.allclose(ours("latent"), reference, atol=1e-3), (ours("latent") - reference).abs().max()
-    images = view(prompt=[settings.prompt] * 2, negative_prompt=[settings.negative_prompt] * 2,
-                  image=[[f.depth, f.edges] for f in frames], height=SIZE[1], width=SIZE[0],
-                  num_inference_steps=settings.steps, guidance_scale=settings.guidance_scale,
-                  controlnet_conditioning_scale=list(settings.controlnet_conditioning_scale),
-                  control_guidance_start=list(settings.control_guidance_start),
-                  control_guidance_end=list(settings.control_guidance_end),
-                  generator=[torch.Generator("cpu").manual_seed(f.seed) for f in frames], **kwargs).images
+    images = view(
+        prompt=[settings.prompt] * 2,
+        negative_prompt=[settings.negative_prompt] * 2,
+        image=[[f.depth, f.edges] for f in frames],
+        height=SIZE[1],
+        width=SIZE[0],
+        num_inference_steps=settings.steps,
+        guidance_scale=settings.guidance_scale,
+        controlnet_conditioning_scale=list(settings.controlnet_conditioning_scale),
+        control_guidance_start=list(settings.control_guidance_start),
+        control_guidance_end=list(settings.control_guidance_end),
+        generator=[torch.Generator("cpu").manual_seed(f.seed) for f in frames],
+        **kwargs,
+    ).images
     for mine, made in zip(ours("pil"), images, strict=True):
         assert np.abs(pixels(mine) - pixels(made)).max() <= 2
 
@@ -88,8 +108,11 @@ def test_the_fused_lora_changes_the_result(fused, tiny_stack, rooms, name):
     runs = []
     for pipe in (fused[name], plain):
         generators = [torch.Generator("cpu").manual_seed(frames[0].seed)]
-        runs.append(Sampler(pipe, None, torch.device("cpu"))(settings, [[frames[0].depth], [frames[0].edges]],
-                                                              generators, SIZE[1], SIZE[0], output_type="latent"))
+        runs.append(
+            Sampler(pipe, None, torch.device("cpu"))(
+                settings, [[frames[0].depth], [frames[0].edges]], generators, SIZE[1], SIZE[0], output_type="latent"
+            )
+        )
     assert (runs[0] - runs[1]).abs().max() > 1e-2
     assert not any("lora" in n for n, _ in fused[name].unet.named_modules())  # fused, no adapter left
 
@@ -102,8 +125,10 @@ def test_fast_settings_follow_the_recipe_and_the_styles_fast_table(tmp_path):
     assert settings.controlnet_conditioning_scale == (style.depth.scale, style.canny.scale)
     assert RunConfig(inputs=["x"], out="o", style=style, fast="tcd").check().generate_settings().eta == 0.3
     own = tmp_path / "light.toml"
-    own.write_text((STYLE_DIR / "boho.toml").read_text().replace('name = "boho"', 'name = "light"')
-                   + "\n[fast]\nenabled = true\nsteps = 5\n[fast.controls.depth]\nscale = 0.5\n")
+    own.write_text(
+        (STYLE_DIR / "boho.toml").read_text().replace('name = "boho"', 'name = "light"')
+        + "\n[fast]\nenabled = true\nsteps = 5\n[fast.controls.depth]\nscale = 0.5\n"
+    )
     light = load_style(path=own)
     config = RunConfig(inputs=["x"], out="o", style=light).check()
     assert config.fast == "lcm"  # the style asks for fast mode itself

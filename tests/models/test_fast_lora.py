@@ -136,8 +136,9 @@ def test_every_key_loads_and_fusing_leaves_only_the_weights(tiny_bundle, tiny_st
         pipe.load_lora_weights(str(path), adapter_name="fast")
     assert not [m for m in warned if not m.startswith("No LoRA keys associated to CLIPTextModel")], warned
     wrapped = tuner_layers(unet)
-    assert {"lora_unet_" + n.replace(".", "_") for n in wrapped} == {k.rsplit(".", 2)[0] for k in state if
-                                                                    k.endswith(".lora_down.weight")}
+    assert {"lora_unet_" + n.replace(".", "_") for n in wrapped} == {
+        k.rsplit(".", 2)[0] for k in state if k.endswith(".lora_down.weight")
+    }
     for module_name, module in wrapped.items():  # every tensor of the file is the one in use, alpha included
         base_key = "lora_unet_" + module_name.replace(".", "_")
         assert torch.equal(module.lora_A["fast"].weight, state[base_key + ".lora_down.weight"].float())
@@ -179,7 +180,7 @@ def test_random_sd15_builds_the_real_layout_in_memory(sd15_unet):
     assert {k: tuple(v.shape) for k, v in state.items()} == lora_shapes(sd15_unet, "tcd")
     assert {v.dtype for v in state.values()} == {torch.float16} and state[next(iter(SD15_SHAPES))].device.type == "cpu"
     down = state["lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight"].float()
-    assert abs(down.std().item() - 320 ** -0.5) < 0.01  # scaled to its fan-in: sane at any width
+    assert abs(down.std().item() - 320**-0.5) < 0.01  # scaled to its fan-in: sane at any width
     again = random_lora(sd15_unet, "tcd")
     assert all(torch.equal(state[k], again[k]) for k in SD15_SHAPES)
     other = random_lora(sd15_unet, "lcm")
@@ -208,7 +209,8 @@ def test_download_fetches_the_chosen_recipes_only(empty_caches):  # noqa: F811
         fast_recipes("turbo")
     fake_hub_cache(empty_caches, "h1t/TCD-SD15-LoRA", "pytorch_lora_weights.safetensors")
     assert [Path(p).name for p in download_fast(sd15(), ["tcd"], report=lambda _: None)] == [
-        "pytorch_lora_weights.safetensors"]
+        "pytorch_lora_weights.safetensors"
+    ]
     with pytest.raises(ModomoError, match="cannot download ByteDance/Hyper-SD/Hyper-SD15-8steps-lora.safetensors"):
         download_fast(sd15(), ["hyper"], report=lambda _: None)
     assert download_fast(resolve("random-sd15"), list(RECIPES), report=lambda _: None) == []

@@ -77,9 +77,18 @@ def render(pipe, reference: Image.Image | None, scale: float = 1.0) -> np.ndarra
     if reference is not None:
         pipe.set_ip_adapter_scale(scale)
         extra["ip_adapter_image"] = reference
-    return pipe(prompt="a bright living room", negative_prompt="blurry", image=[control, control], height=SIZE,
-                width=SIZE, num_inference_steps=2, guidance_scale=5.0, output_type="np",
-                generator=torch.Generator("cpu").manual_seed(3), **extra).images[0]
+    return pipe(
+        prompt="a bright living room",
+        negative_prompt="blurry",
+        image=[control, control],
+        height=SIZE,
+        width=SIZE,
+        num_inference_steps=2,
+        guidance_scale=5.0,
+        output_type="np",
+        generator=torch.Generator("cpu").manual_seed(3),
+        **extra,
+    ).images[0]
 
 
 def test_the_reference_changes_the_picture(adapted, plain):
@@ -103,7 +112,10 @@ def test_random_adapters_have_the_published_layout(adapted):
     assert set(state["ip_adapter"]) == {f"{k}.to_{kv}_ip.weight" for k in range(1, 32, 2) for kv in "kv"}
     assert state["image_proj"]["proj.weight"].shape == (768 * 4, 1024)
     assert {key: tuple(v.shape) for key, v in state["image_proj"].items() if key != "proj.weight"} == {
-        "proj.bias": (3072,), "norm.weight": (768,), "norm.bias": (768,)}
+        "proj.bias": (3072,),
+        "norm.weight": (768,),
+        "norm.bias": (768,),
+    }
     for k, name in enumerate(layers):  # training's start: the image projections are copies of the text ones
         attention = unet.get_submodule(name.removesuffix(".processor"))
         assert torch.equal(state["ip_adapter"][f"{2 * k + 1}.to_k_ip.weight"], attention.to_k.weight)
@@ -117,8 +129,15 @@ def test_the_random_encoder_is_vit_h_14():
     from transformers import CLIPVisionModelWithProjection
 
     config = ip_adapter.encoder_config()
-    assert (config.hidden_size, config.num_hidden_layers, config.num_attention_heads, config.intermediate_size,
-            config.patch_size, config.image_size, config.projection_dim) == (1280, 32, 16, 5120, 14, 224, 1024)
+    assert (
+        config.hidden_size,
+        config.num_hidden_layers,
+        config.num_attention_heads,
+        config.intermediate_size,
+        config.patch_size,
+        config.image_size,
+        config.projection_dim,
+    ) == (1280, 32, 16, 5120, 14, 224, 1024)
     with torch.device("meta"):  # shapes only: the real build is 2.5 GB
         encoder = CLIPVisionModelWithProjection(config)
     count = sum(p.numel() for p in encoder.parameters())
@@ -150,7 +169,8 @@ def test_a_bundle_without_the_adapter_says_so_in_one_line(spec, plain, tmp_path)
     assert len(message.splitlines()) == 1 and "modomo models download" in message and "ip-adapter/" in message
     (tmp_path / "bundle" / ip_adapter.BUNDLE_FOLDER / ip_adapter.SUBFOLDER).mkdir(parents=True)
     (tmp_path / "bundle" / ip_adapter.BUNDLE_FOLDER / ip_adapter.SUBFOLDER / ip_adapter.WEIGHT).symlink_to(
-        Path(spec.ip_adapter) / ip_adapter.SUBFOLDER / ip_adapter.WEIGHT)
+        Path(spec.ip_adapter) / ip_adapter.SUBFOLDER / ip_adapter.WEIGHT
+    )
     half = resolve(str(tmp_path / "bundle"))  # the adapter without its image encoder is not one either
     message = str(pytest.raises(ModomoError, attach_ip_adapter, half, plain, CPU, torch.float32).value)
     assert len(message.splitlines()) == 1 and "image_encoder/" in message
@@ -191,8 +211,9 @@ def hub_calls(monkeypatch):
 
     calls = []
     monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda repo, **kw: calls.append(repo) or repo)
-    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda repo, name, **kw: calls.append(f"{repo}/{name}")
-                        or f"{repo}/{name}")
+    monkeypatch.setattr(
+        huggingface_hub, "hf_hub_download", lambda repo, name, **kw: calls.append(f"{repo}/{name}") or f"{repo}/{name}"
+    )
     monkeypatch.setattr("pipeline.models.download.download_yolo", lambda name: Path(name))
     return calls
 
@@ -204,8 +225,10 @@ def test_the_download_fetches_the_adapter_only_on_request(hub_calls):
     result = CliRunner().invoke(app, ["models", "download", "sd15", "--style-ref"])
     assert result.exit_code == 0, result.output
     assert [call for call in hub_calls if call.startswith(ip_adapter.REPO)] == [
-        f"{ip_adapter.REPO}/models/ip-adapter_sd15.safetensors", f"{ip_adapter.REPO}/models/image_encoder/config.json",
-        f"{ip_adapter.REPO}/models/image_encoder/model.safetensors"]
+        f"{ip_adapter.REPO}/models/ip-adapter_sd15.safetensors",
+        f"{ip_adapter.REPO}/models/image_encoder/config.json",
+        f"{ip_adapter.REPO}/models/image_encoder/model.safetensors",
+    ]
 
 
 def test_the_adapter_download_offline_is_one_line(empty_caches, monkeypatch):  # noqa: F811

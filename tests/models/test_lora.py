@@ -32,14 +32,18 @@ def make_lora(tiny_bundle: Path, folder: Path) -> Path:
 
     torch.manual_seed(3)
     unet = UNet2DConditionModel.from_pretrained(tiny_bundle / "stable-diffusion" / "unet")
-    unet.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights="gaussian",
-                                target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+    unet.add_adapter(
+        LoraConfig(r=4, lora_alpha=4, init_lora_weights="gaussian", target_modules=["to_q", "to_k", "to_v", "to_out.0"])
+    )
     with torch.no_grad():
         for name, param in unet.named_parameters():
             if "lora_B" in name:
                 param.normal_(0, 0.5)
-    StableDiffusionPipeline.save_lora_weights(folder, unet_lora_layers=convert_state_dict_to_diffusers(
-        get_peft_model_state_dict(unet)), safe_serialization=True)
+    StableDiffusionPipeline.save_lora_weights(
+        folder,
+        unet_lora_layers=convert_state_dict_to_diffusers(get_peft_model_state_dict(unet)),
+        safe_serialization=True,
+    )
     return folder / "pytorch_lora_weights.safetensors"
 
 
@@ -87,6 +91,17 @@ def test_style_file_lora_applies_to_its_style_only(tiny_bundle, rooms, tmp_path,
 def test_a_broken_lora_file_is_one_line(tiny_bundle, rooms, tmp_path):
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"not safetensors")
-    result = CliRunner().invoke(app, ["transform", str(rooms / "living-room-02-small.jpg"), "--models",
-                                      str(tiny_bundle), "--out", str(tmp_path / "out"), "--lora", str(bad)])
+    result = CliRunner().invoke(
+        app,
+        [
+            "transform",
+            str(rooms / "living-room-02-small.jpg"),
+            "--models",
+            str(tiny_bundle),
+            "--out",
+            str(tmp_path / "out"),
+            "--lora",
+            str(bad),
+        ],
+    )
     assert result.exit_code == 1 and "bad.safetensors" in result.stderr and "Traceback" not in result.output

@@ -67,8 +67,20 @@ def test_only_what_is_missing_is_named(empty_caches):
 
 
 def test_the_run_says_it_once(empty_caches, rooms):
-    result = CliRunner().invoke(app, ["transform", str(rooms / "living-room-02-small.jpg"), "--models", "sd15",
-                                      "--out", "out", "--room", "living room", "--json"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "transform",
+            str(rooms / "living-room-02-small.jpg"),
+            "--models",
+            "sd15",
+            "--out",
+            "out",
+            "--room",
+            "living room",
+            "--json",
+        ],
+    )
     assert result.exit_code == 1, result.output
     errors = [line for line in result.stderr.splitlines() if "weights not found" in line]
     assert len(errors) == 1 and "Traceback" not in result.output

@@ -21,8 +21,10 @@ PHOTO = "living-room-02-small.jpg"
 PSNR_BOUND_DB = 30.0
 
 
-@pytest.mark.parametrize(("amx", "avx512_bf16", "expected"), [
-    (True, False, "bf16"), (False, True, "bf16"), (True, True, "bf16"), (False, False, "fp32")])
+@pytest.mark.parametrize(
+    ("amx", "avx512_bf16", "expected"),
+    [(True, False, "bf16"), (False, True, "bf16"), (True, True, "bf16"), (False, False, "fp32")],
+)
 def test_auto_follows_the_cpus_bf16_support(monkeypatch, amx, avx512_bf16, expected):
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16, raising=False)
@@ -61,9 +63,28 @@ def two_formats(tiny_bundle, rooms, tmp_path_factory) -> dict:
     shutil.copy(rooms / PHOTO, folder / "room.jpg")
     made = {}
     for dtype in ("fp32", "bf16"):
-        result = CliRunner().invoke(app, ["transform", str(folder / "room.jpg"), "--models", str(tiny_bundle),
-                                          "--out", str(folder / dtype), "--size", "128", "--steps", "4",
-                                          "--retries", "0", "--style", "boho", "--dtype", dtype, "--json"])
+        result = CliRunner().invoke(
+            app,
+            [
+                "transform",
+                str(folder / "room.jpg"),
+                "--models",
+                str(tiny_bundle),
+                "--out",
+                str(folder / dtype),
+                "--size",
+                "128",
+                "--steps",
+                "4",
+                "--retries",
+                "0",
+                "--style",
+                "boho",
+                "--dtype",
+                dtype,
+                "--json",
+            ],
+        )
         assert result.exit_code == 0, result.output
         summary = json.loads(result.stdout)
         metadata = json.loads((folder / dtype / "room.boho.json").read_text())
@@ -83,7 +104,8 @@ def test_every_model_that_should_runs_in_bf16(two_formats):
     _, summary, metadata = two_formats["bf16"]
     models = summary["precision"]["models"]
     assert {name: models[name] for name in ("text_encoder", "unet", "controlnets", "vae", "depth")} == dict.fromkeys(
-        ("text_encoder", "unet", "controlnets", "vae", "depth"), "bf16")
+        ("text_encoder", "unet", "controlnets", "vae", "depth"), "bf16"
+    )
     assert models["yolo"] == models["sam2"] == "fp32" and set(summary["precision"]["kept_fp32"]) == {"yolo", "sam2"}
     assert metadata["settings"]["dtype"] == "bf16"
     assert two_formats["fp32"][2]["settings"]["dtype"] == "fp32"
@@ -93,14 +115,31 @@ def test_the_format_is_in_the_settings_hash():
     from pipeline.config import RunConfig
     from styles import load_style
 
-    hashes = {dtype: RunConfig(inputs=["x.jpg"], out="o", style=load_style("boho"), precision=dtype)
-              .result_hash(load_style("boho"), {}) for dtype in ("fp32", "bf16")}
+    hashes = {
+        dtype: RunConfig(inputs=["x.jpg"], out="o", style=load_style("boho"), precision=dtype).result_hash(
+            load_style("boho"), {}
+        )
+        for dtype in ("fp32", "bf16")
+    }
     assert hashes["fp32"] != hashes["bf16"]
 
 
 def test_fp16_on_the_cpu_is_one_line_before_models_load(tiny_bundle, rooms, tmp_path):
-    result = CliRunner().invoke(app, ["transform", str(rooms / PHOTO), "--models", str(tiny_bundle), "--out",
-                                      str(tmp_path / "out"), "--device", "cpu", "--dtype", "fp16"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "transform",
+            str(rooms / PHOTO),
+            "--models",
+            str(tiny_bundle),
+            "--out",
+            str(tmp_path / "out"),
+            "--device",
+            "cpu",
+            "--dtype",
+            "fp16",
+        ],
+    )
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.exit_code == 2 and len(lines) == 1 and "fp16 is not supported on the CPU" in lines[0]
     assert not (tmp_path / "out").exists()

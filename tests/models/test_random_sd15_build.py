@@ -40,7 +40,8 @@ def constructions(monkeypatch):
 def test_each_model_is_built_once_on_the_requested_device(constructions):
     pipe = random_sd15.build_generator(META, torch.float16)
     assert Counter({name: len(devices) for name, devices in constructions.items()}) == Counter(
-        AutoencoderKL=1, CLIPTextModel=1, UNet2DConditionModel=1, ControlNetModel=2)
+        AutoencoderKL=1, CLIPTextModel=1, UNet2DConditionModel=1, ControlNetModel=2
+    )
     for name, devices in constructions.items():
         assert all(device.type == "meta" for device in devices), f"{name} built on {devices}"
     models = {"unet": pipe.unet, "vae": pipe.vae, "text_encoder": pipe.text_encoder}

@@ -24,8 +24,21 @@ def transform(*args) -> tuple[int, dict | None, str]:
 
 
 def tiny(bundle: Path, out, *extra) -> list:
-    return ["--models", bundle, "--out", out, "--size", "128", "--steps", "1", "--retries", "0", "--room",
-            "living room", *extra]
+    return [
+        "--models",
+        bundle,
+        "--out",
+        out,
+        "--size",
+        "128",
+        "--steps",
+        "1",
+        "--retries",
+        "0",
+        "--room",
+        "living room",
+        *extra,
+    ]
 
 
 def photos(folder: Path, rooms: Path, names: list[str]) -> Path:
@@ -70,12 +83,31 @@ def test_index_after_two_shards_lists_every_job_once(tiny_bundle, rooms, tmp_pat
 
 
 def test_csv_is_safe_in_a_spreadsheet():
-    for risky in ("=HYPERLINK(\"http://x\")", "+1", "-2+3", "@SUM(A1)", "\tx"):
+    for risky in ('=HYPERLINK("http://x")', "+1", "-2+3", "@SUM(A1)", "\tx"):
         assert safe_cell(risky).startswith("'")
     assert safe_cell("salon d'été — 客厅.jpg") == "salon d'été — 客厅.jpg" and safe_cell(0.5) == 0.5
-    row = dict.fromkeys(("input", "style", "room", "room_probability", "status", "error", "result", "thumbnail",
-                         "result_url", "thumbnail_url", "seed", "quality", "passed", "settings", "finished",
-                         "manifest_line", "id"), None)
+    row = dict.fromkeys(
+        (
+            "input",
+            "style",
+            "room",
+            "room_probability",
+            "status",
+            "error",
+            "result",
+            "thumbnail",
+            "result_url",
+            "thumbnail_url",
+            "seed",
+            "quality",
+            "passed",
+            "settings",
+            "finished",
+            "manifest_line",
+            "id",
+        ),
+        None,
+    )
     row.update(input="=cmd|' /C calc'!A0.jpg", error='says "no", then, stops', quality=0.25, id="客厅.jpg")
     data = to_csv([row])
     assert data.startswith(b"\xef\xbb\xbf")  # UTF-8 with a byte-order mark: spreadsheets read it as UTF-8
@@ -105,18 +137,30 @@ def test_r2_results_carry_their_metadata(tiny_bundle, rooms, moto_server, r2_env
 
 def test_name_template_names_and_refuses_collisions(tiny_bundle, rooms, tmp_path):
     inputs = photos(tmp_path / "in", rooms, ["x/a.jpg", "y/b.jpg"])
-    code, summary, stderr = transform(inputs, *tiny(tiny_bundle, tmp_path / "out", "--style", "boho,modern",
-                                                    "--name", "{style}/{parent}-{stem}-{room}-{seed}"))
+    code, summary, stderr = transform(
+        inputs,
+        *tiny(
+            tiny_bundle, tmp_path / "out", "--style", "boho,modern", "--name", "{style}/{parent}-{stem}-{room}-{seed}"
+        ),
+    )
     assert code == 0, stderr
     names = sorted(str(Path(r["outputs"]["result"]).relative_to(tmp_path / "out")) for r in summary["images"])
     seeds = {r["key"]: r["seed"] for r in summary["images"]}
-    assert names == [f"boho/x-a-living room-{seeds['x/a.jpg']}.png", f"boho/y-b-living room-{seeds['y/b.jpg']}.png",
-                     f"modern/x-a-living room-{seeds['x/a.jpg']}.png", f"modern/y-b-living room-{seeds['y/b.jpg']}.png"]
-    for template, reason in (("{stem}", "would both be written as 'a'"), ("../{stem}", "outside the output"),
-                             ("{colour}", "unknown field {colour}")):
+    assert names == [
+        f"boho/x-a-living room-{seeds['x/a.jpg']}.png",
+        f"boho/y-b-living room-{seeds['y/b.jpg']}.png",
+        f"modern/x-a-living room-{seeds['x/a.jpg']}.png",
+        f"modern/y-b-living room-{seeds['y/b.jpg']}.png",
+    ]
+    for template, reason in (
+        ("{stem}", "would both be written as 'a'"),
+        ("../{stem}", "outside the output"),
+        ("{colour}", "unknown field {colour}"),
+    ):
         shutil.copy(inputs / "x" / "a.jpg", inputs / "y" / "a.jpg")
-        result = CliRunner().invoke(app, ["transform", str(inputs), *map(str, tiny(tiny_bundle, tmp_path / "o2")),
-                                          "--name", template])
+        result = CliRunner().invoke(
+            app, ["transform", str(inputs), *map(str, tiny(tiny_bundle, tmp_path / "o2")), "--name", template]
+        )
         assert result.exit_code == 2 and reason in result.stderr, result.stderr
         assert "loading" not in result.stderr
 
@@ -142,9 +186,24 @@ def test_events_under_devices_arrive_as_workers_finish(tiny_bundle, rooms, tmp_p
 
     inputs = photos(tmp_path / "in", rooms, [f"r{i}.jpg" for i in range(4)])
     events = tmp_path / "events.jsonl"
-    done = subprocess.run([sys.executable, "-m", "modomo_cli", "transform", str(inputs),
-                           *map(str, tiny(tiny_bundle, tmp_path / "out")), "--devices", "cpu,cpu", "--events",
-                           str(events), "--json"], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "modomo_cli",
+            "transform",
+            str(inputs),
+            *map(str, tiny(tiny_bundle, tmp_path / "out")),
+            "--devices",
+            "cpu,cpu",
+            "--events",
+            str(events),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     lines = [json.loads(line) for line in events.read_text().splitlines()]
     assert sorted(Path(line["input"]).name for line in lines) == [f"r{i}.jpg" for i in range(4)]

@@ -37,15 +37,24 @@ def jpeg(colour: tuple[int, int, int], size: tuple[int, int] = (128, 96)) -> byt
 
 def job(sink: LocalSink, n: int, variations: int = 3, status: str = "ok") -> dict:
     """Job n with its variations' thumbnails and results written into the sink, best first."""
-    record = {"key": f"rooms/room-{n:03d}.jpg", "style": ("boho", "modern")[n % 2], "status": status,
-              "error": None, "outputs": {}, "variations": []}
+    record = {
+        "key": f"rooms/room-{n:03d}.jpg",
+        "style": ("boho", "modern")[n % 2],
+        "status": status,
+        "error": None,
+        "outputs": {},
+        "variations": [],
+    }
     for v in range(1, variations + 1):
         stem = f"rooms/room-{n:03d}.{record['style']}.v{v}"
-        outputs = {"result": sink.write(f"{stem}.png", jpeg(RESULT_ONLY)),
-                   "thumbnail": sink.write(f"{stem}.thumb.jpg", jpeg(VARIATION_COLOURS[v - 1])),
-                   "metadata": str(sink.path(f"{stem}.json"))}
-        record["variations"].append({"n": v, "seed": 100 + v, "quality": 0.9 - 0.1 * v + 0.004,
-                                     "passed": v == 1, "outputs": outputs})
+        outputs = {
+            "result": sink.write(f"{stem}.png", jpeg(RESULT_ONLY)),
+            "thumbnail": sink.write(f"{stem}.thumb.jpg", jpeg(VARIATION_COLOURS[v - 1])),
+            "metadata": str(sink.path(f"{stem}.json")),
+        }
+        record["variations"].append(
+            {"n": v, "seed": 100 + v, "quality": 0.9 - 0.1 * v + 0.004, "passed": v == 1, "outputs": outputs}
+        )
     if record["variations"]:
         record.update(outputs=record["variations"][0]["outputs"], quality=record["variations"][0]["quality"])
     return record
@@ -61,8 +70,11 @@ def sheet(path: Path) -> np.ndarray:
 
 def centre(pixels: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
     left, top, right, bottom = box
-    return pixels[(top + bottom) // 2 - 10:(top + bottom) // 2 + 10, (left + right) // 2 - 10:(left + right) // 2 + 10
-                  ].reshape(-1, 3).mean(axis=0)
+    return (
+        pixels[(top + bottom) // 2 - 10 : (top + bottom) // 2 + 10, (left + right) // 2 - 10 : (left + right) // 2 + 10]
+        .reshape(-1, 3)
+        .mean(axis=0)
+    )
 
 
 def close(colour: np.ndarray, expected: tuple[int, int, int], tolerance: int = 24) -> bool:
@@ -81,8 +93,9 @@ def sink(tmp_path) -> LocalSink:
     return LocalSink(tmp_path / "out")
 
 
-@pytest.mark.parametrize("jobs, pages", [(1, 1), (ROWS_PER_PAGE, 1), (ROWS_PER_PAGE + 1, 2),
-                                         (2 * ROWS_PER_PAGE + 3, 3)])
+@pytest.mark.parametrize(
+    "jobs, pages", [(1, 1), (ROWS_PER_PAGE, 1), (ROWS_PER_PAGE + 1, 2), (2 * ROWS_PER_PAGE + 3, 3)]
+)
 def test_pages_for_n_jobs(sink, jobs, pages):
     records = [job(sink, n, variations=1) for n in range(jobs)]
     written = write_contact_sheet(records, sink, inputs)
@@ -145,14 +158,22 @@ def test_long_titles_shrink_instead_of_being_cut():
 
 
 def test_failed_job_gets_a_row_with_its_error(sink):
-    records = [job(sink, 0), {"key": "rooms/broken.jpg", "style": "boho", "status": "failed",
-                              "error": "truncated or corrupt image: broken data stream", "outputs": {},
-                              "variations": []}]
+    records = [
+        job(sink, 0),
+        {
+            "key": "rooms/broken.jpg",
+            "style": "boho",
+            "status": "failed",
+            "error": "truncated or corrupt image: broken data stream",
+            "outputs": {},
+            "variations": [],
+        },
+    ]
     [path] = write_contact_sheet(records, sink, inputs)
     pixels, grid = sheet(Path(path)), layout(records)
     assert close(centre(pixels, grid.cell_box(1, 0)), INPUT)  # the input is still shown
     left, top, _, bottom = grid.cell_box(1, 1)
-    region = pixels[top:bottom, left:grid.width - 60]
+    region = pixels[top:bottom, left : grid.width - 60]
     red = (region[..., 0] > 140) & (region[..., 1] < 110) & (region[..., 2] < 110)
     assert red.sum() > 200  # the error, in red, where the results would be
     assert not close(centre(pixels, grid.cell_box(1, 1)), VARIATION_COLOURS[0])
@@ -165,9 +186,9 @@ def test_missing_or_broken_input_gets_a_placeholder(sink):
     pixels, grid = sheet(Path(path)), layout(records)
     for row in (0, 1):
         box = grid.cell_box(row, 0)
-        corner = pixels[box[1] + 4:box[1] + 14, box[0] + 4:box[0] + 14].reshape(-1, 3).mean(axis=0)
+        corner = pixels[box[1] + 4 : box[1] + 14, box[0] + 4 : box[0] + 14].reshape(-1, 3).mean(axis=0)
         assert close(corner, PLACEHOLDER, 8)
-        assert (np.abs(pixels[box[1]:box[3], box[0]:box[2]] - np.array(PLACEHOLDER)).max(axis=2) > 80).sum() > 100
+        assert (np.abs(pixels[box[1] : box[3], box[0] : box[2]] - np.array(PLACEHOLDER)).max(axis=2) > 80).sum() > 100
         assert close(centre(pixels, grid.cell_box(row, 1)), VARIATION_COLOURS[0])
     assert close(centre(pixels, grid.cell_box(2, 0)), INPUT)
 
@@ -201,6 +222,8 @@ def test_sheets_go_through_the_sink(sink):
     recording = Recording(sink)
     records = [job(sink, n, variations=1) for n in range(ROWS_PER_PAGE + 1)]
     write_contact_sheet(records, recording, inputs)
-    assert recording.writes == [("contact-sheet.jpg", "image/jpeg", b"\xff\xd8\xff"),
-                                ("contact-sheet-2.jpg", "image/jpeg", b"\xff\xd8\xff")]
+    assert recording.writes == [
+        ("contact-sheet.jpg", "image/jpeg", b"\xff\xd8\xff"),
+        ("contact-sheet-2.jpg", "image/jpeg", b"\xff\xd8\xff"),
+    ]
     assert write_contact_sheet([], recording, inputs) == []

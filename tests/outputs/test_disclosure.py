@@ -18,9 +18,27 @@ TEXT = "Virtually staged"
 
 
 def run(tiny_bundle, photo, out, *extra) -> dict:
-    result = CliRunner().invoke(app, ["transform", str(photo), "--models", str(tiny_bundle), "--out", str(out),
-                                      "--size", "128", "--steps", "1", "--retries", "0", "--style", "boho",
-                                      "--json", *extra])
+    result = CliRunner().invoke(
+        app,
+        [
+            "transform",
+            str(photo),
+            "--models",
+            str(tiny_bundle),
+            "--out",
+            str(out),
+            "--size",
+            "128",
+            "--steps",
+            "1",
+            "--retries",
+            "0",
+            "--style",
+            "boho",
+            "--json",
+            *extra,
+        ],
+    )
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
 
@@ -41,7 +59,7 @@ def test_disclose_changes_the_corner_and_nothing_else(tiny_bundle, rooms, tmp_pa
         inside[y0:y1, x0:x1] = True
         assert np.abs(a - b)[inside].mean() > 20, kind  # the label is there
         away = np.ones(a.shape[:2], dtype=bool)
-        away[max(0, y0 - spill):y1 + spill, max(0, x0 - spill):x1 + spill] = False
+        away[max(0, y0 - spill) : y1 + spill, max(0, x0 - spill) : x1 + spill] = False
         assert np.abs(a - b)[away].max() <= (0 if kind == "result" else 3), kind  # the rest is as without it
     meta = json.loads(open(shown["outputs"]["metadata"]).read())
     assert meta["settings"]["disclose"] == TEXT
@@ -63,11 +81,29 @@ def test_a_style_file_sets_it_and_the_index_links_the_original(tiny_bundle, room
     photo = tmp_path / "room.jpg"
     shutil.copy(rooms / "living-room-02-small.jpg", photo)
     style = tmp_path / "staged.toml"
-    style.write_text((STYLE_DIR / "boho.toml").read_text().replace(
-        'name = "boho"', f'name = "staged"\ndisclose = "{TEXT}"'))  # a top-level key, before any table
-    result = CliRunner().invoke(app, ["transform", str(photo), "--models", str(tiny_bundle), "--out",
-                                      str(tmp_path / "out"), "--size", "128", "--steps", "1", "--retries", "0",
-                                      "--style-file", str(style), "--json"])
+    style.write_text(
+        (STYLE_DIR / "boho.toml").read_text().replace('name = "boho"', f'name = "staged"\ndisclose = "{TEXT}"')
+    )  # a top-level key, before any table
+    result = CliRunner().invoke(
+        app,
+        [
+            "transform",
+            str(photo),
+            "--models",
+            str(tiny_bundle),
+            "--out",
+            str(tmp_path / "out"),
+            "--size",
+            "128",
+            "--steps",
+            "1",
+            "--retries",
+            "0",
+            "--style-file",
+            str(style),
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)["images"][0]
     assert json.loads(open(record["outputs"]["metadata"]).read())["settings"]["disclose"] == TEXT

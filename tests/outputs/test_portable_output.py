@@ -26,9 +26,29 @@ PHOTOS = ("living-room-02-small.jpg", "living-room-01.jpg")
 
 
 def transform(inputs: Path, out: Path, bundle: Path, *extra: str):
-    return CliRunner().invoke(app, ["transform", str(inputs), "--style", "boho", "--models", str(bundle), "--out",
-                                    str(out), "--size", "128", "--steps", "1", "--retries", "0", "--report",
-                                    "--contact-sheet", "--json", *extra])
+    return CliRunner().invoke(
+        app,
+        [
+            "transform",
+            str(inputs),
+            "--style",
+            "boho",
+            "--models",
+            str(bundle),
+            "--out",
+            str(out),
+            "--size",
+            "128",
+            "--steps",
+            "1",
+            "--retries",
+            "0",
+            "--report",
+            "--contact-sheet",
+            "--json",
+            *extra,
+        ],
+    )
 
 
 def local_links(page: str) -> list[str]:
@@ -45,8 +65,10 @@ def local_links(page: str) -> list[str]:
 
 def facts(page: str) -> dict[str, str]:
     """The report's summary facts, name -> value text."""
-    return {name: html.unescape(re.sub(r"<[^>]+>", "", value)) for name, value in
-            re.findall(r'<div class="fact">([^<]+)<b>(.*?)</b></div>', page)}
+    return {
+        name: html.unescape(re.sub(r"<[^>]+>", "", value))
+        for name, value in re.findall(r'<div class="fact">([^<]+)<b>(.*?)</b></div>', page)
+    }
 
 
 def sheet_cells_filled(out: Path, jobs: int) -> bool:
@@ -56,8 +78,14 @@ def sheet_cells_filled(out: Path, jobs: int) -> bool:
     for row in range(jobs):
         for column in (0, 1):
             left, top, right, bottom = grid.cell_box(row, column)
-            centre = pixels[(top + bottom) // 2 - 10:(top + bottom) // 2 + 10, (left + right) // 2 - 10:
-                            (left + right) // 2 + 10].reshape(-1, 3).mean(axis=0)
+            centre = (
+                pixels[
+                    (top + bottom) // 2 - 10 : (top + bottom) // 2 + 10,
+                    (left + right) // 2 - 10 : (left + right) // 2 + 10,
+                ]
+                .reshape(-1, 3)
+                .mean(axis=0)
+            )
             if np.abs(centre - PLACEHOLDER).max() < 6:
                 return False
     return True
@@ -81,6 +109,7 @@ def moved(tiny_bundle, rooms, tmp_path_factory):
     before = (folder / "out" / "report.html").read_text()
     shutil.move(folder / "out", folder / "moved")
     with pytest.MonkeyPatch.context() as patch:
+
         def no_models(*args, **kwargs):
             raise AssertionError("a rerun with nothing to do loaded the models")
 
@@ -134,8 +163,11 @@ def test_index_of_the_moved_output_points_at_files_that_exist(moved):
 def test_the_journal_keeps_paths_relative_to_the_output(moved):
     out = moved[0]
     lines = [json.loads(line) for line in (out / ".modomo" / "journal.jsonl").read_text().splitlines()]
-    paths = [p for line in lines for p in [*line["outputs"].values(),
-                                           *(q for v in line["variations"] for q in v["outputs"].values())]]
+    paths = [
+        p
+        for line in lines
+        for p in [*line["outputs"].values(), *(q for v in line["variations"] for q in v["outputs"].values())]
+    ]
     assert len(paths) >= 2 * 7  # result, thumbnail, metadata, the photo, depth, edges, masks; and per variation
     assert all(not os.path.isabs(p) and "://" not in p and (out / p).is_file() for p in paths), paths
 
@@ -160,8 +192,15 @@ def test_journal_lines_of_earlier_versions_are_placed_in_the_moved_output(moved,
 
 def test_results_follow_the_umask(moved):
     out = moved[0]
-    for name in ("living.boho.png", "living.boho.thumb.jpg", "living.boho.json", "index.csv", "report.html",
-                 "contact-sheet.jpg", "bed/room.boho.png"):
+    for name in (
+        "living.boho.png",
+        "living.boho.thumb.jpg",
+        "living.boho.json",
+        "index.csv",
+        "report.html",
+        "contact-sheet.jpg",
+        "bed/room.boho.png",
+    ):
         assert stat.S_IMODE((out / name).stat().st_mode) == 0o644, name
 
 

@@ -28,8 +28,11 @@ def packet(path: Path) -> xml.dom.minidom.Document:
 def described(document: xml.dom.minidom.Document) -> tuple[str, str, str]:
     [node] = document.getElementsByTagNameNS("http://www.w3.org/1999/02/22-rdf-syntax-ns#", "Description")
     text = document.getElementsByTagNameNS("http://www.w3.org/1999/02/22-rdf-syntax-ns#", "li")[0].firstChild.data
-    return (node.getAttributeNS("http://iptc.org/std/Iptc4xmpExt/2008-02-29/", "DigitalSourceType"),
-            node.getAttributeNS("http://ns.adobe.com/xap/1.0/", "CreatorTool"), text)
+    return (
+        node.getAttributeNS("http://iptc.org/std/Iptc4xmpExt/2008-02-29/", "DigitalSourceType"),
+        node.getAttributeNS("http://ns.adobe.com/xap/1.0/", "CreatorTool"),
+        text,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +43,29 @@ def outputs(tiny_bundle, rooms, tmp_path_factory) -> dict[str, Path]:
     made = {}
     for fmt in ("png", "jpeg", "webp"):
         out = folder / f"out-{fmt}"
-        result = CliRunner().invoke(app, ["transform", str(folder / "room.jpg"), "--models", str(tiny_bundle),
-                                          "--out", str(out), "--size", "128", "--steps", "1", "--retries", "0",
-                                          "--room", "bedroom", "--style", "boho", "--format", fmt])
+        result = CliRunner().invoke(
+            app,
+            [
+                "transform",
+                str(folder / "room.jpg"),
+                "--models",
+                str(tiny_bundle),
+                "--out",
+                str(out),
+                "--size",
+                "128",
+                "--steps",
+                "1",
+                "--retries",
+                "0",
+                "--room",
+                "bedroom",
+                "--style",
+                "boho",
+                "--format",
+                fmt,
+            ],
+        )
         assert result.exit_code == 0, result.output
         made[fmt] = out
     return made

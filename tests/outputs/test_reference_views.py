@@ -43,34 +43,76 @@ def stem(key: str, style: str) -> str:
 
 def entry(key: str, style: str, **extra) -> dict:
     """A finished job's journal line with one result, its outputs relative to the output's root."""
-    outputs = {"result": f"{stem(key, style)}.png", "thumbnail": f"{stem(key, style)}.thumb.jpg",
-               "input": f"{stem(key, style)}.input.jpg"}
-    variation = {"n": 1, "seed": 7, "quality": 0.71, "passed": True,
-                 "outputs": {k: outputs[k] for k in ("result", "thumbnail")}}
-    return {"id": f"in::{key}", "input": f"in/{key}", "key": key, "style": style, "status": "ok",
-            "settings": f"hash-{style}", "room": "living room", "outputs": outputs, "seed": 7, "quality": 0.71,
-            "passed": True, "attempts": 1, "variations": [variation], "finished": "2026-01-02T03:04:05+00:00", **extra}
+    outputs = {
+        "result": f"{stem(key, style)}.png",
+        "thumbnail": f"{stem(key, style)}.thumb.jpg",
+        "input": f"{stem(key, style)}.input.jpg",
+    }
+    variation = {
+        "n": 1,
+        "seed": 7,
+        "quality": 0.71,
+        "passed": True,
+        "outputs": {k: outputs[k] for k in ("result", "thumbnail")},
+    }
+    return {
+        "id": f"in::{key}",
+        "input": f"in/{key}",
+        "key": key,
+        "style": style,
+        "status": "ok",
+        "settings": f"hash-{style}",
+        "room": "living room",
+        "outputs": outputs,
+        "seed": 7,
+        "quality": 0.71,
+        "passed": True,
+        "attempts": 1,
+        "variations": [variation],
+        "finished": "2026-01-02T03:04:05+00:00",
+        **extra,
+    }
 
 
 def reference_of(key: str, style: str, reference: bool) -> dict:
     """The set and reference fields a job's line carries: the anchor styled by --style-ref (when `reference`),
     each other photo of the set by the anchor's result in its style."""
     if key == ANCHOR:
-        ref = {"reference": {"source": "/home/me/moods/warm oak.jpg", "digest": "0123abcd4567ef89", "scale": 0.6,
-                             "preview": PREVIEW}} if reference else {}
+        ref = (
+            {
+                "reference": {
+                    "source": "/home/me/moods/warm oak.jpg",
+                    "digest": "0123abcd4567ef89",
+                    "scale": 0.6,
+                    "preview": PREVIEW,
+                }
+            }
+            if reference
+            else {}
+        )
         return {"set": "kitchen", "anchor": True, **ref}
     if key in MEMBERS:
-        return {"set": "kitchen", "reference": {"source": ANCHOR, "digest": "89ef67a5cd23b101", "scale": 0.6,
-                                                "preview": f"{stem(ANCHOR, style)}.thumb.jpg",
-                                                "anchor": f"in::{ANCHOR}"}}
+        return {
+            "set": "kitchen",
+            "reference": {
+                "source": ANCHOR,
+                "digest": "89ef67a5cd23b101",
+                "scale": 0.6,
+                "preview": f"{stem(ANCHOR, style)}.thumb.jpg",
+                "anchor": f"in::{ANCHOR}",
+            },
+        }
     return {}
 
 
 def lines(sets: bool = True, reference: bool = True) -> list[dict]:
     """Every job, members written before their anchor and styles by name: nothing is in order already."""
     keys = [*MEMBERS, *LONE, ANCHOR]
-    return [entry(key, style, **(reference_of(key, style, reference) if sets else {}))
-            for key in keys for style in sorted(STYLES)]
+    return [
+        entry(key, style, **(reference_of(key, style, reference) if sets else {}))
+        for key in keys
+        for style in sorted(STYLES)
+    ]
 
 
 def output(folder: Path, journal: list[dict]) -> LocalSink:
@@ -99,6 +141,7 @@ def browser(tmp_path_factory):
 
 # Records.
 
+
 def test_records_carry_the_set_and_the_reference_located_and_round_trip(tmp_path):
     sink = LocalSink(tmp_path / "out")
     line = entry(MEMBERS[0], "boho", **reference_of(MEMBERS[0], "boho", True))
@@ -124,11 +167,15 @@ def test_records_of_an_old_journal_have_no_set_and_no_reference(tmp_path):
 
 # Order.
 
+
 def test_a_sets_jobs_sit_together_where_its_anchor_sorts_anchor_first(tmp_path):
     records = job_records(output(tmp_path / "out", lines()), STYLES)
     order = [(r["key"], r["style"]) for r in records]
-    assert order == [(key, style) for key in ["room-a/1.jpg", ANCHOR, "room-b/1.jpg", "room-b/2.jpg", "room-b/4.jpg"]
-                     for style in STYLES]
+    assert order == [
+        (key, style)
+        for key in ["room-a/1.jpg", ANCHOR, "room-b/1.jpg", "room-b/2.jpg", "room-b/4.jpg"]
+        for style in STYLES
+    ]
     assert [r["set"] for r in records[2:8]] == ["kitchen"] * 6 and records[2]["anchor"] and records[3]["anchor"]
 
 
@@ -141,11 +188,13 @@ def test_a_set_whose_anchor_lines_are_gone_sorts_where_its_members_say_the_ancho
 def test_an_old_journal_sorts_as_before(tmp_path):
     records = job_records(output(tmp_path / "out", lines(sets=False)), STYLES)
     before = sorted(records, key=lambda r: (natural(r["key"]), STYLES.index(r["style"])))
-    assert records == before and [r["key"] for r in records][::2] == sorted(["room-a/1.jpg", *MEMBERS, ANCHOR,
-                                                                            "room-b/4.jpg"])
+    assert records == before and [r["key"] for r in records][::2] == sorted(
+        ["room-a/1.jpg", *MEMBERS, ANCHOR, "room-b/4.jpg"]
+    )
 
 
 # Report.
+
 
 def test_report_names_the_set_and_links_the_reference_relatively(tmp_path):
     out = tmp_path / "out"
@@ -169,16 +218,24 @@ def test_report_shows_a_set_under_one_heading_with_its_references(tmp_path, brow
     sink = output(tmp_path / "out", lines())
     location = Path(write_report(output_summary(sink), sink))
     browser.load(location.as_uri(), width=width, height=1400)
-    browser.evaluate("Promise.all([...document.images].filter(i => i.getAttribute('src')).map(i => { "
-                     "i.loading = 'eager'; return i.complete ? 0 : new Promise(r => { i.onload = i.onerror = r; }); "
-                     "}))")  # lazy images below the fold would never load: fetch them all
+    browser.evaluate(
+        "Promise.all([...document.images].filter(i => i.getAttribute('src')).map(i => { "
+        "i.loading = 'eager'; return i.complete ? 0 : new Promise(r => { i.onload = i.onerror = r; }); "
+        "}))"
+    )  # lazy images below the fold would never load: fetch them all
     assert browser.evaluate(BOXES) == []
     sets = browser.evaluate("""[...document.querySelectorAll('#grid section.set')].map(s => ({
         title: s.querySelector('h3').textContent, about: s.querySelector('header span').textContent,
         cards: [...s.querySelectorAll('.card')].map(c => c.querySelector('h2').textContent),
         anchors: [...s.querySelectorAll('.tag.anchor')].length}))""")
-    assert sets == [{"title": "Room set kitchen", "about": f"3 photos · anchor {ANCHOR}",
-                     "cards": [ANCHOR] * 2 + [MEMBERS[1]] * 2 + [MEMBERS[0]] * 2, "anchors": 2}]
+    assert sets == [
+        {
+            "title": "Room set kitchen",
+            "about": f"3 photos · anchor {ANCHOR}",
+            "cards": [ANCHOR] * 2 + [MEMBERS[1]] * 2 + [MEMBERS[0]] * 2,
+            "anchors": 2,
+        }
+    ]
     order = browser.evaluate("[...document.querySelectorAll('#grid .card h2')].map(h => h.textContent)")
     assert order[::2] == ["room-a/1.jpg", ANCHOR, "room-b/1.jpg", "room-b/2.jpg", "room-b/4.jpg"]
     refs = browser.evaluate("""[...document.querySelectorAll('#grid figure.ref')].map(f => ({
@@ -213,12 +270,12 @@ def test_report_of_an_old_journal_embeds_what_it_did(tmp_path, browser):
     location = Path(write_report(summary, sink))
     assert not any({"g", "an", "rf"} & set(job) for job in page_jobs(location.read_text()))
     browser.load(location.as_uri())
-    assert browser.evaluate("document.querySelectorAll('#grid section.set, #grid figure.ref, .tag.anchor').length") \
-        == 0
+    assert browser.evaluate("document.querySelectorAll('#grid section.set, #grid figure.ref, .tag.anchor').length") == 0
     assert browser.evaluate("document.querySelectorAll('#grid > .card').length") == len(summary["images"])
 
 
 # Contact sheet.
+
 
 def sheet(path: str) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"), dtype=np.int16)
@@ -227,7 +284,7 @@ def sheet(path: str) -> np.ndarray:
 def centre(pixels: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
     left, top, right, bottom = box
     y, x = (top + bottom) // 2, (left + right) // 2
-    return pixels[y - 10:y + 10, x - 10:x + 10].reshape(-1, 3).mean(axis=0)
+    return pixels[y - 10 : y + 10, x - 10 : x + 10].reshape(-1, 3).mean(axis=0)
 
 
 def close(colour: np.ndarray, expected: tuple[int, int, int], tolerance: int = 24) -> bool:
@@ -262,7 +319,7 @@ def test_contact_sheet_groups_a_set_with_a_bar_and_titles(tmp_path):
     pixels, grid = sheet(path), layout(records[:8])
     bar = pixels[:, 26:34]
     accent = (np.abs(bar - np.array((184, 105, 58))).max(axis=2) < 30).all(axis=1)
-    inside = [accent[grid.row_top(r) + 5:grid.row_top(r) + grid.row_h - 30].all() for r in range(8)]
+    inside = [accent[grid.row_top(r) + 5 : grid.row_top(r) + grid.row_h - 30].all() for r in range(8)]
     assert inside == [False, False, True, True, True, True, True, True]  # the set's six rows, not the lone input's
     assert key_line(records[2], 1, 1) == f"Room set kitchen — anchor  ·  {ANCHOR}  ·  modern"
     assert key_line(records[4], 1, 1) == "Room set kitchen  ·  room-b/1.jpg  ·  modern"
@@ -282,6 +339,7 @@ def test_contact_sheet_of_an_old_journal_is_drawn_as_before(tmp_path):
 
 
 # Index.
+
 
 def index_rows(folder: Path) -> list[dict]:
     text = (folder / "index.csv").read_bytes().decode("utf-8-sig")

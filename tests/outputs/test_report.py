@@ -27,9 +27,17 @@ from modomo_cli.app import app
 from pipeline.outputs.report import PAGE_SIZE, FolderLinks, _href, write_report
 from pipeline.outputs.sinks import LocalSink
 
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--hide-scrollbars"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+]
 STYLES = ("boho", "modern")
 JOBS, VARIATIONS, FAILED_EVERY = 5000, 3, 41
 
@@ -76,9 +84,21 @@ class Browser:
             os.close(fd)
         script = f'exec "$@" 3<&{child_in} 4>&{child_out} {child_in}<&- {child_out}>&-'
         self.process = subprocess.Popen(
-            ["bash", "-c", script, "chromium", chromium_path(), *CHROMIUM_FLAGS, "--remote-debugging-pipe",
-             f"--user-data-dir={profile}", "about:blank"],
-            pass_fds=(child_in, child_out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                "bash",
+                "-c",
+                script,
+                "chromium",
+                chromium_path(),
+                *CHROMIUM_FLAGS,
+                "--remote-debugging-pipe",
+                f"--user-data-dir={profile}",
+                "about:blank",
+            ],
+            pass_fds=(child_in, child_out),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         os.close(child_in)
         os.close(child_out)
         self._write, self._read, self._buffer, self._id = to_child[1], self._to_us[0], b"", 0
@@ -118,16 +138,20 @@ class Browser:
 
     def load(self, url: str, width: int = 1280, height: int = 1600) -> None:
         """A fresh document at `url` (via about:blank, so a changed fragment alone still reloads)."""
-        self.call("Emulation.setDeviceMetricsOverride",
-                  {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}, session=True)
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+            session=True,
+        )
         for target in ("about:blank", url):
             self.events.clear()
             self.call("Page.navigate", {"url": target}, session=True)
             self.wait_for("Page.loadEventFired")
 
     def evaluate(self, expression: str):
-        result = self.call("Runtime.evaluate", {"expression": expression, "awaitPromise": True,
-                                                "returnByValue": True}, session=True)
+        result = self.call(
+            "Runtime.evaluate", {"expression": expression, "awaitPromise": True, "returnByValue": True}, session=True
+        )
         assert "exceptionDetails" not in result, result["exceptionDetails"]
         return result["result"].get("value")
 
@@ -158,6 +182,7 @@ def browser(tmp_path_factory):
 
 # A real run: links, control maps, CDN URLs.
 
+
 @pytest.fixture(scope="module")
 def report_run(tiny_bundle, rooms, tmp_path_factory):
     folder = tmp_path_factory.mktemp("report")
@@ -167,9 +192,27 @@ def report_run(tiny_bundle, rooms, tmp_path_factory):
     shutil.copy(rooms / "living-room-01.jpg", inputs / "big.jpg")
     (inputs / "broken.jpg").write_bytes(b"not an image")
     out = folder / "out"
-    result = CliRunner().invoke(app, ["transform", str(inputs), "--style", "boho,modern", "--models", str(tiny_bundle),
-                                      "--out", str(out), "--size", "256", "--steps", "2", "--retries", "0",
-                                      "--report", "--json"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "transform",
+            str(inputs),
+            "--style",
+            "boho,modern",
+            "--models",
+            str(tiny_bundle),
+            "--out",
+            str(out),
+            "--size",
+            "256",
+            "--steps",
+            "2",
+            "--retries",
+            "0",
+            "--report",
+            "--json",
+        ],
+    )
     assert result.exit_code == 3, result.output  # the broken file fails; the report is still written
     return out, json.loads(result.stdout), result.stderr
 
@@ -213,15 +256,18 @@ def test_report_renders_in_headless_chromium(report_run, browser, tmp_path):
     out, summary, _ = report_run
     browser.load((out / "report.html").as_uri())
     assert browser.evaluate("document.querySelectorAll('.card').length") == len(summary["images"])
-    browser.evaluate("Promise.all([...document.images].filter(i => i.getBoundingClientRect().top < innerHeight)"
-                     ".map(i => i.complete ? 0 : new Promise(r => { i.onload = i.onerror = r; })))")
+    browser.evaluate(
+        "Promise.all([...document.images].filter(i => i.getBoundingClientRect().top < innerHeight)"
+        ".map(i => i.complete ? 0 : new Promise(r => { i.onload = i.onerror = r; })))"
+    )
     pixels = browser.screenshot(tmp_path / "report.png")
     assert pixels.shape[:2] == (1600, 1280)
     assert pixels.std() > 20  # not a blank page: header, bars, photos
     header = pixels[:60].mean(axis=(0, 1))
     assert header.mean() < 80  # the dark header is there
-    broken = browser.evaluate("[...document.querySelectorAll('#grid img')].filter(i => i.complete && "
-                              "!i.naturalWidth).map(i => i.src)")
+    broken = browser.evaluate(
+        "[...document.querySelectorAll('#grid img')].filter(i => i.complete && !i.naturalWidth).map(i => i.src)"
+    )
     assert not broken  # every thumbnail the first screen shows was found
 
 
@@ -256,8 +302,10 @@ def test_report_layout_holds_at_every_width(report_run, catalogue, browser, tmp_
     for page in (report_run[0] / "report.html", catalogue[0]):
         browser.load(page.as_uri(), width=width, height=1200)
         assert browser.evaluate(BOXES) == [], page
-        assert browser.evaluate("[...document.querySelectorAll('.card:not(.failed)')].every(c => "
-                                "c.querySelector('figure.photo') && c.querySelectorAll('figure').length > 1)")
+        assert browser.evaluate(
+            "[...document.querySelectorAll('.card:not(.failed)')].every(c => "
+            "c.querySelector('figure.photo') && c.querySelectorAll('figure').length > 1)"
+        )
         browser.screenshot(tmp_path / f"{page.parent.name}-{width}.png")
 
 
@@ -268,10 +316,13 @@ def test_viewer_shows_the_result_at_full_size_and_stages_in_pipeline_order(repor
     record = next(r for r in summary["images"] if r["status"] == "ok")
     width, height = Image.open(record["outputs"]["result"]).size
     browser.load((out / "report.html").as_uri() + "#open=0")
-    browser.evaluate("new Promise(r => { const i = document.getElementById('v-after'); "
-                     "i.complete && i.naturalWidth ? r() : (i.onload = i.onerror = r); })")
-    after = browser.evaluate("(i => [i.getAttribute('src'), i.naturalWidth, i.naturalHeight])"
-                             "(document.getElementById('v-after'))")
+    browser.evaluate(
+        "new Promise(r => { const i = document.getElementById('v-after'); "
+        "i.complete && i.naturalWidth ? r() : (i.onload = i.onerror = r); })"
+    )
+    after = browser.evaluate(
+        "(i => [i.getAttribute('src'), i.naturalWidth, i.naturalHeight])(document.getElementById('v-after'))"
+    )
     assert not after[0].endswith(".thumb.jpg") and after[1:] == [width, height]
     stages = browser.evaluate("[...document.querySelectorAll('#v-times th')].map(th => th.textContent)")
     assert stages and stages == sorted(stages, key=STAGES.index)
@@ -281,9 +332,24 @@ def test_viewer_shows_the_result_at_full_size_and_stages_in_pipeline_order(repor
 
 def test_report_in_r2_links_results_by_cdn_url(tiny_bundle, rooms, moto_server, r2_env, monkeypatch):
     monkeypatch.setenv("CDN_DOMAIN", "cdn.example.com")
-    result = CliRunner().invoke(app, ["transform", str(rooms / "living-room-02-small.jpg"), "--models",
-                                      str(tiny_bundle), "--out", "r2:///out/", "--size", "128", "--steps", "1",
-                                      "--retries", "0", "--report"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "transform",
+            str(rooms / "living-room-02-small.jpg"),
+            "--models",
+            str(tiny_bundle),
+            "--out",
+            "r2:///out/",
+            "--size",
+            "128",
+            "--steps",
+            "1",
+            "--retries",
+            "0",
+            "--report",
+        ],
+    )
     assert result.exit_code == 0, result.output
     client = moto_server.client()
     head = client.head_object(Bucket=r2_env, Key="out/report.html")
@@ -294,6 +360,7 @@ def test_report_in_r2_links_results_by_cdn_url(tiny_bundle, rooms, moto_server, 
 
 
 # A synthetic catalogue: 5,000 jobs, two styles, three variations, some failed.
+
 
 def tinted(photo: Image.Image, size: tuple[int, int], tint: int) -> bytes:
     """A small JPEG of the room photo in one of a few colour casts (one per style and variation)."""
@@ -310,33 +377,63 @@ def synthetic_record(n: int, out: Path, rng: random.Random, key: str | None = No
     number, style = divmod(n, len(STYLES))
     key = key or f"rooms/room-{number:04d}.jpg"
     stem = out / Path(key).with_suffix(f".{STYLES[style]}").as_posix()
-    record = {"id": key, "input": f"in/{key}", "key": key, "style": STYLES[style], "status": "ok", "error": None,
-              "room": "living room", "outputs": {}, "seed": None, "quality": None, "quality_parts": {},
-              "passed": None, "attempts": 1, "timings": {"decode": 0.01, "generate": 1.2, "write": 0.02},
-              "variations": []}
+    record = {
+        "id": key,
+        "input": f"in/{key}",
+        "key": key,
+        "style": STYLES[style],
+        "status": "ok",
+        "error": None,
+        "room": "living room",
+        "outputs": {},
+        "seed": None,
+        "quality": None,
+        "quality_parts": {},
+        "passed": None,
+        "attempts": 1,
+        "timings": {"decode": 0.01, "generate": 1.2, "write": 0.02},
+        "variations": [],
+    }
     if n % FAILED_EVERY == 7:
         return {**record, "status": "failed", "error": f"truncated or corrupt image: job {n}", "attempts": 0}
     qualities = sorted((round(rng.uniform(0.2, 0.95), 4) for _ in range(VARIATIONS)), reverse=True)
     for v, quality in enumerate(qualities, start=1):
         outputs = {"result": f"{stem}.v{v}.jpg", "thumbnail": f"{stem}.v{v}.thumb.jpg", "metadata": f"{stem}.v{v}.json"}
-        record["variations"].append({"n": v, "seed": 1000 + 10 * n + v, "quality": quality,
-                                     "passed": quality >= 0.5, "outputs": outputs})
+        record["variations"].append(
+            {"n": v, "seed": 1000 + 10 * n + v, "quality": quality, "passed": quality >= 0.5, "outputs": outputs}
+        )
     best = record["variations"][0]
-    return {**record, "status": "skipped" if n % 97 == 3 else "ok", "seed": best["seed"], "quality": best["quality"],
-            "passed": best["passed"], "quality_parts": {"clip": 0.3, "structure": 0.8},
-            "outputs": {**best["outputs"], "input": f"{stem}.input.jpg"}}
+    return {
+        **record,
+        "status": "skipped" if n % 97 == 3 else "ok",
+        "seed": best["seed"],
+        "quality": best["quality"],
+        "passed": best["passed"],
+        "quality_parts": {"clip": 0.3, "structure": 0.8},
+        "outputs": {**best["outputs"], "input": f"{stem}.input.jpg"},
+    }
 
 
 def synthetic_summary(records: list[dict]) -> dict:
     counts = {s: sum(r["status"] == s for r in records) for s in ("ok", "failed", "skipped")}
     scored = [r["quality"] for r in records if r["quality"] is not None]
-    return {"images": records, "counts": counts, "settings": {"room": "living room", "size": 768, "steps": 20},
-            "styles": {"names": list(STYLES)}, "device": {"type": "cuda", "name": "a synthetic GPU"},
-            "stages": {"decode": {"mean": 0.01, "share": 0.01}, "generate": {"mean": 1.2, "share": 0.95},
-                       "write": {"mean": 0.05, "share": 0.04}},
-            "quality": {"mean": sum(scored) / len(scored) if scored else None, "success_rate": 0.8},
-            "load_seconds": 12.5, "images_per_minute": 48.0, "stopped": None,
-            "cost": {"currency": "USD", "per_image": 0.0012, "total": 6.0}}
+    return {
+        "images": records,
+        "counts": counts,
+        "settings": {"room": "living room", "size": 768, "steps": 20},
+        "styles": {"names": list(STYLES)},
+        "device": {"type": "cuda", "name": "a synthetic GPU"},
+        "stages": {
+            "decode": {"mean": 0.01, "share": 0.01},
+            "generate": {"mean": 1.2, "share": 0.95},
+            "write": {"mean": 0.05, "share": 0.04},
+        },
+        "quality": {"mean": sum(scored) / len(scored) if scored else None, "success_rate": 0.8},
+        "load_seconds": 12.5,
+        "images_per_minute": 48.0,
+        "stopped": None,
+        "cost": {"currency": "USD", "per_image": 0.0012, "total": 6.0},
+    }
 
 
 def write_files(records: list[dict], photo: Image.Image, folder: Path, full: int) -> None:
@@ -347,8 +444,11 @@ def write_files(records: list[dict], photo: Image.Image, folder: Path, full: int
     """
     folder.mkdir(parents=True, exist_ok=True)
     sources = {}
-    for kind, size, tints in (("thumb", (160, 120), range(6)), ("result", (480, 360), range(6)),
-                              ("input", (480, 360), [9])):
+    for kind, size, tints in (
+        ("thumb", (160, 120), range(6)),
+        ("result", (480, 360), range(6)),
+        ("input", (480, 360), [9]),
+    ):
         for tint in tints:
             sources[kind, tint] = folder / f"{kind}-{tint}.jpg"
             sources[kind, tint].write_bytes(tinted(photo, size, tint))
@@ -386,8 +486,9 @@ def catalogue(rooms, tmp_path_factory):
 def expected_order(summary: dict, status: str = "", style: str = "", sort: str = "input") -> list[int]:
     """The jobs the page should list, in its order: what the script computes, computed here independently."""
     records = summary["images"]
-    keep = [i for i, r in enumerate(records) if (not status or r["status"] == status) and
-            (not style or r["style"] == style)]
+    keep = [
+        i for i, r in enumerate(records) if (not status or r["status"] == status) and (not style or r["style"] == style)
+    ]
     if sort in ("quality", "-quality"):
         sign = 1 if sort == "quality" else -1
         return sorted(keep, key=lambda i: (records[i]["quality"] is None, sign * (records[i]["quality"] or 0), i))
@@ -418,27 +519,39 @@ def test_catalogue_first_paint_is_fast_and_shows_one_page(catalogue, browser, tm
               cards: document.querySelectorAll('.card').length});
       }; look(); })""")
     heap = browser.call("Runtime.getHeapUsage", session=True)["usedSize"]
-    print(f"first contentful paint {timing['paint']:.0f} ms, cards ready {timing['ready']:.0f} ms, "
-          f"JS heap {heap / 2**20:.1f} MiB")
+    print(
+        f"first contentful paint {timing['paint']:.0f} ms, cards ready {timing['ready']:.0f} ms, "
+        f"JS heap {heap / 2**20:.1f} MiB"
+    )
     assert timing["paint"] < 2000 and timing["ready"] < 2000, timing
     assert timing["cards"] == PAGE_SIZE
     assert heap < 64 * 2**20
     assert shown(browser) == expected_order(summary)[:PAGE_SIZE]
-    images = browser.evaluate("[...document.querySelectorAll('#grid figure:not(.photo) img')]"
-                              ".map(i => [i.loading, i.getAttribute('src')])")
+    images = browser.evaluate(
+        "[...document.querySelectorAll('#grid figure:not(.photo) img')].map(i => [i.loading, i.getAttribute('src')])"
+    )
     shown_ok = [i for i in expected_order(summary)[:PAGE_SIZE] if summary["images"][i]["status"] != "failed"]
     assert len(images) == PAGE_SIZE * VARIATIONS - VARIATIONS * (PAGE_SIZE - len(shown_ok))
     assert all(loading == "lazy" and src.endswith(".thumb.jpg") for loading, src in images)
-    photos = browser.evaluate("[...document.querySelectorAll('#grid figure.photo img')]"
-                              ".map(i => [i.loading, i.getAttribute('src')])")
+    photos = browser.evaluate(
+        "[...document.querySelectorAll('#grid figure.photo img')].map(i => [i.loading, i.getAttribute('src')])"
+    )
     assert len(photos) == len(shown_ok)  # each card shows its photo beside its results
     assert all(loading == "lazy" and src.endswith(".input.jpg") for loading, src in photos)
     pixels = browser.screenshot(tmp_path / "catalogue.png")
     assert pixels[:60].mean() < 80 and pixels.std() > 20  # the dark header, then the summary and the cards
 
 
-@pytest.mark.parametrize("state", ["status=failed&sort=quality", "style=modern&sort=quality", "sort=-quality&page=3",
-                                   "status=skipped&style=boho", "page=50"])
+@pytest.mark.parametrize(
+    "state",
+    [
+        "status=failed&sort=quality",
+        "style=modern&sort=quality",
+        "sort=-quality&page=3",
+        "status=skipped&style=boho",
+        "page=50",
+    ],
+)
 def test_catalogue_filters_and_sorts_from_the_url(catalogue, browser, state):
     path, summary, _ = catalogue
     browser.load(f"{path.as_uri()}#{state}")
@@ -446,7 +559,7 @@ def test_catalogue_filters_and_sorts_from_the_url(catalogue, browser, state):
     order = expected_order(summary, params.get("status", ""), params.get("style", ""), params.get("sort", "input"))
     page = int(params.get("page", 1))
     assert order, state
-    assert shown(browser) == order[(page - 1) * PAGE_SIZE:page * PAGE_SIZE], state
+    assert shown(browser) == order[(page - 1) * PAGE_SIZE : page * PAGE_SIZE], state
     assert browser.evaluate("document.getElementById('f-sort').value") == params.get("sort", "input")
     pager = browser.evaluate("document.querySelector('.pager').textContent")
     assert f"page {page} of {-(-len(order) // PAGE_SIZE)}" in pager and f"of {len(order):,} jobs" in pager
@@ -476,19 +589,23 @@ def test_catalogue_opens_a_job_with_its_variations(catalogue, browser, tmp_path)
     assert view["after"].endswith(".boho.v2.jpg") and view["before"].endswith(".boho.input.jpg")
     assert view["current"].endswith(".boho.v2.thumb.jpg")
     assert view["strip"] == [f"v{v['n']}seed {v['seed']}{v['quality']:.2f}" for v in record["variations"]]
-    browser.evaluate("new Promise(r => { const i = document.getElementById('v-after'); "
-                     "i.complete ? r() : i.onload = r; })")
+    browser.evaluate(
+        "new Promise(r => { const i = document.getElementById('v-after'); i.complete ? r() : i.onload = r; })"
+    )
     pixels = browser.screenshot(tmp_path / "viewer.png")
     assert pixels.std() > 20
-    browser.evaluate("document.dispatchEvent(new KeyboardEvent('keydown', {key: 'Escape'})); "
-                     "new Promise(r => setTimeout(r, 50))")
+    browser.evaluate(
+        "document.dispatchEvent(new KeyboardEvent('keydown', {key: 'Escape'})); new Promise(r => setTimeout(r, 50))"
+    )
     assert browser.evaluate("document.getElementById('viewer').hidden")
 
 
 def test_report_escapes_what_it_embeds(tmp_path, browser):
     out = tmp_path / "out"
-    hostile = ["rooms/</script><script>document.title='pwned'</script>.jpg",
-               "rooms/\"quoted\" & 'single' <b>bold</b> #1?.jpg"]
+    hostile = [
+        "rooms/</script><script>document.title='pwned'</script>.jpg",
+        "rooms/\"quoted\" & 'single' <b>bold</b> #1?.jpg",
+    ]
     records = [synthetic_record(n, out, random.Random(n), key=hostile[n // 2]) for n in range(4)]
     records[0] = {**records[0], "status": "failed", "error": "</script><!-- <script>alert(1)</script>"}
     location = Path(write_report(synthetic_summary(records), LocalSink(out)))
@@ -513,10 +630,17 @@ def test_links_per_folder_match_the_sinks_own(tmp_path):
             return "https://cdn.example.com/" + quote(location.removeprefix("r2://bucket/"))
 
     out = tmp_path / "out"
-    locations = [str(out / "flat.png"), str(out / "a b" / "r#1?.png"), str(out / "a b" / "ü €.jpg"),
-                 str(out / "deep" / "er" / "x.thumb.jpg"), str(out / "a b" / "x")]
-    for sink, where in ((LocalSink(out), locations), (Cdn(), ["r2://bucket/" + Path(p).relative_to(out).as_posix()
-                                                             for p in locations])):
+    locations = [
+        str(out / "flat.png"),
+        str(out / "a b" / "r#1?.png"),
+        str(out / "a b" / "ü €.jpg"),
+        str(out / "deep" / "er" / "x.thumb.jpg"),
+        str(out / "a b" / "x"),
+    ]
+    for sink, where in (
+        (LocalSink(out), locations),
+        (Cdn(), ["r2://bucket/" + Path(p).relative_to(out).as_posix() for p in locations]),
+    ):
         link = FolderLinks(sink)
         for location in where * 2:  # the second time from the folder's cached link
             assert link(location) == _href(sink.link(location)), location

@@ -31,16 +31,35 @@ def transform(*args) -> tuple[int, dict | None, str]:
 
 
 def tiny(bundle: Path, out, *extra) -> list:
-    return ["--models", bundle, "--out", out, "--size", "128", "--steps", "1", "--retries", "0", "--style", "boho",
-            "--room", "bedroom", *extra]
+    return [
+        "--models",
+        bundle,
+        "--out",
+        out,
+        "--size",
+        "128",
+        "--steps",
+        "1",
+        "--retries",
+        "0",
+        "--style",
+        "boho",
+        "--room",
+        "bedroom",
+        *extra,
+    ]
 
 
 def read(data: bytes, mime: str) -> tuple[str, list[str], dict, dict]:
     """c2pa's verdict on a file: validation state, failure codes, the active manifest, the whole store."""
     with c2pa.Reader(mime, io.BytesIO(data)) as reader:
         failures = (reader.get_validation_results() or {}).get("activeManifest", {}).get("failure", [])
-        return (reader.get_validation_state(), [f["code"] for f in failures], reader.get_active_manifest(),
-                json.loads(reader.json()))
+        return (
+            reader.get_validation_state(),
+            [f["code"] for f in failures],
+            reader.get_active_manifest(),
+            json.loads(reader.json()),
+        )
 
 
 def assertion(manifest: dict, label: str) -> dict:
@@ -56,15 +75,19 @@ def signed_runs(tiny_bundle, rooms, signing_chain, tmp_path_factory) -> dict:
 
     photo = (rooms / PHOTO).read_bytes()
     credentials = load_signing(signing_chain.cert, signing_chain.key)
-    (folder / "camera.jpg").write_bytes(sign(credentials, photo, "image/jpeg", "camera.jpg",
-                                             Parent(photo, "raw.jpg"), {"style": "capture"}))
+    (folder / "camera.jpg").write_bytes(
+        sign(credentials, photo, "image/jpeg", "camera.jpg", Parent(photo, "raw.jpg"), {"style": "capture"})
+    )
     runs = {}
     for fmt in ("png", "jpeg", "webp"):
         photo_name = "camera.jpg" if fmt == "png" else "room.jpg"
         out = folder / f"out-{fmt}"
-        code, summary, stderr = transform(folder / photo_name, *tiny(tiny_bundle, out, "--format", fmt,
-                                                                     "--sign-cert", signing_chain.cert,
-                                                                     "--sign-key", signing_chain.key))
+        code, summary, stderr = transform(
+            folder / photo_name,
+            *tiny(
+                tiny_bundle, out, "--format", fmt, "--sign-cert", signing_chain.cert, "--sign-key", signing_chain.key
+            ),
+        )
         assert code == 0, stderr
         runs[fmt] = (out, summary, Path(photo_name).stem)
     return runs
@@ -95,8 +118,11 @@ def test_signed_results_and_thumbnails_validate(signed_runs, fmt):
         assert own["settings"] == journal[-1]["settings"] and own["models"]["stable_diffusion"]
     assert record["timings"]["sign"] > 0
     metadata = json.loads((out / f"{stem}.boho.json").read_text())
-    assert metadata["credentials"]["c2pa"] == {"signer": "modomo test signer", "issuer": "modomo test CA",
-                                               "alg": "es256"}
+    assert metadata["credentials"]["c2pa"] == {
+        "signer": "modomo test signer",
+        "issuer": "modomo test CA",
+        "alg": "es256",
+    }
     assert metadata["settings"]["signed"] == "c2pa"
 
 
@@ -114,8 +140,9 @@ def test_verify_validates_a_signed_output_and_fails_a_changed_byte(signed_runs, 
     result = CliRunner().invoke(app, ["verify", str(out), "--json"])
     assert result.exit_code == 0, result.output
     entries = json.loads(result.stdout)
-    assert len(entries) == 2 and all(e["c2pa"]["valid"] and e["c2pa"]["signer"] == "modomo test signer"
-                                     for e in entries)
+    assert len(entries) == 2 and all(
+        e["c2pa"]["valid"] and e["c2pa"]["signer"] == "modomo test signer" for e in entries
+    )
     assert entries[0]["c2pa"]["actions"][:2] == ["c2pa.opened", "c2pa.edited"]
     assert "2 of 2 content credentials valid" in result.stderr
     changed = tmp_path / "changed.png"
@@ -132,7 +159,7 @@ def test_verify_fails_a_signed_result_that_lost_its_manifest(signed_runs, tmp_pa
     result_path = out / "room.boho.jpg"
     data = result_path.read_bytes()
     start = data.index(b"<x:xmpmeta")
-    xmp = data[start:data.index(b"</x:xmpmeta>") + len(b"</x:xmpmeta>")]
+    xmp = data[start : data.index(b"</x:xmpmeta>") + len(b"</x:xmpmeta>")]
     Image.open(io.BytesIO(data)).save(result_path, "JPEG", xmp=xmp)  # marked, but no manifest
     result = CliRunner().invoke(app, ["verify", str(out)])
     assert result.exit_code == 1 and "carries no C2PA manifest" in result.stderr, result.stderr
@@ -184,8 +211,9 @@ def test_signing_is_in_the_settings_hash(signing_chain):
     from styles import load_style
 
     plain = RunConfig(inputs=["x.jpg"], out="o", style=load_style("boho"))
-    signed = RunConfig(inputs=["x.jpg"], out="o", style=load_style("boho"),
-                       signing=load_signing(signing_chain.cert, signing_chain.key))
+    signed = RunConfig(
+        inputs=["x.jpg"], out="o", style=load_style("boho"), signing=load_signing(signing_chain.cert, signing_chain.key)
+    )
     assert plain.result_hash(plain.style, {}) != signed.result_hash(signed.style, {})
     assert "BEGIN" not in repr(signed.signing)  # the key never in a message
 

@@ -70,9 +70,26 @@ def interleaved_photos(folder: Path, rooms: Path, count: int) -> Path:
 
 def test_mixed_aspect_ratios_run_at_the_requested_batch(tiny_bundle, rooms, tmp_path):
     inputs = interleaved_photos(tmp_path / "in", rooms, 12)
-    result = CliRunner().invoke(app, ["transform", str(inputs), "--models", str(tiny_bundle), "--out",
-                                      str(tmp_path / "out"), "--size", "128", "--steps", "1", "--retries", "0",
-                                      "--batch-size", "4", "--json"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "transform",
+            str(inputs),
+            "--models",
+            str(tiny_bundle),
+            "--out",
+            str(tmp_path / "out"),
+            "--size",
+            "128",
+            "--steps",
+            "1",
+            "--retries",
+            "0",
+            "--batch-size",
+            "4",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["counts"]["ok"] == 12

@@ -27,8 +27,27 @@ def folder_of(rooms, tmp_path, count: int):
 
 
 def command(bundle, inputs, out, *extra) -> list[str]:
-    return [sys.executable, "-m", "modomo_cli", "transform", str(inputs), "--models", str(bundle), "--out", str(out),
-            "--size", "128", "--steps", "2", "--retries", "0", "--json", "--devices", "cpu,cpu", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "modomo_cli",
+        "transform",
+        str(inputs),
+        "--models",
+        str(bundle),
+        "--out",
+        str(out),
+        "--size",
+        "128",
+        "--steps",
+        "2",
+        "--retries",
+        "0",
+        "--json",
+        "--devices",
+        "cpu,cpu",
+        *extra,
+    ]
 
 
 def test_parse_devices():
@@ -83,8 +102,9 @@ def test_two_workers_cover_the_list_once(tiny_bundle, rooms, tmp_path):
 
 def test_a_killed_worker_fails_only_its_images(tiny_bundle, rooms, tmp_path):
     inputs = folder_of(rooms, tmp_path, 8)
-    parent = subprocess.Popen(command(tiny_bundle, inputs, tmp_path / "out"), stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+    parent = subprocess.Popen(
+        command(tiny_bundle, inputs, tmp_path / "out"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.monotonic() + 60
     children = []
     while len(children) < 2 and time.monotonic() < deadline:

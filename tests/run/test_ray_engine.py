@@ -27,9 +27,30 @@ def test_two_actors_restyle_everything_and_report_errors_as_data(ray_local, tiny
         shutil.copy(rooms / "living-room-02-small.jpg", inputs / f"room-{i}.jpg")
     (inputs / "broken.jpg").write_bytes(b"not an image")
     out = tmp_path / "out"
-    result = CliRunner().invoke(app, ["transform", str(inputs), "--models", str(tiny_bundle), "--out", str(out),
-                                      "--size", "128", "--steps", "1", "--retries", "0", "--engine", "ray",
-                                      "--actors", "2", "--batch-size", "2", "--json"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "transform",
+            str(inputs),
+            "--models",
+            str(tiny_bundle),
+            "--out",
+            str(out),
+            "--size",
+            "128",
+            "--steps",
+            "1",
+            "--retries",
+            "0",
+            "--engine",
+            "ray",
+            "--actors",
+            "2",
+            "--batch-size",
+            "2",
+            "--json",
+        ],
+    )
     assert result.exit_code == 3, result.output
     summary = json.loads(result.stdout)
     assert summary["engine"] == "ray"

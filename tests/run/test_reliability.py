@@ -101,8 +101,18 @@ def test_r2_journal_resumes(tiny_bundle, rooms, moto_server, r2_env):
     client = moto_server.client()
     for i in range(2):
         client.put_object(Bucket=r2_env, Key=f"in/r{i}.jpg", Body=(rooms / PHOTO).read_bytes())
-    args = [f"r2://{r2_env}/in/", "--models", tiny_bundle, "--out", f"r2://{r2_env}/out/", "--size", "128",
-            "--steps", "1", "--json"]
+    args = [
+        f"r2://{r2_env}/in/",
+        "--models",
+        tiny_bundle,
+        "--out",
+        f"r2://{r2_env}/out/",
+        "--size",
+        "128",
+        "--steps",
+        "1",
+        "--json",
+    ]
     assert transform(*args).exit_code == 0
     again = transform(*args)
     assert again.exit_code == 0
@@ -113,8 +123,22 @@ def test_r2_journal_resumes(tiny_bundle, rooms, moto_server, r2_env):
 
 
 def start_run(bundle: Path, inputs: Path, out: Path) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "modomo_cli", "transform", str(inputs), "--models", str(bundle), "--out", str(out),
-           "--size", "256", "--steps", "4", "--json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "modomo_cli",
+        "transform",
+        str(inputs),
+        "--models",
+        str(bundle),
+        "--out",
+        str(out),
+        "--size",
+        "256",
+        "--steps",
+        "4",
+        "--json",
+    ]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -370,9 +394,10 @@ def fits_one_image(monkeypatch) -> None:
 def test_one_out_of_memory_state_for_every_style(tiny_bundle, rooms, tmp_path, monkeypatch):
     """The batch limit one style learns is where the next style starts: one event, not one per style."""
     fits_one_image(monkeypatch)
-    result = transform(photos(tmp_path / "in", rooms, 2),
-                       *fast(tiny_bundle, tmp_path / "out", "--batch-size", "2", "--style", "boho,modern",
-                             "--retries", "0"))
+    result = transform(
+        photos(tmp_path / "in", rooms, 2),
+        *fast(tiny_bundle, tmp_path / "out", "--batch-size", "2", "--style", "boho,modern", "--retries", "0"),
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["counts"]["ok"] == 4
@@ -444,5 +469,3 @@ def test_fail_fast_stops_at_the_first_failure(tiny_bundle, rooms, tmp_path):
     assert summary["stopped"] == "fail-fast"
     assert [r["key"] for r in summary["images"]] == ["room-00.jpg", "room-01.jpg"]
     assert [r["status"] for r in summary["images"]] == ["ok", "failed"]
-
-

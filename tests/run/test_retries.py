@@ -27,9 +27,28 @@ def test_a_failed_retry_is_recorded_and_the_next_one_runs(tiny_bundle, rooms, tm
     inputs.mkdir()
     shutil.copy(rooms / "living-room-02-small.jpg", inputs / "room.jpg")
     events = tmp_path / "events.jsonl"
-    result = CliRunner().invoke(app, ["transform", str(inputs), "--models", str(tiny_bundle), "--out",
-                                      str(tmp_path / "out"), "--size", "128", "--steps", "1", "--min-quality", "0.99",
-                                      "--retries", "2", "--events", str(events), "--json"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "transform",
+            str(inputs),
+            "--models",
+            str(tiny_bundle),
+            "--out",
+            str(tmp_path / "out"),
+            "--size",
+            "128",
+            "--steps",
+            "1",
+            "--min-quality",
+            "0.99",
+            "--retries",
+            "2",
+            "--events",
+            str(events),
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert len(calls) == 3  # the first render, the retry that failed, and the retry after it
     summary = json.loads(result.stdout)

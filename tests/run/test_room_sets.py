@@ -110,8 +110,10 @@ def test_the_set_follows_its_anchor(tiny_bundle, rooms, tmp_path):
     for key in ("2.jpg", "3.jpg"):
         assert a[key]["seed"] == b[key]["seed"]
         assert a[key]["reference"]["digest"] != b[key]["reference"]["digest"]
-        difference = np.abs(pixels(tmp_path / "out-a" / a[key]["outputs"]["result"])
-                            - pixels(tmp_path / "out-b" / b[key]["outputs"]["result"]))
+        difference = np.abs(
+            pixels(tmp_path / "out-a" / a[key]["outputs"]["result"])
+            - pixels(tmp_path / "out-b" / b[key]["outputs"]["result"])
+        )
         assert difference.max() > 8
 
 
@@ -119,8 +121,15 @@ def test_a_member_follows_the_anchor_not_the_run_reference(tiny_bundle, rooms, t
     """The same member photo, seed and run reference: rendered in a set it differs from rendered alone."""
     hero = photo(rooms, tmp_path / "hero.jpg", turn=5)
     anchor, member = photo(rooms, tmp_path / "in" / "1.jpg", turn=1), photo(rooms, tmp_path / "in" / "2.jpg", turn=2)
-    transform(tiny_bundle, "--manifest", set_manifest(tmp_path / "set.csv", [str(anchor), str(member)]),
-              "--style-ref", hero, "--out", tmp_path / "set")
+    transform(
+        tiny_bundle,
+        "--manifest",
+        set_manifest(tmp_path / "set.csv", [str(anchor), str(member)]),
+        "--style-ref",
+        hero,
+        "--out",
+        tmp_path / "set",
+    )
     in_set = journal(tmp_path / "set")["2.jpg"]
     alone = tmp_path / "alone.csv"
     alone.write_text(f"input,seed\n{member},{in_set['seed']}\n")
@@ -128,8 +137,10 @@ def test_a_member_follows_the_anchor_not_the_run_reference(tiny_bundle, rooms, t
     by_itself = journal(tmp_path / "alone")["2.jpg"]
     assert by_itself["seed"] == in_set["seed"]
     assert by_itself["reference"]["digest"] == digest_of(hero.read_bytes())
-    difference = np.abs(pixels(tmp_path / "set" / in_set["outputs"]["result"])
-                        - pixels(tmp_path / "alone" / by_itself["outputs"]["result"]))
+    difference = np.abs(
+        pixels(tmp_path / "set" / in_set["outputs"]["result"])
+        - pixels(tmp_path / "alone" / by_itself["outputs"]["result"])
+    )
     assert difference.max() > 8
 
 
@@ -151,8 +162,9 @@ def test_a_set_is_never_split_across_shards(rooms, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     owners: dict[str, set[int]] = {}
     for index in range(3):
-        plan = build_plan(TransformOptions(inputs=["photos"], out="out", models="tiny", sets_by="parent",
-                                           shard=f"{index}/3"))
+        plan = build_plan(
+            TransformOptions(inputs=["photos"], out="out", models="tiny", sets_by="parent", shard=f"{index}/3")
+        )
         for item in plan.items:
             owners.setdefault(item.group, set()).add(index)
         assert all(item.group for item in plan.items)
@@ -165,9 +177,28 @@ def test_a_set_stays_whole_under_devices(tiny_bundle, rooms, tmp_path):
     """Two CPU workers, three sets: every later photo finds its anchor's result in its own worker. (Named relative
     to a fixed folder: the sets go to both workers, and two of them would be split by their photos' identities.)"""
     a_set(rooms, tmp_path / "photos", rooms_count=3, photos=2)
-    run = subprocess.run([sys.executable, "-m", "modomo_cli", "transform", "photos", "--models", str(tiny_bundle),
-                          "--out", "out", *BASE, "--sets-by", "parent", "--devices", "cpu,cpu"],
-                         capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "modomo_cli",
+            "transform",
+            "photos",
+            "--models",
+            str(tiny_bundle),
+            "--out",
+            "out",
+            *BASE,
+            "--sets-by",
+            "parent",
+            "--devices",
+            "cpu,cpu",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     summary = json.loads(run.stdout)
     assert [image["status"] for image in summary["images"]] == ["ok"] * 6
@@ -183,8 +214,11 @@ def test_a_bad_reference_is_one_line_before_any_model_loads(tiny_bundle, rooms, 
     monkeypatch.setattr(local, "load_stack", lambda *a, **k: pytest.fail("models loaded"))
     inputs = a_set(rooms, tmp_path / "in", photos=1)
     (tmp_path / "notes.jpg").write_text("not a picture")
-    for bad, reason in ((tmp_path / "missing.jpg", "no such file"), (tmp_path / "notes.jpg", "not a usable image"),
-                        (tmp_path, "folder")):
+    for bad, reason in (
+        (tmp_path / "missing.jpg", "no such file"),
+        (tmp_path / "notes.jpg", "not a usable image"),
+        (tmp_path, "folder"),
+    ):
         result = transform(tiny_bundle, inputs, "--style-ref", bad, "--out", tmp_path / "out", code=2)
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert str(bad) in result.stderr and reason in result.stderr
@@ -196,8 +230,9 @@ def test_a_missing_r2_reference_is_one_line(tiny_bundle, rooms, tmp_path, r2_env
 
     monkeypatch.setattr(local, "load_stack", lambda *a, **k: pytest.fail("models loaded"))
     inputs = a_set(rooms, tmp_path / "in", photos=1)
-    result = transform(tiny_bundle, inputs, "--style-ref", f"r2://{bucket}/refs/hero.jpg", "--out", tmp_path / "o",
-                       code=2)
+    result = transform(
+        tiny_bundle, inputs, "--style-ref", f"r2://{bucket}/refs/hero.jpg", "--out", tmp_path / "o", code=2
+    )
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert f"r2://{bucket}/refs/hero.jpg" in result.stderr and "cannot read" in result.stderr
 
@@ -217,12 +252,14 @@ def test_manifest_style_ref_and_set_columns(tiny_bundle, rooms, tmp_path, monkey
     for n in range(1, 5):
         photo(rooms, tmp_path / "photos" / f"{n}.jpg", turn=n)
     manifest = tmp_path / "jobs.csv"
-    manifest.write_text("input,style_ref,set\n"
-                        "photos/1.jpg,refs/hero.jpg,\n"
-                        "photos/2.jpg,refs/b.jpg,lounge\n"
-                        "photos/3.jpg,,lounge\n"
-                        "photos/4.jpg,refs/hero.jpg,lounge\n"
-                        "photos/1.jpg,refs/missing.jpg,\n")
+    manifest.write_text(
+        "input,style_ref,set\n"
+        "photos/1.jpg,refs/hero.jpg,\n"
+        "photos/2.jpg,refs/b.jpg,lounge\n"
+        "photos/3.jpg,,lounge\n"
+        "photos/4.jpg,refs/hero.jpg,lounge\n"
+        "photos/1.jpg,refs/missing.jpg,\n"
+    )
     calls = spy_references(monkeypatch)
     result = transform(tiny_bundle, "--manifest", manifest, "--out", tmp_path / "out", code=3)
     images = {(i["key"], i["status"]): i for i in json.loads(result.stdout)["images"]}
@@ -230,9 +267,13 @@ def test_manifest_style_ref_and_set_columns(tiny_bundle, rooms, tmp_path, monkey
     assert sorted(failed) == [
         "manifest line 5: style_ref: a photo of room set 'lounge' follows its first photo's result; give the "
         "reference on that row",
-        f"manifest line 6: style_ref {tmp_path / 'refs' / 'missing.jpg'}: cannot read: no such file"]
-    done = [json.loads(line) for line in (tmp_path / "out" / ".modomo" / "journal.jsonl").read_text().splitlines()
-            if json.loads(line)["status"] == "ok"]
+        f"manifest line 6: style_ref {tmp_path / 'refs' / 'missing.jpg'}: cannot read: no such file",
+    ]
+    done = [
+        json.loads(line)
+        for line in (tmp_path / "out" / ".modomo" / "journal.jsonl").read_text().splitlines()
+        if json.loads(line)["status"] == "ok"
+    ]
     by_key = {e["key"]: e for e in done}
     assert by_key["photos/1.jpg"]["reference"]["digest"] == digest_of(hero.read_bytes())
     assert by_key["photos/2.jpg"]["reference"]["digest"] == digest_of(other.read_bytes())
@@ -247,8 +288,7 @@ def test_style_file_reference_is_relative_to_the_file(tmp_path):
     text = (Path(__file__).resolve().parents[2] / "styles" / "boho.toml").read_text()
     (tmp_path / "looks").mkdir()
     file = tmp_path / "looks" / "collection.toml"
-    file.write_text(text.replace('name = "boho"', 'name = "collection"\nstyle_ref = "hero.jpg"\n'
-                                 "style_ref_scale = 0.8"))
+    file.write_text(text.replace('name = "boho"', 'name = "collection"\nstyle_ref = "hero.jpg"\nstyle_ref_scale = 0.8'))
     style = load_style(path=file)
     assert style.style_ref == str(tmp_path / "looks" / "hero.jpg")
     assert style.style_ref_scale == 0.8
@@ -312,8 +352,20 @@ def test_one_reference_is_encoded_once_for_every_style(tiny_bundle, rooms, tmp_p
     monkeypatch.setattr(CLIPVisionModelWithProjection, "forward", counted)
     inputs = a_set(rooms, tmp_path / "in", photos=3)
     hero = photo(rooms, tmp_path / "hero.jpg", turn=5)
-    summary = json.loads(transform(tiny_bundle, inputs, "--style", "boho,modern", "--style-ref", hero,
-                                   "--batch-size", "2", "--out", tmp_path / "out").stdout)
+    summary = json.loads(
+        transform(
+            tiny_bundle,
+            inputs,
+            "--style",
+            "boho,modern",
+            "--style-ref",
+            hero,
+            "--batch-size",
+            "2",
+            "--out",
+            tmp_path / "out",
+        ).stdout
+    )
     assert [image["status"] for image in summary["images"]] == ["ok"] * 6
     assert len(calls) == 1
 
@@ -323,8 +375,23 @@ def test_dry_run_names_the_references_and_the_sets(rooms, tmp_path):
 
     inputs = a_set(rooms, tmp_path / "in", rooms_count=2, photos=2)
     hero = photo(rooms, tmp_path / "hero.jpg", turn=5)
-    result = Runner().invoke(app, ["transform", str(inputs), "--models", "tiny", "--sets-by", "parent", "--style-ref",
-                                   str(hero), "--out", str(tmp_path / "out"), "--dry-run", "--json"])
+    result = Runner().invoke(
+        app,
+        [
+            "transform",
+            str(inputs),
+            "--models",
+            "tiny",
+            "--sets-by",
+            "parent",
+            "--style-ref",
+            str(hero),
+            "--out",
+            str(tmp_path / "out"),
+            "--dry-run",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     found = json.loads(result.stdout)
     assert found["references"] == [str(hero)]

@@ -36,8 +36,13 @@ def ray_local():
 
 def transform(*args, env: dict | None = None) -> tuple[int, dict | None, str]:
     """`modomo transform ...` in a process of its own (workers and signals are real); (code, summary, stderr)."""
-    done = subprocess.run([sys.executable, "-m", "modomo_cli", "transform", *map(str, args), "--json"],
-                          capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})})
+    done = subprocess.run(
+        [sys.executable, "-m", "modomo_cli", "transform", *map(str, args), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **(env or {})},
+    )
     return done.returncode, json.loads(done.stdout) if done.stdout.strip() else None, done.stderr
 
 
@@ -94,8 +99,7 @@ def two_roots(tmp_path: Path, rooms: Path) -> tuple[Path, Path]:
 
 
 @pytest.mark.parametrize("engine", list(ENGINES))
-def test_two_roots_with_the_same_file_are_two_inputs_resumed_correctly(engine, tiny_bundle, rooms, tmp_path,
-                                                                      request):
+def test_two_roots_with_the_same_file_are_two_inputs_resumed_correctly(engine, tiny_bundle, rooms, tmp_path, request):
     if engine == "ray":
         request.getfixturevalue("ray_local")
     x, y = two_roots(tmp_path, rooms)
@@ -136,10 +140,33 @@ def option_inputs(tiny_bundle, rooms, tmp_path_factory):
 
 
 def all_options(bundle, inputs, masks, checkpoint, lora, hero, out, chain) -> list:
-    return [inputs, *tiny(bundle, out), "--style", "boho,modern", "--report", "--checkpoint", checkpoint,
-            "--lora", f"{lora}:0.8", "--preserve", "sofa", "--mask-dir", masks, "--gpu-price", "3.6",
-            "--sign-cert", chain.cert, "--sign-key", chain.key, "--dtype", "bf16", "--style-ref", hero,
-            "--style-ref-scale", "0.5"]
+    return [
+        inputs,
+        *tiny(bundle, out),
+        "--style",
+        "boho,modern",
+        "--report",
+        "--checkpoint",
+        checkpoint,
+        "--lora",
+        f"{lora}:0.8",
+        "--preserve",
+        "sofa",
+        "--mask-dir",
+        masks,
+        "--gpu-price",
+        "3.6",
+        "--sign-cert",
+        chain.cert,
+        "--sign-key",
+        chain.key,
+        "--dtype",
+        "bf16",
+        "--style-ref",
+        hero,
+        "--style-ref-scale",
+        "0.5",
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -187,8 +214,11 @@ def check_mask_dir(out, summary, inputs):
 
 def check_styles(out, summary, inputs):
     assert [(r["key"], r["style"], r["status"]) for r in summary["images"]] == [
-        ("room-00.jpg", "boho", "ok"), ("room-00.jpg", "modern", "ok"),
-        ("room-01.jpg", "boho", "ok"), ("room-01.jpg", "modern", "ok")]
+        ("room-00.jpg", "boho", "ok"),
+        ("room-00.jpg", "modern", "ok"),
+        ("room-01.jpg", "boho", "ok"),
+        ("room-01.jpg", "modern", "ok"),
+    ]
 
 
 def check_cost(out, summary, inputs):
@@ -223,10 +253,18 @@ def check_style_ref(out, summary, inputs):
         assert meta["settings"]["style_ref"]["scale"] == 0.5
 
 
-OPTION_CHECKS = {"--style-ref": check_style_ref, "--dtype": check_dtype, "--report": check_report,
-                 "--checkpoint": check_checkpoint,
-                 "--lora": check_lora, "--preserve": check_preserve, "--mask-dir": check_mask_dir,
-                 "several styles": check_styles, "price and cost": check_cost, "--sign-cert": check_signing}
+OPTION_CHECKS = {
+    "--style-ref": check_style_ref,
+    "--dtype": check_dtype,
+    "--report": check_report,
+    "--checkpoint": check_checkpoint,
+    "--lora": check_lora,
+    "--preserve": check_preserve,
+    "--mask-dir": check_mask_dir,
+    "several styles": check_styles,
+    "price and cost": check_cost,
+    "--sign-cert": check_signing,
+}
 
 
 @pytest.mark.parametrize("engine", list(ENGINES))
@@ -263,8 +301,11 @@ def test_a_room_set_stays_whole_under_ray(ray_local, tiny_bundle, rooms, tmp_pat
     code, again, stderr = invoke(*args)
     assert code == 0, stderr
     assert [(r["key"], r["status"]) for r in again["images"]] == [
-        ("room-0/room-00.jpg", "skipped"), ("room-0/room-01.jpg", "skipped"),
-        ("room-1/room-00.jpg", "skipped"), ("room-1/room-01.jpg", "ok")]
+        ("room-0/room-00.jpg", "skipped"),
+        ("room-0/room-01.jpg", "skipped"),
+        ("room-1/room-00.jpg", "skipped"),
+        ("room-1/room-01.jpg", "ok"),
+    ]
     redone = {e["key"]: e for e in journal(tmp_path / "out")}["room-1/room-01.jpg"]
     assert redone["reference"]["digest"] == done["room-1/room-00.jpg"]["digest"]
 
@@ -272,14 +313,14 @@ def test_a_room_set_stays_whole_under_ray(ray_local, tiny_bundle, rooms, tmp_pat
 # -- Ray: set up once per actor ---------------------------------------------------------------------
 
 
-def test_ray_reads_the_journal_once_and_keeps_mixed_sizes_batched(ray_local, tiny_bundle, rooms, tmp_path,
-                                                                  monkeypatch):
+def test_ray_reads_the_journal_once_and_keeps_mixed_sizes_batched(ray_local, tiny_bundle, rooms, tmp_path, monkeypatch):
     inputs = photos(tmp_path / "in", rooms, 8)
     for path in sorted(inputs.iterdir())[::2]:  # every other one portrait
         Image.open(path).transpose(Image.ROTATE_90).save(path)
     monkeypatch.chdir(tmp_path)  # relative paths mean the same in the actors
-    code, summary, stderr = invoke("in", *tiny(tiny_bundle, "out", "--engine", "ray", "--actors", "2",
-                                               "--batch-size", "2"))
+    code, summary, stderr = invoke(
+        "in", *tiny(tiny_bundle, "out", "--engine", "ray", "--actors", "2", "--batch-size", "2")
+    )
     assert code == 0, stderr
     assert summary["journal_reads"] == 1 and summary["actors"] == 2
     assert summary["batching"]["rendered"] == 8 and summary["batching"]["mean_batch"] >= 1.9
@@ -299,8 +340,11 @@ def test_dead_workers_images_are_ok_only_for_this_runs_settings_and_input_versio
     from styles import load_style
 
     inputs, out = photos(tmp_path / "in", rooms, 3), tmp_path / "out"
-    plan = plan_for(RunConfig(inputs=[str(inputs)], out=str(out), style=load_style("boho"), models=str(tiny_bundle),
-                                size=128, steps=2))
+    plan = plan_for(
+        RunConfig(
+            inputs=[str(inputs)], out=str(out), style=load_style("boho"), models=str(tiny_bundle), size=128, steps=2
+        )
+    )
     digest = plan.result_hashes()["boho"]
     items = {item.key: item for item in plan.items}
     lines = [
@@ -319,8 +363,19 @@ def test_dead_workers_images_are_ok_only_for_this_runs_settings_and_input_versio
 
 def test_ctrl_c_under_devices_reaches_every_worker_and_keeps_the_journal(tiny_bundle, rooms, tmp_path):
     inputs, out = photos(tmp_path / "in", rooms, 24), tmp_path / "out"
-    command = [sys.executable, "-m", "modomo_cli", "transform", str(inputs), *map(str, tiny(tiny_bundle, out)),
-               "--steps", "3", "--devices", "cpu,cpu", "--json"]
+    command = [
+        sys.executable,
+        "-m",
+        "modomo_cli",
+        "transform",
+        str(inputs),
+        *map(str, tiny(tiny_bundle, out)),
+        "--steps",
+        "3",
+        "--devices",
+        "cpu,cpu",
+        "--json",
+    ]
     parent = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not journal(out):  # workers are restyling
@@ -343,13 +398,22 @@ def test_ctrl_c_under_devices_reaches_every_worker_and_keeps_the_journal(tiny_bu
     assert sum(r["status"] == "ok" for r in rerun["images"]) == 24 - len(done)
 
 
-@pytest.mark.parametrize("extra", [
-    ["--fail-fast", "--devices", "cpu,cpu"], ["--fail-fast", "--engine", "ray"], ["--device", "cpu", "--engine", "ray"],
-    ["--device", "cpu", "--devices", "cpu,cpu"], ["--devices", "cpu", "--engine", "ray"], ["--actors", "2"],
-    ["--engine", "spark"],
-], ids=lambda extra: " ".join(extra))
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--fail-fast", "--devices", "cpu,cpu"],
+        ["--fail-fast", "--engine", "ray"],
+        ["--device", "cpu", "--engine", "ray"],
+        ["--device", "cpu", "--devices", "cpu,cpu"],
+        ["--devices", "cpu", "--engine", "ray"],
+        ["--actors", "2"],
+        ["--engine", "spark"],
+    ],
+    ids=lambda extra: " ".join(extra),
+)
 def test_options_an_engine_cannot_honour_are_one_line_usage_errors(tiny_bundle, rooms, tmp_path, extra):
-    result = CliRunner().invoke(app, ["transform", str(rooms / PHOTO), "--models", str(tiny_bundle), "--out",
-                                      str(tmp_path / "out"), *extra])
+    result = CliRunner().invoke(
+        app, ["transform", str(rooms / PHOTO), "--models", str(tiny_bundle), "--out", str(tmp_path / "out"), *extra]
+    )
     assert result.exit_code == 2, result.output
     assert result.stderr.startswith("error: ") and len(result.stderr.strip().splitlines()) == 1

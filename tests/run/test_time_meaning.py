@@ -30,9 +30,27 @@ def timed_run(tiny_bundle, rooms, tmp_path, *engine: str) -> tuple[dict, float]:
     for i in range(4):
         shutil.copy(rooms / "living-room-02-small.jpg", inputs / f"room-{i}.jpg")
     start = time.perf_counter()
-    result = CliRunner().invoke(app, ["transform", str(inputs), "--models", str(tiny_bundle), "--out",
-                                      str(tmp_path / "out"), "--size", "128", "--steps", "2", "--retries", "0",
-                                      "--gpu-price", str(PRICE), "--json", *engine])
+    result = CliRunner().invoke(
+        app,
+        [
+            "transform",
+            str(inputs),
+            "--models",
+            str(tiny_bundle),
+            "--out",
+            str(tmp_path / "out"),
+            "--size",
+            "128",
+            "--steps",
+            "2",
+            "--retries",
+            "0",
+            "--gpu-price",
+            str(PRICE),
+            "--json",
+            *engine,
+        ],
+    )
     wall = time.perf_counter() - start
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout), wall

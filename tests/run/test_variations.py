@@ -23,8 +23,25 @@ from tests.stages.test_sampling import SETTINGS, SIZE, controls, make_frames
 
 
 def transform(bundle: Path, inputs, out: Path, *extra) -> tuple[int, dict]:
-    result = CliRunner().invoke(app, ["transform", *map(str, inputs), "--models", str(bundle), "--out", str(out),
-                                      "--size", "128", "--steps", "2", "--retries", "0", "--json", *map(str, extra)])
+    result = CliRunner().invoke(
+        app,
+        [
+            "transform",
+            *map(str, inputs),
+            "--models",
+            str(bundle),
+            "--out",
+            str(out),
+            "--size",
+            "128",
+            "--steps",
+            "2",
+            "--retries",
+            "0",
+            "--json",
+            *map(str, extra),
+        ],
+    )
     return result.exit_code, (json.loads(result.stdout) if result.stdout.strip().startswith("{") else result.output)
 
 
@@ -66,18 +83,36 @@ def test_a_batch_of_variations_equals_rendering_each_alone_and_embeds_each_contr
     assert distinct([f.lines for f in frames]) == ([0, 2], [0, 0, 1, 1, 1])
     sampler = Sampler(tiny_stack.pipe, None, tiny_stack.device)
     embedded = []
-    hooks = [net.controlnet_cond_embedding.register_forward_hook(lambda m, i, o: embedded.append(o.shape[0]))
-             for net in tiny_stack.pipe.controlnet.nets]
+    hooks = [
+        net.controlnet_cond_embedding.register_forward_hook(lambda m, i, o: embedded.append(o.shape[0]))
+        for net in tiny_stack.pipe.controlnet.nets
+    ]
     try:
-        together = sampler(SETTINGS, controls(SETTINGS, frames),
-                           [torch.Generator("cpu").manual_seed(f.seed) for f in frames], SIZE[1], SIZE[0],
-                           output_type="latent")
+        together = sampler(
+            SETTINGS,
+            controls(SETTINGS, frames),
+            [torch.Generator("cpu").manual_seed(f.seed) for f in frames],
+            SIZE[1],
+            SIZE[0],
+            output_type="latent",
+        )
     finally:
         for hook in hooks:
             hook.remove()
     assert embedded == [2, 2, 2]  # per ControlNet (depth, canny, lines), its two distinct images embedded once each
-    alone = torch.cat([sampler(SETTINGS, controls(SETTINGS, [f]), [torch.Generator("cpu").manual_seed(f.seed)],
-                               SIZE[1], SIZE[0], output_type="latent") for f in frames])
+    alone = torch.cat(
+        [
+            sampler(
+                SETTINGS,
+                controls(SETTINGS, [f]),
+                [torch.Generator("cpu").manual_seed(f.seed)],
+                SIZE[1],
+                SIZE[0],
+                output_type="latent",
+            )
+            for f in frames
+        ]
+    )
     assert torch.allclose(together, alone, atol=1e-4), (together - alone).abs().max()
     assert not torch.allclose(together[0], together[1], atol=1e-3)  # each variation its own noise
 
@@ -136,8 +171,9 @@ def test_style_file_and_manifest_rows_set_variations(tiny_bundle, photo, tmp_pat
     from styles import STYLE_DIR
 
     style = tmp_path / "two.toml"
-    style.write_text("variations = 2\n" + (STYLE_DIR / "boho.toml").read_text().replace('name = "boho"',
-                                                                                      'name = "two"'))
+    style.write_text(
+        "variations = 2\n" + (STYLE_DIR / "boho.toml").read_text().replace('name = "boho"', 'name = "two"')
+    )
     summary = restyle(tiny_bundle, photo, tmp_path / "a", "--style-file", style)
     assert len(summary["images"][0]["variations"]) == 2
     manifest = tmp_path / "jobs.csv"
@@ -149,4 +185,8 @@ def test_style_file_and_manifest_rows_set_variations(tiny_bundle, photo, tmp_pat
     assert counts == [1, 3]
     assert any("manifest line 4: variations 'x'" in (r["error"] or "") for r in summary["images"])
     assert sorted(p.name for p in (tmp_path / "b").glob("*.png")) == [
-        "one.png", "three.v1.png", "three.v2.png", "three.v3.png"]
+        "one.png",
+        "three.v1.png",
+        "three.v2.png",
+        "three.v3.png",
+    ]

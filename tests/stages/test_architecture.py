@@ -15,8 +15,23 @@ from pipeline.stages.parts import ARCHITECTURE_SET, PART_ALIASES, PARTS, class_i
 from tests.conftest import ROOMS
 
 CPU = torch.device("cpu")
-KNOWN = {0: "wall", 3: "floor", 5: "ceiling", 7: "bed", 8: "windowpane", 14: "door", 42: "column", 49: "fireplace",
-         53: "stairs", 58: "screen door", 59: "stairway", 95: "bannister", 121: "step", 146: "radiator", 149: "flag"}
+KNOWN = {
+    0: "wall",
+    3: "floor",
+    5: "ceiling",
+    7: "bed",
+    8: "windowpane",
+    14: "door",
+    42: "column",
+    49: "fireplace",
+    53: "stairs",
+    58: "screen door",
+    59: "stairway",
+    95: "bannister",
+    121: "step",
+    146: "radiator",
+    149: "flag",
+}
 B0_PARAMETERS = 3_752_694  # nvidia/segformer-b0-finetuned-ade-512-512
 
 

@@ -403,7 +403,8 @@ def test_fidelity_measures_edges_at_one_size_whatever_the_photos():
     """The same pair at 256 and at 1024 px gives one edges F1: both are measured at a 512 px long side."""
     room, recoloured = pil(draw_room()), pil(recolour(draw_room()))
     small = fidelity(room, recoloured)["edges_f1"]
-    big = fidelity(room.resize((1024, 768), Image.Resampling.BICUBIC),
-                   recoloured.resize((1024, 768), Image.Resampling.BICUBIC))["edges_f1"]
+    big = fidelity(
+        room.resize((1024, 768), Image.Resampling.BICUBIC), recoloured.resize((1024, 768), Image.Resampling.BICUBIC)
+    )["edges_f1"]
     assert abs(small - big) < 0.05
     assert small == round(image_edges_f1(room, recoloured, side=512), 4)

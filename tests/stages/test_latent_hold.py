@@ -47,9 +47,16 @@ def inpaint_pipeline(pipe):
     from diffusers import StableDiffusionControlNetInpaintPipeline
 
     inpaint = StableDiffusionControlNetInpaintPipeline(
-        vae=pipe.vae, text_encoder=pipe.text_encoder, tokenizer=pipe.tokenizer, unet=pipe.unet,
-        controlnet=pipe.controlnet, scheduler=pipe.scheduler, safety_checker=None, feature_extractor=None,
-        requires_safety_checker=False)
+        vae=pipe.vae,
+        text_encoder=pipe.text_encoder,
+        tokenizer=pipe.tokenizer,
+        unet=pipe.unet,
+        controlnet=pipe.controlnet,
+        scheduler=pipe.scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
     inpaint.set_progress_bar_config(disable=True)
     assert inpaint.unet.config.in_channels == 4  # the blending branch, not the 9-channel inpainting UNet's
     return inpaint
@@ -89,22 +96,38 @@ def ours(stack, settings, frames, keeps, output_type):
     """modomo's sampler over the frames as one batch, each with its keep mask: the output before compose."""
     sampler = Sampler(stack.pipe, None, stack.device)
     generators = [torch.Generator("cpu").manual_seed(f.seed) for f in frames]
-    return sampler(settings, controls(settings, frames), generators, HEIGHT, WIDTH,
-                   output_type=output_type, keep=keeps, originals=[f.image for f in frames])
+    return sampler(
+        settings,
+        controls(settings, frames),
+        generators,
+        HEIGHT,
+        WIDTH,
+        output_type=output_type,
+        keep=keeps,
+        originals=[f.image for f in frames],
+    )
 
 
 def theirs(inpaint, settings, frame, keep: np.ndarray, output_type):
     """One frame through diffusers' inpaint pipeline; its mask is 1 where it repaints, so 1 - keep."""
     repaint = Image.fromarray(((1.0 - keep) * 255).round().astype(np.uint8))  # 8-bit grey: an "L" image
     return inpaint(
-        prompt=settings.prompt, negative_prompt=settings.negative_prompt, image=frame.image, mask_image=repaint,
-        control_image=[control_image(frame, name) for name in settings.controls], height=HEIGHT, width=WIDTH,
-        strength=1.0, padding_mask_crop=None,
-        num_inference_steps=settings.steps, guidance_scale=settings.guidance_scale,
+        prompt=settings.prompt,
+        negative_prompt=settings.negative_prompt,
+        image=frame.image,
+        mask_image=repaint,
+        control_image=[control_image(frame, name) for name in settings.controls],
+        height=HEIGHT,
+        width=WIDTH,
+        strength=1.0,
+        padding_mask_crop=None,
+        num_inference_steps=settings.steps,
+        guidance_scale=settings.guidance_scale,
         controlnet_conditioning_scale=list(settings.controlnet_conditioning_scale),
         control_guidance_start=list(settings.control_guidance_start),
         control_guidance_end=list(settings.control_guidance_end),
-        generator=torch.Generator("cpu").manual_seed(frame.seed), output_type=output_type,
+        generator=torch.Generator("cpu").manual_seed(frame.seed),
+        output_type=output_type,
     ).images
 
 
@@ -124,7 +147,7 @@ def test_latent_hold_equals_diffusers_inpaint_blending(tiny_stack, rooms, poster
             reference = theirs(inpaint, settings, frame, keep, "latent")
         assert len(reference_steps) == len(steps)
         for i, (mine, other) in enumerate(zip(steps, reference_steps, strict=True)):
-            torch.testing.assert_close(mine[k:k + 1], other, rtol=0, atol=1e-3, msg=lambda m, i=i: f"step {i}: {m}")
-        torch.testing.assert_close(latents[k:k + 1], reference, rtol=0, atol=1e-3)
+            torch.testing.assert_close(mine[k : k + 1], other, rtol=0, atol=1e-3, msg=lambda m, i=i: f"step {i}: {m}")
+        torch.testing.assert_close(latents[k : k + 1], reference, rtol=0, atol=1e-3)
         [image] = theirs(inpaint, settings, frame, keep, "pil")
         assert np.abs(pixels(images[k]) - pixels(image)).max() <= 2

@@ -34,19 +34,29 @@ class PlacementWatch:
         self.pipe, self.device = pipe, torch.device(device)
         self.calls: list[str] = []
         self.violations: list[str] = []
-        self.handles = [module.register_forward_pre_hook(self.check(model, part))
-                        for model, part, module in self.parts()]
+        self.handles = [
+            module.register_forward_pre_hook(self.check(model, part)) for model, part, module in self.parts()
+        ]
 
     def parts(self) -> list[tuple[str, str, torch.nn.Module]]:
         """(placement name, part, module) for every module the sampler calls directly or through its model."""
         pipe, vae = self.pipe, self.pipe.vae
-        parts = [("text_encoder", "text encoder", pipe.text_encoder), ("unet", "unet", pipe.unet),
-                 ("vae", "vae encoder", vae.encoder), ("vae", "vae decoder", vae.decoder)]
-        parts += [("vae", name, getattr(vae, name)) for name in ("quant_conv", "post_quant_conv")
-                  if getattr(vae, name, None) is not None]
+        parts = [
+            ("text_encoder", "text encoder", pipe.text_encoder),
+            ("unet", "unet", pipe.unet),
+            ("vae", "vae encoder", vae.encoder),
+            ("vae", "vae decoder", vae.decoder),
+        ]
+        parts += [
+            ("vae", name, getattr(vae, name))
+            for name in ("quant_conv", "post_quant_conv")
+            if getattr(vae, name, None) is not None
+        ]
         for i, net in enumerate(pipe.controlnet.nets):
-            parts += [("controlnet", f"controlnet {i}", net),
-                      ("controlnet", f"controlnet {i} conditioning embedding", net.controlnet_cond_embedding)]
+            parts += [
+                ("controlnet", f"controlnet {i}", net),
+                ("controlnet", f"controlnet {i} conditioning embedding", net.controlnet_cond_embedding),
+            ]
         return parts
 
     def check(self, model: str, part: str):
@@ -58,6 +68,7 @@ class PlacementWatch:
                 self.violations.append(f"{part} called while its {model} was told to be on the {told}")
             elif not offload.same_device(weights, self.device):
                 self.violations.append(f"{part} called with its weights on {weights}, not {self.device}")
+
         return hook
 
     def close(self) -> None:
@@ -112,8 +123,18 @@ def tiny_run(folder: Path, rooms: Path) -> tuple[RunConfig, list]:
     inputs = folder / "in"
     inputs.mkdir(parents=True)
     (inputs / "room.jpg").write_bytes((rooms / "living-room-02-small.jpg").read_bytes())
-    config = RunConfig(inputs=[str(inputs)], out=str(folder / "out"), style=load_style("boho"), models="tiny",
-                       size=96, steps=2, retries=0, device="cpu", resume=False, overwrite=True)
+    config = RunConfig(
+        inputs=[str(inputs)],
+        out=str(folder / "out"),
+        style=load_style("boho"),
+        models="tiny",
+        size=96,
+        steps=2,
+        retries=0,
+        device="cpu",
+        resume=False,
+        overwrite=True,
+    )
     return config, collect_inputs(config.inputs)
 
 

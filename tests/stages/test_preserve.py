@@ -80,8 +80,22 @@ def photo_and_masks(rooms, tmp_path):
 def test_user_mask_keeps_the_original_pixels(tiny_bundle, rooms, tmp_path, photo_and_masks):
     inputs, masks = photo_and_masks
     out = tmp_path / "out"
-    result = transform(inputs, "--models", tiny_bundle, "--out", out, "--size", "256", "--steps", "2",
-                       "--retries", "0", "--mask-dir", masks, "--json")
+    result = transform(
+        inputs,
+        "--models",
+        tiny_bundle,
+        "--out",
+        out,
+        "--size",
+        "256",
+        "--steps",
+        "2",
+        "--retries",
+        "0",
+        "--mask-dir",
+        masks,
+        "--json",
+    )
     assert result.exit_code == 3, result.output  # only the image with the unreadable mask fails
     records = {r["key"]: r for r in json.loads(result.stdout)["images"]}
     assert records["broken.jpg"]["status"] == "failed" and "mask" in records["broken.jpg"]["error"]
@@ -90,8 +104,10 @@ def test_user_mask_keeps_the_original_pixels(tiny_bundle, rooms, tmp_path, photo
     view = model_view(rooms)
     made = np.asarray(Image.open(records["a/room.jpg"]["outputs"]["result"]), dtype=np.int16)
     h, w = view.shape[:2]
-    inside = (slice(int(h * 100 / 450) + 3, int(h * 350 / 450) - 3), slice(int(w * 150 / 600) + 3,
-                                                                          int(w * 450 / 600) - 3))
+    inside = (
+        slice(int(h * 100 / 450) + 3, int(h * 350 / 450) - 3),
+        slice(int(w * 150 / 600) + 3, int(w * 450 / 600) - 3),
+    )
     assert np.abs(made[inside] - view[inside]).max() <= 1  # kept: the original, within encoding tolerance
     outside = (slice(0, int(h * 100 / 450) - 12), slice(None))
     assert np.abs(made[outside] - view[outside]).mean() > 20  # the rest is generated
@@ -109,8 +125,24 @@ def test_a_mask_that_keeps_everything_warns_and_its_untouched_result_fails(tiny_
     masks.mkdir()
     shutil.copy(rooms / PHOTO, inputs / "room.jpg")
     Image.new("L", (64, 48), 255).save(masks / "room.png")
-    result = transform(inputs, "--models", tiny_bundle, "--out", tmp_path / "out", "--size", "128", "--steps",
-                       "1", "--retries", "1", "--min-quality", "0.01", "--mask-dir", masks, "--json")
+    result = transform(
+        inputs,
+        "--models",
+        tiny_bundle,
+        "--out",
+        tmp_path / "out",
+        "--size",
+        "128",
+        "--steps",
+        "1",
+        "--retries",
+        "1",
+        "--min-quality",
+        "0.01",
+        "--mask-dir",
+        masks,
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     [record] = json.loads(result.stdout)["images"]
     assert record["quality_parts"]["change"] == 0.0 and record["quality"] == 0.0
@@ -121,16 +153,43 @@ def test_a_mask_that_keeps_everything_warns_and_its_untouched_result_fails(tiny_
 
 def test_a_mask_under_nine_tenths_does_not_warn(tiny_bundle, rooms, tmp_path, photo_and_masks):
     inputs, masks = photo_and_masks
-    result = transform(inputs / "a", "--models", tiny_bundle, "--out", tmp_path / "out", "--size", "128",
-                       "--steps", "1", "--retries", "0", "--mask-dir", masks / "a")
+    result = transform(
+        inputs / "a",
+        "--models",
+        tiny_bundle,
+        "--out",
+        tmp_path / "out",
+        "--size",
+        "128",
+        "--steps",
+        "1",
+        "--retries",
+        "0",
+        "--mask-dir",
+        masks / "a",
+    )
     assert result.exit_code == 0, result.output
     assert "keep mask covers" not in result.stderr
 
 
 def test_preserve_keeps_detected_objects(tiny_bundle, rooms, tmp_path):
     out = tmp_path / "out"
-    result = transform(rooms / PHOTO, "--models", tiny_bundle, "--out", out, "--size", "256", "--steps", "2",
-                       "--retries", "0", "--preserve", "sofa", "--json")
+    result = transform(
+        rooms / PHOTO,
+        "--models",
+        tiny_bundle,
+        "--out",
+        out,
+        "--size",
+        "256",
+        "--steps",
+        "2",
+        "--retries",
+        "0",
+        "--preserve",
+        "sofa",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)["images"][0]
     meta = json.loads(Path(record["outputs"]["metadata"]).read_text())
@@ -159,8 +218,16 @@ def test_latent_hold_keeps_the_region_and_blends_its_surroundings(tiny_stack, ro
     keep = soften(mask, grow=0, feather=0).astype(np.float32)
     frame = make_frames(rooms, 1)[0]
     sampler = Sampler(tiny_stack.pipe, None, tiny_stack.device)
-    latents = sampler(SETTINGS, controls(SETTINGS, [frame]), [torch.Generator("cpu").manual_seed(5)], 96, 128,
-                      output_type="latent", keep=[keep], originals=[frame.image])
+    latents = sampler(
+        SETTINGS,
+        controls(SETTINGS, [frame]),
+        [torch.Generator("cpu").manual_seed(5)],
+        96,
+        128,
+        output_type="latent",
+        keep=[keep],
+        originals=[frame.image],
+    )
     init, masks = sampler.held_region([frame.image], [keep], 96, 128, latents.dtype)
     inside = masks[0, 0] == 1
     assert inside.sum() >= 20

@@ -73,9 +73,14 @@ def test_score_command_ranks_the_real_pair(rooms, tmp_path):
         Image.new("RGB", image.size, (128, 120, 110)).save(tmp_path / "flat.png")
         rng = np.random.default_rng(1)
         Image.fromarray(rng.integers(0, 255, (image.height // 4, image.width // 4, 3), dtype=np.uint8)).save(
-            tmp_path / "noise.png")
-    for other in (rooms / "living-room-02-small.jpg", tmp_path / "mirrored.jpg", tmp_path / "flat.png",
-                  tmp_path / "noise.png"):
+            tmp_path / "noise.png"
+        )
+    for other in (
+        rooms / "living-room-02-small.jpg",
+        tmp_path / "mirrored.jpg",
+        tmp_path / "flat.png",
+        tmp_path / "noise.png",
+    ):
         assert pair["score"] > score_cli(original, other)["score"], other.name
 
 
@@ -97,9 +102,24 @@ def run(tiny_bundle, rooms, tmp_path, *extra):
     inputs.mkdir(exist_ok=True)
     for name in ("a.jpg", "b.jpg"):
         shutil.copy(rooms / "living-room-02-small.jpg", inputs / name)
-    result = CliRunner().invoke(app, ["transform", str(inputs), "--models", str(tiny_bundle), "--out",
-                                      str(tmp_path / "out"), "--size", "128", "--steps", "1", "--json",
-                                      "--overwrite", *extra])
+    result = CliRunner().invoke(
+        app,
+        [
+            "transform",
+            str(inputs),
+            "--models",
+            str(tiny_bundle),
+            "--out",
+            str(tmp_path / "out"),
+            "--size",
+            "128",
+            "--steps",
+            "1",
+            "--json",
+            "--overwrite",
+            *extra,
+        ],
+    )
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout), result.stderr
 

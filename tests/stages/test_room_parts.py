@@ -37,9 +37,16 @@ def synthetic_room() -> tuple[Image.Image, np.ndarray, list[tuple[int, int, int,
     ramp = np.linspace(150, 190, size[0], dtype=np.float32)[None, :, None] * np.ones((size[1], 1, 3), np.float32)
     image = Image.fromarray(ramp.astype(np.uint8))
     draw = ImageDraw.Draw(image)
-    known = [(30, 40, 110, 40), (30, 100, 110, 100), (30, 40, 30, 100), (110, 40, 110, 100),  # window
-             (160, 60, 160, 150), (210, 60, 210, 150), (160, 60, 210, 60),  # door
-             (0, 150, 255, 150)]  # floor line
+    known = [
+        (30, 40, 110, 40),
+        (30, 100, 110, 100),
+        (30, 40, 30, 100),
+        (110, 40, 110, 100),  # window
+        (160, 60, 160, 150),
+        (210, 60, 210, 150),
+        (160, 60, 210, 60),  # door
+        (0, 150, 255, 150),
+    ]  # floor line
     for x0, y0, x1, y1 in known:
         draw.line((x0, y0, x1, y1), fill=(40, 40, 40), width=2)
     draw.line((60, 170, 64, 170), fill=(40, 40, 40), width=2)  # a 4 px tick
@@ -132,8 +139,24 @@ def model_view(rooms: Path) -> Image.Image:
 
 
 def test_preserve_window_keeps_the_segmented_windows_pixels_exactly(tiny_bundle, tiny_stack, rooms, tmp_path):
-    result = transform(rooms / PHOTO, "--models", tiny_bundle, "--out", tmp_path / "out", "--size", "256",
-                       "--steps", "2", "--retries", "0", "--format", "png", "--preserve", "window", "--json")
+    result = transform(
+        rooms / PHOTO,
+        "--models",
+        tiny_bundle,
+        "--out",
+        tmp_path / "out",
+        "--size",
+        "256",
+        "--steps",
+        "2",
+        "--retries",
+        "0",
+        "--format",
+        "png",
+        "--preserve",
+        "window",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     [record] = json.loads(result.stdout)["images"]
     view = model_view(rooms)
@@ -160,8 +183,21 @@ def test_a_manifest_row_may_keep_parts_of_its_room(tiny_bundle, rooms, tmp_path)
     shutil.copy(rooms / PHOTO, tmp_path / "b.jpg")
     manifest = tmp_path / "jobs.csv"
     manifest.write_text("input,preserve\na.jpg,architecture\nb.jpg,\n")
-    result = transform("--manifest", manifest, "--models", tiny_bundle, "--out", tmp_path / "out", "--size", "128",
-                       "--steps", "1", "--retries", "0", "--json")
+    result = transform(
+        "--manifest",
+        manifest,
+        "--models",
+        tiny_bundle,
+        "--out",
+        tmp_path / "out",
+        "--size",
+        "128",
+        "--steps",
+        "1",
+        "--retries",
+        "0",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     records = {r["key"]: r for r in json.loads(result.stdout)["images"]}
     kept = json.loads(Path(records["a.jpg"]["outputs"]["metadata"]).read_text())["preserve"]
@@ -184,15 +220,42 @@ def test_parts_to_keep_without_the_segmentation_model_is_one_line_before_work(ti
     assert result.exit_code == 2 and len(lines_out) == 1, result.output
     assert "window" in lines_out[0] and "segmentation" in lines_out[0] and "modomo models download" in lines_out[0]
     assert not (tmp_path / "out").exists()
-    ok = transform(rooms / PHOTO, "--models", bundle, "--out", tmp_path / "out2", "--size", "128", "--steps", "1",
-                   "--retries", "0", "--preserve", "sofa")
+    ok = transform(
+        rooms / PHOTO,
+        "--models",
+        bundle,
+        "--out",
+        tmp_path / "out2",
+        "--size",
+        "128",
+        "--steps",
+        "1",
+        "--retries",
+        "0",
+        "--preserve",
+        "sofa",
+    )
     assert ok.exit_code == 0, ok.output  # detected objects need no segmentation
 
 
 def test_a_style_with_lines_runs_without_them_and_says_so_when_the_net_is_missing(tiny_bundle, rooms, tmp_path):
     bundle = bundle_without(tiny_bundle, tmp_path, "controlnet-lines")
-    result = transform(rooms / PHOTO, "--models", bundle, "--out", tmp_path / "out", "--size", "128", "--steps", "1",
-                       "--retries", "0", "--style", "modern", "--json")
+    result = transform(
+        rooms / PHOTO,
+        "--models",
+        bundle,
+        "--out",
+        tmp_path / "out",
+        "--size",
+        "128",
+        "--steps",
+        "1",
+        "--retries",
+        "0",
+        "--style",
+        "modern",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and "lines" in warnings[0] and "modern" in warnings[0]
@@ -202,8 +265,23 @@ def test_a_style_with_lines_runs_without_them_and_says_so_when_the_net_is_missin
 
 
 def test_a_style_with_lines_saves_and_uses_the_lines_map(tiny_bundle, rooms, tmp_path):
-    result = transform(rooms / PHOTO, "--models", tiny_bundle, "--out", tmp_path / "out", "--size", "128", "--steps",
-                       "1", "--retries", "0", "--style", "modern", "--save-controls", "--json")
+    result = transform(
+        rooms / PHOTO,
+        "--models",
+        tiny_bundle,
+        "--out",
+        tmp_path / "out",
+        "--size",
+        "128",
+        "--steps",
+        "1",
+        "--retries",
+        "0",
+        "--style",
+        "modern",
+        "--save-controls",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     [record] = json.loads(result.stdout)["images"]
     settings = json.loads(Path(record["outputs"]["metadata"]).read_text())["settings"]

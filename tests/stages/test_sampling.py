@@ -22,14 +22,24 @@ from pipeline.stages.sampling import Sampler, SpeedOptions, control_windows
 
 # Three controls: depth runs throughout, canny starts late and ends early, lines ends before the last steps.
 SETTINGS = GenerateSettings(
-    prompt="a bohemian living room", negative_prompt="blurry", steps=6, guidance_scale=7.5,
-    controlnet_conditioning_scale=(0.9, 0.8, 0.7), control_guidance_start=(0.0, 0.2, 0.0),
-    control_guidance_end=(1.0, 0.6, 0.8), controls=("depth", "canny", "lines"),
+    prompt="a bohemian living room",
+    negative_prompt="blurry",
+    steps=6,
+    guidance_scale=7.5,
+    controlnet_conditioning_scale=(0.9, 0.8, 0.7),
+    control_guidance_start=(0.0, 0.2, 0.0),
+    control_guidance_end=(1.0, 0.6, 0.8),
+    controls=("depth", "canny", "lines"),
 )
 # What a style without [controls.lines] runs: two of the stack's three ControlNets.
 TWO = GenerateSettings(
-    prompt="a bohemian living room", negative_prompt="blurry", steps=6, guidance_scale=7.5,
-    controlnet_conditioning_scale=(0.9, 0.8), control_guidance_start=(0.0, 0.2), control_guidance_end=(1.0, 0.6),
+    prompt="a bohemian living room",
+    negative_prompt="blurry",
+    steps=6,
+    guidance_scale=7.5,
+    controlnet_conditioning_scale=(0.9, 0.8),
+    control_guidance_start=(0.0, 0.2),
+    control_guidance_end=(1.0, 0.6),
 )
 SIZE = (128, 96)
 
@@ -41,8 +51,16 @@ def make_frames(rooms, count: int = 2) -> list[Frame]:
     for i in range(count):
         image = room if i % 2 == 0 else room.transpose(Image.FLIP_LEFT_RIGHT)
         depth = Image.fromarray(np.asarray(image.convert("L"))).convert("RGB")
-        frames.append(Frame(Item(f"r{i}.jpg", None, "."), seed=1000 + i, image=image, depth=depth,
-                            edges=canny(image, 80, 180), lines=lines(image, 0.04)))
+        frames.append(
+            Frame(
+                Item(f"r{i}.jpg", None, "."),
+                seed=1000 + i,
+                image=image,
+                depth=depth,
+                edges=canny(image, 80, 180),
+                lines=lines(image, 0.04),
+            )
+        )
     return frames
 
 
@@ -69,13 +87,18 @@ def theirs(pipe, settings, frames, output_type: str = "pil"):
     count = len(frames)
     assert len(diffusers_pipe(pipe, settings.controls).controlnet.nets) == len(settings.controls)
     return diffusers_pipe(pipe, settings.controls)(
-        prompt=[settings.prompt] * count, negative_prompt=[settings.negative_prompt] * count,
-        image=[[control_image(f, name) for name in settings.controls] for f in frames], height=SIZE[1], width=SIZE[0],
-        num_inference_steps=settings.steps, guidance_scale=settings.guidance_scale,
+        prompt=[settings.prompt] * count,
+        negative_prompt=[settings.negative_prompt] * count,
+        image=[[control_image(f, name) for name in settings.controls] for f in frames],
+        height=SIZE[1],
+        width=SIZE[0],
+        num_inference_steps=settings.steps,
+        guidance_scale=settings.guidance_scale,
         controlnet_conditioning_scale=list(settings.controlnet_conditioning_scale),
         control_guidance_start=list(settings.control_guidance_start),
         control_guidance_end=list(settings.control_guidance_end),
-        generator=[torch.Generator("cpu").manual_seed(f.seed) for f in frames], output_type=output_type,
+        generator=[torch.Generator("cpu").manual_seed(f.seed) for f in frames],
+        output_type=output_type,
     ).images
 
 
@@ -87,8 +110,13 @@ def test_windows_match_diffusers_rule():
 
 def test_no_model_the_suite_builds_has_zero_weights(tiny_stack):
     """diffusers zero-initialises ControlNet outputs; DPT and Hiera their position embeddings: not here."""
-    for model in (tiny_stack.pipe.unet, *tiny_stack.pipe.controlnet.nets, tiny_stack.pipe.vae,
-                  tiny_stack.depth_model, tiny_stack.sam2.model):
+    for model in (
+        tiny_stack.pipe.unet,
+        *tiny_stack.pipe.controlnet.nets,
+        tiny_stack.pipe.vae,
+        tiny_stack.depth_model,
+        tiny_stack.sam2.model,
+    ):
         assert zero_weights(model) == [], type(model).__name__
 
 
@@ -102,8 +130,9 @@ def test_each_control_image_changes_the_result(tiny_stack, rooms, field):
     assert (base - changed).abs().max() > 0.1
 
 
-@pytest.mark.parametrize("guidance,base", [(1.0, SETTINGS), (7.5, SETTINGS), (7.5, TWO)],
-                         ids=["cfg-off", "cfg-on", "two-controls"])
+@pytest.mark.parametrize(
+    "guidance,base", [(1.0, SETTINGS), (7.5, SETTINGS), (7.5, TWO)], ids=["cfg-off", "cfg-on", "two-controls"]
+)
 def test_batched_loop_equals_diffusers(tiny_stack, rooms, guidance, base):
     """A batch of three, a seed each, late-starting and early-ending windows, the three ControlNets (or two of
     them): diffusers' pixels and latents."""
@@ -133,18 +162,34 @@ def test_scale_zero_equals_leaving_the_controlnet_out(tiny_stack, rooms):
 
     pipe = tiny_stack.pipe
     canny_only = StableDiffusionControlNetPipeline(
-        vae=pipe.vae, text_encoder=pipe.text_encoder, tokenizer=pipe.tokenizer, unet=pipe.unet,
-        controlnet=pipe.controlnet.nets[1], scheduler=pipe.scheduler, safety_checker=None, feature_extractor=None,
-        requires_safety_checker=False)
+        vae=pipe.vae,
+        text_encoder=pipe.text_encoder,
+        tokenizer=pipe.tokenizer,
+        unet=pipe.unet,
+        controlnet=pipe.controlnet.nets[1],
+        scheduler=pipe.scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
     canny_only.set_progress_bar_config(disable=True)
     settings = replace(TWO, controlnet_conditioning_scale=(0.0, 0.8))
     frames = make_frames(rooms, 2)
     latents, calls = ours(tiny_stack, settings, frames, output_type="latent")
     reference = canny_only(
-        prompt=[settings.prompt] * 2, negative_prompt=[settings.negative_prompt] * 2, image=[f.edges for f in frames],
-        height=SIZE[1], width=SIZE[0], num_inference_steps=settings.steps, guidance_scale=settings.guidance_scale,
-        controlnet_conditioning_scale=0.8, control_guidance_start=0.2, control_guidance_end=0.6,
-        generator=[torch.Generator("cpu").manual_seed(f.seed) for f in frames], output_type="latent").images
+        prompt=[settings.prompt] * 2,
+        negative_prompt=[settings.negative_prompt] * 2,
+        image=[f.edges for f in frames],
+        height=SIZE[1],
+        width=SIZE[0],
+        num_inference_steps=settings.steps,
+        guidance_scale=settings.guidance_scale,
+        controlnet_conditioning_scale=0.8,
+        control_guidance_start=0.2,
+        control_guidance_end=0.6,
+        generator=[torch.Generator("cpu").manual_seed(f.seed) for f in frames],
+        output_type="latent",
+    ).images
     torch.testing.assert_close(latents, reference, rtol=0, atol=1e-3)
     canny_steps = sum(step[1] for step in control_windows(settings.steps, (0.0, 0.2), (1.0, 0.6)))
     assert calls == canny_steps  # the depth ControlNet at scale 0 is not run at all
@@ -158,8 +203,10 @@ def test_each_shortcut_gives_the_same_latents_as_running_everything(tiny_stack, 
     plain, _ = ours(tiny_stack, SETTINGS, frames, SpeedOptions(False, False, False), "latent")
     torch.testing.assert_close(fast, slow, rtol=0, atol=1e-4)
     torch.testing.assert_close(fast, plain, rtol=0, atol=1e-4)
-    active = sum(sum(step) for step in control_windows(SETTINGS.steps, SETTINGS.control_guidance_start,
-                                                       SETTINGS.control_guidance_end))
+    active = sum(
+        sum(step)
+        for step in control_windows(SETTINGS.steps, SETTINGS.control_guidance_start, SETTINGS.control_guidance_end)
+    )
     assert calls_fast == active < 3 * SETTINGS.steps
     assert calls_slow == (3 * SETTINGS.steps if off == "skip_idle_controlnets" else active)
 
@@ -171,8 +218,14 @@ def test_prompt_cache_tells_prompt_pairs_apart(tiny_stack, rooms):
     sampler = Sampler(tiny_stack.pipe, SpeedOptions(), tiny_stack.device)
 
     def run(settings):
-        return sampler(settings, controls(settings, frames), [torch.Generator("cpu").manual_seed(1)], SIZE[1], SIZE[0],
-                       output_type="latent")
+        return sampler(
+            settings,
+            controls(settings, frames),
+            [torch.Generator("cpu").manual_seed(1)],
+            SIZE[1],
+            SIZE[0],
+            output_type="latent",
+        )
 
     first, second = run(SETTINGS), run(other)
     fresh, _ = ours(tiny_stack, other, [replace(frames[0], seed=1)], SpeedOptions(cache_prompts=False), "latent")
@@ -210,8 +263,16 @@ def test_each_image_its_own_prompt_in_one_batch(tiny_stack, rooms):
         assert np.abs(pixels(frame.result) - pixels(render_with_diffusers(tiny_stack.pipe, SETTINGS, frame))).max() <= 2
     sampler = Sampler(tiny_stack.pipe, None, tiny_stack.device)
     images = controls(SETTINGS, frames[1:])
-    own = sampler(SETTINGS, images, [torch.Generator("cpu").manual_seed(1001)], SIZE[1], SIZE[0],
-                  output_type="latent", prompts=[(frames[1].prompt, frames[1].negative_prompt)])
-    style = sampler(SETTINGS, images, [torch.Generator("cpu").manual_seed(1001)], SIZE[1], SIZE[0],
-                    output_type="latent")
+    own = sampler(
+        SETTINGS,
+        images,
+        [torch.Generator("cpu").manual_seed(1001)],
+        SIZE[1],
+        SIZE[0],
+        output_type="latent",
+        prompts=[(frames[1].prompt, frames[1].negative_prompt)],
+    )
+    style = sampler(
+        SETTINGS, images, [torch.Generator("cpu").manual_seed(1001)], SIZE[1], SIZE[0], output_type="latent"
+    )
     assert (own - style).abs().max() > 0.1  # the image's own prompt was used, not the style's

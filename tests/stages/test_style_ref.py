@@ -46,21 +46,33 @@ def reference(rooms, name: str = "living-room-01.jpg", scale: float = SCALE, fli
 def ours(pipe, frames, references, settings=SETTINGS, output_type="pil"):
     sampler = Sampler(pipe, None, torch.device("cpu"))
     generators = [torch.Generator("cpu").manual_seed(f.seed) for f in frames]
-    out = sampler(settings, controls(settings, frames), generators, SIZE[1], SIZE[0], output_type=output_type,
-                  references=references)
+    out = sampler(
+        settings,
+        controls(settings, frames),
+        generators,
+        SIZE[1],
+        SIZE[0],
+        output_type=output_type,
+        references=references,
+    )
     return out, sampler
 
 
 def theirs_through(view, settings, frames, output_type, ref: Reference):
     count = len(frames)
     return view(
-        prompt=[settings.prompt] * count, negative_prompt=[settings.negative_prompt] * count,
-        image=[[c[i] for c in controls(settings, frames)] for i in range(count)], height=SIZE[1], width=SIZE[0],
-        num_inference_steps=settings.steps, guidance_scale=settings.guidance_scale,
+        prompt=[settings.prompt] * count,
+        negative_prompt=[settings.negative_prompt] * count,
+        image=[[c[i] for c in controls(settings, frames)] for i in range(count)],
+        height=SIZE[1],
+        width=SIZE[0],
+        num_inference_steps=settings.steps,
+        guidance_scale=settings.guidance_scale,
         controlnet_conditioning_scale=list(settings.controlnet_conditioning_scale),
         control_guidance_start=list(settings.control_guidance_start),
         control_guidance_end=list(settings.control_guidance_end),
-        generator=[torch.Generator("cpu").manual_seed(f.seed) for f in frames], output_type=output_type,
+        generator=[torch.Generator("cpu").manual_seed(f.seed) for f in frames],
+        output_type=output_type,
         ip_adapter_image=ref.image,
     ).images
 
@@ -100,7 +112,7 @@ def test_each_image_its_own_reference_in_one_batch(adapted, rooms):
     latents, _ = ours(adapted, frames, refs, output_type="latent")
     for i, (frame, ref) in enumerate(zip(frames, refs, strict=True)):
         alone = diffusers_batch(adapted, SETTINGS, [frame], ref, output_type="latent")
-        assert torch.allclose(latents[i:i + 1], alone, atol=1e-4)
+        assert torch.allclose(latents[i : i + 1], alone, atol=1e-4)
 
 
 def test_without_a_reference_the_adapter_is_silent(adapted, tiny_stack, rooms):
@@ -125,7 +137,7 @@ def test_the_encoder_runs_once_per_distinct_reference(adapted, rooms):
             frame.style = "boho"
         generator = Generator(adapted, SETTINGS, "cpu")
         for start in range(0, 6, 2):  # three batches, as a run streams them
-            generator(frames[start:start + 2])
+            generator(frames[start : start + 2])
     finally:
         hook.remove()
     assert len(calls) == 2

@@ -44,8 +44,9 @@ def photo(rooms) -> Image.Image:
 
 def frame_of(result: Image.Image, target, original=None, keep=None, image=None) -> Frame:
     item = Item(key="room.jpg", path=Path("room.jpg"), root=Path("."))
-    return Frame(item=item, seed=0, image=image or result, result=result, original=original, keep=keep,
-                 target_size=target)
+    return Frame(
+        item=item, seed=0, image=image or result, result=result, original=original, keep=keep, target_size=target
+    )
 
 
 def noise(size: tuple[int, int], seed: int = 0) -> Image.Image:
@@ -63,8 +64,13 @@ def test_tiny_upscaler_is_real_esrgan_read_by_spandrel(tiny_bundle, network):
     path = Path(spec.upscaler)
     assert path.parent.name == "upscaler" and path.suffix == ".safetensors"
     with safe_open(str(path), "pt") as weights:  # Real-ESRGAN's own names, as in RealESRGAN_x4plus.pth
-        assert {"conv_first.weight", "body.0.rdb1.conv1.weight", "conv_body.weight", "conv_up2.weight",
-                "conv_last.weight"} <= set(weights.keys())
+        assert {
+            "conv_first.weight",
+            "body.0.rdb1.conv1.weight",
+            "conv_body.weight",
+            "conv_up2.weight",
+            "conv_last.weight",
+        } <= set(weights.keys())
     assert isinstance(network, ImageModelDescriptor)
     assert network.architecture.id == "ESRGAN" and network.scale == 4 and network.purpose == "SR"
     assert network.device == CPU and network.dtype == torch.float32
@@ -152,7 +158,7 @@ def keep_mask(size: tuple[int, int]) -> np.ndarray:
     """A kept object at the working size: a rectangle, grown and feathered as --preserve does."""
     width, height = size
     mask = np.zeros((height, width), dtype=bool)
-    mask[height // 4: height * 3 // 4, width // 3: width * 2 // 3] = True
+    mask[height // 4 : height * 3 // 4, width // 3 : width * 2 // 3] = True
     return soften(mask, grow=2, feather=4)
 
 
@@ -215,9 +221,11 @@ def test_output_size():
 
 
 def test_output_size_needs_no_torch():
-    code = ("import sys; from pipeline.stages.upscale import output_size; "
-            "assert output_size((400, 300), (128, 96), 'original') == (400, 300); "
-            "assert 'torch' not in sys.modules, 'torch imported'")
+    code = (
+        "import sys; from pipeline.stages.upscale import output_size; "
+        "assert output_size((400, 300), (128, 96), 'original') == (400, 300); "
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
 
 

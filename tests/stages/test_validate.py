@@ -197,7 +197,7 @@ def test_change_is_measured_where_the_result_was_meant_to_change(before):
     keep[:, : before.width // 2] = 1.0
     inside, outside = np.asarray(before).copy(), np.asarray(before).copy()
     inside[:, : before.width // 2] = np.asarray(channel_swap(before))[:, : before.width // 2]
-    outside[:, before.width // 2:] = np.asarray(channel_swap(before))[:, before.width // 2:]
+    outside[:, before.width // 2 :] = np.asarray(channel_swap(before))[:, before.width // 2 :]
     assert change(before, Image.fromarray(inside), keep) == 0.0
     assert change(before, Image.fromarray(outside), keep) == 1.0
     assert change(before, Image.fromarray(outside), np.ones_like(keep)) == 0.0  # nothing meant to change

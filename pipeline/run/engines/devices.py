@@ -99,13 +99,25 @@ def start(argv: list[str], workers: list[Worker], records: Path) -> None:
     cpu_workers = sum(w.device == "cpu" for w in workers)
     threads = str(max(1, (os.cpu_count() or 1) // max(1, cpu_workers)))
     for worker in workers:
-        cmd = [sys.executable, "-m", "modomo_cli", "transform", *argv, "--device", worker.device,
-               "--shard", str(worker.shard), "--json", "--no-progress"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "modomo_cli",
+            "transform",
+            *argv,
+            "--device",
+            worker.device,
+            "--shard",
+            str(worker.shard),
+            "--json",
+            "--no-progress",
+        ]
         env = {**os.environ, RECORD_LOG: str(records / f"{worker.shard.index}.jsonl")}
         if worker.device == "cpu":
             env["OMP_NUM_THREADS"] = threads
-        worker.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                          start_new_session=True, env=env)
+        worker.process = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, env=env
+        )
 
 
 def wait(workers: list[Worker]) -> None:
@@ -158,13 +170,14 @@ def device_price(plan: RunPlan, devices: list[str]) -> Price:
 
 def run(plan: RunPlan, hooks: Hooks) -> RunResult:
     workers = [Worker(d, s) for d, s in zip(plan.devices, worker_shards(plan.shard, len(plan.devices)), strict=True)]
-    hooks.notice(f"devices     {len(workers)} workers: "
-                 + ", ".join(f"{w.device} (shard {w.shard})" for w in workers))
+    hooks.notice(f"devices     {len(workers)} workers: " + ", ".join(f"{w.device} (shard {w.shard})" for w in workers))
     hooks.on_event("start", total=sum(len(plan.styles_for(item)) for item in plan.items))
     start_time = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="modomo-devices-") as scratch:
-        tail = RecordTail([Path(scratch) / f"{w.shard.index}.jsonl" for w in workers],
-                          lambda record: hooks.on_event("done", record=record))
+        tail = RecordTail(
+            [Path(scratch) / f"{w.shard.index}.jsonl" for w in workers],
+            lambda record: hooks.on_event("done", record=record),
+        )
         start(plan.worker_argv, workers, Path(scratch))
         tail.start()
         with on_stop_signals(lambda: forward(workers), lambda: forward(workers), hooks.notice) as received:
@@ -175,18 +188,26 @@ def run(plan: RunPlan, hooks: Hooks) -> RunResult:
     # Processing after the models loaded: from the first worker's start of work to the last one's end; the
     # workers' start-up and loading are reported apart (the longest, and their sum).
     seconds = max(e for _, e in spans) - min(b for b, _ in spans) if spans else time.perf_counter() - start_time
-    result = RunResult(records=merge_records(workers, plan), seconds=seconds,
-                       settings=plan.config.summary_settings(), price=device_price(plan, plan.devices))
+    result = RunResult(
+        records=merge_records(workers, plan),
+        seconds=seconds,
+        settings=plan.config.summary_settings(),
+        price=device_price(plan, plan.devices),
+    )
     result.load_seconds = max((s.get("load_seconds", 0.0) for s in summaries), default=0.0)
     result.extra["load_seconds_total"] = sum(s.get("load_seconds", 0.0) for s in summaries)
     result.batching = merge_reports(plan.config.batch_size, [s.get("batching", {}) for s in summaries])
     result.oom = [event for s in summaries for event in s.get("oom", [])]
     result.shared_seconds_saved = sum(s.get("styles", {}).get("shared_seconds_saved", 0.0) for s in summaries)
     result.interrupted = bool(received) or any(s.get("stopped") == "interrupted" for s in summaries)
-    result.fatal = next((s["stopped"] for s in summaries if s.get("stopped") not in (None, "interrupted",
-                                                                                      "fail-fast")), None)
-    result.stopped = result.fatal or ("interrupted" if result.interrupted else None) or next(
-        (s["stopped"] for s in summaries if s.get("stopped")), None)
+    result.fatal = next(
+        (s["stopped"] for s in summaries if s.get("stopped") not in (None, "interrupted", "fail-fast")), None
+    )
+    result.stopped = (
+        result.fatal
+        or ("interrupted" if result.interrupted else None)
+        or next((s["stopped"] for s in summaries if s.get("stopped")), None)
+    )
     result.sort(plan.items, [s.name for s in plan.config.styles])
     for record in result.records:  # what no worker reported as it went: a dead worker's inputs
         if (record.id, record.style) not in tail.seen:
@@ -194,6 +215,11 @@ def run(plan: RunPlan, hooks: Hooks) -> RunResult:
     for worker in workers:
         if worker.died:
             hooks.notice(f"failed      {worker.died}")
-    result.extra.update(engine="devices", models=plan.config.result_models(plan.spec), devices=[
-        {"device": w.device, "shard": str(w.shard), "returncode": w.returncode, "error": w.died} for w in workers])
+    result.extra.update(
+        engine="devices",
+        models=plan.config.result_models(plan.spec),
+        devices=[
+            {"device": w.device, "shard": str(w.shard), "returncode": w.returncode, "error": w.died} for w in workers
+        ],
+    )
     return result

@@ -23,10 +23,18 @@ def run(plan: RunPlan, hooks: Hooks) -> RunResult:
     price = resolve_price(name, config.gpu_price, config.currency)
     start = time.perf_counter()
     try:
-        stack = load_stack(plan.spec, device, on_model=hooks.on_model,
-                           options=LoadOptions(dtype=config.precision or config.dtype, fast=config.fast,
-                                               lines=config.uses_lines, segmenter=config.keeps_parts,
-                                               style_ref=config.uses_references))
+        stack = load_stack(
+            plan.spec,
+            device,
+            on_model=hooks.on_model,
+            options=LoadOptions(
+                dtype=config.precision or config.dtype,
+                fast=config.fast,
+                lines=config.uses_lines,
+                segmenter=config.keeps_parts,
+                style_ref=config.uses_references,
+            ),
+        )
     except KeyboardInterrupt:  # Ctrl-C before any image: one line, not a library's traceback
         raise ModomoError("interrupted while loading the models; nothing was written", EXIT_INTERRUPTED) from None
     load_seconds = time.perf_counter() - start
@@ -39,8 +47,12 @@ def run(plan: RunPlan, hooks: Hooks) -> RunResult:
     # parent span its workers the same way.
     result.extra.update(span=[begun, time.time()], load_seconds_total=load_seconds)
     result.price = price
-    result.extra.update(engine="modomo", device={"type": device.type, "name": name or "cpu"},
-                        models=plan.config.result_models(plan.spec), load=stack.load_seconds,
-                        precision=precision_report(stack),
-                        journal_reads=runner.journal.loads if runner.journal else 0)
+    result.extra.update(
+        engine="modomo",
+        device={"type": device.type, "name": name or "cpu"},
+        models=plan.config.result_models(plan.spec),
+        load=stack.load_seconds,
+        precision=precision_report(stack),
+        journal_reads=runner.journal.loads if runner.journal else 0,
+    )
     return result

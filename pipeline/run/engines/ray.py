@@ -46,8 +46,13 @@ class TransformActor:
         everything = list_inputs(config, spec, remote)  # cheap; keeps R2 clients out of pickles
         self.by_id = {item.identity: item for item in everything}
         start = time.perf_counter()
-        load = LoadOptions(dtype=config.dtype, fast=config.fast, lines=config.uses_lines, segmenter=config.keeps_parts,
-                           style_ref=config.uses_references)
+        load = LoadOptions(
+            dtype=config.dtype,
+            fast=config.fast,
+            lines=config.uses_lines,
+            segmenter=config.keeps_parts,
+            style_ref=config.uses_references,
+        )
         stack = load_stack(spec, pick_device(device), options=load)
         config = replace(config, precision=name_of(stack.dtype))  # `auto` by this actor's device, as hashed
         self.load_seconds = time.perf_counter() - start
@@ -64,11 +69,14 @@ class TransformActor:
         ids = [identity for row in batch["id"] for identity in json.loads(row)]
         wanted = [names for row in batch["styles"] for names in json.loads(row)]
         for row in batch["anchors"]:  # the sets' anchors the journal had done: their results, for the members
-            self.runner.sets.outputs.update({tuple(key.split("\t")): outputs
-                                               for key, outputs in json.loads(row).items()})
+            self.runner.sets.outputs.update(
+                {tuple(key.split("\t")): outputs for key, outputs in json.loads(row).items()}
+            )
         items = [self.by_id[identity] for identity in ids]
-        todo = {identity: [run for run in self.runner.styles if run.style.name in names]
-                for identity, names in zip(ids, wanted, strict=True)}
+        todo = {
+            identity: [run for run in self.runner.styles if run.style.name in names]
+            for identity, names in zip(ids, wanted, strict=True)
+        }
         result = RunResult()
         reason = f"not run: {self.fatal}" if self.fatal else None
         begun = time.time()  # wall clock: the driver spans every actor's batches with it
@@ -80,9 +88,12 @@ class TransformActor:
                 reason = f"actor failed: {' '.join(str(exc).split()) or type(exc).__name__}"
         self.span = (begun, time.time())
         made = {(r.id, r.style) for r in result.records}
-        records = result.records + [ImageRecord.failed(item, run.style.name, reason or "not run: the run stopped")
-                                    for item in items for run in todo[item.identity]
-                                    if (item.identity, run.style.name) not in made]
+        records = result.records + [
+            ImageRecord.failed(item, run.style.name, reason or "not run: the run stopped")
+            for item in items
+            for run in todo[item.identity]
+            if (item.identity, run.style.name) not in made
+        ]
         entries = {(e["id"], e["style"]): e for e in self.journal.drain()}
         rows = [json.dumps({"record": r.to_json(), "journal": entries.get((r.id, r.style))}) for r in records]
         return {"row": rows, "stats": [self.stats()] + [""] * (len(rows) - 1)}
@@ -92,9 +103,15 @@ class TransformActor:
         calls = sum(run.generator.calls for run in self.runner.styles)
         rendered = sum(run.generator.rendered for run in self.runner.styles)
         events = self.runner.oom_events
-        delta = {"calls": calls - self.reported["calls"], "rendered": rendered - self.reported["rendered"],
-                 "oom": events[self.reported["events"]:], "device": self.device, "fatal": self.fatal,
-                 "load_seconds": None if self.reported["load"] else self.load_seconds, "span": self.span}
+        delta = {
+            "calls": calls - self.reported["calls"],
+            "rendered": rendered - self.reported["rendered"],
+            "oom": events[self.reported["events"] :],
+            "device": self.device,
+            "fatal": self.fatal,
+            "load_seconds": None if self.reported["load"] else self.load_seconds,
+            "span": self.span,
+        }
         self.reported = {"calls": calls, "rendered": rendered, "events": len(events), "load": True}
         return json.dumps(delta)
 
@@ -176,10 +193,18 @@ def run(plan: RunPlan, hooks: Hooks) -> RunResult:
             # Ray batches as large as the in-process size-grouping window: photos of mixed sizes still
             # reach the models in full batches of one size.
             dataset = ray.data.from_items(todo).map_batches(
-                TransformActor, fn_constructor_kwargs={"config": config, "spec": plan.spec, "cwd": os.getcwd(),
-                                                       "device": "cuda" if gpus else "cpu"},
-                batch_size=config.batch_size * WINDOW_BATCHES, concurrency=pool, num_gpus=1 if gpus else 0,
-                num_cpus=1)
+                TransformActor,
+                fn_constructor_kwargs={
+                    "config": config,
+                    "spec": plan.spec,
+                    "cwd": os.getcwd(),
+                    "device": "cuda" if gpus else "cpu",
+                },
+                batch_size=config.batch_size * WINDOW_BATCHES,
+                concurrency=pool,
+                num_gpus=1 if gpus else 0,
+                num_cpus=1,
+            )
             totals = collect(dataset.iter_rows(), result, journal, hooks.on_event)
     except KeyboardInterrupt:
         result.interrupted, result.stopped = True, "interrupted"
@@ -195,6 +220,7 @@ def run(plan: RunPlan, hooks: Hooks) -> RunResult:
     result.extra["load_seconds_total"] = sum(totals["load_seconds"])
     result.batching = batching_report(config.batch_size, totals["calls"], totals["rendered"])
     result.sort(plan.items, [s.name for s in config.styles])
-    result.extra.update(engine="ray", actors=pool, models=plan.config.result_models(plan.spec),
-                        journal_reads=journal.loads)
+    result.extra.update(
+        engine="ray", actors=pool, models=plan.config.result_models(plan.spec), journal_reads=journal.loads
+    )
     return result
