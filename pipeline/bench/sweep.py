@@ -14,10 +14,7 @@ recovery happened at all: its figures would belong to a smaller batch than the o
 from __future__ import annotations
 
 import math
-import os
 import re
-import shutil
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -26,6 +23,7 @@ from pathlib import Path
 import torch
 
 from pipeline.bench import bench
+from pipeline.bench.machine import driver_version, host_peak_gb, load_average, reset_host_peak
 from pipeline.config import RunConfig
 from pipeline.errors import UsageError
 from pipeline.models.presets import ModelSpec
@@ -163,27 +161,6 @@ def recipe_of(mode: str, fast_recipe: str | None = None) -> str | None:
 def cell_images(images: int, batch: int) -> int:
     """Images timed in a cell: --images rounded up to whole batches, so every model call has the batch named."""
     return math.ceil(images / batch) * batch
-
-
-def reset_host_peak() -> bool:
-    """Reset the process's peak resident memory (Linux), so each cell reports its own host peak, not the
-    largest of every cell before it. False where the kernel does not allow it."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
-
-
-def host_peak_gb() -> float | None:
-    """The process's peak resident memory since the last reset, in GiB (None off Linux)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 2**20, 3)
-    except OSError:
-        pass
-    return None
 
 
 def _plan(size: tuple[int, int], batch: int, mode: str, recipe: str | None, dtype: str, images: int) -> dict:
@@ -364,32 +341,6 @@ class Sweep:
         return [cell for dtype in self.grid.dtypes for mode in self.grid.modes for cell in self.run_group(dtype, mode)]
 
 
-def driver_version() -> str | None:
-    """The NVIDIA driver's version from nvidia-smi (torch does not report it); None without one."""
-    if not torch.cuda.is_available() or shutil.which("nvidia-smi") is None:
-        return None
-    try:
-        done = subprocess.run(
-            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            timeout=20,
-            check=True,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    lines = done.stdout.strip().splitlines()
-    return lines[0].strip() if lines else None
-
-
-def _load_average() -> list[float] | None:
-    """The machine's 1, 5 and 15 minute load: on a shared CPU, other work slows the cells it overlaps."""
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        return None
-
-
 def device_slug(device: dict) -> str:
     """'nvidia-h100-80gb-hbm3' for a GPU, 'cpu' for the CPU: the results file's name."""
     if device.get("type") != "cuda":
@@ -421,7 +372,7 @@ def header(sweep: Sweep, command: str, started: datetime) -> dict:
             "seed": sweep.config.seed,
         },
         "grid": sweep.grid.to_json(),
-        "load_average": {"start": _load_average(), "end": None},
+        "load_average": {"start": load_average(), "end": None},
         "seconds": None,
         "cells": [],
     }
@@ -455,7 +406,7 @@ def run_sweep(sweep: Sweep, command: str, out_dir: Path) -> tuple[dict, Path, Pa
     def keep(cell: dict) -> None:
         results["cells"].append(cell)
         results["seconds"] = round(time.perf_counter() - clock, 1)
-        results["load_average"]["end"] = _load_average()
+        results["load_average"]["end"] = load_average()
         json_path.write_text(json.dumps(results, indent=2) + "\n")
         if user_report:
             user_report(cell)

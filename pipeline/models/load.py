@@ -332,11 +332,29 @@ def load_upscaler(spec: ModelSpec, device: torch.device):
     return upscaler.load(path, device) if path is not None else None
 
 
-def load_stack(spec: ModelSpec, device: torch.device, on_model=None, options: LoadOptions | None = None) -> ModelStack:
-    """Load every model once, timing each; `on_model(name)` reports progress."""
+def _base_models(spec: ModelSpec, device: torch.device, dtype: torch.dtype, lines: bool, timed) -> tuple:
+    """YOLO, SAM2, depth (model, processor), the generator and the upscaler, each through `timed(name, fn)`:
+    built from the seed for random-sd15, else loaded from the preset's weights."""
     from pipeline.models import random_sd15
     from pipeline.models.vision import load_sam2, load_yolo
 
+    if spec.name == "random-sd15":
+        yolo = timed("yolo", lambda: random_sd15.build_yolo(device))
+        sam2 = timed("sam2", lambda: random_sd15.build_sam2(device))
+        depth_model, depth_processor = timed("depth", lambda: random_sd15.build_depth(device, dtype))
+        pipe = timed("stable diffusion + controlnets", lambda: generator(spec, device, dtype, lines))
+        upscaler = timed("upscaler", lambda: random_sd15.build_upscaler(device))
+    else:
+        yolo = timed("yolo", lambda: load_yolo(spec.yolo, str(device)))
+        sam2 = timed("sam2", lambda: load_sam2(Path(spec.sam2_config), _sam2_checkpoint(spec), str(device)))
+        depth_model, depth_processor = timed("depth", lambda: load_depth(spec, device, dtype))
+        pipe = timed("stable diffusion + controlnets", lambda: generator(spec, device, dtype, lines))
+        upscaler = timed("upscaler", lambda: load_upscaler(spec, device)) if spec.upscaler else None
+    return yolo, sam2, depth_model, depth_processor, pipe, upscaler
+
+
+def load_stack(spec: ModelSpec, device: torch.device, on_model=None, options: LoadOptions | None = None) -> ModelStack:
+    """Load every model once, timing each; `on_model(name)` reports progress."""
     quiet_libraries()
     options = options or LoadOptions()
     dtype = options.torch_dtype(device)
@@ -355,18 +373,7 @@ def load_stack(spec: ModelSpec, device: torch.device, on_model=None, options: Lo
         seconds[name] = time.perf_counter() - start
         return value
 
-    if spec.name == "random-sd15":
-        yolo = timed("yolo", lambda: random_sd15.build_yolo(device))
-        sam2 = timed("sam2", lambda: random_sd15.build_sam2(device))
-        depth_model, depth_processor = timed("depth", lambda: random_sd15.build_depth(device, dtype))
-        pipe = timed("stable diffusion + controlnets", lambda: generator(spec, device, dtype, lines))
-        upscaler = timed("upscaler", lambda: random_sd15.build_upscaler(device))
-    else:
-        yolo = timed("yolo", lambda: load_yolo(spec.yolo, str(device)))
-        sam2 = timed("sam2", lambda: load_sam2(Path(spec.sam2_config), _sam2_checkpoint(spec), str(device)))
-        depth_model, depth_processor = timed("depth", lambda: load_depth(spec, device, dtype))
-        pipe = timed("stable diffusion + controlnets", lambda: generator(spec, device, dtype, lines))
-        upscaler = timed("upscaler", lambda: load_upscaler(spec, device)) if spec.upscaler else None
+    yolo, sam2, depth_model, depth_processor, pipe, upscaler = _base_models(spec, device, dtype, lines, timed)
     if options.fast:
         from pipeline.models.fast_mode import fuse
 
