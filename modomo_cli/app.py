@@ -15,6 +15,7 @@ from modomo_cli.bench import bench  # noqa: E402
 from modomo_cli.doctor import doctor  # noqa: E402
 from modomo_cli.models import models_app  # noqa: E402
 from modomo_cli.params import Command, Group  # noqa: E402
+from modomo_cli.prune import prune_cmd  # noqa: E402
 from modomo_cli.review import index_cmd, score, styles_cmd, verify_cmd  # noqa: E402
 from modomo_cli.transform import transform  # noqa: E402
 from pipeline import __version__  # noqa: E402
@@ -35,6 +36,7 @@ app.command(cls=Command)(doctor)
 app.command(cls=Command)(score)
 app.command("index", cls=Command)(index_cmd)
 app.command("verify", cls=Command)(verify_cmd)
+app.command("prune", cls=Command)(prune_cmd)
 app.add_typer(models_app, name="models")
 
 

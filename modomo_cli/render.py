@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import shlex
 
 from rich.console import Console
 from rich.markup import escape
@@ -33,6 +34,7 @@ class RunProgress:
             transient=True,
         )
         self.task = None
+        self.told: set[str] = set()  # warnings already printed while the run went: the summary leaves them out
 
     def __enter__(self):
         if self.enabled:
@@ -56,6 +58,9 @@ class RunProgress:
             self.progress.update(self.task, description="restyling", total=data["total"], completed=0)
         elif event == "stage" and self.enabled:
             self.progress.update(self.task, current=f"{data['stage']}: {in_hand(data['frames'])}")
+        elif event == "warning":
+            self.told.add(data["message"])
+            console.print(f"[yellow]warning:[/yellow] {escape(data['message'])}", soft_wrap=True)
         elif event == "retry_failed":
             names = ", ".join(dict.fromkeys(f.item.display for f in data["frames"]))
             console.print(
@@ -91,9 +96,10 @@ def stage_table(summary: dict, title: str = "modomo run") -> Table:
     return table
 
 
-def print_summary(summary: dict, title: str = "modomo run", unpriced_cost: bool = True) -> None:
+def print_summary(summary: dict, title: str = "modomo run", unpriced_cost: bool = True, told=()) -> None:
     """The stage table and the run's totals, to stderr; with `unpriced_cost` False, no cost line when there is
-    no GPU price (the bench says once why its cost figures are left out)."""
+    no GPU price (the bench says once why its cost figures are left out). The jobs' warnings last, less those
+    `told` while the run went (a --devices worker's or a Ray actor's are told here)."""
     counts = summary["counts"]
     if summary["stages"]:
         console.print(stage_table(summary, title))
@@ -136,17 +142,34 @@ def print_summary(summary: dict, title: str = "modomo run", unpriced_cost: bool 
     lines += look_lines(summary.get("images", []))
     if summary.get("stopped"):
         lines.append(f"stopped     {summary['stopped']}")
-    if summary.get("index"):
-        index = summary["index"]
-        lines.append(
-            f"index       {shown(index['csv'])} ({index['jobs']} jobs: {index['ok']} ok, {index['failed']} failed)"
-        )
+    lines += index_lines(summary)
     for event in summary.get("oom", []):
         lines.append(f"GPU memory  out of memory at batch {event['batch']}: continued with {event['action']}")
     for line in lines:
         console.print(line, soft_wrap=True)
     for warning in dict.fromkeys(w for record in summary.get("images", []) for w in record.get("warnings") or []):
+        if warning in told:
+            continue
         console.print(f"[yellow]warning:[/yellow] {escape(warning)}", soft_wrap=True)
+
+
+def index_lines(summary: dict) -> list[str]:
+    """The index the run rebuilt, and how many files of earlier settings it no longer lists (`modomo prune`)."""
+    lines = []
+    if summary.get("index"):
+        index = summary["index"]
+        lines.append(
+            f"index       {shown(index['csv'])} ({index['jobs']} jobs: {index['ok']} ok, {index['failed']} failed)"
+        )
+    stale = summary.get("stale") or {}
+    if stale.get("files"):
+        count = stale["files"]
+        lines.append(
+            f"prune       {count} file{'' if count == 1 else 's'} from earlier settings "
+            f"{'is' if count == 1 else 'are'} no longer in the index "
+            f"(modomo prune {escape(shlex.quote(stale['out']))} lists them)"
+        )
+    return lines
 
 
 def look_lines(images: list[dict]) -> list[str]:

@@ -305,6 +305,12 @@ def show_dry_run(plan, as_json: bool) -> None:
             else f"  room set {escape(name)}: {escape(keys[0])} alone",
             soft_wrap=True,
         )
+    if found["moved"]:
+        console.print(f"  {found['moved']} done job(s) found at a new place: recorded there, nothing redone")
+    for line in found["replaces"][:3]:
+        console.print(f"  {escape(line)}", soft_wrap=True)
+    if len(found["replaces"]) > 3:
+        console.print(f"  ... {len(found['replaces']) - 3} more results from earlier settings replaced")
     for problem in found["problems"]:
         console.print(f"[red]problem[/red] {escape(problem)}", soft_wrap=True)
     if as_json:
@@ -343,7 +349,7 @@ def execute(plan, progress: bool | None, as_json: bool, events: str | None = Non
             if log is not None:
                 log.close()
     summary = result.to_json()
-    print_summary(summary)
+    print_summary(summary, told=bar.told)
     if not result.fatal:
         written = execute.write_report(plan)
         if written:

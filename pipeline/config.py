@@ -69,6 +69,7 @@ class RunConfig:
     style_ref_scale: float | None = None  # --style-ref-scale; None: each style's `style_ref_scale`, else the default
     sets_by: str | None = None  # --sets-by parent: each folder of photos is a room set
     references: dict = field(default_factory=dict)  # where -> Reference: the command's and the styles' (the plan)
+    set_anchors: dict = field(default_factory=dict)  # set name -> its anchor's key, as the output records (the plan)
     job_references: bool = False  # some manifest row has its own style_ref, or some input is in a room set (the plan)
 
     @classmethod

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -38,18 +39,39 @@ class Item:
         """Where the input is, as it was named: its root as given joined with its key, or its URI."""
         return self.uri or os.path.normpath(os.path.join(str(self.root), self.key)).replace(os.sep, "/")
 
-    @property
+    @cached_property
+    def canonical(self) -> str:
+        """Where the input is, in one form however it was named: its root resolved (absolute, links followed)
+        joined with its key, or its URI. A relative or absolute path, another working directory: one place."""
+        if self.uri:
+            return self.uri
+        return f"{Path(os.path.abspath(self.root)).resolve().as_posix().rstrip('/')}/{self.key}"
+
+    @cached_property
     def identity(self) -> str:
-        """The input everywhere (journal, seeds, shards, engines, merges): where it is, as it was named.
-        Its root as given plus its relative key, so `x/room.jpg` and `y/room.jpg` are two inputs, and
-        a file named alone is the same input as when its folder is named. A manifest row adds a hash of
-        its content: two rows are two jobs, and an edited row is a new one."""
-        return f"{self.location}#{self.job.digest}" if self.job is not None else self.location
+        """The input in the journal, records and engines: its canonical place plus its relative key, so
+        `x/room.jpg` and `y/room.jpg` are two inputs, a file named alone is the same input as when its folder is
+        named, and `one/` and `/abs/one/` are one. A manifest row adds a hash of its content: two rows are two
+        jobs, and an edited row is a new one. (A job written under another identity, the same folder moved or
+        named from elsewhere, is matched by its output name and the input's bytes: `pipeline.run.owners`.)"""
+        return f"{self.canonical}#{self.job.digest}" if self.job is not None else self.canonical
+
+    @cached_property
+    def name(self) -> str:
+        """The input as every machine names it: its root's own folder name (or its R2 URI) plus its relative key,
+        never where the folder is mounted or the working directory. Seeds, room set names and the shard split go
+        by it, so pods that mount the input at different paths agree."""
+        if self.uri:
+            place = self.uri
+        else:
+            folder = Path(os.path.abspath(self.root)).resolve().name
+            place = f"{folder}/{self.key}" if folder else self.key
+        return f"{place}#{self.job.digest}" if self.job is not None else place
 
     @property
     def group_key(self) -> str:
-        """What shards, device workers, Ray and seeds go by: its room set, which is never split, else itself."""
-        return f"set:{self.group}" if self.group else self.identity
+        """What shards, device workers, Ray and seeds go by: its room set, which is never split, else its name."""
+        return f"set:{self.group}" if self.group else self.name
 
     def read(self) -> bytes:
         """The input's bytes; OSError when it cannot be read."""
@@ -136,6 +158,7 @@ class Frame:
     source: bytes | None = None  # the input's own bytes, kept only to sign results (their parent ingredient)
     reference: Reference | None = None  # the style reference this frame's result follows (set per style)
     digest: str | None = None  # of the written result's bytes: a room set's members follow exactly this file
+    input_digest: str | None = None  # of the input's bytes (journal `source`): the same photo at another path
 
     @property
     def ok(self) -> bool:

@@ -24,6 +24,7 @@ AUTO_ROOM = "auto"  # found per photo by the preset's CLIP
 DEFAULT_MIN_LINE = 0.04  # [controls.lines] min_length: segments shorter than 4 % of the long side are dropped
 MAX_REF_SCALE = 1.5  # --style-ref-scale / `style_ref_scale`: beyond this the reference drowns the prompt
 FIDELITY = ("loose", "balanced", "strict")  # --fidelity / `fidelity = ...`: pipeline.stages.settings.with_fidelity
+PHOTO_KINDS = ("input", "depth", "masks")  # a photo's own files, `<photo>.<kind>.<ext>`: no style takes these names
 
 
 def room_name(text: str) -> str | None:
@@ -200,7 +201,7 @@ def parse_style(data: dict, file: Path) -> Style:
     if lines is not None:
         base["lines"] = control("lines")
     return Style(
-        name=get(data, "name", str),
+        name=check_name(get(data, "name", str), file),
         description=data.get("description", ""),
         prompt=prompt,
         negative_prompt=get(data, "negative_prompt", str),
@@ -220,9 +221,7 @@ def parse_style(data: dict, file: Path) -> Style:
         fast=parse_fast(data, file, base),
         disclose=get(data, "disclose", str).strip() or None if "disclose" in data else None,
         lines=base.get("lines"),
-        lines_min_length=float(_number(lines, "min_length", "controls.lines.", file, 0.0, 1.0))
-        if lines is not None and "min_length" in lines
-        else DEFAULT_MIN_LINE,
+        lines_min_length=min_line(lines, file),
         fidelity=parse_fidelity(data, file),
         style_ref=parse_style_ref(data, file),
         style_ref_scale=float(_number(data, "style_ref_scale", "", file, 0.0, MAX_REF_SCALE))
@@ -242,6 +241,24 @@ def parse_style_ref(data: dict, file: Path) -> str | None:
     if "://" in value or Path(value).expanduser().is_absolute():
         return str(Path(value).expanduser()) if "://" not in value else value
     return str(file.resolve().parent / value)
+
+
+def check_name(name: str, file: Path) -> str:
+    """A style's name, unless it is the kind of one of a photo's own files: `room.depth.png` is the photo's
+    depth map, shared by its styles, so a style named `depth` would write its results under the same name."""
+    if name.strip().lower() in PHOTO_KINDS:
+        raise StyleError(
+            f"{file}: field 'name' must not be {name!r}: {', '.join(PHOTO_KINDS)} name a photo's control maps "
+            f"(room.{name.strip().lower()}.*); choose another name"
+        )
+    return name
+
+
+def min_line(lines: dict | None, file: Path) -> float:
+    """[controls.lines] min_length: the shortest line segment kept, as a share of the long side."""
+    if lines is None or "min_length" not in lines:
+        return DEFAULT_MIN_LINE
+    return float(_number(lines, "min_length", "controls.lines.", file, 0.0, 1.0))
 
 
 def check_prompt(prompt: str, file: Path) -> str:

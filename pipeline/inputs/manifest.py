@@ -70,6 +70,9 @@ class Job:
     style_ref: str | None = None  # the row's reference photo: a path (resolved) or an r2:// URI
     set: str | None = None  # the room set the row belongs to (pipeline.inputs.sets)
     reference: Any = field(default=None, compare=False, repr=False)  # the style_ref, read once (the plan)
+    # The row's identity were its style_ref empty: a set's later row that repeats its set's own reference is that
+    # row (pipeline.run.plan.row_references), so adding the repeat to a manifest redoes nothing.
+    digest_without_ref: str | None = field(default=None, compare=False, repr=False)
 
     def fail(self, reason: str) -> str:
         return f"manifest line {self.line}: {reason}"
@@ -177,6 +180,7 @@ def make_job(line: int, cells: dict, known_styles, resolve_labels) -> Job:
         job.fail(error) if error else None,
         cells.get("style_ref") or None,
         " ".join(cells.get("set", "").split()) or None,
+        digest_without_ref=row_digest({**cells, "style_ref": ""}) if cells.get("style_ref") else None,
     )
 
 

@@ -1,6 +1,6 @@
 """Style references (--style-ref, a style file's `style_ref`, a manifest row's `style_ref`): each read, decoded and
 named by its bytes' digest once per run, before any model loads; a room set's members follow their anchor's result,
-read back from the output."""
+read back from the output (a member's manifest row may repeat its set's own reference, and no other)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from pipeline.errors import ImageError, ModomoError, UsageError
-from pipeline.frames import Reference
+from pipeline.frames import Item, Reference
 from pipeline.inputs import imaging
 from pipeline.r2 import Remote, is_remote
 
@@ -116,3 +116,45 @@ def anchor_reference(sink, outputs: dict[str, str], anchor_id: str, anchor_key: 
         raise ValueError(f"its anchor's result {location}: {exc}") from None
     thumbnail = outputs.get("thumbnail")
     return replace(reference, preview=sink.relative(thumbnail) if thumbnail else sink.relative(location))
+
+
+def row_reference(item: Item, reader) -> Item:
+    """A row that follows no anchor, with its `style_ref` read (its version names the reference's content)."""
+    job = item.job
+    if not job.style_ref or job.error:
+        return item
+    try:
+        reference = reader.read(job.style_ref, 0.0)
+    except ValueError as exc:
+        return replace(item, job=replace(job, error=job.fail(f"style_ref {job.style_ref}: {exc}")))
+    return replace(item, job=replace(job, reference=reference), version=f"{item.version}+ref:{reference.digest}")
+
+
+def set_row_reference(item: Item, anchor: Item | None, reader) -> Item:
+    """A room set's later row with a `style_ref`: the set's own (its anchor row's, by content) makes it the row
+    without one (same identity, version and settings, so adding the repeat redoes nothing); any other fails it."""
+    job = item.job
+    if not job.style_ref or job.error:
+        return item
+    try:
+        digest = reader.read(job.style_ref, 0.0).digest
+    except ValueError as exc:
+        return replace(item, job=replace(job, error=job.fail(f"style_ref {job.style_ref}: {exc}")))
+    theirs = anchor.job if anchor is not None else None
+    own = theirs.reference if theirs is not None else None
+    if own is not None and own.digest == digest:
+        return replace(item, job=replace(job, style_ref=None, digest=job.digest_without_ref or job.digest))
+    first = f"its first photo (line {theirs.line})" if theirs is not None else "its first photo"
+    whose = "has another style_ref" if own is not None else "has no style_ref"
+    if own is None and theirs is not None and theirs.style_ref:
+        whose = "has a style_ref that cannot be read"
+    return replace(
+        item,
+        job=replace(
+            job,
+            error=job.fail(
+                f"style_ref {job.style_ref}: room set {item.group!r} follows {first}, which {whose}; "
+                "leave it empty or repeat the set's own"
+            ),
+        ),
+    )

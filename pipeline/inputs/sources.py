@@ -95,4 +95,10 @@ def collect_inputs(inputs: list[str | Path], remote: Remote | None = None) -> li
             items.append(Item(path.name, path, path.parent, version=file_version(path)))
         else:
             raise UsageError(f"{raw}: no such file or folder")
-    return items
+    return once(items)
+
+
+def once(items: list[Item]) -> list[Item]:
+    """Each input once, however many times or ways it was named (`one/x.jpg` and `/abs/one/x.jpg`): the first."""
+    seen: set[str] = set()
+    return [item for item in items if not (item.identity in seen or seen.add(item.identity))]

@@ -144,9 +144,10 @@ def to_jsonl(table: list[dict]) -> bytes:
     return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in table).encode("utf-8")
 
 
-def write_index(sink) -> dict:
-    """Rebuild index.csv and index.jsonl from the output's journal (each written whole or not at all)."""
-    table = rows(Journal(sink).entries())
+def write_index(sink, entries: list[dict] | None = None) -> dict:
+    """Rebuild index.csv and index.jsonl from the output's journal (each written whole or not at all); `entries`:
+    its lines when the caller has read them already."""
+    table = rows(Journal(sink).entries() if entries is None else entries)
     csv_path = sink.write("index.csv", to_csv(table), "text/csv; charset=utf-8")
     jsonl_path = sink.write("index.jsonl", to_jsonl(table), "application/x-ndjson")
     jobs = {(r["id"], r["style"]): r["status"] for r in table}

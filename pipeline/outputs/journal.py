@@ -52,6 +52,15 @@ def all_outputs(entry: dict) -> list[str]:
     return paths
 
 
+def superseded(entries: list[dict]) -> list[dict]:
+    """The lines without those a later `was` line replaces (the same job and style at the input's old place)."""
+    last: dict[tuple[str, str], int] = {}
+    for n, entry in enumerate(entries):
+        if entry.get("was"):
+            last[(entry["was"], entry.get("style"))] = n
+    return [e for n, e in enumerate(entries) if n >= last.get((e["id"], e.get("style")), -1)]
+
+
 class Journal:
     """What is done in an output, and a way to add to it."""
 
@@ -65,6 +74,7 @@ class Journal:
         self.lock = threading.Lock()  # writer threads record concurrently
         self.loads = 0  # how often the whole journal was read: once per run, whatever the engine
         self._finished: dict | None = None
+        self._lines: list[dict] = []
 
     @property
     def local(self) -> bool:
@@ -75,12 +85,27 @@ class Journal:
         first asked (read once: what a run resumes from). Failure lines (kept for the index) never count."""
         if self._finished is None:
             self.loads += 1
-            self._finished = {(e["id"], e["settings"]): e for e in self.entries() if e.get("status", "ok") == "ok"}
+            self._lines = [e for e in self.entries() if e.get("status", "ok") == "ok"]
+            self._finished = {(e["id"], e["settings"]): e for e in self._lines}
         return self._finished
+
+    def lines(self) -> list[dict]:
+        """The finished lines in the order written (from the same single read as `load`)."""
+        self.load()
+        return self._lines
+
+    def moved(self, entry: dict) -> None:
+        """Record a done job at its input's new place (a line with `was`), and resume from it in this run too."""
+        self.record(entry)
+        self.load()
+        self._lines.append(entry)
+        self._finished[(entry["id"], entry["settings"])] = entry
 
     def entries(self) -> list[dict]:
         """Every line, in the order written (R2: segments in name order, each a run and a flush), with every
-        output path relative to the output's root."""
+        output path relative to the output's root. A job recorded at a new place (a line with `was`: its input
+        moved, or named another way) is known by it alone: its lines under the old identity, in that style, before
+        it, are left out."""
         if self.local:
             data = self.sink.read(LOCAL_JOURNAL)
             entries = parse_lines(data.decode("utf-8", "replace")) if data else []
@@ -89,7 +114,7 @@ class Journal:
             for name in self.sink.list(SEGMENT_PREFIX):
                 data = self.sink.read(name)
                 entries += parse_lines(data.decode("utf-8", "replace")) if data else []
-        return [self.relative(entry) for entry in entries]
+        return [self.relative(entry) for entry in superseded(entries)]
 
     def relative(self, entry: dict) -> dict:
         """A line with its outputs relative to the output's root. Lines of earlier versions hold absolute

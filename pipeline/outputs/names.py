@@ -6,6 +6,11 @@
 folders (`{parent}/{style}/{stem}`). Names that two jobs would share, or that would leave the
 output, are refused before any model loads, naming the inputs; so is a template ending in an image
 extension (`{stem}.png`): --format decides the extension.
+
+The control maps a photo's styles share are named after the photo, never a style or a template:
+`<photo>.input.jpg`, `<photo>.depth.png`, `<photo>.masks.jpg` (`photo_stems`; each style's own edge and
+line maps follow its result: `room.boho.edges.png`). So no style may be named input, depth or masks
+(`styles.check_name`), and no --name may write a job as another photo's stem or as a map's (`check_maps`).
 """
 
 from __future__ import annotations
@@ -15,11 +20,13 @@ from pathlib import PurePosixPath
 
 from pipeline.errors import UsageError
 from pipeline.frames import Item
-from pipeline.inputs.seeds import derive_seed
+from pipeline.inputs.seeds import item_seed
 from pipeline.outputs.sinks import output_stems
-from styles import AUTO_ROOM
+from styles import AUTO_ROOM, PHOTO_KINDS
 
 FIELDS = ("stem", "parent", "style", "room", "seed", "n")
+# A photo's own files by kind (styles.PHOTO_KINDS, the names no style may take): format, suffix after its stem.
+PHOTO_MAPS = {"input": ("jpeg", ".input.jpg"), "depth": ("png", ".depth.png"), "masks": ("jpeg", ".masks.jpg")}
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".avif")
 
 
@@ -58,8 +65,7 @@ def _fields(item: Item, config) -> tuple[str, int]:
     """The room and seed a template names for an input: its manifest row's, else the command's."""
     job = item.job
     room = job.room if job is not None and job.room else config.room
-    seed = job.seed if job is not None and job.seed is not None else derive_seed(config.seed, item.identity)
-    return room, seed
+    return room, item_seed(config.seed, item)
 
 
 def templated(item: Item, config) -> bool:
@@ -74,6 +80,12 @@ def stems_for(items: list[Item], style: str, config, styles_of=lambda item: 1) -
         if templated(item, config):
             stems[item] = render(config.name_template, item, style, *_fields(item, config))
     return stems
+
+
+def photo_stems(items: list[Item]) -> dict[Item, str]:
+    """Each input's own stem (`dir/room`): its shared control maps are `<stem>.input.jpg`, `<stem>.depth.png` and
+    `<stem>.masks.jpg`, whichever styles, names or shards write them."""
+    return output_stems(items, None)
 
 
 def variation_stem(config, item: Item, style: str, stem: str, n: int, count: int) -> str:
@@ -109,3 +121,23 @@ def check_unique(items: list[Item], config, styles_for) -> None:
                     f"--name {config.name_template!r}: {taken[stem]} and {label} would both be written as {stem!r}"
                 )
             taken[stem] = label
+    check_maps(items, config, styles_for, names)
+
+
+def check_maps(items: list[Item], config, styles_for, names: dict[str, dict[Item, str]]) -> None:
+    """Refuse a --name that writes a job as another photo's own stem (`room`: its maps are `room.depth.png`) or as
+    one of a photo's maps (`room.depth`), naming both; in any case, as file systems may ignore it."""
+    photos = photo_stems(items)
+    owners = {stem.lower(): item for item, stem in photos.items()}
+    maps = {f"{stem}.{kind}".lower(): (item, kind) for item, stem in photos.items() for kind in PHOTO_KINDS}
+    for item in items:
+        for style in styles_for(item):
+            stem = names[style][item]
+            mapped = maps.get(stem.lower())
+            other = mapped[0] if mapped else owners.get(stem.lower(), item)
+            if mapped or other != item:
+                what = f"the name of {other.display}'s {mapped[1]} map" if mapped else f"{other.display}'s own stem"
+                raise UsageError(
+                    f"--name {config.name_template!r}: {item.display} ({style}) would be written as {stem!r}, "
+                    f"{what} (a photo's maps are <photo>.input.jpg, <photo>.depth.png, <photo>.masks.jpg)"
+                )

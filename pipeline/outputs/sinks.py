@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import stat
 import tempfile
 import time
 from collections import Counter
@@ -94,8 +95,9 @@ class OutputError(ModomoError):
     """The output itself is broken (disk full, read-only, no permission): the run stops, exit 1."""
 
 
-def output_stems(items: list[Item], style: str, styles_of=lambda item: 1) -> dict[Item, str]:
-    """Each input's output stem (relative, POSIX, no suffix): `dir/name.style`.
+def output_stems(items: list[Item], style: str | None, styles_of=lambda item: 1) -> dict[Item, str]:
+    """Each input's output stem (relative, POSIX, no suffix): `dir/name.style`; with no style, the photo's own
+    stem `dir/name`, which names the control maps its styles share (`pipeline.outputs.names.photo_stems`).
 
     Inputs that would share a stem keep their extension (`room.jpg.boho`), and inputs from
     different roots that still collide are told apart by their root folder's name. A manifest row
@@ -107,21 +109,22 @@ def output_stems(items: list[Item], style: str, styles_of=lambda item: 1) -> dic
     def stem(item: Item, level: int) -> str:
         job = item.job
         if job is not None and job.name:
-            return job.name if styles_of(item) == 1 else f"{job.name}.{style}"
+            return job.name if styles_of(item) == 1 or style is None else f"{job.name}.{style}"
         key = PurePosixPath(item.key)
         if level == 0:
             base = key.with_suffix("").as_posix()
         elif level == 1:
             base = key.as_posix()
         else:
-            base = f"{PurePosixPath(str(item.root).rstrip('/')).name or 'input'}/{key.as_posix()}"
-        return f"{base}.{style}"
+            root = item.canonical[: -len(item.key)].rstrip("/")  # the root's own folder name, however named
+            base = f"{PurePosixPath(root).name or 'input'}/{key.as_posix()}"
+        return base if style is None else f"{base}.{style}"
 
     level = dict.fromkeys(items, 0)
     for _ in range(3):  # only different files push each other to longer names
         places: dict[str, set] = {}
         for item in items:
-            places.setdefault(stem(item, level[item]), set()).add(item.location)
+            places.setdefault(stem(item, level[item]), set()).add(item.canonical)
         clashing = [i for i in items if len(places[stem(i, level[i])]) > 1]
         if not clashing:
             break
@@ -211,6 +214,25 @@ class LocalSink:
             return self.path(relative).read_bytes()
         except FileNotFoundError:
             return None
+
+    def entry(self, relative: str) -> Path:
+        """The path of a file of the output, its folder checked to be inside it and its own name not followed."""
+        name = PurePosixPath(relative).name
+        if name in ("", ".", ".."):
+            raise ModomoError(f"{relative}: not a file of {self.root}")
+        return self.path(str(PurePosixPath(relative).parent)) / name
+
+    def size(self, relative: str) -> int | None:
+        """A plain file's size in bytes, or None when there is none there (a link is not one modomo wrote)."""
+        try:
+            found = self.entry(relative).lstat()
+        except OSError:
+            return None
+        return found.st_size if stat.S_ISREG(found.st_mode) else None
+
+    def delete(self, relative: str) -> None:
+        """Remove one file, never what a link points to (gone already is fine); OSError when it cannot be."""
+        self.entry(relative).unlink(missing_ok=True)
 
     def write(self, relative: str, data: bytes, content_type: str | None = None, metadata: dict | None = None) -> str:
         """Write to a temporary file under .modomo/tmp, then rename over the target; returns the path.
@@ -330,6 +352,32 @@ class R2Sink:
             if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                 return None
             raise OSError(f"cannot read {relative}: {exc.response.get('Error', {}).get('Code')}") from None
+
+    def size(self, relative: str) -> int | None:
+        """An object's size in bytes, or None when it does not exist."""
+        from botocore.exceptions import ClientError
+
+        try:
+            return self.remote.client.head_object(Bucket=self.location.bucket, Key=self.location.key(relative))[
+                "ContentLength"
+            ]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+                return None
+            raise OSError(f"cannot read {relative}: {exc.response.get('Error', {}).get('Code')}") from None
+
+    def delete(self, relative: str) -> None:
+        """Delete one object (absent already is fine: S3 answers a delete of a missing key with success)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.remote.client.delete_object(Bucket=self.location.bucket, Key=self.location.key(relative))
+        except ClientError as exc:
+            raise OSError(f"cannot delete {relative}: {exc.response.get('Error', {}).get('Code')}") from None
+        except BotoCoreError as exc:
+            raise OSError(f"cannot delete {relative}: {exc}") from None
+        if self._keys is not None:
+            self._keys.discard(relative)
 
     def list(self, relative_prefix: str) -> list[str]:
         """Keys under a relative prefix, relative to the output prefix, sorted."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 
+from pipeline.errors import ImageError, ModomoError
 from pipeline.outputs.history import runs
 from pipeline.outputs.index import latest_jobs
 from pipeline.outputs.journal import Journal
@@ -117,3 +118,41 @@ def output_summary(sink) -> dict:
         },
         "device": latest.get("device", ""),
     }
+
+
+def add_input_previews(records: list[dict], items: list, sink, long_side: int) -> None:
+    """Give each done job without its input preview (an output made without --report, --contact-sheet or
+    --save-controls) its photo's `<photo>.input.jpg`: found in the output, else written from the photo as a run
+    writes it (decoded upright, at the working size; no model). A job whose photo is gone keeps none: the report
+    says "before not kept". The records change in place, the journal does not."""
+    wanted = [r for r in records if r.get("status") == "ok" and not (r.get("outputs") or {}).get("input")]
+    if not wanted:
+        return
+    from pipeline.outputs.names import photo_stems
+
+    by_id = {item.identity: item for item in items}
+    stems = photo_stems(items)
+    found: dict[str, str | None] = {}
+    for record in wanted:
+        item = by_id.get(record.get("id"))
+        if item is None:
+            continue
+        if item.identity not in found:
+            found[item.identity] = input_preview(item, stems[item], sink, long_side)
+        if found[item.identity]:
+            record["outputs"] = {**(record.get("outputs") or {}), "input": found[item.identity]}
+
+
+def input_preview(item, photo: str, sink, long_side: int) -> str | None:
+    """The location of the photo's input preview: the one the output has, else one written now; None when the
+    photo cannot be read or decoded."""
+    from pipeline.outputs.names import PHOTO_MAPS
+    from pipeline.outputs.writer import working_image, write_input_preview
+
+    relative = photo + PHOTO_MAPS["input"][1]
+    try:
+        if sink.read(relative):
+            return sink.locate(relative)
+        return write_input_preview(sink, photo, working_image(item.read(), item.display, long_side))
+    except (OSError, ImageError, ModomoError):
+        return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import posixpath
 import threading
 from datetime import UTC, datetime
 from urllib.parse import quote
@@ -14,12 +15,13 @@ from pipeline.frames import Frame
 from pipeline.inputs import imaging
 from pipeline.inputs.references import digest_of
 from pipeline.outputs.disclosure import disclose
-from pipeline.outputs.names import variation_stem
+from pipeline.outputs.names import PHOTO_MAPS, photo_stems, variation_stem
 from pipeline.outputs.overlay import draw_objects
 from pipeline.outputs.provenance import xmp_packet
 from pipeline.outputs.records import ImageRecord
 from pipeline.outputs.signing import Parent, sign
 from pipeline.outputs.sinks import OutputError
+from pipeline.stages.preserve import changeable
 from pipeline.stages.timing import timed
 from styles import AUTO_ROOM
 
@@ -37,7 +39,9 @@ class OutputWriter:
         self.device = device
         self.lock = threading.Lock()
         self.photo_maps: dict[str, dict[str, str]] = {}  # per photo: its shared control maps, once written
+        self.photo_names: dict[int, tuple[dict, dict]] = {}  # a style's stems -> (them, each photo's own stem)
         self.previews: set[str] = set()  # the references whose small copy this process has written
+        self.was: dict[tuple[str, str], str] = {}  # (identity, style) -> the identity a job redone here had before
 
     def write(self, frames: list[Frame], run) -> ImageRecord:
         """Write everything for one job in one style (a StyleRun): each variation's result and thumbnail,
@@ -83,7 +87,7 @@ class OutputWriter:
             self.write_files(frame, run, self.stem(frame, run, count))
         if self.config.save_controls:
             with timed(frames[:1], "write"):
-                controls = self.write_controls(frames[0], run.stems[frames[0].item])
+                controls = self.write_controls(frames[0], run)
             for frame in frames:
                 frame.outputs.update(controls)
         listing = [variation_json(f, run) for f in frames] if count > 1 else []
@@ -180,20 +184,20 @@ class OutputWriter:
         }
         return {k: quote(v, safe=" /:@,.'()!*+=&;$~-_") for k, v in fields.items()}
 
-    def write_controls(self, frame: Frame, stem: str) -> dict[str, str]:
+    def write_controls(self, frame: Frame, run) -> dict[str, str]:
         """The input as the models saw it, the depth map and the object masks over the photo (once per photo:
-        every style shares them, named after the first style written), and this style's edge and lines maps."""
+        every style shares them, named after the photo: `room.depth.png`), and this style's edge and lines maps
+        (named after its result: `room.boho.edges.png`)."""
+        stem = run.stems[frame.item]
         with self.lock:  # the styles of one photo are written by several threads
             shared = self.photo_maps.setdefault(frame.item.identity, {})
             if not shared:
+                photo = self.photo_stem(frame.item, run.stems)
+                shared["input"] = write_input_preview(self.sink, photo, frame.image)
+                masks = draw_objects(frame.image, frame.objects)
                 shared.update(
                     self.encode_maps(
-                        stem,
-                        {
-                            "input": (frame.image, "jpeg", ".input.jpg"),
-                            "depth": (frame.depth, "png", ".depth.png"),
-                            "masks": (draw_objects(frame.image, frame.objects), "jpeg", ".masks.jpg"),
-                        },
+                        photo, {k: (v, *PHOTO_MAPS[k]) for k, v in (("depth", frame.depth), ("masks", masks))}
                     )
                 )
         return {
@@ -202,6 +206,13 @@ class OutputWriter:
                 stem, {"edges": (frame.edges, "png", ".edges.png"), "lines": (frame.lines, "png", ".lines.png")}
             ),
         }
+
+    def photo_stem(self, item, stems: dict) -> str:
+        """The photo's own stem among the run's inputs (a style's stems name them all), worked out once per list."""
+        known = self.photo_names.get(id(stems))
+        if known is None or known[0] is not stems:
+            known = self.photo_names[id(stems)] = (stems, photo_stems(list(stems)))
+        return known[1][item]
 
     def encode_maps(self, stem: str, images: dict) -> dict[str, str]:
         """Each (image, format, suffix) written beside the result; their locations by kind."""
@@ -226,6 +237,9 @@ class OutputWriter:
             "room": frame.room,
             "room_probability": frame.room_probability,
             "version": frame.item.version,
+            **({"source": frame.input_digest} if frame.input_digest else {}),
+            "stem": run.stems[frame.item] if frame.item in run.stems else None,
+            **({"was": self.was[key]} if (key := (frame.item.identity, run.style.name)) in self.was else {}),
             "settings": run.settings_hash,
             "seed": frame.seed,
             "quality": frame.quality,
@@ -313,6 +327,7 @@ class OutputWriter:
                 "mask": frame.mask_source,
                 "kept_area": round(float(frame.keep.mean()), 4) if frame.keep is not None else 0.0,
             },
+            "changeable": round(changeable(frame.keep), 4),  # the share of the photo the restyle may change, 0..1
             **({"warnings": list(frame.warnings)} if frame.warnings else {}),
             "quality": {
                 "score": frame.quality,
@@ -323,13 +338,33 @@ class OutputWriter:
             },
             **({"fidelity": dict(frame.fidelity)} if frame.fidelity else {}),
             "timings": {k: round(v, 6) for k, v in frame.timings.items()},
-            "outputs": {k: v.rsplit("/", 1)[-1] for k, v in frame.outputs.items() if k != "metadata"},
+            "outputs": self.beside(frame.outputs, self.stem(frame, run, len(listing) or 1)),
             **frame.urls,
             **({"credentials": {"c2pa": self.config.signing.to_json()}} if self.config.signing else {}),
             "device": self.device,
             "modomo_version": __version__,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
         }
+
+    def beside(self, outputs: dict[str, str], stem: str) -> dict[str, str]:
+        """Outputs as a result's metadata names them: relative to its folder (beside it: the name alone; a photo's
+        maps under a --name with folders: `../room.depth.png`)."""
+        folder = posixpath.dirname(stem) or "."
+        return {k: posixpath.relpath(self.sink.relative(v), folder) for k, v in outputs.items() if k != "metadata"}
+
+
+def write_input_preview(sink, photo: str, image) -> str:
+    """`<photo>.input.jpg`: the input as the models saw it (upright, at the working size), the report's "before"
+    and the contact sheet's input; its location. A run writes it from its frame; a report added to an output
+    made without it, from the photo (`working_image`)."""
+    fmt, suffix = PHOTO_MAPS["input"]
+    return sink.write(photo + suffix, imaging.encode(image, fmt), imaging.content_type(fmt))
+
+
+def working_image(data: bytes, name: str, long_side: int):
+    """A photo decoded as a run reads it: upright sRGB at the working size (`long_side`)."""
+    image = imaging.decode(data, name)
+    return imaging.resize_to(image, imaging.fit_size(*image.size, long_side))
 
 
 def set_fields(frame: Frame) -> dict:

@@ -25,9 +25,10 @@ class SetReferences:
         self.keys = anchor_keys(everything)
 
     def note(self, records) -> None:
-        """The anchors' results among these records (made now, or skipped as done before)."""
+        """The anchors' results among these records: made now, or done in an earlier run (skipped here: an
+        interrupted run resumed, a photo added to a finished set)."""
         for record in records:
-            if record.ok and record.id in self.keys:
+            if record.status in ("ok", "skipped") and record.id in self.keys:
                 self.outputs[(record.id, record.style)] = dict(record.outputs)
 
     def load(self, pairs, workers: int) -> None:

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 from pipeline.inputs import imaging
 from pipeline.outputs.names import stems_for
+from pipeline.run.owners import entry_stem
 from pipeline.run.plan import RunPlan
 from pipeline.run.resume import split
 
 EXAMPLES = 3  # output names shown, per style
 
 
-def problems(plan: RunPlan) -> list[str]:
-    """What would fail before any pixel is made: bad manifest rows, inputs that are not there."""
-    found = []
+def problems(plan: RunPlan, refused: list | None = None) -> list[str]:
+    """What would fail before any pixel is made: bad manifest rows, inputs that are not there, names another
+    photo's result holds."""
+    found = [record.error for record in refused or []]
     for item in plan.items:
         if item.job is not None and item.job.error:
             found.append(item.job.error)
@@ -38,6 +40,20 @@ def examples(plan: RunPlan, todo: dict[str, list[str]]) -> list[str]:
     return lines
 
 
+def replaced(plan: RunPlan, work) -> list[str]:
+    """The results a run would write over: its own jobs' earlier results, made with other settings."""
+    owners = {entry_stem(entry): entry for entry in plan.journal.lines()}
+    count = {item: len(plan.styles_for(item)) for item in plan.everything}
+    lines = []
+    for style in [s.name for s in [*plan.config.styles, *plan.config.job_styles]]:
+        stems = stems_for(plan.everything, style, plan.config, count.get)
+        for item in (i for i in plan.items if style in work.todo.get(i.identity, [])):
+            entry = owners.get(stems[item])
+            if entry is not None and (entry["id"] == item.identity or (item.identity, style) in work.was):
+                lines.append(f"{item.display} ({style}): replaces {entry['outputs'].get('result', stems[item])}")
+    return lines
+
+
 def look(plan: RunPlan) -> dict:
     """The references the jobs follow (as named) and each room set's photos, its anchor first."""
     named = {
@@ -53,7 +69,9 @@ def look(plan: RunPlan) -> dict:
 
 def describe(plan: RunPlan) -> dict:
     """The run the plan would make, and its problems."""
-    todo, skipped = split(plan)
+    work = split(plan)
+    todo = work.todo
+    skipped = [record for record in work.records if record.status == "skipped"]
     jobs = sum(len(plan.styles_for(item)) for item in plan.items)
     return {
         "inputs": len(plan.items),
@@ -67,6 +85,8 @@ def describe(plan: RunPlan) -> dict:
         "models": plan.spec.name,
         "shard": str(plan.shard) if plan.shard else None,
         "examples": examples(plan, todo),
-        "problems": problems(plan),
+        "problems": problems(plan, [record for record in work.records if record.status == "failed"]),
+        "moved": len(work.moved),
+        "replaces": replaced(plan, work),
         **look(plan),
     }

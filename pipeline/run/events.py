@@ -3,6 +3,10 @@
 Each line: the job's input, id, style, status, error, outputs and seconds, and the run's done,
 total and ETA. The same under every engine: with --devices the parent follows its workers' records
 as they finish them; with Ray the driver, as they stream in.
+
+In this process, a warning found before a photo is generated (a keep mask that leaves next to nothing to
+restyle) is a line of its own as soon as it is found: `event` ("warning"), `input`, `id`, `warning`; under
+--devices and Ray it is in the job's record (and metadata) instead.
 """
 
 from __future__ import annotations
@@ -39,6 +43,11 @@ class EventLog:
                     "attempt": data["attempt"],
                     "error": data["error"],
                 }
+            )
+        elif event == "warning":  # told as soon as it is found, before the job is generated
+            frame = data["frames"][0]
+            self.emit(
+                {"event": "warning", "input": frame.item.display, "id": frame.item.identity, "warning": data["message"]}
             )
 
     def emit(self, line: dict) -> None:

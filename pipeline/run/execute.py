@@ -31,11 +31,26 @@ def run(plan: RunPlan, hooks: Hooks | None = None) -> RunResult:
 
     hooks = hooks or Hooks()
     hooks = Hooks(fan_out(hooks.on_event, record_log_hook()), hooks.on_model, hooks.notice)
-    todo, skipped = split(plan)
-    result = engine_for(plan)(plan, hooks) if todo else nothing_to_do(plan, skipped, hooks)
+    work = split(plan)
+    if work.moved and not is_worker():
+        record_moves(plan, work.moved, hooks)
+    result = engine_for(plan)(plan, hooks) if work.todo else nothing_to_do(plan, work.records, hooks)
     if not result.fatal and not is_worker():
-        record(plan, result, hooks, index=bool(todo))
+        record(plan, result, hooks, index=bool(work.todo or work.moved))
     return result
+
+
+def record_moves(plan: RunPlan, lines: list[dict], hooks: Hooks) -> None:
+    """Done jobs found at their input's new place, recorded there before any engine starts: workers, actors and
+    later runs know them by it, and the index lists each once."""
+    try:
+        for line in lines:
+            plan.journal.moved(line)
+        plan.journal.flush()
+    except (OSError, ModomoError) as exc:
+        hooks.notice(f"journal: cannot record {len(lines)} moved job(s): {exc}")
+        return
+    hooks.notice(f"moved       {len(lines)} done job(s) found at a new place; recorded there, nothing redone")
 
 
 def is_worker() -> bool:
@@ -48,16 +63,26 @@ def is_worker() -> bool:
 
 
 def record(plan: RunPlan, result: RunResult, hooks: Hooks, index: bool) -> None:
-    """The run into the output's history; the index rebuilt when the run wrote anything."""
+    """The run into the output's history; the index rebuilt when the run wrote anything, and then what earlier
+    settings left that it no longer lists (`modomo prune`)."""
     from pipeline.outputs.history import record_run
     from pipeline.outputs.index import write_index
+    from pipeline.outputs.journal import Journal
+    from pipeline.outputs.prune import stale_files, totals
 
     try:
         record_run(plan.sink, result.to_json())
-        if index:
-            result.extra["index"] = write_index(plan.sink)
+        if not index:
+            return
+        entries = Journal(plan.sink).entries()
+        result.extra["index"] = write_index(plan.sink, entries)
     except (OSError, ModomoError) as exc:
         hooks.notice(f"index: not written: {exc}")
+        return
+    try:
+        result.extra["stale"] = {**totals(stale_files(plan.sink, entries)), "out": plan.config.out}
+    except (OSError, ModomoError) as exc:
+        hooks.notice(f"prune: earlier results not checked: {exc}")
 
 
 def write_report(plan: RunPlan) -> str | None:
@@ -65,9 +90,11 @@ def write_report(plan: RunPlan) -> str | None:
     if not plan.report:
         return None
     from pipeline.outputs.report import write_report as write
-    from pipeline.outputs.views import output_summary
+    from pipeline.outputs.views import add_input_previews, output_summary
 
-    return write(output_summary(plan.sink), plan.sink)
+    summary = output_summary(plan.sink)
+    add_input_previews(summary["images"], plan.everything, plan.sink, plan.config.long_side)  # --report added later
+    return write(summary, plan.sink)
 
 
 def write_contact_sheet(plan: RunPlan) -> list[str]:

@@ -126,9 +126,37 @@ def plan_for(
     contact_sheet: bool = False,
 ) -> RunPlan:
     """Check everything that can be checked without models, in the order a user would fix it."""
-
-    warnings: list[str] = []
     spec = with_checkpoint(resolve(config.models), checkpoint, config.styles)
+    warnings = check_options(config, spec)
+    chosen = check_engine(engine, devices, actors, config)
+    device_list = parse_devices(devices) if devices else []
+    check_parts(config, spec)
+    remote = Remote(pool_size=config.workers * 2 + 2)
+    reader = read_references(config, remote)  # before anything is written: a bad reference is one line
+    check_adapter(config, spec)
+    sink = open_sink(config.out, remote)
+    sink.prepare()
+    journal = Journal(sink)
+    if config.sets_by or config.manifest:  # a set keeps the anchor the output has, whatever was added since
+        from pipeline.inputs.sets import recorded_anchors
+
+        config.set_anchors = recorded_anchors(journal.lines())
+    everything = list_inputs(config, spec, remote, warnings.append, reader)
+    if not everything:
+        raise UsageError(f"no images found in {', '.join(config.inputs or [str(config.manifest)])}")
+    check_parts(config, spec)
+    check_adapter(config, spec)
+    check_lines(config, spec, warnings)
+    check_output_names(config, everything)
+    items = [item for item in everything if shard is None or shard.owns(item.group_key)]  # a room set stays whole
+    return RunPlan(config, spec, sink, remote, everything, items, shard, chosen, device_list, actors, report,
+                   contact_sheet, list(worker_argv or []), journal, warnings)  # fmt: skip
+
+
+def check_options(config: RunConfig, spec: ModelSpec) -> list[str]:
+    """The options checked against each other and the preset (the room, the precision, the signing identity, the
+    working size, the upscaler, fast mode); the warnings to show before the run."""
+    warnings: list[str] = []
     if config.room is None:  # not given: found per photo when the preset can, else the old default
         config.room, warnings = default_room(spec)
     config.check()
@@ -148,49 +176,23 @@ def plan_for(
         )
     check_upscaler(config, spec)
     check_fast(config, spec)
-    chosen = check_engine(engine, devices, actors, config)
-    device_list = parse_devices(devices) if devices else []
-    check_parts(config, spec)
-    remote = Remote(pool_size=config.workers * 2 + 2)
-    reader = read_references(config, remote)  # before anything is written: a bad reference is one line
-    check_adapter(config, spec)
-    sink = open_sink(config.out, remote)
-    sink.prepare()
-    everything = list_inputs(config, spec, remote, warnings.append, reader)
-    if not everything:
-        raise UsageError(f"no images found in {', '.join(config.inputs or [str(config.manifest)])}")
-    check_parts(config, spec)
-    check_adapter(config, spec)
-    check_lines(config, spec, warnings)
-    items = [item for item in everything if shard is None or shard.owns(item.group_key)]  # a room set stays whole
-    if config.name_template:
-        from pipeline.outputs.names import check_template, check_unique
+    return warnings
 
-        check_template(config.name_template)
-        names = [s.name for s in config.styles]
-        check_unique(
-            everything,
-            config,
-            lambda item: (
-                list(item.job.styles) if item.job is not None and item.job.styles and item.job.error is None else names
-            ),
-        )
-    return RunPlan(
-        config,
-        spec,
-        sink,
-        remote,
+
+def check_output_names(config: RunConfig, everything: list[Item]) -> None:
+    """A --name template's names, checked on the whole input list: two jobs never share one."""
+    if not config.name_template:
+        return
+    from pipeline.outputs.names import check_template, check_unique
+
+    check_template(config.name_template)
+    names = [s.name for s in config.styles]
+    check_unique(
         everything,
-        items,
-        shard,
-        chosen,
-        device_list,
-        actors,
-        report,
-        contact_sheet,
-        list(worker_argv or []),
-        Journal(sink),
-        warnings,
+        config,
+        lambda item: (
+            list(item.job.styles) if item.job is not None and item.job.styles and item.job.error is None else names
+        ),
     )
 
 
@@ -311,42 +313,38 @@ def list_inputs(config: RunConfig, spec: ModelSpec, remote: Remote, warn=None, r
     items = assign_sets(
         manifest_jobs(config, spec, remote, warn) if config.manifest else collect_inputs(config.inputs, remote),
         config.sets_by,
+        config.set_anchors,
     )
     if config.manifest:  # the styles only rows name may bring references too
-        items = row_references(items, read_references(config, remote, reader))
+        items = row_references(items, read_references(config, remote, reader), warn)
     config.job_references = any(item.group for item in items) or any(
         item.job is not None and item.job.reference is not None for item in items
     )
     return items
 
 
-def row_references(items: list[Item], reader) -> list[Item]:
+def row_references(items: list[Item], reader, warn=None) -> list[Item]:
     """Each manifest row's `style_ref`, read once per distinct file (in parallel); a row whose reference cannot
-    be read, or that is a room set's later photo (it follows its anchor), fails alone, naming it. A row's
-    reference is part of its version: a changed file redoes the rows that name it."""
-    reader.preload(i.job.style_ref for i in items if i.job.style_ref and not i.job.error and not i.anchor)
-    marked = []
-    for item in items:
-        job = item.job
-        if job.style_ref and not job.error:
-            if item.anchor:
-                job = replace(
-                    job,
-                    error=job.fail(
-                        f"style_ref: a photo of room set {item.group!r} follows its "
-                        "first photo's result; give the reference on that row"
-                    ),
-                )
-            else:
-                try:
-                    reference = reader.read(job.style_ref, 0.0)
-                except ValueError as exc:
-                    job = replace(job, error=job.fail(f"style_ref {job.style_ref}: {exc}"))
-                else:
-                    job = replace(job, reference=reference)
-                    item = replace(item, version=f"{item.version}+ref:{reference.digest}")
-        marked.append(replace(item, job=job))
-    return marked
+    be read fails alone, naming it. A row's reference is part of its version: a changed file redoes the rows that
+    name it. A room set's later photo follows its anchor's result: its row may repeat the set's own reference (the
+    same content), and is then the row without it; another reference fails that row alone."""
+    from pipeline.inputs.references import row_reference, set_row_reference
+
+    reader.preload(i.job.style_ref for i in items if i.job.style_ref and not i.job.error)
+    marked = [item if item.anchor else row_reference(item, reader) for item in items]
+    anchors = {item.identity: item for item in marked if item.group and not item.anchor}
+    taken = {item.identity: item.job.line for item in marked}
+    result = []
+    for item in marked:
+        followed = set_row_reference(item, anchors.get(item.anchor), reader) if item.anchor else item
+        if followed.identity != item.identity:  # the row less its repeat: it may be another row already
+            if followed.identity in taken:
+                if warn is not None:
+                    warn(f"manifest line {item.job.line} repeats line {taken[followed.identity]}: one job")
+                continue
+            taken[followed.identity] = item.job.line
+        result.append(followed)
+    return result
 
 
 def manifest_jobs(config: RunConfig, spec: ModelSpec, remote: Remote, warn=None) -> list[Item]:

@@ -17,14 +17,14 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.config import RunConfig
 from pipeline.errors import ImageError, ModomoError
 from pipeline.frames import Frame, Item
 from pipeline.inputs import imaging
-from pipeline.inputs.seeds import derive_seed
+from pipeline.inputs.seeds import item_seed, retry_seed
 from pipeline.models import lora
 from pipeline.models.load import ModelStack
 from pipeline.models.precision import dtype_of
@@ -35,6 +35,8 @@ from pipeline.outputs.sinks import LocalSink, OutputError, R2Sink
 from pipeline.outputs.writer import OutputWriter
 from pipeline.run.anchors import SetReferences
 from pipeline.run.batching import batching_report, size_batches
+from pipeline.run.forks import fork, variations_of
+from pipeline.run.owners import content_digest
 from pipeline.run.prefetch import read_ahead
 from pipeline.run.result import RunResult
 from pipeline.run.resume import split_items
@@ -43,7 +45,7 @@ from pipeline.stages.detect import Detector
 from pipeline.stages.edges import EdgeDetector
 from pipeline.stages.generate import GenerateSettings, Generator, PlainDiffusersGenerator
 from pipeline.stages.offload import MemoryState, ModelPlacer
-from pipeline.stages.preserve import Compositor, Preserver
+from pipeline.stages.preserve import Compositor, Preserver, little_left
 from pipeline.stages.room import RoomClassifier
 from pipeline.stages.segment import Segmenter
 from pipeline.stages.timing import timed
@@ -176,9 +178,8 @@ class Runner:
     def read(self, item: Item) -> Frame:
         """Fetch, decode and size one input; a bad one comes back failed, never raised."""
         job = item.job
-        # A room set's photos share the set's seed: they derive it from the set, every other input from itself.
-        seed = job.seed if job is not None and job.seed is not None else derive_seed(self.config.seed, item.group_key)
-        frame = Frame(item=item, seed=seed, room=(job.room if job is not None and job.room else self.config.room))
+        room = job.room if job is not None and job.room else self.config.room
+        frame = Frame(item=item, seed=item_seed(self.config.seed, item), room=room)
         if job is not None and job.error:
             frame.fail(job.error)
             return frame
@@ -195,6 +196,7 @@ class Runner:
                 frame.fail(str(exc))
                 return frame
             frame.original_size = image.size
+            frame.input_digest = content_digest(data)
             if self.config.signing is not None:
                 frame.source = data
             frame.capture = dict(image.info.get("capture") or {})
@@ -228,6 +230,9 @@ class Runner:
         of its variations (one unless --variations asks for more)."""
         for name, stage in self.shared:
             self.run_stage(name, stage, batch)
+        for frame in batch:  # what they warn of (a keep mask leaving next to nothing to restyle), told at once
+            for line in frame.warnings:
+                self.on_event("warning", frames=[frame], message=line)
         if self.rooms is not None:
             self.run_stage("room", self.rooms, [f for f in batch if f.room == AUTO_ROOM])
         out: list[tuple[list[Frame], StyleRun]] = []
@@ -263,11 +268,12 @@ class Runner:
                 frame.attempts = [{"seed": frame.seed, "score": frame.quality, **frame.quality_parts}]
         for attempt in range(1, self.config.retries + 1):
             low = [f for f in frames if f.ok and f.quality is not None and f.quality < run.threshold]
+            low = [f for f in low if not little_left(f.keep)]  # next to nothing to change: no retry can help
             if not low:
                 return
             best = {id(f): (f.quality, f.quality_parts, f.result, f.seed, f.fidelity) for f in low}
             for frame in low:
-                frame.seed = derive_seed(self.config.seed, retry_key(frame, attempt))
+                frame.seed = retry_seed(self.config.seed, frame.item, frame.variation, attempt)
             self.on_event("stage", frames=low, stage=f"retry {attempt}")
             try:
                 with timed(low, "generate", self.stack.device):
@@ -318,18 +324,24 @@ class Runner:
 
     def plan(self, items: list[Item], result: RunResult) -> tuple[list[Item], Todo]:
         """The items still to do and, per input, the styles still to do; what the journal says is done
-        with the same settings and the same input version is recorded as skipped."""
-        names, skipped = split_items(
+        with the same settings and the same input (here or at its old place) is recorded as skipped, and a job
+        whose name another photo's result holds as failed."""
+        from pipeline.run.owners import Owners
+
+        work = split_items(
             items,
             lambda item: [run.style.name for run in self.runs_for(item)],
             {run.style.name: run.settings_hash for run in self.styles},
             self.done(),
-            self.sink.locate,
+            self.sink,
+            {run.style.name: run.stems for run in self.styles},
+            Owners(self.journal.lines() if isinstance(self.journal, Journal) else []),
         )
-        for record in skipped:
+        self.writer.was.update(work.was)
+        for record in work.records:
             result.records.append(record)
             self.on_event("done", record=record)
-        todo = {item.identity: [self.by_name[name] for name in names.get(item.identity, [])] for item in items}
+        todo = {item.identity: [self.by_name[name] for name in work.todo.get(item.identity, [])] for item in items}
         return [item for item in items if todo[item.identity]], todo
 
     def run(self, items: list[Item], everything: list[Item] | None = None) -> RunResult:
@@ -432,67 +444,3 @@ def one_line(exc: Exception) -> str:
     """An exception's first line, or its type when it has no message."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
-
-
-def variations_of(frame: Frame, count: int) -> list[Frame]:
-    """The frames of a job's variations: the first is the job's own frame (its seed, the shared stages'
-    timings); each other one has its own seed derived from the job's and its number, and shares the
-    photo, the control images and the keep mask (the same objects: the sampler embeds them once)."""
-    frame.variation = 1
-    return [
-        frame,
-        *(
-            replace(
-                frame,
-                variation=n,
-                seed=derive_seed(frame.seed, f"v{n}"),
-                timings={},
-                attempts=[],
-                quality_parts={},
-                fidelity={},
-                outputs={},
-                urls={},
-            )
-            for n in range(2, count + 1)
-        ),
-    ]
-
-
-def retry_key(frame: Frame, attempt: int) -> str:
-    """What a retry's seed derives from: the job, its variation (after the first) and the attempt."""
-    variation = f"#v{frame.variation}" if frame.variation > 1 else ""
-    return f"{frame.item.identity}{variation}#retry{attempt}"
-
-
-def fork(frame: Frame, run: StyleRun, styles: int, fallback_room: str) -> Frame:
-    """The frame of one style: shares the photo and its detections, depth, room and errors; owns its result
-    and its prompts (the style's, for the frame's room, plus its manifest row's words). The shared stages'
-    time is split evenly across the styles, so the stage table adds up."""
-    room = frame.room if frame.room and frame.room != AUTO_ROOM else fallback_room
-    job = frame.item.job
-    prompt, negative = run.style.prompt_for(room), run.style.negative_prompt
-    if job is not None:
-        prompt = ", ".join(p for p in (prompt, job.prompt) if p)
-        negative = ", ".join(n for n in (negative, job.negative_prompt) if n)
-    return Frame(
-        item=frame.item,
-        seed=frame.seed,
-        image=frame.image,
-        original_size=frame.original_size,
-        objects=frame.objects,
-        depth=frame.depth,
-        error=frame.error,
-        style=run.style.name,
-        keep=frame.keep,
-        mask_source=frame.mask_source,
-        capture=frame.capture,
-        room=frame.room,
-        room_probability=frame.room_probability,
-        original=frame.original,
-        target_size=frame.target_size,
-        warnings=frame.warnings,
-        source=frame.source,
-        prompt=prompt,
-        negative_prompt=negative,
-        timings={k: v / styles for k, v in frame.timings.items()},
-    )

@@ -87,7 +87,27 @@ def find_user_mask(folder: Path, key: str) -> Path | None:
     return None
 
 
-MOSTLY_KEPT = 0.9  # a keep mask this large leaves little to restyle: the run says so
+LITTLE_LEFT = 0.10  # a keep mask leaving this share or less to restyle: said at once, and no retry is spent on it
+
+
+def changeable(keep: np.ndarray | None) -> float:
+    """The share of the photo a restyle is meant to change, 0..1: what the keep mask leaves free (weighted by its
+    feathered edge), 1 without a mask."""
+    return 1.0 if keep is None else float(np.clip(1.0 - keep.mean(dtype=np.float64), 0.0, 1.0))
+
+
+def little_left(keep: np.ndarray | None) -> bool:
+    """Whether a keep mask leaves LITTLE_LEFT of the photo or less to restyle: a retry could change next to nothing."""
+    return keep is not None and changeable(keep) <= LITTLE_LEFT
+
+
+def nothing_left(keep: np.ndarray | None) -> bool:
+    """Whether a keep mask leaves less than half a pixel's worth free: there is nothing to restyle."""
+    return keep is not None and float((1.0 - keep).sum(dtype=np.float64)) < 0.5
+
+
+def share_text(share: float) -> str:
+    return f"{share:.0%}" if share >= 0.01 else "under 1%"
 
 
 class Preserver:
@@ -137,11 +157,22 @@ class Preserver:
             keep |= np.asarray(user.resize((width, height), Image.BILINEAR)) >= 128
             frame.mask_source = str(path)
         frame.keep = soften(keep, self.grow, self.feather) if keep.any() else None
-        if frame.keep is not None and float(frame.keep.mean()) >= MOSTLY_KEPT:
-            frame.warnings.append(
-                f"{frame.item.display}: the keep mask covers {float(frame.keep.mean()):.0%} of the "
-                "photo, so the result will barely change"
-            )
+        check_share(frame, labels)
+
+
+def check_share(frame: Frame, labels) -> None:
+    """Measured as soon as the mask is made: a keep mask over the whole photo fails the job (nothing to restyle);
+    one leaving LITTLE_LEFT or less gives a warning (the runner tells it at once and spends no retry on it)."""
+    if not little_left(frame.keep):
+        return
+    if nothing_left(frame.keep):
+        made_of = frame.mask_source or ", ".join(sorted(labels or ()))
+        frame.fail(f"the keep mask ({made_of}) covers the whole photo: nothing left to restyle")
+        return
+    frame.warnings.append(
+        f"{frame.item.display}: the keep mask leaves {share_text(changeable(frame.keep))} of the photo to "
+        "restyle, so the result will barely change (no retries are spent on it)"
+    )
 
 
 class Compositor:

@@ -265,8 +265,8 @@ def test_manifest_style_ref_and_set_columns(tiny_bundle, rooms, tmp_path, monkey
     images = {(i["key"], i["status"]): i for i in json.loads(result.stdout)["images"]}
     failed = [i["error"] for (_, status), i in images.items() if status == "failed"]
     assert sorted(failed) == [
-        "manifest line 5: style_ref: a photo of room set 'lounge' follows its first photo's result; give the "
-        "reference on that row",
+        f"manifest line 5: style_ref {tmp_path / 'refs' / 'hero.jpg'}: room set 'lounge' follows its first photo "
+        "(line 3), which has another style_ref; leave it empty or repeat the set's own",
         f"manifest line 6: style_ref {tmp_path / 'refs' / 'missing.jpg'}: cannot read: no such file",
     ]
     done = [

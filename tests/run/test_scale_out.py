@@ -151,7 +151,7 @@ def all_options(bundle, inputs, masks, checkpoint, lora, hero, out, chain) -> li
         "--lora",
         f"{lora}:0.8",
         "--preserve",
-        "sofa",
+        "window",  # not sofa: the tiny SAM2's couch masks cover the photo, and such a job fails before generating
         "--mask-dir",
         masks,
         "--gpu-price",
@@ -204,7 +204,8 @@ def check_lora(out, summary, inputs):
 
 def check_preserve(out, summary, inputs):
     meta = metadata(summary, "room-00.jpg", "boho")
-    assert meta["preserve"]["labels"] == ["couch"] and any(o["kept"] for o in meta["objects"])
+    assert meta["preserve"]["labels"] == ["window"] and 0 < meta["preserve"]["kept_area"] < 0.5
+    assert "scene" in meta["timings"]  # the scene segmentation ran in every engine
 
 
 def check_mask_dir(out, summary, inputs):
@@ -324,7 +325,8 @@ def test_ray_reads_the_journal_once_and_keeps_mixed_sizes_batched(ray_local, tin
     assert code == 0, stderr
     assert summary["journal_reads"] == 1 and summary["actors"] == 2
     assert summary["batching"]["rendered"] == 8 and summary["batching"]["mean_batch"] >= 1.9
-    assert sorted(e["id"] for e in journal(tmp_path / "out")) == [f"in/room-{i:02d}.jpg" for i in range(8)]
+    folder = (tmp_path / "in").resolve()  # a job is known by its canonical place, however the folder was named
+    assert sorted(e["id"] for e in journal(tmp_path / "out")) == [f"{folder}/room-{i:02d}.jpg" for i in range(8)]
     code, again, stderr = invoke("in", *tiny(tiny_bundle, "out", "--engine", "ray", "--actors", "2"))
     assert code == 0 and {r["status"] for r in again["images"]} == {"skipped"}
 

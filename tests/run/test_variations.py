@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 
 from modomo_cli.app import app
 from pipeline.frames import Frame, Item
-from pipeline.inputs.seeds import derive_seed
+from pipeline.inputs.seeds import derive_seed, retry_seed
 from pipeline.outputs.names import variation_stem
-from pipeline.run.runner import retry_key, variations_of
+from pipeline.run.forks import variations_of
 from pipeline.stages.sampling import Sampler, distinct
 from tests.conftest import restyle
 from tests.stages.test_sampling import SETTINGS, SIZE, controls, make_frames
@@ -60,7 +60,9 @@ def test_variations_of_a_job_share_the_frame_and_own_their_seeds():
     assert len({f.seed for f in jobs}) == 3 and jobs[1].seed == derive_seed(7, "v2")
     assert all(f.image is frame.image for f in jobs)  # the shared stages' work, not a copy
     assert jobs[1].timings == {} and jobs[0].timings == {"detect": 1.0}  # shared time counted once
-    assert retry_key(jobs[0], 1) == "x/a.jpg#retry1" and retry_key(jobs[2], 1) == "x/a.jpg#v3#retry1"
+    # a retry's seed derives from what the input goes by (its root folder's name and key), the variation, the attempt
+    assert retry_seed(7, jobs[0].item, 1, 1) == derive_seed(7, "x/a.jpg#retry1")
+    assert retry_seed(7, jobs[2].item, 3, 1) == derive_seed(7, "x/a.jpg#v3#retry1")
 
 
 def test_variation_names(tiny_bundle):

@@ -101,14 +101,20 @@
     fig.append(link, cap);
     return fig;
   }
-  function photo(i, j) {  // the input as the models saw it, first in the card: before, then after
-    var fig = el('figure', 'photo'), link = el('a'), img = el('img'), cap = el('figcaption');
+  // The input as the models saw it, first in the card: before, then after. An output that did not keep it (and
+  // whose photo is gone) says so in its place: never an empty or broken picture.
+  function photo(i, j) {
+    var fig = el('figure', j.in ? 'photo' : 'photo gone'), link = el('a'), img = el('img'), cap = el('figcaption');
     link.href = hashFor({open: String(i), v: ''});
-    img.loading = 'lazy';
-    img.decoding = 'async';
-    img.alt = j.k + ' · photo';
-    img.src = j.in;
-    link.appendChild(img);
+    if (j.in) {
+      img.loading = 'lazy';
+      img.decoding = 'async';
+      img.alt = j.k + ' · photo';
+      img.src = j.in;
+      link.appendChild(img);
+    } else {
+      link.appendChild(el('span', null, 'before not kept'));
+    }
     cap.appendChild(el('b', null, 'photo'));
     fig.append(link, cap);
     return fig;
@@ -143,7 +149,7 @@
     if (j.rf && j.rf.h) node.appendChild(reference(j));
     if (j.t === 'failed') { node.appendChild(el('p', 'error', j.e || 'failed')); return node; }
     var strip = el('div', 'strip');
-    if (j.in) strip.appendChild(photo(i, j));
+    strip.appendChild(photo(i, j));
     (j.v || []).forEach(function (v) { strip.appendChild(thumb(i, j, v, false)); });
     node.appendChild(strip);
     return node;
@@ -222,6 +228,7 @@
     times.replaceChildren();
     Object.keys(j.tm || {}).forEach(function (k) { row(times, k, j.tm[k].toFixed(3) + ' s'); });
     maps.replaceChildren();
+    if (!Object.keys(j.mp || {}).length) maps.appendChild(el('p', 'none', 'control maps not kept'));
     Object.keys(j.mp || {}).forEach(function (k) {
       var fig = el('figure'), img = el('img');
       img.loading = 'lazy';
@@ -238,6 +245,8 @@
     after.src = v[4];
     var both = Boolean(j.in);
     [before.parentNode, slider, $('v-hint-l'), $('v-hint-r')].forEach(function (n) { n.hidden = !both; });
+    $('v-gone').hidden = both;
+
     if (both) { before.src = j.in; slider.value = 50; before.parentNode.style.clipPath = 'inset(0 50% 0 0)'; }
   }
   function show(i, idx) {

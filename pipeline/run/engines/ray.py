@@ -72,6 +72,8 @@ class TransformActor:
             self.runner.sets.outputs.update(
                 {tuple(key.split("\t")): outputs for key, outputs in json.loads(row).items()}
             )
+        for row in batch["was"]:  # jobs redone at their input's new place: the identity each replaces
+            self.runner.writer.was.update({tuple(key.split("\t")): was for key, was in json.loads(row).items()})
         items = [self.by_id[identity] for identity in ids]
         todo = {
             identity: [run for run in self.runner.styles if run.style.name in names]
@@ -134,7 +136,8 @@ def plan_work(plan: RunPlan, result: RunResult, on_event) -> list[dict]:
     """Per room set (or single input) still to do, its inputs and their styles still to do; what the journal has
     finished with these settings and this input version is recorded as skipped, as an in-process run does. A set's
     row carries its anchor's earlier results, which its other photos follow."""
-    todo, skipped = split(plan)
+    work = split(plan)
+    todo, skipped = work.todo, work.records
     for record in skipped:
         result.records.append(record)
         on_event("done", record=record)
@@ -148,8 +151,16 @@ def plan_work(plan: RunPlan, result: RunResult, on_event) -> list[dict]:
     rows = []
     for ids in groups.values():
         followed = {by_id[i].anchor for i in ids if by_id[i].anchor}
-        done = {f"{r.id}\t{r.style}": r.outputs for a in followed for r in anchors.get(a, [])}
-        rows.append({"id": json.dumps(ids), "styles": json.dumps([todo[i] for i in ids]), "anchors": json.dumps(done)})
+        done = {f"{r.id}\t{r.style}": r.outputs for a in followed for r in anchors.get(a, []) if r.outputs}
+        was = {f"{i}\t{style}": work.was[(i, style)] for i in ids for style in todo[i] if (i, style) in work.was}
+        rows.append(
+            {
+                "id": json.dumps(ids),
+                "styles": json.dumps([todo[i] for i in ids]),
+                "anchors": json.dumps(done),
+                "was": json.dumps(was),
+            }
+        )
     return rows
 
 
