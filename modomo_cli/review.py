@@ -151,8 +151,9 @@ def verify_cmd(
         bool, typer.Option("--json", help="Print each file's marking and credentials as JSON on stdout.", metavar="")
     ] = False,
 ) -> None:
-    """Check that each result says it is an AI-edited photo (IPTC digital source type in its XMP) and that its
-    C2PA content credentials, when signed, validate."""
+    """Check that each generated picture (result, thumbnail, contact sheet page) says it is AI-edited (IPTC
+    digital source type in its XMP) and that its C2PA content credentials, when signed, validate; photo previews
+    are reported as photos and files that are not images as skipped."""
     with user_errors():
         from pipeline.outputs.verify import verify
 
@@ -163,26 +164,50 @@ def verify_cmd(
         if not entry["ok"]:
             label, reason = verify_problem(entry)
             console.print(f"[red]{label}[/red] {escape(entry['file'])}: {escape(reason)}", soft_wrap=True)
-    marked = sum(entry["marked"] for entry in checked)
-    console.print(
-        f"verify      {marked} of {len(checked)} files marked as AI-edited (IPTC compositeWithTrainedAlgorithmicMedia)",
-        soft_wrap=True,
-    )
-    signed = [entry["c2pa"] for entry in checked if entry["c2pa"]]
-    if signed:
-        signers = ", ".join(sorted({f"{c['signer']!r} ({c['issuer']})" for c in signed if c.get("signer")}))
-        trusted = "" if all(c.get("trusted") for c in signed) else "; the chain is not on the validator's trust list"
-        console.print(
-            f"c2pa        {sum(c['valid'] for c in signed)} of {len(signed)} content credentials valid, "
-            f"signed by {escape(signers or 'nobody named')}{trusted}",
-            soft_wrap=True,
-        )
+    for line in verify_summary(checked):
+        console.print(line, soft_wrap=True)
     if not all(entry["ok"] for entry in checked):
         raise typer.Exit(1)
 
 
+def verify_summary(checked: list[dict]) -> list[str]:
+    """The summary lines, each count naming what it counts: generated pictures marked, photos' previews left
+    unmarked, files skipped, signed files (those carrying a manifest or whose run signed them) valid."""
+    kinds = {kind: [e for e in checked if e.get("kind", "generated") == kind] for kind in ("generated", "photo")}
+    generated, photos = kinds["generated"], kinds["photo"]
+    marked = sum(entry["marked"] for entry in generated)
+    lines = [
+        f"verify      {marked} of {len(generated)} generated pictures marked as AI-edited "
+        "(IPTC compositeWithTrainedAlgorithmicMedia)"
+    ]
+    if photos:
+        plain = sum(not entry["marked"] for entry in photos)
+        lines.append(f"photos      {plain} of {len(photos)} photo previews (.input.jpg) unmarked, as photos are")
+    by_reason: dict[str, list[str]] = {}
+    for entry in checked:
+        if entry.get("kind") == "skipped":
+            by_reason.setdefault(entry["reason"], []).append(entry["file"].rsplit("/", 1)[-1])
+    for reason, names in by_reason.items():
+        names.sort(key=lambda name: (name.count("."), name))  # report.html and index.csv before each job's files
+        shown = ", ".join(names[:4]) + (f", … ({len(names) - 4} more)" if len(names) > 4 else "")
+        lines.append(escape(f"skipped     {len(names)} file{'s' if len(names) != 1 else ''}, {reason}: {shown}"))
+    signed = [entry for entry in generated if entry["c2pa"] or entry.get("signed")]
+    if signed:
+        manifests = [entry["c2pa"] for entry in signed if entry["c2pa"]]
+        valid = sum(bool(entry["c2pa"] and entry["c2pa"]["valid"]) for entry in signed)
+        signers = ", ".join(sorted({f"{c['signer']!r} ({c['issuer']})" for c in manifests if c.get("signer")}))
+        trusted = "" if all(c.get("trusted") for c in manifests) else "; the chain is not on the validator's trust list"
+        lines.append(
+            f"c2pa        {valid} of {len(signed)} signed files valid, signed by {escape(signers or 'nobody named')}"
+            f"{trusted}"
+        )
+    return lines
+
+
 def verify_problem(entry: dict) -> tuple[str, str]:
     """Why a file fails verification: a one-word label and one line."""
+    if entry.get("kind") == "skipped":
+        return entry["reason"], f"it is {entry['reason']}; there is nothing to verify"
     if not entry["marked"]:
         return "unmarked", "no IPTC digital source type in its XMP"
     if entry["c2pa"] is None:

@@ -10,6 +10,9 @@ photo styled by its anchor's result), in a column the whole sheet keeps for it. 
 (the records' order), joined by a bar in the margin, and their titles name the set and its anchor.
 
 Every page of a run shares one layout (the widest job decides the columns), so cells line up across pages.
+
+Each page shows generated results, so it is marked as AI-edited like they are (IPTC's digital source type in its
+XMP, see provenance), and signed when the run signs: the pictures the page shows are its ingredients.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from PIL import Image, ImageDraw
 from pipeline.errors import ImageError, ModomoError
 from pipeline.inputs import imaging
 from pipeline.outputs.fonts import font
+from pipeline.outputs.provenance import packet, sheet_description
 from pipeline.outputs.report import variations
 
 NAME = "contact-sheet"
@@ -344,23 +348,60 @@ def render_page(
     return canvas
 
 
-def write_contact_sheet(records: list[dict], sink, read_input: Callable[[dict], bytes | None]) -> list[str]:
+class Shown:
+    """The sink, read through: what a page read from it (the pictures it shows), in order, once each."""
+
+    def __init__(self, sink):
+        self.sink = sink
+        self.read_back: dict[str, bytes] = {}
+
+    def __getattr__(self, name):
+        return getattr(self.sink, name)
+
+    def read(self, relative: str) -> bytes | None:
+        data = self.sink.read(relative)
+        if data:
+            self.read_back.setdefault(relative, data)
+        return data
+
+
+def write_contact_sheet(
+    records: list[dict], sink, read_input: Callable[[dict], bytes | None], signing=None
+) -> list[str]:
     """Write contact-sheet.jpg (and -2, -3, ... past ROWS_PER_PAGE jobs) through the sink; their locations.
 
     `records` are the summary's image records (skipped ones included: their results are on disk). Results
     are read from the sink as thumbnails; `read_input(record)` gives the input's bytes (None when gone), and
     any rendition will do: the run's own `input` output, at working size, is far cheaper than the original.
-    Nothing is written for no records.
+    Every page is marked as AI-edited; with `signing` (the run's Credentials) it is signed too, the pictures
+    it shows as its ingredients. Nothing is written for no records.
     """
     grid = layout(records)
     pages = math.ceil(len(records) / ROWS_PER_PAGE)
     written = []
     for page in range(1, pages + 1):
         first = (page - 1) * ROWS_PER_PAGE
-        canvas = render_page(
-            records[first : first + ROWS_PER_PAGE], page, pages, first, len(records), grid, sink, read_input
-        )
+        rows = records[first : first + ROWS_PER_PAGE]
+        shown = Shown(sink)
+        canvas = render_page(rows, page, pages, first, len(records), grid, shown, read_input)
         buffer = io.BytesIO()
-        canvas.save(buffer, "JPEG", quality=JPEG_QUALITY, optimize=True)
-        written.append(sink.write(sheet_name(page), buffer.getvalue(), "image/jpeg"))
+        canvas.save(buffer, "JPEG", quality=JPEG_QUALITY, optimize=True, xmp=packet(sheet_description(len(rows))))
+        data = buffer.getvalue()
+        if signing is not None:
+            data = sign_page(signing, data, sheet_name(page), shown.read_back, first, len(rows))
+        written.append(sink.write(sheet_name(page), data, "image/jpeg"))
     return written
+
+
+def sign_page(signing, data: bytes, name: str, shown: dict[str, bytes], first: int, jobs: int) -> bytes:
+    """A page with its C2PA manifest: the pictures it shows as ingredients; one line if c2pa refuses."""
+    from c2pa import C2paError
+
+    from pipeline.outputs.signing import Parent, sign_sheet
+
+    parts = [Parent(picture, relative.rsplit("/", 1)[-1]) for relative, picture in shown.items()]
+    about = {"sheet": name, "jobs": f"{first + 1}-{first + jobs}", "shown": [part.title for part in parts]}
+    try:
+        return sign_sheet(signing, data, name, parts, about)
+    except C2paError as exc:
+        raise ModomoError(f"cannot sign {name}: {' '.join(str(exc).split())}") from None

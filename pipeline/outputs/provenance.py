@@ -1,9 +1,10 @@
 """What every result says it is: an AI-edited photograph, in the industry's machine-readable form.
 
-Each result and thumbnail carries an XMP packet with IPTC's Digital Source Type
+Each result, thumbnail and contact sheet page carries an XMP packet with IPTC's Digital Source Type
 `compositeWithTrainedAlgorithmicMedia` (a photograph edited with a generative model: what search engines and
 photo tools read, and what the EU AI Act's Article 50 and California's AB 723 ask to be marked), the creator
-tool (modomo and its version) and a short description (style, room). Marking is always on.
+tool (modomo and its version) and a short description (style, room; for a sheet, what it shows). Marking is
+always on. The report's "before" previews (`<photo>.input.jpg`) are the photos themselves and carry none.
 """
 
 from __future__ import annotations
@@ -25,9 +26,20 @@ def description(style: str, room: str | None) -> str:
     return f"Photo of a{where} restyled as {style} by modomo with a generative model (AI-edited)"
 
 
+def sheet_description(jobs: int) -> str:
+    """A contact sheet page in a sentence: it shows results made with a generative model."""
+    photos = f"{jobs} photo{'s' if jobs != 1 else ''}"
+    return f"Contact sheet of {photos} restyled by modomo with a generative model (AI-edited)"
+
+
 def xmp_packet(style: str, room: str | None) -> bytes:
     """The XMP packet of one result: digital source type, creator tool, description."""
-    text = escape(description(style, room))
+    return packet(description(style, room))
+
+
+def packet(about: str) -> bytes:
+    """An XMP packet: the digital source type, the creator tool and `about` as the description."""
+    text = escape(about)
     body = (
         f'<rdf:RDF xmlns:rdf="{RDF}">'
         f'<rdf:Description rdf:about="" xmlns:Iptc4xmpExt="{IPTC_EXT}" xmlns:xmp="{XMP_BASIC}" '

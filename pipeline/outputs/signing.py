@@ -7,6 +7,10 @@ source type `compositeWithTrainedAlgorithmicMedia` and modomo as the software ag
 `c2pa.resized`), and a `modomo.restyle` assertion with the style, prompt, seed, model ids and settings hash.
 The signature covers the file's bytes, so any change to the pixels after signing fails validation.
 
+A contact sheet page is signed with the same identity: each picture it shows (the results' thumbnails, with their
+own signed manifests carried over) is a `componentOf` ingredient named by a `c2pa.placed` action, after a
+`c2pa.created` action with the same digital source type.
+
 No thumbnails are embedded in the manifest (c2pa's default): the result is its own picture, the index links the
 original, and an embedded copy of a 768 px result would double the file.
 """
@@ -62,6 +66,43 @@ def sign(
     return signed.getvalue()
 
 
+def sign_sheet(credentials: Credentials, data: bytes, title: str, shown: list[Parent], about: dict) -> bytes:
+    """A contact sheet page (JPEG `data`) with a signed manifest whose ingredients are the pictures it shows
+    (those c2pa cannot read are left out); C2paError if c2pa refuses."""
+    import c2pa
+
+    readable = [(part, image_mime(part.data)) for part in shown]
+    readable = [(part, mime) for part, mime in readable if mime in supported_mimes()]
+    labels = [f"shown-{n}" for n in range(1, len(readable) + 1)]
+    agent = {"name": "modomo", "version": __version__}
+    actions = [
+        {
+            "action": "c2pa.created",
+            "digitalSourceType": DIGITAL_SOURCE_TYPE,
+            "softwareAgent": agent,
+            "description": "A contact sheet of photos restyled with a generative model",
+        },
+        *([{"action": "c2pa.placed", "parameters": {"ingredientIds": labels}}] if labels else []),
+    ]
+    definition = {
+        "claim_generator_info": [agent],
+        "title": title,
+        "assertions": [
+            {"label": "c2pa.actions", "data": {"actions": actions}},
+            {"label": ASSERTION, "data": about},
+        ],
+    }
+    signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(credentials.alg, credentials.chain, credentials.key, None))
+    context = c2pa.Context(c2pa.Settings.from_dict(SETTINGS))
+    with signer, context, c2pa.Builder(definition, context) as builder:
+        for label, (part, mime) in zip(labels, readable, strict=True):
+            ingredient = {"title": part.title, "relationship": "componentOf", "label": label}
+            builder.add_ingredient(ingredient, mime, io.BytesIO(part.data))
+        signed = io.BytesIO()
+        builder.sign(signer, "image/jpeg", io.BytesIO(data), signed)
+    return signed.getvalue()
+
+
 def manifest(title: str, about: dict, resized: bool, ingredient: dict | None) -> dict:
     """The manifest definition: the actions C2PA validation asks for, and what modomo did."""
     agent = {"name": "modomo", "version": __version__}
@@ -96,7 +137,7 @@ def image_mime(data: bytes | None) -> str | None:
     try:
         with Image.open(io.BytesIO(data)) as image:
             return Image.MIME.get(image.format or "")
-    except (UnidentifiedImageError, OSError, ValueError):
+    except (UnidentifiedImageError, OSError, ValueError, ImportError):  # ImportError: a plugin's missing library
         return None
 
 

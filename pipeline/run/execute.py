@@ -120,4 +120,5 @@ def write_contact_sheet(plan: RunPlan) -> list[str]:
         except (OSError, ModomoError):
             return None
 
-    return write(job_records(plan.sink, [s.name for s in plan.config.styles]), plan.sink, read_input)
+    records = job_records(plan.sink, [s.name for s in plan.config.styles])
+    return write(records, plan.sink, read_input, signing=plan.config.signing)
