@@ -102,21 +102,35 @@ def totals(records: list[dict], history: list[dict]) -> dict:
     }
 
 
+def makers(history: list[dict]) -> list[dict]:
+    """The runs that made the results, oldest first; where none made one, those that tried (and failed). Never a
+    rerun that found everything done: it made nothing."""
+    made = [run for run in history if run.get("jobs", 0) > 0]
+    return made or [run for run in history if run.get("failed", 0) > 0]
+
+
+def made_on(history: list[dict]) -> str:
+    """The devices of the runs that made the results, each once, the latest first."""
+    return ", ".join(dict.fromkeys(run["device"] for run in reversed(makers(history)) if run.get("device")))
+
+
 def output_summary(sink) -> dict:
-    """What the report and the contact sheet show: the summary of the whole output, shaped like a run's."""
+    """What the report and the contact sheet show: the summary of the whole output, shaped like a run's. Its
+    settings and device are those of the runs that made the results, never of a later rerun that found them done."""
     history = runs(sink)
     latest = history[-1] if history else {}
+    maker = (makers(history) or [latest])[-1]
     records = job_records(sink, latest.get("styles"))
     return {
         "images": records,
         **totals(records, history),
         "stages": stage_means(history),
         "history": history,
-        "settings": latest.get("settings", {}),
+        "settings": maker.get("settings", {}),
         "styles": {
             "names": list(dict.fromkeys([*latest.get("styles", []), *(r["style"] for r in records if r["style"])]))
         },
-        "device": latest.get("device", ""),
+        "device": made_on(history),
     }
 
 
