@@ -311,6 +311,8 @@ def show_dry_run(plan, as_json: bool) -> None:
         console.print(f"  {escape(line)}", soft_wrap=True)
     if len(found["replaces"]) > 3:
         console.print(f"  ... {len(found['replaces']) - 3} more results from earlier settings replaced")
+    if found["checked"]:
+        console.print(f"  checked {found['checked']}", soft_wrap=True)
     for problem in found["problems"]:
         console.print(f"[red]problem[/red] {escape(problem)}", soft_wrap=True)
     if as_json:

@@ -91,6 +91,12 @@ class Style:
         return self.prompt.format(room=room)
 
 
+def did_you_mean(name: str | None) -> str:
+    """` (did you mean 'modern'?)` for a near miss of a built-in style's name, else nothing."""
+    close = difflib.get_close_matches((name or "").strip().lower(), list_styles(), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def list_styles() -> list[str]:
     """The built-in style names, sorted."""
     return sorted(p.stem for p in STYLE_DIR.glob("*.toml"))
@@ -112,7 +118,8 @@ def load_style(name: str | None = None, path: str | Path | None = None) -> Style
     else:
         if name not in list_styles():
             raise StyleError(
-                f"unknown style {name!r}; choose one of: {', '.join(list_styles())} (or pass --style-file FILE)"
+                f"unknown style {name!r}{did_you_mean(name)}; choose one of: {', '.join(list_styles())} "
+                "(or pass --style-file FILE)"
             )
         file = STYLE_DIR / f"{name}.toml"
     try:
@@ -162,7 +169,8 @@ def check_keys(table: dict, file: Path, where: str = "") -> None:
         field = f"{where}.{key}" if where else key
         if key not in known:
             close = difflib.get_close_matches(key, known, n=1)
-            hint = f"did you mean '{close[0]}'?" if close else f"known keys here: {', '.join(known)}"
+            near = f"{where}.{close[0]}" if close and where else close[0] if close else None
+            hint = f"did you mean '{near}'?" if near else f"known keys here: {', '.join(known)}"
             raise StyleError(f"{file}: unknown key '{field}' ({hint})")
         if field in KEYS and isinstance(value, dict):
             check_keys(value, file, field)

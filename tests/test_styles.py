@@ -190,22 +190,25 @@ UNKNOWN_KEYS = {
         ("steps = 20", "steps = 20\nguidance = 7.5"),
         "unknown key 'guidance' (did you mean 'guidance_scale'?)",
     ),
-    "control-typo": (("scale = 0.9\n", "scael = 0.9\n"), "unknown key 'controls.depth.scael' (did you mean 'scale'?)"),
+    "control-typo": (
+        ("scale = 0.9\n", "scael = 0.9\n"),
+        "unknown key 'controls.depth.scael' (did you mean 'controls.depth.scale'?)",
+    ),
     "canny-typo": (
         ("low_threshold = 80", "low_treshold = 80"),
-        "unknown key 'controls.canny.low_treshold' (did you mean 'low_threshold'?)",
+        "unknown key 'controls.canny.low_treshold' (did you mean 'controls.canny.low_threshold'?)",
     ),
     "control-name-typo": (
         ("[controls.depth]", "[controls.dpeth]"),
-        "unknown key 'controls.dpeth' (did you mean 'depth'?)",
+        "unknown key 'controls.dpeth' (did you mean 'controls.depth'?)",
     ),
     "fast-typo": (
         ("min_quality = 0.2", "min_quality = 0.2\n[fast]\nstep = 4"),
-        "unknown key 'fast.step' (did you mean 'steps'?)",
+        "unknown key 'fast.step' (did you mean 'fast.steps'?)",
     ),
     "fast-control-typo": (
         ("min_quality = 0.2", "min_quality = 0.2\n[fast.controls.canny]\nend = 0.5\nstrat = 0.1"),
-        "unknown key 'fast.controls.canny.strat' (did you mean 'start'?)",
+        "unknown key 'fast.controls.canny.strat' (did you mean 'fast.controls.canny.start'?)",
     ),
     "nothing-near": (("steps = 20", "steps = 20\ncolour = 'red'"), "unknown key 'colour' (known keys here: name, "),
 }
@@ -313,3 +316,19 @@ def test_fast_mode_overrides_the_lines_control_of_a_style_that_has_one(tmp_path)
     fast = "\n[fast]\nenabled = true\n[fast.controls.lines]\nend = 0.4\n"
     style = load_style(path=write(tmp_path, BOHO + LINES + fast))
     assert style.fast.lines.end == 0.4 and style.fast.lines.scale == 0.5  # the rest from [controls.lines]
+
+
+def test_a_near_miss_of_a_style_name_gets_a_did_you_mean_on_the_command_line_and_in_a_manifest(tmp_path):
+    with pytest.raises(StyleError, match=r"unknown style 'moden' \(did you mean 'modern'\?\)"):
+        load_style("moden")
+    with pytest.raises(StyleError, match=r"unknown style 'baroque'; choose one of"):  # nothing close: no guess
+        load_style("baroque")
+    from pipeline.errors import UsageError
+    from pipeline.inputs.manifest import manifest_items
+    from pipeline.r2 import Remote
+
+    (tmp_path / "x.jpg").write_bytes(b"")
+    manifest = tmp_path / "jobs.csv"
+    manifest.write_text("input,style\nx.jpg,moden\n")
+    with pytest.raises(UsageError, match=r"line 2: unknown style 'moden' \(did you mean 'modern'\?\)"):
+        manifest_items(manifest, Remote(), lambda name: style_name(name) == name, lambda labels: labels)

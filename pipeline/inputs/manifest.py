@@ -32,7 +32,7 @@ from pipeline.errors import UsageError
 from pipeline.frames import Item
 from pipeline.inputs.sources import file_version
 from pipeline.r2 import Remote, is_remote
-from styles import ROOMS, room_name, style_name
+from styles import ROOMS, did_you_mean, room_name, style_name
 
 COLUMNS = (
     "input",
@@ -153,7 +153,7 @@ def make_job(line: int, cells: dict, known_styles, resolve_labels) -> Job:
             error = error or f"seed {cells['seed']!r} is not a whole number from 0 to 4294967295"
     unknown = [s for s in styles or () if not known_styles(s)]
     if unknown:  # a typo in a style would fail every row that has it: the whole manifest is refused
-        raise UsageError(f"line {line}: unknown style {unknown[0]!r} (see `modomo styles`)")
+        raise UsageError(f"line {line}: unknown style {unknown[0]!r}{did_you_mean(unknown[0])} (see `modomo styles`)")
     room = room_name(cells["room"]) if cells.get("room") else None
     if cells.get("room") and room is None:
         error = error or f"room {cells['room']!r}: choose auto or one of {', '.join(ROOMS)}"

@@ -6,8 +6,11 @@ renting a GPU."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
+from pipeline.errors import ImageError
 from pipeline.inputs import imaging
-from pipeline.outputs.names import stems_for
+from pipeline.outputs.names import stems_for, variation_stem
 from pipeline.run.owners import entry_stem
 from pipeline.run.plan import RunPlan
 from pipeline.run.resume import split
@@ -16,27 +19,52 @@ EXAMPLES = 3  # output names shown, per style
 
 
 def problems(plan: RunPlan, refused: list | None = None) -> list[str]:
-    """What would fail before any pixel is made: bad manifest rows, inputs that are not there, names another
-    photo's result holds."""
+    """What would fail before any pixel is made: bad manifest rows, inputs that are not there or do not decode
+    (each local photo is decoded in full, as the run would; R2 objects are known by their listing's headers only),
+    names another photo's result holds."""
     found = [record.error for record in refused or []]
+    local = []
     for item in plan.items:
         if item.job is not None and item.job.error:
             found.append(item.job.error)
-        elif item.path is not None and not item.path.is_file():
-            reason = f"{item.display}: no such file"
-            found.append(item.job.fail(reason) if item.job is not None else reason)
+        elif item.path is not None:
+            local.append(item)
+    with ThreadPoolExecutor(max(1, plan.config.workers)) as pool:
+        found += [reason for reason in pool.map(unreadable, local) if reason]
     return found
 
 
+def unreadable(item) -> str | None:
+    """Why a local input cannot be rendered (missing, unreadable, not a whole picture), as the run says it."""
+    if not item.path.is_file():
+        reason = f"{item.display}: no such file"
+    else:
+        try:
+            imaging.decode(item.read(), item.display)
+            return None
+        except OSError as exc:
+            reason = f"{item.display}: cannot read: {exc.strerror or exc}"
+        except ImageError as exc:
+            reason = f"{item.display}: {exc}"
+    return item.job.fail(reason) if item.job is not None else reason
+
+
 def examples(plan: RunPlan, todo: dict[str, list[str]]) -> list[str]:
-    """A few `input -> output` lines per style, as the run would name them."""
+    """A few `input -> output` lines per style, as the run would name them (each variation's name with
+    --variations)."""
     lines = []
     count = {item: len(plan.styles_for(item)) for item in plan.everything}
     extension = imaging.extension(plan.config.format)
-    for style in [s.name for s in [*plan.config.styles, *plan.config.job_styles]]:
-        stems = stems_for(plan.everything, style, plan.config, count.get)
-        chosen = [item for item in plan.items if style in todo.get(item.identity, [])][:EXAMPLES]
-        lines += [f"{item.display} -> {stems[item]}{extension}" for item in chosen]
+    for style in [*plan.config.styles, *plan.config.job_styles]:
+        stems = stems_for(plan.everything, style.name, plan.config, count.get)
+        chosen = [item for item in plan.items if style.name in todo.get(item.identity, [])][:EXAMPLES]
+        for item in chosen:
+            results = plan.config.variations_for(style, item.job)
+            names = [
+                variation_stem(plan.config, item, style.name, stems[item], n, results) + extension
+                for n in range(1, results + 1)
+            ]
+            lines.append(f"{item.display} -> {names[0]}" + (f" ... {names[-1]}" if len(names) > 1 else ""))
     return lines
 
 
@@ -52,6 +80,16 @@ def replaced(plan: RunPlan, work) -> list[str]:
             if entry is not None and (entry["id"] == item.identity or (item.identity, style) in work.was):
                 lines.append(f"{item.display} ({style}): replaces {entry['outputs'].get('result', stems[item])}")
     return lines
+
+
+def checked(plan: RunPlan) -> str:
+    """How the inputs were checked: local photos decoded in full, R2 objects by their listing's headers only (a full
+    decode would download every one)."""
+    local = sum(item.path is not None for item in plan.items)
+    remote = len(plan.items) - local
+    parts = [f"{local} local photo(s) decoded in full"] if local else []
+    parts += [f"{remote} R2 object(s) checked by their headers only, not downloaded"] if remote else []
+    return "; ".join(parts)
 
 
 def look(plan: RunPlan) -> dict:
@@ -86,6 +124,7 @@ def describe(plan: RunPlan) -> dict:
         "shard": str(plan.shard) if plan.shard else None,
         "examples": examples(plan, todo),
         "problems": problems(plan, [record for record in work.records if record.status == "failed"]),
+        "checked": checked(plan),
         "moved": len(work.moved),
         "replaces": replaced(plan, work),
         **look(plan),
