@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+import time
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -153,25 +155,109 @@ def _bench_sweep(o: BenchCommandOptions, ctx: typer.Context, setup) -> None:
 
 
 def _bench_once(o: BenchCommandOptions, setup) -> None:
-    """One configuration: the stage table, throughput, FLOP/s, cost; optionally against plain diffusers."""
-    from pipeline.bench.bench import BenchOptions, run_bench
+    """One configuration: the stage table, throughput, FLOP/s, cost; optionally against plain diffusers. Without
+    a terminal (no progress bar) each phase gets a line on stderr; the plan and its estimate always do."""
+    from pipeline.bench.bench import BenchOptions, estimate, run_bench
     from pipeline.bench.setup import load_stacks
 
+    bench_options = BenchOptions(o.images, o.warmup, setup.synthetic_size, o.compare_diffusers, o.ablate)
     with RunProgress(None) as bar:
-        stack, reference = load_stacks(setup, o.compare_diffusers, o.compile_models, bar.loading)
-        bench_options = BenchOptions(o.images, o.warmup, setup.synthetic_size, o.compare_diffusers, o.ablate)
+        phases = PhaseLog(not bar.enabled)
+        say(plan_line(o, setup))
+        with phases(f"loading models ({o.models})"):
+            stack, reference = load_stacks(setup, o.compare_diffusers, o.compile_models, bar.loading)
+        guess = estimate(setup.config, stack, bench_options, reference, o.compile_models)
+        say(estimate_line(guess))
         summary = run_bench(
             setup.config,
             stack,
             setup.price,
             bench_options,
-            on_event=bar,
+            on_event=phases.around(bar),
             compiled=o.compile_models,
             reference=reference,
+            phase=phases,
         )
+    summary["estimate"] = guess
     print_bench(summary)
     if o.as_json:
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+
+
+def say(line: str) -> None:
+    """A line on stderr, as it happens (a log file sees it when it is written)."""
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+def plan_line(o: BenchCommandOptions, setup) -> str:
+    """'bench: plan: modomo on 4 synthetic images after 1 warm-up; plain diffusers before and after; ...'."""
+    what = f"{o.images} {'of the photos' if o.inputs else 'synthetic images'}"
+    parts = [f"modomo on {what} after {o.warmup} warm-up, {setup.config.long_side} px, {o.models}"]
+    if o.compare_diffusers:
+        parts.append("plain diffusers on the same images before and after it")
+    if o.ablate:
+        parts.append("modomo again with each shortcut off and with each optional part")
+    if setup.config.style_ref:
+        parts.append("modomo again without the style reference")
+    return "bench: plan: " + "; ".join(parts)
+
+
+def estimate_line(guess: dict) -> str:
+    """The estimate, said to be one: the generate stage's FLOPs over the device's matmul peak."""
+    work = f"{guess['tflop']:.3g} TFLOP of generate work over {sum(r['images'] for r in guess['runs'])} images"
+    if guess["seconds"] is None:
+        return f"bench: estimate: {work}; no time estimate (no known matmul peak for this device)"
+    peaks = ", ".join(f"{tflops:.3g} TFLOP/s {fmt}" for fmt, tflops in guess["peak_tflops"].items())
+    seconds = f"about {guess['seconds']:.0f} s" if guess["seconds"] >= 1 else "under 1 s"
+    return (
+        f"bench: estimate: {seconds} for {work} at {guess['assumed_share']:.0%} of the matmul peak ({peaks}); "
+        "an estimate from FLOPs alone: the other stages are not in it"
+    )
+
+
+class PhaseLog:
+    """`with phases("modomo, 4 images"):` writes 'bench: modomo, 4 images… ' as the phase starts and its seconds
+    as it ends, on one stderr line; a warning printed meanwhile ends the line first, and the time then gets a
+    line of its own. Off (a progress bar shows the run), it writes nothing."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.open = False
+
+    @contextmanager
+    def __call__(self, label: str):
+        if not self.enabled:
+            yield
+            return
+        sys.stderr.write(f"bench: {label}\u2026 ")
+        sys.stderr.flush()
+        self.open, start = True, time.perf_counter()
+        ended = "stopped after"
+        try:
+            yield
+            ended = ""
+        finally:
+            took = f"{ended} {time.perf_counter() - start:.1f} s".strip()
+            say(took if self.open else f"bench: {label}: {took}")
+            self.open = False
+
+    def interrupt(self) -> None:
+        """Something else is about to print: end the open phase line."""
+        if self.open:
+            say("")
+            self.open = False
+
+    def around(self, on_event):
+        """The run's events, each that prints (a warning, a failure) ending the open phase line first."""
+
+        def forward(event: str, **data) -> None:
+            failed = event == "done" and data["record"].status == "failed"
+            if event not in ("start", "stage", "done") or failed:
+                self.interrupt()
+            on_event(event, **data)
+
+        return forward
 
 
 def command_line(options, ctx) -> str:

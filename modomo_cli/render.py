@@ -103,21 +103,13 @@ def print_summary(summary: dict, title: str = "modomo run", unpriced_cost: bool 
     counts = summary["counts"]
     if summary["stages"]:
         console.print(stage_table(summary, title))
-    cost = summary["cost"]
-    cur = cost["currency"]
     made = f" ({counts['results']} results)" if counts.get("results", 0) > counts["ok"] else ""
     photos = summary.get("photos", counts["ok"] + counts["failed"] + counts["skipped"])
     lines = [
         f"jobs        {counts['ok']} ok{made}, {counts['failed']} failed, {counts['skipped']} skipped, from "
         f"{photos} photo{'' if photos == 1 else 's'}",
-        f"model load  {summary['load_seconds']:.1f} s",
-        f"run time    {summary['seconds']:.1f} s, {summary['images_per_minute']:.1f} images/minute",
+        *time_lines(summary, unpriced_cost),
     ]
-    if unpriced_cost or cost["price_per_hour"]:
-        lines.append(
-            f"cost        {cost['per_image']:.5f} {cur}/image, {cost['total']:.4f} {cur} total"
-            f"  (at {cost['price_per_hour']:.4f} {cur}/GPU-hour: {cost['price_source']})"
-        )
     quality = summary.get("quality") or {}
     if quality.get("mean") is not None:
         failed = (
@@ -151,6 +143,27 @@ def print_summary(summary: dict, title: str = "modomo run", unpriced_cost: bool 
         if warning in told:
             continue
         console.print(f"[yellow]warning:[/yellow] {escape(warning)}", soft_wrap=True)
+
+
+def time_lines(summary: dict, unpriced_cost: bool = True) -> list[str]:
+    """Model load, run time with the results made per minute (a job with --variations N makes N), and cost; a run
+    the journal had every job of says so in one line instead of zeros."""
+    counts, cost = summary["counts"], summary["cost"]
+    if counts["skipped"] and not counts["ok"] and not counts["failed"] and not summary.get("stopped"):
+        jobs = counts["skipped"]
+        return [f"nothing to do: {jobs} job{'' if jobs == 1 else 's'} already done"]
+    per_minute = summary.get("results_per_minute", summary["images_per_minute"])
+    lines = [
+        f"model load  {summary['load_seconds']:.1f} s",
+        f"run time    {summary['seconds']:.1f} s, {per_minute:.1f} results/minute",
+    ]
+    if unpriced_cost or cost["price_per_hour"]:
+        cur = cost["currency"]
+        lines.append(
+            f"cost        {cost['per_image']:.5f} {cur}/image, {cost['total']:.4f} {cur} total"
+            f"  (at {cost['price_per_hour']:.4f} {cur}/GPU-hour: {cost['price_source']})"
+        )
+    return lines
 
 
 def index_lines(summary: dict) -> list[str]:
@@ -304,25 +317,46 @@ def print_cost_projection(summary: dict) -> None:
     console.print(table)
 
 
-def print_vs_diffusers(summary: dict) -> None:
-    """modomo against plain diffusers (in the run's format, and in fp32 when the run is not): the generate stage,
-    the whole run, and how far the images differ."""
+def one_way(ratio: float, than: str) -> str:
+    """A time ratio (ours over theirs) read one way: '1.18x faster than X', '1.25x slower than X', 'as fast as
+    X'; the factor is never below 1, so 'faster' comes only with ours taking less time."""
+    if ratio <= 0 or ratio != ratio:
+        return f"no figure against {than}"
+    factor = 1 / ratio if ratio < 1 else ratio
+    if f"{factor:.2f}" == "1.00":
+        return f"as fast as {than}"
+    return f"{factor:.2f}x {'faster' if ratio < 1 else 'slower'} than {than}"
+
+
+def ratio_lines(summary: dict) -> list[str]:
+    """modomo against each plain diffusers baseline: the generate stage, the whole run, then how far the images
+    differ, each on its own line and each ratio read the same way (one_way)."""
     fast = summary["settings"].get("fast")
-    difference = "fast against standard settings" if fast else "largest pixel difference"
+    lines = []
     for key in ("diffusers", "diffusers_fp32"):
         base = summary.get(key)
         if not base:
             continue
-        psnr = f", PSNR {base['psnr_db']:.1f} dB" if base.get("psnr_db") and not fast else ""
-        console.print(
-            f"vs diffusers  generate {base['generate_ratio']:.2f}x the time of plain diffusers in "
-            f"{base.get('dtype', summary['speed']['dtype'])} per image "
-            f"({summary['stages']['generate']['mean']:.3f} s vs {base['generate_seconds_per_image']:.3f} s"
-            f"{', the style at its standard settings' if fast else ''}), "
-            f"whole run {base['speedup_images_per_second']:.2f}x the images/s, "
-            f"{difference} {base['max_pixel_difference']}{psnr}",
-            soft_wrap=True,
+        than = f"plain diffusers in {base.get('dtype', summary['speed']['dtype'])}"
+        settings = ", the style at its standard settings" if fast else ""
+        ours, theirs = summary["stages"]["generate"]["mean"], base["generate_seconds_per_image"]
+        lines.append(
+            f"vs diffusers  generate {one_way(base['generate_ratio'], than)} "
+            f"({ours:.3f} s against {theirs:.3f} s per image{settings})"
         )
+        speedup = base.get("speedup_images_per_second")
+        if speedup:
+            lines.append(f"vs diffusers  whole run {one_way(1 / speedup, than)} (images/s)")
+        psnr = f", PSNR {base['psnr_db']:.1f} dB" if base.get("psnr_db") and not fast else ""
+        difference = "fast against standard settings" if fast else "largest pixel difference"
+        lines.append(f"vs diffusers  {difference} {base['max_pixel_difference']}{psnr} ({than})")
+    return lines
+
+
+def print_vs_diffusers(summary: dict) -> None:
+    """modomo against plain diffusers (in the run's format, and in fp32 when the run is not), a line per ratio."""
+    for line in ratio_lines(summary):
+        console.print(line, soft_wrap=True, markup=False)
 
 
 def print_projection(projection: dict | None) -> None:

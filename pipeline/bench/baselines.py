@@ -9,6 +9,8 @@ from fp32 sees, and the one that isolates modomo's own work.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -26,6 +28,17 @@ from pipeline.run.result import RunResult
 from pipeline.run.runner import Runner
 from pipeline.stages.offload import restore_placement
 from pipeline.stages.timing import summarise
+
+# A timed phase's announcement: `with phase("modomo, 4 images"):` around it. The bench's own default tells no one.
+Phase = Callable[[str], AbstractContextManager]
+
+
+def quiet(label: str) -> AbstractContextManager:
+    return nullcontext()
+
+
+def images(count: int) -> str:
+    return f"{count} image{'' if count == 1 else 's'}"
 
 
 def timed_run(config: RunConfig, stack: ModelStack, items: list[Item], out: Path, on_event=None) -> RunResult:
@@ -54,14 +67,25 @@ def warmup_sets(items: list[Item], warmup: int, batch_size: int, compiled: bool)
 
 
 def warm_then_time(
-    config: RunConfig, stack: ModelStack, items: list[Item], warm: list[list[Item]], out: Path, on_event=None
+    config: RunConfig,
+    stack: ModelStack,
+    items: list[Item],
+    warm: list[list[Item]],
+    out: Path,
+    on_event=None,
+    phase: Phase = quiet,
+    label: str = "modomo",
 ) -> tuple[RunResult, float]:
-    """Warm the path up (untimed), then time it; (result, warm-up seconds)."""
+    """Warm the path up (untimed), then time it; (result, warm-up seconds). Each part is a `phase` named by
+    `label` ('modomo warm-up, 1 image', then 'modomo, 4 images')."""
     start = time.perf_counter()
-    for k, subset in enumerate(warm):
-        timed_run(config, stack, subset, out / f"warmup-{k}")
+    if warm:
+        with phase(f"{label} warm-up, {images(sum(map(len, warm)))}"):
+            for k, subset in enumerate(warm):
+                timed_run(config, stack, subset, out / f"warmup-{k}")
     warmup_seconds = time.perf_counter() - start
-    return timed_run(config, stack, items, out / "timed", on_event), warmup_seconds
+    with phase(f"{label}, {images(len(items))}"):
+        return timed_run(config, stack, items, out / "timed", on_event), warmup_seconds
 
 
 def generate_mean(result: RunResult) -> float:
@@ -122,6 +146,7 @@ class Baselines:
     compiled: bool
     scratch: Path
     switch: object = None  # a FastSwitch: fast mode is compared with the standard model and settings
+    phase: Phase = quiet
 
     def __post_init__(self):
         self.runs: dict[str, list[RunResult]] = {name: [] for name in self.stacks}
@@ -132,11 +157,14 @@ class Baselines:
             self.switch.to_standard()
         for name, stack in self.stacks.items():
             out = self.scratch / f"{name}-{phase}"
+            label = f"plain diffusers in {name_of(stack.dtype)} ({phase} modomo)"
             if phase == "before":
                 warm = warmup_sets(self.items, self.warmup, 1, self.compiled)
-                self.runs[name].append(warm_then_time(self.config, stack, self.items, warm, out)[0])
+                timed = warm_then_time(self.config, stack, self.items, warm, out, phase=self.phase, label=label)
+                self.runs[name].append(timed[0])
             else:
-                self.runs[name].append(timed_run(self.config, stack, self.items, out))
+                with self.phase(f"{label}, {images(len(self.items))}"):
+                    self.runs[name].append(timed_run(self.config, stack, self.items, out))
         if self.switch:
             self.switch.to_fast()
 
@@ -156,9 +184,10 @@ def baselines_for(
     compiled: bool,
     scratch: Path,
     switch=None,
+    phase: Phase = quiet,
 ) -> Baselines:
     """The baselines of a bench run: fast mode is compared with plain diffusers at the style's standard
     settings (the model unfused)."""
     plain = replace(config, engine="diffusers", fast=None if switch else config.fast)
     stacks = {"diffusers": stack, **({"diffusers_fp32": reference} if reference is not None else {})}
-    return Baselines(plain, stacks, items, warmup, compiled, scratch, switch)
+    return Baselines(plain, stacks, items, warmup, compiled, scratch, switch, phase)

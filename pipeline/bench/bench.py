@@ -17,12 +17,21 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from pipeline.bench.baselines import baselines_for, generate_mean, sanity_mean, warm_then_time, warmup_sets
+from pipeline.bench.baselines import (
+    Phase,
+    baselines_for,
+    generate_mean,
+    quiet,
+    sanity_mean,
+    warm_then_time,
+    warmup_sets,
+)
 from pipeline.bench.flops import forward_flops, per_image
 from pipeline.config import RunConfig
 from pipeline.frames import Item
 from pipeline.inputs.sources import collect_inputs
 from pipeline.models.load import ModelStack
+from pipeline.models.precision import name_of
 from pipeline.models.precision import report as precision_report
 from pipeline.run.cost import Price, lookup
 from pipeline.run.result import RunResult
@@ -116,10 +125,11 @@ def run_bench(
     on_event=None,
     compiled: bool = False,
     reference: ModelStack | None = None,
+    phase: Phase = quiet,
 ) -> dict:
     """Warm up, time the run, optionally time plain diffusers (in the run's format, and in fp32 on `reference`)
     and each shortcut switched off; one summary. Every timed path has its own warm-up, so with --compile none of
-    them times a compilation."""
+    them times a compilation; each warm-up and timed run is a `phase`."""
     config = replace(config, resume=False, overwrite=True)
     with tempfile.TemporaryDirectory(prefix="modomo-bench-") as scratch:
         scratch = Path(scratch)
@@ -130,7 +140,7 @@ def run_bench(
         warm = warmup_sets(items, options.warmup, config.batch_size, compiled)
         switch = fast_switch(config, stack)
         plain = (
-            baselines_for(config, stack, reference, items, options.warmup, compiled, scratch, switch)
+            baselines_for(config, stack, reference, items, options.warmup, compiled, scratch, switch, phase)
             if options.compare_diffusers
             else None
         )
@@ -138,7 +148,7 @@ def run_bench(
             plain.time("before")
         if switch:
             switch.to_fast()
-        result, warmup_seconds = warm_then_time(config, stack, items, warm, scratch / "modomo", on_event)
+        result, warmup_seconds = warm_then_time(config, stack, items, warm, scratch / "modomo", on_event, phase)
         peak_gpu = torch.cuda.max_memory_allocated(stack.device) if stack.device.type == "cuda" else None
         summary = summarise_bench(config, stack, price, result)
         # torch.compile works during the first calls: what the warm-up took beyond steady-state speed.
@@ -157,39 +167,59 @@ def run_bench(
             summary.update(plain.summary(result))
         if config.fast:
             summary["projection"] = seed_projection(config, stack, price)
-        if options.ablate:
-            summary["ablation"] = ablation(config, stack, items, warm, scratch, generate_mean(result))
-            summary["parts"] = parts_cost(config, stack, items, warm, scratch, result)
-        if config.style_ref:
-            summary.setdefault("parts", {})["style_ref"] = reference_cost(config, stack, items, warm, scratch, result)
+        summary.update(extra_runs(config, stack, Timed(items, warm, scratch, phase), options.ablate, result))
     return summary
 
 
-def reference_cost(config: RunConfig, stack: ModelStack, items: list[Item], warm: list, scratch: Path, result) -> dict:
+@dataclass(frozen=True)
+class Timed:
+    """What every extra timed path shares: the images, their warm-up, a scratch folder, how a phase is told."""
+
+    items: list[Item]
+    warm: list
+    scratch: Path
+    phase: Phase = quiet
+
+    def run(self, config: RunConfig, stack: ModelStack, name: str, label: str):
+        out = self.scratch / name
+        return warm_then_time(config, stack, self.items, self.warm, out, phase=self.phase, label=label)[0]
+
+
+def extra_runs(config: RunConfig, stack: ModelStack, timed: Timed, ablate: bool, result) -> dict:
+    """--ablate's runs (each shortcut off; the optional parts) and a style reference's cost, as summary fields."""
+    found = {}
+    if ablate:
+        found["ablation"] = ablation(config, stack, timed, generate_mean(result))
+        found["parts"] = parts_cost(config, stack, timed, result)
+    if config.style_ref:
+        found.setdefault("parts", {})["style_ref"] = reference_cost(config, stack, timed, result)
+    return found
+
+
+def reference_cost(config: RunConfig, stack: ModelStack, timed: Timed, result) -> dict:
     """What following a reference costs per image: generate with it (its image encoding, once per run, included)
     against the same run, same models, without it."""
-    without, _ = warm_then_time(replace(config, style_ref=None), stack, items, warm, scratch / "no-reference")
+    without = timed.run(replace(config, style_ref=None), stack, "no-reference", "modomo without the style reference")
     on, off = stage_mean(result, ("generate",)), stage_mean(without, ("generate",))
     return {"with": on, "without": off, "seconds_per_image": on - off, "ratio": on / off if off else None}
 
 
-def parts_cost(config: RunConfig, stack: ModelStack, items: list[Item], warm: list, scratch: Path, result) -> dict:
+def parts_cost(config: RunConfig, stack: ModelStack, timed: Timed, result) -> dict:
     """What the optional parts cost per image: the lines control (edges + generate, against the same run without
     it) and the scene segmentation stage (its own time, in a run that keeps the architecture)."""
     from pipeline.stages.parts import ARCHITECTURE_SET
 
     found = {}
     if "lines" in config.generate_settings().controls:
-        without, _ = warm_then_time(replace(config, lines_off="ablated"), stack, items, warm, scratch / "no-lines")
+        without = timed.run(replace(config, lines_off="ablated"), stack, "no-lines", "modomo without the lines control")
         on, off = stage_mean(result, ("edges", "generate")), stage_mean(without, ("edges", "generate"))
         found["lines"] = {"with": on, "without": off, "seconds_per_image": on - off}
     if stack.segmenter is not None:
-        kept, _ = warm_then_time(
+        kept = timed.run(
             replace(config, preserve={*config.preserve, *ARCHITECTURE_SET}),
             stack,
-            items,
-            warm,
-            scratch / "architecture",
+            "architecture",
+            "modomo keeping the architecture",
         )
         found["scene"] = {
             "seconds_per_image": stage_mean(kept, ("scene",)),
@@ -204,13 +234,12 @@ def stage_mean(result, stages: tuple[str, ...]) -> float:
     return float(np.mean(done)) if done else float("nan")
 
 
-def ablation(config: RunConfig, stack: ModelStack, items: list[Item], warm: list, scratch: Path, all_on: float):
+def ablation(config: RunConfig, stack: ModelStack, timed: Timed, all_on: float):
     """The generate stage with each shortcut switched off in turn."""
     found = {"all": all_on}
     for name in ABLATIONS:
         ablated = replace(config, speed=replace(config.speed, **{name: False}))
-        run, _ = warm_then_time(ablated, stack, items, warm, scratch / f"no-{name}")
-        found[f"without {name}"] = generate_mean(run)
+        found[f"without {name}"] = generate_mean(timed.run(ablated, stack, f"no-{name}", f"modomo without {name}"))
     return found
 
 
@@ -295,3 +324,66 @@ def summarise_bench(config: RunConfig, stack: ModelStack, price: Price, result: 
         },
     )
     return summary
+
+
+# The share of the matmul peak the generate stage reaches, for the estimate before a run: the recorded CPU runs
+# reached 50-59 % of the measured peak (docs/benchmarking.md); a GPU's datasheet peak is further out of reach.
+ASSUMED_SHARE = {"cpu": 0.5, "cuda": 0.25}
+
+
+def estimate(
+    config: RunConfig,
+    stack: ModelStack,
+    options: BenchOptions,
+    reference: ModelStack | None = None,
+    compiled: bool = False,
+) -> dict:
+    """What the bench will time, and an estimate of how long its generate work takes: each path's images (its
+    warm-up included) times the FLOPs per image (flops.py) over the matmul peak (peak.py on a CPU, the price
+    table's on a GPU) at ASSUMED_SHARE; the other stages and the model load are not in it. `seconds` is None
+    where the device has no known peak."""
+    width, height = options.synthetic_size
+    if config.inputs:  # photos' sizes are read later: the square is the largest they can be
+        width = height = config.long_side
+    from pipeline.inputs.imaging import fit_size
+
+    width, height = fit_size(width, height, config.long_side)
+    forward = forward_flops(stack.pipe, height, width)
+    ours = per_image(forward, config.generate_settings(), config.speed)["modomo"]
+    count = options.images
+    warmed = count + sum(map(len, warmup_sets(list(range(count)), options.warmup, config.batch_size, compiled)))
+    runs = [("modomo", warmed, ours, stack)]
+    if options.compare_diffusers:
+        theirs = per_image(forward, replace(config, fast=None).generate_settings(), config.speed)["diffusers"]
+        plain = 2 * count + sum(map(len, warmup_sets(list(range(count)), options.warmup, 1, compiled)))
+        runs += [(f"plain diffusers in {name_of(s.dtype)}", plain, theirs, s) for s in (stack, reference) if s]
+    if options.ablate:
+        for name in ABLATIONS:
+            off = per_image(forward, config.generate_settings(), replace(config.speed, **{name: False}))["modomo"]
+            runs.append((f"modomo without {name}", warmed, off, stack))
+        runs.append(("modomo's optional parts", warmed * 2, ours, stack))
+    if config.style_ref:
+        runs.append(("modomo without the style reference", warmed, ours, stack))
+    share = ASSUMED_SHARE.get(stack.device.type, ASSUMED_SHARE["cuda"])
+    peaks = {name_of(s.dtype): peak_tflops(s) for *_, s in runs}
+    known = all(peaks.values())
+    seconds = sum(n * flops / (peaks[name_of(s.dtype)] * 1e12 * share) for _, n, flops, s in runs) if known else None
+    return {
+        "runs": [{"what": what, "images": n, "tflop": n * flops / 1e12} for what, n, flops, _ in runs],
+        "image_size": [width, height],
+        "tflop": sum(n * flops for _, n, flops, _ in runs) / 1e12,
+        "peak_tflops": peaks,
+        "assumed_share": share,
+        "seconds": seconds,
+    }
+
+
+def peak_tflops(stack: ModelStack) -> float | None:
+    """The matmul peak the estimate divides by: this CPU's measured one in the stack's format, a GPU's from
+    the price table (measured where recorded, else its datasheet's)."""
+    if stack.device.type == "cpu":
+        from pipeline.bench.peak import cpu_peak_tflops
+
+        return cpu_peak_tflops(stack.dtype)["tflops"]
+    info = device_info(stack.device)
+    return info.get("measured_tflops") or info.get("peak_tflops")

@@ -19,8 +19,11 @@ from pipeline.errors import ImageError
 # Phones save HEIC by default; registered before IMAGE_SUFFIXES is computed so folders list .heic/.heif too.
 register_heif_opener()
 
+# zlib level 3, not Pillow's 6: a 4032x3024 result encodes about twice as fast for a few percent more bytes
+# (benchmarks/README.md, "PNG compression level"; tests/run/test_figures.py checks results are written at it).
+PNG_COMPRESS_LEVEL = 3
 _FORMATS = {
-    "png": ("PNG", "image/png", ".png", {"optimize": False}),
+    "png": ("PNG", "image/png", ".png", {"optimize": False, "compress_level": PNG_COMPRESS_LEVEL}),
     "jpeg": ("JPEG", "image/jpeg", ".jpg", {"quality": 92}),
     "webp": ("WEBP", "image/webp", ".webp", {"quality": 90}),
 }

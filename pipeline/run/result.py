@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from pipeline.outputs.records import ImageRecord
 from pipeline.run.cost import Price
 from pipeline.stages.timing import summarise
+
+_ROW = re.compile(r"#[0-9a-f]{12}$")  # a manifest row's digest on its input's identity (pipeline.frames.Item)
+
+
+def photo_of(record: ImageRecord) -> str:
+    """The input file or URI a job restyles, whichever manifest row named it: two rows of one photo are one."""
+    return _ROW.sub("", record.id)
 
 
 @dataclass
@@ -58,14 +66,17 @@ class RunResult:
             },
             "settings": self.settings,
             "counts": self.counts,
-            "photos": len({r.id for r in self.records}),  # the jobs' distinct inputs
+            "photos": len({photo_of(r) for r in self.records}),  # distinct input files/URIs, not jobs or rows
             "stopped": self.stopped,
             "oom": self.oom,
             "batching": self.batching,
             "styles": {"names": self.settings.get("styles", []), "shared_seconds_saved": self.shared_seconds_saved},
             "seconds": self.seconds,
             "load_seconds": self.load_seconds,
+            # images_per_minute: jobs done (a photo in a style) per minute, as recorded benchmarks read it;
+            # results_per_minute: the files made (a job with --variations N makes N) per minute.
             "images_per_minute": 60.0 * len(done) / self.seconds if self.seconds > 0 else 0.0,
+            "results_per_minute": 60.0 * self.counts["results"] / self.seconds if self.seconds > 0 else 0.0,
             "cost": {
                 "currency": self.price.currency if self.price else "USD",
                 "price_per_hour": self.price.per_hour if self.price else 0.0,

@@ -99,7 +99,7 @@ def test_summary_shape_and_numbers(run):
 
 def test_table_is_printed_on_stderr(run):
     _, _, result = run
-    for word in ("generate", "p95", "share", "model load", "images/minute", "GBP/image"):
+    for word in ("generate", "p95", "share", "model load", "results/minute", "GBP/image"):
         assert word in result.stderr
 
 
