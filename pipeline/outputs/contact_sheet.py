@@ -2,8 +2,9 @@
 
 One row per job (an input in one style), in the records' order, so the styles of an input sit on adjacent
 rows: the input, then each result of the job best first, labelled with style, variation and quality, and
-the input's key above the row. A failed job's row carries its error instead of results. A page holds
-ROWS_PER_PAGE rows; later pages are contact-sheet-2.jpg, contact-sheet-3.jpg, ...
+the input's key above the row, every title of a page at one size. A failed job's row shows a card a client
+reads instead of results (`not rendered (photo unreadable)`: outputs.reasons; the full reason is in the report
+and the index). A page holds ROWS_PER_PAGE rows; later pages are contact-sheet-2.jpg, contact-sheet-3.jpg, ...
 
 A job styled by a reference image shows it after the input ("reference", or "anchor result" for a room set's
 photo styled by its anchor's result), in a column the whole sheet keeps for it. A room set's rows are adjacent
@@ -28,6 +29,7 @@ from pipeline.errors import ImageError, ModomoError
 from pipeline.inputs import imaging
 from pipeline.outputs.fonts import font
 from pipeline.outputs.provenance import packet, sheet_description
+from pipeline.outputs.reasons import not_rendered
 from pipeline.outputs.report import variations
 
 NAME = "contact-sheet"
@@ -185,13 +187,16 @@ def fit_text(draw: ImageDraw.ImageDraw, text: str, face, width: int) -> str:
 
 
 def wrap(draw: ImageDraw.ImageDraw, text: str, face, width: int, lines: int) -> list[str]:
-    """Word-wrapped lines within `width`, at most `lines` of them, the last one cut with an ellipsis."""
+    """Word-wrapped lines within `width` (a newline in the text starts a line), at most `lines` of them, the last
+    one cut with an ellipsis."""
     out: list[str] = []
-    for word in " ".join(str(text).split()).split(" "):
-        if out and draw.textlength(f"{out[-1]} {word}", font=face) <= width:
-            out[-1] = f"{out[-1]} {word}"
-        else:
-            out.append(word)
+    for paragraph in str(text).split("\n"):
+        out.append("")
+        for word in paragraph.split():
+            if out[-1] and draw.textlength(f"{out[-1]} {word}", font=face) > width:
+                out.append(word)
+            else:
+                out[-1] = f"{out[-1]} {word}".strip()
     if len(out) > lines:
         out = out[: lines - 1] + [out[lines - 1] + " " + " ".join(out[lines:])]
     return [fit_text(draw, line, face, width) for line in out]
@@ -231,7 +236,7 @@ def key_line(record: dict, shown: int, total: int) -> str:
     if record.get("set"):
         parts.insert(0, f"Room set {record['set']}" + (" — anchor" if record.get("anchor") else ""))
     if record.get("status") == "failed":
-        parts.append("failed")
+        parts.append("not rendered")
     if total > shown:
         parts.append(f"{total - shown} more not shown")
     return "  ·  ".join(parts)
@@ -246,20 +251,36 @@ def fitting_font(draw: ImageDraw.ImageDraw, text: str, width: int, size: int, sm
     return font(smallest, True)
 
 
-def row_title(draw: ImageDraw.ImageDraw, line: str, width: int):
-    """A row's title and its face: shrunk to fit, cut only past the smallest size."""
-    face = fitting_font(draw, line, width, KEY_SIZE)
+def row_title(draw: ImageDraw.ImageDraw, line: str, width: int, size: int = KEY_SIZE):
+    """A row's title and its face: at the page's title size (`title_size`), cut only past the smallest size."""
+    face = fitting_font(draw, line, width, size)
     return fit_text(draw, line, face, width), face
 
 
+def title_size(draw: ImageDraw.ImageDraw, records: list[dict], grid: Layout) -> int:
+    """One size for every row title of a page: the largest in which each fits (a long one shrinks them all)."""
+    sizes = []
+    for record in records:
+        results = variations(record) if record.get("status") != "failed" else []
+        line = key_line(record, min(len(results), grid.columns - grid.first_result), len(results))
+        sizes.append(getattr(fitting_font(draw, line, grid.width - 2 * MARGIN, KEY_SIZE), "size", KEY_SIZE))
+    return min(sizes, default=KEY_SIZE)
+
+
 def draw_row(
-    canvas: Image.Image, row: int, record: dict, grid: Layout, sink, read_input: Callable[[dict], bytes | None]
+    canvas: Image.Image,
+    row: int,
+    record: dict,
+    grid: Layout,
+    sink,
+    read_input: Callable[[dict], bytes | None],
+    size: int = KEY_SIZE,
 ) -> None:
     """One job: key above, then the input and each result (or the error) with labels below."""
     draw = ImageDraw.Draw(canvas)
     results = variations(record) if record.get("status") != "failed" else []
     shown = results[: grid.columns - grid.first_result]
-    text, face = row_title(draw, key_line(record, len(shown), len(results)), grid.width - 2 * MARGIN)
+    text, face = row_title(draw, key_line(record, len(shown), len(results)), grid.width - 2 * MARGIN, size)
     top = grid.row_top(row) + KEY_SIZE - getattr(face, "size", KEY_SIZE)  # a smaller face keeps the line's foot
     draw.text((MARGIN, top), text, fill=BAD if record.get("status") == "failed" else INK, font=face)
     box = grid.cell_box(row, 0)
@@ -268,7 +289,7 @@ def draw_row(
     if grid.reference and reference_preview(record):
         draw_reference(canvas, row, record, grid, sink)
     if record.get("status") == "failed":
-        draw_error(draw, record, row, grid)
+        draw_error(canvas, record, row, grid)
         return
     if not shown:
         draw_cell(canvas, grid.cell_box(row, grid.first_result), None, "no result")
@@ -304,20 +325,16 @@ def draw_set_bars(draw: ImageDraw.ImageDraw, records: list[dict], grid: Layout) 
         start = row
 
 
-def draw_error(draw: ImageDraw.ImageDraw, record: dict, row: int, grid: Layout) -> None:
-    """A failed job's reason, across the space its results would take."""
+def draw_error(canvas: Image.Image, record: dict, row: int, grid: Layout) -> None:
+    """A failed job's card where its result would be: `not rendered (photo unreadable)`, in words a client reads
+    (the full reason is in the report and the index)."""
     left, top, _, bottom = grid.cell_box(row, grid.first_result)
-    width = grid.width - MARGIN - left
-    face = font(LABEL_SIZE + 2)
-    lines = wrap(
-        draw,
-        f"failed: {record.get('error') or 'no reason given'}",
-        face,
-        width,
-        max(1, (bottom - top) // (LABEL_SIZE + 10)),
-    )
+    right, draw, face = grid.width - MARGIN, ImageDraw.Draw(canvas), font(LABEL_SIZE)
+    draw.rectangle((left, top, right, bottom), fill=PLACEHOLDER)
+    lines = wrap(draw, not_rendered(record.get("error")).replace(" (", "\n("), face, right - left - 16, 3)
+    middle = (top + bottom) // 2 - (len(lines) - 1) * (LABEL_SIZE + 8) // 2
     for i, line in enumerate(lines):
-        draw.text((left, top + i * (LABEL_SIZE + 10)), line, fill=BAD, font=face)
+        draw.text(((left + right) // 2, middle + i * (LABEL_SIZE + 8)), line, fill=INK, font=face, anchor="mm")
 
 
 def render_page(
@@ -333,17 +350,17 @@ def render_page(
     """One page: a header line, then a row per job."""
     canvas = Image.new("RGB", (grid.width, grid.height(len(records))), PAPER)
     draw = ImageDraw.Draw(canvas)
-    header = f"modomo contact sheet  ·  jobs {first + 1}–{first + len(records)} of {total}  ·  page {page} of {pages}"
-    draw.text(
-        (MARGIN, MARGIN),
-        fit_text(draw, header, font(HEADER_SIZE, True), grid.width - 2 * MARGIN),
-        fill=INK,
-        font=font(HEADER_SIZE, True),
-    )
+    count = f"jobs {first + 1}–{first + len(records)} of {total}  ·  page {page} of {pages}"
+    header, width = f"modomo contact sheet  ·  {count}", grid.width - 2 * MARGIN
+    face = fitting_font(draw, header, width, HEADER_SIZE)
+    if draw.textlength(header, font=face) > width:  # never cut: the count is what a reader needs
+        header, face = count, fitting_font(draw, count, width, HEADER_SIZE)
+    draw.text((MARGIN, MARGIN), header, fill=INK, font=face)
     rule = grid.header_h - GAP
     draw.line((MARGIN, rule, grid.width - MARGIN, rule), fill=PLACEHOLDER, width=2)
+    size = title_size(draw, records, grid)
     for row, record in enumerate(records):
-        draw_row(canvas, row, record, grid, sink, read_input)
+        draw_row(canvas, row, record, grid, sink, read_input, size)
     draw_set_bars(draw, records, grid)
     return canvas
 

@@ -142,7 +142,7 @@ def test_row_titles_carry_no_internal_state():
 
     assert key_line({"key": "bed/room.jpg", "style": "boho", "status": "skipped"}, 1, 1) == "bed/room.jpg  ·  boho"
     assert key_line({"key": "bed/room.jpg", "style": "boho", "status": "ok"}, 1, 1) == "bed/room.jpg  ·  boho"
-    assert key_line({"key": "x.jpg", "style": "boho", "status": "failed"}, 0, 0) == "x.jpg  ·  boho  ·  failed"
+    assert key_line({"key": "x.jpg", "style": "boho", "status": "failed"}, 0, 0) == "x.jpg  ·  boho  ·  not rendered"
 
 
 def test_long_titles_shrink_instead_of_being_cut():
@@ -157,26 +157,60 @@ def test_long_titles_shrink_instead_of_being_cut():
     assert row_title(draw, "room.jpg  ·  boho", 2360)[1].size == KEY_SIZE
 
 
-def test_failed_job_gets_a_row_with_its_error(sink):
-    records = [
-        job(sink, 0),
-        {
-            "key": "rooms/broken.jpg",
-            "style": "boho",
-            "status": "failed",
-            "error": "truncated or corrupt image: broken data stream",
-            "outputs": {},
-            "variations": [],
-        },
-    ]
+def drawn_text(monkeypatch) -> list[tuple[str, int]]:
+    """Every text drawn on a sheet, with its face's size."""
+    from PIL import ImageDraw
+
+    drawn: list[tuple[str, int]] = []
+    original = ImageDraw.ImageDraw.text
+
+    def text(self, xy, content, *args, **kwargs):
+        drawn.append((str(content), getattr(kwargs.get("font"), "size", 0)))
+        return original(self, xy, content, *args, **kwargs)
+
+    monkeypatch.setattr(ImageDraw.ImageDraw, "text", text)
+    return drawn
+
+
+def failed(key: str, error: str) -> dict:
+    return {"key": key, "style": "boho", "status": "failed", "error": error, "outputs": {}, "variations": []}
+
+
+def test_a_failed_job_is_a_card_a_client_reads(sink, monkeypatch):
+    drawn = drawn_text(monkeypatch)
+    long = "manifest line 7: --preserve toilet, bathtub, stairs, fireplace: the keep mask covers the whole photo"
+    records = [job(sink, 0), failed("rooms/broken.jpg", "truncated or corrupt image: broken data stream")]
+    records.append(failed("rooms/x.jpg", "room 'moon base': choose auto or one of bedroom, kitchen"))
+    records.append(failed("rooms/y.jpg", long))
     [path] = write_contact_sheet(records, sink, inputs)
     pixels, grid = sheet(Path(path)), layout(records)
     assert close(centre(pixels, grid.cell_box(1, 0)), INPUT)  # the input is still shown
-    left, top, _, bottom = grid.cell_box(1, 1)
-    region = pixels[top:bottom, left : grid.width - 60]
-    red = (region[..., 0] > 140) & (region[..., 1] < 110) & (region[..., 2] < 110)
-    assert red.sum() > 200  # the error, in red, where the results would be
-    assert not close(centre(pixels, grid.cell_box(1, 1)), VARIATION_COLOURS[0])
+    left, top, _, bottom = grid.cell_box(1, grid.first_result)
+    card = pixels[top:bottom, left : grid.width - 60].reshape(-1, 3)
+    assert (np.abs(card.astype(int) - (200, 198, 194)).sum(axis=1) < 6).mean() > 0.9  # one grey card, no result
+    texts = [text for text, _ in drawn]
+    cards = [f"{a} {b}" for a, b in zip(texts, texts[1:], strict=False) if a == "not rendered"]
+    assert "not rendered (photo unreadable)" in cards and "not rendered (unknown room)" in cards
+    assert "not rendered (nothing left to restyle)" in cards
+    assert not any("corrupt" in text or "toilet" in text or "…" in text for text in texts)  # no raw, no cut error
+    drawn.clear()
+    write_contact_sheet([job(sink, 0, variations=1), records[1]], sink, inputs)  # one result column: the card wraps
+    assert "(photo unreadable)" in [text for text, _ in drawn] and not any("…" in text for text, _ in drawn)
+
+
+def test_the_title_is_never_cut_and_every_row_heading_is_one_size(sink, monkeypatch):
+    drawn = drawn_text(monkeypatch)
+    records = [job(sink, n) for n in range(3)]
+    records[1] = {**records[1], "key": "catalogue/2026/spring/" * 3 + "living-room-with-a-long-name.jpg"}
+    [path] = write_contact_sheet(records, sink, inputs)
+    titles = [(text, size) for text, size in drawn if text.startswith(("rooms/", "catalogue/"))]
+    assert len(titles) == 3 and len({size for _, size in titles}) == 1  # the long one shrinks them all
+    assert 14 <= titles[0][1] < 28 and not any("…" in text for text, _ in titles)
+    header = next(text for text, _ in drawn if "jobs 1–3 of 3" in text)
+    assert "…" not in header
+    drawn.clear()
+    write_contact_sheet([job(sink, 0, variations=1)], sink, inputs)  # a narrow sheet: the header shrinks, never cut
+    assert any(text.endswith("jobs 1–1 of 1  ·  page 1 of 1") and "…" not in text for text, _ in drawn)
 
 
 def test_missing_or_broken_input_gets_a_placeholder(sink):
