@@ -148,6 +148,7 @@ KEYS = {  # the keys each table of a style file may hold, by the table's dotted 
         "fidelity",
         "style_ref",
         "style_ref_scale",
+        "extends",
     ),
     "controls": ("depth", "canny", "lines"),
     "controls.depth": CONTROL_KEYS,
@@ -176,9 +177,59 @@ def check_keys(table: dict, file: Path, where: str = "") -> None:
             check_keys(value, file, field)
 
 
-def parse_style(data: dict, file: Path) -> Style:
-    """Validate a parsed style table; every problem names the file and the field."""
+# What a style file leaves out (without `extends`): a control left out is off (scale 0).
+DEFAULTS = {
+    "description": "",
+    "prompt": "a {room}, interior design photograph, high detail",
+    "negative_prompt": "lowres, blurry, distorted, deformed furniture, warped walls, watermark, text",
+    "guidance_scale": 7.5,
+    "steps": 20,
+}
+CONTROL_DEFAULTS = {"scale": 1.0, "start": 0.0, "end": 1.0}
+CANNY_DEFAULTS = {"low_threshold": 100, "high_threshold": 200}
+OFF = {"scale": 0.0, "start": 0.0, "end": 1.0}
+
+
+def merged(base: dict, over: dict) -> dict:
+    """`over` on top of `base`, table by table (a table in both is merged key by key)."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def with_defaults(data: dict, file: Path) -> dict:
+    """A style file's table with what it leaves out filled in: from the built-in style it `extends` (the file's
+    own keys win, table by table), else from DEFAULTS; its name defaults to the file's name. Unknown keys refused."""
     check_keys(data, file)
+    data = dict(data)
+    parent = data.pop("extends", None)
+    if parent is not None:
+        if not isinstance(parent, str) or style_name(parent) is None:
+            raise StyleError(
+                f"{file}: field 'extends' must name a built-in style{did_you_mean(str(parent))}, got {parent!r}; "
+                f"choose one of: {', '.join(list_styles())}"
+            )
+        base = tomllib.loads((STYLE_DIR / f"{style_name(parent)}.toml").read_text(encoding="utf-8"))
+        data = merged({k: v for k, v in base.items() if k != "name"}, data)
+    data.setdefault("name", file.stem)
+    for key, value in DEFAULTS.items():
+        data.setdefault(key, value)
+    controls = dict(data.get("controls") or {}) if isinstance(data.get("controls", {}), dict) else data["controls"]
+    if isinstance(controls, dict):
+        for name in ("depth", "canny"):
+            table = controls.get(name)
+            extra = CANNY_DEFAULTS if name == "canny" else {}
+            controls[name] = {**extra, **(OFF if table is None else CONTROL_DEFAULTS), **(table or {})}
+        if isinstance(controls.get("lines"), dict):
+            controls["lines"] = {**CONTROL_DEFAULTS, **controls["lines"]}
+        data["controls"] = controls
+    return data
+
+
+def parse_style(data: dict, file: Path) -> Style:
+    """Validate a parsed style table, its gaps filled (`with_defaults`); every problem names the file and field."""
+    data = with_defaults(data, file)
 
     def get(table: dict, key: str, kind: type | tuple[type, ...], where: str = ""):
         field = f"{where}{key}"

@@ -101,10 +101,6 @@ def test_path_wins_over_name(tmp_path):
 
 MALFORMED = {
     "invalid-toml": (boho_with(("steps = 20", "steps = = 20")), "not valid TOML"),
-    "missing-prompt": (
-        boho_with((BOHO[BOHO.index("prompt = ") : BOHO.index("negative_prompt")], "")),
-        "missing field 'prompt'",
-    ),
     "steps-as-string": (boho_with(("steps = 20", 'steps = "20"')), "field 'steps' must be int"),
     "steps-as-float": (boho_with(("steps = 20", "steps = 20.5")), "field 'steps' must be int"),
     "steps-as-bool": (boho_with(("steps = 20", "steps = true")), "field 'steps' must be int"),
@@ -115,10 +111,6 @@ MALFORMED = {
     "guidance-too-low": (
         boho_with(("guidance_scale = 7.5", "guidance_scale = 0.5")),
         "field 'guidance_scale' must be between",
-    ),
-    "missing-canny-low": (
-        boho_with(("low_threshold = 80\n", "")),
-        "missing field 'controls.canny.low_threshold'",
     ),
     "depth-end-before-start": (
         boho_with(("scale = 0.9\nstart = 0.0\nend = 1.0", "scale = 0.9\nstart = 0.7\nend = 0.3")),
@@ -332,3 +324,23 @@ def test_a_near_miss_of_a_style_name_gets_a_did_you_mean_on_the_command_line_and
     manifest.write_text("input,style\nx.jpg,moden\n")
     with pytest.raises(UsageError, match=r"line 2: unknown style 'moden' \(did you mean 'modern'\?\)"):
         manifest_items(manifest, Remote(), lambda name: style_name(name) == name, lambda labels: labels)
+
+
+def test_a_style_file_says_only_what_differs(tmp_path):
+    """Every field has a default; a control left out is off; a control given keeps its defaults for what it omits."""
+    style = load_style(path=write(tmp_path, 'prompt = "a calm {room}"\n[controls.depth]\nscale = 0.8\n', "calm.toml"))
+    assert style.name == "calm" and style.prompt == "a calm {room}" and style.steps == 20
+    assert (style.depth.scale, style.depth.start, style.depth.end) == (0.8, 0.0, 1.0)
+    assert style.canny.scale == 0.0 and style.lines is None  # left out: off
+    assert (style.canny_low, style.canny_high) == (100, 200)
+    assert load_style(path=write(tmp_path, "", "empty.toml")).name == "empty"
+
+
+def test_extends_starts_from_a_built_in_style(tmp_path):
+    text = 'extends = "Boho"\nsteps = 30\n[controls.canny]\nscale = 0.3\n'
+    style, boho = load_style(path=write(tmp_path, text, "warmer.toml")), load_style("boho")
+    assert style.name == "warmer" and style.steps == 30 and style.prompt == boho.prompt
+    assert style.depth == boho.depth and style.canny.scale == 0.3 and style.canny.end == boho.canny.end
+    assert (style.canny_low, style.canny_high) == (boho.canny_low, boho.canny_high)
+    with pytest.raises(StyleError, match=r"field 'extends' must name a built-in style \(did you mean 'modern'\?\)"):
+        load_style(path=write(tmp_path, 'extends = "moden"\n', "typo.toml"))
