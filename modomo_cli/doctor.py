@@ -16,7 +16,8 @@ from modomo_cli.render import console
 def doctor(
     as_json: Annotated[bool, typer.Option("--json", help="Print the checks as JSON on stdout.")] = False,
 ) -> None:
-    """What this machine has and lacks: Python, torch, GPU, cached weights, ultralytics, R2 (never downloads).
+    """Check what this machine has and lacks: Python, torch, GPU, cached weights, ultralytics, R2 (never downloads).
+
     Exit 1 only when something `modomo transform` needs with its defaults is missing; an optional part that is
     missing is a warning naming what it enables."""
     from dataclasses import asdict

@@ -19,5 +19,10 @@ def user_errors():
     try:
         yield
     except ModomoError as exc:
-        console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+        print_error(str(exc))
         raise typer.Exit(exc.exit_code) from None
+
+
+def print_error(message: str) -> None:
+    """A user error as one red `error: ...` line on stderr."""
+    console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)

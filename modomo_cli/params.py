@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import functools
 import inspect
+from contextlib import contextmanager
 from dataclasses import MISSING, fields
 from typing import Annotated, Any
 
 import typer
+from typer._click.exceptions import NoArgsIsHelpError, UsageError  # Typer's own click; not re-exported
 from typer.core import TyperCommand, TyperGroup
+
+from modomo_cli.errors import EXIT_USAGE, print_error
 
 
 class FlagHelp:
@@ -22,12 +26,36 @@ class FlagHelp:
         return option
 
 
-class Command(FlagHelp, TyperCommand):
-    """A command whose --help shows as a flag."""
+class OneLineErrors:
+    """A parser error (a bad value, an unknown option or command) printed as one `error: ...` line, exit 2, like
+    every other usage error, rather than Typer's boxed panel."""
+
+    def make_context(self, *args, **kwargs):
+        with _usage_errors():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx):
+        with _usage_errors():
+            return super().invoke(ctx)
 
 
-class Group(FlagHelp, TyperGroup):
-    """A command group whose --help shows as a flag."""
+@contextmanager
+def _usage_errors():
+    try:
+        yield
+    except NoArgsIsHelpError:
+        raise  # `modomo` alone: the help, as Typer prints it
+    except UsageError as exc:
+        print_error(exc.format_message())
+        raise typer.Exit(EXIT_USAGE) from None
+
+
+class Command(FlagHelp, OneLineErrors, TyperCommand):
+    """A command whose --help shows as a flag and whose parser errors are one line."""
+
+
+class Group(FlagHelp, OneLineErrors, TyperGroup):
+    """A command group whose --help shows as a flag and whose parser errors are one line."""
 
 
 def option(panel: str, *names: str, **kwargs) -> Any:

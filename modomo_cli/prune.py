@@ -22,8 +22,10 @@ def prune_cmd(
         bool, typer.Option("--json", help="Print the files (and what was deleted) as JSON on stdout.", metavar="")
     ] = False,
 ) -> None:
-    """List the results, thumbnails and metadata that earlier settings left in OUT and that no job's latest result
-    uses any more (the index no longer lists them); --yes deletes them. Nothing else is ever touched."""
+    """List the files of earlier settings that the index of OUT no longer lists; --yes deletes them.
+
+    Only results, thumbnails and metadata that no job's latest result uses any more are listed; nothing else is
+    ever touched."""
     with user_errors():
         from pipeline.outputs.prune import delete_files, stale_files, totals
         from pipeline.outputs.sinks import open_sink

@@ -151,9 +151,11 @@ def verify_cmd(
         bool, typer.Option("--json", help="Print each file's marking and credentials as JSON on stdout.", metavar="")
     ] = False,
 ) -> None:
-    """Check that each generated picture (result, thumbnail, contact sheet page) says it is AI-edited (IPTC
-    digital source type in its XMP) and that its C2PA content credentials, when signed, validate; photo previews
-    are reported as photos and files that are not images as skipped."""
+    """Check that each generated picture says it is AI-edited and that its content credentials, if any, validate.
+
+    Each result, thumbnail and contact sheet page must carry the IPTC digital source type in its XMP, and its C2PA
+    content credentials, when signed, must validate; photo previews are reported as photos and files that are not
+    images as skipped."""
     with user_errors():
         from pipeline.outputs.verify import verify
 

@@ -15,13 +15,14 @@ from modomo_cli.render import RunProgress, console, print_summary
 from pipeline.errors import ModomoError, UsageError
 from pipeline.options import TransformOptions
 
-IO, STYLE, MODELS, QUALITY, DESIGN, CATALOGUE, SCALE, SPEED, COST = (
+IO, STYLE, MODELS, QUALITY, DESIGN, CATALOGUE, CREDENTIALS, SCALE, SPEED, COST = (
     "Inputs and outputs",
     "Style and prompt",
     "Models and device",
     "Quality",
     "For designers",
     "Catalogues",
+    "Content credentials",
     "Scale-out",
     "Speed",
     "Cost and display",
@@ -66,7 +67,7 @@ TRANSFORM = {
     ),
     "style_file": (
         list[Path] | None,
-        option(STYLE, "--style-file", help="A style TOML file of your own, rendered besides --style's (repeatable)."),
+        option(STYLE, "--style-file", help="A style TOML file of your own, rendered beside --style's (repeatable)."),
     ),
     "out": (str, option(IO, "--out", "-o", help="Output folder or r2://bucket/prefix.")),
     "room": (
@@ -100,7 +101,7 @@ TRANSFORM = {
         option(COST, help="GPU price per hour (default: table by GPU).", envvar="MODOMO_GPU_PRICE"),
     ),
     "currency": (str | None, option(COST, help="Currency of --gpu-price.")),
-    "fmt": (str, option(IO, "--format", help="Result format: png, jpeg, webp.")),
+    "fmt": (str, option(IO, "--format", help="Result format: png, jpeg (or jpg), webp.")),
     "workers": (int, option(SPEED, help="Threads reading ahead and writing behind.")),
     "resume": (bool, flag(IO, "--resume/--no-resume", help="Skip inputs already done with these settings.")),
     "overwrite": (bool, flag(IO, "--overwrite", help="Redo inputs even when already done.")),
@@ -186,7 +187,7 @@ TRANSFORM = {
     "sign_cert": (
         Path | None,
         option(
-            CATALOGUE,
+            CREDENTIALS,
             help="Sign every result and thumbnail with C2PA content "
             "credentials: this PEM certificate chain (signer first).",
             envvar="MODOMO_SIGN_CERT",
@@ -194,7 +195,7 @@ TRANSFORM = {
     ),
     "sign_key": (
         Path | None,
-        option(CATALOGUE, help="The private key (PEM) of --sign-cert's first certificate.", envvar="MODOMO_SIGN_KEY"),
+        option(CREDENTIALS, help="The private key (PEM) of --sign-cert's first certificate.", envvar="MODOMO_SIGN_KEY"),
     ),
     "variations": (
         int | None,
