@@ -10,8 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from pipeline.errors import ImageError
 from pipeline.inputs import imaging
-from pipeline.outputs.names import stems_for, variation_stem
-from pipeline.run.owners import entry_stem
+from pipeline.outputs.names import variation_stem
+from pipeline.run.owners import Owners
 from pipeline.run.plan import RunPlan
 from pipeline.run.resume import split
 
@@ -53,10 +53,9 @@ def examples(plan: RunPlan, todo: dict[str, list[str]]) -> list[str]:
     """A few `input -> output` lines per style, as the run would name them (each variation's name with
     --variations)."""
     lines = []
-    count = {item: len(plan.styles_for(item)) for item in plan.everything}
     extension = imaging.extension(plan.config.format)
     for style in [*plan.config.styles, *plan.config.job_styles]:
-        stems = stems_for(plan.everything, style.name, plan.config, count.get)
+        stems = plan.stems(style.name)
         chosen = [item for item in plan.items if style.name in todo.get(item.identity, [])][:EXAMPLES]
         for item in chosen:
             results = plan.config.variations_for(style, item.job)
@@ -70,11 +69,10 @@ def examples(plan: RunPlan, todo: dict[str, list[str]]) -> list[str]:
 
 def replaced(plan: RunPlan, work) -> list[str]:
     """The results a run would write over: its own jobs' earlier results, made with other settings."""
-    owners = {entry_stem(entry): entry for entry in plan.journal.lines()}
-    count = {item: len(plan.styles_for(item)) for item in plan.everything}
+    owners = Owners(plan.journal.lines()).by_stem
     lines = []
     for style in [s.name for s in [*plan.config.styles, *plan.config.job_styles]]:
-        stems = stems_for(plan.everything, style, plan.config, count.get)
+        stems = plan.stems(style)
         for item in (i for i in plan.items if style in work.todo.get(i.identity, [])):
             entry = owners.get(stems[item])
             if entry is not None and (entry["id"] == item.identity or (item.identity, style) in work.was):

@@ -44,6 +44,16 @@ class RunPlan:
     worker_argv: list[str] = field(default_factory=list)  # the command line each device worker repeats
     journal: Journal | None = None  # the output's journal: read once, by whichever part asks first
     warnings: list[str] = field(default_factory=list)  # one line each, shown before the run
+    _stems: dict = field(default_factory=dict, repr=False)  # per style, every input's output stem (decided once)
+
+    def stems(self, style: str) -> dict[Item, str]:
+        """Every input's output stem in a style, decided on the whole input list (as a Runner decides them)."""
+        if style not in self._stems:
+            from pipeline.outputs.names import stems_for
+
+            count = {item: len(self.styles_for(item)) for item in self.everything}
+            self._stems[style] = stems_for(self.everything, style, self.config, count.get)
+        return self._stems[style]
 
     def result_hashes(self) -> dict[str, str]:
         """Per style, the hash of everything that shapes its results: what the journal is matched on."""

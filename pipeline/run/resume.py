@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 
 from pipeline.errors import ModomoError
 from pipeline.frames import Item
-from pipeline.outputs.names import stems_for
 from pipeline.outputs.records import ImageRecord
 from pipeline.run.cost import resolve_price
 from pipeline.run.hooks import Hooks
@@ -39,10 +38,10 @@ class Split:
 
 def split(plan: RunPlan) -> Split:
     """`split_items` over the plan's inputs, with the output names the plan gives them."""
-    count = {item: len(plan.styles_for(item)) for item in plan.everything}
-    stems = {style: stems_for(plan.everything, style, plan.config, count.get) for style in plan.result_hashes()}
+    hashes = plan.result_hashes()
+    stems = {style: plan.stems(style) for style in hashes}
     owners = Owners(plan.journal.lines())
-    return split_items(plan.items, plan.styles_for, plan.result_hashes(), finished(plan), plan.sink, stems, owners)
+    return split_items(plan.items, plan.styles_for, hashes, finished(plan), plan.sink, stems, owners)
 
 
 def split_items(
