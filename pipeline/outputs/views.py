@@ -165,7 +165,7 @@ def input_preview(item, photo: str, sink, long_side: int) -> str | None:
 
     relative = photo + PHOTO_MAPS["input"][1]
     try:
-        if sink.read(relative):
+        if sink.size(relative):  # already there: a HEAD on R2, not a download
             return sink.locate(relative)
         return write_input_preview(sink, photo, working_image(item.read(), item.display, long_side))
     except (OSError, ImageError, ModomoError):
