@@ -175,7 +175,8 @@ TRANSFORM = {
         option(
             CATALOGUE,
             "--name",
-            help="Output names: {stem}, {parent}, {style}, {room}, {seed}, {n}; e.g. '{parent}/{stem}-{style}'.",
+            help="Output names, e.g. '{parent}/{stem}-{style}'; fields: {stem} {parent} {root} {style} {room} "
+            "{seed} {n}.",
         ),
     ),
     "events": (

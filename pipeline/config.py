@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import UsageError
+from pipeline.models.controls import CONTROLS
 from pipeline.options import TransformOptions
 from pipeline.stages.settings import GenerateSettings, SpeedOptions, with_fidelity
 from styles import AUTO_ROOM, FIDELITY, MAX_REF_SCALE, ROOMS, STYLE_DIR, Style, load_style, room_name, style_name
@@ -262,17 +263,18 @@ class RunConfig:
         )
 
     def controls_of(self, style: Style) -> dict:
-        """The style's controls that run here, by name: depth, canny, and lines when the style uses them and
-        the preset has the lines ControlNet."""
-        controls = {"depth": style.depth, "canny": style.canny}
-        if style.lines is not None and style.lines.scale > 0 and self.lines_off is None:
-            controls["lines"] = style.lines
-        return controls
+        """The style's controls that run here, by name, in CONTROLS order: those it gives a scale above 0 (a
+        control a style file leaves out is off), lines only when the preset has the lines ControlNet."""
+        own = {"depth": style.depth, "canny": style.canny}
+        if style.lines is not None and self.lines_off is None:
+            own["lines"] = style.lines
+        return {name: control for name, control in own.items() if control.scale > 0}
 
     @property
-    def uses_lines(self) -> bool:
-        """Whether some style of the run steers with the lines control (so the lines ControlNet is loaded)."""
-        return any("lines" in self.generate_settings(s).controls for s in [*self.styles, *self.job_styles])
+    def controls_used(self) -> tuple[str, ...]:
+        """The controls some style of the run steers with, in CONTROLS order: the ControlNets a stack loads."""
+        used = {name for s in [*self.styles, *self.job_styles] for name in self.generate_settings(s).controls}
+        return tuple(name for name in CONTROLS if name in used)
 
     @property
     def keeps_parts(self) -> bool:
@@ -336,11 +338,8 @@ class RunConfig:
             "control_guidance_start": list(g.control_guidance_start),
             "control_guidance_end": list(g.control_guidance_end),
             "canny_thresholds": [style.canny_low, style.canny_high],
-            **(
-                {"controls": list(g.controls), "lines_min_length": style.lines_min_length}
-                if "lines" in g.controls
-                else {}
-            ),
+            **({"controls": list(g.controls)} if g.controls != ("depth", "canny") else {}),
+            **({"lines_min_length": style.lines_min_length} if "lines" in g.controls else {}),
             **({"fidelity": self.fidelity_of(style)} if self.fidelity_of(style) != "balanced" else {}),
             **self.reference_json(style),
             "batch_size": self.batch_size,

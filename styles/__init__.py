@@ -255,10 +255,9 @@ def parse_style(data: dict, file: Path) -> Style:
     high = in_range("controls.canny.high_threshold", get(canny, "high_threshold", int, "controls.canny."), 0, 1000)
     if high < low:
         raise StyleError(f"{file}: field 'controls.canny.high_threshold' is below 'low_threshold'")
-    base = {name: control(name) for name in ("depth", "canny")}
     lines = get(data, "controls", dict).get("lines")
-    if lines is not None:
-        base["lines"] = control("lines")
+    named = ("depth", "canny", "lines") if lines is not None else ("depth", "canny")
+    base = steering({name: control(name) for name in named}, file)
     return Style(
         name=check_name(get(data, "name", str), file),
         description=data.get("description", ""),
@@ -287,6 +286,16 @@ def parse_style(data: dict, file: Path) -> Style:
         if "style_ref_scale" in data
         else None,
     )
+
+
+def steering(controls: dict[str, ControlSettings], file: Path) -> dict[str, ControlSettings]:
+    """A style's controls, when at least one steers: without one, its results would not keep the room's shape."""
+    if not any(c.scale > 0 for c in controls.values()):
+        raise StyleError(
+            f"{file}: the style steers with no control; give [controls.depth], [controls.canny] or "
+            f"[controls.lines] a scale above 0 (or `extends` a built-in style)"
+        )
+    return controls
 
 
 def parse_style_ref(data: dict, file: Path) -> str | None:

@@ -333,7 +333,9 @@ def test_a_style_file_says_only_what_differs(tmp_path):
     assert (style.depth.scale, style.depth.start, style.depth.end) == (0.8, 0.0, 1.0)
     assert style.canny.scale == 0.0 and style.lines is None  # left out: off
     assert (style.canny_low, style.canny_high) == (100, 200)
-    assert load_style(path=write(tmp_path, "", "empty.toml")).name == "empty"
+    assert load_style(path=write(tmp_path, "[controls.canny]\n", "edges.toml")).canny.scale > 0  # given: defaults
+    with pytest.raises(StyleError, match=r"empty.toml: the style steers with no control; give \[controls.depth\]"):
+        load_style(path=write(tmp_path, "", "empty.toml"))
 
 
 def test_extends_starts_from_a_built_in_style(tmp_path):

@@ -126,3 +126,31 @@ def test_a_bad_photo_fails_once_per_style(tiny_bundle, inputs, tmp_path):
 def test_a_style_named_twice_is_a_usage_error(tiny_bundle, inputs, tmp_path):
     result = transform(inputs, "--style", "boho,boho", "--models", tiny_bundle, "--out", tmp_path / "out")
     assert result.exit_code == 2 and "twice" in result.stderr
+
+
+def test_a_control_no_style_uses_is_not_loaded(tiny_bundle, inputs, tmp_path, monkeypatch):
+    """A style file that leaves canny out steers with depth alone: its run loads only the depth ControlNet and
+    runs it, and its results are its own (not those of depth and canny)."""
+    from diffusers import ControlNetModel
+
+    loaded: list[str] = []
+    real = ControlNetModel.from_pretrained.__func__
+
+    def spy(cls, source, *args, **kwargs):
+        loaded.append(str(source).rsplit("/", 1)[-1])
+        return real(cls, source, *args, **kwargs)
+
+    monkeypatch.setattr(ControlNetModel, "from_pretrained", classmethod(spy))
+    (tmp_path / "deep.toml").write_text('prompt = "a calm {room}"\n[controls.depth]\nscale = 0.9\n')
+    args = ["--models", tiny_bundle, "--size", "128", "--steps", "1", "--retries", "0", "--format", "png"]
+    deep = transform(inputs / "a.jpg", "--style-file", tmp_path / "deep.toml", "--out", tmp_path / "o1", *args)
+    assert deep.exit_code == 0, deep.output
+    assert loaded == ["controlnet-depth"]
+    record = json.loads((tmp_path / "o1" / "a.deep.json").read_text())
+    assert record["settings"]["controls"] == ["depth"] and record["settings"]["controlnet_conditioning_scale"] == [0.9]
+    loaded.clear()
+    (tmp_path / "both.toml").write_text((tmp_path / "deep.toml").read_text() + "[controls.canny]\nscale = 0.9\n")
+    both = transform(inputs / "a.jpg", "--style-file", tmp_path / "both.toml", "--out", tmp_path / "o2", *args)
+    assert both.exit_code == 0, both.output
+    assert loaded == ["controlnet-depth", "controlnet-canny"]
+    assert (tmp_path / "o1" / "a.deep.png").read_bytes() != (tmp_path / "o2" / "a.both.png").read_bytes()

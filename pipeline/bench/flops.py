@@ -15,7 +15,8 @@ from __future__ import annotations
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from pipeline.stages.settings import CONTROLS, SpeedOptions, control_windows
+from pipeline.models.controls import held_controls
+from pipeline.stages.settings import SpeedOptions, control_windows
 
 
 def _count(fn) -> float:
@@ -39,11 +40,14 @@ def forward_flops(pipe, height: int, width: int) -> dict:
         control = torch.empty(1, 3, height, width)
     return {
         "unet": _count(lambda: unet(latents, step, encoder_hidden_states=text)),
-        "controlnets": [
-            _count(lambda n=n: n(latents, step, encoder_hidden_states=text, controlnet_cond=control))
-            for n in controlnets
-        ],
-        "embeddings": [_count(lambda n=n: n.controlnet_cond_embedding(control)) for n in controlnets],
+        "controlnets": {
+            name: _count(lambda n=n: n(latents, step, encoder_hidden_states=text, controlnet_cond=control))
+            for name, n in zip(held_controls(pipe), controlnets, strict=True)
+        },
+        "embeddings": {
+            name: _count(lambda n=n: n.controlnet_cond_embedding(control))
+            for name, n in zip(held_controls(pipe), controlnets, strict=True)
+        },
         "vae_decode": _count(lambda: vae.decode(latents)),
     }
 
@@ -54,8 +58,8 @@ def per_image(forward: dict, settings, options: SpeedOptions) -> dict[str, float
     guided = 2 if settings.guidance_scale > 1.0 else 1
     steps = settings.steps
     keep = control_windows(steps, settings.control_guidance_start, settings.control_guidance_end)
-    used = [CONTROLS.index(name) for name in settings.controls]
-    nets, embeds = [forward["controlnets"][i] for i in used], [forward["embeddings"][i] for i in used]
+    nets = [forward["controlnets"][name] for name in settings.controls]
+    embeds = [forward["embeddings"][name] for name in settings.controls]
     plain = steps * guided * (forward["unet"] + sum(nets)) + forward["vae_decode"]
     ours = steps * guided * forward["unet"] + forward["vae_decode"]
     scales = settings.controlnet_conditioning_scale

@@ -87,7 +87,7 @@ def bench_setup(o: BenchCommandOptions) -> BenchSetup:
         dtype=config.precision,
         channels_last=o.channels_last,
         fast=fused,
-        lines=config.uses_lines,
+        controls=config.controls_used,
         segmenter=o.ablate,  # --ablate also times the scene segmentation
         style_ref=config.uses_references,
     )

@@ -91,6 +91,8 @@ def collect_inputs(inputs: list[str | Path], remote: Remote | None = None) -> li
             root = path
             found = sorted(walk_images(root), key=lambda p: p.relative_to(root).as_posix())
             items += [Item(p.relative_to(root).as_posix(), p, root, version=file_version(p)) for p in found]
+        elif path.suffix.lower() in (".csv", ".jsonl") and path.is_file():
+            raise UsageError(f"{raw}: a list of jobs, not a photo; pass it as --manifest {raw}")
         elif path.exists() or path.is_symlink():
             items.append(Item(path.name, path, path.parent, version=file_version(path)))
         else:

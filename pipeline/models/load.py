@@ -1,4 +1,4 @@
-"""Load the whole model stack once: SD1.5 + ControlNets (depth, canny, and lines when a style uses them), depth,
+"""Load the whole model stack once: SD1.5 + the ControlNets its styles steer with (depth, canny, lines), depth,
 YOLO, SAM2, and the optional CLIP, upscaler and scene segmentation."""
 
 from __future__ import annotations
@@ -60,7 +60,8 @@ class LoadOptions:
     dtype: str = "auto"  # auto, fp16, bf16, fp32 (pipeline.models.precision)
     channels_last: str = "auto"  # auto, on, off
     fast: str | None = None  # a few-step recipe (pipeline.models.recipes) whose LoRA is fused into the UNet at load
-    lines: bool = True  # the lines ControlNet too, when the preset has one (a run asks for it when a style uses it)
+    # the ControlNets to load: those the run's styles steer with (lines only when the preset has it)
+    controls: tuple[str, ...] = ("depth", "canny", "lines")
     segmenter: bool = True  # the scene segmentation model too, when the preset has one (--preserve window, ...)
     style_ref: bool = False  # the IP-Adapter and its image encoder too (--style-ref, a style's reference, room sets)
 
@@ -186,9 +187,11 @@ def _sam2_checkpoint(spec: ModelSpec) -> Path:
         raise ModomoError(_hub_hint(repo)) from None
 
 
-def load_generator(spec: ModelSpec, device: torch.device, dtype: torch.dtype, lines: bool = False):
-    """SD1.5 components + depth and canny ControlNets (and the lines one, with `lines`) as one diffusers pipeline,
-    UniPC scheduler. The ControlNets are in `settings.CONTROLS` order."""
+def load_generator(
+    spec: ModelSpec, device: torch.device, dtype: torch.dtype, controls: tuple[str, ...] = ("depth", "canny")
+):
+    """SD1.5 components + one ControlNet per named control (settings.CONTROLS order) as one diffusers pipeline,
+    UniPC scheduler."""
     from diffusers import (
         AutoencoderKL,
         ControlNetModel,
@@ -198,6 +201,8 @@ def load_generator(spec: ModelSpec, device: torch.device, dtype: torch.dtype, li
     )
     from diffusers.models.controlnets.multicontrolnet import MultiControlNetModel
     from transformers import CLIPTextModel, CLIPTokenizer
+
+    from pipeline.models.controls import name_controls
 
     kw = {"torch_dtype": dtype}
     if spec.checkpoint:
@@ -210,11 +215,13 @@ def load_generator(spec: ModelSpec, device: torch.device, dtype: torch.dtype, li
             "text_encoder": _from_pretrained(CLIPTextModel, spec.sd, spec, subfolder="text_encoder", dtype=dtype),
             "unet": _from_pretrained(UNet2DConditionModel, spec.sd, spec, subfolder="unet", **kw),
         }
-    sources = [spec.controlnet_depth, spec.controlnet_canny, *([spec.controlnet_lines] if lines else [])]
+    sources = {"depth": spec.controlnet_depth, "canny": spec.controlnet_canny, "lines": spec.controlnet_lines}
+    multi = MultiControlNetModel([_from_pretrained(ControlNetModel, sources[name], spec, **kw) for name in controls])
+    name_controls(multi, controls)
     pipe = StableDiffusionControlNetPipeline(
         **parts,
         tokenizer=_from_pretrained(CLIPTokenizer, spec.sd, spec, subfolder="tokenizer"),
-        controlnet=MultiControlNetModel([_from_pretrained(ControlNetModel, source, spec, **kw) for source in sources]),
+        controlnet=multi,
         scheduler=UniPCMultistepScheduler.from_config(
             _from_pretrained(UniPCMultistepScheduler, spec.sd, spec, subfolder="scheduler").config
         ),
@@ -332,7 +339,7 @@ def load_upscaler(spec: ModelSpec, device: torch.device):
     return upscaler.load(path, device) if path is not None else None
 
 
-def _base_models(spec: ModelSpec, device: torch.device, dtype: torch.dtype, lines: bool, timed) -> tuple:
+def _base_models(spec: ModelSpec, device: torch.device, dtype: torch.dtype, controls: tuple, timed) -> tuple:
     """YOLO, SAM2, depth (model, processor), the generator and the upscaler, each through `timed(name, fn)`:
     built from the seed for random-sd15, else loaded from the preset's weights."""
     from pipeline.models import random_sd15
@@ -342,13 +349,13 @@ def _base_models(spec: ModelSpec, device: torch.device, dtype: torch.dtype, line
         yolo = timed("yolo", lambda: random_sd15.build_yolo(device))
         sam2 = timed("sam2", lambda: random_sd15.build_sam2(device))
         depth_model, depth_processor = timed("depth", lambda: random_sd15.build_depth(device, dtype))
-        pipe = timed("stable diffusion + controlnets", lambda: generator(spec, device, dtype, lines))
+        pipe = timed("stable diffusion + controlnets", lambda: generator(spec, device, dtype, controls))
         upscaler = timed("upscaler", lambda: random_sd15.build_upscaler(device))
     else:
         yolo = timed("yolo", lambda: load_yolo(spec.yolo, str(device)))
         sam2 = timed("sam2", lambda: load_sam2(Path(spec.sam2_config), _sam2_checkpoint(spec), str(device)))
         depth_model, depth_processor = timed("depth", lambda: load_depth(spec, device, dtype))
-        pipe = timed("stable diffusion + controlnets", lambda: generator(spec, device, dtype, lines))
+        pipe = timed("stable diffusion + controlnets", lambda: generator(spec, device, dtype, controls))
         upscaler = timed("upscaler", lambda: load_upscaler(spec, device)) if spec.upscaler else None
     return yolo, sam2, depth_model, depth_processor, pipe, upscaler
 
@@ -359,7 +366,7 @@ def load_stack(spec: ModelSpec, device: torch.device, on_model=None, options: Lo
     options = options or LoadOptions()
     dtype = options.torch_dtype(device)
     check_weights(spec)
-    lines = options.lines and has_lines(spec)
+    controls = tuple(name for name in options.controls if name != "lines" or has_lines(spec))
     seconds: dict[str, float] = {}
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes within a run: let cuDNN pick its fastest kernels
@@ -373,7 +380,7 @@ def load_stack(spec: ModelSpec, device: torch.device, on_model=None, options: Lo
         seconds[name] = time.perf_counter() - start
         return value
 
-    yolo, sam2, depth_model, depth_processor, pipe, upscaler = _base_models(spec, device, dtype, lines, timed)
+    yolo, sam2, depth_model, depth_processor, pipe, upscaler = _base_models(spec, device, dtype, controls, timed)
     if options.fast:
         from pipeline.models.fast_mode import fuse
 
@@ -405,14 +412,14 @@ def load_stack(spec: ModelSpec, device: torch.device, on_model=None, options: Lo
     )
 
 
-def generator(spec: ModelSpec, device: torch.device, dtype: torch.dtype, lines: bool = False):
-    """The preset's diffusers pipeline (SD1.5 + ControlNets, the lines one with `lines`) in `dtype`: built
-    (random-sd15) or loaded."""
+def generator(spec: ModelSpec, device: torch.device, dtype: torch.dtype, controls: tuple = ("depth", "canny")):
+    """The preset's diffusers pipeline (SD1.5 + the named controls' ControlNets) in `dtype`: built (random-sd15)
+    or loaded."""
     if spec.name == "random-sd15":
         from pipeline.models import random_sd15
 
-        return random_sd15.build_generator(device, dtype, lines)
-    return load_generator(spec, device, dtype, lines)
+        return random_sd15.build_generator(device, dtype, controls)
+    return load_generator(spec, device, dtype, controls)
 
 
 def load_reference(
@@ -425,8 +432,10 @@ def load_reference(
 
     if on_model:
         on_model(f"stable diffusion + controlnets ({str(dtype).removeprefix('torch.')}, for the baseline)")
-    lines = len(stack.pipe.controlnet.nets) > 2
-    pipe = generator(stack.spec, stack.device, dtype, lines)  # unfused: a compared run loads fast mode as a switch
+    from pipeline.models.controls import held_controls
+
+    # unfused: a compared run loads fast mode as a switch
+    pipe = generator(stack.spec, stack.device, dtype, held_controls(stack.pipe))
     if getattr(stack.pipe, "image_encoder", None) is not None:
         attach_ip_adapter(stack.spec, pipe, stack.device, dtype)
     for module in (options or LoadOptions()).channels_last_modules(pipe, stack.device):

@@ -47,9 +47,9 @@ def spec() -> ModelSpec:
     )
 
 
-def build_generator(device: torch.device, dtype: torch.dtype, lines: bool = False):
-    """SD1.5 UNet, VAE, CLIP text encoder and the depth and canny ControlNets (and, with `lines`, the MLSD one:
-    the same architecture), random, as one diffusers pipeline."""
+def build_generator(device: torch.device, dtype: torch.dtype, controls: tuple[str, ...] = ("depth", "canny")):
+    """SD1.5 UNet, VAE and CLIP text encoder, and one ControlNet per named control (settings.CONTROLS: depth,
+    canny, lines; the same architecture), random, as one diffusers pipeline."""
     from diffusers import (
         AutoencoderKL,
         ControlNetModel,
@@ -60,6 +60,7 @@ def build_generator(device: torch.device, dtype: torch.dtype, lines: bool = Fals
     from diffusers.models.controlnets.multicontrolnet import MultiControlNetModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
+    from pipeline.models.controls import CONTROLS, name_controls
     from pipeline.models.tiny import build_tokenizer
 
     data = configs()
@@ -67,14 +68,16 @@ def build_generator(device: torch.device, dtype: torch.dtype, lines: bool = Fals
     # builds in one process (the bench's fp32 reference beside its bf16 run) hold the same weights.
     with seeded(device, 0), torch.device(device):
         unet = UNet2DConditionModel.from_config(data["unet"])
-        controlnets = [ControlNetModel.from_config(data["controlnet"]) for _ in range(2)]
         vae = AutoencoderKL.from_config(data["vae"])
         text_encoder = CLIPTextModel(CLIPTextConfig(**data["text_encoder"]))
-    if lines:  # seeded on its own: the other models are the same with or without it
-        with seeded(device, 3), torch.device(device):
+    controlnets = []
+    for name in controls:  # each seeded on its own: a control's net is the same whichever others are loaded
+        seed = CONTROLS.index(name) + 1
+        with seeded(device, 10 + seed), torch.device(device):
             controlnets.append(ControlNetModel.from_config(data["controlnet"]))
-    for seed, net in enumerate(controlnets, start=1):  # a trained ControlNet's outputs are not zero
-        awaken_controlnet(net, seed)
+        awaken_controlnet(controlnets[-1], seed)  # a trained ControlNet's outputs are not zero
+    multi = MultiControlNetModel(controlnets)
+    name_controls(multi, controls)
     with tempfile.TemporaryDirectory() as folder:
         tokenizer = build_tokenizer(Path(folder))
     pipe = StableDiffusionControlNetPipeline(
@@ -82,7 +85,7 @@ def build_generator(device: torch.device, dtype: torch.dtype, lines: bool = Fals
         text_encoder=text_encoder,
         tokenizer=tokenizer,
         unet=unet,
-        controlnet=MultiControlNetModel(controlnets),
+        controlnet=multi,
         scheduler=UniPCMultistepScheduler.from_config(data["scheduler"]),
         safety_checker=None,
         feature_extractor=None,

@@ -70,8 +70,13 @@ def latest_jobs(entries: list[dict]) -> list[dict]:
 
 def rows(entries: list[dict]) -> list[dict]:
     """One row per result: per (job, style) its latest line, one row per variation, best first; manifest jobs
-    in the manifest's order (the others as their lines came)."""
-    jobs = sorted(latest_jobs(entries), key=lambda e: e["line"] if isinstance(e.get("line"), int) else math.inf)
+    in the manifest's order, a row's styles in the row's order (the others as their lines came)."""
+
+    def place(entry: dict) -> tuple:
+        line = entry.get("line")
+        return (line, entry.get("order", 0)) if isinstance(line, int) else (math.inf, 0)
+
+    jobs = sorted(latest_jobs(entries), key=place)
     return [row(entry, variation) for entry in jobs for variation in entry.get("variations") or [None]]
 
 

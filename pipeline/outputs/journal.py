@@ -67,7 +67,9 @@ class Journal:
     def __init__(self, sink: LocalSink | R2Sink, flush_seconds: float = 10.0):
         self.sink = sink
         self.flush_seconds = flush_seconds
-        self.run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+        # Segments are read in name order: the time to the microsecond, so that two runs in one second keep their
+        # order (names of earlier versions, to the second, sort before any later one of their second).
+        self.run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S.%f}-{uuid.uuid4().hex[:8]}"
         self.pending: list[str] = []
         self.segment = 0
         self.last_flush = time.monotonic()

@@ -1,8 +1,11 @@
-"""`--name TEMPLATE`: output names from a template of `{stem}`, `{parent}`, `{style}`, `{room}`, `{seed}`, `{n}`.
+"""`--name TEMPLATE`: output names from a template of `{stem}`, `{parent}`, `{root}`, `{style}`, `{room}`, `{seed}`,
+`{n}`.
 
 `{stem}` is the input's file name without extension, `{parent}` its folder inside the input root
-(empty at the top), `{n}` the variation number (--variations; 1 when a job makes one result; without
-`{n}`, variations are named `.v1` ... `.vN` after the stem). A name may hold
+(empty at the top: an empty field's folder level is left out, so `{parent}/{stem}` names a photo at the top
+`room`), `{root}` the input root's own folder name (`photos` for photos/, or an R2 prefix's last part: what
+tells two input folders' `room.jpg` apart), `{n}` the variation number (--variations; 1 when a job makes
+one result; without `{n}`, variations are named `.v1` ... `.vN` after the stem). A name may hold
 folders (`{parent}/{style}/{stem}`). Names that two jobs would share, or that would leave the
 output, are refused before any model loads, naming the inputs; so is a template ending in an image
 extension (`{stem}.png`): --format decides the extension.
@@ -21,10 +24,10 @@ from pathlib import PurePosixPath
 from pipeline.errors import UsageError
 from pipeline.frames import Item
 from pipeline.inputs.seeds import item_seed
-from pipeline.outputs.sinks import output_stems
+from pipeline.outputs.sinks import output_stems, root_name
 from styles import AUTO_ROOM, PHOTO_KINDS
 
-FIELDS = ("stem", "parent", "style", "room", "seed", "n")
+FIELDS = ("stem", "parent", "root", "style", "room", "seed", "n")
 # A photo's own files by kind (styles.PHOTO_KINDS, the names no style may take): format, suffix after its stem.
 PHOTO_MAPS = {"input": ("jpeg", ".input.jpg"), "depth": ("png", ".depth.png"), "masks": ("jpeg", ".masks.jpg")}
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".avif")
@@ -42,6 +45,8 @@ def check_template(template: str) -> str:
         raise UsageError(f"--name {template!r}: unknown field {{{unknown[0]}}}; use {fields}")
     if not used:
         raise UsageError(f"--name {template!r}: use at least one field such as {{stem}}, or every input shares a name")
+    if template.startswith("/"):
+        raise UsageError(f"--name {template!r}: a name is a path inside --out; leave out the leading '/'")
     extension = PurePosixPath(template).suffix
     if extension.lower() in IMAGE_EXTENSIONS:
         raise UsageError(f"--name {template!r}: leave out the extension {extension!r}; --format decides it")
@@ -52,11 +57,10 @@ def render(template: str, item: Item, style: str, room: str, seed: int, n: int =
     """One output stem from the template; a usage error when it would leave the output."""
     key = PurePosixPath(item.key)
     parent = key.parent.as_posix()
-    name = template.format(
-        stem=key.stem, parent="" if parent == "." else parent, style=style, room=room, seed=seed, n=n
-    )
-    parts = [p for p in name.split("/") if p]
-    if not parts or name.startswith("/") or any(p in (".", "..") for p in parts):
+    parent = "" if parent == "." else parent
+    name = template.format(stem=key.stem, parent=parent, root=root_name(item), style=style, room=room, seed=seed, n=n)
+    parts = [p for p in name.split("/") if p]  # an empty field's level left out
+    if not parts or any(p in (".", "..") for p in parts):
         raise UsageError(f"--name {template!r}: {item.display} would be written as {name!r}, outside the output")
     return "/".join(parts)
 

@@ -95,12 +95,20 @@ class OutputError(ModomoError):
     """The output itself is broken (disk full, read-only, no permission): the run stops, exit 1."""
 
 
+def root_name(item: Item) -> str:
+    """The input root's own folder name, however the root was given (`photos` for ./photos/ or an R2 prefix
+    `s3://bucket/photos/`); `input` when it has none."""
+    root = item.canonical[: -len(item.key)].rstrip("/")
+    return PurePosixPath(root).name or "input"
+
+
 def output_stems(items: list[Item], style: str | None, styles_of=lambda item: 1) -> dict[Item, str]:
     """Each input's output stem (relative, POSIX, no suffix): `dir/name.style`; with no style, the photo's own
     stem `dir/name`, which names the control maps its styles share (`pipeline.outputs.names.photo_stems`).
 
-    Inputs that would share a stem keep their extension (`room.jpg.boho`), and inputs from
-    different roots that still collide are told apart by their root folder's name. A manifest row
+    Inputs that would share a stem keep their extension (`room.jpg.boho`); inputs from different roots that
+    still collide are told apart by their root folder's name (`photos/room.boho`), and keep their extension
+    too only when that is still not enough. A manifest row
     with a `name` is written under it (`name.style` when the row has several styles: `styles_of`);
     the same photo on several rows without one gets each row's hash (`room.boho-3f2a9c1d`), so a
     name does not depend on the rows' order.
@@ -111,17 +119,13 @@ def output_stems(items: list[Item], style: str | None, styles_of=lambda item: 1)
         if job is not None and job.name:
             return job.name if styles_of(item) == 1 or style is None else f"{job.name}.{style}"
         key = PurePosixPath(item.key)
-        if level == 0:
-            base = key.with_suffix("").as_posix()
-        elif level == 1:
-            base = key.as_posix()
-        else:
-            root = item.canonical[: -len(item.key)].rstrip("/")  # the root's own folder name, however named
-            base = f"{PurePosixPath(root).name or 'input'}/{key.as_posix()}"
+        base = (key if level % 2 else key.with_suffix("")).as_posix()  # odd levels keep the extension
+        if level >= 2:
+            base = f"{root_name(item)}/{base}"
         return base if style is None else f"{base}.{style}"
 
     level = dict.fromkeys(items, 0)
-    for _ in range(3):  # only different files push each other to longer names
+    for _ in range(4):  # only different files push each other to longer names
         places: dict[str, set] = {}
         for item in items:
             places.setdefault(stem(item, level[item]), set()).add(item.canonical)
@@ -129,7 +133,7 @@ def output_stems(items: list[Item], style: str | None, styles_of=lambda item: 1)
         if not clashing:
             break
         for item in clashing:
-            level[item] = min(level[item] + 1, 2)
+            level[item] = min(level[item] + 1, 3)
     stems = {i: stem(i, level[i]) for i in items}
     counts = Counter(stems.values())
     for item in items:  # one photo on several manifest rows: each row's hash, whatever the order

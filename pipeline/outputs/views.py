@@ -51,12 +51,15 @@ def input_order(records: list[dict]):
 
 def job_records(sink, style_order: list[str] | None = None) -> list[dict]:
     """Every job of the output (latest line per job and style), outputs located, by input (see `input_order`), then by
-    style in `style_order` (styles it does not name after those, by name)."""
+    style: in its manifest row's order (the line's `order`), else in `style_order` (styles it does not name after
+    those, by name)."""
     entries = latest_jobs(Journal(sink).entries())
     styles = list(dict.fromkeys([*(style_order or []), *sorted(e.get("style") or "" for e in entries)]))
     records = [ImageRecord.from_entry(e, sink.locate).to_json() for e in entries]
+    ranks = [e.get("order", styles.index(e.get("style") or "")) for e in entries]
     by_input = input_order(records)
-    return sorted(records, key=lambda r: (by_input(r), styles.index(r["style"] or "")))
+    ordered = sorted(zip(records, ranks, strict=True), key=lambda pair: (by_input(pair[0]), pair[1]))
+    return [record for record, _ in ordered]
 
 
 def stage_means(history: list[dict]) -> dict[str, dict[str, float]]:

@@ -233,6 +233,7 @@ class OutputWriter:
             **({"line": frame.item.job.line} if frame.item.job is not None else {}),
             **set_fields(frame),
             "style": run.style.name,
+            **row_order(frame.item.job, run.style.name),
             "input": frame.item.display,
             "room": frame.room,
             "room_probability": frame.room_probability,
@@ -420,3 +421,11 @@ def kept_labels(frame: Frame, config: RunConfig) -> set[str]:
     """What a result was asked to keep: its manifest row's `preserve`, else the run's --preserve."""
     job = frame.item.job
     return job.preserve if job is not None and job.preserve is not None else config.preserve
+
+
+def row_order(job, style: str) -> dict:
+    """A manifest row's place for one of its styles (the journal line's `order`): the index lists a row's styles
+    in the order the row gives them."""
+    if job is None or not job.styles or len(job.styles) < 2 or style not in job.styles:
+        return {}
+    return {"order": job.styles.index(style)}

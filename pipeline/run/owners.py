@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from pipeline.frames import Item
 
 VARIATION = re.compile(r"\.v\d+$")
-WAY_OUT = "name them apart with --name '{parent}/{stem}' or write to another --out"
+WAY_OUT = "name them apart with --name '{root}/{parent}/{stem}.{style}' or write to another --out"
 
 
 def content_digest(data: bytes) -> str:

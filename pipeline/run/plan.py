@@ -241,6 +241,9 @@ def check_lines(config: RunConfig, spec: ModelSpec, warnings: list[str]) -> None
     if wanting and not has_lines(spec) and weights_present(spec):
         where = spec.controlnet_lines or "a controlnet-lines/ folder in the bundle"
         config.lines_off = f"the lines ControlNet ({where}) is not on this machine"
+        alone = [s.name for s in [*config.styles, *config.job_styles] if not config.controls_of(s)]
+        if alone:
+            raise UsageError(f"{', '.join(alone)}: steers only with the lines control, and {config.lines_off}")
         warnings.append(
             f"{', '.join(wanting)}: {config.lines_off}, so the straight-line control is off and results "
             f"use depth and canny (fetch it with `modomo models download sd15`)"

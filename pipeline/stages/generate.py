@@ -184,14 +184,14 @@ def diffusers_pipe(pipe, controls):
     (the same modules, nothing copied); the pipeline itself when it holds exactly those."""
     from diffusers.models.controlnets.multicontrolnet import MultiControlNetModel
 
+    from pipeline.models.controls import held_controls, name_controls
     from pipeline.stages.sampling import control_nets
 
-    if pipe is None or len(pipe.controlnet.nets) == len(controls):
+    if pipe is None or held_controls(pipe) == tuple(controls):
         return pipe
-    view = type(pipe)(
-        **{**pipe.components, "controlnet": MultiControlNetModel(control_nets(pipe, controls))},
-        requires_safety_checker=False,
-    )
+    multi = MultiControlNetModel(control_nets(pipe, controls))
+    name_controls(multi, controls)
+    view = type(pipe)(**{**pipe.components, "controlnet": multi}, requires_safety_checker=False)
     view.set_progress_bar_config(disable=True)
     return view
 

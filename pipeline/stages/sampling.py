@@ -21,20 +21,21 @@ import torch
 from diffusers.utils.torch_utils import randn_tensor
 
 from pipeline.errors import ModomoError
+from pipeline.models.controls import held_controls
 from pipeline.stages.offload import ModelPlacer
-from pipeline.stages.settings import CONTROLS, SpeedOptions, control_windows
+from pipeline.stages.settings import SpeedOptions, control_windows
 
 __all__ = ["Sampler", "SpeedOptions", "control_nets", "control_windows", "precomputed_conditioning"]
 
 
 def control_nets(pipe, names) -> list:
-    """The pipeline's ControlNets for the named controls, in that order (a stack holds them in CONTROLS order:
-    depth, canny, and lines when it was loaded)."""
-    held = list(pipe.controlnet.nets)
-    missing = [name for name in names if CONTROLS.index(name) >= len(held)]
+    """The pipeline's ControlNets for the named controls, in that order (a stack holds those its run's styles
+    use: see settings.held_controls)."""
+    held = dict(zip(held_controls(pipe), pipe.controlnet.nets, strict=True))
+    missing = [name for name in names if name not in held]
     if missing:
         raise ModomoError(f"the {', '.join(missing)} control needs its ControlNet, which this stack did not load")
-    return [held[CONTROLS.index(name)] for name in names]
+    return [held[name] for name in names]
 
 
 @contextmanager

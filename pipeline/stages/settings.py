@@ -27,7 +27,6 @@ class GenerateSettings:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
-CONTROLS = ("depth", "canny", "lines")  # every ControlNet a stack may hold, in the order it holds them
 # --fidelity: per level, the factor on every control's scale and how far each window's end moves: toward the last
 # step by that share of what is left (strict), or back toward the window's start by that share of the window (loose)
 FIDELITY_RULES = {"loose": (0.75, -0.25), "balanced": (1.0, 0.0), "strict": (1.25, 0.5)}

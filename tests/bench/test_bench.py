@@ -157,7 +157,7 @@ def test_flops_of_the_real_architectures_match_the_published_counts():
         )
     forward = forward_flops(pipe, 512, 512)
     assert forward["unet"] / 1e9 == pytest.approx(803.3, rel=1e-3)
-    assert forward["controlnets"][0] / 1e9 == pytest.approx(283.3, rel=1e-3)
+    assert forward["controlnets"]["depth"] / 1e9 == pytest.approx(283.3, rel=1e-3)
     assert forward["vae_decode"] / 1e9 == pytest.approx(2514.5, rel=1e-3)
     settings = GenerateSettings("p", "n", 20, 7.5, (1.0, 0.5), (0.0, 0.0), (1.0, 0.6))
     flops = per_image(forward, settings, SpeedOptions())

@@ -150,6 +150,24 @@ def test_a_repeated_row_is_one_job_and_the_run_says_so(tiny_bundle, rooms, tmp_p
     assert "manifest line 4 repeats line 2" in stderr
 
 
+def test_a_rows_styles_are_listed_in_the_order_it_gives(tiny_bundle, rooms, tmp_path):
+    """The index, rebuilt from the journal, lists a row's styles as the row orders them (not by name, and not
+    by the command's --style order), and keeps that order on a rerun that skips every job."""
+    rows = [{"input": "a.jpg", "style": "scandinavian,boho"}, {"input": "sub/b.jpg", "style": "boho,modern"}]
+    manifest = catalogue(tmp_path / "cat", rooms, rows)
+    out = tmp_path / "out"
+    for _ in range(2):
+        code, _, stderr = transform("--manifest", manifest, *tiny(tiny_bundle, out, "--style", "modern,boho"))
+        assert code == 0, stderr
+        listed = [json.loads(line) for line in (out / "index.jsonl").read_text().splitlines()]
+        assert [(str(Path(r["input"]).relative_to(manifest.parent)), r["style"]) for r in listed] == [
+            ("a.jpg", "scandinavian"),
+            ("a.jpg", "boho"),
+            ("sub/b.jpg", "boho"),
+            ("sub/b.jpg", "modern"),
+        ]
+
+
 @pytest.mark.parametrize(
     ("content", "reason"),
     [
@@ -179,6 +197,12 @@ def test_jsonl_manifest_and_shards_cover_every_row_once(tiny_bundle, rooms, tmp_
         done += [r["id"] for r in summary["images"]]
     assert len(done) == len(set(done)) == 6
     assert len(list(out.glob("a.modern-*.png"))) == 5  # one photo on five rows: five results, none lost
+
+
+def test_a_manifest_given_as_an_input_is_pointed_to_manifest(tiny_bundle, rooms, tmp_path):
+    manifest = catalogue(tmp_path / "cat", rooms, [{"input": "a.jpg"}])
+    code, _, stderr = transform(manifest, *tiny(tiny_bundle, tmp_path / "out"))
+    assert code == 2 and f"{manifest}: a list of jobs, not a photo; pass it as --manifest {manifest}" in stderr
 
 
 def test_inputs_and_a_manifest_together_are_refused(tiny_bundle, rooms, tmp_path):

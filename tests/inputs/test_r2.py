@@ -260,3 +260,31 @@ def test_a_prefix_copied_to_another_prefix_resumes_and_indexes(tiny_bundle, room
     ]
     assert [row["result"] for row in rows] == ["living-room-02-small.modern.png"]
     client.head_object(Bucket=r2_env, Key="second/" + rows[0]["result"])
+
+
+def test_two_runs_in_one_second_keep_their_order_in_the_r2_journal(moto_server, r2_env, monkeypatch):
+    """R2 journal segments are read in name order: a run that starts later in the same second sorts after the
+    earlier one, whatever its random part, so the later run's line is the job's latest."""
+    import uuid
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+
+    from pipeline.outputs import journal as journal_module
+
+    class Clock:  # each Journal reads the time once, when it starts
+        times = [datetime(2026, 12, 6, 12, 0, 0, 100, tzinfo=UTC), datetime(2026, 12, 6, 12, 0, 0, 900, tzinfo=UTC)]
+
+        @classmethod
+        def now(cls, tz=None):
+            return cls.times.pop(0) if len(cls.times) > 1 else cls.times[0]
+
+    hexes = ["f" * 32, "0" * 32, "0" * 32]  # the later run's random part sorts first
+    monkeypatch.setattr(journal_module, "datetime", Clock)
+    fake = SimpleNamespace(uuid4=lambda: uuid.UUID(hexes.pop(0) if len(hexes) > 1 else hexes[0]))
+    monkeypatch.setattr(journal_module, "uuid", fake)
+    sink = R2Sink(r2.Remote(), r2.parse("r2:///out/", r2_env))
+    for run in ("first", "second"):
+        journal = journal_module.Journal(sink)
+        journal.record({"id": "room.jpg", "style": "boho", "settings": "s", "run": run})
+        journal.close()
+    assert [entry["run"] for entry in journal_module.Journal(sink).entries()] == ["first", "second"]

@@ -155,6 +155,7 @@ def test_name_template_names_and_refuses_collisions(tiny_bundle, rooms, tmp_path
     for template, reason in (
         ("{stem}", "would both be written as 'a'"),
         ("../{stem}", "outside the output"),
+        ("/srv/{stem}", "leave out the leading '/'"),
         ("{colour}", "unknown field {colour}"),
     ):
         shutil.copy(inputs / "x" / "a.jpg", inputs / "y" / "a.jpg")

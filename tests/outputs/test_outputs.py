@@ -188,7 +188,35 @@ def test_two_roots_with_the_same_file_get_different_stems():
     first, second = item("room.jpg", "/data/photos"), item("room.jpg", "/data/more")
     stems = output_stems([first, second], "boho")
     assert stems[first] != stems[second]
-    assert stems == {first: "photos/room.jpg.boho", second: "more/room.jpg.boho"}
+    assert stems == {first: "photos/room.boho", second: "more/room.boho"}  # the root's name is enough
+
+
+def test_two_roots_keep_the_extension_only_when_the_root_is_not_enough():
+    a, b, c = item("room.jpg", "/data/photos"), item("room.png", "/data/photos"), item("room.jpg", "/data/more")
+    stems = output_stems([a, b, c], "boho")
+    assert stems == {a: "photos/room.boho", b: "room.png.boho", c: "more/room.boho"}
+    d = item("room.png", "/data/more")
+    stems = output_stems([a, b, c, d], "boho")
+    assert stems == {
+        a: "photos/room.jpg.boho",
+        b: "photos/room.png.boho",
+        c: "more/room.jpg.boho",
+        d: "more/room.png.boho",
+    }
+
+
+def test_name_template_fields_at_the_top_of_a_folder_and_across_roots():
+    """An empty {parent} leaves its folder level out (a photo at the top of a flat folder is named, not refused);
+    {root} is the input folder's own name, which tells two folders' photos apart."""
+    from pipeline.outputs.names import render
+
+    top, nested = item("x.jpg", "/data/photos"), item("sub/x.jpg", "/data/photos")
+    assert render("{parent}/{stem}", top, "boho", "kitchen", 1) == "x"
+    assert render("{parent}/{stem}", nested, "boho", "kitchen", 1) == "sub/x"
+    assert render("{root}/{parent}/{stem}.{style}", top, "boho", "kitchen", 1) == "photos/x.boho"
+    assert render("{root}/{parent}/{stem}.{style}", nested, "boho", "kitchen", 1) == "photos/sub/x.boho"
+    r2 = Item("x.jpg", None, None, uri="s3://bucket/shoots/june/x.jpg")
+    assert render("{root}-{stem}", r2, "boho", "kitchen", 1) == "june-x"
 
 
 def test_two_roots_with_the_same_name_still_differ():

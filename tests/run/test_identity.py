@@ -94,12 +94,13 @@ def test_a_different_photo_of_the_same_name_is_refused_not_written_over(tiny_bun
     refused = transform(tiny_bundle, tmp_path / "b", "--out", out, code=3)
     assert counts(refused) == (0, 0, 1) and refused["loaded"] is False  # found before any model loads
     error = refused["images"][0]["error"]
-    assert str(second) in error and str(first) in error and "--name '{parent}/{stem}'" in error
+    way_out = "{root}/{parent}/{stem}.{style}"
+    assert str(second) in error and str(first) in error and f"--name '{way_out}'" in error
     assert (out / "x.boho.png").read_bytes() == made
     assert [row["input"] for row in index_rows(out)] == [str(first)]
 
-    named = transform(tiny_bundle, tmp_path / "b", "--out", out, "--name", "b-{stem}.{style}")  # the way out
-    assert counts(named) == (1, 0, 0) and (out / "b-x.boho.png").is_file()
+    named = transform(tiny_bundle, tmp_path / "b", "--out", out, "--name", way_out)  # the way out it names
+    assert counts(named) == (1, 0, 0) and (out / "b" / "x.boho.png").is_file()
     assert (out / "x.boho.png").read_bytes() == made
 
 

@@ -29,7 +29,7 @@ def adapted(tiny_bundle):
     from pipeline.models.catalog import resolve
 
     spec = resolve(str(tiny_bundle))
-    pipe = load_generator(spec, torch.device("cpu"), torch.float32, lines=True)
+    pipe = load_generator(spec, torch.device("cpu"), torch.float32, ("depth", "canny", "lines"))
     attach_ip_adapter(spec, pipe, torch.device("cpu"), torch.float32)
     return pipe
 

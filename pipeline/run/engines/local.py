@@ -30,7 +30,7 @@ def run(plan: RunPlan, hooks: Hooks) -> RunResult:
             options=LoadOptions(
                 dtype=config.precision or config.dtype,
                 fast=config.fast,
-                lines=config.uses_lines,
+                controls=config.controls_used,
                 segmenter=config.keeps_parts,
                 style_ref=config.uses_references,
             ),

@@ -49,7 +49,7 @@ class TransformActor:
         load = LoadOptions(
             dtype=config.dtype,
             fast=config.fast,
-            lines=config.uses_lines,
+            controls=config.controls_used,
             segmenter=config.keeps_parts,
             style_ref=config.uses_references,
         )

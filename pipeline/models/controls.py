@@ -1,0 +1,23 @@
+"""Which control each of a pipeline's ControlNets serves: plain names, no torch.
+
+A stack loads one ControlNet per control its run's styles use (depth, canny, lines), in CONTROLS order, and names
+them on the diffusers MultiControlNetModel that holds them.
+"""
+
+from __future__ import annotations
+
+CONTROLS = ("depth", "canny", "lines")  # every ControlNet a stack may hold, in the order it holds them
+
+
+def held_controls(pipe) -> tuple[str, ...]:
+    """Which controls a pipeline's ControlNets serve, in the order it holds them: a stack loads only the ones
+    its run's styles use (named at load), in CONTROLS order."""
+    nets = pipe.controlnet.nets
+    return getattr(pipe.controlnet, "modomo_controls", CONTROLS[: len(nets)])
+
+
+def name_controls(multi, names) -> None:
+    """Record on a MultiControlNetModel which control each of its ControlNets serves."""
+    if len(names) != len(multi.nets):
+        raise ValueError(f"{len(multi.nets)} ControlNets named as {list(names)}")
+    multi.modomo_controls = tuple(names)
