@@ -86,12 +86,14 @@ def score(
             import torch
 
             from pipeline.models.catalog import resolve
-            from pipeline.models.load import load_depth, pick_device
+            from pipeline.models.load import check_weights, load_depth, pick_device
             from pipeline.stages.depth import DepthEstimator
 
+            spec = resolve(models)
+            check_weights(spec, roles=("depth",), fetch=False)  # on this machine, or one line: never a download
             device = pick_device("auto")
             dtype = torch.float16 if device.type == "cuda" else torch.float32
-            model, processor = load_depth(resolve(models), device, dtype)
+            model, processor = load_depth(spec, device, dtype)
             depths = tuple(np.asarray(d) for d in DepthEstimator(model, processor, device, dtype).estimate(images))
         value, parts = quality(images[0], images[1], *depths)
         faithful = fidelity(images[0], images[1], *depths)

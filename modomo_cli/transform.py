@@ -315,10 +315,12 @@ def show_dry_run(plan, as_json: bool) -> None:
         console.print(f"  ... {len(found['replaces']) - 3} more results from earlier settings replaced")
     if found["checked"]:
         console.print(f"  checked {found['checked']}", soft_wrap=True)
-    for problem in found["problems"]:
+    for problem in [*found["problems"], *([found["weights"]] if found["weights"] else [])]:
         console.print(f"[red]problem[/red] {escape(problem)}", soft_wrap=True)
     if as_json:
         sys.stdout.write(json.dumps(found, indent=2) + "\n")
+    if found["weights"]:  # the real run would stop loading, before any job: its exit code
+        raise typer.Exit(EXIT_FATAL)
     if found["problems"]:
         raise typer.Exit(EXIT_SOME_FAILED)
 

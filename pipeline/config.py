@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -10,13 +12,21 @@ from pipeline.errors import UsageError
 from pipeline.models.controls import CONTROLS
 from pipeline.options import TransformOptions
 from pipeline.stages.settings import GenerateSettings, SpeedOptions, with_fidelity
-from styles import AUTO_ROOM, FIDELITY, MAX_REF_SCALE, ROOMS, STYLE_DIR, Style, load_style, room_name, style_name
+from styles import AUTO_ROOM, FIDELITY, MAX_REF_SCALE, ROOMS, Style, room_name
+from styles.choice import check_distinct, chosen_styles
 
 FORMATS = ("png", "jpeg", "webp")
 FORMAT_ALIASES = {"jpg": "jpeg"}
 MAX_VARIATIONS = 16
 OUTPUT_SIZES = ("working", "original")
 MAX_OUTPUT_SIDE = 16384
+
+
+def settings_hash(settings: dict) -> str:
+    """A short stable hash of everything that shapes a result (style, prompts, sizes, models, seed): the journal's
+    `settings`, its test of whether an input is done."""
+    canonical = json.dumps(settings, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -165,10 +175,6 @@ class RunConfig:
 
         self.sets_by = check_sets_by(self.sets_by)
         check_distinct(self.styles)
-        if self.name_template:  # before the output is made
-            from pipeline.outputs.names import check_template
-
-            check_template(self.name_template)
         return self
 
     @property
@@ -269,6 +275,22 @@ class RunConfig:
         if style.lines is not None and self.lines_off is None:
             own["lines"] = style.lines
         return {name: control for name, control in own.items() if control.scale > 0}
+
+    def load_options(self, **overrides):
+        """How this run's models load (models.load.LoadOptions), made here only: its precision (decided by the
+        plan for this machine), fast recipe, the ControlNets its styles steer with, the scene segmentation when
+        parts of rooms are kept, the IP-Adapter when results follow a reference; `overrides` for what an engine
+        decides otherwise (a Ray actor its own precision, the bench its layout)."""
+        from pipeline.models.load import LoadOptions
+
+        chosen = {
+            "dtype": self.precision or self.dtype,
+            "fast": self.fast,
+            "controls": self.controls_used,
+            "segmenter": self.keeps_parts,
+            "style_ref": self.uses_references,
+        }
+        return LoadOptions(**{**chosen, **overrides})
 
     @property
     def controls_used(self) -> tuple[str, ...]:
@@ -372,8 +394,6 @@ class RunConfig:
     def result_hash(self, style: Style, model_ids: dict) -> str:
         """The hash of everything that shapes this style's results (not the batch size): the journal's
         test of whether an input is done with these settings."""
-        from pipeline.outputs.journal import settings_hash
-
         settings = self.generate_settings(style)
         shaping = {k: v for k, v in self.settings_json(style).items() if k != "batch_size"}
         if "style_ref" in shaping:  # the reference by its content: the same file named another way is the same
@@ -398,33 +418,6 @@ class RunConfig:
         if self.more_styles:
             settings["by_style"] = {s.name: self.settings_json(s) for s in self.styles}
         return settings
-
-
-def chosen_styles(options: TransformOptions) -> list[Style]:
-    """The run's styles: --style's built-ins (any case), then each --style-file's own, in the order given."""
-    files = [load_style(path=path) for path in options.style_file or []]
-    by_name = {style.name.lower(): style for style in files}
-    for name in options.styles:
-        own = by_name.get(name.strip().lower())
-        if own is not None and style_name(name) is None:
-            raise UsageError(
-                f"--style {name!r} is not a built-in style, and --style-file {own.source} already "
-                "adds it: leave it out of --style"
-            )
-    return [*(load_style(style_name(name) or name) for name in options.styles), *files]
-
-
-def check_distinct(styles: list[Style]) -> None:
-    """A style given twice (by --style or --style-file, in any case) would write its results twice."""
-    names = [s.name.lower() for s in styles]
-    twice = next((name for name in names if names.count(name) > 1), None)
-    if twice is not None:
-        given = ", ".join(
-            f"--style {s.name}" if Path(s.source).parent == STYLE_DIR else f"--style-file {s.source}"
-            for s in styles
-            if s.name.lower() == twice
-        )
-        raise UsageError(f"style {twice!r} is named twice ({given}); name each style once")
 
 
 def format_name(value: str) -> str:

@@ -196,6 +196,16 @@ def cli():
     return typer.main.get_command(app)
 
 
+def test_the_cli_reference_is_the_apps_help():
+    """docs/cli.md is what the app's --help says, command by command: a changed option fails here until the page is
+    regenerated (`python -m modomo_cli.reference > docs/cli.md`)."""
+    from modomo_cli.reference import markdown
+
+    page = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    assert page == markdown(), "docs/cli.md differs from the app: python -m modomo_cli.reference > docs/cli.md"
+    assert "`--fidelity <str>`: How much of the room may change" in page  # help text, not only flag names
+
+
 def test_the_docs_exist():
     assert (ROOT / "docs" / "README.md").is_file()
     assert len(DOC_FILES) > 2

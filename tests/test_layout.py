@@ -94,6 +94,52 @@ def test_no_import_circle():
     assert circle is None, "import circle: " + " -> ".join(circle)
 
 
+# The floors of the code, bottom up: a module imports only from its own floor or below (imports inside functions
+# count). A package is known by its first name under pipeline/ (pipeline.run.engines is run).
+FLOORS = (
+    ("pipeline", "pipeline.errors", "pipeline.frames", "pipeline.options"),
+    ("pipeline.models", "pipeline.r2"),
+    ("styles", "pipeline.doctor"),
+    ("pipeline.inputs",),
+    ("pipeline.stages",),
+    ("pipeline.config",),
+    ("pipeline.outputs",),
+    ("pipeline.run",),
+    ("pipeline.bench",),
+    ("modomo_cli",),
+)
+
+
+def floor_of(module: str) -> int:
+    parts = module.split(".")
+    key = ".".join(parts[:2]) if parts[0] == "pipeline" and len(parts) > 1 else parts[0]
+    found = [n for n, floor in enumerate(FLOORS) if key in floor]
+    assert found, f"{module} is on no floor of tests/test_layout.py's FLOORS"
+    return found[0]
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    """Every import of a module on a higher floor, as 'importer -> imported'."""
+    return sorted(
+        f"{module} -> {other}"
+        for module, others in graph.items()
+        for other in others
+        if floor_of(other) > floor_of(module)
+    )
+
+
+def test_no_package_imports_a_package_above_it():
+    ups = upward_imports(import_graph(module_files()))
+    assert not ups, "imports that run back up: " + ", ".join(ups)
+
+
+def test_the_floor_check_finds_an_import_that_runs_back_up():
+    assert upward_imports({"pipeline.config": {"pipeline.outputs.names"}}) == [
+        "pipeline.config -> pipeline.outputs.names"
+    ]
+    assert upward_imports({"pipeline.outputs.names": {"pipeline.config"}}) == []
+
+
 def test_the_circle_finder_finds_circles_through_function_imports(tmp_path):
     """A circle made only by an import inside a function is found; a plain chain is not a circle."""
     (tmp_path / "pipeline").mkdir()
@@ -132,3 +178,15 @@ def test_module_is_small(module):
         and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
     ]
     assert not long, f"{path.relative_to(REPO)}: functions over {MAX_FUNCTION_LINES} lines: {', '.join(long)}"
+
+
+def test_a_run_makes_its_load_options_in_one_place():
+    """Every engine and the bench load their models as `RunConfig.load_options` says: no other module of the
+    run builds a LoadOptions of its own (models/load.py's own defaults aside)."""
+    makers = sorted(
+        str(path.relative_to(REPO))
+        for path in module_files().values()
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "LoadOptions"
+    )
+    assert makers == ["pipeline/config.py", "pipeline/models/load.py", "pipeline/models/load.py"], makers

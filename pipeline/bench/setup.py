@@ -83,14 +83,8 @@ def bench_setup(o: BenchCommandOptions) -> BenchSetup:
     price = resolve_price(gpu_name(device), o.gpu_price, o.currency)
     # Fused at load, unless the standard model must be timed beside it (the bench then switches in place).
     fused = o.recipe if o.recipe and not o.compare_diffusers else None
-    load = LoadOptions(
-        dtype=config.precision,
-        channels_last=o.channels_last,
-        fast=fused,
-        controls=config.controls_used,
-        segmenter=o.ablate,  # --ablate also times the scene segmentation
-        style_ref=config.uses_references,
-    )
+    # --ablate also times the scene segmentation
+    load = config.load_options(channels_last=o.channels_last, fast=fused, segmenter=o.ablate)
     return BenchSetup(config, device, price, spec, load, size)
 
 

@@ -143,13 +143,14 @@ def missing_weights(spec: ModelSpec) -> list[tuple[str, str, bool]]:
     return [(role, where, can_fetch) for role, where, present, can_fetch in parts if not present]
 
 
-def check_weights(spec: ModelSpec) -> None:
-    """Before a hub preset loads: one error naming every part missing, when loading cannot fetch one of them. (A
-    bundle folder names what it lacks when it is resolved; random-sd15 is built in memory.)"""
-    if spec.local or spec.name == "random-sd15":
+def check_weights(spec: ModelSpec, roles: tuple[str, ...] | None = None, fetch: bool = True) -> None:
+    """Before a hub preset loads: one error naming every part missing (of `roles`, or all), when loading cannot
+    fetch one of them, or at all without `fetch` (a command that loads one model never downloads it). A bundle
+    folder names what it lacks when it is resolved; a random preset is built in memory."""
+    if spec.local or spec.random_weights:
         return
-    missing = missing_weights(spec)
-    if all(can_fetch for _, _, can_fetch in missing):
+    missing = [part for part in missing_weights(spec) if roles is None or part[0] in roles]
+    if not missing or (fetch and all(can_fetch for _, _, can_fetch in missing)):
         return
     from huggingface_hub import constants
 

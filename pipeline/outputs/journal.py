@@ -7,7 +7,6 @@ set of segment objects under `.modomo/journal/`, one per flush (every few second
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 import time
@@ -18,12 +17,6 @@ from pipeline.outputs.sinks import LocalSink, R2Sink
 
 LOCAL_JOURNAL = ".modomo/journal.jsonl"
 SEGMENT_PREFIX = ".modomo/journal/"
-
-
-def settings_hash(settings: dict) -> str:
-    """A short stable hash of everything that shapes a result (style, prompts, sizes, models, seed)."""
-    canonical = json.dumps(settings, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 def parse_lines(text: str) -> list[dict]:

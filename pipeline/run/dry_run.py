@@ -1,14 +1,14 @@
 """`--dry-run`: the whole run checked without loading a model. The plan is built as for a real run (options,
 inputs listed, manifest rows, output names, the output reachable and writable), the journal says what is
 done, and what the run would do is described: jobs, styles, outputs, to do and done, and each problem a row
-or an input would hit, one line each. A catalogue team validates a 10,000-row manifest this way before
-renting a GPU."""
+or an input would hit, one line each; weights the run would stop for end it with the real run's exit code (1).
+A catalogue team validates a 10,000-row manifest this way before renting a GPU."""
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from pipeline.errors import ImageError
+from pipeline.errors import ImageError, ModomoError
 from pipeline.inputs import imaging
 from pipeline.outputs.names import variation_stem
 from pipeline.run.owners import Owners
@@ -103,6 +103,18 @@ def look(plan: RunPlan) -> dict:
     return {"references": sorted(named), "sets": sets}
 
 
+def weights(plan: RunPlan) -> str | None:
+    """Why the real run would stop while loading its models (weights this machine lacks and loading cannot fetch),
+    from the same inventory the load asks first; None when they are there."""
+    from pipeline.models.load import check_weights
+
+    try:
+        check_weights(plan.spec)
+    except ModomoError as exc:
+        return str(exc)
+    return None
+
+
 def describe(plan: RunPlan) -> dict:
     """The run the plan would make, and its problems."""
     work = split(plan)
@@ -122,6 +134,7 @@ def describe(plan: RunPlan) -> dict:
         "shard": str(plan.shard) if plan.shard else None,
         "examples": examples(plan, todo),
         "problems": problems(plan, [record for record in work.records if record.status == "failed"]),
+        "weights": weights(plan),
         "checked": checked(plan),
         "moved": len(work.moved),
         "replaces": replaced(plan, work),

@@ -170,6 +170,10 @@ def check_options(config: RunConfig, spec: ModelSpec) -> list[str]:
     if config.room is None:  # not given: found per photo when the preset can, else the old default
         config.room, warnings = default_room(spec)
     config.check()
+    if config.name_template:  # before the output is made
+        from pipeline.outputs.names import check_template
+
+        check_template(config.name_template)
     if config.precision is None:  # auto by this device; a --devices worker or a Ray actor decides by its own
         config.precision = resolve_dtype(config.dtype, pick_device(config.device))
     if config.signing is None:  # read and tried once; a copy of a planned config (a Ray actor's) keeps it

@@ -58,3 +58,17 @@ def test_r2_inputs_are_checked_by_their_headers_and_the_dry_run_says_so(tiny_bun
     assert code == 0 and found["problems"] == []  # not downloaded, so not known to be broken
     assert found["checked"] == "2 R2 object(s) checked by their headers only, not downloaded"
     assert "checked by their headers only" in " ".join(output.split())
+
+
+def test_a_plan_without_its_weights_ends_as_the_real_run_does(rooms, tmp_path):
+    """sd15 with no weights on this machine: the dry run names them as a problem and exits 1, the real run's code
+    (it stops loading before any job), rather than planning a run that cannot start."""
+    photo = rooms / "living-room-02-small.jpg"
+    args = ["transform", str(photo), "--out", str(tmp_path / "out"), "--models", "sd15", *BASE]
+    planned = CliRunner().invoke(app, [*args, "--dry-run", "--json"])
+    real = CliRunner().invoke(app, args)
+    assert planned.exit_code == real.exit_code == 1
+    found = json.loads(planned.stdout[planned.stdout.index("{") :])
+    assert found["weights"].startswith("model weights not found for sd15: stable diffusion")
+    assert "model weights not found for sd15" in " ".join(real.stderr.split())
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.png"))

@@ -92,6 +92,20 @@ def test_score_with_a_depth_model(rooms, tiny_bundle):
     assert data["score"] == pytest.approx(data["parts"]["sanity"] * data["parts"]["change"] * layout, abs=1e-3)
 
 
+def test_score_without_the_presets_depth_weights_fails_at_once_in_one_line(rooms, monkeypatch, network_guard):
+    """Online or not, `score --models sd15` on a machine without the depth model says so from the inventory in
+    one line before loading anything: no hub lookup, no retries (a download is `modomo models download`'s job)."""
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    tried = len(network_guard)
+    photo = rooms / "living-room-01.jpg"
+    result = CliRunner().invoke(app, ["score", str(photo), str(photo), "--models", "sd15"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    said = " ".join(result.stderr.split())  # one message, however the terminal wraps it
+    assert said.count("error:") == 1 and "model weights not found for sd15: depth (Intel/dpt-large)" in said
+    assert "modomo models download sd15" in said
+    assert len(network_guard) == tried  # nothing was looked up on the network
+
+
 def test_score_of_a_missing_file_is_one_line(rooms, tmp_path):
     result = CliRunner().invoke(app, ["score", str(rooms / "living-room-01.jpg"), str(tmp_path / "nope.png")])
     assert result.exit_code == 2 and "nope.png" in result.stderr and "Traceback" not in result.output
@@ -145,13 +159,28 @@ def test_no_retry_when_the_threshold_is_met(tiny_bundle, rooms, tmp_path):
     assert summary["quality"]["mean"] == pytest.approx(np.mean([r["quality"] for r in summary["images"]]))
 
 
-def test_retries_count_in_the_time(tiny_bundle, rooms, tmp_path):
+def test_retries_count_in_the_time(tiny_bundle, rooms, tmp_path, monkeypatch):
+    """Each attempt's generation is charged to its image. Timed on a clock that moves one second per image the
+    generator renders (and stands still otherwise), so the figures are counts, whatever the machine's load."""
+    from types import SimpleNamespace
+
+    from pipeline.stages import timing
+    from pipeline.stages.generate import Generator
+
+    clock = [0.0]
+    real = Generator.__call__
+
+    def rendering(self, frames):
+        clock[0] += sum(frame.ok for frame in frames)
+        return real(self, frames)
+
+    monkeypatch.setattr(timing, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
+    monkeypatch.setattr(Generator, "__call__", rendering)
     once, _ = run(tiny_bundle, rooms, tmp_path, "--min-quality", "0.99", "--retries", "0")
     thrice, _ = run(tiny_bundle, rooms, tmp_path, "--min-quality", "0.99", "--retries", "2")
-    assert [r["attempts"] for r in once["images"]] == [1, 1]
-    generate = [r["timings"]["generate"] for r in thrice["images"]]
-    single = [r["timings"]["generate"] for r in once["images"]]
-    assert min(generate) > max(single)  # three generations are charged to the image, not one
+    assert [r["attempts"] for r in once["images"]] == [1, 1] and [r["attempts"] for r in thrice["images"]] == [3, 3]
+    assert [r["timings"]["generate"] for r in once["images"]] == [1.0, 1.0]
+    assert [r["timings"]["generate"] for r in thrice["images"]] == [3.0, 3.0]  # three generations, not one
 
 
 def test_style_files_set_their_own_threshold(tmp_path):

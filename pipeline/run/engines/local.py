@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from pipeline.errors import EXIT_INTERRUPTED, ModomoError
-from pipeline.models.load import LoadOptions, load_stack, pick_device
+from pipeline.models.load import load_stack, pick_device
 from pipeline.models.precision import report as precision_report
 from pipeline.models.runtime import gpu_name
 from pipeline.run.cost import resolve_price
@@ -27,13 +27,7 @@ def run(plan: RunPlan, hooks: Hooks) -> RunResult:
             plan.spec,
             device,
             on_model=hooks.on_model,
-            options=LoadOptions(
-                dtype=config.precision or config.dtype,
-                fast=config.fast,
-                controls=config.controls_used,
-                segmenter=config.keeps_parts,
-                style_ref=config.uses_references,
-            ),
+            options=config.load_options(),
         )
     except KeyboardInterrupt:  # Ctrl-C before any image: one line, not a library's traceback
         raise ModomoError("interrupted while loading the models; nothing was written", EXIT_INTERRUPTED) from None

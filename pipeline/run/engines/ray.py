@@ -32,7 +32,7 @@ class TransformActor:
     """Loads the stack and sets up a Runner once, then restyles each batch of input identities it is given."""
 
     def __init__(self, config: RunConfig, spec: ModelSpec, device: str, cwd: str):
-        from pipeline.models.load import LoadOptions, load_stack, pick_device
+        from pipeline.models.load import load_stack, pick_device
         from pipeline.models.precision import name_of
         from pipeline.models.runtime import gpu_name
         from pipeline.outputs.journal import JournalBuffer
@@ -46,13 +46,7 @@ class TransformActor:
         everything = list_inputs(config, spec, remote)  # cheap; keeps R2 clients out of pickles
         self.by_id = {item.identity: item for item in everything}
         start = time.perf_counter()
-        load = LoadOptions(
-            dtype=config.dtype,
-            fast=config.fast,
-            controls=config.controls_used,
-            segmenter=config.keeps_parts,
-            style_ref=config.uses_references,
-        )
+        load = config.load_options(dtype=config.dtype)  # each actor decides `auto` by its own device
         stack = load_stack(spec, pick_device(device), options=load)
         config = replace(config, precision=name_of(stack.dtype))  # `auto` by this actor's device, as hashed
         self.load_seconds = time.perf_counter() - start
