@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import UsageError
-from pipeline.models.controls import CONTROLS
+from pipeline.models.controls import CONTROLS, DEFAULT_CONTROLS
 from pipeline.options import TransformOptions
 from pipeline.stages.settings import GenerateSettings, SpeedOptions, with_fidelity
 from styles import AUTO_ROOM, FIDELITY, MAX_REF_SCALE, ROOMS, Style, room_name
@@ -360,7 +360,7 @@ class RunConfig:
             "control_guidance_start": list(g.control_guidance_start),
             "control_guidance_end": list(g.control_guidance_end),
             "canny_thresholds": [style.canny_low, style.canny_high],
-            **({"controls": list(g.controls)} if g.controls != ("depth", "canny") else {}),
+            **({"controls": list(g.controls)} if g.controls != DEFAULT_CONTROLS else {}),
             **({"lines_min_length": style.lines_min_length} if "lines" in g.controls else {}),
             **({"fidelity": self.fidelity_of(style)} if self.fidelity_of(style) != "balanced" else {}),
             **self.reference_json(style),

@@ -7,6 +7,7 @@ them on the diffusers MultiControlNetModel that holds them.
 from __future__ import annotations
 
 CONTROLS = ("depth", "canny", "lines")  # every ControlNet a stack may hold, in the order it holds them
+DEFAULT_CONTROLS = ("depth", "canny")  # what a style steers with unless it says otherwise
 
 
 def held_controls(pipe) -> tuple[str, ...]:

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from pipeline.errors import ModomoError
+from pipeline.models.controls import CONTROLS, DEFAULT_CONTROLS, held_controls, name_controls
 from pipeline.models.presets import ModelSpec
 from pipeline.models.runtime import quiet_libraries, synchronize
 
@@ -61,7 +62,7 @@ class LoadOptions:
     channels_last: str = "auto"  # auto, on, off
     fast: str | None = None  # a few-step recipe (pipeline.models.recipes) whose LoRA is fused into the UNet at load
     # the ControlNets to load: those the run's styles steer with (lines only when the preset has it)
-    controls: tuple[str, ...] = ("depth", "canny", "lines")
+    controls: tuple[str, ...] = CONTROLS
     segmenter: bool = True  # the scene segmentation model too, when the preset has one (--preserve window, ...)
     style_ref: bool = False  # the IP-Adapter and its image encoder too (--style-ref, a style's reference, room sets)
 
@@ -189,9 +190,9 @@ def _sam2_checkpoint(spec: ModelSpec) -> Path:
 
 
 def load_generator(
-    spec: ModelSpec, device: torch.device, dtype: torch.dtype, controls: tuple[str, ...] = ("depth", "canny")
+    spec: ModelSpec, device: torch.device, dtype: torch.dtype, controls: tuple[str, ...] = DEFAULT_CONTROLS
 ):
-    """SD1.5 components + one ControlNet per named control (settings.CONTROLS order) as one diffusers pipeline,
+    """SD1.5 components + one ControlNet per named control (models.controls.CONTROLS order) as one diffusers pipeline,
     UniPC scheduler."""
     from diffusers import (
         AutoencoderKL,
@@ -202,8 +203,6 @@ def load_generator(
     )
     from diffusers.models.controlnets.multicontrolnet import MultiControlNetModel
     from transformers import CLIPTextModel, CLIPTokenizer
-
-    from pipeline.models.controls import name_controls
 
     kw = {"torch_dtype": dtype}
     if spec.checkpoint:
@@ -413,7 +412,7 @@ def load_stack(spec: ModelSpec, device: torch.device, on_model=None, options: Lo
     )
 
 
-def generator(spec: ModelSpec, device: torch.device, dtype: torch.dtype, controls: tuple = ("depth", "canny")):
+def generator(spec: ModelSpec, device: torch.device, dtype: torch.dtype, controls: tuple = DEFAULT_CONTROLS):
     """The preset's diffusers pipeline (SD1.5 + the named controls' ControlNets) in `dtype`: built (random-sd15)
     or loaded."""
     if spec.name == "random-sd15":
@@ -433,8 +432,6 @@ def load_reference(
 
     if on_model:
         on_model(f"stable diffusion + controlnets ({str(dtype).removeprefix('torch.')}, for the baseline)")
-    from pipeline.models.controls import held_controls
-
     # unfused: a compared run loads fast mode as a switch
     pipe = generator(stack.spec, stack.device, dtype, held_controls(stack.pipe))
     if getattr(stack.pipe, "image_encoder", None) is not None:

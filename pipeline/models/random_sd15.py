@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from pipeline.models.awaken import awaken_controlnet, awaken_embeddings
+from pipeline.models.controls import CONTROLS, DEFAULT_CONTROLS, name_controls
 from pipeline.models.fast_lora import RANDOM
 from pipeline.models.presets import ModelSpec
 
@@ -47,8 +48,8 @@ def spec() -> ModelSpec:
     )
 
 
-def build_generator(device: torch.device, dtype: torch.dtype, controls: tuple[str, ...] = ("depth", "canny")):
-    """SD1.5 UNet, VAE and CLIP text encoder, and one ControlNet per named control (settings.CONTROLS: depth,
+def build_generator(device: torch.device, dtype: torch.dtype, controls: tuple[str, ...] = DEFAULT_CONTROLS):
+    """SD1.5 UNet, VAE and CLIP text encoder, and one ControlNet per named control (models.controls.CONTROLS: depth,
     canny, lines; the same architecture), random, as one diffusers pipeline."""
     from diffusers import (
         AutoencoderKL,
@@ -60,7 +61,6 @@ def build_generator(device: torch.device, dtype: torch.dtype, controls: tuple[st
     from diffusers.models.controlnets.multicontrolnet import MultiControlNetModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from pipeline.models.controls import CONTROLS, name_controls
     from pipeline.models.tiny import build_tokenizer
 
     data = configs()

@@ -170,7 +170,7 @@ def reference_kwargs(pipe, frame: Frame, guided: bool) -> dict:
 
 
 def control_image(frame: Frame, name: str):
-    """A frame's control image for one control (settings.CONTROLS): depth, canny (its edges) or lines."""
+    """A frame's control image for one control (models.controls.CONTROLS): depth, canny (its edges) or lines."""
     return {"depth": frame.depth, "canny": frame.edges, "lines": frame.lines}[name]
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from pipeline.models.controls import DEFAULT_CONTROLS
+
 
 @dataclass(frozen=True)
 class GenerateSettings:
@@ -21,7 +23,7 @@ class GenerateSettings:
     control_guidance_start: tuple[float, ...]
     control_guidance_end: tuple[float, ...]
     eta: float | None = None  # the scheduler's stochasticity, for schedulers that take one (TCD's gamma)
-    controls: tuple[str, ...] = ("depth", "canny")  # which ControlNets steer (CONTROLS), in this order
+    controls: tuple[str, ...] = DEFAULT_CONTROLS  # which ControlNets steer (models.controls.CONTROLS), in order
 
     def to_json(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}

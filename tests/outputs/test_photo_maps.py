@@ -16,7 +16,7 @@ from modomo_cli.app import app
 from pipeline.outputs.names import PHOTO_MAPS
 from styles import PHOTO_KINDS, STYLE_DIR
 from tests.outputs.test_portable_output import local_links, sheet_cells_filled
-from tests.outputs.test_report import Browser, page_jobs
+from tests.outputs.test_report import page_jobs
 
 SMALL, LARGE = "living-room-02-small.jpg", "living-room-01.jpg"
 SHARED = {"input": "phone.input.jpg", "depth": "phone.depth.png", "masks": "phone.masks.jpg"}
@@ -61,13 +61,6 @@ def photos(folder: Path, rooms: Path, **names: str) -> Path:
     for name, photo in names.items():
         shutil.copy(rooms / photo, folder / f"{name}.jpg")
     return folder
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    chrome = Browser(tmp_path_factory.mktemp("chromium-profile"))
-    yield chrome
-    chrome.close()
 
 
 @pytest.fixture(scope="module")

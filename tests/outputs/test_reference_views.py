@@ -21,7 +21,7 @@ from pipeline.outputs.records import ImageRecord
 from pipeline.outputs.report import FolderLinks, job_data, write_report
 from pipeline.outputs.sinks import LocalSink
 from pipeline.outputs.views import job_records, natural, output_summary
-from tests.outputs.test_report import BOXES, Browser, page_jobs
+from tests.outputs.test_report import BOXES, page_jobs
 
 INPUT, REFERENCE = (230, 200, 40), (40, 180, 200)
 STYLE_COLOURS = {"modern": (40, 70, 200), "boho": (200, 40, 40)}
@@ -130,13 +130,6 @@ def output(folder: Path, journal: list[dict]) -> LocalSink:
 
 def read_input(sink: LocalSink):
     return lambda record: sink.read(sink.relative(record["outputs"]["input"]))
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    chrome = Browser(tmp_path_factory.mktemp("chromium-profile"))
-    yield chrome
-    chrome.close()
 
 
 # Records.

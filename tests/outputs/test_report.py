@@ -173,13 +173,6 @@ class Browser:
         os.close(self._read)
 
 
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    chrome = Browser(tmp_path_factory.mktemp("chromium-profile"))
-    yield chrome
-    chrome.close()
-
-
 # A real run: links, control maps, CDN URLs.
 
 

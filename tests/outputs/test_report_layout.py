@@ -16,7 +16,6 @@ from pipeline.outputs.history import record_run
 from pipeline.outputs.report import write_report
 from pipeline.outputs.sinks import LocalSink
 from pipeline.outputs.views import output_summary
-from tests.outputs.test_report import Browser
 
 KEY = "rooms/living-room-north-wall-client-copy-final.jpg"
 BEFORE, AFTER = (64, 48), (512, 384)  # `--size 64` beside `--output-size 512`
@@ -80,13 +79,6 @@ def page(rooms, tmp_path_factory) -> Path:
         "cost": {"currency": "USD", "per_image": 0.0, "total": 0.0},
     }
     return Path(write_report(summary, LocalSink(out)))
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    chrome = Browser(tmp_path_factory.mktemp("chromium-profile"))
-    yield chrome
-    chrome.close()
 
 
 @pytest.mark.parametrize("width", [1400, 390])
