@@ -29,7 +29,10 @@ import pytest  # noqa: E402
 pytest_plugins = ["tests.s3_server", "tests.signing_certs"]
 
 REPO = Path(__file__).resolve().parents[1]
-ROOMS = REPO.parent / "shared" / "rooms"
+# The real room photos (roomGPT's, MIT: see their NOTICE.md), kept with the tests so a clone anywhere has them;
+# the same files as the shared set beside the repository, when there is one (SHARED_ROOMS; checked in test_imaging).
+ROOMS = REPO / "tests" / "fixtures" / "rooms"
+SHARED_ROOMS = REPO.parent / "shared" / "rooms"
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "", None}
 
 
@@ -83,8 +86,8 @@ def network_guard():
 
 @pytest.fixture(scope="session")
 def rooms() -> Path:
-    """The real room photos shared beside the repository."""
-    assert ROOMS.is_dir(), f"missing {ROOMS}: the real room photos are expected beside the repository"
+    """The real room photos kept with the tests."""
+    assert ROOMS.is_dir(), f"missing {ROOMS}: the real room photos belong in the repository"
     return ROOMS
 
 

@@ -6,7 +6,6 @@ import io
 import struct
 import warnings
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,8 +22,8 @@ from pipeline.inputs.imaging import (
     resize_to,
     thumbnail,
 )
+from tests.conftest import ROOMS, SHARED_ROOMS
 
-ROOMS = Path(__file__).resolve().parents[3] / "shared" / "rooms"
 RED, BLUE, GREEN, WHITE = (255, 0, 0), (0, 0, 255), (0, 255, 0), (255, 255, 255)
 
 
@@ -292,6 +291,19 @@ def test_identify_only_format_is_not_decoded_as_black():
 
 
 # --- real photos ----------------------------------------------------------------------------------------
+
+
+def test_the_photos_kept_with_the_tests_are_the_shared_ones():
+    """tests/fixtures/rooms is a copy of the shared room photos, notice included: byte for byte the same files
+    where the shared set is beside the repository; whole and decodable either way."""
+    kept = sorted(p.name for p in ROOMS.iterdir())
+    assert kept == ["NOTICE.md", "living-room-01.jpg", "living-room-01.restyled.png", "living-room-02-small.jpg"]
+    assert "MIT License" in (ROOMS / "NOTICE.md").read_text()
+    for name in kept:
+        if SHARED_ROOMS.is_dir():
+            assert (ROOMS / name).read_bytes() == (SHARED_ROOMS / name).read_bytes(), name
+        if name != "NOTICE.md":
+            decode((ROOMS / name).read_bytes(), name)
 
 
 def test_real_small_photo():

@@ -2,9 +2,10 @@
 repository, and the tests it names must then fail.
 
 The repository's files (tracked, and untracked ones git does not ignore) are copied once per run into a
-temporary folder T as T/main, with T/shared linked to the `shared` folder beside the repository, so the tests
-find the real room photos where they look for them (`../shared/rooms`). For each entry the file is broken,
-`python -m pytest -q -x -p no:cacheprovider TESTS` runs in the copy, and the file is put back before the next.
+temporary folder T as T/main, with T/shared linked to the `shared` folder beside the repository, so the copy
+sits as the repository does (the tests compare their room photos with `../shared/rooms`). For each entry the
+file is broken, `python -m pytest -q -x -p no:cacheprovider TESTS` runs in the copy, and the file is put back
+before the next.
 
 Verdicts, one line per entry:
   PASS     pytest exited 1 (tests failed): the break is caught
