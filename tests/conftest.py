@@ -92,11 +92,32 @@ def rooms() -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_bundle(tmp_path_factory) -> Path:
-    """The tiny random bundle, built once per session and saved to disk (loaded back via the folder preset)."""
-    from pipeline.models.tiny import build_tiny_bundle
+def tiny_bundle() -> Path:
+    """The tiny random bundle, built once per session where `--models tiny` builds it (the session's MODOMO_CACHE),
+    so tests naming the folder and tests naming the preset share one build; loaded back via the folder preset."""
+    from pipeline.models.catalog import tiny
 
-    return build_tiny_bundle(tmp_path_factory.mktemp("bundle") / "tiny")
+    return Path(tiny().sd).parent
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "fresh_models: the test's runs load their models afresh (tests about loading)")
+
+
+@pytest.fixture(scope="session")
+def stack_shelf():
+    """The session's loaded stacks (tests/stacks.py), shared by every in-process run that only reads them."""
+    from pipeline.models.load import load_stack
+    from tests.stacks import StackShelf
+
+    return StackShelf(load_stack)
+
+
+@pytest.fixture(autouse=True)
+def shared_stacks(request, stack_shelf, monkeypatch):
+    """In-process runs take a stack from the shelf, unless the test is marked `fresh_models`."""
+    if request.node.get_closest_marker("fresh_models") is None:
+        monkeypatch.setattr("pipeline.run.engines.local.load_stack", stack_shelf)
 
 
 @pytest.fixture(scope="session")

@@ -128,6 +128,7 @@ def test_a_style_named_twice_is_a_usage_error(tiny_bundle, inputs, tmp_path):
     assert result.exit_code == 2 and "twice" in result.stderr
 
 
+@pytest.mark.fresh_models  # what it checks is which models load
 def test_a_control_no_style_uses_is_not_loaded(tiny_bundle, inputs, tmp_path, monkeypatch):
     """A style file that leaves canny out steers with depth alone: its run loads only the depth ControlNet and
     runs it, and its results are its own (not those of depth and canny)."""

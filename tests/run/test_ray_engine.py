@@ -5,19 +5,9 @@ from __future__ import annotations
 import json
 import shutil
 
-import pytest
 from typer.testing import CliRunner
 
 from modomo_cli.app import app
-
-
-@pytest.fixture(scope="module")
-def ray_local():
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
-    yield ray
-    ray.shutdown()
 
 
 def test_two_actors_restyle_everything_and_report_errors_as_data(ray_local, tiny_bundle, rooms, tmp_path):

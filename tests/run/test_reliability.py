@@ -163,6 +163,8 @@ def test_signal_stops_cleanly_and_a_rerun_completes(tiny_bundle, rooms, tmp_path
     done = len(journal_lines(out))
     assert 1 <= done < 8 and summary["counts"]["ok"] == done
     assert_consistent(out)
+    if sig == signal.SIGINT:  # the journal either signal leaves is the same: one rerun shows it resumes
+        return
 
     rerun = transform(inputs, *fast(tiny_bundle, out, "--size", "256", "--steps", "4"))
     assert rerun.exit_code == 0, rerun.output

@@ -24,15 +24,6 @@ from pipeline.inputs.seeds import derive_seed
 BASE = ["--style", "boho", "--size", "64", "--steps", "2", "--json", "--sets-by", "parent"]
 
 
-@pytest.fixture
-def ray_local():
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
-    yield ray
-    ray.shutdown()
-
-
 def picture(rooms: Path, target: Path, turn: int) -> Path:
     image = Image.open(rooms / "living-room-02-small.jpg").convert("RGB").rotate(turn * 9).resize((96, 72))
     target.parent.mkdir(parents=True, exist_ok=True)

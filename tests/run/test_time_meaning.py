@@ -15,15 +15,6 @@ from modomo_cli.app import app
 PRICE = 1.8  # per device-hour, so the cost can be checked against the definition
 
 
-@pytest.fixture(scope="module")
-def ray_local():
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
-    yield ray
-    ray.shutdown()
-
-
 def timed_run(tiny_bundle, rooms, tmp_path, *engine: str) -> tuple[dict, float]:
     inputs = tmp_path / "in"
     inputs.mkdir()
