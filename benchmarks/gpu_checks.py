@@ -35,7 +35,8 @@ from pipeline.bench.bench import BenchOptions, device_info, run_bench, synthetic
 from pipeline.config import RunConfig  # noqa: E402
 from pipeline.inputs.sources import collect_inputs  # noqa: E402
 from pipeline.models.catalog import resolve  # noqa: E402
-from pipeline.models.load import load_stack, pick_device  # noqa: E402
+from pipeline.models.load import load_stack  # noqa: E402
+from pipeline.models.placement import pick_device  # noqa: E402
 from pipeline.outputs.sinks import LocalSink  # noqa: E402
 from pipeline.run.cost import resolve_price  # noqa: E402
 from pipeline.run.runner import Runner  # noqa: E402

@@ -30,14 +30,15 @@ def main() -> int:
     from pipeline.inputs import imaging
     from pipeline.inputs.sources import walk_images
     from pipeline.models.catalog import resolve
-    from pipeline.models.load import load_clip, pick_device
+    from pipeline.models.loaders import WeightLoaders
+    from pipeline.models.placement import pick_device
     from pipeline.stages.room import RoomClassifier
     from styles import room_name
 
     device = pick_device("auto")
     dtype = torch.float16 if device.type == "cuda" else torch.float32
     spec = resolve(args.models)
-    clip = load_clip(spec, device, dtype)
+    clip = WeightLoaders(spec).clip(device, dtype)
     if clip is None:
         raise SystemExit(f"{spec.name} has no CLIP on this machine: `modomo models download sd15` first")
     classify = RoomClassifier(*clip, device, dtype)

@@ -165,8 +165,8 @@ def _bench_once(o: BenchCommandOptions, setup) -> None:
         phases = PhaseLog(not bar.enabled)
         say(plan_line(o, setup))
         with phases(f"loading models ({o.models})"):
-            stack, reference = load_stacks(setup, o.compare_diffusers, o.compile_models, bar.loading)
-        guess = estimate(setup.config, stack, bench_options, reference, o.compile_models)
+            stack, baseline = load_stacks(setup, o.compare_diffusers, o.compile_models, bar.loading)
+        guess = estimate(setup.config, stack, bench_options, baseline, o.compile_models)
         say(estimate_line(guess))
         summary = run_bench(
             setup.config,
@@ -175,7 +175,7 @@ def _bench_once(o: BenchCommandOptions, setup) -> None:
             bench_options,
             on_event=phases.around(bar),
             compiled=o.compile_models,
-            reference=reference,
+            baseline=baseline,
             phase=phases,
         )
     summary["estimate"] = guess

@@ -81,7 +81,7 @@ def models_download(
         ),
     ] = False,
 ) -> None:
-    """Fetch a preset's weights into the standard caches (HF_HOME, ultralytics weights_dir); with --fast, the
+    """Fetch a preset's weights into the standard caches (HF_HOME, modomo's detector folder); with --fast, the
     few-step LoRA as well; with --style-ref, the IP-Adapter."""
     with user_errors():
         from pipeline.models.catalog import resolve

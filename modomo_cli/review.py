@@ -85,15 +85,14 @@ def score(
         if models:
             import torch
 
-            from pipeline.models.catalog import resolve
-            from pipeline.models.load import check_weights, load_depth, pick_device
+            from pipeline.models import catalog, inventory, loaders, placement
             from pipeline.stages.depth import DepthEstimator
 
-            spec = resolve(models)
-            check_weights(spec, roles=("depth",), fetch=False)  # on this machine, or one line: never a download
-            device = pick_device("auto")
+            spec = catalog.resolve(models)
+            inventory.check_weights(spec, roles=("depth",), fetch=False)  # here, or one line: never a download
+            device = placement.pick_device("auto")
             dtype = torch.float16 if device.type == "cuda" else torch.float32
-            model, processor = load_depth(spec, device, dtype)
+            model, processor = loaders.load_depth(spec, device, dtype)
             depths = tuple(np.asarray(d) for d in DepthEstimator(model, processor, device, dtype).estimate(images))
         value, parts = quality(images[0], images[1], *depths)
         faithful = fidelity(images[0], images[1], *depths)

@@ -281,7 +281,7 @@ class RunConfig:
         plan for this machine), fast recipe, the ControlNets its styles steer with, the scene segmentation when
         parts of rooms are kept, the IP-Adapter when results follow a reference; `overrides` for what an engine
         decides otherwise (a Ray actor its own precision, the bench its layout)."""
-        from pipeline.models.load import LoadOptions
+        from pipeline.models.placement import LoadOptions
 
         chosen = {
             "dtype": self.precision or self.dtype,

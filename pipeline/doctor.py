@@ -7,19 +7,11 @@ import platform
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.models.presets import BUNDLE_FILE, TINY_VERSION, ModelSpec, cache_dir, hub_file_cached, sd15
+from pipeline.models.inventory import FAST, OPTIONAL_ROLES, inventory, yolo_dir
+from pipeline.models.presets import BUNDLE_FILE, TINY_VERSION, ModelSpec, cache_dir, sd15
 from pipeline.models.recipes import DEFAULT_RECIPE
 
 OK, MISSING, WARN, INFO = "ok", "missing", "warn", "info"
-# The optional parts of a preset: `modomo transform` with its defaults runs without them; each enables this.
-OPTIONAL_ROLES = {
-    "clip": "--room auto and the style part of the score",
-    "upscaler": "super-resolution for --output-size (without it, a plain resize)",
-    "controlnet lines": "the straight-line control of styles with [controls.lines] (without it, those styles run "
-    "on depth and canny)",
-    "segmentation": "--preserve window, door, fireplace, stairs and other parts of the room",
-    "ip-adapter": "--style-ref and room sets (a reference photo steering the look)",
-}
 # The optional parts the plain `modomo models download` leaves out, and the option that fetches each.
 FETCH_OPTIONS = {"ip-adapter": "--style-ref"}
 R2_ENABLES = "r2:// inputs and outputs"
@@ -43,69 +35,15 @@ class Check:
 
 
 def model_files(spec: ModelSpec) -> list[tuple[str, str, str | None]]:
-    """(role, id, cached path or None) for every weight a hub preset needs."""
-    from pipeline.models.vision import yolo_weights_dir
-
-    rows = [
-        ("stable diffusion", spec.sd, hub_file_cached(spec.sd, "unet/diffusion_pytorch_model.safetensors")),
-        (
-            "controlnet depth",
-            spec.controlnet_depth,
-            hub_file_cached(spec.controlnet_depth, "diffusion_pytorch_model.safetensors"),
-        ),
-        (
-            "controlnet canny",
-            spec.controlnet_canny,
-            hub_file_cached(spec.controlnet_canny, "diffusion_pytorch_model.safetensors"),
-        ),
-        ("depth", spec.depth, hub_file_cached(spec.depth, "model.safetensors")),
-    ]
-    repo, _, filename = spec.sam2_checkpoint.removeprefix("hub:").rpartition("/")
-    rows.append(("sam2", f"{repo}/{filename}", hub_file_cached(repo, filename)))
-    if spec.controlnet_lines:  # styles' [controls.lines]
-        rows.append(
-            (
-                "controlnet lines",
-                spec.controlnet_lines,
-                hub_file_cached(spec.controlnet_lines, "diffusion_pytorch_model.safetensors"),
-            )
-        )
-    if spec.segmenter:  # --preserve window, door, ...
-        rows.append(("segmentation", spec.segmenter, segmenter_cached(spec.segmenter)))
-    if spec.clip:  # --room auto and the style-adherence score
-        rows.append(("clip", spec.clip, hub_file_cached(spec.clip, "config.json")))
-    if spec.upscaler and spec.upscaler.startswith("hub:"):  # --output-size above the working size
-        repo, _, filename = spec.upscaler.removeprefix("hub:").rpartition("/")
-        rows.append(("upscaler", f"{repo}/{filename}", hub_file_cached(repo, filename)))
-    if spec.ip_adapter:  # --style-ref and room sets
-        rows.append(("ip-adapter", spec.ip_adapter, ip_adapter_cached(spec.ip_adapter)))
-    candidates = [Path(spec.yolo), yolo_weights_dir() / spec.yolo]
-    rows.append(("yolo", spec.yolo, next((str(p) for p in candidates if p.is_file()), None)))
-    return rows
-
-
-def segmenter_cached(model_id: str) -> str | None:
-    """The cached weight of a hub segmentation model, in either format its repo may hold."""
-    return hub_file_cached(model_id, "model.safetensors") or hub_file_cached(model_id, "pytorch_model.bin")
-
-
-def ip_adapter_cached(repo: str) -> str | None:
-    """The cached adapter file of a hub IP-Adapter when its image encoder is cached too (it is useless alone)."""
-    from pipeline.models.ip_adapter import hub_files
-
-    paths = [hub_file_cached(repo, name) for name in hub_files()]
-    return paths[0] if all(paths) else None
+    """(role, id, path on this machine or None) for every model of a preset but its few-step LoRAs."""
+    return [(p.role, p.source, p.path) for p in inventory(spec).parts if not p.role.startswith(FAST)]
 
 
 def fast_lora_files(spec: ModelSpec) -> list[tuple[str, str, str | None]]:
-    """(recipe, hub id, cached path or None) for each few-step LoRA of a hub preset; optional: only --fast reads
+    """(recipe, id, path on this machine or None) for each few-step LoRA of a preset; optional: only --fast reads
     them."""
-    rows = []
-    for name, where in spec.fast_loras.items():
-        if where.startswith("hub:"):
-            repo, _, filename = where.removeprefix("hub:").rpartition("/")
-            rows.append((name, f"{repo}/{filename}", hub_file_cached(repo, filename)))
-    return rows
+    parts = inventory(spec).parts
+    return [(p.role.removeprefix(FAST), p.source, p.path) for p in parts if p.role.startswith(FAST)]
 
 
 def fast_checks(spec: ModelSpec) -> list[Check]:
@@ -131,7 +69,8 @@ def model_check(spec: ModelSpec, role: str, model_id: str, path: str | None) -> 
     """A required weight not cached is missing (a problem); an optional one is a warning naming what it enables."""
     enables = OPTIONAL_ROLES.get(role)
     if path:
-        return Check(spec.name, role, OK, f"{model_id}: {path}", required=enables is None, enables=enables)
+        found = path if path == model_id else f"{model_id}: {path}"
+        return Check(spec.name, role, OK, found, required=enables is None, enables=enables)
     fetch = " ".join(filter(None, ("modomo models download", spec.name, FETCH_OPTIONS.get(role))))
     if enables:
         return Check(
@@ -205,14 +144,14 @@ def preset_checks() -> list[Check]:
 
 
 def ultralytics_checks() -> list[Check]:
-    from pipeline.models.vision import ultralytics_offline, yolo_weights_dir
+    from pipeline.models.vision import ultralytics_offline
 
     ultralytics_offline()
     from ultralytics.utils import SETTINGS_FILE
 
     return [
         Check("ultralytics", "settings", INFO, str(SETTINGS_FILE)),
-        Check("ultralytics", "weights_dir", INFO, str(yolo_weights_dir())),
+        Check("ultralytics", "detector", INFO, f"a bare weight name is looked for in {Path.cwd()}, then {yolo_dir()}"),
         Check("ultralytics", "offline", INFO, f"YOLO_OFFLINE={os.environ.get('YOLO_OFFLINE', '')}"),
     ]
 

@@ -127,7 +127,8 @@ def tiny_stack(tiny_bundle):
     import torch
 
     from pipeline.models.catalog import resolve
-    from pipeline.models.load import LoadOptions, load_stack
+    from pipeline.models.load import load_stack
+    from pipeline.models.placement import LoadOptions
 
     return load_stack(resolve(str(tiny_bundle)), torch.device("cpu"), options=LoadOptions(dtype="fp32"))
 

@@ -190,3 +190,30 @@ def test_a_run_makes_its_load_options_in_one_place():
         if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "LoadOptions"
     )
     assert makers == ["pipeline/config.py", "pipeline/models/load.py", "pipeline/models/load.py"], makers
+
+
+PRESET_NAMES = {"sd15", "tiny", "random-sd15"}
+
+
+def preset_name_branches(tree: ast.AST) -> list[int]:
+    """Lines that compare something's `.name` with a preset's name (`spec.name == "random-sd15"`)."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare):
+            operands = [node.left, *node.comparators]
+            names = any(isinstance(o, ast.Attribute) and o.attr == "name" for o in operands)
+            presets = any(isinstance(o, ast.Constant) and o.value in PRESET_NAMES for o in operands)
+            if names and presets:
+                found.append(node.lineno)
+    return found
+
+
+def test_no_branch_on_a_presets_name():
+    """Presets differ by data and a builder (ModelSpec.builder), never by `if spec.name == ...`."""
+    branches = {
+        str(path.relative_to(REPO)): lines
+        for path in module_files().values()
+        if (lines := preset_name_branches(ast.parse(path.read_text())))
+    }
+    assert not branches, branches
+    assert preset_name_branches(ast.parse('if spec.name == "random-sd15":\n    pass')) == [1]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from pipeline.models.catalog import resolve
-from pipeline.models.load import LoadOptions, load_stack
+from pipeline.models.load import load_stack
+from pipeline.models.placement import LoadOptions
 from tests.stacks import StackShelf
 
 

@@ -2,7 +2,7 @@
 
 Each baseline is the same images, seeds and models through one plain `pipe()` call per image, timed before
 and after modomo's run (machines drift: the faster run counts). It runs in the run's own format, and, when that
-is not fp32, in fp32 as well, on a generator with the same weights (`load_reference`): the ratio a user moving
+is not fp32, in fp32 as well, on a generator with the same weights (`load_baseline`): the ratio a user moving
 from fp32 sees, and the one that isolates modomo's own work.
 """
 
@@ -136,7 +136,7 @@ def compare(ours: RunResult, baselines: list[RunResult], count: int) -> dict:
 
 @dataclass
 class Baselines:
-    """Plain diffusers in the run's format (`diffusers`) and, with a reference stack, in fp32
+    """Plain diffusers in the run's format (`diffusers`) and, with a baseline stack, in fp32
     (`diffusers_fp32`): each timed before and after modomo's run."""
 
     config: RunConfig  # the plain config (engine diffusers)
@@ -178,7 +178,7 @@ class Baselines:
 def baselines_for(
     config: RunConfig,
     stack: ModelStack,
-    reference: ModelStack | None,
+    baseline: ModelStack | None,
     items: list[Item],
     warmup: int,
     compiled: bool,
@@ -189,5 +189,5 @@ def baselines_for(
     """The baselines of a bench run: fast mode is compared with plain diffusers at the style's standard
     settings (the model unfused)."""
     plain = replace(config, engine="diffusers", fast=None if switch else config.fast)
-    stacks = {"diffusers": stack, **({"diffusers_fp32": reference} if reference is not None else {})}
+    stacks = {"diffusers": stack, **({"diffusers_fp32": baseline} if baseline is not None else {})}
     return Baselines(plain, stacks, items, warmup, compiled, scratch, switch, phase)

@@ -124,10 +124,10 @@ def run_bench(
     options: BenchOptions,
     on_event=None,
     compiled: bool = False,
-    reference: ModelStack | None = None,
+    baseline: ModelStack | None = None,
     phase: Phase = quiet,
 ) -> dict:
-    """Warm up, time the run, optionally time plain diffusers (in the run's format, and in fp32 on `reference`)
+    """Warm up, time the run, optionally time plain diffusers (in the run's format, and in fp32 on `baseline`)
     and each shortcut switched off; one summary. Every timed path has its own warm-up, so with --compile none of
     them times a compilation; each warm-up and timed run is a `phase`."""
     config = replace(config, resume=False, overwrite=True)
@@ -140,7 +140,7 @@ def run_bench(
         warm = warmup_sets(items, options.warmup, config.batch_size, compiled)
         switch = fast_switch(config, stack)
         plain = (
-            baselines_for(config, stack, reference, items, options.warmup, compiled, scratch, switch, phase)
+            baselines_for(config, stack, baseline, items, options.warmup, compiled, scratch, switch, phase)
             if options.compare_diffusers
             else None
         )
@@ -335,7 +335,7 @@ def estimate(
     config: RunConfig,
     stack: ModelStack,
     options: BenchOptions,
-    reference: ModelStack | None = None,
+    baseline: ModelStack | None = None,
     compiled: bool = False,
 ) -> dict:
     """What the bench will time, and an estimate of how long its generate work takes: each path's images (its
@@ -356,7 +356,7 @@ def estimate(
     if options.compare_diffusers:
         theirs = per_image(forward, replace(config, fast=None).generate_settings(), config.speed)["diffusers"]
         plain = 2 * count + sum(map(len, warmup_sets(list(range(count)), options.warmup, 1, compiled)))
-        runs += [(f"plain diffusers in {name_of(s.dtype)}", plain, theirs, s) for s in (stack, reference) if s]
+        runs += [(f"plain diffusers in {name_of(s.dtype)}", plain, theirs, s) for s in (stack, baseline) if s]
     if options.ablate:
         for name in ABLATIONS:
             off = per_image(forward, config.generate_settings(), replace(config.speed, **{name: False}))["modomo"]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from pipeline.config import RunConfig
 from pipeline.errors import UsageError
-from pipeline.models.load import LoadOptions
+from pipeline.models.placement import LoadOptions
 from pipeline.models.presets import ModelSpec
 from pipeline.options import BenchCommandOptions
 from pipeline.run.cost import Price
@@ -38,18 +38,19 @@ def bench_setup(o: BenchCommandOptions) -> BenchSetup:
     """Check every option of the bench before any model loads; the room defaults as `transform`'s does."""
     from pipeline.bench.sweep import check_sweep_options
     from pipeline.models.catalog import resolve
-    from pipeline.models.load import pick_device
+    from pipeline.models.inventory import inventory
+    from pipeline.models.placement import pick_device
     from pipeline.models.precision import resolve as resolve_dtype
     from pipeline.models.runtime import gpu_name
     from pipeline.run.cost import resolve_price
-    from pipeline.run.plan import default_room
+    from pipeline.run.fit import default_room
     from styles import load_style, style_name
 
     if o.images < 1 or o.warmup < 0:
         raise UsageError("--images must be >= 1 and --warmup >= 0")
     check_sweep_options(o.sweep, o.inputs, o.sweep_batches, o.sweep_sizes, o.sweep_modes, o.sweep_dtypes)
     spec = resolve(o.models)
-    room = o.room if o.room is not None else default_room(spec)[0]  # a prompt word here: no CLIP warning
+    room = o.room if o.room is not None else default_room(inventory(spec))[0]  # a prompt word here: no CLIP warning
     style = load_style(style_name(o.style) or o.style)
     config = RunConfig(
         inputs=list(o.inputs or []),
@@ -73,10 +74,11 @@ def bench_setup(o: BenchCommandOptions) -> BenchSetup:
     (config if o.inputs else RunConfig(**{**config.__dict__, "inputs": ["synthetic"]})).check()
     if config.style_ref:  # read and checked before any model loads, as transform does
         from pipeline.r2 import Remote
-        from pipeline.run.plan import check_adapter, read_references
+        from pipeline.run.fit import check_adapter
+        from pipeline.run.plan import read_references
 
         read_references(config, Remote())
-        check_adapter(config, spec)
+        check_adapter(config, inventory(spec))
     size = synthetic_size(o.synthetic_size)
     device = pick_device(o.device)
     config.precision = resolve_dtype(o.dtype, device)
@@ -93,14 +95,14 @@ def load_stacks(setup: BenchSetup, compare_diffusers: bool, compile_models: bool
     the same weights for the fp32 baseline (plain diffusers as it comes); the run's compiled when asked."""
     import torch
 
-    from pipeline.models.load import load_reference, load_stack
+    from pipeline.models.load import load_baseline, load_stack
 
     stack = load_stack(setup.spec, setup.device, on_model=on_model, options=setup.load)
-    reference = None
+    baseline = None
     if compare_diffusers and stack.dtype != torch.float32:
-        reference = load_reference(stack, torch.float32, setup.load, on_model)
+        baseline = load_baseline(stack, torch.float32, setup.load, on_model)
     if compile_models:  # the run's stack (its plain diffusers baseline too); the fp32 reference stays plain
         from pipeline.models.compiling import compile_generator
 
         compile_generator(stack.pipe, stack.device)
-    return stack, reference
+    return stack, baseline

@@ -239,7 +239,7 @@ class Sweep:
     config: RunConfig
     price: Price
     options: bench.BenchOptions
-    load_options: object  # pipeline.models.load.LoadOptions; its dtype (and fast recipe) set per stack
+    load_options: object  # pipeline.models.placement.LoadOptions; its dtype (and fast recipe) set per stack
     grid: Grid
     compiled: bool = False
     on_model: Callable | None = None

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pipeline.errors import ModomoError, UsageError
-from pipeline.models.presets import ModelSpec
+from pipeline.models.presets import ModelSpec, hub_parts
 
 # Only what the loaders read: safetensors in full precision, configs, tokenizer files.
 SD_FILES = [
@@ -60,7 +60,7 @@ def download(spec: ModelSpec, report: Callable[[str], None] = print) -> list[str
             fetched.append(snapshot_download(repo, allow_patterns=patterns))
         for name in (spec.sam2_checkpoint, spec.upscaler):  # single files: SAM2, the super-resolution weight
             if name and name.startswith("hub:"):
-                repo, _, filename = name.removeprefix("hub:").rpartition("/")
+                repo, filename = hub_parts(name)
                 report(f"fetching {repo}/{filename}")
                 fetched.append(hf_hub_download(repo, filename))
     except Exception as exc:  # noqa: BLE001 - offline, missing repo, auth: all one message
@@ -96,7 +96,7 @@ def download_fast(spec: ModelSpec, recipes: list[str], report: Callable[[str], N
         where = spec.fast_loras.get(name, "")
         if not where.startswith("hub:"):
             continue
-        repo, _, filename = where.removeprefix("hub:").rpartition("/")
+        repo, filename = hub_parts(where)
         report(f"fetching {repo}/{filename} (--fast {name})")
         try:
             fetched.append(hf_hub_download(repo, filename))
@@ -111,7 +111,7 @@ def download_fast(spec: ModelSpec, recipes: list[str], report: Callable[[str], N
 def download_ip_adapter(spec: ModelSpec, report: Callable[[str], None] = print) -> list[str]:
     """Fetch the IP-Adapter file and its image encoder of a hub preset into the Hugging Face cache (bundles carry
     theirs, random-sd15 builds its own); returns the cached paths."""
-    if spec.local or spec.random_weights or not spec.ip_adapter:
+    if spec.local or spec.builder or not spec.ip_adapter:
         return []
     from huggingface_hub import hf_hub_download
 
@@ -136,10 +136,11 @@ def first_line(exc: Exception) -> str:
 
 
 def download_yolo(name: str) -> Path:
-    """Fetch an ultralytics release weight into ultralytics' weights_dir."""
-    from pipeline.models.vision import yolo_weights_dir
+    """Fetch an ultralytics release weight into modomo's own detector folder (models.inventory.yolo_dir)."""
+    from pipeline.models.inventory import yolo_dir
 
-    target = yolo_weights_dir() / name
+    target = yolo_dir() / name
+    target.parent.mkdir(parents=True, exist_ok=True)
     if target.is_file():
         return target
     from ultralytics.utils.downloads import attempt_download_asset

@@ -176,9 +176,6 @@ def lora_source(spec, recipe: str) -> str | None:
         return None
     if where.startswith(RANDOM):
         return where
-    if where.startswith(HUB):
-        from pipeline.models.presets import hub_file_cached
+    from pipeline.models.inventory import FAST, inventory
 
-        repo, _, filename = where.removeprefix(HUB).rpartition("/")
-        return hub_file_cached(repo, filename)
-    return where if Path(where).is_file() else None
+    return inventory(spec).path(FAST + recipe)

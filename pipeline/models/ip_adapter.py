@@ -104,19 +104,6 @@ def attach(pipe, source: str, local: bool, offline: bool) -> None:
     )
 
 
-def present(source: str | None, local: bool, random: bool) -> bool:
-    """Whether the adapter and its encoder are on this machine (built, in the bundle, or in the hub cache)."""
-    if not source:
-        return False
-    if random:
-        return True
-    if local:
-        return all((Path(source) / name).is_file() for name in (f"{SUBFOLDER}/{WEIGHT}", ENCODER_FILES[0]))
-    from pipeline.models.presets import hub_file_cached
-
-    return all(hub_file_cached(source, name) for name in hub_files())
-
-
 def hub_files() -> list[str]:
     """What `modomo models download sd15 --style-ref` fetches from the repo."""
     return [f"{SUBFOLDER}/{WEIGHT}", *ENCODER_FILES]

@@ -61,6 +61,9 @@ class ModelSpec:
     sam2_checkpoint: str  # a path, or "hub:REPO/FILE" for a file in a hub repo
     local: bool = False
     random_weights: bool = False
+    # A preset built from seeds instead of read from weights: the module whose `Builders` makes its models
+    # (pipeline.models.loaders.loaders_for); None for a preset whose weights are on disk or on the hub.
+    builder: str | None = None
     clip: str | None = None  # optional: scores style adherence when its weights are present
     checkpoint: str | None = None  # a single-file SD1.5 fine-tune replacing UNet, VAE and text encoder
     # Optional super-resolution weight for results above the working size: a path, or "hub:REPO/FILE". Not in
@@ -125,6 +128,12 @@ def sd15() -> ModelSpec:
         segmenter=SD15_SEGMENTER,
         ip_adapter=SD15_IP_ADAPTER,
     )
+
+
+def hub_parts(name: str) -> tuple[str, str]:
+    """`hub:REPO/FILE` (or `REPO/FILE`) -> (REPO, FILE): the one reader of a hub file's name."""
+    repo, _, filename = name.removeprefix("hub:").rpartition("/")
+    return repo, filename
 
 
 def hub_file_cached(repo: str, filename: str) -> str | None:

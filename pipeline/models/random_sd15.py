@@ -40,6 +40,7 @@ def spec() -> ModelSpec:
         sam2_config=data["sam2"],
         sam2_checkpoint="random: sam2.1 hiera tiny architecture",
         random_weights=True,
+        builder=__name__,
         upscaler="random: RealESRGAN_x4plus architecture",
         fast_loras={name: RANDOM + name for name in RECIPES},
         controlnet_lines="random: control_v11p_sd15_mlsd architecture",
@@ -165,3 +166,37 @@ def build_ip_adapter(pipe, device: torch.device, dtype: torch.dtype) -> None:
     pipe.register_modules(image_encoder=encoder.to(dtype=dtype).eval())
     state = ip_adapter.random_state_dict(pipe.unet, ip_adapter.VIT_H["projection_dim"], seed=8)
     pipe.load_ip_adapter(state, subfolder="", weight_name="", image_encoder_folder=None)
+
+
+class Builders:
+    """The preset's models built from its seeds (the calls pipeline.models.loaders.WeightLoaders answers from
+    weights on disk)."""
+
+    def __init__(self, spec: ModelSpec):
+        self.spec = spec
+
+    def yolo(self, device: torch.device):
+        return build_yolo(device)
+
+    def sam2(self, device: torch.device):
+        return build_sam2(device)
+
+    def depth(self, device: torch.device, dtype: torch.dtype):
+        return build_depth(device, dtype)
+
+    def generator(self, device: torch.device, dtype: torch.dtype, controls: tuple[str, ...] = DEFAULT_CONTROLS):
+        return build_generator(device, dtype, controls)
+
+    def upscaler(self, device: torch.device):
+        return build_upscaler(device)
+
+    def clip(self, device: torch.device, dtype: torch.dtype):
+        return None  # the preset has no CLIP: --room auto is refused and the score has no style part
+
+    def segmenter(self, device: torch.device, dtype: torch.dtype):
+        from pipeline.models import segformer
+
+        return segformer.build_in_memory("b0", device, dtype)
+
+    def ip_adapter(self, pipe, device: torch.device, dtype: torch.dtype) -> None:
+        build_ip_adapter(pipe, device, dtype)

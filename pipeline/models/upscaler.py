@@ -31,30 +31,11 @@ import re
 from pathlib import Path
 
 from pipeline.errors import ModomoError
-from pipeline.models.presets import hub_file_cached
 
 TINY_FILE = "realesrgan-tiny-x4.safetensors"
 X4PLUS = {"num_filters": 64, "num_blocks": 23, "scale": 4}  # RealESRGAN_x4plus's hyperparameters
 DETAIL = 0.05  # std of what the random networks add to the upsampled picture, in [0, 1] units
 CARRIERS = 3  # feature channels that carry the RGB picture through a random network
-
-
-def hub_parts(name: str) -> tuple[str, str]:
-    """`hub:REPO/FILE` (or `REPO/FILE`) -> (REPO, FILE)."""
-    repo, _, filename = name.removeprefix("hub:").rpartition("/")
-    return repo, filename
-
-
-def weight_path(spec) -> Path | None:
-    """Where the preset's upscaler weight is on disk, never touching the network; None when it has none, its file
-    is not there (not downloaded yet), or it is built in memory (random presets)."""
-    if not spec.upscaler or spec.upscaler.startswith("random:"):
-        return None
-    if spec.upscaler.startswith("hub:"):
-        found = hub_file_cached(*hub_parts(spec.upscaler))
-        return Path(found) if found else None
-    path = Path(spec.upscaler)
-    return path if path.is_file() else None
 
 
 def load(path: str | Path, device):

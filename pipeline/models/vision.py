@@ -41,42 +41,14 @@ def keep_torch_threads():
         torch.set_num_threads(threads)
 
 
-def yolo_weights_dir() -> Path:
-    """Ultralytics' global weights directory (from its settings)."""
-    ultralytics_offline()
-    from ultralytics.utils import SETTINGS
-
-    return Path(SETTINGS["weights_dir"])
-
-
-def find_yolo_weight(weights: str | Path) -> Path | None:
-    """A YOLO weight on disk (as given, or a bare name in ultralytics' weights_dir); None when it is in neither."""
-    path = Path(weights).expanduser()
-    if path.is_file():
-        return path.resolve()
-    if path.parent == Path(".") and (yolo_weights_dir() / path.name).is_file():
-        return (yolo_weights_dir() / path.name).resolve()
-    return None
-
-
-def _find_yolo_weight(weights: str | Path) -> Path:
-    """Resolve a YOLO weight on disk (as given, or a bare name in ultralytics' weights_dir)."""
-    found = find_yolo_weight(weights)
-    if found is not None:
-        return found
-    path = Path(weights).expanduser()
-    searched = [str(path.parent.resolve() if path.parent != Path(".") else Path.cwd())]
-    if path.parent == Path("."):
-        searched.append(str(yolo_weights_dir()))
-    raise ModomoError(
-        f"YOLO weight '{weights}' not found in {', '.join(searched)}; run `modomo models download sd15` "
-        "with network, pass a local bundle, or try modomo without any download: --models tiny"
-    )
-
-
 def load_yolo(weights: str | Path, device: str) -> YOLO:
     """Load a YOLO detector from a local .pt (never downloads); ModomoError when missing or unreadable."""
-    path = _find_yolo_weight(weights)
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise ModomoError(
+            f"YOLO weight '{weights}' not found in {path.parent.resolve()}; run `modomo models download sd15` "
+            "with network, pass a local bundle, or try modomo without any download: --models tiny"
+        )
     ultralytics_offline()
     from ultralytics import YOLO
 

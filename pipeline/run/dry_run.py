@@ -106,7 +106,7 @@ def look(plan: RunPlan) -> dict:
 def weights(plan: RunPlan) -> str | None:
     """Why the real run would stop while loading its models (weights this machine lacks and loading cannot fetch),
     from the same inventory the load asks first; None when they are there."""
-    from pipeline.models.load import check_weights
+    from pipeline.models.inventory import check_weights
 
     try:
         check_weights(plan.spec)

@@ -11,7 +11,8 @@ from pipeline.errors import UsageError
 from pipeline.frames import Item
 from pipeline.inputs.sources import collect_inputs
 from pipeline.models.catalog import resolve
-from pipeline.models.load import pick_device
+from pipeline.models.inventory import Inventory, inventory
+from pipeline.models.placement import pick_device
 from pipeline.models.precision import resolve as resolve_dtype
 from pipeline.models.presets import ModelSpec
 from pipeline.options import TransformOptions
@@ -19,6 +20,15 @@ from pipeline.outputs.journal import Journal
 from pipeline.outputs.signing import load_signing
 from pipeline.outputs.sinks import LocalSink, R2Sink, open_sink
 from pipeline.r2 import Remote
+from pipeline.run.fit import (
+    check_adapter,
+    check_fast,
+    check_lines,
+    check_parts,
+    check_room,
+    check_upscaler,
+    default_room,
+)
 from pipeline.run.shards import Shard
 from styles import AUTO_ROOM, load_style
 
@@ -78,7 +88,7 @@ def with_checkpoint(spec: ModelSpec, option: Path | None, styles) -> ModelSpec:
     file = option or (wanted.pop() if wanted else None)
     if file is None:
         return spec
-    if spec.random_weights and not spec.local:
+    if spec.builder:
         raise UsageError(f"--checkpoint needs a preset with configs on disk or in the cache, not {spec.name}")
     return replace(spec, checkpoint=str(check(file)))
 
@@ -137,13 +147,14 @@ def plan_for(
 ) -> RunPlan:
     """Check everything that can be checked without models, in the order a user would fix it."""
     spec = with_checkpoint(resolve(config.models), checkpoint, config.styles)
-    warnings = check_options(config, spec)
+    stock = inventory(spec)  # what of the preset is on this machine: asked once, offline
+    warnings = check_options(config, stock)
     chosen = check_engine(engine, devices, actors, config)
     device_list = parse_devices(devices) if devices else []
-    check_parts(config, spec)
+    check_parts(config, stock)
     remote = Remote(pool_size=config.workers * 2 + 2)
     reader = read_references(config, remote)  # before anything is written: a bad reference is one line
-    check_adapter(config, spec)
+    check_adapter(config, stock)
     sink = open_sink(config.out, remote)
     sink.prepare()
     journal = Journal(sink)
@@ -151,24 +162,24 @@ def plan_for(
         from pipeline.inputs.sets import recorded_anchors
 
         config.set_anchors = recorded_anchors(journal.lines())
-    everything = list_inputs(config, spec, remote, warnings.append, reader)
+    everything = list_inputs(config, stock, remote, warnings.append, reader)
     if not everything:
         raise UsageError(f"no images found in {', '.join(config.inputs or [str(config.manifest)])}")
-    check_parts(config, spec)
-    check_adapter(config, spec)
-    check_lines(config, spec, warnings)
+    check_parts(config, stock)
+    check_adapter(config, stock)
+    check_lines(config, stock, warnings)
     check_output_names(config, everything)
     items = [item for item in everything if shard is None or shard.owns(item.group_key)]  # a room set stays whole
     return RunPlan(config, spec, sink, remote, everything, items, shard, chosen, device_list, actors, report,
                    contact_sheet, list(worker_argv or []), journal, warnings)  # fmt: skip
 
 
-def check_options(config: RunConfig, spec: ModelSpec) -> list[str]:
+def check_options(config: RunConfig, stock: Inventory) -> list[str]:
     """The options checked against each other and the preset (the room, the precision, the signing identity, the
     working size, the upscaler, fast mode); the warnings to show before the run."""
     warnings: list[str] = []
     if config.room is None:  # not given: found per photo when the preset can, else the old default
-        config.room, warnings = default_room(spec)
+        config.room, warnings = default_room(stock)
     config.check()
     if config.name_template:  # before the output is made
         from pipeline.outputs.names import check_template
@@ -183,13 +194,9 @@ def check_options(config: RunConfig, spec: ModelSpec) -> list[str]:
             f"--size {config.size} is not a multiple of 8 (the VAE's step): the working size is "
             f"{config.long_side} px on the long side"
         )
-    if config.room == AUTO_ROOM and not has_clip(spec):
-        raise UsageError(
-            f"--room auto needs the preset's CLIP, which {spec.name} lacks here; "
-            "fetch it with `modomo models download sd15` or give a room"
-        )
-    check_upscaler(config, spec)
-    check_fast(config, spec)
+    check_room(config, stock)
+    check_upscaler(config, stock)
+    check_fast(config, stock)
     return warnings
 
 
@@ -210,50 +217,6 @@ def check_output_names(config: RunConfig, everything: list[Item]) -> None:
     )
 
 
-def default_room(spec: ModelSpec) -> tuple[str, list[str]]:
-    """The room when none is given: auto (found per photo) when the preset has CLIP here, else living room,
-    with a warning when that is for want of CLIP (not when the whole preset is missing: loading says so)."""
-    if has_clip(spec):
-        return AUTO_ROOM, []
-    if not weights_present(spec):
-        return "living room", []
-    return "living room", [
-        f"--room: {spec.name} has no CLIP on this machine, so every photo is prompted as a "
-        "living room (give --room, or fetch CLIP with `modomo models download sd15`)"
-    ]
-
-
-def check_parts(config: RunConfig, spec: ModelSpec) -> None:
-    """Parts of the room to keep need the scene segmentation model: refused without it, in one line (checked for
-    the command's --preserve before anything is written, and again once a manifest's rows are read)."""
-    from pipeline.models.load import has_segmenter
-
-    if config.keeps_parts and not has_segmenter(spec) and weights_present(spec):
-        where = spec.segmenter or "a segmentation/ folder in the bundle"
-        raise UsageError(
-            f"--preserve with parts of the room (window, door, ...) needs the scene segmentation model "
-            f"({where}), not on this machine; fetch it with `modomo models download sd15`"
-        )
-
-
-def check_lines(config: RunConfig, spec: ModelSpec, warnings: list[str]) -> None:
-    """A style's lines control needs the lines ControlNet: without it the style runs on depth and canny, and the
-    run says so. The same decision in every engine: a Ray actor gets this config, a device worker makes it again."""
-    from pipeline.models.load import has_lines
-
-    wanting = [s.name for s in [*config.styles, *config.job_styles] if s.lines is not None and s.lines.scale > 0]
-    if wanting and not has_lines(spec) and weights_present(spec):
-        where = spec.controlnet_lines or "a controlnet-lines/ folder in the bundle"
-        config.lines_off = f"the lines ControlNet ({where}) is not on this machine"
-        alone = [s.name for s in [*config.styles, *config.job_styles] if not config.controls_of(s)]
-        if alone:
-            raise UsageError(f"{', '.join(alone)}: steers only with the lines control, and {config.lines_off}")
-        warnings.append(
-            f"{', '.join(wanting)}: {config.lines_off}, so the straight-line control is off and results "
-            f"use depth and canny (fetch it with `modomo models download sd15`)"
-        )
-
-
 def read_references(config: RunConfig, remote: Remote, reader=None):
     """The command's and the styles' references, each read and decoded once; a usage error naming the one that
     cannot be (a local file or an R2 object, before any model loads). Returns the reader, for the manifest's."""
@@ -268,67 +231,14 @@ def read_references(config: RunConfig, remote: Remote, reader=None):
     return reader
 
 
-def check_adapter(config: RunConfig, spec: ModelSpec) -> None:
-    """A reference (or a room set) needs the preset's IP-Adapter: refused in one line, with the download command."""
-    from pipeline.models.load import has_ip_adapter, ip_adapter_missing
-
-    if config.uses_references and not has_ip_adapter(spec) and weights_present(spec):
-        raise UsageError(ip_adapter_missing(spec))
-
-
-def check_upscaler(config: RunConfig, spec: ModelSpec) -> None:
-    """Results above the working size need the preset's super-resolution weight when it names one (a preset
-    without one enlarges with Lanczos, and says so in the settings)."""
-    if config.output_size == "working" or not spec.upscaler or spec.upscaler.startswith("random:"):
-        return
-    from pipeline.models.upscaler import weight_path
-
-    if weight_path(spec) is None and weights_present(spec):
-        raise UsageError(
-            f"--output-size {config.output_size}: the upscaler {spec.upscaler_id} is not on this "
-            f"machine; fetch it with `modomo models download {spec.name}`"
-        )
-
-
-def check_fast(config: RunConfig, spec: ModelSpec) -> None:
-    """--fast needs the recipe's LoRA on this machine (built in for the random presets)."""
-    if not config.fast:
-        return
-    from pipeline.models.fast_lora import lora_source
-    from pipeline.models.fast_mode import missing
-
-    if lora_source(spec, config.fast) is None and weights_present(spec):
-        raise UsageError(missing(spec, config.fast))
-
-
-def weights_present(spec: ModelSpec) -> bool:
-    """Whether the preset's generator is on this machine (built ones always are)."""
-    if spec.local or spec.random_weights:
-        return True
-    from pipeline.models.presets import hub_file_cached
-
-    return hub_file_cached(spec.sd, "unet/diffusion_pytorch_model.safetensors") is not None
-
-
-def has_clip(spec: ModelSpec) -> bool:
-    """Whether the preset's CLIP is on this machine (a bundle's folder, or the hub cache)."""
-    if not spec.clip:
-        return False
-    if spec.local:
-        return Path(spec.clip).is_dir()
-    from pipeline.models.presets import hub_file_cached
-
-    return hub_file_cached(spec.clip, "config.json") is not None
-
-
-def list_inputs(config: RunConfig, spec: ModelSpec, remote: Remote, warn=None, reader=None) -> list[Item]:
+def list_inputs(config: RunConfig, stock: Inventory, remote: Remote, warn=None, reader=None) -> list[Item]:
     """The run's inputs: INPUTS, or the manifest's jobs (the styles only rows name added to the config,
     rows that need what the preset lacks failed), with their room sets and the rows' references. The same list
     wherever it is made: the driver, a device worker, a Ray actor."""
     from pipeline.inputs.sets import assign_sets
 
     items = assign_sets(
-        manifest_jobs(config, spec, remote, warn) if config.manifest else collect_inputs(config.inputs, remote),
+        manifest_jobs(config, stock, remote, warn) if config.manifest else collect_inputs(config.inputs, remote),
         config.sets_by,
         config.set_anchors,
     )
@@ -364,7 +274,7 @@ def row_references(items: list[Item], reader, warn=None) -> list[Item]:
     return result
 
 
-def manifest_jobs(config: RunConfig, spec: ModelSpec, remote: Remote, warn=None) -> list[Item]:
+def manifest_jobs(config: RunConfig, stock: Inventory, remote: Remote, warn=None) -> list[Item]:
     """The manifest's rows as items (see `list_inputs`)."""
     from pipeline.inputs.manifest import manifest_items
     from pipeline.stages.parts import room_parts
@@ -378,7 +288,7 @@ def manifest_jobs(config: RunConfig, spec: ModelSpec, remote: Remote, warn=None)
     config.job_styles = [load_style(name) for name in wanted]
     config.job_keeps = any(item.job.preserve or item.job.mask for item in items)
     config.job_parts = any(room_parts(item.job.preserve) for item in items if item.job.preserve)
-    if not has_clip(spec):
+    if not stock.has("clip"):
         items = [
             _needs(item, "room auto needs the preset's CLIP") if item.job.room == AUTO_ROOM else item for item in items
         ]

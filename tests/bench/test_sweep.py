@@ -19,7 +19,7 @@ from pipeline.bench import sweep
 from pipeline.bench.bench import BenchOptions
 from pipeline.config import RunConfig
 from pipeline.errors import UsageError
-from pipeline.models.load import LoadOptions
+from pipeline.models.placement import LoadOptions
 from pipeline.run.cost import Price
 from styles import load_style
 

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from modomo_cli.app import app
 from pipeline.doctor import model_files
 from pipeline.models import ip_adapter
+from pipeline.models.inventory import CONTROLNET_FILES, SEGMENTER_FILES
 from pipeline.models.presets import sd15
 
 
@@ -59,18 +60,23 @@ def test_doctor_reports_missing_weights_and_exits_1(empty_caches):
     assert "6 problem(s)" in result.stderr
 
 
+def cache_repo(home: Path, repo: str, groups) -> None:
+    """The first file of each group of a hub repo's files, as the download leaves them."""
+    for group in groups:
+        fake_hub_cache(home, repo, group[0])
+
+
 def cache_required(home: Path) -> None:
     """Every weight `modomo transform` needs with its defaults, and none of the optional ones."""
+    from pipeline.models import inventory as files
+
     spec = sd15()
-    for repo, name in (
-        (spec.sd, "unet/diffusion_pytorch_model.safetensors"),
-        (spec.controlnet_depth, "diffusion_pytorch_model.safetensors"),
-        (spec.controlnet_canny, "diffusion_pytorch_model.safetensors"),
-        (spec.depth, "model.safetensors"),
-        ("facebook/sam2.1-hiera-tiny", "sam2.1_hiera_tiny.pt"),
-    ):
-        fake_hub_cache(home, repo, name)
-    Path(spec.yolo).write_bytes(b"weights")  # in the working folder, where ultralytics looks first
+    cache_repo(home, spec.sd, [(c,) for c in files.SD_CONFIGS] + list(files.SD_WEIGHTS))
+    cache_repo(home, spec.controlnet_depth, files.CONTROLNET_FILES)
+    cache_repo(home, spec.controlnet_canny, files.CONTROLNET_FILES)
+    cache_repo(home, spec.depth, files.DEPTH_FILES)
+    fake_hub_cache(home, "facebook/sam2.1-hiera-tiny", "sam2.1_hiera_tiny.pt")
+    Path(spec.yolo).write_bytes(b"weights")  # in the working folder, where modomo looks first
 
 
 def test_doctor_is_happy_when_everything_is_cached(empty_caches, monkeypatch):
@@ -78,8 +84,8 @@ def test_doctor_is_happy_when_everything_is_cached(empty_caches, monkeypatch):
     cache_required(empty_caches)
     fake_hub_cache(empty_caches, spec.clip, "config.json")
     fake_hub_cache(empty_caches, "lllyasviel/Annotators", "RealESRGAN_x4plus.pth")
-    fake_hub_cache(empty_caches, spec.controlnet_lines, "diffusion_pytorch_model.safetensors")
-    fake_hub_cache(empty_caches, spec.segmenter, "model.safetensors")
+    cache_repo(empty_caches, spec.controlnet_lines, CONTROLNET_FILES)
+    cache_repo(empty_caches, spec.segmenter, SEGMENTER_FILES)
     for name in ip_adapter.hub_files():  # the adapter and its image encoder
         fake_hub_cache(empty_caches, spec.ip_adapter, name)
     assert all(path for _, _, path in model_files(spec))
@@ -107,7 +113,7 @@ def test_models_list_offline(empty_caches):
     assert result.exit_code == 0
     rows = json.loads(result.stdout)
     assert {r["preset"] for r in rows} == {"sd15", "tiny", "random-sd15"}
-    assert not any(r["cached"] for r in rows if r["preset"] == "sd15")
+    assert not any(r["cached"] for r in rows if r["preset"] == "sd15" and r["model"] != "sam2 config")  # a package file
     assert invoke("models", "list").exit_code == 0
 
 
@@ -216,6 +222,7 @@ def test_doctor_lists_the_lines_controlnet_and_segmentation_as_optional(empty_ca
     assert lines["status"] == parts["status"] == "warn" and not lines["required"] and not parts["required"]
     assert spec.controlnet_lines in lines["detail"] and "straight" in lines["enables"]
     assert spec.segmenter in parts["detail"] and "--preserve" in parts["enables"]
+    fake_hub_cache(empty_caches, spec.segmenter, "config.json")
     fake_hub_cache(empty_caches, spec.segmenter, "pytorch_model.bin")  # the repo's older format counts too
     checks = {(c["area"], c["name"]): c for c in json.loads(invoke("doctor", "--json").stdout)}
     assert checks[("sd15", "segmentation")]["status"] == "ok"

@@ -18,7 +18,7 @@ from modomo_cli.app import app
 from pipeline.errors import ModomoError
 from pipeline.models import ip_adapter, random_sd15
 from pipeline.models.catalog import resolve, tiny
-from pipeline.models.load import attach_ip_adapter, load_generator
+from pipeline.models.loaders import WeightLoaders, load_generator
 from pipeline.models.presets import sd15
 from tests.cli.test_doctor import cache_required, empty_caches, fake_hub_cache  # noqa: F401 - fixture used by name
 
@@ -46,7 +46,7 @@ def plain(spec):
 def adapted(spec):
     """The tiny generator with the bundle's adapter, through the code a run takes."""
     pipe = load_generator(spec, CPU, torch.float32)
-    attach_ip_adapter(spec, pipe, CPU, torch.float32)
+    WeightLoaders(spec).ip_adapter(pipe, CPU, torch.float32)
     return pipe
 
 
@@ -146,11 +146,11 @@ def test_the_random_encoder_is_vit_h_14():
 
 def test_the_random_presets_need_nothing_fetched(spec, empty_caches):  # noqa: F811
     from pipeline.models.download import download_ip_adapter
-    from pipeline.models.load import has_ip_adapter
+    from pipeline.models.inventory import inventory
 
     for preset in (spec, random_sd15.spec()):
-        assert has_ip_adapter(preset) and download_ip_adapter(preset, report=print) == []
-    assert not has_ip_adapter(sd15())  # the empty cache has none
+        assert inventory(preset).has("ip-adapter") and download_ip_adapter(preset, report=print) == []
+    assert not inventory(sd15()).has("ip-adapter")  # the empty cache has none
 
 
 def without_adapter(bundle: Path, target: Path) -> Path:
@@ -165,19 +165,19 @@ def without_adapter(bundle: Path, target: Path) -> Path:
 def test_a_bundle_without_the_adapter_says_so_in_one_line(spec, plain, tmp_path):
     bundle = resolve(str(without_adapter(Path(spec.ip_adapter).parent, tmp_path / "bundle")))
     assert bundle.ip_adapter is None
-    message = str(pytest.raises(ModomoError, attach_ip_adapter, bundle, plain, CPU, torch.float32).value)
+    message = str(pytest.raises(ModomoError, WeightLoaders(bundle).ip_adapter, plain, CPU, torch.float32).value)
     assert len(message.splitlines()) == 1 and "modomo models download" in message and "ip-adapter/" in message
     (tmp_path / "bundle" / ip_adapter.BUNDLE_FOLDER / ip_adapter.SUBFOLDER).mkdir(parents=True)
     (tmp_path / "bundle" / ip_adapter.BUNDLE_FOLDER / ip_adapter.SUBFOLDER / ip_adapter.WEIGHT).symlink_to(
         Path(spec.ip_adapter) / ip_adapter.SUBFOLDER / ip_adapter.WEIGHT
     )
     half = resolve(str(tmp_path / "bundle"))  # the adapter without its image encoder is not one either
-    message = str(pytest.raises(ModomoError, attach_ip_adapter, half, plain, CPU, torch.float32).value)
+    message = str(pytest.raises(ModomoError, WeightLoaders(half).ip_adapter, plain, CPU, torch.float32).value)
     assert len(message.splitlines()) == 1 and "image_encoder/" in message
 
 
 def test_sd15_without_the_adapter_names_the_download(empty_caches, plain):  # noqa: F811
-    message = str(pytest.raises(ModomoError, attach_ip_adapter, sd15(), plain, CPU, torch.float32).value)
+    message = str(pytest.raises(ModomoError, WeightLoaders(sd15()).ip_adapter, plain, CPU, torch.float32).value)
     assert len(message.splitlines()) == 1 and "`modomo models download sd15 --style-ref`" in message
 
 

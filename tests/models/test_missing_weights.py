@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 
 from modomo_cli.app import app
 from pipeline.errors import ModomoError
-from pipeline.models import load
+from pipeline.models import inventory, load
 from pipeline.models.presets import sd15
-from tests.cli.test_doctor import fake_hub_cache
+from tests.cli.test_doctor import cache_repo
 
 REQUIRED = {  # role: how the message names where it comes from
     "stable diffusion": "stable-diffusion-v1-5/stable-diffusion-v1-5",
@@ -38,12 +38,6 @@ def empty_caches(tmp_path, monkeypatch):
     return tmp_path / "hf"
 
 
-def cache_repo(home: Path, repo: str, files) -> None:
-    """The first file of each group of a hub repo, as the download leaves it."""
-    for group in files:
-        fake_hub_cache(home, repo, group[0])
-
-
 def test_every_missing_part_in_one_line(empty_caches):
     with pytest.raises(ModomoError) as caught:
         load.load_stack(sd15(), torch.device("cpu"))
@@ -58,8 +52,8 @@ def test_every_missing_part_in_one_line(empty_caches):
 
 def test_only_what_is_missing_is_named(empty_caches):
     spec = sd15()
-    cache_repo(empty_caches, spec.sd, [(c,) for c in load.SD_CONFIGS] + list(load.SD_WEIGHTS))
-    cache_repo(empty_caches, spec.controlnet_depth, [("config.json",), load.WEIGHTS])
+    cache_repo(empty_caches, spec.sd, [(c,) for c in inventory.SD_CONFIGS] + list(inventory.SD_WEIGHTS))
+    cache_repo(empty_caches, spec.controlnet_depth, [("config.json",), inventory.WEIGHTS])
     Path(spec.yolo).write_bytes(b"weights")  # the working folder, where ultralytics looks first
     message = str(pytest.raises(ModomoError, load.load_stack, spec, torch.device("cpu")).value)
     named = [role for role in REQUIRED if f"{role} (" in message]

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from pipeline.frames import Reference
-from pipeline.models.load import attach_ip_adapter, load_generator
+from pipeline.models.loaders import WeightLoaders, load_generator
 from pipeline.stages.generate import Generator, diffusers_pipe, render_with_diffusers
 from pipeline.stages.sampling import Sampler
 from tests.stages.test_sampling import SETTINGS, SIZE, controls, make_frames, pixels
@@ -30,7 +30,7 @@ def adapted(tiny_bundle):
 
     spec = resolve(str(tiny_bundle))
     pipe = load_generator(spec, torch.device("cpu"), torch.float32, ("depth", "canny", "lines"))
-    attach_ip_adapter(spec, pipe, torch.device("cpu"), torch.float32)
+    WeightLoaders(spec).ip_adapter(pipe, torch.device("cpu"), torch.float32)
     return pipe
 
 

@@ -21,7 +21,7 @@ from pipeline.frames import Frame, Item
 from pipeline.models import upscaler
 from pipeline.models.awaken import zero_weights
 from pipeline.models.catalog import random_sd15
-from pipeline.models.load import load_upscaler
+from pipeline.models.loaders import WeightLoaders
 from pipeline.models.presets import bundle, sd15
 from pipeline.stages.preserve import Compositor, soften
 from pipeline.stages.upscale import Upscaler, output_size, windows
@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def network(tiny_bundle):
     """The tiny bundle's upscaler, loaded as a run loads it."""
-    return load_upscaler(bundle(tiny_bundle), CPU)
+    return WeightLoaders(bundle(tiny_bundle)).upscaler(CPU)
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +100,7 @@ def test_presets_name_their_upscaler(tmp_path):
     assert spec.upscaler == "hub:lllyasviel/Annotators/RealESRGAN_x4plus.pth"
     assert spec.upscaler_id == "lllyasviel/Annotators/RealESRGAN_x4plus.pth"
     assert "upscaler" not in spec.ids() and spec.upscaler_id not in spec.ids().values()
-    assert load_upscaler(spec, CPU) is None  # not downloaded: Lanczos, and no network access
+    assert WeightLoaders(spec).upscaler(CPU) is None  # not downloaded: Lanczos, and no network access
     assert random_sd15().upscaler.startswith("random:") and "upscaler" not in random_sd15().ids()
     folder = tmp_path / "bundle"  # a bundle without upscaler/: none
     for part in ("stable-diffusion", "controlnet-depth", "controlnet-canny", "depth", "sam2"):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 
 from pipeline.errors import EXIT_INTERRUPTED, ModomoError
-from pipeline.models.load import load_stack, pick_device
+from pipeline.models.load import load_stack
+from pipeline.models.placement import pick_device
 from pipeline.models.precision import report as precision_report
 from pipeline.models.runtime import gpu_name
 from pipeline.run.cost import resolve_price

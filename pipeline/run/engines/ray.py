@@ -32,7 +32,9 @@ class TransformActor:
     """Loads the stack and sets up a Runner once, then restyles each batch of input identities it is given."""
 
     def __init__(self, config: RunConfig, spec: ModelSpec, device: str, cwd: str):
-        from pipeline.models.load import load_stack, pick_device
+        from pipeline.models.inventory import inventory
+        from pipeline.models.load import load_stack
+        from pipeline.models.placement import pick_device
         from pipeline.models.precision import name_of
         from pipeline.models.runtime import gpu_name
         from pipeline.outputs.journal import JournalBuffer
@@ -43,7 +45,7 @@ class TransformActor:
 
         os.chdir(cwd)  # the driver's: relative inputs, output, masks and LoRAs mean the same here
         remote = Remote(pool_size=config.workers * 2 + 2)
-        everything = list_inputs(config, spec, remote)  # cheap; keeps R2 clients out of pickles
+        everything = list_inputs(config, inventory(spec), remote)  # cheap; keeps R2 clients out of pickles
         self.by_id = {item.identity: item for item in everything}
         start = time.perf_counter()
         load = config.load_options(dtype=config.dtype)  # each actor decides `auto` by its own device

@@ -1,0 +1,93 @@
+"""What the run needs of its preset, checked against the preset's inventory (models.inventory) before any model
+loads: each missing part is refused in one line or, where the run can go on without it, a warning. Nothing here
+is refused for a preset whose generator is itself missing: loading names everything missing at once."""
+
+from __future__ import annotations
+
+from pipeline.config import RunConfig
+from pipeline.errors import UsageError
+from pipeline.models.inventory import Inventory, ip_adapter_missing
+from styles import AUTO_ROOM
+
+
+def _here(stock: Inventory) -> bool:
+    """Whether the preset's generator is on this machine (built ones always are)."""
+    return stock.has("stable diffusion")
+
+
+def default_room(stock: Inventory) -> tuple[str, list[str]]:
+    """The room when none is given: auto (found per photo) when the preset has CLIP here, else living room,
+    with a warning when that is for want of CLIP (not when the whole preset is missing: loading says so)."""
+    if stock.has("clip"):
+        return AUTO_ROOM, []
+    if not _here(stock):
+        return "living room", []
+    return "living room", [
+        f"--room: {stock.spec.name} has no CLIP on this machine, so every photo is prompted as a "
+        "living room (give --room, or fetch CLIP with `modomo models download sd15`)"
+    ]
+
+
+def check_room(config: RunConfig, stock: Inventory) -> None:
+    if config.room == AUTO_ROOM and not stock.has("clip"):
+        raise UsageError(
+            f"--room auto needs the preset's CLIP, which {stock.spec.name} lacks here; "
+            "fetch it with `modomo models download sd15` or give a room"
+        )
+
+
+def check_parts(config: RunConfig, stock: Inventory) -> None:
+    """Parts of the room to keep need the scene segmentation model: refused without it, in one line (checked for
+    the command's --preserve before anything is written, and again once a manifest's rows are read)."""
+    if config.keeps_parts and not stock.has("segmentation") and _here(stock):
+        where = stock.spec.segmenter or "a segmentation/ folder in the bundle"
+        raise UsageError(
+            f"--preserve with parts of the room (window, door, ...) needs the scene segmentation model "
+            f"({where}), not on this machine; fetch it with `modomo models download sd15`"
+        )
+
+
+def check_lines(config: RunConfig, stock: Inventory, warnings: list[str]) -> None:
+    """A style's lines control needs the lines ControlNet: without it the style runs on depth and canny, and the
+    run says so. The same decision in every engine: a Ray actor gets this config, a device worker makes it again."""
+    styles = [*config.styles, *config.job_styles]
+    wanting = [s.name for s in styles if s.lines is not None and s.lines.scale > 0]
+    if wanting and not stock.has("controlnet lines") and _here(stock):
+        where = stock.spec.controlnet_lines or "a controlnet-lines/ folder in the bundle"
+        config.lines_off = f"the lines ControlNet ({where}) is not on this machine"
+        alone = [s.name for s in styles if not config.controls_of(s)]
+        if alone:
+            raise UsageError(f"{', '.join(alone)}: steers only with the lines control, and {config.lines_off}")
+        warnings.append(
+            f"{', '.join(wanting)}: {config.lines_off}, so the straight-line control is off and results "
+            f"use depth and canny (fetch it with `modomo models download sd15`)"
+        )
+
+
+def check_adapter(config: RunConfig, stock: Inventory) -> None:
+    """A reference (or a room set) needs the preset's IP-Adapter: refused in one line, with the download command."""
+    if config.uses_references and not stock.has("ip-adapter") and _here(stock):
+        raise UsageError(ip_adapter_missing(stock.spec))
+
+
+def check_upscaler(config: RunConfig, stock: Inventory) -> None:
+    """Results above the working size need the preset's super-resolution weight when it names one (a preset
+    without one enlarges with Lanczos, and says so in the settings)."""
+    if config.output_size == "working" or stock.part("upscaler") is None:
+        return
+    if not stock.has("upscaler") and _here(stock):
+        raise UsageError(
+            f"--output-size {config.output_size}: the upscaler {stock.spec.upscaler_id} is not on this "
+            f"machine; fetch it with `modomo models download {stock.spec.name}`"
+        )
+
+
+def check_fast(config: RunConfig, stock: Inventory) -> None:
+    """--fast needs the recipe's LoRA on this machine (built in for the random presets)."""
+    if not config.fast:
+        return
+    from pipeline.models.fast_lora import lora_source
+    from pipeline.models.fast_mode import missing
+
+    if lora_source(stock.spec, config.fast) is None and _here(stock):
+        raise UsageError(missing(stock.spec, config.fast))
