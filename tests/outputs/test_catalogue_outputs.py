@@ -182,30 +182,12 @@ def test_events_file_follows_the_run(tiny_bundle, rooms, tmp_path):
 
 
 def test_events_under_devices_arrive_as_workers_finish(tiny_bundle, rooms, tmp_path):
-    import subprocess
-    import sys
-
+    """The parent runs in this process; its workers are processes of their own."""
     inputs = photos(tmp_path / "in", rooms, [f"r{i}.jpg" for i in range(4)])
     events = tmp_path / "events.jsonl"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "modomo_cli",
-            "transform",
-            str(inputs),
-            *map(str, tiny(tiny_bundle, tmp_path / "out")),
-            "--devices",
-            "cpu,cpu",
-            "--events",
-            str(events),
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
+    args = [inputs, *tiny(tiny_bundle, tmp_path / "out"), "--devices", "cpu,cpu", "--events", events, "--json"]
+    done = CliRunner().invoke(app, ["transform", *map(str, args)])
+    assert done.exit_code == 0, done.output
     lines = [json.loads(line) for line in events.read_text().splitlines()]
     assert sorted(Path(line["input"]).name for line in lines) == [f"r{i}.jpg" for i in range(4)]
     assert [line["done"] for line in lines] == [1, 2, 3, 4]

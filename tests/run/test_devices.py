@@ -88,9 +88,13 @@ def test_worker_shards_split_the_pod_shard_exactly():
 
 
 def test_two_workers_cover_the_list_once(tiny_bundle, rooms, tmp_path):
-    inputs = folder_of(rooms, tmp_path, 6)
-    done = subprocess.run(command(tiny_bundle, inputs, tmp_path / "out"), capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
+    from typer.testing import CliRunner
+
+    from modomo_cli.app import app
+
+    inputs = folder_of(rooms, tmp_path, 6)  # the parent in this process, its workers processes of their own
+    done = CliRunner().invoke(app, ["transform", *command(tiny_bundle, inputs, tmp_path / "out")[4:]])
+    assert done.exit_code == 0, done.output
     summary = json.loads(done.stdout)
     assert [r["key"] for r in summary["images"]] == [f"room-{i}.jpg" for i in range(6)]
     assert {r["status"] for r in summary["images"]} == {"ok"}

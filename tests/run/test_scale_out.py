@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from modomo_cli.app import app
 from pipeline.outputs.sinks import LocalSink
+from tests.run.test_time_meaning import check_definition
 
 PHOTO = "living-room-02-small.jpg"
 ENGINES = {"modomo": [], "devices": ["--devices", "cpu,cpu"], "ray": ["--engine", "ray", "--actors", "2"]}
@@ -165,9 +166,10 @@ def option_runs(tiny_bundle, option_inputs, signing_chain, tmp_path_factory, ray
     for engine, extra in ENGINES.items():
         out = tmp_path_factory.mktemp(f"options-{engine}")
         args = [*all_options(tiny_bundle, *option_inputs, out, signing_chain), *extra]
+        start = time.perf_counter()
         code, summary, stderr = transform(*args) if engine == "modomo" else invoke(*args)
         assert code == 0, stderr
-        runs[engine] = (out, summary)
+        runs[engine] = (out, summary, time.perf_counter() - start)
     return runs
 
 
@@ -260,14 +262,22 @@ OPTION_CHECKS = {
 @pytest.mark.parametrize("engine", list(ENGINES))
 @pytest.mark.parametrize("option", list(OPTION_CHECKS))
 def test_option_means_the_same_under_every_engine(option_runs, option_inputs, option, engine):
-    out, summary = option_runs[engine]
+    out, summary, _ = option_runs[engine]
     OPTION_CHECKS[option](out, summary, option_inputs)
+
+
+@pytest.mark.parametrize("engine", list(ENGINES))
+def test_time_means_the_same_under_every_engine(option_runs, engine):
+    """`seconds` is the processing after the models loaded, the load apart; images per minute and the cost follow
+    (tests/run/test_time_meaning.py's definition; in-process it is also checked without a process start)."""
+    _, summary, wall = option_runs[engine]
+    check_definition(summary, wall, {"modomo": 1, "devices": 2, "ray": 2}[engine], price=3.6)
 
 
 @pytest.mark.parametrize("engine", ["devices", "ray"])
 def test_every_engine_makes_the_same_images(option_runs, engine):
-    _, ours = option_runs["modomo"]
-    _, theirs = option_runs[engine]
+    _, ours, _ = option_runs["modomo"]
+    _, theirs, _ = option_runs[engine]
     for a, b in zip(ours["images"], theirs["images"], strict=True):
         assert (a["key"], a["style"], a["seed"]) == (b["key"], b["style"], b["seed"])
         x = np.asarray(Image.open(a["outputs"]["result"]), dtype=np.int16)

@@ -1,5 +1,6 @@
 """`seconds`, images per minute and cost mean one thing under every engine: the processing wall time after the
-models loaded, with the load reported apart (the longest worker's, and their sum)."""
+models loaded, with the load reported apart (the longest worker's, and their sum). In this process here; under
+`--devices` and Ray on the runs of tests/run/test_scale_out.py, which every engine makes with every option."""
 
 from __future__ import annotations
 
@@ -47,27 +48,17 @@ def timed_run(tiny_bundle, rooms, tmp_path, *engine: str) -> tuple[dict, float]:
     return json.loads(result.stdout), wall
 
 
-def check_definition(summary: dict, wall: float, devices: int) -> None:
+def check_definition(summary: dict, wall: float, devices: int, price: float = PRICE) -> None:
     """The one meaning, whatever the engine."""
     seconds, load = summary["seconds"], summary["load_seconds"]
     assert seconds > 0 and load > 0
     assert summary["load_seconds_total"] >= load * 0.999
     assert seconds + load <= wall + 0.25, (seconds, load, wall)  # processing after the load, not the load again
     assert summary["images_per_minute"] == pytest.approx(60 * summary["counts"]["ok"] / seconds)
-    assert summary["cost"]["total"] == pytest.approx(PRICE * devices * seconds / 3600)
+    assert summary["cost"]["total"] == pytest.approx(price * devices * seconds / 3600)
 
 
 def test_in_process(tiny_bundle, rooms, tmp_path):
     summary, wall = timed_run(tiny_bundle, rooms, tmp_path)
     check_definition(summary, wall, 1)
     assert summary["load_seconds_total"] == summary["load_seconds"]
-
-
-def test_devices(tiny_bundle, rooms, tmp_path):
-    summary, wall = timed_run(tiny_bundle, rooms, tmp_path, "--devices", "cpu,cpu")
-    check_definition(summary, wall, 2)
-
-
-def test_ray(ray_local, tiny_bundle, rooms, tmp_path):
-    summary, wall = timed_run(tiny_bundle, rooms, tmp_path, "--engine", "ray", "--actors", "2")
-    check_definition(summary, wall, 2)
