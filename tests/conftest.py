@@ -10,6 +10,8 @@ from pathlib import Path
 # Before any test module imports the model libraries: nothing may reach a hub, and nothing
 # is written into the user's home.
 _SCRATCH = Path(tempfile.mkdtemp(prefix="modomo-tests-"))
+if os.environ.get("PYTEST_XDIST_WORKER"):  # two test processes on two cores: one thread each, none spinning idle
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.update(
     {
         "HF_HUB_OFFLINE": "1",
