@@ -25,7 +25,7 @@ def tiny() -> ModelSpec:
             import shutil
 
             shutil.rmtree(tmp, ignore_errors=True)
-    return replace(bundle(folder), name="tiny", random_weights=True)
+    return replace(bundle(folder), name="tiny")
 
 
 def random_sd15() -> ModelSpec:

@@ -73,7 +73,6 @@ TARGETS = (
 )
 PREFIX = "lora_unet_"
 RANDOM = "random:"  # a preset whose fast LoRA is built in memory (`random_lora`), not read from a file
-HUB = "hub:"
 # Std of the random delta's output per unit of input std: small enough that the fused UNet stays sane, large
 # enough that its output visibly moves (a few percent of the base UNet's output on the tiny bundle).
 DELTA = 0.01

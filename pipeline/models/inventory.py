@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pipeline.models.presets import ModelSpec, cache_dir, hub_file_cached, hub_parts
 
-HUB, RANDOM = "hub:", "random:"
+HUB = "hub:"
 BUILT = "built in memory"
 WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")  # what diffusers reads, either
 TRANSFORMERS_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
@@ -94,11 +94,6 @@ class Inventory:
         """The required parts (of `roles`, or all) that are not on this machine."""
         return [p for p in self.parts if p.required and not p.present and (roles is None or p.role in roles)]
 
-    @property
-    def complete(self) -> bool:
-        """Whether every required part is here: the preset can load without fetching anything."""
-        return not self.missing()
-
 
 def locate(source: str, groups: tuple[tuple[str, ...], ...] = ()) -> str | None:
     """The one file rule. `hub:REPO/FILE` is one file in the hub cache; a hub repo id is present when every group of
@@ -145,13 +140,11 @@ def _required(spec: ModelSpec, fetchable: bool) -> list[Part]:
 
 
 def _ip_adapter(source: str) -> str | None:
-    """The adapter file, when it and its image encoder are here (the adapter is useless alone)."""
+    """Where the adapter is (its cached file, or the bundle's folder) when it and its image encoder are both here:
+    the adapter is useless alone."""
     from pipeline.models.ip_adapter import ENCODER_FILES, SUBFOLDER, WEIGHT
 
-    adapter = f"{SUBFOLDER}/{WEIGHT}"
-    if locate(source, ((adapter,), *((name,) for name in ENCODER_FILES))) is None:
-        return None
-    return str(Path(source) / adapter) if Path(source).is_dir() else hub_file_cached(source, adapter)
+    return locate(source, (*((name,) for name in ENCODER_FILES), (f"{SUBFOLDER}/{WEIGHT}",)))
 
 
 def _optional(spec: ModelSpec) -> list[Part]:
@@ -210,12 +203,15 @@ def hub_hint(model_id: str) -> str:
     )
 
 
-def check_weights(spec: ModelSpec, roles: tuple[str, ...] | None = None, fetch: bool = True) -> None:
+def check_weights(
+    spec: ModelSpec, roles: tuple[str, ...] | None = None, fetch: bool = True, stock: Inventory | None = None
+) -> None:
     """Before a preset loads: one error naming every required part missing (of `roles`, or all), when loading
-    cannot fetch one of them, or at all without `fetch` (a command that loads one model never downloads it)."""
+    cannot fetch one of them, or at all without `fetch` (a command that loads one model never downloads it);
+    `stock`: the preset's inventory, when the caller has it."""
     from pipeline.errors import ModomoError
 
-    stock = inventory(spec)
+    stock = stock or inventory(spec)
     missing = stock.missing(roles)
     if not missing or (fetch and all(part.fetchable for part in missing)):
         return

@@ -46,8 +46,9 @@ def load_stack(spec: ModelSpec, device: torch.device, on_model=None, options: Lo
     quiet_libraries()
     options = options or LoadOptions()
     dtype = options.torch_dtype(device)
-    check_weights(spec)
-    stock, source = inventory(spec), loaders_for(spec)
+    stock = inventory(spec)  # asked once: the check, the choice of controls and the loaders read it
+    check_weights(spec, stock=stock)
+    source = loaders_for(spec, stock)
     controls = tuple(name for name in options.controls if name != "lines" or stock.has("controlnet lines"))
     seconds: dict[str, float] = {}
     if device.type == "cuda":

@@ -11,15 +11,16 @@ import torch
 
 from pipeline.errors import ModomoError
 from pipeline.models.controls import DEFAULT_CONTROLS, name_controls
-from pipeline.models.inventory import hub_hint, inventory, ip_adapter_missing, offline
+from pipeline.models.inventory import Inventory, hub_hint, inventory, ip_adapter_missing, offline
 from pipeline.models.presets import ModelSpec, hub_parts
 
 
-def loaders_for(spec: ModelSpec):
-    """The preset's loaders: its builders when it is built from a seed, else its weights read from disk."""
+def loaders_for(spec: ModelSpec, stock: Inventory | None = None):
+    """The preset's loaders: its builders when it is built from a seed, else its weights read from disk (found
+    through `stock`, its inventory, when the caller has it)."""
     if spec.builder:
         return importlib.import_module(spec.builder).Builders(spec)
-    return WeightLoaders(spec)
+    return WeightLoaders(spec, stock)
 
 
 def from_pretrained(cls, model_id: str, spec: ModelSpec, **kwargs):
@@ -37,13 +38,14 @@ def from_pretrained(cls, model_id: str, spec: ModelSpec, **kwargs):
 class WeightLoaders:
     """Each model of a preset from its weights: a bundle's folders, or hub ids through the local cache."""
 
-    def __init__(self, spec: ModelSpec):
+    def __init__(self, spec: ModelSpec, stock: Inventory | None = None):
         self.spec = spec
+        self.stock = stock or inventory(spec)  # where each part is: looked up once per load
 
     def yolo(self, device: torch.device):
         from pipeline.models.vision import load_yolo
 
-        found = inventory(self.spec).path("yolo")  # as given, or a bare name in modomo's detector folder
+        found = self.stock.path("yolo")  # as given, or a bare name in modomo's detector folder
         return load_yolo(found or self.spec.yolo, str(device))
 
     def sam2(self, device: torch.device):
@@ -75,12 +77,12 @@ class WeightLoaders:
         working size are then resized with Lanczos alone). Never downloads."""
         from pipeline.models import upscaler
 
-        path = inventory(self.spec).path("upscaler")
+        path = self.stock.path("upscaler")
         return upscaler.load(path, device) if path is not None else None
 
     def clip(self, device: torch.device, dtype: torch.dtype):
         """The optional CLIP model for style adherence: loaded only when its weights are already on disk."""
-        if not inventory(self.spec).has("clip"):
+        if not self.stock.has("clip"):
             return None
         from transformers import AutoProcessor, CLIPModel
 
@@ -105,7 +107,7 @@ class WeightLoaders:
         from pipeline.models import ip_adapter
 
         spec = self.spec
-        if not inventory(spec).has("ip-adapter"):
+        if not self.stock.has("ip-adapter"):
             raise ModomoError(ip_adapter_missing(spec))
         try:
             ip_adapter.attach(pipe, spec.ip_adapter, spec.local, offline())

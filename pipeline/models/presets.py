@@ -60,7 +60,6 @@ class ModelSpec:
     sam2_config: str
     sam2_checkpoint: str  # a path, or "hub:REPO/FILE" for a file in a hub repo
     local: bool = False
-    random_weights: bool = False
     # A preset built from seeds instead of read from weights: the module whose `Builders` makes its models
     # (pipeline.models.loaders.loaders_for); None for a preset whose weights are on disk or on the hub.
     builder: str | None = None

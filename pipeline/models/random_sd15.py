@@ -39,7 +39,6 @@ def spec() -> ModelSpec:
         yolo=f"random: {data['yolo']}",
         sam2_config=data["sam2"],
         sam2_checkpoint="random: sam2.1 hiera tiny architecture",
-        random_weights=True,
         builder=__name__,
         upscaler="random: RealESRGAN_x4plus architecture",
         fast_loras={name: RANDOM + name for name in RECIPES},
