@@ -137,7 +137,7 @@ def _bench_sweep(o: BenchCommandOptions, ctx: typer.Context, setup) -> None:
         plan = Sweep(
             setup.spec,
             setup.device,
-            replace(setup.config, fast=None),
+            replace(setup.config, recipe=None),
             setup.price,
             BenchOptions(o.images, o.warmup),
             replace(setup.load, fast=None),
@@ -146,7 +146,7 @@ def _bench_sweep(o: BenchCommandOptions, ctx: typer.Context, setup) -> None:
             bar.loading,
             bar,
             print_sweep_cell,
-            fast_recipe=setup.config.fast or "lcm",
+            fast_recipe=setup.config.recipe or "lcm",
         )
         results, json_path, png_path = run_sweep(plan, command_line(o, ctx), o.sweep_out)
     print_compare([results], png_path, "bench sweep", json_path)
@@ -198,7 +198,7 @@ def plan_line(o: BenchCommandOptions, setup) -> str:
         parts.append("plain diffusers on the same images before and after it")
     if o.ablate:
         parts.append("modomo again with each shortcut off and with each optional part")
-    if setup.config.style_ref:
+    if setup.config.options.style_ref:
         parts.append("modomo again without the style reference")
     return "bench: plan: " + "; ".join(parts)
 

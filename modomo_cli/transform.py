@@ -101,7 +101,7 @@ TRANSFORM = {
         option(COST, help="GPU price per hour (default: table by GPU).", envvar="MODOMO_GPU_PRICE"),
     ),
     "currency": (str | None, option(COST, help="Currency of --gpu-price.")),
-    "fmt": (str, option(IO, "--format", help="Result format: png, jpeg (or jpg), webp.")),
+    "format": (str, option(IO, "--format", help="Result format: png, jpeg (or jpg), webp.")),
     "workers": (int, option(SPEED, help="Threads reading ahead and writing behind.")),
     "resume": (bool, flag(IO, "--resume/--no-resume", help="Skip inputs already done with these settings.")),
     "overwrite": (bool, flag(IO, "--overwrite", help="Redo inputs even when already done.")),
@@ -170,7 +170,7 @@ TRANSFORM = {
             "e.g. 'Virtually staged' (default: the style's `disclose`).",
         ),
     ),
-    "name": (
+    "name_template": (
         str | None,
         option(
             CATALOGUE,

@@ -1,7 +1,9 @@
 """The commands' options as typed objects: what `modomo transform` and `modomo bench` were asked, before any check.
 
-The CLI builds one of these from its parameters (field names are the parameter names) and hands it on; the run
-config, the plan and the `--devices` workers' command line are made from it. No torch here.
+The CLI builds one of these from its parameters (field names are the parameter names) and hands it on, frozen: the
+run config holds it as given (checked and in canonical form) and what the plan derives beside it, and the
+`--devices` workers' command line is made from it. An option is declared here once, with its flag in the command;
+nothing copies it under another name. No torch here.
 """
 
 from __future__ import annotations
@@ -17,14 +19,14 @@ DEFAULT_DEVICE = "auto"
 DEFAULT_STYLE = "modern"  # transform's style when neither --style nor --style-file is given
 
 
-@dataclass
+@dataclass(frozen=True)
 class TransformOptions:
     """Every option of `modomo transform`, as given, grouped as its help shows them."""
 
     # Inputs and outputs
     inputs: list[str] | None = None
     out: str = "modomo-out"
-    fmt: str = "png"
+    format: str = "png"
     resume: bool = True
     overwrite: bool = False
     fail_fast: bool = False
@@ -65,7 +67,7 @@ class TransformOptions:
     # Catalogues
     manifest: Path | None = None
     sets_by: str | None = None  # room sets from the layout: parent (a folder of folders, one per room)
-    name: str | None = None
+    name_template: str | None = None  # --name: output names from {stem}, {parent}, {style}, {room}, {seed}, {n}
     events: str | None = None
     sign_cert: Path | None = None
     sign_key: Path | None = None
@@ -103,7 +105,7 @@ class TransformOptions:
         return [name.strip() for name in self.style.split(",")]
 
 
-@dataclass
+@dataclass(frozen=True)
 class BenchCommandOptions:
     """Every option of `modomo bench`, as given, grouped as its help shows them."""
 

@@ -188,6 +188,6 @@ def baselines_for(
 ) -> Baselines:
     """The baselines of a bench run: fast mode is compared with plain diffusers at the style's standard
     settings (the model unfused)."""
-    plain = replace(config, engine="diffusers", fast=None if switch else config.fast)
+    plain = replace(config, backend="diffusers", recipe=None if switch else config.recipe)
     stacks = {"diffusers": stack, **({"diffusers_fp32": baseline} if baseline is not None else {})}
     return Baselines(plain, stacks, items, warmup, compiled, scratch, switch, phase)

@@ -130,14 +130,16 @@ def run_bench(
     """Warm up, time the run, optionally time plain diffusers (in the run's format, and in fp32 on `baseline`)
     and each shortcut switched off; one summary. Every timed path has its own warm-up, so with --compile none of
     them times a compilation; each warm-up and timed run is a `phase`."""
-    config = replace(config, resume=False, overwrite=True)
+    config = config.with_options(resume=False, overwrite=True)
     with tempfile.TemporaryDirectory(prefix="modomo-bench-") as scratch:
         scratch = Path(scratch)
-        inputs = config.inputs or [str(synthetic_rooms(scratch / "inputs", options.images, options.synthetic_size))]
+        inputs = config.options.inputs or [
+            str(synthetic_rooms(scratch / "inputs", options.images, options.synthetic_size))
+        ]
         items = collect_inputs(inputs)
-        if config.inputs and options.images:
+        if config.options.inputs and options.images:
             items = items[: options.images]
-        warm = warmup_sets(items, options.warmup, config.batch_size, compiled)
+        warm = warmup_sets(items, options.warmup, config.options.batch_size, compiled)
         switch = fast_switch(config, stack)
         plain = (
             baselines_for(config, stack, baseline, items, options.warmup, compiled, scratch, switch, phase)
@@ -165,7 +167,7 @@ def run_bench(
         if plain:
             plain.time("after")
             summary.update(plain.summary(result))
-        if config.fast:
+        if config.recipe:
             summary["projection"] = seed_projection(config, stack, price)
         summary.update(extra_runs(config, stack, Timed(items, warm, scratch, phase), options.ablate, result))
     return summary
@@ -191,7 +193,7 @@ def extra_runs(config: RunConfig, stack: ModelStack, timed: Timed, ablate: bool,
     if ablate:
         found["ablation"] = ablation(config, stack, timed, generate_mean(result))
         found["parts"] = parts_cost(config, stack, timed, result)
-    if config.style_ref:
+    if config.options.style_ref:
         found.setdefault("parts", {})["style_ref"] = reference_cost(config, stack, timed, result)
     return found
 
@@ -199,7 +201,9 @@ def extra_runs(config: RunConfig, stack: ModelStack, timed: Timed, ablate: bool,
 def reference_cost(config: RunConfig, stack: ModelStack, timed: Timed, result) -> dict:
     """What following a reference costs per image: generate with it (its image encoding, once per run, included)
     against the same run, same models, without it."""
-    without = timed.run(replace(config, style_ref=None), stack, "no-reference", "modomo without the style reference")
+    without = timed.run(
+        config.with_options(style_ref=None), stack, "no-reference", "modomo without the style reference"
+    )
     on, off = stage_mean(result, ("generate",)), stage_mean(without, ("generate",))
     return {"with": on, "without": off, "seconds_per_image": on - off, "ratio": on / off if off else None}
 
@@ -216,7 +220,7 @@ def parts_cost(config: RunConfig, stack: ModelStack, timed: Timed, result) -> di
         found["lines"] = {"with": on, "without": off, "seconds_per_image": on - off}
     if stack.segmenter is not None:
         kept = timed.run(
-            replace(config, preserve={*config.preserve, *ARCHITECTURE_SET}),
+            replace(config, keep_labels=config.keep_labels | set(ARCHITECTURE_SET)),
             stack,
             "architecture",
             "modomo keeping the architecture",
@@ -245,17 +249,17 @@ def ablation(config: RunConfig, stack: ModelStack, timed: Timed, all_on: float):
 
 def fast_switch(config: RunConfig, stack: ModelStack):
     """A switch between the standard and the fused model when fast mode is asked of a standard stack."""
-    if not config.fast or stack.fast == config.fast:
+    if not config.recipe or stack.fast == config.recipe:
         return None
     from pipeline.models.fast_mode import FastSwitch
 
-    return FastSwitch(stack.pipe, stack.spec, config.fast)
+    return FastSwitch(stack.pipe, stack.spec, config.recipe)
 
 
 def seed_projection(config: RunConfig, stack: ModelStack, price: Price) -> dict:
     """What this run's settings would cost on the deployed system's T4 at 512x512, from FLOPs: the seed's own
     throughput (its standard image took SEED_SECONDS on a T4) gives the FLOP/s a T4 achieved there."""
-    standard = replace(config, fast=None).generate_settings()
+    standard = replace(config, recipe=None).generate_settings()
     forward = forward_flops(stack.pipe, 512, 512)
     seed_flops = per_image(forward, standard, SpeedOptions(False, False, False))["diffusers"]
     ours_flops = per_image(forward, config.generate_settings(), config.speed)["modomo"]
@@ -288,7 +292,7 @@ def summarise_bench(config: RunConfig, stack: ModelStack, price: Price, result: 
     width, height = sizes.pop() if len(sizes) == 1 else (config.long_side, config.long_side)
     flops = per_image(forward_flops(stack.pipe, height, width), settings, config.speed)
     generate = summary["stages"].get("generate", {}).get("mean", float("nan"))
-    achieved = flops["modomo" if config.engine == "modomo" else "diffusers"] / generate / 1e12
+    achieved = flops["modomo" if config.backend == "modomo" else "diffusers"] / generate / 1e12
     device = device_info(stack.device)
     if stack.device.type == "cpu":  # no datasheet: this CPU's own matmul peak in the run's format, measured
         from pipeline.bench.peak import cpu_peak_tflops
@@ -319,7 +323,7 @@ def summarise_bench(config: RunConfig, stack: ModelStack, price: Price, result: 
         precision=precision_report(stack),
         speed={
             "dtype": str(stack.dtype).removeprefix("torch."),
-            "batch_size": config.batch_size,
+            "batch_size": config.options.batch_size,
             **{k: getattr(config.speed, k) for k in SpeedOptions.__dataclass_fields__},
         },
     )
@@ -343,7 +347,7 @@ def estimate(
     table's on a GPU) at ASSUMED_SHARE; the other stages and the model load are not in it. `seconds` is None
     where the device has no known peak."""
     width, height = options.synthetic_size
-    if config.inputs:  # photos' sizes are read later: the square is the largest they can be
+    if config.options.inputs:  # photos' sizes are read later: the square is the largest they can be
         width = height = config.long_side
     from pipeline.inputs.imaging import fit_size
 
@@ -351,10 +355,10 @@ def estimate(
     forward = forward_flops(stack.pipe, height, width)
     ours = per_image(forward, config.generate_settings(), config.speed)["modomo"]
     count = options.images
-    warmed = count + sum(map(len, warmup_sets(list(range(count)), options.warmup, config.batch_size, compiled)))
+    warmed = count + sum(map(len, warmup_sets(list(range(count)), options.warmup, config.options.batch_size, compiled)))
     runs = [("modomo", warmed, ours, stack)]
     if options.compare_diffusers:
-        theirs = per_image(forward, replace(config, fast=None).generate_settings(), config.speed)["diffusers"]
+        theirs = per_image(forward, replace(config, recipe=None).generate_settings(), config.speed)["diffusers"]
         plain = 2 * count + sum(map(len, warmup_sets(list(range(count)), options.warmup, 1, compiled)))
         runs += [(f"plain diffusers in {name_of(s.dtype)}", plain, theirs, s) for s in (stack, baseline) if s]
     if options.ablate:
@@ -362,7 +366,7 @@ def estimate(
             off = per_image(forward, config.generate_settings(), replace(config.speed, **{name: False}))["modomo"]
             runs.append((f"modomo without {name}", warmed, off, stack))
         runs.append(("modomo's optional parts", warmed * 2, ours, stack))
-    if config.style_ref:
+    if config.options.style_ref:
         runs.append(("modomo without the style reference", warmed, ours, stack))
     share = ASSUMED_SHARE.get(stack.device.type, ASSUMED_SHARE["cuda"])
     peaks = {name_of(s.dtype): peak_tflops(s) for *_, s in runs}

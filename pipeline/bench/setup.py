@@ -3,13 +3,13 @@ preset and load options, every option checked."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from pipeline.config import RunConfig
+from pipeline.config import RunConfig, config_for
 from pipeline.errors import UsageError
 from pipeline.models.placement import LoadOptions
 from pipeline.models.presets import ModelSpec
-from pipeline.options import BenchCommandOptions
+from pipeline.options import BenchCommandOptions, TransformOptions
 from pipeline.run.cost import Price
 
 
@@ -44,18 +44,16 @@ def bench_setup(o: BenchCommandOptions) -> BenchSetup:
     from pipeline.models.runtime import gpu_name
     from pipeline.run.cost import resolve_price
     from pipeline.run.fit import default_room
-    from styles import load_style, style_name
 
     if o.images < 1 or o.warmup < 0:
         raise UsageError("--images must be >= 1 and --warmup >= 0")
     check_sweep_options(o.sweep, o.inputs, o.sweep_batches, o.sweep_sizes, o.sweep_modes, o.sweep_dtypes)
     spec = resolve(o.models)
     room = o.room if o.room is not None else default_room(inventory(spec))[0]  # a prompt word here: no CLIP warning
-    style = load_style(style_name(o.style) or o.style)
-    config = RunConfig(
+    device = pick_device(o.device)
+    options = TransformOptions(
         inputs=list(o.inputs or []),
-        out="",
-        style=style,
+        style=o.style,
         room=room,
         models=o.models,
         size=o.size,
@@ -63,25 +61,25 @@ def bench_setup(o: BenchCommandOptions) -> BenchSetup:
         steps=o.steps,
         batch_size=o.batch_size,
         device=o.device,
+        dtype=o.dtype,
         gpu_price=o.gpu_price,
         currency=o.currency,
-        workers=4,
         retries=o.retries,
-        fast=o.recipe,
+        fast=o.fast,
+        fast_recipe=o.fast_recipe,
         style_ref=o.style_ref,
         style_ref_scale=o.style_ref_scale,
     )
-    (config if o.inputs else RunConfig(**{**config.__dict__, "inputs": ["synthetic"]})).check()
-    if config.style_ref:  # read and checked before any model loads, as transform does
+    config = config_for(options, precision=resolve_dtype(o.dtype, device))
+    if config.options.style_ref:  # read and checked before any model loads, as transform does
+        from pipeline.inputs.references import ReferenceReader
         from pipeline.r2 import Remote
         from pipeline.run.fit import check_adapter
         from pipeline.run.plan import read_references
 
-        read_references(config, Remote())
+        config = replace(config, references=read_references(config, ReferenceReader(Remote())))
         check_adapter(config, inventory(spec))
     size = synthetic_size(o.synthetic_size)
-    device = pick_device(o.device)
-    config.precision = resolve_dtype(o.dtype, device)
     price = resolve_price(gpu_name(device), o.gpu_price, o.currency)
     # Fused at load, unless the standard model must be timed beside it (the bench then switches in place).
     fused = o.recipe if o.recipe and not o.compare_diffusers else None

@@ -249,10 +249,10 @@ class Sweep:
 
     def cell_config(self, size: tuple[int, int], batch: int, recipe: str | None) -> RunConfig:
         """The run's config for one cell; a fast cell takes its recipe's steps and guidance."""
-        config = replace(self.config, size=max(size), batch_size=batch)
+        config = self.config.with_options(size=max(size), batch_size=batch)
         if recipe:
-            return replace(config, fast=recipe, steps=None, guidance_scale=None)
-        return replace(config, fast=None)
+            return replace(config.with_options(steps=None, guidance_scale=None), recipe=recipe)
+        return replace(config, recipe=None)
 
     def cell_options(self, size: tuple[int, int], batch: int) -> bench.BenchOptions:
         """Whole batches timed, one full batch as warm-up (so its shapes are warm); no extra paths."""
@@ -365,11 +365,11 @@ def header(sweep: Sweep, command: str, started: datetime) -> dict:
         "date": started.isoformat(timespec="seconds"),
         "settings": {
             "style": sweep.config.style.name,
-            "room": sweep.config.room,
-            "steps": sweep.config.steps,
+            "room": sweep.config.options.room,
+            "steps": sweep.config.options.steps,
             "images": sweep.options.images,
             "warmup_batches": 1 if sweep.options.warmup else 0,
-            "seed": sweep.config.seed,
+            "seed": sweep.config.options.seed,
         },
         "grid": sweep.grid.to_json(),
         "load_average": {"start": load_average(), "end": None},

@@ -68,13 +68,13 @@ def render(template: str, item: Item, style: str, room: str, seed: int, n: int =
 def _fields(item: Item, config) -> tuple[str, int]:
     """The room and seed a template names for an input: its manifest row's, else the command's."""
     job = item.job
-    room = job.room if job is not None and job.room else config.room
-    return room, item_seed(config.seed, item)
+    room = job.room if job is not None and job.room else config.options.room
+    return room, item_seed(config.options.seed, item)
 
 
 def templated(item: Item, config) -> bool:
     """Whether the input's names come from --name (a manifest row's own name comes first)."""
-    return bool(config.name_template) and not (item.job is not None and item.job.name)
+    return bool(config.options.name_template) and not (item.job is not None and item.job.name)
 
 
 def stems_for(items: list[Item], style: str, config, styles_of=lambda item: 1) -> dict[Item, str]:
@@ -82,7 +82,7 @@ def stems_for(items: list[Item], style: str, config, styles_of=lambda item: 1) -
     stems = output_stems(items, style, styles_of)
     for item in items:
         if templated(item, config):
-            stems[item] = render(config.name_template, item, style, *_fields(item, config))
+            stems[item] = render(config.options.name_template, item, style, *_fields(item, config))
     return stems
 
 
@@ -97,20 +97,21 @@ def variation_stem(config, item: Item, style: str, stem: str, n: int, count: int
     rendered with {n} when it has it; else the job's stem with `.v1` ... `.vN`."""
     if count == 1:
         return stem
-    if templated(item, config) and "{n}" in config.name_template:
-        return render(config.name_template, item, style, *_fields(item, config), n=n)
+    if templated(item, config) and "{n}" in config.options.name_template:
+        return render(config.options.name_template, item, style, *_fields(item, config), n=n)
     return f"{stem}.v{n}"
 
 
 def check_unique(items: list[Item], config, styles_for) -> None:
     """Refuse names that two jobs would share in this run (each job in its own styles), naming both."""
-    if not config.name_template:
+    if not config.options.name_template:
         return
-    if "{room}" in config.name_template and any(
-        (item.job.room if item.job is not None and item.job.room else config.room) == AUTO_ROOM for item in items
+    if "{room}" in config.options.name_template and any(
+        (item.job.room if item.job is not None and item.job.room else config.options.room) == AUTO_ROOM
+        for item in items
     ):
         raise UsageError(
-            f"--name {config.name_template!r}: {{room}} is only known after --room auto has "
+            f"--name {config.options.name_template!r}: {{room}} is only known after --room auto has "
             "looked at each photo; give --room, or leave {room} out"
         )
     styles = {name for item in items for name in styles_for(item)}
@@ -121,9 +122,8 @@ def check_unique(items: list[Item], config, styles_for) -> None:
         for style in styles_for(item):
             stem, label = names[style][item], f"{item.display} ({style})"
             if stem in taken:
-                raise UsageError(
-                    f"--name {config.name_template!r}: {taken[stem]} and {label} would both be written as {stem!r}"
-                )
+                template = config.options.name_template
+                raise UsageError(f"--name {template!r}: {taken[stem]} and {label} would both be written as {stem!r}")
             taken[stem] = label
     check_maps(items, config, styles_for, names)
 
@@ -142,6 +142,6 @@ def check_maps(items: list[Item], config, styles_for, names: dict[str, dict[Item
             if mapped or other != item:
                 what = f"the name of {other.display}'s {mapped[1]} map" if mapped else f"{other.display}'s own stem"
                 raise UsageError(
-                    f"--name {config.name_template!r}: {item.display} ({style}) would be written as {stem!r}, "
+                    f"--name {config.options.name_template!r}: {item.display} ({style}) would be written as {stem!r}, "
                     f"{what} (a photo's maps are <photo>.input.jpg, <photo>.depth.png, <photo>.masks.jpg)"
                 )

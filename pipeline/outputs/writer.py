@@ -104,7 +104,7 @@ class OutputWriter:
     def write_files(self, frame: Frame, run, stem: str) -> None:
         """The result and its thumbnail: marked, labelled when asked, signed when asked (the signed bytes are
         what is written or uploaded)."""
-        fmt = self.config.format
+        fmt = self.config.options.format
         names = {"result": stem + imaging.extension(fmt), "thumbnail": stem + ".thumb.jpg"}
         types = {"result": imaging.content_type(fmt), "thumbnail": "image/jpeg"}
         with timed([frame], "write"):
@@ -420,7 +420,7 @@ def passed(frame: Frame, run) -> bool:
 def kept_labels(frame: Frame, config: RunConfig) -> set[str]:
     """What a result was asked to keep: its manifest row's `preserve`, else the run's --preserve."""
     job = frame.item.job
-    return job.preserve if job is not None and job.preserve is not None else config.preserve
+    return job.preserve if job is not None and job.preserve is not None else config.keep_labels
 
 
 def row_order(job, style: str) -> dict:

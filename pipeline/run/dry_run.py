@@ -29,7 +29,7 @@ def problems(plan: RunPlan, refused: list | None = None) -> list[str]:
             found.append(item.job.error)
         elif item.path is not None:
             local.append(item)
-    with ThreadPoolExecutor(max(1, plan.config.workers)) as pool:
+    with ThreadPoolExecutor(max(1, plan.config.options.workers)) as pool:
         found += [reason for reason in pool.map(unreadable, local) if reason]
     return found
 
@@ -53,7 +53,7 @@ def examples(plan: RunPlan, todo: dict[str, list[str]]) -> list[str]:
     """A few `input -> output` lines per style, as the run would name them (each variation's name with
     --variations)."""
     lines = []
-    extension = imaging.extension(plan.config.format)
+    extension = imaging.extension(plan.config.options.format)
     for style in [*plan.config.styles, *plan.config.job_styles]:
         stems = plan.stems(style.name)
         chosen = [item for item in plan.items if style.name in todo.get(item.identity, [])][:EXAMPLES]
@@ -128,7 +128,7 @@ def describe(plan: RunPlan) -> dict:
         "to_do": sum(len(styles) for styles in todo.values()),
         "done": len(skipped),
         "styles": [s.name for s in [*plan.config.styles, *plan.config.job_styles]],
-        "out": plan.config.out,
+        "out": plan.config.options.out,
         "engine": plan.engine,
         "models": plan.spec.name,
         "shard": str(plan.shard) if plan.shard else None,

@@ -80,14 +80,14 @@ def record(plan: RunPlan, result: RunResult, hooks: Hooks, index: bool) -> None:
         hooks.notice(f"index: not written: {exc}")
         return
     try:
-        result.extra["stale"] = {**totals(stale_files(plan.sink, entries)), "out": plan.config.out}
+        result.extra["stale"] = {**totals(stale_files(plan.sink, entries)), "out": plan.config.options.out}
     except (OSError, ModomoError) as exc:
         hooks.notice(f"prune: earlier results not checked: {exc}")
 
 
 def write_report(plan: RunPlan) -> str | None:
     """report.html of the whole output when the plan asks for it; its location."""
-    if not plan.report:
+    if not plan.config.options.report:
         return None
     from pipeline.outputs.report import write_report as write
     from pipeline.outputs.views import add_input_previews, output_summary
@@ -100,7 +100,7 @@ def write_report(plan: RunPlan) -> str | None:
 def write_contact_sheet(plan: RunPlan) -> list[str]:
     """contact-sheet.jpg (and its further pages) of the whole output when the plan asks for it; their
     locations."""
-    if not plan.contact_sheet:
+    if not plan.config.options.contact_sheet:
         return []
     from pipeline.outputs.contact_sheet import write_contact_sheet as write
     from pipeline.outputs.views import job_records

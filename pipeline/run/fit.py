@@ -4,6 +4,8 @@ is refused for a preset whose generator is itself missing: loading names everyth
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from pipeline.config import RunConfig
 from pipeline.errors import UsageError
 from pipeline.models.inventory import Inventory, ip_adapter_missing
@@ -29,7 +31,7 @@ def default_room(stock: Inventory) -> tuple[str, list[str]]:
 
 
 def check_room(config: RunConfig, stock: Inventory) -> None:
-    if config.room == AUTO_ROOM and not stock.has("clip"):
+    if config.options.room == AUTO_ROOM and not stock.has("clip"):
         raise UsageError(
             f"--room auto needs the preset's CLIP, which {stock.spec.name} lacks here; "
             "fetch it with `modomo models download sd15` or give a room"
@@ -47,21 +49,24 @@ def check_parts(config: RunConfig, stock: Inventory) -> None:
         )
 
 
-def check_lines(config: RunConfig, stock: Inventory, warnings: list[str]) -> None:
+def check_lines(config: RunConfig, stock: Inventory, warnings: list[str]) -> str | None:
     """A style's lines control needs the lines ControlNet: without it the style runs on depth and canny, and the
-    run says so. The same decision in every engine: a Ray actor gets this config, a device worker makes it again."""
+    run says so; returns why it is off (None when it runs). The same decision in every engine: a Ray actor gets the
+    planned config, a device worker plans again."""
     styles = [*config.styles, *config.job_styles]
     wanting = [s.name for s in styles if s.lines is not None and s.lines.scale > 0]
-    if wanting and not stock.has("controlnet lines") and _here(stock):
-        where = stock.spec.controlnet_lines or "a controlnet-lines/ folder in the bundle"
-        config.lines_off = f"the lines ControlNet ({where}) is not on this machine"
-        alone = [s.name for s in styles if not config.controls_of(s)]
-        if alone:
-            raise UsageError(f"{', '.join(alone)}: steers only with the lines control, and {config.lines_off}")
-        warnings.append(
-            f"{', '.join(wanting)}: {config.lines_off}, so the straight-line control is off and results "
-            f"use depth and canny (fetch it with `modomo models download sd15`)"
-        )
+    if not wanting or stock.has("controlnet lines") or not _here(stock):
+        return None
+    where = stock.spec.controlnet_lines or "a controlnet-lines/ folder in the bundle"
+    off = f"the lines ControlNet ({where}) is not on this machine"
+    alone = [s.name for s in styles if not replace(config, lines_off=off).controls_of(s)]
+    if alone:
+        raise UsageError(f"{', '.join(alone)}: steers only with the lines control, and {off}")
+    warnings.append(
+        f"{', '.join(wanting)}: {off}, so the straight-line control is off and results "
+        f"use depth and canny (fetch it with `modomo models download sd15`)"
+    )
+    return off
 
 
 def check_adapter(config: RunConfig, stock: Inventory) -> None:
@@ -73,21 +78,21 @@ def check_adapter(config: RunConfig, stock: Inventory) -> None:
 def check_upscaler(config: RunConfig, stock: Inventory) -> None:
     """Results above the working size need the preset's super-resolution weight when it names one (a preset
     without one enlarges with Lanczos, and says so in the settings)."""
-    if config.output_size == "working" or stock.part("upscaler") is None:
+    if config.options.output_size == "working" or stock.part("upscaler") is None:
         return
     if not stock.has("upscaler") and _here(stock):
         raise UsageError(
-            f"--output-size {config.output_size}: the upscaler {stock.spec.upscaler_id} is not on this "
+            f"--output-size {config.options.output_size}: the upscaler {stock.spec.upscaler_id} is not on this "
             f"machine; fetch it with `modomo models download {stock.spec.name}`"
         )
 
 
 def check_fast(config: RunConfig, stock: Inventory) -> None:
     """--fast needs the recipe's LoRA on this machine (built in for the random presets)."""
-    if not config.fast:
+    if not config.recipe:
         return
     from pipeline.models.fast_lora import lora_source
     from pipeline.models.fast_mode import missing
 
-    if lora_source(stock.spec, config.fast) is None and _here(stock):
-        raise UsageError(missing(stock.spec, config.fast))
+    if lora_source(stock.spec, config.recipe) is None and _here(stock):
+        raise UsageError(missing(stock.spec, config.recipe))

@@ -6,9 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from pipeline.config import RunConfig
+from pipeline.config import RunConfig, config_for
 from pipeline.errors import UsageError
 from pipeline.frames import Item
+from pipeline.inputs.references import ReferenceReader
 from pipeline.inputs.sources import collect_inputs
 from pipeline.models.catalog import resolve
 from pipeline.models.inventory import Inventory, inventory
@@ -31,6 +32,7 @@ from pipeline.run.fit import (
 )
 from pipeline.run.shards import Shard
 from styles import AUTO_ROOM, load_style
+from styles.choice import chosen_styles
 
 ENGINES = ("modomo", "ray")
 
@@ -47,10 +49,7 @@ class RunPlan:
     items: list[Item]  # this shard's inputs
     shard: Shard | None = None
     engine: str = "modomo"  # modomo (this process), devices (a worker per device), ray
-    devices: list[str] = field(default_factory=list)
-    actors: int | None = None
-    report: bool = False
-    contact_sheet: bool = False
+    devices: list[str] = field(default_factory=list)  # --devices, parsed
     worker_argv: list[str] = field(default_factory=list)  # the command line each device worker repeats
     journal: Journal | None = None  # the output's journal: read once, by whichever part asks first
     warnings: list[str] = field(default_factory=list)  # one line each, shown before the run
@@ -93,120 +92,105 @@ def with_checkpoint(spec: ModelSpec, option: Path | None, styles) -> ModelSpec:
     return replace(spec, checkpoint=str(check(file)))
 
 
-def check_engine(engine: str, devices: str | None, actors: int | None, config: RunConfig) -> str:
-    """The engine the options ask for, or a one-line usage error for a combination that has none."""
-    several = "--devices" if devices else "--engine ray" if engine == "ray" else None
-    if several and config.fail_fast:
+def check_engine(options: TransformOptions) -> str:
+    """The engine the options ask for (modomo, devices or ray), or a one-line usage error for a combination that
+    has none."""
+    engine, actors = options.engine, options.actors
+    several = "--devices" if options.devices else "--engine ray" if engine == "ray" else None
+    if several and options.fail_fast:
         raise UsageError(
             f"--fail-fast stops one process at its first failure; {several} runs several: run without one of them"
         )
-    if several and config.device != "auto":
+    if several and options.device != "auto":
         raise UsageError(
-            f"--device {config.device} with {several}: the device of each worker or actor is set by --devices or by Ray"
+            f"--device {options.device} with {several}: the device of each worker or actor is set by --devices or "
+            "by Ray"
         )
     if engine not in ENGINES:
         raise UsageError(f"--engine {engine!r}: choose modomo or ray")
-    if devices and engine == "ray":
+    if options.devices and engine == "ray":
         raise UsageError("--devices and --engine ray: Ray places its own actors; choose one")
     if actors is not None and engine != "ray":
         raise UsageError("--actors is for --engine ray")
     if actors is not None and actors < 1:
         raise UsageError(f"--actors must be >= 1, got {actors}")
-    return "devices" if devices else engine
+    return "devices" if options.devices else engine
 
 
 def build_plan(options: TransformOptions, worker_argv: list[str] | None = None) -> RunPlan:
-    """The plan `modomo transform`'s options describe; `worker_argv` is the command line each device worker
-    repeats."""
+    """The plan `modomo transform`'s options describe, everything that can be checked without models checked in the
+    order a user would fix it; `worker_argv` is the command line each device worker repeats."""
     from pipeline.run.shards import from_environment, parse
 
+    if not options.inputs and not options.manifest:
+        raise UsageError("give at least one INPUT file or folder, or --manifest FILE")
+    if options.inputs and options.manifest:
+        raise UsageError("give INPUTS or --manifest, not both (a manifest names its inputs)")
     shard = parse(options.shard) if options.shard else from_environment()
-    return plan_for(
-        RunConfig.from_options(options),
-        shard=shard,
-        devices=options.devices,
-        engine=options.engine,
-        actors=options.actors,
-        report=options.report,
-        checkpoint=options.checkpoint,
-        worker_argv=worker_argv,
-        contact_sheet=options.contact_sheet,
-    )
-
-
-def plan_for(
-    config: RunConfig,
-    shard: Shard | None = None,
-    devices: str | None = None,
-    engine: str = "modomo",
-    actors: int | None = None,
-    report: bool = False,
-    checkpoint: Path | None = None,
-    worker_argv: list[str] | None = None,
-    contact_sheet: bool = False,
-) -> RunPlan:
-    """Check everything that can be checked without models, in the order a user would fix it."""
-    spec = with_checkpoint(resolve(config.models), checkpoint, config.styles)
+    styles = chosen_styles(options)
+    spec = with_checkpoint(resolve(options.models), options.checkpoint, styles)
     stock = inventory(spec)  # what of the preset is on this machine: asked once, offline
-    warnings = check_options(config, stock)
-    chosen = check_engine(engine, devices, actors, config)
-    device_list = parse_devices(devices) if devices else []
+    config, warnings = checked_config(options, styles, stock)
+    engine = check_engine(options)
+    devices = parse_devices(options.devices) if options.devices else []
     check_parts(config, stock)
-    remote = Remote(pool_size=config.workers * 2 + 2)
-    reader = read_references(config, remote)  # before anything is written: a bad reference is one line
+    remote = Remote(pool_size=options.workers * 2 + 2)
+    reader = ReferenceReader(remote)
+    config = replace(config, references=read_references(config, reader))  # before anything is written
     check_adapter(config, stock)
-    sink = open_sink(config.out, remote)
+    sink = open_sink(options.out, remote)
     sink.prepare()
     journal = Journal(sink)
-    if config.sets_by or config.manifest:  # a set keeps the anchor the output has, whatever was added since
+    if options.sets_by or options.manifest:  # a set keeps the anchor the output has, whatever was added since
         from pipeline.inputs.sets import recorded_anchors
 
-        config.set_anchors = recorded_anchors(journal.lines())
-    everything = list_inputs(config, stock, remote, warnings.append, reader)
+        config = replace(config, set_anchors=recorded_anchors(journal.lines()))
+    everything, config = list_inputs(config, stock, remote, warnings.append, reader)
     if not everything:
-        raise UsageError(f"no images found in {', '.join(config.inputs or [str(config.manifest)])}")
+        raise UsageError(f"no images found in {', '.join(options.inputs or [str(options.manifest)])}")
     check_parts(config, stock)
     check_adapter(config, stock)
-    check_lines(config, stock, warnings)
+    config = replace(config, lines_off=check_lines(config, stock, warnings))
     check_output_names(config, everything)
     items = [item for item in everything if shard is None or shard.owns(item.group_key)]  # a room set stays whole
-    return RunPlan(config, spec, sink, remote, everything, items, shard, chosen, device_list, actors, report,
-                   contact_sheet, list(worker_argv or []), journal, warnings)  # fmt: skip
+    return RunPlan(config, spec, sink, remote, everything, items, shard, engine, devices,
+                   list(worker_argv or []), journal, warnings)  # fmt: skip
 
 
-def check_options(config: RunConfig, stock: Inventory) -> list[str]:
+def checked_config(options: TransformOptions, styles, stock: Inventory) -> tuple[RunConfig, list[str]]:
     """The options checked against each other and the preset (the room, the precision, the signing identity, the
-    working size, the upscaler, fast mode); the warnings to show before the run."""
+    working size, the upscaler, fast mode): the run's config and the warnings to show before the run."""
     warnings: list[str] = []
-    if config.room is None:  # not given: found per photo when the preset can, else the old default
-        config.room, warnings = default_room(stock)
-    config.check()
-    if config.name_template:  # before the output is made
+    if options.room is None:  # not given: found per photo when the preset can, else the old default
+        room, warnings = default_room(stock)
+        options = replace(options, room=room)
+    config = config_for(options, styles=styles)
+    if options.name_template:  # before the output is made
         from pipeline.outputs.names import check_template
 
-        check_template(config.name_template)
-    if config.precision is None:  # auto by this device; a --devices worker or a Ray actor decides by its own
-        config.precision = resolve_dtype(config.dtype, pick_device(config.device))
-    if config.signing is None:  # read and tried once; a copy of a planned config (a Ray actor's) keeps it
-        config.signing = load_signing(config.sign_cert, config.sign_key)
-    if config.long_side != config.size:
+        check_template(options.name_template)
+    # auto by this device; a --devices worker or a Ray actor decides by its own
+    precision = resolve_dtype(options.dtype, pick_device(options.device))
+    signing = load_signing(options.sign_cert, options.sign_key)  # read and tried once
+    config = replace(config, precision=precision, signing=signing)
+    if config.long_side != options.size:
         warnings.append(
-            f"--size {config.size} is not a multiple of 8 (the VAE's step): the working size is "
+            f"--size {options.size} is not a multiple of 8 (the VAE's step): the working size is "
             f"{config.long_side} px on the long side"
         )
     check_room(config, stock)
     check_upscaler(config, stock)
     check_fast(config, stock)
-    return warnings
+    return config, warnings
 
 
 def check_output_names(config: RunConfig, everything: list[Item]) -> None:
     """A --name template's names, checked on the whole input list: two jobs never share one."""
-    if not config.name_template:
+    if not config.options.name_template:
         return
     from pipeline.outputs.names import check_template, check_unique
 
-    check_template(config.name_template)
+    check_template(config.options.name_template)
     names = [s.name for s in config.styles]
     check_unique(
         everything,
@@ -217,37 +201,40 @@ def check_output_names(config: RunConfig, everything: list[Item]) -> None:
     )
 
 
-def read_references(config: RunConfig, remote: Remote, reader=None):
-    """The command's and the styles' references, each read and decoded once; a usage error naming the one that
-    cannot be (a local file or an R2 object, before any model loads). Returns the reader, for the manifest's."""
-    from pipeline.inputs.references import ReferenceReader
-
-    reader = reader or ReferenceReader(remote)
+def read_references(config: RunConfig, reader) -> dict:
+    """The command's and the styles' references (those the config has, and any new), each read and decoded once; a
+    usage error naming the one that cannot be (a local file or an R2 object, before any model loads)."""
+    references = dict(config.references)
     for style in [*config.styles, *config.job_styles]:
         where = config.reference_source(style)
-        if where and where not in config.references:
-            what = "--style-ref" if where == config.style_ref else f"style {style.name}: style_ref"
-            config.references[where] = reader.option(where, config.reference_scale(style), what)
-    return reader
+        if where and where not in references:
+            what = "--style-ref" if where == config.options.style_ref else f"style {style.name}: style_ref"
+            references[where] = reader.option(where, config.reference_scale(style), what)
+    return references
 
 
-def list_inputs(config: RunConfig, stock: Inventory, remote: Remote, warn=None, reader=None) -> list[Item]:
-    """The run's inputs: INPUTS, or the manifest's jobs (the styles only rows name added to the config,
-    rows that need what the preset lacks failed), with their room sets and the rows' references. The same list
-    wherever it is made: the driver, a device worker, a Ray actor."""
+def list_inputs(
+    config: RunConfig, stock: Inventory, remote: Remote, warn=None, reader=None
+) -> tuple[list[Item], RunConfig]:
+    """The run's inputs: INPUTS, or the manifest's jobs (rows that need what the preset lacks failed), with their
+    room sets and the rows' references; and the config with what the inputs bring (the styles only rows name, their
+    references). The same list wherever it is made: the driver, a device worker, a Ray actor."""
     from pipeline.inputs.sets import assign_sets
 
-    items = assign_sets(
-        manifest_jobs(config, stock, remote, warn) if config.manifest else collect_inputs(config.inputs, remote),
-        config.sets_by,
-        config.set_anchors,
-    )
-    if config.manifest:  # the styles only rows name may bring references too
-        items = row_references(items, read_references(config, remote, reader), warn)
-    config.job_references = any(item.group for item in items) or any(
+    options = config.options
+    if options.manifest:
+        found, config = manifest_jobs(config, stock, remote, warn)
+    else:
+        found = collect_inputs(options.inputs, remote)
+    items = assign_sets(found, options.sets_by, config.set_anchors)
+    if options.manifest:  # the styles only rows name may bring references too
+        reader = reader or ReferenceReader(remote)
+        config = replace(config, references=read_references(config, reader))
+        items = row_references(items, reader, warn)
+    jobs_follow = any(item.group for item in items) or any(
         item.job is not None and item.job.reference is not None for item in items
     )
-    return items
+    return items, replace(config, job_references=jobs_follow)
 
 
 def row_references(items: list[Item], reader, warn=None) -> list[Item]:
@@ -274,26 +261,31 @@ def row_references(items: list[Item], reader, warn=None) -> list[Item]:
     return result
 
 
-def manifest_jobs(config: RunConfig, stock: Inventory, remote: Remote, warn=None) -> list[Item]:
-    """The manifest's rows as items (see `list_inputs`)."""
+def manifest_jobs(config: RunConfig, stock: Inventory, remote: Remote, warn=None) -> tuple[list[Item], RunConfig]:
+    """The manifest's rows as items, and the config with the styles only rows name and what rows keep (see
+    `list_inputs`)."""
     from pipeline.inputs.manifest import manifest_items
     from pipeline.stages.parts import room_parts
     from pipeline.stages.preserve import resolve_labels
 
     named = {s.name for s in config.styles}
+    manifest = config.options.manifest
     items = manifest_items(
-        config.manifest, remote, lambda name: name in named or _known_style(name), resolve_labels, warn
+        str(manifest), remote, lambda name: name in named or _known_style(name), resolve_labels, warn
     )
     wanted = sorted({name for item in items for name in item.job.styles or ()} - named)
-    config.job_styles = [load_style(name) for name in wanted]
-    config.job_keeps = any(item.job.preserve or item.job.mask for item in items)
-    config.job_parts = any(room_parts(item.job.preserve) for item in items if item.job.preserve)
+    config = replace(
+        config,
+        job_styles=tuple(load_style(name) for name in wanted),
+        job_keeps=any(item.job.preserve or item.job.mask for item in items),
+        job_parts=any(room_parts(item.job.preserve) for item in items if item.job.preserve),
+    )
     if not stock.has("clip"):
         items = [
             _needs(item, "room auto needs the preset's CLIP") if item.job.room == AUTO_ROOM else item for item in items
         ]
-    check_names(items, config)
-    return items
+    check_names(items, manifest)
+    return items, config
 
 
 def _known_style(name: str) -> bool:
@@ -310,7 +302,7 @@ def _needs(item: Item, reason: str) -> Item:
     return replace(item, job=replace(item.job, error=item.job.fail(reason)))
 
 
-def check_names(items: list[Item], config: RunConfig) -> None:
+def check_names(items: list[Item], manifest) -> None:
     """Manifest `name` cells that two rows share would overwrite each other: refused, naming the lines."""
     seen: dict[str, int] = {}
     for item in items:
@@ -319,8 +311,7 @@ def check_names(items: list[Item], config: RunConfig) -> None:
             continue
         if job.name in seen:
             raise UsageError(
-                f"--manifest {config.manifest}: lines {seen[job.name]} and {job.line} both name "
-                f"their output {job.name!r}"
+                f"--manifest {manifest}: lines {seen[job.name]} and {job.line} both name their output {job.name!r}"
             )
         seen[job.name] = job.line
 

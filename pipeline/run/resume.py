@@ -18,7 +18,7 @@ from pipeline.run.result import RunResult
 
 def finished(plan: RunPlan) -> dict:
     """The journal's finished jobs (read once per run and kept), or nothing when the run redoes everything."""
-    if not plan.config.resume or plan.config.overwrite:
+    if not plan.config.options.resume or plan.config.options.overwrite:
         return {}
     return plan.journal.load()
 
@@ -122,7 +122,7 @@ def nothing_to_do(plan: RunPlan, skipped: list[ImageRecord], hooks: Hooks) -> Ru
     result = RunResult(
         records=list(skipped),
         settings=plan.config.summary_settings(),
-        price=resolve_price(None, plan.config.gpu_price, plan.config.currency),
+        price=resolve_price(None, plan.config.options.gpu_price, plan.config.options.currency),
     )
     result.sort(plan.items, [s.name for s in plan.config.styles])
     for record in result.records:

@@ -99,7 +99,7 @@ class Runner:
             ("depth", depth),
         ]
         self.rooms = RoomClassifier(*stack.clip, device, dtype_of(stack.clip[0])) if stack.clip is not None else None
-        preserver = Preserver(config.preserve, Path(config.mask_dir) if config.mask_dir else None)
+        preserver = Preserver(config.keep_labels, Path(config.options.mask_dir) if config.options.mask_dir else None)
         self.compositor = Compositor() if preserver.active or config.job_keeps else None
         if config.keeps_parts and stack.segmenter is not None:  # parts of the room to keep: found once per photo
             from pipeline.stages.architecture import SceneSegmenter
@@ -109,7 +109,7 @@ class Runner:
         if self.compositor:
             self.shared.append(("preserve", preserver))
         self.upscaler = None
-        if config.output_size != "working":  # results at the photo's own size, or a given long side
+        if config.options.output_size != "working":  # results at the photo's own size, or a given long side
             from pipeline.stages.upscale import Upscaler
 
             self.upscaler = Upscaler(stack.upscaler, device)
@@ -139,7 +139,7 @@ class Runner:
     def _style_run(self, style: Style) -> StyleRun:
         settings = self.config.generate_settings(style)
         digest = self.config.result_hash(style, self.config.result_models(self.stack.spec))
-        if self.config.engine == "diffusers":
+        if self.config.backend == "diffusers":
             generator = PlainDiffusersGenerator(self.stack.pipe, settings)
         else:
             generator = Generator(
@@ -165,7 +165,7 @@ class Runner:
         """Generate calls over every style, retries included, and the mean frames per call."""
         calls = sum(run.generator.calls for run in self.styles)
         rendered = sum(run.generator.rendered for run in self.styles)
-        return batching_report(self.config.batch_size, calls, rendered)
+        return batching_report(self.config.options.batch_size, calls, rendered)
 
     # -- reading ------------------------------------------------------------------------------
     def runs_for(self, item: Item) -> list[StyleRun]:
@@ -178,8 +178,8 @@ class Runner:
     def read(self, item: Item) -> Frame:
         """Fetch, decode and size one input; a bad one comes back failed, never raised."""
         job = item.job
-        room = job.room if job is not None and job.room else self.config.room
-        frame = Frame(item=item, seed=item_seed(self.config.seed, item), room=room)
+        room = job.room if job is not None and job.room else self.config.options.room
+        frame = Frame(item=item, seed=item_seed(self.config.options.seed, item), room=room)
         if job is not None and job.error:
             frame.fail(job.error)
             return frame
@@ -208,7 +208,9 @@ class Runner:
 
     def frames(self, items: list[Item], pool: ThreadPoolExecutor) -> Iterator[Frame]:
         """Frames in input order, fetched and decoded ahead on the pool within a bounded window."""
-        return read_ahead(items, self.read, pool, window=self.config.batch_size * 2 + self.config.workers)
+        return read_ahead(
+            items, self.read, pool, window=self.config.options.batch_size * 2 + self.config.options.workers
+        )
 
     # -- models -------------------------------------------------------------------------------
     def run_stage(self, name: str, stage, frames: list[Frame]) -> None:
@@ -266,14 +268,14 @@ class Runner:
         for frame in frames:
             if frame.ok and frame.quality is not None:
                 frame.attempts = [{"seed": frame.seed, "score": frame.quality, **frame.quality_parts}]
-        for attempt in range(1, self.config.retries + 1):
+        for attempt in range(1, self.config.options.retries + 1):
             low = [f for f in frames if f.ok and f.quality is not None and f.quality < run.threshold]
             low = [f for f in low if not little_left(f.keep)]  # next to nothing to change: no retry can help
             if not low:
                 return
             best = {id(f): (f.quality, f.quality_parts, f.result, f.seed, f.fidelity) for f in low}
             for frame in low:
-                frame.seed = retry_seed(self.config.seed, frame.item, frame.variation, attempt)
+                frame.seed = retry_seed(self.config.options.seed, frame.item, frame.variation, attempt)
             self.on_event("stage", frames=low, stage=f"retry {attempt}")
             try:
                 with timed(low, "generate", self.stack.device):
@@ -318,7 +320,7 @@ class Runner:
     def done(self) -> dict:
         """What the journal says is finished, read once per Runner (empty without resume)."""
         if self._done is None:
-            use = self.journal is not None and self.config.resume and not self.config.overwrite
+            use = self.journal is not None and self.config.options.resume and not self.config.options.overwrite
             self._done = self.journal.load() if use else {}
         return self._done
 
@@ -370,7 +372,9 @@ class Runner:
         self.stream_pass(first, todo, result)
         if later and not self.stop.is_set():
             self.sets.note(result.records)
-            self.sets.load([(item, run.style) for item in later for run in todo[item.identity]], self.config.workers)
+            self.sets.load(
+                [(item, run.style) for item in later for run in todo[item.identity]], self.config.options.workers
+            )
             self.stream_pass(later, todo, result)
 
     def stream_pass(self, items: list[Item], todo: Todo, result: RunResult) -> None:
@@ -378,14 +382,14 @@ class Runner:
         if not items:
             return
         writes: deque[Future] = deque()
-        readers = ThreadPoolExecutor(self.config.workers, thread_name_prefix="modomo-read")
-        writers = ThreadPoolExecutor(max(1, self.config.workers // 2), thread_name_prefix="modomo-write")
+        readers = ThreadPoolExecutor(self.config.options.workers, thread_name_prefix="modomo-read")
+        writers = ThreadPoolExecutor(max(1, self.config.options.workers // 2), thread_name_prefix="modomo-write")
         try:
             for batch in size_batches(self.frames(items, readers), self.config.photos_per_batch):
                 if self.stop.is_set():
                     break
                 self.finish_batch(batch, todo, result, writes, writers)
-                self.drain(writes, result, self.config.batch_size * 2 * len(self.styles))
+                self.drain(writes, result, self.config.options.batch_size * 2 * len(self.styles))
         except KeyboardInterrupt:  # the second Ctrl-C: abandon the batch in hand, keep what is written
             result.interrupted = True
         finally:
@@ -403,7 +407,7 @@ class Runner:
             count = len(todo[frame.item.identity])
             shared = sum(frame.timings.get(stage, 0.0) for stage in SHARED_STAGES)
             result.shared_seconds_saved += shared * (count - 1)
-        if self.config.fail_fast and any(not f.ok for frames, _ in rendered for f in frames):
+        if self.config.options.fail_fast and any(not f.ok for frames, _ in rendered for f in frames):
             result.stopped = "fail-fast"
             self.stop.set()
 

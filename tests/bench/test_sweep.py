@@ -17,11 +17,11 @@ from modomo_cli.app import app
 from pipeline.bench import compare as bench_compare
 from pipeline.bench import sweep
 from pipeline.bench.bench import BenchOptions
-from pipeline.config import RunConfig
+from pipeline.config import config_for
 from pipeline.errors import UsageError
 from pipeline.models.placement import LoadOptions
+from pipeline.options import TransformOptions
 from pipeline.run.cost import Price
-from styles import load_style
 
 # Fast cells can run once the fast-mode LoRA for random-weight presets is part of the build.
 SMALL = ["--models", "tiny", "--sweep-sizes", "128x96", "--images", "2", "--steps", "2", "--gpu-price", "3.6"]
@@ -182,14 +182,14 @@ def test_a_raised_out_of_memory_is_an_oom_cell(monkeypatch, tiny_stack):
     real, ran = pipeline.bench.bench.run_bench, []
 
     def run_bench(config, *args, **kwargs):
-        ran.append(config.batch_size)
-        if config.batch_size >= 2:
+        ran.append(config.options.batch_size)
+        if config.options.batch_size >= 2:
             raise torch.OutOfMemoryError("CUDA out of memory (injected)")
         return real(config, *args, **kwargs)
 
     monkeypatch.setattr(pipeline.bench.bench, "run_bench", run_bench)
     monkeypatch.setattr(sweep.Sweep, "load", lambda self, dtype, recipe: tiny_stack)
-    config = RunConfig(inputs=[], out="", style=load_style("boho"), models="tiny", steps=2, retries=0, device="cpu")
+    config = config_for(TransformOptions(style="boho", models="tiny", steps=2, retries=0, device="cpu"))
     plan = sweep.Sweep(
         tiny_stack.spec,
         torch.device("cpu"),
@@ -210,7 +210,7 @@ def tiny_sweep(tiny_stack, monkeypatch, placements: list, warmup: int = 1, sizes
     from pipeline.stages.offload import placement
 
     monkeypatch.setattr(sweep.Sweep, "load", lambda self, dtype, recipe: tiny_stack)
-    config = RunConfig(inputs=[], out="", style=load_style("boho"), models="tiny", steps=2, retries=0, device="cpu")
+    config = config_for(TransformOptions(style="boho", models="tiny", steps=2, retries=0, device="cpu"))
     return sweep.Sweep(
         tiny_stack.spec,
         torch.device("cpu"),
@@ -276,7 +276,7 @@ def test_a_cell_that_fails_after_offload_leaves_the_models_as_it_found_them(tiny
     real, ran = pipeline.bench.bench.run_bench, []
 
     def run_bench(config, stack, *args, **kwargs):
-        ran.append(config.batch_size)
+        ran.append(config.options.batch_size)
         if len(ran) == 1:
             ModelPlacer(stack.pipe, stack.device).enable()
             raise RuntimeError("the run broke after switching to offload (injected)")

@@ -123,7 +123,7 @@ def test_workers_get_every_style_file_and_no_default_style(tmp_path):
     ("given", "meant"), [("JPG", "jpeg"), ("Jpeg", "jpeg"), ("jpg", "jpeg"), ("PNG", "png"), ("WebP", "webp")]
 )
 def test_format_in_any_case_and_jpg(photo, tmp_path, planned, given, meant):
-    assert plan_of(planned, photo, tmp_path, "--format", given).config.format == meant
+    assert plan_of(planned, photo, tmp_path, "--format", given).config.options.format == meant
 
 
 def test_an_unknown_format_is_still_refused(photo, tmp_path, no_models):

@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.config import RunConfig
+from pipeline.config import config_for
 from pipeline.errors import UsageError
 from pipeline.models.catalog import resolve
 from pipeline.models.fast_mode import fuse
 from pipeline.models.recipes import RECIPES
+from pipeline.options import TransformOptions
 from pipeline.stages.generate import diffusers_pipe
 from pipeline.stages.sampling import Sampler
 from pipeline.stages.settings import GenerateSettings
@@ -119,28 +120,28 @@ def test_the_fused_lora_changes_the_result(fused, tiny_stack, rooms, name):
 
 def test_fast_settings_follow_the_recipe_and_the_styles_fast_table(tmp_path):
     style = load_style("boho")
-    config = RunConfig(inputs=["x"], out="o", style=style, fast="lcm").check()
+    config = config_for(TransformOptions(inputs=["x"], fast=True), styles=[style])
     settings = config.generate_settings()
     assert (settings.steps, settings.guidance_scale) == (6, 1.0)
     assert settings.controlnet_conditioning_scale == (style.depth.scale, style.canny.scale)
-    assert RunConfig(inputs=["x"], out="o", style=style, fast="tcd").check().generate_settings().eta == 0.3
+    assert config_for(TransformOptions(inputs=["x"], fast_recipe="tcd"), styles=[style]).generate_settings().eta == 0.3
     own = tmp_path / "light.toml"
     own.write_text(
         (STYLE_DIR / "boho.toml").read_text().replace('name = "boho"', 'name = "light"')
         + "\n[fast]\nenabled = true\nsteps = 5\n[fast.controls.depth]\nscale = 0.5\n"
     )
     light = load_style(path=own)
-    config = RunConfig(inputs=["x"], out="o", style=light).check()
-    assert config.fast == "lcm"  # the style asks for fast mode itself
+    config = config_for(TransformOptions(inputs=["x"]), styles=[light])
+    assert config.recipe == "lcm"  # the style asks for fast mode itself
     settings = config.generate_settings()
     assert settings.steps == 5 and settings.controlnet_conditioning_scale[0] == 0.5
     assert settings.control_guidance_end[0] == style.depth.end  # not overridden: the style's own
-    standard = RunConfig(inputs=["x"], out="o", style=style).check()
+    standard = config_for(TransformOptions(inputs=["x"]), styles=[style])
     assert "fast" not in standard.settings_json() and config.settings_json()["fast"]["recipe"] == "lcm"
     with pytest.raises(UsageError, match="some styles run fast"):
-        RunConfig(inputs=["x"], out="o", style=light, more_styles=[style]).check()
+        config_for(TransformOptions(inputs=["x"]), styles=[light, style])
     with pytest.raises(UsageError, match="--fast-recipe 'nope'"):
-        RunConfig(inputs=["x"], out="o", style=style, fast="nope").check()
+        config_for(TransformOptions(inputs=["x"], fast_recipe="nope"), styles=[style])
 
 
 def test_fast_run_records_its_recipe_and_resumes_apart(tiny_bundle, rooms, tmp_path):

@@ -112,11 +112,12 @@ def test_every_model_that_should_runs_in_bf16(two_formats):
 
 
 def test_the_format_is_in_the_settings_hash():
-    from pipeline.config import RunConfig
+    from pipeline.config import config_for
+    from pipeline.options import TransformOptions
     from styles import load_style
 
     hashes = {
-        dtype: RunConfig(inputs=["x.jpg"], out="o", style=load_style("boho"), precision=dtype).result_hash(
+        dtype: config_for(TransformOptions(inputs=["x.jpg"], style="boho"), precision=dtype).result_hash(
             load_style("boho"), {}
         )
         for dtype in ("fp32", "bf16")

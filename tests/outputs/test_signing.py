@@ -206,14 +206,12 @@ def test_bad_credentials_are_one_line_before_models_load(tiny_bundle, rooms, sig
 
 
 def test_signing_is_in_the_settings_hash(signing_chain):
-    from pipeline.config import RunConfig
+    from pipeline.config import config_for
+    from pipeline.options import TransformOptions
     from pipeline.outputs.signing import load_signing
-    from styles import load_style
 
-    plain = RunConfig(inputs=["x.jpg"], out="o", style=load_style("boho"))
-    signed = RunConfig(
-        inputs=["x.jpg"], out="o", style=load_style("boho"), signing=load_signing(signing_chain.cert, signing_chain.key)
-    )
+    plain = config_for(TransformOptions(inputs=["x.jpg"], style="boho"))
+    signed = config_for(plain.options, signing=load_signing(signing_chain.cert, signing_chain.key))
     assert plain.result_hash(plain.style, {}) != signed.result_hash(signed.style, {})
     assert "BEGIN" not in repr(signed.signing)  # the key never in a message
 

@@ -18,6 +18,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from modomo_cli.app import app
+from pipeline.options import TransformOptions
 from pipeline.outputs.sinks import LocalSink
 from tests.run.test_time_meaning import check_definition
 
@@ -334,17 +335,13 @@ def test_ray_reads_the_journal_once_and_keeps_mixed_sizes_batched(ray_local, tin
 
 
 def test_dead_workers_images_are_ok_only_for_this_runs_settings_and_input_version(tiny_bundle, rooms, tmp_path):
-    from pipeline.config import RunConfig
     from pipeline.run.engines.devices import Worker, merge_records
-    from pipeline.run.plan import plan_for
+    from pipeline.run.plan import build_plan
     from pipeline.run.shards import Shard
-    from styles import load_style
 
     inputs, out = photos(tmp_path / "in", rooms, 3), tmp_path / "out"
-    plan = plan_for(
-        RunConfig(
-            inputs=[str(inputs)], out=str(out), style=load_style("boho"), models=str(tiny_bundle), size=128, steps=2
-        )
+    plan = build_plan(
+        TransformOptions(inputs=[str(inputs)], out=str(out), style="boho", models=str(tiny_bundle), size=128, steps=2)
     )
     digest = plan.result_hashes()["boho"]
     items = {item.key: item for item in plan.items}

@@ -67,12 +67,13 @@ def test_variations_of_a_job_share_the_frame_and_own_their_seeds():
 
 def test_variation_names(tiny_bundle):
     class Config:
-        name_template = None
+        class options:
+            name_template = None
 
     item = Item("a.jpg", None, "x")
     assert variation_stem(Config, item, "boho", "a.boho", 1, 1) == "a.boho"
     assert variation_stem(Config, item, "boho", "a.boho", 2, 3) == "a.boho.v2"
-    Config.name_template, Config.room, Config.seed = "{stem}-{n}", "bedroom", 0
+    Config.options.name_template, Config.options.room, Config.options.seed = "{stem}-{n}", "bedroom", 0
     assert variation_stem(Config, item, "boho", "a-1", 3, 3) == "a-3"
 
 

@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.config import RunConfig
+from pipeline.config import RunConfig, config_for
 from pipeline.inputs.sources import collect_inputs
+from pipeline.options import TransformOptions
 from pipeline.outputs.sinks import LocalSink
 from pipeline.run.runner import Runner
 from pipeline.stages import offload
 from pipeline.stages.generate import Generator
 from pipeline.stages.offload import DEVICE, MemoryState, ModelPlacer, placement
-from styles import load_style
 from tests.stages.test_sampling import SETTINGS, make_frames
 
 
@@ -123,19 +123,21 @@ def tiny_run(folder: Path, rooms: Path) -> tuple[RunConfig, list]:
     inputs = folder / "in"
     inputs.mkdir(parents=True)
     (inputs / "room.jpg").write_bytes((rooms / "living-room-02-small.jpg").read_bytes())
-    config = RunConfig(
-        inputs=[str(inputs)],
-        out=str(folder / "out"),
-        style=load_style("boho"),
-        models="tiny",
-        size=96,
-        steps=2,
-        retries=0,
-        device="cpu",
-        resume=False,
-        overwrite=True,
+    config = config_for(
+        TransformOptions(
+            inputs=[str(inputs)],
+            out=str(folder / "out"),
+            style="boho",
+            models="tiny",
+            size=96,
+            steps=2,
+            retries=0,
+            device="cpu",
+            resume=False,
+            overwrite=True,
+        )
     )
-    return config, collect_inputs(config.inputs)
+    return config, collect_inputs(config.options.inputs)
 
 
 def test_the_next_run_on_the_same_models_finds_them_on_the_device(tiny_stack, rooms, tmp_path, monkeypatch, watch):

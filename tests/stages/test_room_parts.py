@@ -97,13 +97,14 @@ def test_fidelity_levels_scale_the_weights_and_move_the_window_end():
 
 
 def test_fidelity_is_in_the_settings_hash_and_a_style_may_set_it(tmp_path):
-    from pipeline.config import RunConfig
+    from pipeline.config import config_for
+    from pipeline.options import TransformOptions
     from styles import STYLE_DIR, load_style
 
     modern = load_style("modern")
 
     def config(**kw):
-        return RunConfig(inputs=["x.jpg"], out="o", style=modern, **kw)
+        return config_for(TransformOptions(inputs=["x.jpg"], style="modern", **kw))
 
     hashes = {level: config(fidelity=level).result_hash(modern, {}) for level in ("loose", "balanced", "strict")}
     assert len(set(hashes.values())) == 3

@@ -164,7 +164,9 @@ def device_price(plan: RunPlan, devices: list[str]) -> Price:
     from pipeline.models.runtime import gpu_name
 
     gpu = next((d for d in devices if d.startswith("cuda")), None)
-    one = resolve_price(gpu_name(torch.device(gpu)) if gpu else None, plan.config.gpu_price, plan.config.currency)
+    one = resolve_price(
+        gpu_name(torch.device(gpu)) if gpu else None, plan.config.options.gpu_price, plan.config.options.currency
+    )
     return Price(one.per_hour * len(devices), one.currency, f"{one.source} x {len(devices)} devices")
 
 
@@ -196,7 +198,7 @@ def run(plan: RunPlan, hooks: Hooks) -> RunResult:
     )
     result.load_seconds = max((s.get("load_seconds", 0.0) for s in summaries), default=0.0)
     result.extra["load_seconds_total"] = sum(s.get("load_seconds", 0.0) for s in summaries)
-    result.batching = merge_reports(plan.config.batch_size, [s.get("batching", {}) for s in summaries])
+    result.batching = merge_reports(plan.config.options.batch_size, [s.get("batching", {}) for s in summaries])
     result.oom = [event for s in summaries for event in s.get("oom", [])]
     result.shared_seconds_saved = sum(s.get("styles", {}).get("shared_seconds_saved", 0.0) for s in summaries)
     result.interrupted = bool(received) or any(s.get("stopped") == "interrupted" for s in summaries)

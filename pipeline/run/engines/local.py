@@ -19,9 +19,9 @@ from pipeline.run.signals import on_stop_signals, raise_interrupt
 
 def run(plan: RunPlan, hooks: Hooks) -> RunResult:
     config = plan.config
-    device = pick_device(config.device)
+    device = pick_device(config.options.device)
     name = gpu_name(device)
-    price = resolve_price(name, config.gpu_price, config.currency)
+    price = resolve_price(name, config.options.gpu_price, config.options.currency)
     start = time.perf_counter()
     try:
         stack = load_stack(

@@ -44,17 +44,17 @@ class TransformActor:
         from pipeline.run.runner import Runner
 
         os.chdir(cwd)  # the driver's: relative inputs, output, masks and LoRAs mean the same here
-        remote = Remote(pool_size=config.workers * 2 + 2)
-        everything = list_inputs(config, inventory(spec), remote)  # cheap; keeps R2 clients out of pickles
+        remote = Remote(pool_size=config.options.workers * 2 + 2)
+        everything, _ = list_inputs(config, inventory(spec), remote)  # cheap; keeps R2 clients out of pickles
         self.by_id = {item.identity: item for item in everything}
         start = time.perf_counter()
-        load = config.load_options(dtype=config.dtype)  # each actor decides `auto` by its own device
+        load = config.load_options(dtype=config.options.dtype)  # each actor decides `auto` by its own device
         stack = load_stack(spec, pick_device(device), options=load)
         config = replace(config, precision=name_of(stack.dtype))  # `auto` by this actor's device, as hashed
         self.load_seconds = time.perf_counter() - start
         self.device = gpu_name(stack.device)
         self.journal = JournalBuffer()
-        self.runner = Runner(config, stack, open_sink(config.out, remote), journal=self.journal)
+        self.runner = Runner(config, stack, open_sink(config.options.out, remote), journal=self.journal)
         self.runner.prepare(everything)
         self.reported = {"calls": 0, "rendered": 0, "events": 0, "load": False}
         self.fatal: str | None = None  # an output error stops this actor's later batches too
@@ -187,7 +187,7 @@ def run(plan: RunPlan, hooks: Hooks) -> RunResult:
     """Restyle the plan's inputs on a Ray actor pool; records in input order."""
     ray = start_ray()
     gpus = int(ray.cluster_resources().get("GPU", 0))
-    pool = plan.actors or max(1, gpus or 1)
+    pool = plan.config.options.actors or max(1, gpus or 1)
     config = plan.config
     result = RunResult(settings=config.summary_settings())
     journal = plan.journal
@@ -207,7 +207,7 @@ def run(plan: RunPlan, hooks: Hooks) -> RunResult:
                     "cwd": os.getcwd(),
                     "device": "cuda" if gpus else "cpu",
                 },
-                batch_size=config.batch_size * WINDOW_BATCHES,
+                batch_size=config.options.batch_size * WINDOW_BATCHES,
                 concurrency=pool,
                 num_gpus=1 if gpus else 0,
                 num_cpus=1,
@@ -221,11 +221,13 @@ def run(plan: RunPlan, hooks: Hooks) -> RunResult:
     # Processing after the models loaded: from the first batch any actor began to the last one it finished.
     spans = totals["spans"]
     result.seconds = max(e for _, e in spans) - min(b for b, _ in spans) if spans else time.perf_counter() - start
-    one = resolve_price(next((d for d in totals["devices"] if d), None), config.gpu_price, config.currency)
+    one = resolve_price(
+        next((d for d in totals["devices"] if d), None), config.options.gpu_price, config.options.currency
+    )
     result.price = Price(one.per_hour * pool, one.currency, f"{one.source} x {pool} actors")
     result.load_seconds = max(totals["load_seconds"], default=0.0)
     result.extra["load_seconds_total"] = sum(totals["load_seconds"])
-    result.batching = batching_report(config.batch_size, totals["calls"], totals["rendered"])
+    result.batching = batching_report(config.options.batch_size, totals["calls"], totals["rendered"])
     result.sort(plan.items, [s.name for s in config.styles])
     result.extra.update(
         engine="ray", actors=pool, models=plan.config.result_models(plan.spec), journal_reads=journal.loads
