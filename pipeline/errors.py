@@ -23,3 +23,9 @@ class UsageError(ModomoError):
 
 class ImageError(Exception):
     """One input cannot be processed; the batch goes on. The message is the reason."""
+
+
+def one_line(exc: Exception) -> str:
+    """An exception's first line, or its type when it has no message."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -140,8 +140,6 @@ class Frame:
     fidelity: dict = field(default_factory=dict)  # edges_f1, depth_rmse, kept_delta_e (pipeline.stages.fidelity)
     attempts: list[dict] = field(default_factory=list)  # every generation tried: seed, score, parts
     timings: dict[str, float] = field(default_factory=dict)
-    outputs: dict[str, str] = field(default_factory=dict)
-    urls: dict[str, str] = field(default_factory=dict)  # public CDN URLs of uploaded outputs
     error: str | None = None
     style: str | None = None  # set on the per-style copies made after the shared stages
     keep: np.ndarray | None = None  # float H x W in [0, 1]: 1 keeps the original pixel (--preserve, --mask-dir)
@@ -157,12 +155,17 @@ class Frame:
     warnings: list[str] = field(default_factory=list)  # one line each, for the user, with the file's name
     source: bytes | None = None  # the input's own bytes, kept only to sign results (their parent ingredient)
     reference: Reference | None = None  # the style reference this frame's result follows (set per style)
-    digest: str | None = None  # of the written result's bytes: a room set's members follow exactly this file
     input_digest: str | None = None  # of the input's bytes (journal `source`): the same photo at another path
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    def release(self) -> None:
+        """Let go of the frame's pictures once its job is written (memory stays flat over a long run); what it
+        measured stays."""
+        self.image = self.result = self.depth = self.edges = self.lines = self.original = self.source = None
+        self.scene = None
 
     def fail(self, reason: str) -> None:
         """Mark the frame failed with a one-line reason; later stages skip it."""

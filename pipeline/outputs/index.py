@@ -18,6 +18,7 @@ import json
 import math
 
 from pipeline.outputs.journal import Journal
+from pipeline.outputs.records import ImageRecord
 
 COLUMNS = (
     "input",
@@ -72,44 +73,48 @@ def rows(entries: list[dict]) -> list[dict]:
     """One row per result: per (job, style) its latest line, one row per variation, best first; manifest jobs
     in the manifest's order, a row's styles in the row's order (the others as their lines came)."""
 
-    def place(entry: dict) -> tuple:
-        line = entry.get("line")
-        return (line, entry.get("order", 0)) if isinstance(line, int) else (math.inf, 0)
+    def place(record: ImageRecord) -> tuple:
+        line = record.line
+        return (line, record.order or 0) if isinstance(line, int) else (math.inf, 0)
 
-    jobs = sorted(latest_jobs(entries), key=place)
-    return [row(entry, variation) for entry in jobs for variation in entry.get("variations") or [None]]
+    jobs = sorted((ImageRecord.from_entry(entry) for entry in latest_jobs(entries)), key=place)
+    return [row(job, variation) for job in jobs for variation in job.variations or [None]]
 
 
-def row(entry: dict, variation: dict | None) -> dict:
-    """One result of a job: the job's columns, and its variation's number, files, seed and score."""
-    result = variation if variation is not None else entry
-    outputs = result.get("outputs", {})
+def row(job: ImageRecord, variation: dict | None) -> dict:
+    """One result of a job (its record, paths relative to the output): the job's columns, and its variation's
+    number, files, seed and score."""
+    result = variation if variation is not None else {
+        "outputs": job.outputs, "seed": job.seed, "quality": job.quality, "passed": job.passed,
+        "fidelity": job.fidelity, **job.urls,
+    }  # fmt: skip
+    outputs, urls = result.get("outputs", {}), result
     return {
-        "input": entry.get("input"),
-        "style": entry.get("style"),
+        "input": job.input,
+        "style": job.style,
         "variation": variation.get("n") if variation is not None else (1 if outputs.get("result") else None),
-        "room": entry.get("room"),
-        "room_probability": entry.get("room_probability"),
-        "status": entry.get("status", "ok"),
-        "error": entry.get("error"),
+        "room": job.room,
+        "room_probability": job.room_probability,
+        "status": job.status,
+        "error": job.error,
         "result": outputs.get("result"),
         "thumbnail": outputs.get("thumbnail"),
-        "result_url": result.get("transformed_url"),
-        "thumbnail_url": result.get("thumbnail_url"),
+        "result_url": urls.get("transformed_url"),
+        "thumbnail_url": urls.get("thumbnail_url"),
         "seed": result.get("seed"),
         "quality": result.get("quality"),
         "passed": result.get("passed"),
         **fidelity_cells(result.get("fidelity") or {}),
-        "settings": entry.get("settings"),
-        "finished": entry.get("finished"),
-        "manifest_line": entry.get("line"),
-        "id": entry["id"],
+        "settings": job.settings,
+        "finished": job.finished,
+        "manifest_line": job.line,
+        "id": job.id,
         # The source photo's path or URL: the link to the original that disclosure rules ask for.
-        "original": entry.get("input"),
+        "original": job.input,
         # Last, as the columns were added: the room set, and the style reference as the user named it (a set
         # member's is its anchor's key). Empty for jobs without them.
-        "set": entry.get("set"),
-        "style_ref": (entry.get("reference") or {}).get("source"),
+        "set": job.set,
+        "style_ref": job.reference.get("source"),
     }
 
 

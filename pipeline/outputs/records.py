@@ -1,18 +1,23 @@
-"""One record per input and style: what the summary, the report and every engine's merge speak of."""
+"""One record per input and style, the one typed description of a job's outcome: the summary, the journal line, the
+index's rows, a result's metadata and the report's job are each made from it by one function."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 from pipeline.frames import Item
 
 STATUSES = ("ok", "failed", "skipped")
 URL_FIELDS = ("transformed_url", "thumbnail_url")
+# Kept for the journal (to resume, and to rebuild the index and report from), beside what the summary always showed.
+JOURNAL_ONLY = ("line", "order", "room_probability", "version", "source", "stem", "was", "settings", "digest",
+                "signed", "finished")  # fmt: skip
 
 
 @dataclass
 class ImageRecord:
-    """The outcome of one input in one style. `id` is the input's identity (root and relative key)."""
+    """The outcome of one input in one style. `id` is the input's identity (root and relative key). Outputs are
+    located (a path or URL a caller can open); the journal keeps them relative to the output's root."""
 
     id: str
     input: str
@@ -41,15 +46,69 @@ class ImageRecord:
     # The job's style reference: {"source", "digest", "scale", "preview" (located, like outputs), and for a set's
     # members "anchor", the anchor's identity}; empty for a job without one.
     reference: dict = field(default_factory=dict)
+    # What the journal keeps beside (JOURNAL_ONLY):
+    line: int | None = None  # the manifest line of the job
+    order: int | None = None  # the style's place among its manifest row's styles (a row of several)
+    room_probability: float | None = None  # --room auto's probability for the room found
+    version: str | None = None  # the input's version when it was done (a changed file is done again)
+    source: str | None = None  # the digest of the input's bytes: the same photo found at another path
+    stem: str | None = None  # the style's output stem of the input (names are decided once per output)
+    was: str | None = None  # the identity the job had before its input moved, when redone at the new place
+    settings: str | None = None  # the hash of everything that shaped the result (resume matches on it)
+    digest: str | None = None  # of the result's bytes: a room set's members follow exactly this file
+    signed: bool = False  # its files carry C2PA content credentials
+    finished: str | None = None  # when it was written (UTC, ISO 8601)
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
 
     def to_json(self) -> dict:
+        """The record as the summary, events and report show it (outputs located)."""
         data = asdict(self)
         urls = data.pop("urls")
         return {**data, **{k: urls[k] for k in URL_FIELDS if k in urls}}
+
+    def to_journal(self, relative) -> dict:
+        """The record as its journal line (`relative` maps a located output to its path in the output): enough to
+        skip the job next time, and to rebuild the index, the report and the contact sheet from."""
+        ok = self.ok
+        reference = dict(self.reference)
+        if reference.get("preview"):
+            reference["preview"] = relative(reference["preview"])
+        return {
+            "id": self.id,
+            "key": self.key,
+            "status": self.status,
+            **({"line": self.line} if self.line is not None else {}),
+            **({"set": self.set} if self.set else {}),
+            **({"anchor": True} if self.anchor else {}),
+            **({"reference": reference} if reference else {}),
+            "style": self.style,
+            **({"order": self.order} if self.order is not None else {}),
+            "input": self.input,
+            "room": self.room,
+            "room_probability": self.room_probability,
+            "version": self.version,
+            **({"source": self.source} if self.source else {}),
+            "stem": self.stem,
+            **({"was": self.was} if self.was else {}),
+            "settings": self.settings,
+            "seed": self.seed,
+            "quality": self.quality,
+            "passed": self.passed,
+            "outputs": _relative(self.outputs, relative) if ok else {},
+            **({"digest": self.digest} if self.digest else {}),
+            **(self.urls if ok else {}),
+            "variations": [{**v, "outputs": _relative(v["outputs"], relative)} for v in self.variations],
+            **({"quality_parts": dict(self.quality_parts)} if self.quality_parts else {}),
+            **({"fidelity": dict(self.fidelity)} if self.fidelity else {}),
+            "attempts": self.attempts,
+            **({"signed": True} if self.signed else {}),
+            "timings": dict(self.timings),
+            "finished": self.finished,
+            **({"error": self.error} if not ok else {}),
+        }
 
     @classmethod
     def from_json(cls, data: dict) -> ImageRecord:
@@ -79,7 +138,7 @@ class ImageRecord:
         reference = dict(entry.get("reference") or {})
         if reference.get("preview"):
             reference["preview"] = locate(reference["preview"])
-
+        kept = {name: entry.get(name) for name in JOURNAL_ONLY if entry.get(name) is not None}
         return cls(
             entry["id"],
             entry.get("input") or entry.get("key", ""),
@@ -101,4 +160,12 @@ class ImageRecord:
             set=entry.get("set"),
             anchor=bool(entry.get("anchor")),
             reference=reference,
+            **{**kept, "signed": bool(entry.get("signed"))},
         )
+
+
+def _relative(outputs: dict[str, str], relative) -> dict[str, str]:
+    return {kind: relative(location) for kind, location in (outputs or {}).items()}
+
+
+assert set(JOURNAL_ONLY) <= {f.name for f in fields(ImageRecord)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import posixpath
 import threading
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import quote
 
@@ -28,6 +29,17 @@ from styles import AUTO_ROOM
 THUMBNAIL_SIDE = 256
 
 
+@dataclass
+class Written:
+    """What was written for one result: its files by kind (located), their CDN URLs, the result's digest, and the
+    time writing (and signing) it took."""
+
+    outputs: dict[str, str] = field(default_factory=dict)
+    urls: dict[str, str] = field(default_factory=dict)
+    digest: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
 class OutputWriter:
     """Encodes and writes what a frame made (metadata last, then its journal line); returns its record."""
 
@@ -44,70 +56,55 @@ class OutputWriter:
         self.was: dict[tuple[str, str], str] = {}  # (identity, style) -> the identity a job redone here had before
 
     def write(self, frames: list[Frame], run) -> ImageRecord:
-        """Write everything for one job in one style (a StyleRun): each variation's result and thumbnail,
-        the control maps once, each variation's metadata, then one journal line: a job is done when all its
-        variations are. A failure fails the job alone, except an OutputError (disk full, no permission),
-        which stops the run."""
+        """Write everything for one job in one style (a StyleRun): each variation's result and thumbnail, the
+        control maps once, each variation's metadata, then one journal line: a job is done when all its variations
+        are. A failure fails the job alone, except an OutputError (disk full, no permission), which stops the run.
+        The frames are read, never changed: what was written is the job's record."""
         frames = ranked(frames)
-        if all(f.ok for f in frames):
+        error = next((f.error for f in frames if not f.ok), None)  # one variation failed: the job did
+        written: dict[int, Written] = {}
+        if error is None:
             try:
-                self.write_job(frames, run)
-                if self.journal is not None:
-                    self.journal.record(self.journal_entry(frames, run))
+                written = self.write_job(frames, run)
             except OutputError:
                 raise
             except (OSError, ValueError, ModomoError) as exc:
-                reason = f"cannot write output: {getattr(exc, 'strerror', None) or exc}"
-                for frame in frames:
-                    frame.fail(reason)
-        elif any(f.ok for f in frames):  # one variation failed: the job did
-            reason = next(f.error for f in frames if not f.ok)
-            for frame in frames:
-                frame.error = frame.error or reason
-        record = self.record(frames, run)
-        if not record.ok and self.journal is not None:  # for the index; never counted as done
-            self.journal.record(
-                {
-                    **self.journal_entry(frames, run),
-                    "status": "failed",
-                    "error": record.error,
-                    "outputs": {},
-                    "variations": [],
-                }
-            )
-        for frame in frames:  # keep memory flat
-            frame.image = frame.result = frame.depth = frame.edges = frame.lines = frame.original = frame.source = None
-            frame.scene = None
+                error = " ".join(f"cannot write output: {getattr(exc, 'strerror', None) or exc}".split())
+        record = self.record(frames, run, written, error)
+        if self.journal is not None:  # a failed job's line is for the index; never counted as done
+            self.journal.record(record.to_journal(self.sink.relative))
         return record
 
-    def write_job(self, frames: list[Frame], run) -> None:
-        """Results and thumbnails, the control maps (once, shared by the variations), then each metadata."""
+    def write_job(self, frames: list[Frame], run) -> dict[int, Written]:
+        """Results and thumbnails, the control maps (once, shared by the variations), then each metadata; what
+        was written, by variation."""
         count = len(frames)
-        for frame in frames:
-            self.write_files(frame, run, self.stem(frame, run, count))
+        written = {f.variation: self.write_files(f, run, self.stem(f, run, count)) for f in frames}
         if self.config.save_controls:
-            with timed(frames[:1], "write"):
+            with timed([written[frames[0].variation]], "write"):
                 controls = self.write_controls(frames[0], run)
-            for frame in frames:
-                frame.outputs.update(controls)
-        listing = [variation_json(f, run) for f in frames] if count > 1 else []
+            for done in written.values():
+                done.outputs.update(controls)
+        listing = [variation_json(f, run, written[f.variation]) for f in frames] if count > 1 else []
         for frame in frames:
-            with timed([frame], "write"):
+            with timed([written[frame.variation]], "write"):
                 meta_path = self.stem(frame, run, count) + ".json"
-                frame.outputs["metadata"] = self.sink.locate(meta_path)
-                metadata = json.dumps(self.metadata(frame, run, listing), indent=2).encode() + b"\n"
-                self.sink.write(meta_path, metadata, "application/json")
+                metadata = self.metadata(frame, run, written[frame.variation], listing)
+                data = json.dumps(metadata, indent=2).encode() + b"\n"
+                written[frame.variation].outputs["metadata"] = self.sink.write(meta_path, data, "application/json")
+        return written
 
     def stem(self, frame: Frame, run, count: int) -> str:
         return variation_stem(self.config, frame.item, run.style.name, run.stems[frame.item], frame.variation, count)
 
-    def write_files(self, frame: Frame, run, stem: str) -> None:
+    def write_files(self, frame: Frame, run, stem: str) -> Written:
         """The result and its thumbnail: marked, labelled when asked, signed when asked (the signed bytes are
         what is written or uploaded)."""
         fmt = self.config.options.format
         names = {"result": stem + imaging.extension(fmt), "thumbnail": stem + ".thumb.jpg"}
         types = {"result": imaging.content_type(fmt), "thumbnail": "image/jpeg"}
-        with timed([frame], "write"):
+        done = Written()  # its time too: the frame is not written to
+        with timed([done], "write"):
             marking = xmp_packet(run.style.name, frame.room if frame.room != AUTO_ROOM else None)
             label = self.config.disclosure(run.style)
             files = {
@@ -117,18 +114,20 @@ class OutputWriter:
                 ),
             }
         if self.config.signing is not None:
-            with timed([frame], "sign"):
+            with timed([done], "sign"):
                 files = {kind: self.sign(frame, run, names[kind], data, types[kind]) for kind, data in files.items()}
-        with timed([frame], "write"):
+        with timed([done], "write"):
             about = self.object_metadata(frame, run)
-            frame.digest = digest_of(files["result"])  # what a room set's other photos follow, byte for byte
             self.write_preview(frame.reference)
-            for kind, data in files.items():
-                frame.outputs[kind] = self.sink.write(names[kind], data, types[kind], about)
-        for name, url_key in (("result", "transformed_url"), ("thumbnail", "thumbnail_url")):
+            done.outputs = {
+                kind: self.sink.write(names[kind], data, types[kind], about) for kind, data in files.items()
+            }
+        for name, key in (("result", "transformed_url"), ("thumbnail", "thumbnail_url")):
             url = self.sink.public_url(names[name])
             if url:
-                frame.urls[url_key] = url
+                done.urls[key] = url
+        done.digest = digest_of(files["result"])  # what a room set's other photos follow, byte for byte
+        return done
 
     def write_preview(self, reference) -> None:
         """A small copy of a reference in the output (once), for the report and the contact sheet: the output
@@ -222,81 +221,46 @@ class OutputWriter:
                 written[kind] = self.sink.write(stem + suffix, imaging.encode(image, fmt), imaging.content_type(fmt))
         return written
 
-    def journal_entry(self, frames: list[Frame], run) -> dict:
-        """The journal line of a finished job and style (its best variation first): enough to skip it next
-        time, and to rebuild the index, the report and the contact sheet from; paths relative to the output."""
-        frame = frames[0]
-        return {
-            "id": frame.item.identity,
-            "key": frame.item.key,
-            "status": "ok",
-            **({"line": frame.item.job.line} if frame.item.job is not None else {}),
-            **set_fields(frame),
-            "style": run.style.name,
-            **row_order(frame.item.job, run.style.name),
-            "input": frame.item.display,
-            "room": frame.room,
-            "room_probability": frame.room_probability,
-            "version": frame.item.version,
-            **({"source": frame.input_digest} if frame.input_digest else {}),
-            "stem": run.stems[frame.item] if frame.item in run.stems else None,
-            **({"was": self.was[key]} if (key := (frame.item.identity, run.style.name)) in self.was else {}),
-            "settings": run.settings_hash,
-            "seed": frame.seed,
-            "quality": frame.quality,
-            "passed": passed(frame, run),
-            "outputs": self.relative(frame.outputs),
-            **({"digest": frame.digest} if frame.digest else {}),
-            **frame.urls,
-            "variations": [
-                {**v, "outputs": self.relative(v["outputs"])} for v in map(variation_json, frames, [run] * len(frames))
-            ],
-            **({"quality_parts": dict(frame.quality_parts)} if frame.quality_parts else {}),
-            **({"fidelity": dict(frame.fidelity)} if frame.fidelity else {}),
-            "attempts": sum(len(f.attempts) for f in frames),
-            **({"signed": True} if self.config.signing is not None else {}),
-            "timings": {k: round(v, 6) for k, v in summed_timings(frames).items()},
-            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
-        }
-
-    def relative(self, outputs: dict[str, str]) -> dict[str, str]:
-        """Outputs as the journal keeps them: relative to the output's root, so the output can move."""
-        return {kind: self.sink.relative(location) for kind, location in outputs.items()}
-
-    def record(self, frames: list[Frame], run) -> ImageRecord:
-        """The summary's record for one job and style: its best variation's result, every variation listed,
-        the time of all of them."""
-        frame = frames[0]
-        item = frame.item
-        error = frame.error
-        if error and item.job is not None and not error.startswith("manifest line"):
+    def record(self, frames: list[Frame], run, written: dict[int, Written], error: str | None) -> ImageRecord:
+        """The one record of a job and style (its best variation first, every variation listed, the time of all
+        of them): the summary's, and the journal line's (`ImageRecord.to_journal`)."""
+        frame, item = frames[0], frames[0].item
+        ok = error is None
+        if not ok and item.job is not None and not error.startswith("manifest line"):
             error = item.job.fail(error)
+        best = written.get(frame.variation, Written())
+        key = (item.identity, run.style.name)
         return ImageRecord(
-            item.identity,
-            item.display,
-            item.key,
-            run.style.name,
-            "ok" if frame.ok else "failed",
-            error,
-            frame.room,
-            outputs=dict(frame.outputs) if frame.ok else {},
-            urls=dict(frame.urls) if frame.ok else {},
+            item.identity, item.display, item.key, run.style.name, "ok" if ok else "failed", error, frame.room,
+            outputs=dict(best.outputs) if ok else {},
+            urls=dict(best.urls) if ok else {},
             seed=frame.seed,
             quality=frame.quality,
             quality_parts=dict(frame.quality_parts),
             fidelity=dict(frame.fidelity),
-            passed=passed(frame, run) if frame.ok else None,
+            passed=passed(frame, run) if ok else None,
             attempts=sum(len(f.attempts) for f in frames),
-            timings={k: round(v, 6) for k, v in summed_timings(frames).items()},
-            variations=[variation_json(f, run) for f in frames] if frame.ok else [],
+            timings={k: round(v, 6) for k, v in summed_timings([*frames, *written.values()]).items()},
+            variations=[variation_json(f, run, written[f.variation]) for f in frames] if ok else [],
             retry_errors=sum("error" in attempt for f in frames for attempt in f.attempts),
             warnings=list(frame.warnings),
             set=item.group,
             anchor=bool(item.group and not item.anchor),
             reference=reference_json(frame, self.sink.locate),
-        )
+            line=item.job.line if item.job is not None else None,
+            order=row_order(item.job, run.style.name),
+            room_probability=frame.room_probability,
+            version=item.version,
+            source=frame.input_digest,
+            stem=run.stems.get(item),
+            was=self.was.get(key),
+            settings=run.settings_hash,
+            digest=best.digest if ok else None,
+            signed=self.config.signing is not None,
+            finished=datetime.now(UTC).isoformat(timespec="seconds"),
+        )  # fmt: skip
 
-    def metadata(self, frame: Frame, run, listing: list[dict]) -> dict:
+    def metadata(self, frame: Frame, run, written: Written, listing: list[dict]) -> dict:
         """Everything needed to understand or reproduce one result (and, with --variations, its siblings)."""
         width, height = frame.image.size
         return {
@@ -338,9 +302,9 @@ class OutputWriter:
                 "attempts": frame.attempts,
             },
             **({"fidelity": dict(frame.fidelity)} if frame.fidelity else {}),
-            "timings": {k: round(v, 6) for k, v in frame.timings.items()},
-            "outputs": self.beside(frame.outputs, self.stem(frame, run, len(listing) or 1)),
-            **frame.urls,
+            "timings": {k: round(v, 6) for k, v in summed_timings([frame, written]).items()},
+            "outputs": self.beside(written.outputs, self.stem(frame, run, len(listing) or 1)),
+            **written.urls,
             **({"credentials": {"c2pa": self.config.signing.to_json()}} if self.config.signing else {}),
             "device": self.device,
             "modomo_version": __version__,
@@ -391,7 +355,7 @@ def ranked(frames: list[Frame]) -> list[Frame]:
     return sorted(frames, key=lambda f: (f.quality is None, -(f.quality or 0.0), f.variation))
 
 
-def variation_json(frame: Frame, run) -> dict:
+def variation_json(frame: Frame, run, written: Written) -> dict:
     """One result of a job, as records, journal lines and metadata list it."""
     return {
         "n": frame.variation,
@@ -399,12 +363,12 @@ def variation_json(frame: Frame, run) -> dict:
         "quality": frame.quality,
         "passed": passed(frame, run) if frame.ok else None,
         **({"fidelity": dict(frame.fidelity)} if frame.fidelity else {}),
-        "outputs": {k: v for k, v in frame.outputs.items() if k in ("result", "thumbnail", "metadata")},
-        **frame.urls,
+        "outputs": {k: v for k, v in written.outputs.items() if k in ("result", "thumbnail", "metadata")},
+        **written.urls,
     }
 
 
-def summed_timings(frames: list[Frame]) -> dict[str, float]:
+def summed_timings(frames: list) -> dict[str, float]:
     """A job's time by stage: the shared stages once (they are on its first frame), its variations' own added."""
     total: dict[str, float] = {}
     for frame in frames:
@@ -423,9 +387,9 @@ def kept_labels(frame: Frame, config: RunConfig) -> set[str]:
     return job.preserve if job is not None and job.preserve is not None else config.keep_labels
 
 
-def row_order(job, style: str) -> dict:
+def row_order(job, style: str) -> int | None:
     """A manifest row's place for one of its styles (the journal line's `order`): the index lists a row's styles
     in the order the row gives them."""
     if job is None or not job.styles or len(job.styles) < 2 or style not in job.styles:
-        return {}
-    return {"order": job.styles.index(style)}
+        return None
+    return job.styles.index(style)

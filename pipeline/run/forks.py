@@ -26,8 +26,6 @@ def variations_of(frame: Frame, count: int) -> list[Frame]:
                 attempts=[],
                 quality_parts={},
                 fidelity={},
-                outputs={},
-                urls={},
             )
             for n in range(2, count + 1)
         ),

@@ -17,11 +17,10 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.config import RunConfig
-from pipeline.errors import ImageError, ModomoError
+from pipeline.errors import ImageError, ModomoError, one_line
 from pipeline.frames import Frame, Item
 from pipeline.inputs import imaging
 from pipeline.inputs.seeds import item_seed, retry_seed
@@ -31,6 +30,7 @@ from pipeline.models.precision import dtype_of
 from pipeline.models.runtime import synchronize
 from pipeline.outputs.journal import Journal
 from pipeline.outputs.names import stems_for
+from pipeline.outputs.records import ImageRecord
 from pipeline.outputs.sinks import LocalSink, OutputError, R2Sink
 from pipeline.outputs.writer import OutputWriter
 from pipeline.run.anchors import SetReferences
@@ -40,10 +40,11 @@ from pipeline.run.owners import content_digest
 from pipeline.run.prefetch import read_ahead
 from pipeline.run.result import RunResult
 from pipeline.run.resume import split_items
+from pipeline.run.style_run import StyleRun
 from pipeline.stages.depth import DepthEstimator
 from pipeline.stages.detect import Detector
 from pipeline.stages.edges import EdgeDetector
-from pipeline.stages.generate import GenerateSettings, Generator, PlainDiffusersGenerator
+from pipeline.stages.generate import Generator, PlainDiffusersGenerator
 from pipeline.stages.offload import MemoryState, ModelPlacer
 from pipeline.stages.preserve import Compositor, Preserver, little_left
 from pipeline.stages.room import RoomClassifier
@@ -56,20 +57,6 @@ from styles import AUTO_ROOM, Style
 SHARED_STAGES = ("read", "detect", "segment", "depth", "scene", "preserve")
 Event = Callable[..., None]
 Todo = dict[str, list]  # input identity -> the StyleRuns still to do for it
-
-
-@dataclass
-class StyleRun:
-    """What one style needs, built once: its settings, their hash, its own edge and generate stages."""
-
-    style: Style
-    settings: GenerateSettings
-    settings_hash: str
-    threshold: float
-    edges: EdgeDetector
-    generator: Generator | PlainDiffusersGenerator
-    stems: dict[Item, str]
-    loras: list
 
 
 class Runner:
@@ -402,7 +389,7 @@ class Runner:
     ) -> None:
         rendered = self.process(batch, todo)
         for frames, run in rendered:
-            writes.append(writers.submit(self.writer.write, frames, run))
+            writes.append(writers.submit(self.write, frames, run))
         for frame in batch:
             count = len(todo[frame.item.identity])
             shared = sum(frame.timings.get(stage, 0.0) for stage in SHARED_STAGES)
@@ -410,6 +397,14 @@ class Runner:
         if self.config.options.fail_fast and any(not f.ok for frames, _ in rendered for f in frames):
             result.stopped = "fail-fast"
             self.stop.set()
+
+    def write(self, frames: list[Frame], run) -> ImageRecord:
+        """A job written (on a writer thread), then its frames' pictures let go."""
+        try:
+            return self.writer.write(frames, run)
+        finally:
+            for frame in frames:
+                frame.release()
 
     def drain(self, writes: deque, result: RunResult, limit: int) -> None:
         """Collect finished writes until at most `limit` are in flight; an output error stops the run."""
@@ -442,9 +437,3 @@ class Runner:
             self.journal.close()
         except (OSError, ModomoError) as exc:
             result.fatal = result.fatal or f"cannot write the journal: {exc}"
-
-
-def one_line(exc: Exception) -> str:
-    """An exception's first line, or its type when it has no message."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
