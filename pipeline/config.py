@@ -191,7 +191,9 @@ class RunConfig:
     def reference_for(self, style: Style, job=None):
         """The reference a job in a style follows (a set's other photos follow their anchor instead): its manifest
         row's, else the command's, else the style file's; at the style's scale. None without one."""
-        found = getattr(job, "reference", None) or self.references.get(self.reference_source(style))
+        found = getattr(job, "reference", None)
+        if found is None and self.reference_source(style):
+            found = self.references[self.reference_source(style)]  # read by the plan: never one left unread
         return replace(found, scale=self.reference_scale(style)) if found is not None else None
 
     @property

@@ -1,15 +1,15 @@
 """What `modomo bench` needs before any model loads, from its options: the run config, device, price, model
-preset and load options, every option checked."""
+preset and load options, every option checked by the plan `transform` uses (`run.plan.model_plan`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
-from pipeline.config import RunConfig, config_for
+from pipeline.config import RunConfig
 from pipeline.errors import UsageError
 from pipeline.models.placement import LoadOptions
 from pipeline.models.presets import ModelSpec
-from pipeline.options import BenchCommandOptions, TransformOptions
+from pipeline.options import BenchCommandOptions, TransformOptions, field_names
 from pipeline.run.cost import Price
 
 
@@ -37,48 +37,22 @@ def synthetic_size(text: str) -> tuple[int, int]:
 def bench_setup(o: BenchCommandOptions) -> BenchSetup:
     """Check every option of the bench before any model loads; the room defaults as `transform`'s does."""
     from pipeline.bench.sweep import check_sweep_options
-    from pipeline.models.catalog import resolve
-    from pipeline.models.inventory import inventory
+    from pipeline.inputs.references import ReferenceReader
     from pipeline.models.placement import pick_device
-    from pipeline.models.precision import resolve as resolve_dtype
     from pipeline.models.runtime import gpu_name
+    from pipeline.r2 import Remote
     from pipeline.run.cost import resolve_price
-    from pipeline.run.fit import default_room
+    from pipeline.run.plan import model_plan, with_references
 
     if o.images < 1 or o.warmup < 0:
         raise UsageError("--images must be >= 1 and --warmup >= 0")
     check_sweep_options(o.sweep, o.inputs, o.sweep_batches, o.sweep_sizes, o.sweep_modes, o.sweep_dtypes)
-    spec = resolve(o.models)
-    room = o.room if o.room is not None else default_room(inventory(spec))[0]  # a prompt word here: no CLIP warning
-    device = pick_device(o.device)
-    options = TransformOptions(
-        inputs=list(o.inputs or []),
-        style=o.style,
-        room=room,
-        models=o.models,
-        size=o.size,
-        seed=o.seed,
-        steps=o.steps,
-        batch_size=o.batch_size,
-        device=o.device,
-        dtype=o.dtype,
-        gpu_price=o.gpu_price,
-        currency=o.currency,
-        retries=o.retries,
-        fast=o.fast,
-        fast_recipe=o.fast_recipe,
-        style_ref=o.style_ref,
-        style_ref_scale=o.style_ref_scale,
-    )
-    config = config_for(options, precision=resolve_dtype(o.dtype, device))
+    # The bench's options that transform has too mean the same there: they make the same options object.
+    options = TransformOptions(**{name: getattr(o, name) for name in field_names(TransformOptions) if hasattr(o, name)})
+    spec, stock, config, _ = model_plan(options)  # as transform plans it; a prompt word here: no room warning
     if config.options.style_ref:  # read and checked before any model loads, as transform does
-        from pipeline.inputs.references import ReferenceReader
-        from pipeline.r2 import Remote
-        from pipeline.run.fit import check_adapter
-        from pipeline.run.plan import read_references
-
-        config = replace(config, references=read_references(config, ReferenceReader(Remote())))
-        check_adapter(config, inventory(spec))
+        config = with_references(config, stock, ReferenceReader(Remote()))
+    device = pick_device(o.device)
     size = synthetic_size(o.synthetic_size)
     price = resolve_price(gpu_name(device), o.gpu_price, o.currency)
     # Fused at load, unless the standard model must be timed beside it (the bench then switches in place).
@@ -99,7 +73,7 @@ def load_stacks(setup: BenchSetup, compare_diffusers: bool, compile_models: bool
     baseline = None
     if compare_diffusers and stack.dtype != torch.float32:
         baseline = load_baseline(stack, torch.float32, setup.load, on_model)
-    if compile_models:  # the run's stack (its plain diffusers baseline too); the fp32 reference stays plain
+    if compile_models:  # the run's stack (its plain diffusers baseline too); the fp32 baseline stays plain
         from pipeline.models.compiling import compile_generator
 
         compile_generator(stack.pipe, stack.device)

@@ -65,7 +65,7 @@ def build_generator(device: torch.device, dtype: torch.dtype, controls: tuple[st
 
     data = configs()
     # Each model made once, on the target device (seconds on a GPU instead of a minute), from a fixed seed: two
-    # builds in one process (the bench's fp32 reference beside its bf16 run) hold the same weights.
+    # builds in one process (the bench's fp32 baseline beside its bf16 run) hold the same weights.
     with seeded(device, 0), torch.device(device):
         unet = UNet2DConditionModel.from_config(data["unet"])
         vae = AutoencoderKL.from_config(data["vae"])

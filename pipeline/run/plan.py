@@ -21,6 +21,7 @@ from pipeline.outputs.journal import Journal
 from pipeline.outputs.signing import load_signing
 from pipeline.outputs.sinks import LocalSink, R2Sink, open_sink
 from pipeline.r2 import Remote
+from pipeline.run.cost import resolve_price
 from pipeline.run.fit import (
     check_adapter,
     check_fast,
@@ -127,17 +128,13 @@ def build_plan(options: TransformOptions, worker_argv: list[str] | None = None) 
     if options.inputs and options.manifest:
         raise UsageError("give INPUTS or --manifest, not both (a manifest names its inputs)")
     shard = parse(options.shard) if options.shard else from_environment()
-    styles = chosen_styles(options)
-    spec = with_checkpoint(resolve(options.models), options.checkpoint, styles)
-    stock = inventory(spec)  # what of the preset is on this machine: asked once, offline
-    config, warnings = checked_config(options, styles, stock)
+    spec, stock, config, warnings = model_plan(options)
     engine = check_engine(options)
     devices = parse_devices(options.devices) if options.devices else []
     check_parts(config, stock)
     remote = Remote(pool_size=options.workers * 2 + 2)
     reader = ReferenceReader(remote)
-    config = replace(config, references=read_references(config, reader))  # before anything is written
-    check_adapter(config, stock)
+    config = with_references(config, stock, reader)  # before anything is written
     sink = open_sink(options.out, remote)
     sink.prepare()
     journal = Journal(sink)
@@ -157,6 +154,24 @@ def build_plan(options: TransformOptions, worker_argv: list[str] | None = None) 
                    list(worker_argv or []), journal, warnings)  # fmt: skip
 
 
+def model_plan(options: TransformOptions) -> tuple[ModelSpec, Inventory, RunConfig, list[str]]:
+    """The part of a plan that needs no inputs and no output (the bench's whole plan): the preset with its
+    checkpoint, what of it is on this machine (asked once, offline), the config checked against it, warnings."""
+    styles = chosen_styles(options)
+    spec = with_checkpoint(resolve(options.models), options.checkpoint, styles)
+    stock = inventory(spec)
+    config, warnings = checked_config(options, styles, stock)
+    return spec, stock, config, warnings
+
+
+def with_references(config: RunConfig, stock: Inventory, reader) -> RunConfig:
+    """The config with the command's and the styles' references read (a usage error naming one that cannot be),
+    and the preset's IP-Adapter checked when any job follows one."""
+    config = replace(config, references=read_references(config, reader))
+    check_adapter(config, stock)
+    return config
+
+
 def checked_config(options: TransformOptions, styles, stock: Inventory) -> tuple[RunConfig, list[str]]:
     """The options checked against each other and the preset (the room, the precision, the signing identity, the
     working size, the upscaler, fast mode): the run's config and the warnings to show before the run."""
@@ -172,6 +187,7 @@ def checked_config(options: TransformOptions, styles, stock: Inventory) -> tuple
     # auto by this device; a --devices worker or a Ray actor decides by its own
     precision = resolve_dtype(options.dtype, pick_device(options.device))
     signing = load_signing(options.sign_cert, options.sign_key)  # read and tried once
+    resolve_price(None, options.gpu_price, options.currency)  # the price options, before anything is written
     config = replace(config, precision=precision, signing=signing)
     if config.long_side != options.size:
         warnings.append(

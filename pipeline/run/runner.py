@@ -311,7 +311,7 @@ class Runner:
             self._done = self.journal.load() if use else {}
         return self._done
 
-    def plan(self, items: list[Item], result: RunResult) -> tuple[list[Item], Todo]:
+    def todo_of(self, items: list[Item], result: RunResult) -> tuple[list[Item], Todo]:
         """The items still to do and, per input, the styles still to do; what the journal says is done
         with the same settings and the same input (here or at its old place) is recorded as skipped, and a job
         whose name another photo's result holds as failed."""
@@ -342,7 +342,7 @@ class Runner:
         result = RunResult(settings=self.config.summary_settings())
         self.on_event("start", total=sum(len(self.runs_for(item)) for item in items))
         start = time.perf_counter()
-        todo_items, todo = self.plan(items, result)
+        todo_items, todo = self.todo_of(items, result)
         try:
             self.stream(todo_items, todo, result)
         finally:

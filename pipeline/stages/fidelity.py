@@ -49,25 +49,25 @@ def _near(edges: np.ndarray, tolerance: int) -> np.ndarray:
     return cv2.dilate(edges.astype(np.uint8), kernel) > 0
 
 
-def edge_f1(reference: np.ndarray, candidate: np.ndarray, tolerance: int = 1) -> float:
-    """F1 of the candidate's edge pixels against the reference's, each matched within `tolerance` px.
+def edge_f1(input_edges: np.ndarray, candidate: np.ndarray, tolerance: int = 1) -> float:
+    """F1 of the candidate's edge pixels against the input's, each matched within `tolerance` px.
 
-    Precision: share of candidate edge pixels near a reference edge. Recall: share of reference edge pixels near a
+    Precision: share of candidate edge pixels near an input edge. Recall: share of input edge pixels near a
     candidate edge. Both maps empty is a perfect 1.0; only one empty is 0.0.
     """
-    reference = np.asarray(reference, dtype=bool)
+    input_edges = np.asarray(input_edges, dtype=bool)
     candidate = np.asarray(candidate, dtype=bool)
-    if reference.shape != candidate.shape:
-        raise ValueError(f"edge maps differ in shape: {reference.shape} vs {candidate.shape}")
+    if input_edges.shape != candidate.shape:
+        raise ValueError(f"edge maps differ in shape: {input_edges.shape} vs {candidate.shape}")
     if tolerance < 0:
         raise ValueError(f"tolerance must be >= 0, got {tolerance}")
-    n_reference, n_candidate = int(reference.sum()), int(candidate.sum())
-    if n_reference == 0 and n_candidate == 0:
+    n_input, n_candidate = int(input_edges.sum()), int(candidate.sum())
+    if n_input == 0 and n_candidate == 0:
         return 1.0
-    if n_reference == 0 or n_candidate == 0:
+    if n_input == 0 or n_candidate == 0:
         return 0.0
-    precision = np.count_nonzero(candidate & _near(reference, tolerance)) / n_candidate
-    recall = np.count_nonzero(reference & _near(candidate, tolerance)) / n_reference
+    precision = np.count_nonzero(candidate & _near(input_edges, tolerance)) / n_candidate
+    recall = np.count_nonzero(input_edges & _near(candidate, tolerance)) / n_input
     if precision + recall == 0:
         return 0.0
     return float(2.0 * precision * recall / (precision + recall))

@@ -224,3 +224,12 @@ def test_console_script_with_the_tiny_preset(rooms, tmp_path):
     summary = json.loads(done.stdout)
     assert summary["models"]["preset"] == "tiny" and summary["counts"]["ok"] == 1
     assert "generate" in done.stderr
+
+
+def test_a_currency_without_a_price_is_refused_before_anything_is_written(tiny_bundle, rooms, tmp_path):
+    photo = tmp_path / "room.jpg"
+    shutil.copy(rooms / "living-room-02-small.jpg", photo)
+    result = transform(str(photo), *fast(tiny_bundle, tmp_path / "out", "--currency", "GBP"))
+    assert result.exit_code == 2
+    assert "--currency GBP needs --gpu-price" in result.output and len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()

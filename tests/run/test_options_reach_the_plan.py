@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 import shutil
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 import pytest
@@ -96,7 +96,7 @@ def cases(files: dict) -> dict[str, tuple[list, list, object]]:
         "fast": ([], ["--fast"], None),
         "fast_recipe": ([], ["--fast-recipe", "tcd"], None),
         "gpu_price": ([], ["--gpu-price", "1.5"], None),
-        "currency": ([], ["--currency", "GBP"], None),
+        "currency": (["--gpu-price", "1.5"], ["--currency", "GBP"], None),
         "as_json": ([], ["--json"], None),
         "progress": ([], ["--no-progress"], None),
         "dry_run": ([], ["--dry-run"], None),
@@ -201,3 +201,24 @@ def test_each_run_time_option_is_read_where_it_acts(name):
     ]
     assert paths, where
     assert any(re.search(rf"\boptions\.{name}\b", path.read_text()) for path in paths), f"{name} not read in {where}"
+
+
+def test_the_bench_plans_the_options_it_shares_with_transform_as_transform_does(files, monkeypatch):
+    """`modomo bench`'s options that `transform` has too reach its plan as transform's do (the same checks,
+    the same canonical form): each set to transform's varied value."""
+    from pipeline.bench.setup import bench_setup
+    from pipeline.options import BenchCommandOptions, field_names
+
+    shared = set(field_names(TransformOptions)) & set(field_names(BenchCommandOptions))
+    assert {"seed", "steps", "style", "room", "dtype", "fast_recipe", "style_ref_scale"} <= shared
+    base = BenchCommandOptions(models=str(files["bundle"]), size=128)
+    for name in sorted(shared):
+        both, varied, held = cases(files)[name]
+        value = getattr(parse([*base_argv(files, varied), *both, *varied]), name)
+        if value == getattr(base, name):  # transform's varied value is the bench's default
+            value = {"style": "modern", "retries": 1}[name]
+        given = {"style_ref": str(files["photo"])} if "--style-ref" in both else {}
+        given.update({"gpu_price": 1.5} if "--gpu-price" in both else {})
+        setup = bench_setup(replace(base, **given, **{name: value}))
+        expected = value if held is None else held
+        assert getattr(setup.config.options, name) == expected, f"bench {name}: the plan holds another value"
