@@ -167,7 +167,26 @@ TRANSFORM = {
         option(
             DESIGN,
             help="Draw this disclosure in a corner of every result and thumbnail, "
-            "e.g. 'Virtually staged' (default: the style's `disclose`).",
+            "e.g. 'Virtually staged' (default: the style's `disclose`); {original_url} and {original} name the "
+            "published original (--publish-originals).",
+        ),
+    ),
+    "disclose_qr": (
+        bool,
+        flag(
+            DESIGN,
+            "--disclose-qr",
+            help="Add a QR code to the disclosure that opens the published original (its URL on R2 with "
+            "CDN_DOMAIN, else its path in the output).",
+        ),
+    ),
+    "publish_originals": (
+        bool,
+        flag(
+            DESIGN,
+            "--publish-originals",
+            help="Publish each input photo, as decoded and without EXIF (no GPS), under originals/ in the "
+            "output, linked from the index: the unaltered original listing rules ask for.",
         ),
     ),
     "name_template": (

@@ -251,6 +251,8 @@ class RunConfig:
             **({"output_size": self.output_long_side} if self.options.output_size != "working" else {}),
             **({"fast": self.fast_json()} if self.recipe else {}),
             **({"disclose": self.disclosure(style)} if self.disclosure(style) else {}),
+            **({"disclose_qr": True} if self.options.disclose_qr and self.disclosure(style) else {}),
+            **({"originals": True} if self.options.publish_originals else {}),
             **({"signed": "c2pa"} if self.signing is not None else {}),
         }
 
@@ -301,6 +303,7 @@ def config_for(options: TransformOptions, **derived) -> RunConfig:
     options = checked(options)
     styles = tuple(derived.pop("styles", None) or chosen_styles(options))
     check_distinct(list(styles))
+    check_links(options, styles)
     made = {
         "recipe": run_recipe(options.recipe, styles),
         "loras": tuple(parse_lora(text) for text in options.lora or []),
@@ -331,6 +334,21 @@ def checked(o: TransformOptions) -> TransformOptions:
         disclose=(o.disclose or "").strip() or None,
         style_ref=o.style_ref or None,
     )
+
+
+LINKS = ("{original_url}", "{original}")  # what a disclosure may name of the published original
+
+
+def check_links(o: TransformOptions, styles) -> None:
+    """A disclosure that links the published original (a placeholder, or --disclose-qr) needs one published, and
+    --disclose-qr needs a disclosure to stand beside."""
+    labels = [o.disclose or s.disclose for s in styles]
+    if o.disclose_qr and not any(labels):
+        raise UsageError("--disclose-qr stands beside the disclosure: give --disclose TEXT (or a style's `disclose`)")
+    linking = [link for link in LINKS if any(link in (label or "") for label in labels)]
+    if (linking or o.disclose_qr) and not o.publish_originals:
+        what = " and ".join([*linking, *(["--disclose-qr"] if o.disclose_qr else [])])
+        raise UsageError(f"{what} names the published original: add --publish-originals")
 
 
 RANGES = {  # option: (low, high, its flag); None for no bound

@@ -63,6 +63,8 @@ class TransformOptions:
     contact_sheet: bool = False
     save_controls: bool = False
     disclose: str | None = None
+    disclose_qr: bool = False  # a QR code of the original's address beside the disclosure
+    publish_originals: bool = False  # each input, decoded and without EXIF, published under originals/
 
     # Catalogues
     manifest: Path | None = None

@@ -7,7 +7,8 @@ the whole index; `modomo index OUT` rebuilds it at any time). One row per result
 wrote it. The CSV is meant for spreadsheets:
 UTF-8 with a byte-order mark, every text cell quoted, and a cell that a spreadsheet would run as a
 formula (starting with =, +, -, @, a tab or a carriage return) prefixed with a quote. Columns are only ever
-added at the end (`set` and `style_ref` came last), so a sheet that reads them by position keeps working.
+added at the end (`set`, `style_ref`,
+`original_url` came last), so a sheet that reads them by position keeps working.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ COLUMNS = (
     "original",
     "set",
     "style_ref",
+    "original_url",
 )
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -109,12 +111,14 @@ def row(job: ImageRecord, variation: dict | None) -> dict:
         "finished": job.finished,
         "manifest_line": job.line,
         "id": job.id,
-        # The source photo's path or URL: the link to the original that disclosure rules ask for.
-        "original": job.input,
+        # The unaltered original that disclosure rules ask to link: the published copy (--publish-originals, its
+        # path in the output), else the source photo's path or URL.
+        "original": job.outputs.get("original") or job.input,
         # Last, as the columns were added: the room set, and the style reference as the user named it (a set
         # member's is its anchor's key). Empty for jobs without them.
         "set": job.set,
         "style_ref": job.reference.get("source"),
+        "original_url": job.urls.get("original_url"),
     }
 
 

@@ -30,6 +30,14 @@ from styles import AUTO_ROOM, PHOTO_KINDS
 FIELDS = ("stem", "parent", "root", "style", "room", "seed", "n")
 # A photo's own files by kind (styles.PHOTO_KINDS, the names no style may take): format, suffix after its stem.
 PHOTO_MAPS = {"input": ("jpeg", ".input.jpg"), "depth": ("png", ".depth.png"), "masks": ("jpeg", ".masks.jpg")}
+ORIGINALS = "originals/"  # --publish-originals: each input under the output's root, named after the photo
+
+
+def original_name(photo_stem: str) -> str:
+    """Where a photo's published original goes in the output: lossless PNG (its decoded pixels, unchanged)."""
+    return f"{ORIGINALS}{photo_stem}.png"
+
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".avif")
 
 

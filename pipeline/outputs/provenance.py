@@ -20,10 +20,12 @@ DUBLIN_CORE = "http://purl.org/dc/elements/1.1/"
 RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
 
 
-def description(style: str, room: str | None) -> str:
-    """The result in a sentence: what was done to the photo, by what."""
+def description(style: str, room: str | None, original: str | None = None) -> str:
+    """The result in a sentence: what was done to the photo, by what; and where its unaltered original is, when
+    it is published."""
     where = f" {room}" if room else ""
-    return f"Photo of a{where} restyled as {style} by modomo with a generative model (AI-edited)"
+    text = f"Photo of a{where} restyled as {style} by modomo with a generative model (AI-edited)"
+    return f"{text}; unaltered original: {original}" if original else text
 
 
 def sheet_description(jobs: int) -> str:
@@ -32,9 +34,9 @@ def sheet_description(jobs: int) -> str:
     return f"Contact sheet of {photos} restyled by modomo with a generative model (AI-edited)"
 
 
-def xmp_packet(style: str, room: str | None) -> bytes:
+def xmp_packet(style: str, room: str | None, original: str | None = None) -> bytes:
     """The XMP packet of one result: digital source type, creator tool, description."""
-    return packet(description(style, room))
+    return packet(description(style, room, original))
 
 
 def packet(about: str) -> bytes:

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pipeline.frames import Item
 
 STATUSES = ("ok", "failed", "skipped")
-URL_FIELDS = ("transformed_url", "thumbnail_url")
+URL_FIELDS = ("transformed_url", "thumbnail_url", "original_url")
 # Kept for the journal (to resume, and to rebuild the index and report from), beside what the summary always showed.
 JOURNAL_ONLY = ("line", "order", "room_probability", "version", "source", "stem", "was", "settings", "digest",
                 "signed", "finished")  # fmt: skip

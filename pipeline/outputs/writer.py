@@ -15,8 +15,8 @@ from pipeline.errors import ModomoError
 from pipeline.frames import Frame
 from pipeline.inputs import imaging
 from pipeline.inputs.references import digest_of
-from pipeline.outputs.disclosure import disclose
-from pipeline.outputs.names import PHOTO_MAPS, photo_stems, variation_stem
+from pipeline.outputs.disclosure import disclose, with_links
+from pipeline.outputs.names import PHOTO_MAPS, original_name, photo_stems, variation_stem
 from pipeline.outputs.overlay import draw_objects
 from pipeline.outputs.provenance import xmp_packet
 from pipeline.outputs.records import ImageRecord
@@ -53,6 +53,7 @@ class OutputWriter:
         self.photo_maps: dict[str, dict[str, str]] = {}  # per photo: its shared control maps, once written
         self.photo_names: dict[int, tuple[dict, dict]] = {}  # a style's stems -> (them, each photo's own stem)
         self.previews: set[str] = set()  # the references whose small copy this process has written
+        self.published: dict[str, tuple[str, str | None]] = {}  # per photo: its published original, URL
         self.was: dict[tuple[str, str], str] = {}  # (identity, style) -> the identity a job redone here had before
 
     def write(self, frames: list[Frame], run) -> ImageRecord:
@@ -105,29 +106,51 @@ class OutputWriter:
         types = {"result": imaging.content_type(fmt), "thumbnail": "image/jpeg"}
         done = Written()  # its time too: the frame is not written to
         with timed([done], "write"):
-            marking = xmp_packet(run.style.name, frame.room if frame.room != AUTO_ROOM else None)
-            label = self.config.disclosure(run.style)
+            original, address = self.publish_original(frame, run, done)
+            marking = xmp_packet(run.style.name, frame.room if frame.room != AUTO_ROOM else None, address)
+            label = with_links(self.config.disclosure(run.style), original, done.urls.get("original_url"))
+            qr = address if self.config.options.disclose_qr else None
             files = {
-                "result": imaging.encode(disclose(frame.result, label), fmt, marking),
+                "result": imaging.encode(disclose(frame.result, label, qr), fmt, marking),
                 "thumbnail": imaging.encode(
-                    disclose(imaging.thumbnail(frame.result, THUMBNAIL_SIDE), label), "jpeg", marking
+                    disclose(imaging.thumbnail(frame.result, THUMBNAIL_SIDE), label, qr), "jpeg", marking
                 ),
             }
         if self.config.signing is not None:
             with timed([done], "sign"):
-                files = {kind: self.sign(frame, run, names[kind], data, types[kind]) for kind, data in files.items()}
+                files = {
+                    kind: self.sign(frame, run, names[kind], data, types[kind], address) for kind, data in files.items()
+                }
         with timed([done], "write"):
             about = self.object_metadata(frame, run)
             self.write_preview(frame.reference)
-            done.outputs = {
-                kind: self.sink.write(names[kind], data, types[kind], about) for kind, data in files.items()
-            }
+            for kind, data in files.items():
+                done.outputs[kind] = self.sink.write(names[kind], data, types[kind], about)
         for name, key in (("result", "transformed_url"), ("thumbnail", "thumbnail_url")):
             url = self.sink.public_url(names[name])
             if url:
                 done.urls[key] = url
         done.digest = digest_of(files["result"])  # what a room set's other photos follow, byte for byte
         return done
+
+    def publish_original(self, frame: Frame, run, done: Written) -> tuple[str | None, str | None]:
+        """--publish-originals: the photo as decoded (upright, sRGB, its own pixels) in lossless PNG and without
+        EXIF, once per photo whatever its styles and variations, into `done`; its path in the output and its
+        address (the CDN URL when there is one, else the path). (None, None) without the option."""
+        if not self.config.options.publish_originals:
+            return None, None
+        name = original_name(self.photo_stem(frame.item, run.stems))
+        with self.lock:
+            published = self.published.get(frame.item.identity)
+        if published is None:
+            location = self.sink.write(name, imaging.encode(frame.original, "png"), "image/png")
+            with self.lock:
+                published = self.published.setdefault(frame.item.identity, (location, self.sink.public_url(name)))
+        location, url = published
+        done.outputs["original"] = location
+        if url:
+            done.urls["original_url"] = url
+        return name, url or name
 
     def write_preview(self, reference) -> None:
         """A small copy of a reference in the output (once), for the report and the contact sheet: the output
@@ -141,7 +164,7 @@ class OutputWriter:
         data = imaging.encode(imaging.thumbnail(reference.image, THUMBNAIL_SIDE), "jpeg")
         self.sink.write(reference.preview, data, "image/jpeg")
 
-    def sign(self, frame: Frame, run, name: str, data: bytes, mime: str) -> bytes:
+    def sign(self, frame: Frame, run, name: str, data: bytes, mime: str, original: str | None = None) -> bytes:
         """One file with its C2PA manifest: the input photo as parent, what was done, by what."""
         from c2pa import C2paError
 
@@ -155,7 +178,7 @@ class OutputWriter:
             "models": self.models,
             "settings": run.settings_hash,
         }
-        parent = Parent(frame.source, frame.item.key.rsplit("/", 1)[-1])
+        parent = Parent(frame.source, original or frame.item.key.rsplit("/", 1)[-1])  # the published one, if any
         try:
             return sign(
                 self.config.signing,

@@ -18,6 +18,7 @@ from pipeline.models.precision import resolve as resolve_dtype
 from pipeline.models.presets import ModelSpec
 from pipeline.options import TransformOptions
 from pipeline.outputs.journal import Journal
+from pipeline.outputs.names import original_name
 from pipeline.outputs.signing import load_signing
 from pipeline.outputs.sinks import LocalSink, R2Sink, open_sink
 from pipeline.r2 import Remote
@@ -136,6 +137,7 @@ def build_plan(options: TransformOptions, worker_argv: list[str] | None = None) 
     reader = ReferenceReader(remote)
     config = with_references(config, stock, reader)  # before anything is written
     sink = open_sink(options.out, remote)
+    check_original_url(config, sink)  # before the output is made
     sink.prepare()
     journal = Journal(sink)
     if options.sets_by or options.manifest:  # a set keeps the anchor the output has, whatever was added since
@@ -149,6 +151,7 @@ def build_plan(options: TransformOptions, worker_argv: list[str] | None = None) 
     check_adapter(config, stock)
     config = replace(config, lines_off=check_lines(config, stock, warnings))
     check_output_names(config, everything)
+    check_original_url(config, sink)  # the styles only manifest rows name too
     items = [item for item in everything if shard is None or shard.owns(item.group_key)]  # a room set stays whole
     return RunPlan(config, spec, sink, remote, everything, items, shard, engine, devices,
                    list(worker_argv or []), journal, warnings)  # fmt: skip
@@ -198,6 +201,16 @@ def checked_config(options: TransformOptions, styles, stock: Inventory) -> tuple
     check_upscaler(config, stock)
     check_fast(config, stock)
     return config, warnings
+
+
+def check_original_url(config: RunConfig, sink) -> None:
+    """A disclosure naming `{original_url}` needs the output to have public addresses: R2 with CDN_DOMAIN."""
+    linked = any("{original_url}" in (config.disclosure(s) or "") for s in [*config.styles, *config.job_styles])
+    if linked and not sink.public_url(original_name("x")):
+        raise UsageError(
+            "--disclose {original_url}: this output has no public address (an r2:// --out with CDN_DOMAIN set "
+            "has); use {original}, the original's path in the output"
+        )
 
 
 def check_output_names(config: RunConfig, everything: list[Item]) -> None:

@@ -188,8 +188,9 @@ class Runner:
                 frame.source = data
             frame.capture = dict(image.info.get("capture") or {})
             frame.image = imaging.resize_to(image, imaging.fit_size(*image.size, self.config.long_side))
-            if self.upscaler is not None:  # results leave the working size: keep the photo's own pixels
-                frame.original = image
+            if self.upscaler is not None or self.config.options.publish_originals:
+                frame.original = image  # the photo's own pixels: results leave the working size, or it is published
+            if self.upscaler is not None:
                 frame.target_size = output_size(image.size, frame.image.size, self.config.output_long_side)
         return frame
 

@@ -67,4 +67,6 @@ def test_an_older_output_resumes_with_nothing_redone(tmp_path, monkeypatch, cach
     assert summary["loaded"] is False  # nothing to do: no model loaded
     after = {p: p.read_bytes() for p in before}
     assert after == before  # results, thumbnails and metadata untouched
-    assert rows(root / "output" / "index.jsonl") == old_rows
+    new_rows = rows(root / "output" / "index.jsonl")
+    assert [{k: row[k] for k in old} for row, old in zip(new_rows, old_rows, strict=True)] == old_rows
+    assert {row["original_url"] for row in new_rows} == {None}  # a column added since, at the end

@@ -342,7 +342,8 @@ def index_rows(folder: Path) -> list[dict]:
 def test_index_adds_set_and_style_ref_columns_at_the_end(tmp_path):
     sink = output(tmp_path / "out", lines())
     write_index(sink)
-    assert COLUMNS[-2:] == ("set", "style_ref") and COLUMNS.index("original") == len(COLUMNS) - 3
+    # only ever added at the end: set and style_ref after original, then original_url (--publish-originals)
+    assert COLUMNS[-3:] == ("set", "style_ref", "original_url") and COLUMNS.index("original") == len(COLUMNS) - 4
     rows = {(Path(r["input"]).as_posix().removeprefix("in/"), r["style"]): r for r in index_rows(tmp_path / "out")}
     assert list(next(iter(rows.values()))) == list(COLUMNS)
     cells = {job: (row["set"], row["style_ref"]) for job, row in rows.items()}

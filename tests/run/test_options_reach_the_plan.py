@@ -81,6 +81,8 @@ def cases(files: dict) -> dict[str, tuple[list, list, object]]:
         "contact_sheet": ([], ["--contact-sheet"], None),
         "save_controls": ([], ["--save-controls"], None),
         "disclose": ([], ["--disclose", "  Virtually staged "], "Virtually staged"),
+        "disclose_qr": (["--publish-originals", "--disclose", "Virtually staged"], ["--disclose-qr"], None),
+        "publish_originals": ([], ["--publish-originals"], None),
         "manifest": ([], ["--manifest", str(files["manifest"])], None),
         "sets_by": ([], ["--sets-by", "parent"], None),
         "name_template": ([], ["--name", "{stem}-{style}-x"], None),

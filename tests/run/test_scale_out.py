@@ -157,6 +157,10 @@ def all_options(bundle, inputs, masks, checkpoint, lora, hero, out, chain) -> li
         hero,
         "--style-ref-scale",
         "0.5",
+        "--publish-originals",
+        "--disclose",
+        "Virtually staged · {original}",
+        "--disclose-qr",
     ]
 
 
@@ -228,7 +232,8 @@ def check_signing(out, summary, inputs):
         for kind, mime in (("result", "image/png"), ("thumbnail", "image/jpeg")):
             with c2pa.Reader(mime, io.BytesIO(Path(record["outputs"][kind]).read_bytes())) as reader:
                 assert reader.get_validation_state() == "Valid", record["outputs"][kind]
-                assert reader.get_active_manifest()["ingredients"][0]["title"] == record["key"]
+                title = reader.get_active_manifest()["ingredients"][0]["title"]
+                assert title == f"originals/{Path(record['key']).stem}.png"  # the published original
 
 
 def check_dtype(out, summary, inputs):
@@ -246,7 +251,23 @@ def check_style_ref(out, summary, inputs):
         assert meta["settings"]["style_ref"]["scale"] == 0.5
 
 
+def check_originals(out, summary, inputs):
+    """Each photo published once, without EXIF; the label's QR code and the index name it."""
+    import cv2
+
+    assert sorted(p.name for p in (out / "originals").iterdir()) == ["room-00.png", "room-01.png"]
+    for record in summary["images"]:
+        name = f"originals/{Path(record['key']).stem}.png"
+        assert Path(record["outputs"]["original"]).read_bytes() == (out / name).read_bytes()
+        assert not Image.open(out / name).getexif()
+        picture = cv2.imread(record["outputs"]["thumbnail"])
+        assert cv2.QRCodeDetector().detectAndDecode(picture)[0] == name
+    rows = [json.loads(line) for line in (out / "index.jsonl").read_text().splitlines()]
+    assert {row["original"] for row in rows} == {"originals/room-00.png", "originals/room-01.png"}
+
+
 OPTION_CHECKS = {
+    "--publish-originals": check_originals,
     "--style-ref": check_style_ref,
     "--dtype": check_dtype,
     "--report": check_report,

@@ -116,6 +116,12 @@
       link.appendChild(el('span', null, 'before not kept'));
     }
     cap.appendChild(el('b', null, 'photo'));
+    if (j.og) {  // the unaltered original, published beside the results (--publish-originals)
+      var original = el('a', 'original', 'original');
+      original.href = j.og;
+      original.title = 'the unaltered original, as published';
+      cap.appendChild(original);
+    }
     fig.append(link, cap);
     return fig;
   }
