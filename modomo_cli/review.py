@@ -185,7 +185,11 @@ def verify_summary(checked: list[dict]) -> list[str]:
     ]
     if photos:
         plain = sum(not entry["marked"] for entry in photos)
-        lines.append(f"photos      {plain} of {len(photos)} photo previews (.input.jpg) unmarked, as photos are")
+        originals = sum("/originals/" in entry["file"] for entry in photos)
+        what = "photo previews (.input.jpg)"
+        if originals:
+            what = f"photos ({len(photos) - originals} previews .input.jpg, {originals} published originals)"
+        lines.append(f"photos      {plain} of {len(photos)} {what} unmarked, as photos are")
     by_reason: dict[str, list[str]] = {}
     for entry in checked:
         if entry.get("kind") == "skipped":

@@ -3,7 +3,8 @@
 A rerun with other settings writes a job's results under other names (`--variations 3` then 1: `room.boho.v1.png`
 ... then `room.boho.png`), and the index, the report and the sheet follow the job's latest journal line, so the
 earlier names stay on disk or in the bucket, listed nowhere. They are found from the journal alone: a path some
-line named as a result, a thumbnail or a result's metadata, that no job's current line names under any kind
+line named as a result, a thumbnail, a result's metadata or a published original (`originals/`, shared by a photo's
+jobs), that no job's current line names under any kind
 (current as the index counts jobs, `index.latest_jobs`; a job whose latest line failed keeps its last results too).
 Nothing else is ever a candidate: the index, the report, the contact sheets, `references/`, `.modomo/`, the saved
 control maps and input previews, and any file modomo did not write.
@@ -18,7 +19,7 @@ from pipeline.outputs.index import latest_jobs
 from pipeline.outputs.journal import Journal
 from pipeline.outputs.sinks import VIEWS
 
-KINDS = ("result", "thumbnail", "metadata")  # what a job's earlier results leave behind
+KINDS = ("result", "thumbnail", "metadata", "original")  # what a job's earlier results leave behind
 KEPT_FOLDERS = (".modomo", "references")
 
 

@@ -3,7 +3,8 @@ JPEG APP1, WebP XMP chunk alike) and read with an XML parser, independently of t
 manifest, when it has one, is validated by c2pa's own Reader (signature, and the hash binding to the bytes).
 
 Each entry has a `kind`: "generated" (a result, thumbnail or contact sheet page: must be marked), "photo" (a
-report's `<photo>.input.jpg` preview: the photo itself, left unmarked and not failed) or "skipped" (not an image,
+report's `<photo>.input.jpg` preview or an original published under `originals/`: the photo itself, left unmarked
+and not failed) or "skipped" (not an image,
 or in an output a picture that shows no generated result, like a depth map: nothing to check)."""
 
 from __future__ import annotations
@@ -16,11 +17,18 @@ from pipeline.errors import UsageError
 from pipeline.outputs.credentials import TRUST_CODES
 from pipeline.outputs.index import latest_jobs
 from pipeline.outputs.journal import Journal
+from pipeline.outputs.names import ORIGINALS
 from pipeline.outputs.provenance import DIGITAL_SOURCE_TYPE, DUBLIN_CORE, IPTC_EXT, RDF, XMP_BASIC
 from pipeline.outputs.signing import image_mime
 from pipeline.outputs.sinks import open_sink
 
 PREVIEW = ".input.jpg"  # the report's "before" preview of a photo: the photo, not a generated picture
+
+
+def is_photo(name: str) -> bool:
+    """A photo kept in an output: a "before" preview, or an original published with --publish-originals."""
+    return name.endswith(PREVIEW) or name.startswith(ORIGINALS) or f"/{ORIGINALS}" in name
+
 
 START, END = b"<x:xmpmeta", b"</x:xmpmeta>"
 
@@ -114,7 +122,7 @@ def in_folder(name: str, data: bytes) -> dict:
     """A file met in a folder: an image is checked (a preview as the photo it is); anything else skipped."""
     if image_mime(data) is None:
         return skipped(name, "not an image")
-    return preview(name, data) if name.endswith(PREVIEW) else checked(name, data)
+    return preview(name, data) if is_photo(name) else checked(name, data)
 
 
 def output_files(sink) -> list[tuple[str, bool]]:
@@ -145,7 +153,7 @@ def output_rest(path: Path, done: set[str]) -> list[dict]:
         data = file.read_bytes()
         if image_mime(data) is None:
             entries.append(skipped(str(file), "not an image"))
-        elif name.endswith(PREVIEW):
+        elif is_photo(name):
             entries.append(preview(str(file), data))
         else:
             entries.append(skipped(str(file), "shows no generated result"))

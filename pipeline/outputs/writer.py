@@ -54,6 +54,7 @@ class OutputWriter:
         self.photo_names: dict[int, tuple[dict, dict]] = {}  # a style's stems -> (them, each photo's own stem)
         self.previews: set[str] = set()  # the references whose small copy this process has written
         self.published: dict[str, tuple[str, str | None]] = {}  # per photo: its published original, URL
+        self.publishing: dict[str, threading.Lock] = {}
         self.was: dict[tuple[str, str], str] = {}  # (identity, style) -> the identity a job redone here had before
 
     def write(self, frames: list[Frame], run) -> ImageRecord:
@@ -140,12 +141,13 @@ class OutputWriter:
         if not self.config.options.publish_originals:
             return None, None
         name = original_name(self.photo_stem(frame.item, run.stems))
-        with self.lock:
+        with self.lock:  # one lock per photo: its styles' writer threads publish it once, other photos go on
+            photo_lock = self.publishing.setdefault(frame.item.identity, threading.Lock())
+        with photo_lock:
             published = self.published.get(frame.item.identity)
-        if published is None:
-            location = self.sink.write(name, imaging.encode(frame.original, "png"), "image/png")
-            with self.lock:
-                published = self.published.setdefault(frame.item.identity, (location, self.sink.public_url(name)))
+            if published is None:
+                location = self.sink.write(name, imaging.encode(frame.original, "png"), "image/png")
+                published = self.published[frame.item.identity] = (location, self.sink.public_url(name))
         location, url = published
         done.outputs["original"] = location
         if url:

@@ -67,14 +67,28 @@ def local(tiny_bundle, rooms, tmp_path_factory) -> dict:
     out = root / "out"
     argv = ["transform", root / "in", *tiny(tiny_bundle, out, "--style", "boho,modern", "--variations", "2"),
             "--publish-originals", "--disclose", LOCAL_LABEL, "--disclose-qr", "--report", "--json"]  # fmt: skip
-    code, output = invoke(*argv)
+    from pipeline.outputs.sinks import LocalSink
+
+    real, writes = LocalSink.write, []
+
+    def write(self, relative, *args, **kwargs):
+        writes.append(relative)
+        return real(self, relative, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(LocalSink, "write", write)
+        code, output = invoke(*argv)
     assert code == 0, output
-    return {"out": out, "photos": photos, "argv": argv}
+    return {"out": out, "photos": photos, "argv": argv, "writes": writes}
 
 
 def test_each_photo_is_published_once_as_decoded_without_exif(local):
     out = local["out"]
-    assert sorted(p.name for p in (out / "originals").iterdir()) == ["hall.png", "kitchen.png"]  # 2 styles x 2 each
+    assert sorted(p.name for p in (out / "originals").iterdir()) == ["hall.png", "kitchen.png"]
+    assert sorted(w for w in local["writes"] if w.startswith("originals/")) == [
+        "originals/hall.png",
+        "originals/kitchen.png",
+    ]  # each written once, though each photo has two styles of two variations
     for photo in local["photos"]:
         assert_published((out / "originals" / f"{photo.stem}.png").read_bytes(), photo)
 
@@ -103,7 +117,8 @@ def test_a_rerun_redoes_nothing_and_the_output_verifies(local):
     summary = json.loads(output[output.index("{\n") :])
     assert {image["status"] for image in summary["images"]} == {"skipped"} and summary["loaded"] is False
     assert {p: p.read_bytes() for p in before} == before
-    assert invoke("verify", local["out"])[0] == 0
+    code, output = invoke("verify", local["out"])
+    assert code == 0 and "2 published originals) unmarked, as photos are" in output
     code, output = invoke("prune", local["out"])
     assert code == 0 and "originals/" not in output  # every published original is some job's
 
@@ -132,7 +147,7 @@ def test_on_r2_the_original_is_uploaded_once_and_linked_by_its_cdn_url(
     photo = gps_photo(rooms, tmp_path / "kitchen.jpg")
     client.put_object(Bucket=r2_env, Key="in/kitchen.jpg", Body=photo.read_bytes())
     argv = ["transform", f"r2://{r2_env}/in", *tiny(tiny_bundle, f"r2://{r2_env}/out/", "--style", "boho,modern"),
-            "--publish-originals", "--disclose", R2_LABEL, "--disclose-qr"]  # fmt: skip
+            "--publish-originals", "--disclose", R2_LABEL, "--disclose-qr", "--report"]  # fmt: skip
     code, output = invoke(*argv)
     assert code == 0, output
     keys = [o["Key"] for o in client.list_objects_v2(Bucket=r2_env, Prefix="out/originals/")["Contents"]]
@@ -146,6 +161,8 @@ def test_on_r2_the_original_is_uploaded_once_and_linked_by_its_cdn_url(
         for kind in ("result", "thumbnail"):
             data = client.get_object(Bucket=r2_env, Key=f"out/{row[kind]}")["Body"].read()
             assert qr_text(data) == url
+    report = client.get_object(Bucket=r2_env, Key="out/report.html")["Body"].read().decode()
+    assert f'"og":"{url}"' in report.replace(" ", "")  # the report links the original by its URL
     again = CliRunner().invoke(app, [str(a) for a in argv])
     assert again.exit_code == 0 and "0 ok, 0 failed, 2 skipped" in again.output
 
@@ -163,3 +180,20 @@ def test_signed_results_name_the_published_original_as_their_parent(tiny_bundle,
     _, _, manifest, _ = read((out / "kitchen.modern.png").read_bytes(), "image/png")
     [ingredient] = manifest["ingredients"]
     assert ingredient["title"] == "originals/kitchen.png" and ingredient["relationship"] == "parentOf"
+
+
+def test_prune_lists_an_original_only_once_no_job_uses_it(tiny_bundle, rooms, tmp_path):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for name in ("kitchen.jpg", "hall.jpg"):
+        shutil.copy(rooms / PHOTO, inputs / name)
+    out = tmp_path / "out"
+    assert invoke("transform", inputs, *tiny(tiny_bundle, out, "--style", "boho,modern"), "--publish-originals")[0] == 0
+    # the kitchen's boho job redone without publishing: its modern job still uses the original
+    assert invoke("transform", inputs / "kitchen.jpg", *tiny(tiny_bundle, out, "--style", "boho"))[0] == 0
+    assert "originals/" not in invoke("prune", out)[1]
+    # and its modern job too: now no job uses the kitchen's original; the hall's are untouched
+    assert invoke("transform", inputs / "kitchen.jpg", *tiny(tiny_bundle, out, "--style", "modern"))[0] == 0
+    code, output = invoke("prune", out, "--json")
+    listed = [f["file"] for f in json.loads(output[output.index("{") :])["files"]]
+    assert "originals/kitchen.png" in listed and "originals/hall.png" not in listed
