@@ -303,13 +303,14 @@ def config_for(options: TransformOptions, **derived) -> RunConfig:
     options = checked(options)
     styles = tuple(derived.pop("styles", None) or chosen_styles(options))
     check_distinct(list(styles))
-    check_links(options, styles)
     made = {
         "recipe": run_recipe(options.recipe, styles),
         "loras": tuple(parse_lora(text) for text in options.lora or []),
         "keep_labels": frozenset(resolve_labels(options.preserve) if options.preserve else ()),
     }
-    return RunConfig(options, styles, **{**made, **derived})
+    config = RunConfig(options, styles, **{**made, **derived})
+    check_links(config)
+    return config
 
 
 def checked(o: TransformOptions) -> TransformOptions:
@@ -336,16 +337,17 @@ def checked(o: TransformOptions) -> TransformOptions:
     )
 
 
-LINKS = ("{original_url}", "{original}")  # what a disclosure may name of the published original
+ORIGINAL_URL, ORIGINAL = "{original_url}", "{original}"  # what a disclosure may name of the published original
 
 
-def check_links(o: TransformOptions, styles) -> None:
+def check_links(config: RunConfig) -> None:
     """A disclosure that links the published original (a placeholder, or --disclose-qr) needs one published, and
     --disclose-qr needs a disclosure to stand beside."""
-    labels = [o.disclose or s.disclose for s in styles]
+    o = config.options
+    labels = [config.disclosure(s) for s in config.styles]
     if o.disclose_qr and not any(labels):
         raise UsageError("--disclose-qr stands beside the disclosure: give --disclose TEXT (or a style's `disclose`)")
-    linking = [link for link in LINKS if any(link in (label or "") for label in labels)]
+    linking = [link for link in (ORIGINAL_URL, ORIGINAL) if any(link in (label or "") for label in labels)]
     if (linking or o.disclose_qr) and not o.publish_originals:
         what = " and ".join([*linking, *(["--disclose-qr"] if o.disclose_qr else [])])
         raise UsageError(f"{what} names the published original: add --publish-originals")
@@ -373,11 +375,7 @@ def _check_ranges(o: TransformOptions) -> None:
         if high is None and value < low:
             raise UsageError(f"{flag} must be >= {low}, got {value}")
         if high is not None and not low <= value <= high:
-            raise UsageError(f"{flag} must be between {_number(low)} and {_number(high)}, got {value}")
-
-
-def _number(value: float) -> str:
-    return f"{value:g}"
+            raise UsageError(f"{flag} must be between {low:g} and {high:g}, got {value}")
 
 
 def run_recipe(asked: str | None, styles) -> str | None:

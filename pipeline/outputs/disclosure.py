@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from pipeline.config import ORIGINAL, ORIGINAL_URL
 from pipeline.outputs.fonts import font as face_of
 
 SHARE = 0.032  # the text's height as a share of the picture's longer side
@@ -24,7 +25,7 @@ def with_links(text: str | None, original: str | None, original_url: str | None)
     address) filled in; other braces are the user's own text."""
     if not text:
         return text
-    return text.replace("{original_url}", original_url or "").replace("{original}", original or "")
+    return text.replace(ORIGINAL_URL, original_url or "").replace(ORIGINAL, original or "")
 
 
 def qr_code(data: str, long_side: int) -> Image.Image:

@@ -3,14 +3,14 @@ index's rows, a result's metadata and the report's job are each made from it by 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
 from pipeline.frames import Item
 
 STATUSES = ("ok", "failed", "skipped")
 URL_FIELDS = ("transformed_url", "thumbnail_url", "original_url")
 # Kept for the journal (to resume, and to rebuild the index and report from), beside what the summary always showed.
-JOURNAL_ONLY = ("line", "order", "room_probability", "version", "source", "stem", "was", "settings", "digest",
+JOURNAL_FIELDS = ("line", "order", "room_probability", "version", "source", "stem", "was", "settings", "digest",
                 "signed", "finished")  # fmt: skip
 
 
@@ -46,7 +46,7 @@ class ImageRecord:
     # The job's style reference: {"source", "digest", "scale", "preview" (located, like outputs), and for a set's
     # members "anchor", the anchor's identity}; empty for a job without one.
     reference: dict = field(default_factory=dict)
-    # What the journal keeps beside (JOURNAL_ONLY):
+    # What the journal keeps beside (JOURNAL_FIELDS):
     line: int | None = None  # the manifest line of the job
     order: int | None = None  # the style's place among its manifest row's styles (a row of several)
     room_probability: float | None = None  # --room auto's probability for the room found
@@ -138,7 +138,7 @@ class ImageRecord:
         reference = dict(entry.get("reference") or {})
         if reference.get("preview"):
             reference["preview"] = locate(reference["preview"])
-        kept = {name: entry.get(name) for name in JOURNAL_ONLY if entry.get(name) is not None}
+        kept = {name: entry.get(name) for name in JOURNAL_FIELDS if entry.get(name) is not None}
         return cls(
             entry["id"],
             entry.get("input") or entry.get("key", ""),
@@ -166,6 +166,3 @@ class ImageRecord:
 
 def _relative(outputs: dict[str, str], relative) -> dict[str, str]:
     return {kind: relative(location) for kind, location in (outputs or {}).items()}
-
-
-assert set(JOURNAL_ONLY) <= {f.name for f in fields(ImageRecord)}

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from pipeline.config import RunConfig, config_for
+from pipeline.config import ORIGINAL_URL, RunConfig, config_for
 from pipeline.errors import UsageError
 from pipeline.frames import Item
 from pipeline.inputs.references import ReferenceReader
@@ -205,7 +205,7 @@ def checked_config(options: TransformOptions, styles, stock: Inventory) -> tuple
 
 def check_original_url(config: RunConfig, sink) -> None:
     """A disclosure naming `{original_url}` needs the output to have public addresses: R2 with CDN_DOMAIN."""
-    linked = any("{original_url}" in (config.disclosure(s) or "") for s in [*config.styles, *config.job_styles])
+    linked = any(ORIGINAL_URL in (config.disclosure(s) or "") for s in [*config.styles, *config.job_styles])
     if linked and not sink.public_url(original_name("x")):
         raise UsageError(
             "--disclose {original_url}: this output has no public address (an r2:// --out with CDN_DOMAIN set "
@@ -215,11 +215,10 @@ def check_original_url(config: RunConfig, sink) -> None:
 
 def check_output_names(config: RunConfig, everything: list[Item]) -> None:
     """A --name template's names, checked on the whole input list: two jobs never share one."""
-    if not config.options.name_template:
+    if not config.options.name_template:  # its template was checked with the options, before the output was made
         return
-    from pipeline.outputs.names import check_template, check_unique
+    from pipeline.outputs.names import check_unique
 
-    check_template(config.options.name_template)
     names = [s.name for s in config.styles]
     check_unique(
         everything,
