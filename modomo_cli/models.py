@@ -80,12 +80,26 @@ def models_download(
             "with.",
         ),
     ] = False,
+    declutter: Annotated[
+        bool,
+        typer.Option(
+            "--declutter",
+            help="Also fetch the inpaint ControlNet and LaMa (about 1.6 GB), which --mode declutter empties a room "
+            "with.",
+        ),
+    ] = False,
 ) -> None:
     """Fetch a preset's weights into the standard caches (HF_HOME, modomo's detector folder); with --fast, the
-    few-step LoRA as well; with --style-ref, the IP-Adapter."""
+    few-step LoRA as well; with --style-ref, the IP-Adapter; with --declutter, the inpaint ControlNet and LaMa."""
     with user_errors():
         from pipeline.models.catalog import resolve
-        from pipeline.models.download import download, download_fast, download_ip_adapter, fast_recipes
+        from pipeline.models.download import (
+            download,
+            download_declutter,
+            download_fast,
+            download_ip_adapter,
+            fast_recipes,
+        )
 
         recipes = fast_recipes(fast_recipe) if fast or fast_recipe else []
         spec = resolve(preset)
@@ -95,5 +109,7 @@ def models_download(
         fetched = download(spec, report=console.print) + download_fast(spec, recipes, report=console.print)
         if style_ref:  # only on request: the image encoder alone is 2.5 GB
             fetched += download_ip_adapter(spec, report=console.print)
+        if declutter:  # only on request: the inpaint ControlNet alone is 1.4 GB
+            fetched += download_declutter(spec, report=console.print)
         for path in fetched:
             console.print(f"  [green]ok[/green] {path}")

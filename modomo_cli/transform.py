@@ -131,6 +131,24 @@ TRANSFORM = {
         Path | None,
         option(MODELS, help="A single-file SD1.5 fine-tune (.safetensors) instead of the base model."),
     ),
+    "mode": (
+        str | None,
+        option(
+            DESIGN,
+            "--mode",
+            help="restyle (default: a style over the room) or declutter (empty the room: furniture and clutter "
+            "taken out, walls, floor, windows and doors kept; results named `empty`).",
+        ),
+    ),
+    "remove": (
+        str | None,
+        option(
+            DESIGN,
+            "--remove",
+            help="Declutter only these (implies --mode declutter): detected objects (tv, couch...), scene "
+            "classes (rug, lamp...) and groups (clutter: bottles, cups, books, remotes, bags, toys...).",
+        ),
+    ),
     "preserve": (
         str | None,
         option(

@@ -14,7 +14,7 @@ from pipeline.models.controls import CONTROLS, DEFAULT_CONTROLS
 from pipeline.options import TransformOptions
 from pipeline.stages.settings import GenerateSettings, SpeedOptions, with_fidelity
 from styles import AUTO_ROOM, FIDELITY, MAX_REF_SCALE, ROOMS, Style, room_name
-from styles.choice import check_distinct, chosen_styles
+from styles.choice import check_distinct, check_mode, chosen_styles
 
 FORMATS = ("png", "jpeg", "webp")
 FORMAT_ALIASES = {"jpg": "jpeg"}
@@ -40,6 +40,7 @@ class RunConfig:
     recipe: str | None = None  # the few-step recipe (models.recipes) fused at load: the options', else the styles'
     loras: tuple = ()  # pipeline.models.lora.Lora of --lora, for every style
     keep_labels: frozenset = frozenset()  # --preserve's COCO labels and parts, whose pixels stay the original's
+    remove_labels: frozenset | None = None  # --remove's labels (declutter takes out only these); None: all movable
     precision: str | None = None  # the format results are made in (fp32, bf16, fp16): by the plan, or an engine's
     signing: Any = None  # pipeline.outputs.credentials.Credentials: the checked chain and key (by the plan)
     backend: str = "modomo"  # or "diffusers": one plain pipe() call per image, the bench's baseline
@@ -136,6 +137,7 @@ class RunConfig:
             control_guidance_end=tuple(end for _, _, end in shaped),
             eta=eta,
             controls=tuple(controls),
+            strength=s.strength,
         )
 
     def controls_of(self, style: Style) -> dict:
@@ -144,6 +146,8 @@ class RunConfig:
         own = {"depth": style.depth, "canny": style.canny}
         if style.lines is not None and self.lines_off is None:
             own["lines"] = style.lines
+        if style.inpaint is not None:
+            own["inpaint"] = style.inpaint
         return {name: control for name, control in own.items() if control.scale > 0}
 
     def load_options(self, **overrides):
@@ -157,8 +161,9 @@ class RunConfig:
             "dtype": self.precision or self.options.dtype,
             "fast": self.recipe,
             "controls": self.controls_used,
-            "segmenter": self.keeps_parts,
+            "segmenter": self.keeps_parts or self.declutters,
             "style_ref": self.uses_references,
+            "lama": self.declutters,
         }
         return LoadOptions(**{**chosen, **overrides})
 
@@ -167,6 +172,12 @@ class RunConfig:
         """The controls some style of the run steers with, in CONTROLS order: the ControlNets a stack loads."""
         used = {name for s in [*self.styles, *self.job_styles] for name in self.generate_settings(s).controls}
         return tuple(name for name in CONTROLS if name in used)
+
+    @property
+    def declutters(self) -> bool:
+        """Whether some job of the run empties its room (--mode declutter): LaMa, the inpaint ControlNet and the
+        scene segmentation load."""
+        return any(s.mode == "declutter" for s in [*self.styles, *self.job_styles])
 
     @property
     def keeps_parts(self) -> bool:
@@ -231,6 +242,7 @@ class RunConfig:
             "controlnet_conditioning_scale": list(g.controlnet_conditioning_scale),
             "control_guidance_start": list(g.control_guidance_start),
             "control_guidance_end": list(g.control_guidance_end),
+            **self.mode_json(style),
             "canny_thresholds": [style.canny_low, style.canny_high],
             **({"controls": list(g.controls)} if g.controls != DEFAULT_CONTROLS else {}),
             **({"lines_min_length": style.lines_min_length} if "lines" in g.controls else {}),
@@ -255,6 +267,14 @@ class RunConfig:
             **({"originals": True} if self.options.publish_originals else {}),
             **({"signed": "c2pa"} if self.signing is not None else {}),
         }
+
+    def mode_json(self, style: Style) -> dict:
+        """What a mode other than restyle adds to a style's settings (nothing for a restyle: its settings, and so the
+        hashes of results already made, stay as they were): the mode, how far the pass goes, what it takes out."""
+        if style.mode == "restyle":
+            return {}
+        taken = sorted(self.remove_labels) if self.remove_labels is not None else "movable"
+        return {"mode": style.mode, "strength": style.strength, "remove": taken}
 
     def disclosure(self, style: Style | None = None) -> str | None:
         """The visible label of a style's results: --disclose, else the style file's `disclose`, else none."""
@@ -307,6 +327,7 @@ def config_for(options: TransformOptions, **derived) -> RunConfig:
         "recipe": run_recipe(options.recipe, styles),
         "loras": tuple(parse_lora(text) for text in options.lora or []),
         "keep_labels": frozenset(resolve_labels(options.preserve) if options.preserve else ()),
+        "remove_labels": remove_labels(options.remove),
     }
     config = RunConfig(options, styles, **{**made, **derived})
     check_links(config)
@@ -328,6 +349,7 @@ def checked(o: TransformOptions) -> TransformOptions:
 
     return replace(
         o,
+        mode=check_mode(o),
         room=room,
         format=format_name(o.format),
         output_size=check_output_size(o.output_size),
@@ -335,6 +357,15 @@ def checked(o: TransformOptions) -> TransformOptions:
         disclose=(o.disclose or "").strip() or None,
         style_ref=o.style_ref or None,
     )
+
+
+def remove_labels(text: str | None) -> frozenset | None:
+    """--remove's labels in canonical form (COCO labels, ADE20K classes, groups expanded); None: all movable."""
+    if not text:
+        return None
+    from pipeline.stages.removal import resolve_remove
+
+    return frozenset(resolve_remove(text))
 
 
 ORIGINAL_URL, ORIGINAL = "{original_url}", "{original}"  # what a disclosure may name of the published original

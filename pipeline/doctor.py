@@ -13,7 +13,7 @@ from pipeline.models.recipes import DEFAULT_RECIPE
 
 OK, MISSING, WARN, INFO = "ok", "missing", "warn", "info"
 # The optional parts the plain `modomo models download` leaves out, and the option that fetches each.
-FETCH_OPTIONS = {"ip-adapter": "--style-ref"}
+FETCH_OPTIONS = {"ip-adapter": "--style-ref", "controlnet inpaint": "--declutter", "lama": "--declutter"}
 R2_ENABLES = "r2:// inputs and outputs"
 OPTIONAL_PACKAGES = {
     "boto3": R2_ENABLES,

@@ -156,6 +156,9 @@ class Frame:
     source: bytes | None = None  # the input's own bytes, kept only to sign results (their parent ingredient)
     reference: Reference | None = None  # the style reference this frame's result follows (set per style)
     input_digest: str | None = None  # of the input's bytes (journal `source`): the same photo at another path
+    removal: np.ndarray | None = None  # bool H x W (--mode declutter): what is taken out, grown over contact shadows
+    removed: list[str] = field(default_factory=list)  # the labels taken out (detections and scene classes), sorted
+    start: Image.Image | None = None  # the refine pass's starting picture: the photo, LaMa's fill inside `removal`
 
     @property
     def ok(self) -> bool:
@@ -165,7 +168,7 @@ class Frame:
         """Let go of the frame's pictures once its job is written (memory stays flat over a long run); what it
         measured stays."""
         self.image = self.result = self.depth = self.edges = self.lines = self.original = self.source = None
-        self.scene = None
+        self.scene = self.removal = self.start = None
 
     def fail(self, reason: str) -> None:
         """Mark the frame failed with a one-line reason; later stages skip it."""

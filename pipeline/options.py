@@ -54,6 +54,8 @@ class TransformOptions:
     retries: int = 2
 
     # For designers
+    mode: str | None = None  # restyle (the default), or declutter (implied by --remove): styles.MODES
+    remove: str | None = None  # --mode declutter: take out only these (COCO labels, ADE20K classes, groups)
     preserve: str | None = None
     mask_dir: Path | None = None
     fidelity: str | None = None
@@ -97,6 +99,11 @@ class TransformOptions:
     def recipe(self) -> str | None:
         """The few-step recipe asked for: --fast-recipe, else lcm with --fast, else none."""
         return self.fast_recipe or ("lcm" if self.fast else None)
+
+    @property
+    def chosen_mode(self) -> str:
+        """The mode asked for, in lower case: --mode, else declutter when --remove is given, else restyle."""
+        return (self.mode or ("declutter" if self.remove else "restyle")).strip().lower()
 
     @property
     def styles(self) -> list[str]:

@@ -4,34 +4,22 @@ from __future__ import annotations
 
 import difflib
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pipeline.errors import UsageError
+from styles.rooms import AUTO_ROOM, ROOM_ALIASES, ROOM_TEMPLATE, ROOMS, ROOMS_FILE, room_name
+
+__all__ = ["AUTO_ROOM", "ROOMS", "ROOMS_FILE", "ROOM_ALIASES", "ROOM_TEMPLATE", "room_name"]
 
 STYLE_DIR = Path(__file__).resolve().parent
 DEFAULT_MIN_QUALITY = 0.2  # above what an unrelated room scores (~0.1), below a kept layout (README: Quality)
-ROOMS_FILE = STYLE_DIR.parent / "pipeline" / "data" / "rooms.toml"
-
-
-def _rooms() -> tuple[tuple[str, ...], dict[str, str], str]:
-    data = tomllib.loads(ROOMS_FILE.read_text(encoding="utf-8"))
-    return tuple(data["labels"]), dict(data.get("aliases", {})), data["template"]
-
-
-ROOMS, ROOM_ALIASES, ROOM_TEMPLATE = _rooms()  # the room types (pipeline/data/rooms.toml)
-AUTO_ROOM = "auto"  # found per photo by the preset's CLIP
 DEFAULT_MIN_LINE = 0.04  # [controls.lines] min_length: segments shorter than 4 % of the long side are dropped
 MAX_REF_SCALE = 1.5  # --style-ref-scale / `style_ref_scale`: beyond this the reference drowns the prompt
 FIDELITY = ("loose", "balanced", "strict")  # --fidelity / `fidelity = ...`: pipeline.stages.settings.with_fidelity
 PHOTO_KINDS = ("input", "depth", "masks")  # a photo's own files, `<photo>.<kind>.<ext>`: no style takes these names
-
-
-def room_name(text: str) -> str | None:
-    """A room type as given (any case, an alias), or None when it is not one."""
-    key = " ".join(text.lower().split())
-    key = ROOM_ALIASES.get(key, key)
-    return key if key in ROOMS or key == AUTO_ROOM else None
+MODE_DIR = STYLE_DIR / "modes"  # the recipes of the modes that are not restyles (declutter), one TOML per mode
+MODES = ("restyle", "declutter")  # --mode: restyle (a style), declutter (empty the room: results named `empty`)
 
 
 class StyleError(UsageError):
@@ -86,6 +74,9 @@ class Style:
     fidelity: str | None = None  # how much may change: loose, balanced, strict (`fidelity = "strict"`)
     style_ref: str | None = None  # a reference photo for the look (`style_ref = "hero.jpg"`, relative to the file)
     style_ref_scale: float | None = None  # how strongly it steers (`style_ref_scale = 0.6`)
+    mode: str = "restyle"  # what its results are: a restyle, or a mode's own (styles/modes/: declutter)
+    strength: float = 1.0  # how far from the starting picture the sampler goes (1: from noise, as a restyle)
+    inpaint: ControlSettings | None = None  # the inpaint ControlNet (a mode's recipe only)
 
     def prompt_for(self, room: str) -> str:
         return self.prompt.format(room=room)
@@ -106,6 +97,11 @@ def style_name(text: str | None) -> str | None:
     """A built-in style's name as given in any case, or None when it is not one."""
     key = (text or "").strip().lower()
     return key if key in list_styles() else None
+
+
+def load_mode(mode: str) -> Style:
+    """The recipe of a mode other than restyle (styles/modes/MODE.toml): a style whose name its results carry."""
+    return replace(load_style(path=MODE_DIR / f"{mode}.toml"), mode=mode)
 
 
 def load_style(name: str | None = None, path: str | Path | None = None) -> Style:
@@ -160,12 +156,17 @@ KEYS = {  # the keys each table of a style file may hold, by the table's dotted 
     "fast.controls.canny": CONTROL_KEYS,
     "fast.controls.lines": CONTROL_KEYS,
 }
+MODE_KEYS = {"": ("strength",), "controls": ("inpaint",), "controls.inpaint": CONTROL_KEYS}  # a mode's recipe's own
+
+
+def is_mode_recipe(file: Path) -> bool:
+    return file.resolve().parent == MODE_DIR
 
 
 def check_keys(table: dict, file: Path, where: str = "") -> None:
     """Refuse a key no table of a style file has (a typo would otherwise be silently ignored), naming the
     nearest known one; nested tables are checked too."""
-    known = KEYS[where]
+    known = KEYS.get(where, ()) + (MODE_KEYS.get(where, ()) if is_mode_recipe(file) else ())
     for key, value in table.items():
         field = f"{where}.{key}" if where else key
         if key not in known:
@@ -173,7 +174,7 @@ def check_keys(table: dict, file: Path, where: str = "") -> None:
             near = f"{where}.{close[0]}" if close and where else close[0] if close else None
             hint = f"did you mean '{near}'?" if near else f"known keys here: {', '.join(known)}"
             raise StyleError(f"{file}: unknown key '{field}' ({hint})")
-        if field in KEYS and isinstance(value, dict):
+        if (field in KEYS or field in MODE_KEYS) and isinstance(value, dict):
             check_keys(value, file, field)
 
 
@@ -221,8 +222,9 @@ def with_defaults(data: dict, file: Path) -> dict:
             table = controls.get(name)
             extra = CANNY_DEFAULTS if name == "canny" else {}
             controls[name] = {**extra, **(OFF if table is None else CONTROL_DEFAULTS), **(table or {})}
-        if isinstance(controls.get("lines"), dict):
-            controls["lines"] = {**CONTROL_DEFAULTS, **controls["lines"]}
+        for name in ("lines", "inpaint"):
+            if isinstance(controls.get(name), dict):
+                controls[name] = {**CONTROL_DEFAULTS, **controls[name]}
         data["controls"] = controls
     return data
 
@@ -255,8 +257,8 @@ def parse_style(data: dict, file: Path) -> Style:
     high = in_range("controls.canny.high_threshold", get(canny, "high_threshold", int, "controls.canny."), 0, 1000)
     if high < low:
         raise StyleError(f"{file}: field 'controls.canny.high_threshold' is below 'low_threshold'")
-    lines = get(data, "controls", dict).get("lines")
-    named = ("depth", "canny", "lines") if lines is not None else ("depth", "canny")
+    controls = get(data, "controls", dict)
+    named = ("depth", "canny", *(name for name in ("lines", "inpaint") if controls.get(name) is not None))
     base = steering({name: control(name) for name in named}, file)
     return Style(
         name=check_name(get(data, "name", str), file),
@@ -279,12 +281,12 @@ def parse_style(data: dict, file: Path) -> Style:
         fast=parse_fast(data, file, base),
         disclose=get(data, "disclose", str).strip() or None if "disclose" in data else None,
         lines=base.get("lines"),
-        lines_min_length=min_line(lines, file),
+        lines_min_length=min_line(controls.get("lines"), file),
         fidelity=parse_fidelity(data, file),
         style_ref=parse_style_ref(data, file),
-        style_ref_scale=float(_number(data, "style_ref_scale", "", file, 0.0, MAX_REF_SCALE))
-        if "style_ref_scale" in data
-        else None,
+        style_ref_scale=_optional(data, "style_ref_scale", file, 0.0, MAX_REF_SCALE, None),
+        strength=_optional(data, "strength", file, 0.05, 1.0, 1.0),
+        inpaint=base.get("inpaint"),
     )
 
 
@@ -311,14 +313,20 @@ def parse_style_ref(data: dict, file: Path) -> str | None:
     return str(file.resolve().parent / value)
 
 
+EMPTY = "empty"  # the name --mode declutter's results carry (room.empty.png)
+
+
 def check_name(name: str, file: Path) -> str:
     """A style's name, unless it is the kind of one of a photo's own files: `room.depth.png` is the photo's
-    depth map, shared by its styles, so a style named `depth` would write its results under the same name."""
+    depth map, shared by its styles, so a style named `depth` would write its results under the same name; nor
+    `empty`, which names what --mode declutter makes."""
     if name.strip().lower() in PHOTO_KINDS:
         raise StyleError(
             f"{file}: field 'name' must not be {name!r}: {', '.join(PHOTO_KINDS)} name a photo's control maps "
             f"(room.{name.strip().lower()}.*); choose another name"
         )
+    if name.strip().lower() == EMPTY and not is_mode_recipe(file):
+        raise StyleError(f"{file}: field 'name' must not be 'empty': it names --mode declutter's results")
     return name
 
 
@@ -348,6 +356,11 @@ def parse_fidelity(data: dict, file: Path) -> str | None:
     if value not in FIDELITY:
         raise StyleError(f"{file}: field 'fidelity' must be one of {', '.join(FIDELITY)}, got {value!r}")
     return value
+
+
+def _optional(data: dict, key: str, file: Path, low: float, high: float, default: float | None) -> float | None:
+    """A top-level number a style file may leave out (`default` then), else checked to be within its range."""
+    return float(_number(data, key, "", file, low, high)) if key in data else default
 
 
 def _number(table: dict, key: str, where: str, file: Path, low: float, high: float, kind=(int, float)) -> float:

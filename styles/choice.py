@@ -1,4 +1,5 @@
-"""Which styles a command names: --style's built-ins (in any case), then each --style-file's own, each once."""
+"""Which styles a command names: --style's built-ins (in any case), then each --style-file's own, each once; or
+the recipe of its mode (--mode declutter), and what that mode refuses."""
 
 from __future__ import annotations
 
@@ -6,11 +7,15 @@ from pathlib import Path
 
 from pipeline.errors import UsageError
 from pipeline.options import TransformOptions
-from styles import STYLE_DIR, Style, load_style, style_name
+from styles import MODES, STYLE_DIR, Style, load_mode, load_style, style_name
 
 
 def chosen_styles(options: TransformOptions) -> list[Style]:
-    """The run's styles: --style's built-ins (any case), then each --style-file's own, in the order given."""
+    """The run's styles: --style's built-ins (any case), then each --style-file's own, in the order given; a mode
+    other than restyle, its own recipe (declutter: `empty`)."""
+    mode = check_mode(options)
+    if mode != "restyle":
+        return [load_mode(mode)]
     files = [load_style(path=path) for path in options.style_file or []]
     by_name = {style.name.lower(): style for style in files}
     for name in options.styles:
@@ -34,3 +39,29 @@ def check_distinct(styles: list[Style]) -> None:
             if s.name.lower() == twice
         )
         raise UsageError(f"style {twice!r} is named twice ({given}); name each style once")
+
+
+DECLUTTER_REFUSES = {  # what --mode declutter has no use for: each refused with one line
+    "style": "--style",
+    "style_file": "--style-file",
+    "style_ref": "--style-ref",
+    "sets_by": "--sets-by",
+}
+
+
+def check_mode(o: TransformOptions) -> str:
+    """--mode in canonical form: restyle unless asked, declutter when --remove is given; what a mode has no use
+    for is a usage line."""
+    mode = o.chosen_mode
+    if mode not in MODES:
+        raise UsageError(f"--mode {o.mode!r}: choose one of {', '.join(MODES)}")
+    if o.remove and mode != "declutter":
+        raise UsageError(f"--remove takes things out of the room: it goes with --mode declutter, not --mode {mode}")
+    if mode == "declutter":
+        given = [flag for name, flag in DECLUTTER_REFUSES.items() if getattr(o, name)]
+        if given:
+            raise UsageError(
+                f"{given[0]} with --mode declutter: a declutter has no style (its results are named `empty`); "
+                f"leave out {', '.join(given)}"
+            )
+    return mode

@@ -135,6 +135,18 @@ def tiny_stack(tiny_bundle):
     return load_stack(resolve(str(tiny_bundle)), torch.device("cpu"), options=LoadOptions(dtype="fp32"))
 
 
+@pytest.fixture(scope="session")
+def declutter_stack(tiny_bundle, stack_shelf):
+    """The tiny bundle as a declutter loads it (the lines and inpaint ControlNets, LaMa), on the CPU in fp32."""
+    import torch
+
+    from pipeline.models.catalog import resolve
+    from pipeline.models.placement import LoadOptions
+
+    options = LoadOptions(dtype="fp32", controls=("lines", "inpaint"), lama=True)
+    return stack_shelf(resolve(str(tiny_bundle)), torch.device("cpu"), options=options)
+
+
 def restyle(bundle: Path, photo: Path, out: Path, *extra, steps: int = 2) -> dict:
     """One photo through `modomo transform` (tiny models, 128 px, no retries); the --json summary."""
     import json

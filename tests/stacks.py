@@ -12,7 +12,7 @@ import hashlib
 
 import torch
 
-MODEL_FIELDS = ("depth_model", "yolo", "sam2", "clip", "upscaler", "segmenter")
+MODEL_FIELDS = ("depth_model", "yolo", "sam2", "clip", "upscaler", "segmenter", "lama")
 
 
 def _modules(stack) -> dict[str, object]:

@@ -25,6 +25,10 @@ def tiny() -> ModelSpec:
             import shutil
 
             shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        from pipeline.models.tiny import add_missing
+
+        add_missing(folder)  # parts added since the bundle was built (none once they are there)
     return replace(bundle(folder), name="tiny")
 
 

@@ -1,12 +1,17 @@
 """Which control each of a pipeline's ControlNets serves: plain names, no torch.
 
-A stack loads one ControlNet per control its run's styles use (depth, canny, lines), in CONTROLS order, and names
-them on the diffusers MultiControlNetModel that holds them.
+A stack loads one ControlNet per control its run uses (its styles' depth, canny, lines; the inpaint ControlNet of
+--mode declutter's refine pass), in CONTROLS order, and names them on the diffusers MultiControlNetModel that holds
+them.
 """
 
 from __future__ import annotations
 
-CONTROLS = ("depth", "canny", "lines")  # every ControlNet a stack may hold, in the order it holds them
+# Every ControlNet a stack may hold, in the order it holds them; inpaint last, so a stack of the styles' controls
+# holds them where it always did.
+CONTROLS = ("depth", "canny", "lines", "inpaint")
+STYLE_CONTROLS = ("depth", "canny", "lines")  # those a style can steer with ([controls.*] of a style file)
+OPTIONAL_CONTROLS = ("lines", "inpaint")  # a preset may lack their ControlNets (its part "controlnet NAME")
 DEFAULT_CONTROLS = ("depth", "canny")  # what a style steers with unless it says otherwise
 
 

@@ -1,5 +1,6 @@
 """Fetch a preset's weights into the standard caches (Hugging Face cache, ultralytics weights_dir), and on
-request the few-step LoRAs that --fast fuses and the IP-Adapter that --style-ref steers with."""
+request the few-step LoRAs that --fast fuses, the IP-Adapter that --style-ref steers with, and the inpaint ControlNet
+and LaMa of --mode declutter."""
 
 from __future__ import annotations
 
@@ -128,6 +129,35 @@ def download_ip_adapter(spec: ModelSpec, report: Callable[[str], None] = print) 
                 " (is the network reachable and HF_HUB_OFFLINE unset?)"
             ) from None
     return fetched
+
+
+def download_declutter(spec: ModelSpec, report: Callable[[str], None] = print) -> list[str]:
+    """Fetch --mode declutter's inpaint ControlNet and LaMa weight of a hub preset into the Hugging Face cache
+    (bundles carry theirs, random-sd15 builds its own); returns the cached paths."""
+    if spec.local or spec.builder:
+        return []
+    from huggingface_hub import hf_hub_download, snapshot_download
+
+    fetched = []
+    if spec.controlnet_inpaint:
+        repo = spec.controlnet_inpaint
+        report(f"fetching {repo} (--declutter)")
+        fetched.append(_fetch(repo, lambda: snapshot_download(repo, allow_patterns=CONTROLNET_FILES)))
+    if spec.lama and spec.lama.startswith("hub:"):
+        repo, filename = hub_parts(spec.lama)
+        report(f"fetching {repo}/{filename} (--declutter)")
+        fetched.append(_fetch(f"{repo}/{filename}", lambda: hf_hub_download(repo, filename)))
+    return fetched
+
+
+def _fetch(name: str, fetch: Callable[[], str]) -> str:
+    """One hub download, its failure as one line naming it."""
+    try:
+        return fetch()
+    except Exception as exc:  # noqa: BLE001 - offline, missing repo, auth: all one message
+        raise ModomoError(
+            f"cannot download {name}: {first_line(exc)} (is the network reachable and HF_HUB_OFFLINE unset?)"
+        ) from None
 
 
 def first_line(exc: Exception) -> str:

@@ -37,7 +37,10 @@ OPTIONAL_ROLES = {
     "on depth and canny)",
     "segmentation": "--preserve window, door, fireplace, stairs and other parts of the room",
     "ip-adapter": "--style-ref and room sets (a reference photo steering the look)",
+    "controlnet inpaint": "--mode declutter: the refine pass that redraws where furniture was taken out",
+    "lama": "--mode declutter: the first fill (LaMa) of where furniture was taken out",
 }
+DECLUTTER_ROLES = ("controlnet inpaint", "lama")  # what --mode declutter needs beyond the required parts
 FAST = "fast lora "  # a few-step recipe's LoRA is the part "fast lora RECIPE"
 
 
@@ -159,6 +162,11 @@ def _optional(spec: ModelSpec) -> list[Part]:
         parts.append(Part("upscaler", spec.upscaler.removeprefix(HUB), locate(spec.upscaler)))
     if spec.ip_adapter:
         parts.append(Part("ip-adapter", spec.ip_adapter, _ip_adapter(spec.ip_adapter)))
+    if spec.controlnet_inpaint:
+        where = locate(spec.controlnet_inpaint, CONTROLNET_FILES)
+        parts.append(Part("controlnet inpaint", spec.controlnet_inpaint, where))
+    if spec.lama:
+        parts.append(Part("lama", spec.lama.removeprefix(HUB), locate(spec.lama)))
     for recipe, where in spec.fast_loras.items():
         parts.append(Part(FAST + recipe, where.removeprefix(HUB), locate(where)))
     return parts
@@ -178,6 +186,8 @@ def _built(spec: ModelSpec) -> list[Part]:
         "clip": spec.clip,
         "upscaler": spec.upscaler,
         "ip-adapter": spec.ip_adapter,
+        "controlnet inpaint": spec.controlnet_inpaint,
+        "lama": spec.lama,
         **{FAST + recipe: where for recipe, where in spec.fast_loras.items()},
     }
     return [Part(role, source, BUILT) for role, source in sources.items() if source]
@@ -235,4 +245,24 @@ def ip_adapter_missing(spec: ModelSpec) -> str:
         f"style references and room sets need the IP-Adapter ({spec.ip_adapter}: "
         "models/ip-adapter_sd15.safetensors and its image encoder), not on this machine; fetch it once with "
         f"`modomo models download {spec.name} --style-ref`"
+    )
+
+
+def declutter_missing(spec: ModelSpec, stock: Inventory) -> str | None:
+    """The one line for --mode declutter when the preset lacks the inpaint ControlNet or LaMa here (naming each,
+    and how to get them); None when both are on this machine."""
+    missing = [role for role in DECLUTTER_ROLES if not stock.has(role)]
+    if not missing:
+        return None
+    sources = {"controlnet inpaint": spec.controlnet_inpaint, "lama": spec.lama}
+    names = ", ".join(f"{role} ({sources[role].removeprefix(HUB)})" if sources[role] else role for role in missing)
+    if spec.local or not all(sources[role] for role in missing):  # a bundle: nothing to download for it
+        return (
+            f"--mode declutter needs the inpaint ControlNet and LaMa; {spec.name} lacks {names} (a bundle keeps "
+            "them in controlnet-inpaint/ and lama/); or run --models sd15 after "
+            "`modomo models download sd15 --declutter`"
+        )
+    return (
+        f"--mode declutter needs the inpaint ControlNet and LaMa; not on this machine: {names}; fetch them once "
+        f"with `modomo models download {spec.name} --declutter`"
     )

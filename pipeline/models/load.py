@@ -1,5 +1,6 @@
-"""Load the whole model stack once: SD1.5 + the ControlNets its styles steer with (depth, canny, lines), depth,
-YOLO, SAM2, and the optional CLIP, upscaler and scene segmentation; and the bench's baseline generator beside it."""
+"""Load the whole model stack once: SD1.5 + the ControlNets its run steers with (depth, canny, lines, inpaint),
+depth, YOLO, SAM2, and the optional CLIP, upscaler, scene segmentation and LaMa; and the bench's baseline generator
+beside it."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 import torch
 
-from pipeline.models.controls import held_controls
+from pipeline.models.controls import OPTIONAL_CONTROLS, held_controls
 from pipeline.models.inventory import check_weights, inventory
 from pipeline.models.loaders import loaders_for
 from pipeline.models.placement import LoadOptions
@@ -34,6 +35,7 @@ class ModelStack:
     upscaler: Any = None  # spandrel ImageModelDescriptor when the preset's super-resolution weight is present
     fast: str | None = None  # the few-step recipe fused into the UNet at load, if any
     segmenter: Any = None  # (model, processor): ADE20K semantic segmentation, loaded when --preserve names a part
+    lama: Any = None  # spandrel MaskedImageModelDescriptor: --mode declutter's first fill, loaded when asked and here
 
     @property
     def upscaler_id(self) -> str:
@@ -49,7 +51,8 @@ def load_stack(spec: ModelSpec, device: torch.device, on_model=None, options: Lo
     stock = inventory(spec)  # asked once: the check, the choice of controls and the loaders read it
     check_weights(spec, stock=stock)
     source = loaders_for(spec, stock)
-    controls = tuple(name for name in options.controls if name != "lines" or stock.has("controlnet lines"))
+    # an optional control whose ControlNet the preset lacks here is left out (the plan decides what runs without it)
+    controls = tuple(c for c in options.controls if c not in OPTIONAL_CONTROLS or stock.has(f"controlnet {c}"))
     seconds: dict[str, float] = {}
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes within a run: let cuDNN pick its fastest kernels
@@ -79,6 +82,7 @@ def load_stack(spec: ModelSpec, device: torch.device, on_model=None, options: Lo
     clip = timed("clip", lambda: source.clip(device, dtype)) if spec.clip else None
     wants_segmenter = options.segmenter and stock.has("segmentation")
     segmenter = timed("segmentation", lambda: source.segmenter(device, dtype)) if wants_segmenter else None
+    lama = timed("lama", lambda: source.lama(device)) if options.lama and stock.has("lama") else None
     return ModelStack(
         spec,
         device,
@@ -93,6 +97,7 @@ def load_stack(spec: ModelSpec, device: torch.device, on_model=None, options: Lo
         upscaler,
         options.fast,
         segmenter,
+        lama,
     )
 
 

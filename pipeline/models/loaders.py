@@ -80,6 +80,14 @@ class WeightLoaders:
         path = self.stock.path("upscaler")
         return upscaler.load(path, device) if path is not None else None
 
+    def lama(self, device: torch.device):
+        """The preset's inpainting network for --mode declutter's first fill (spandrel); None when its weight is not
+        on disk. Never downloads."""
+        from pipeline.models import lama
+
+        path = self.stock.path("lama")
+        return lama.load(path, device) if path is not None else None
+
     def clip(self, device: torch.device, dtype: torch.dtype):
         """The optional CLIP model for style adherence: loaded only when its weights are already on disk."""
         if not self.stock.has("clip"):
@@ -129,8 +137,8 @@ def load_depth(spec: ModelSpec, device: torch.device, dtype: torch.dtype):
 def load_generator(
     spec: ModelSpec, device: torch.device, dtype: torch.dtype, controls: tuple[str, ...] = DEFAULT_CONTROLS
 ):
-    """SD1.5 components + one ControlNet per named control (models.controls.CONTROLS order) as one diffusers pipeline,
-    UniPC scheduler."""
+    """SD1.5 components + one ControlNet per named control (models.controls.CONTROLS order: depth, canny, lines,
+    inpaint) as one diffusers pipeline, UniPC scheduler."""
     from diffusers import (
         AutoencoderKL,
         ControlNetModel,
@@ -152,7 +160,15 @@ def load_generator(
             "text_encoder": from_pretrained(CLIPTextModel, spec.sd, spec, subfolder="text_encoder", dtype=dtype),
             "unet": from_pretrained(UNet2DConditionModel, spec.sd, spec, subfolder="unet", **kw),
         }
-    sources = {"depth": spec.controlnet_depth, "canny": spec.controlnet_canny, "lines": spec.controlnet_lines}
+    sources = {
+        "depth": spec.controlnet_depth,
+        "canny": spec.controlnet_canny,
+        "lines": spec.controlnet_lines,
+        "inpaint": spec.controlnet_inpaint,
+    }
+    lacking = [name for name in controls if not sources[name]]
+    if lacking:
+        raise ModomoError(f"{spec.name} has no ControlNet for the {', '.join(lacking)} control")
     multi = MultiControlNetModel([from_pretrained(ControlNetModel, sources[name], spec, **kw) for name in controls])
     name_controls(multi, controls)
     pipe = StableDiffusionControlNetPipeline(

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from pipeline.errors import ModomoError
-from pipeline.models.controls import CONTROLS
+from pipeline.models.controls import STYLE_CONTROLS
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -31,10 +31,12 @@ class LoadOptions:
     dtype: str = "auto"  # auto, fp16, bf16, fp32 (pipeline.models.precision)
     channels_last: str = "auto"  # auto, on, off
     fast: str | None = None  # a few-step recipe (pipeline.models.recipes) whose LoRA is fused into the UNet at load
-    # the ControlNets to load: those the run's styles steer with (lines only when the preset has it)
-    controls: tuple[str, ...] = CONTROLS
+    # the ControlNets to load: those the run steers with (lines and inpaint only when the preset has them); by
+    # default every one a style can steer with, not --mode declutter's inpaint
+    controls: tuple[str, ...] = STYLE_CONTROLS
     segmenter: bool = True  # the scene segmentation model too, when the preset has one (--preserve window, ...)
     style_ref: bool = False  # the IP-Adapter and its image encoder too (--style-ref, a style's reference, room sets)
+    lama: bool = False  # LaMa too, when the preset has it (--mode declutter's first fill)
 
     def torch_dtype(self, device: torch.device) -> torch.dtype:
         """The run's format on this device: `auto` by the device (see pipeline.models.precision)."""

@@ -8,6 +8,8 @@ A bundle folder (`--models DIR`) has this layout, each part in its library's own
     controlnet-canny/       diffusers ControlNetModel
     controlnet-lines/       optional: diffusers ControlNetModel for straight-line (MLSD) maps, for styles'
                             [controls.lines]
+    controlnet-inpaint/     optional: diffusers ControlNetModel for inpainting (control_v11p_sd15_inpaint), for
+                            --mode declutter's refine pass
     depth/                  transformers depth-estimation model + image processor
     yolo.pt                 ultralytics detection weight
     sam2/sam2.yaml          sam2 model config (hydra `_target_` form)
@@ -21,6 +23,8 @@ A bundle folder (`--models DIR`) has this layout, each part in its library's own
                             image_encoder/), for --style-ref and room sets
     fast/RECIPE.safetensors optional, per recipe of models.recipes (lcm, tcd, hyper): the few-step LoRA that --fast
                             fuses into the UNet, in the layout of the recipe's published file
+    lama/FILE               optional: one inpainting weight spandrel reads (big-lama.pt, or .safetensors, .pth,
+                            .ckpt), the first fill of what --mode declutter takes out
 """
 
 from __future__ import annotations
@@ -35,7 +39,9 @@ from pipeline.errors import ModomoError
 BUNDLE_FILE = "modomo-bundle.json"
 BUNDLE_FORMAT = 1
 # 3: ControlNet outputs and position embeddings are not zero; 4: with CLIP; 5: with an upscaler; 6: with fast LoRAs;
-# 7: with the lines ControlNet and scene segmentation; 8: with an IP-Adapter
+# 7: with the lines ControlNet and scene segmentation; 8: with an IP-Adapter. Parts a restyle never loads (the inpaint
+# ControlNet and LaMa of --mode declutter) are added to a built bundle in place (`tiny.add_missing`): its other models,
+# and so the results already made with them, stay as they are.
 TINY_VERSION = 8
 # Real-ESRGAN x4plus, for results above the working size (loaded by pipeline.models.upscaler)
 SD15_REPO = "lllyasviel/Annotators"
@@ -44,6 +50,8 @@ SD15_UPSCALER = f"hub:{SD15_REPO}/{SD15_FILE}"
 SD15_LINES = "lllyasviel/control_v11p_sd15_mlsd"
 SD15_SEGMENTER = "nvidia/segformer-b0-finetuned-ade-512-512"
 SD15_IP_ADAPTER = "h94/IP-Adapter"
+SD15_INPAINT = "lllyasviel/control_v11p_sd15_inpaint"
+SD15_LAMA = "hub:signature-ai/big-lama/big-lama.pt"  # big-lama, as IOPaint ships it (its source: models.lama)
 UPSCALER_SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt")  # the weight formats spandrel reads
 
 
@@ -78,6 +86,11 @@ class ModelSpec:
     # Optional: the IP-Adapter (hub repo or folder in its layout, pipeline.models.ip_adapter) for --style-ref and room
     # sets. Not in `ids()`: a result made with a reference records it with the reference (see RunConfig).
     ip_adapter: str | None = None
+    # Optional, for --mode declutter: the inpaint ControlNet of its refine pass (a hub id or folder), and LaMa, the
+    # inpainting network of its first fill (a path, or "hub:REPO/FILE"; spandrel reads it: pipeline.models.lama).
+    # Not in `ids()`: a decluttered result records them with its mode.
+    controlnet_inpaint: str | None = None
+    lama: str | None = None
 
     @property
     def upscaler_id(self) -> str | None:
@@ -107,8 +120,9 @@ def _sam2_package_config() -> str:
 
 def sd15() -> ModelSpec:
     """The default: public SD1.5, v1.1 depth and canny ControlNets, DPT-Large, YOLO11m, SAM2.1 tiny,
-    Real-ESRGAN x4plus for results above the working size (its source: `pipeline.models.upscaler`), and each
-    few-step recipe's published LoRA for --fast."""
+    Real-ESRGAN x4plus for results above the working size (its source: `pipeline.models.upscaler`), each
+    few-step recipe's published LoRA for --fast, and for --mode declutter the v1.1 inpaint ControlNet and big-lama
+    (its source: `pipeline.models.lama`)."""
     from pipeline.models.recipes import RECIPES
 
     return ModelSpec(
@@ -126,6 +140,8 @@ def sd15() -> ModelSpec:
         controlnet_lines=SD15_LINES,
         segmenter=SD15_SEGMENTER,
         ip_adapter=SD15_IP_ADAPTER,
+        controlnet_inpaint=SD15_INPAINT,
+        lama=SD15_LAMA,
     )
 
 
@@ -179,6 +195,8 @@ def bundle(folder: str | Path) -> ModelSpec:
         controlnet_lines=str(folder / "controlnet-lines") if (folder / "controlnet-lines").is_dir() else None,
         segmenter=str(folder / "segmentation") if (folder / "segmentation").is_dir() else None,
         ip_adapter=str(folder / "ip-adapter") if (folder / "ip-adapter").is_dir() else None,
+        controlnet_inpaint=str(folder / "controlnet-inpaint") if (folder / "controlnet-inpaint").is_dir() else None,
+        lama=spandrel_file(folder / "lama"),
     )
     missing = [
         p
@@ -200,7 +218,12 @@ def bundle(folder: str | Path) -> ModelSpec:
 
 def bundle_upscaler(folder: Path) -> str | None:
     """The bundle's super-resolution weight: the first file in `upscaler/` spandrel can read, by name."""
-    found = sorted(p for p in (folder / "upscaler").glob("*") if p.is_file() and p.suffix.lower() in UPSCALER_SUFFIXES)
+    return spandrel_file(folder / "upscaler")
+
+
+def spandrel_file(folder: Path) -> str | None:
+    """The first file in `folder` of a weight format spandrel reads, by name; None when there is none."""
+    found = sorted(p for p in folder.glob("*") if p.is_file() and p.suffix.lower() in UPSCALER_SUFFIXES)
     return str(found[0]) if found else None
 
 

@@ -45,12 +45,14 @@ def spec() -> ModelSpec:
         controlnet_lines="random: control_v11p_sd15_mlsd architecture",
         segmenter="random: nvidia/segformer-b0-finetuned-ade-512-512 architecture",
         ip_adapter="random: h94/IP-Adapter ip-adapter_sd15 architecture (ViT-H/14 encoder)",
+        controlnet_inpaint="random: control_v11p_sd15_inpaint architecture",
+        lama="random: big-lama architecture",
     )
 
 
 def build_generator(device: torch.device, dtype: torch.dtype, controls: tuple[str, ...] = DEFAULT_CONTROLS):
     """SD1.5 UNet, VAE and CLIP text encoder, and one ControlNet per named control (models.controls.CONTROLS: depth,
-    canny, lines; the same architecture), random, as one diffusers pipeline."""
+    canny, lines, inpaint; the same architecture), random, as one diffusers pipeline."""
     from diffusers import (
         AutoencoderKL,
         ControlNetModel,
@@ -145,6 +147,14 @@ def build_upscaler(device: torch.device):
     return upscaler.descriptor(upscaler.build_random(**upscaler.X4PLUS, device=device), device)
 
 
+def build_lama(device: torch.device):
+    """big-lama's architecture (LaMa, 51 M parameters), random, through spandrel's detection as the real file goes,
+    so a decluttered photo's fill costs what the sd15 preset's does."""
+    from pipeline.models import lama
+
+    return lama.descriptor(lama.build_random(seed=9, device=device), device)
+
+
 def build_fast_lora(unet, recipe: str) -> dict:
     """The recipe's LoRA for this UNet, random, in memory: the published file's keys, shapes, rank and dtype, so
     fusing it costs and changes what fusing the real file does."""
@@ -188,6 +198,9 @@ class Builders:
 
     def upscaler(self, device: torch.device):
         return build_upscaler(device)
+
+    def lama(self, device: torch.device):
+        return build_lama(device)
 
     def clip(self, device: torch.device, dtype: torch.dtype):
         return None  # the preset has no CLIP: --room auto is refused and the score has no style part

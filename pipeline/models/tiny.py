@@ -1,12 +1,14 @@
 """The `tiny` bundle: every model of the stack, small and random, built from configs.
 
 Images it makes are noise; it exists so the whole pipeline runs offline on a CPU in
-seconds, loaded from disk through the same code real weights take.
+seconds, loaded from disk through the same code real weights take. LaMa alone is at its real size: spandrel
+builds big-lama's architecture from any LaMa file, whatever it holds.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -205,6 +207,41 @@ def build_upscaler(folder: Path, seed: int) -> Path:
     return upscaler.save(net, folder / upscaler.TINY_FILE)
 
 
+def build_lama(folder: Path, seed: int) -> Path:
+    """LaMa at its real size (spandrel reads only its input and output channels: big-lama's 51 M parameters are
+    the architecture), random, saved as safetensors in fp16 (102 MB instead of 204; spandrel loads it back into its
+    fp32 LaMa) under big-lama.pt's names: the `lama/` part of a bundle."""
+    from pipeline.models import lama
+
+    return lama.save(lama.build_random(seed=seed), folder / lama.TINY_FILE, dtype=torch.float16)
+
+
+# Parts added after a bundle version was out, built last and from their own seeds (the global one too: a model's
+# initialisation draws from it), so a bundle built whole and one they are added to in place hold the same weights.
+LATER_PARTS = {"controlnet-inpaint": (8, build_controlnet), "lama": (9, build_lama)}
+
+
+def add_missing(folder: str | Path, seed: int = 0) -> list[str]:
+    """Build into a built bundle each of LATER_PARTS it lacks (each into a temporary folder, then renamed, so a
+    process that finds the part finds it whole); returns what it added."""
+    import shutil
+
+    added = []
+    for name, (offset, build) in LATER_PARTS.items():
+        target = Path(folder) / name
+        if target.exists():
+            continue
+        tmp = target.with_name(f"{name}.tmp-{os.getpid()}")
+        torch.manual_seed(seed + offset)
+        build(tmp, seed=seed + offset)
+        try:
+            tmp.rename(target)
+            added.append(name)
+        except OSError:  # another process added it first
+            shutil.rmtree(tmp, ignore_errors=True)
+    return added
+
+
 def build_tiny_bundle(folder: str | Path, seed: int = 0) -> Path:
     """Write the whole tiny bundle into `folder` (layout: `pipeline.models.presets`)."""
     from pipeline.models.runtime import quiet_libraries
@@ -226,6 +263,7 @@ def build_tiny_bundle(folder: str | Path, seed: int = 0) -> Path:
     build_upscaler(folder / "upscaler", seed=seed + 3)
     segformer.build_random(folder / "segmentation", "tiny", seed=seed + 6)
     ip_adapter.build_tiny(folder / ip_adapter.BUNDLE_FOLDER, unet, seed=seed + 7)
+    add_missing(folder, seed)
     manifest = {
         "format": BUNDLE_FORMAT,
         "name": "tiny",

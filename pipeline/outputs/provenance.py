@@ -20,11 +20,19 @@ DUBLIN_CORE = "http://purl.org/dc/elements/1.1/"
 RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
 
 
-def description(style: str, room: str | None, original: str | None = None) -> str:
-    """The result in a sentence: what was done to the photo, by what; and where its unaltered original is, when
-    it is published."""
+def done_to(style: str, removed: list[str] | None = None) -> str:
+    """What was done to a photo, in a few words: `restyled as boho`; a declutter (`removed` given, maybe empty):
+    `decluttered (removed: couch, tv)`."""
+    if removed is None:
+        return f"restyled as {style}"
+    return f"decluttered (removed: {', '.join(removed)})" if removed else "decluttered (nothing found to remove)"
+
+
+def description(done: str, room: str | None, original: str | None = None) -> str:
+    """The result in a sentence: what was done to the photo (`done_to`), by what; and where its unaltered
+    original is, when it is published."""
     where = f" {room}" if room else ""
-    text = f"Photo of a{where} restyled as {style} by modomo with a generative model (AI-edited)"
+    text = f"Photo of a{where} {done} by modomo with a generative model (AI-edited)"
     return f"{text}; unaltered original: {original}" if original else text
 
 
@@ -34,9 +42,9 @@ def sheet_description(jobs: int) -> str:
     return f"Contact sheet of {photos} restyled by modomo with a generative model (AI-edited)"
 
 
-def xmp_packet(style: str, room: str | None, original: str | None = None) -> bytes:
+def xmp_packet(done: str, room: str | None, original: str | None = None) -> bytes:
     """The XMP packet of one result: digital source type, creator tool, description."""
-    return packet(description(style, room, original))
+    return packet(description(done, room, original))
 
 
 def packet(about: str) -> bytes:

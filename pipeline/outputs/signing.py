@@ -112,7 +112,7 @@ def manifest(title: str, about: dict, resized: bool, ingredient: dict | None) ->
             "action": "c2pa.edited",
             "digitalSourceType": DIGITAL_SOURCE_TYPE,
             "softwareAgent": agent,
-            "description": f"Restyled as {about.get('style', 'a new style')} with a generative model",
+            "description": f"{about.get('done', 'restyled').capitalize()} with a generative model",
         },
     ]
     if resized:

@@ -18,11 +18,11 @@ from pipeline.inputs.references import digest_of
 from pipeline.outputs.disclosure import disclose, with_links
 from pipeline.outputs.names import PHOTO_MAPS, original_name, photo_stems, variation_stem
 from pipeline.outputs.overlay import draw_objects
-from pipeline.outputs.provenance import xmp_packet
+from pipeline.outputs.provenance import done_to, xmp_packet
 from pipeline.outputs.records import ImageRecord
 from pipeline.outputs.signing import Parent, sign
 from pipeline.outputs.sinks import OutputError
-from pipeline.stages.preserve import changeable
+from pipeline.stages.preserve import changeable, held
 from pipeline.stages.timing import timed
 from styles import AUTO_ROOM
 
@@ -108,7 +108,8 @@ class OutputWriter:
         done = Written()  # its time too: the frame is not written to
         with timed([done], "write"):
             original, address = self.publish_original(frame, run, done)
-            marking = xmp_packet(run.style.name, frame.room if frame.room != AUTO_ROOM else None, address)
+            room = frame.room if frame.room != AUTO_ROOM else None
+            marking = xmp_packet(done_to(run.style.name, removed_of(frame)), room, address)
             label = with_links(self.config.disclosure(run.style), original, done.urls.get("original_url"))
             qr = address if self.config.options.disclose_qr else None
             files = {
@@ -172,6 +173,8 @@ class OutputWriter:
 
         about = {
             "style": run.style.name,
+            "done": done_to(run.style.name, removed_of(frame)),
+            **({"mode": run.style.mode, "removed": removed_of(frame)} if run.style.mode != "restyle" else {}),
             "room": frame.room,
             "prompt": frame.prompt or run.settings.prompt,
             "negative_prompt": frame.negative_prompt or run.settings.negative_prompt,
@@ -211,7 +214,7 @@ class OutputWriter:
     def write_controls(self, frame: Frame, run) -> dict[str, str]:
         """The input as the models saw it, the depth map and the object masks over the photo (once per photo:
         every style shares them, named after the photo: `room.depth.png`), and this style's edge and lines maps
-        (named after its result: `room.boho.edges.png`)."""
+        (named after its result: `room.boho.edges.png`) and a declutter's removal map (`room.empty.removal.png`)."""
         stem = run.stems[frame.item]
         with self.lock:  # the styles of one photo are written by several threads
             shared = self.photo_maps.setdefault(frame.item.identity, {})
@@ -224,12 +227,9 @@ class OutputWriter:
                         photo, {k: (v, *PHOTO_MAPS[k]) for k, v in (("depth", frame.depth), ("masks", masks))}
                     )
                 )
-        return {
-            **shared,
-            **self.encode_maps(
-                stem, {"edges": (frame.edges, "png", ".edges.png"), "lines": (frame.lines, "png", ".lines.png")}
-            ),
-        }
+        own = {"edges": (frame.edges, "png", ".edges.png"), "lines": (frame.lines, "png", ".lines.png")}
+        own["removal"] = (removal_map(frame), "png", ".removal.png")
+        return {**shared, **self.encode_maps(stem, own)}
 
     def photo_stem(self, item, stems: dict) -> str:
         """The photo's own stem among the run's inputs (a style's stems name them all), worked out once per list."""
@@ -318,6 +318,7 @@ class OutputWriter:
                 "kept_area": round(float(frame.keep.mean()), 4) if frame.keep is not None else 0.0,
             },
             "changeable": round(changeable(frame.keep), 4),  # the share of the photo the restyle may change, 0..1
+            **({"declutter": declutter_json(frame, self.config)} if frame.removal is not None else {}),
             **({"warnings": list(frame.warnings)} if frame.warnings else {}),
             "quality": {
                 "score": frame.quality,
@@ -349,6 +350,29 @@ def write_input_preview(sink, photo: str, image) -> str:
     made without it, from the photo (`working_image`)."""
     fmt, suffix = PHOTO_MAPS["input"]
     return sink.write(photo + suffix, imaging.encode(image, fmt), imaging.content_type(fmt))
+
+
+def removed_of(frame: Frame) -> list[str] | None:
+    """What a declutter took out (its labels, maybe none); None for a restyle."""
+    return list(frame.removed) if frame.removal is not None else None
+
+
+def declutter_json(frame: Frame, config: RunConfig) -> dict:
+    """What a declutter asked to take out, what it found and took out, and the share of the photo that is."""
+    asked = sorted(config.remove_labels) if config.remove_labels is not None else "movable"
+    area = round(float(frame.removal.mean()), 4)
+    return {"remove": asked, "removed": list(frame.removed), "removed_area": area}
+
+
+def removal_map(frame: Frame):
+    """What a declutter took out, as a grey map at the working size: white where the result is made, black
+    where it is the photo's own pixel (the seam in between); None for a restyle."""
+    from PIL import Image
+
+    alpha = held(frame) if frame.removal is not None else None
+    if alpha is None:
+        return None if frame.removal is None else Image.new("L", frame.image.size, 0)
+    return Image.fromarray(((1.0 - alpha) * 255.0).round().astype("uint8"), "L")
 
 
 def working_image(data: bytes, name: str, long_side: int):

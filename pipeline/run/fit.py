@@ -64,7 +64,7 @@ def check_lines(config: RunConfig, stock: Inventory, warnings: list[str]) -> str
         raise UsageError(f"{', '.join(alone)}: steers only with the lines control, and {off}")
     warnings.append(
         f"{', '.join(wanting)}: {off}, so the straight-line control is off and results "
-        f"use depth and canny (fetch it with `modomo models download sd15`)"
+        f"steer with their other controls (fetch it with `modomo models download sd15`)"
     )
     return off
 
@@ -73,6 +73,15 @@ def check_adapter(config: RunConfig, stock: Inventory) -> None:
     """A reference (or a room set) needs the preset's IP-Adapter: refused in one line, with the download command."""
     if config.uses_references and not stock.has("ip-adapter") and _here(stock):
         raise UsageError(ip_adapter_missing(stock.spec))
+
+
+def check_declutter(config: RunConfig, stock: Inventory) -> None:
+    """--mode declutter needs LaMa and the inpaint ControlNet: refused in one line, with the download command."""
+    from pipeline.models.inventory import declutter_missing
+
+    missing = declutter_missing(stock.spec, stock) if config.declutters and _here(stock) else None
+    if missing:
+        raise UsageError(missing)
 
 
 def check_upscaler(config: RunConfig, stock: Inventory) -> None:

@@ -49,6 +49,7 @@ def fork(frame: Frame, run, styles: int, fallback_room: str) -> Frame:
         original_size=frame.original_size,
         objects=frame.objects,
         depth=frame.depth,
+        scene=frame.scene,
         error=frame.error,
         style=run.style.name,
         keep=frame.keep,

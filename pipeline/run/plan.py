@@ -25,6 +25,7 @@ from pipeline.r2 import Remote
 from pipeline.run.cost import resolve_price
 from pipeline.run.fit import (
     check_adapter,
+    check_declutter,
     check_fast,
     check_lines,
     check_parts,
@@ -200,6 +201,7 @@ def checked_config(options: TransformOptions, styles, stock: Inventory) -> tuple
     check_room(config, stock)
     check_upscaler(config, stock)
     check_fast(config, stock)
+    check_declutter(config, stock)
     return config, warnings
 
 

@@ -40,10 +40,9 @@ from pipeline.run.owners import content_digest
 from pipeline.run.prefetch import read_ahead
 from pipeline.run.result import RunResult
 from pipeline.run.resume import split_items
-from pipeline.run.style_run import StyleRun
+from pipeline.run.style_run import StyleRun, style_run
 from pipeline.stages.depth import DepthEstimator
 from pipeline.stages.detect import Detector
-from pipeline.stages.edges import EdgeDetector
 from pipeline.stages.generate import Generator, PlainDiffusersGenerator
 from pipeline.stages.offload import MemoryState, ModelPlacer
 from pipeline.stages.preserve import Compositor, Preserver, little_left
@@ -81,19 +80,19 @@ class Runner:
         depth = DepthEstimator(stack.depth_model, stack.depth_processor, device, dtype_of(stack.depth_model))
         self.validator = Validator(depth, self._style_scorer())
         self.shared = [
-            ("detect", Detector(stack.yolo, str(device))),
+            ("detect", Detector(stack.yolo, str(device), also=("person",) if config.declutters else ())),
             ("segment", Segmenter(stack.sam2)),
             ("depth", depth),
         ]
         self.rooms = RoomClassifier(*stack.clip, device, dtype_of(stack.clip[0])) if stack.clip is not None else None
         preserver = Preserver(config.keep_labels, Path(config.options.mask_dir) if config.options.mask_dir else None)
-        self.compositor = Compositor() if preserver.active or config.job_keeps else None
-        if config.keeps_parts and stack.segmenter is not None:  # parts of the room to keep: found once per photo
+        self.compositor = Compositor() if preserver.active or config.job_keeps or config.declutters else None
+        if (config.keeps_parts or config.declutters) and stack.segmenter is not None:  # the room's parts, once
             from pipeline.stages.architecture import SceneSegmenter
 
             model, processor = stack.segmenter
             self.shared.append(("scene", SceneSegmenter(model, processor, device, dtype_of(model))))
-        if self.compositor:
+        if self.compositor and not config.declutters:  # a declutter keeps what --preserve names in its own mask
             self.shared.append(("preserve", preserver))
         self.upscaler = None
         if config.options.output_size != "working":  # results at the photo's own size, or a given long side
@@ -125,24 +124,13 @@ class Runner:
 
     def _style_run(self, style: Style) -> StyleRun:
         settings = self.config.generate_settings(style)
-        digest = self.config.result_hash(style, self.config.result_models(self.stack.spec))
         if self.config.backend == "diffusers":
             generator = PlainDiffusersGenerator(self.stack.pipe, settings)
         else:
             generator = Generator(
                 self.stack.pipe, settings, self.stack.device, self.config.speed, self.memory, self.reference_embeds
             )
-        lines = style.lines_min_length if "lines" in settings.controls else None
-        return StyleRun(
-            style,
-            settings,
-            digest,
-            self.config.quality_threshold(style),
-            EdgeDetector(style.canny_low, style.canny_high, lines),
-            generator,
-            {},
-            self.config.loras_for(style),
-        )
+        return style_run(self.config, self.stack, style, settings, generator)
 
     @property
     def oom_events(self) -> list[dict]:
@@ -236,7 +224,8 @@ class Runner:
                 continue
             if self.uses_loras:
                 lora.activate(self.stack.pipe, run.loras)
-            self.run_stage("edges", run.edges, forks)
+            for name, stage in run.prepare:
+                self.run_stage(name, stage, forks)
             jobs = [variations_of(f, self.config.variations_for(run.style, f.item.job)) for f in forks]
             frames = [frame for job in jobs for frame in job]
             self.run_stage("generate", run.generator, frames)

@@ -44,10 +44,10 @@ FURNITURE_CLASSES: tuple[str, ...] = (
 )
 
 
-def furniture_class_ids(names: dict[int, str] | list[str]) -> list[int]:
-    """Ids of FURNITURE_CLASSES in a model's `names` (dict id -> name, or list)."""
+def furniture_class_ids(names: dict[int, str] | list[str], also: tuple[str, ...] = ()) -> list[int]:
+    """Ids of FURNITURE_CLASSES (and the classes `also` names) in a model's `names` (dict id -> name, or list)."""
     items = names.items() if isinstance(names, dict) else enumerate(names)
-    wanted = set(FURNITURE_CLASSES)
+    wanted = set(FURNITURE_CLASSES) | set(also)
     return sorted(int(i) for i, name in items if name in wanted)
 
 
@@ -68,7 +68,9 @@ class Detector:
         confidence: float = 0.25,
         max_objects: int = 20,
         image_size: int = 640,
+        also: tuple[str, ...] = (),
     ):
+        """`also`: classes found beside the furniture (a declutter takes people out too)."""
         self.model = model
         self.device = device
         self.confidence = confidence
@@ -77,7 +79,7 @@ class Detector:
         names = model.names
         self.names: dict[int, str] = dict(enumerate(names)) if isinstance(names, list) else dict(names)
         # A model without any COCO furniture label (a custom one) keeps all its classes.
-        self.class_ids: list[int] | None = furniture_class_ids(self.names) or None
+        self.class_ids: list[int] | None = furniture_class_ids(self.names, also) or None
 
     def __call__(self, frames: list[Frame]) -> list[Frame]:
         """Fill `objects` of every ok frame with an image, sorted by confidence (highest first)."""

@@ -41,8 +41,19 @@ def lines(image: Image.Image, min_length: float) -> Image.Image:
     return Image.fromarray(np.stack([canvas] * 3, axis=-1), "RGB")
 
 
+def outside(image: Image.Image, removal: np.ndarray | None) -> Image.Image:
+    """A control map with nothing drawn where a declutter takes things out: the lines of the room around what is
+    removed carry into the hole, the outlines of what is removed do not come back."""
+    if removal is None or not removal.any():
+        return image
+    pixels = np.array(image)
+    pixels[removal] = 0
+    return Image.fromarray(pixels, image.mode)
+
+
 class EdgeDetector:
-    """Canny on each frame, and the lines map when the style uses it (`min_length` given); cheap, CPU only."""
+    """Canny on each frame, and the lines map when the style uses it (`min_length` given), blank where a declutter
+    takes things out; cheap, CPU only."""
 
     def __init__(self, low: int, high: int, min_length: float | None = None):
         self.low = low
@@ -54,5 +65,5 @@ class EdgeDetector:
             if frame.ok:
                 frame.edges = canny(frame.image, self.low, self.high)
                 if self.min_length is not None:
-                    frame.lines = lines(frame.image, self.min_length)
+                    frame.lines = outside(lines(frame.image, self.min_length), frame.removal)
         return frames

@@ -3,6 +3,7 @@ image."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from pipeline.frames import Frame
@@ -60,7 +61,9 @@ class Generator:
     def __call__(self, frames: list[Frame]) -> list[Frame]:
         groups: dict[tuple, list[Frame]] = {}
         for frame in frames:  # one sampler call per size and reference scale (the adapter's scale is per call)
-            if frame.ok:
+            if frame.ok and nothing_to_change(frame):
+                frame.result = frame.image.copy()
+            elif frame.ok:
                 groups.setdefault((frame.image.size, reference_scale(frame)), []).append(frame)
         for group in groups.values():
             self.render_chunks(group)
@@ -119,16 +122,19 @@ class Generator:
         prompts = [prompt_pair(self.settings, f) for f in group]
         same = all(pair == (self.settings.prompt, self.settings.negative_prompt) for pair in prompts)
         references = [f.reference for f in group] if any(f.reference is not None for f in group) else None
+        starts = [f.start or f.image for f in group] if self.settings.strength < 1.0 else None
         return self.sampler(
             self.settings,
             controls,
             generators,
             height,
             width,
-            keep=keep,
-            originals=[f.image for f in group] if keep else None,
+            keep=None if starts else keep,
+            originals=[f.image for f in group] if keep and not starts else None,
             prompts=None if same else prompts,
             references=references,
+            starts=starts,
+            masks=[f.removal for f in group] if starts else None,
         )
 
 
@@ -136,7 +142,7 @@ class PlainDiffusersGenerator:
     """The baseline: `StableDiffusionControlNetPipeline.__call__` once per image, as diffusers documents it."""
 
     def __init__(self, pipe, settings: GenerateSettings):
-        self.pipe = diffusers_pipe(pipe, settings.controls)
+        self.pipe = diffusers_pipe(pipe, settings.controls, inpaint=settings.strength < 1.0)
         self.settings = settings
         self.events: list[dict] = []
         self.calls = 0
@@ -144,7 +150,9 @@ class PlainDiffusersGenerator:
 
     def __call__(self, frames: list[Frame]) -> list[Frame]:
         for frame in frames:
-            if frame.ok:
+            if frame.ok and nothing_to_change(frame):
+                frame.result = frame.image.copy()
+            elif frame.ok:
                 frame.result = render_with_diffusers(self.pipe, self.settings, frame)
                 self.calls += 1
                 self.rendered += 1
@@ -170,8 +178,25 @@ def reference_kwargs(pipe, frame: Frame, guided: bool) -> dict:
 
 
 def control_image(frame: Frame, name: str):
-    """A frame's control image for one control (models.controls.CONTROLS): depth, canny (its edges) or lines."""
+    """A frame's control image for one control (models.controls.CONTROLS): depth, canny (its edges), lines, or
+    inpaint (the photo with what is taken out blanked)."""
+    if name == "inpaint":
+        return inpaint_control(frame.image, frame.removal)
     return {"depth": frame.depth, "canny": frame.edges, "lines": frame.lines}[name]
+
+
+def inpaint_control(image, removal) -> torch.Tensor:
+    """The inpaint ControlNet's input (control_v11p_sd15_inpaint): the picture in [0, 1], 1 x 3 x H x W, with the
+    pixels that may change set to -1, as its model card makes it."""
+    pixels = torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0)
+    if removal is not None:
+        pixels[torch.from_numpy(np.asarray(removal, dtype=bool))] = -1.0
+    return pixels.permute(2, 0, 1)[None]
+
+
+def nothing_to_change(frame: Frame) -> bool:
+    """A declutter that found nothing to take out: its result is the photo, and no model runs for it."""
+    return frame.removal is not None and not frame.removal.any()
 
 
 def prompt_pair(settings: GenerateSettings, frame: Frame) -> tuple[str, str]:
@@ -179,31 +204,45 @@ def prompt_pair(settings: GenerateSettings, frame: Frame) -> tuple[str, str]:
     return (frame.prompt or settings.prompt, frame.negative_prompt or settings.negative_prompt)
 
 
-def diffusers_pipe(pipe, controls):
+def diffusers_pipe(pipe, controls, inpaint: bool = False):
     """The pipeline with just the named controls' ControlNets, as a user of diffusers would build it for them
-    (the same modules, nothing copied); the pipeline itself when it holds exactly those."""
+    (the same modules, nothing copied); the pipeline itself when it holds exactly those. With `inpaint`, diffusers'
+    `StableDiffusionControlNetInpaintPipeline` over the same modules (a pass that starts from a picture)."""
+    from diffusers import StableDiffusionControlNetInpaintPipeline
     from diffusers.models.controlnets.multicontrolnet import MultiControlNetModel
 
     from pipeline.models.controls import held_controls, name_controls
     from pipeline.stages.sampling import control_nets
 
-    if pipe is None or held_controls(pipe) == tuple(controls):
+    if pipe is None or (held_controls(pipe) == tuple(controls) and not inpaint):
         return pipe
     multi = MultiControlNetModel(control_nets(pipe, controls))
     name_controls(multi, controls)
-    view = type(pipe)(**{**pipe.components, "controlnet": multi}, requires_safety_checker=False)
+    kind = StableDiffusionControlNetInpaintPipeline if inpaint else type(pipe)
+    view = kind(**{**pipe.components, "controlnet": multi}, requires_safety_checker=False)
     view.set_progress_bar_config(disable=True)
     return view
 
 
 def render_with_diffusers(pipe, settings: GenerateSettings, frame: Frame):
-    """The plain diffusers way, one pipe() call per image: the baseline the bench compares against."""
+    """The plain diffusers way, one pipe() call per image: the baseline the bench compares against. A pass that
+    starts from a picture (declutter) is `StableDiffusionControlNetInpaintPipeline`'s `image`, `mask_image` and
+    `strength`, as its documentation shows."""
+    from pipeline.stages.sampling import mask_picture
+
     width, height = frame.image.size
     prompt, negative = prompt_pair(settings, frame)
+    controls = [control_image(frame, name) for name in settings.controls]
+    if settings.strength < 1.0:
+        start = frame.start or frame.image
+        given = {"image": start, "mask_image": mask_picture(frame.removal), "control_image": controls}
+        given["strength"] = settings.strength
+    else:
+        given = {"image": controls}
     return pipe(
         prompt=prompt,
         negative_prompt=negative,
-        image=[control_image(frame, name) for name in settings.controls],
+        **given,
         height=height,
         width=width,
         num_inference_steps=settings.steps,

@@ -175,14 +175,45 @@ def check_share(frame: Frame, labels) -> None:
     )
 
 
+SEAM = 8  # px at the working size over which a declutter's fill fades into the photo around what is taken out
+RING = 16  # px of the photo itself, beyond the seam, whose colour the fill is matched to
+
+
+def held(frame: Frame) -> np.ndarray | None:
+    """Float H x W, 1 where a result is the photo's own pixel: the keep mask (--preserve, --mask-dir); for a
+    declutter, everywhere but what is taken out, grown by a feathered seam (1 exactly where that is zero) that
+    stops at what it keeps (its `keep`)."""
+    if frame.removal is not None and frame.removal.any():
+        around = 1.0 - soften(frame.removal, 0, SEAM)
+        return around if frame.keep is None else np.maximum(around, frame.keep)
+    return frame.keep if frame.removal is None else None
+
+
+def match_colour(made: np.ndarray, original: np.ndarray, alpha: np.ndarray, removal: np.ndarray) -> np.ndarray:
+    """The generated picture with its colour matched to the photo's, per channel (mean and spread), measured on a
+    ring of the photo around the seam, where the two should agree: a decode's colour shift (diffusers#5808) is
+    taken out before the seam blends, so the fill meets the photo without a visible edge."""
+    grown = cv2.dilate(removal.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (4 * RING + 1,) * 2))
+    ring = (grown > 0) & (alpha >= 1.0)
+    if ring.sum() < 16:
+        return made
+    want, have = original[ring], made[ring]
+    gain = np.clip(want.std(axis=0) / np.maximum(have.std(axis=0), 1e-3), 0.5, 2.0)
+    return np.clip((made - have.mean(axis=0)) * gain + want.mean(axis=0), 0.0, 255.0)
+
+
 class Compositor:
-    """Puts the original pixels back where the keep mask says so (exactly where it is 1)."""
+    """Puts the original pixels back where the keep mask says so (exactly where it is 1); around what a declutter
+    takes out, the fill's colour matched to the photo's first."""
 
     def __call__(self, frames: list[Frame]) -> list[Frame]:
         for frame in frames:
-            if frame.ok and frame.keep is not None and frame.result is not None:
+            alpha = held(frame) if frame.ok and frame.result is not None else None
+            if alpha is not None:
                 original = np.asarray(frame.image, dtype=np.float32)
                 made = np.asarray(frame.result.convert("RGB").resize(frame.image.size), dtype=np.float32)
-                alpha = frame.keep[..., None]
+                if frame.removal is not None:
+                    made = match_colour(made, original, alpha, frame.removal)
+                alpha = alpha[..., None]
                 frame.result = Image.fromarray((alpha * original + (1 - alpha) * made).round().astype(np.uint8))
         return frames

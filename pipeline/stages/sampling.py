@@ -15,6 +15,7 @@ scheduler, and gives the same images, minus work that cannot change them:
 from __future__ import annotations
 
 from contextlib import contextmanager
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -161,11 +162,15 @@ class Sampler:
         originals: list | None = None,
         prompts: list | None = None,
         references: list | None = None,
+        starts: list | None = None,
+        masks: list | None = None,
     ):
         """Images for one batch. `controls` holds, per ControlNet, one PIL control image per batch item;
         `keep` (float masks, 1 = keep) with `originals` holds those regions to the original photos;
         `prompts`, when given, one (prompt, negative prompt) pair per batch item; `references`, one style
-        reference (or None) per batch item, all of one scale."""
+        reference (or None) per batch item, all of one scale; `starts` with `masks` (bool, True = may change),
+        one starting picture per item: the pass starts from it at `settings.strength` and holds it outside the
+        mask, as `StableDiffusionControlNetInpaintPipeline` does with `image`, `mask_image` and `strength`."""
         pipe = self.pipe
         count = len(generators)
         guided = settings.guidance_scale > 1.0
@@ -176,17 +181,27 @@ class Sampler:
         conds = self.control_images(controls, count, height, width, guided)
         # 3. Timesteps.
         pipe.scheduler.set_timesteps(settings.steps, device=self.device)
-        # 4. Initial noise: one generator per image, as diffusers draws it.
-        shape = (count, pipe.unet.config.in_channels, height // pipe.vae_scale_factor, width // pipe.vae_scale_factor)
-        noise = randn_tensor(shape, generator=generators, device=self.device, dtype=embeds.dtype)
-        held = None
-        if keep is not None and any(k is not None for k in keep):
-            held = self.held_region(originals, keep, height, width, embeds.dtype)
+        # 4. Initial latents: noise from one generator per image, as diffusers draws it; or a starting picture
+        # noised to where the shortened schedule begins.
+        if starts is not None:
+            begin = self.start_from(starts, masks, generators, settings, height, width, embeds.dtype)
+        else:
+            shape = (
+                count,
+                pipe.unet.config.in_channels,
+                height // pipe.vae_scale_factor,
+                width // pipe.vae_scale_factor,
+            )
+            noise = randn_tensor(shape, generator=generators, device=self.device, dtype=embeds.dtype)
+            held = None
+            if keep is not None and any(k is not None for k in keep):
+                held = self.held_region(originals, keep, height, width, embeds.dtype)
+            begin = Start(pipe.scheduler.timesteps, noise * pipe.scheduler.init_noise_sigma, noise, held)
         # 5. Denoise (a stochastic scheduler, LCM's or TCD's, draws its noise from each image's generator).
         extra = pipe.prepare_extra_step_kwargs(generators, settings.eta if settings.eta is not None else 0.0)
         with self.placer.phase("denoise"):
             latents = self.denoise(
-                settings, embeds, conds, noise, held, guided, [distinct(c) for c in controls], extra, image_embeds
+                settings, embeds, conds, begin, guided, [distinct(c) for c in controls], extra, image_embeds
             )
         if output_type == "latent":
             return latents
@@ -199,20 +214,19 @@ class Sampler:
         settings,
         embeds,
         conds,
-        noise,
-        held,
+        begin: Start,
         guided: bool,
         rows: list | None = None,
         extra: dict | None = None,
         images: list | None = None,
     ) -> torch.Tensor:
         """The loop: ControlNet residuals (idle ones skipped), UNet, guidance, scheduler step, held region.
-        `rows`, per ControlNet, says which batch items share a control image (see `distinct`); `images` are the
-        UNet's IP-Adapter image embeddings (the ControlNets see the text alone, as in diffusers)."""
+        `begin` holds the timesteps to run, the first latents, the noise and the held region; `rows`, per
+        ControlNet, says which batch items share a control image (see `distinct`); `images` are the UNet's
+        IP-Adapter image embeddings (the ControlNets see the text alone, as in diffusers)."""
         pipe, opts = self.pipe, self.options
-        timesteps = pipe.scheduler.timesteps
+        timesteps, latents, noise, held = begin
         windows = control_windows(len(timesteps), settings.control_guidance_start, settings.control_guidance_end)
-        latents = noise * pipe.scheduler.init_noise_sigma
         scales = settings.controlnet_conditioning_scale
         used = [
             not opts.skip_idle_controlnets or (scale != 0 and any(step[k] for step in windows))
@@ -253,6 +267,47 @@ class Sampler:
                     latents = masks * target + (1 - masks) * latents
         return latents
 
+    def start_from(self, starts, masks, generators, settings, height: int, width: int, dtype) -> Start:
+        """The first latents of a pass that starts from pictures, drawn as `StableDiffusionControlNetInpaintPipeline`
+        draws them: the schedule shortened to the settings' `strength` (its `get_timesteps`), each picture encoded
+        by the VAE with a sample from its own generator, then its noise from the same generator, the picture noised
+        to the first timestep; masks binarized at the working size and taken to the latent grid by nearest
+        neighbour. The
+        pipeline also encodes the masked picture (a 9-channel inpainting UNet's input; SD1.5's UNet never reads it):
+        not computed here, but each generator draws the same sample from it, so a stochastic scheduler (--fast)
+        draws the noise diffusers' does."""
+        from diffusers.pipelines.controlnet.pipeline_controlnet_inpaint import retrieve_latents
+
+        pipe, scheduler, strength = self.pipe, self.pipe.scheduler, settings.strength
+        timesteps = shortened(scheduler, settings.steps, strength)
+        with self.placer.phase("encode"):
+            pixels = pipe.image_processor.preprocess(starts, height=height, width=width).to(self.device, dtype)
+            encoded = [
+                retrieve_latents(pipe.vae.encode(p[None]), generator=g) for p, g in zip(pixels, generators, strict=True)
+            ]
+        init = torch.cat(encoded) * pipe.vae.config.scaling_factor
+        noise = randn_tensor(init.shape, generator=generators, device=self.device, dtype=dtype)
+        for g in generators:  # the masked picture's sample, drawn and dropped
+            randn_tensor((1, *init.shape[1:]), generator=g, device=self.device, dtype=dtype)
+        if strength >= 1.0:
+            latents = noise * scheduler.init_noise_sigma
+        else:
+            latents = scheduler.add_noise(init, noise, timesteps[:1].repeat(len(generators)))
+        return Start(timesteps, latents, noise, (init, 1 - self.latent_masks(masks, height, width, dtype)))
+
+    def latent_masks(self, masks, height: int, width: int, dtype) -> torch.Tensor:
+        """Bool masks as diffusers' inpaint pipelines take them: binarized at the working size by their mask
+        processor, then to the latent grid by nearest neighbour (1 = may change)."""
+        from diffusers.image_processor import VaeImageProcessor
+
+        pipe = self.pipe
+        masker = VaeImageProcessor(
+            pipe.vae_scale_factor, do_normalize=False, do_binarize=True, do_convert_grayscale=True
+        )
+        binary = masker.preprocess([mask_picture(m) for m in masks], height=height, width=width)
+        size = (height // pipe.vae_scale_factor, width // pipe.vae_scale_factor)
+        return torch.nn.functional.interpolate(binary, size=size).to(self.device, dtype)
+
     def residuals(self, model_input, t, embeds, conds, scales, window):
         """The sum of the ControlNets' residuals at one step. A ControlNet outside its window, or at scale 0,
         adds exactly zero: skipped (the shortcut), or run at scale 0 as diffusers does."""
@@ -285,6 +340,32 @@ class Sampler:
         chunk = count if latents.device.type == "cuda" else 1
         image = torch.cat([pipe.vae.decode(part, return_dict=False)[0] for part in latents.split(chunk)])
         return pipe.image_processor.postprocess(image, output_type=output_type, do_denormalize=[True] * count)
+
+
+class Start(NamedTuple):
+    """Where a denoising run begins: the timesteps it runs, the first latents, the noise they were drawn with, and
+    the held region (the original's latents and the latent-size masks, 1 = hold), or None."""
+
+    timesteps: torch.Tensor
+    latents: torch.Tensor
+    noise: torch.Tensor
+    held: tuple | None
+
+
+def shortened(scheduler, steps: int, strength: float) -> torch.Tensor:
+    """The last `strength` share of a schedule of `steps`, the scheduler told where it begins: diffusers'
+    `get_timesteps` of its img2img and inpaint pipelines."""
+    begin = max(steps - min(int(steps * strength), steps), 0) * scheduler.order
+    if hasattr(scheduler, "set_begin_index"):
+        scheduler.set_begin_index(begin)
+    return scheduler.timesteps[begin:]
+
+
+def mask_picture(mask):
+    """A bool mask (True = may change) as the grey picture diffusers' mask processor takes."""
+    from PIL import Image
+
+    return Image.fromarray(np.asarray(mask, dtype=np.uint8) * 255, mode="L")
 
 
 def distinct(images: list) -> tuple[list[int], list[int]]:

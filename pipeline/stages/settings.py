@@ -24,6 +24,7 @@ class GenerateSettings:
     control_guidance_end: tuple[float, ...]
     eta: float | None = None  # the scheduler's stochasticity, for schedulers that take one (TCD's gamma)
     controls: tuple[str, ...] = DEFAULT_CONTROLS  # which ControlNets steer (models.controls.CONTROLS), in order
+    strength: float = 1.0  # how far from the starting picture the sampler goes: 1 starts from noise (a restyle)
 
     def to_json(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}

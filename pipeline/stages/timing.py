@@ -18,6 +18,8 @@ STAGES = (
     "scene",
     "preserve",
     "room",
+    "mask",
+    "fill",
     "edges",
     "generate",
     "compose",

@@ -22,6 +22,7 @@ from PIL import Image
 
 from pipeline.errors import UsageError
 from pipeline.frames import Frame
+from pipeline.stages.preserve import held
 
 TILE = 256  # input pixels per tile side (benchmarks/upscale-cpu.json: x4plus peaks 1.1 GB above baseline in fp32)
 OVERLAP = 16  # context around a tile, cropped away after: covers what an edge changes in RRDBNet's output
@@ -105,8 +106,9 @@ class Upscaler:
             if target == frame.result.size:
                 continue
             enlarged = self.resize(frame.result.convert("RGB"), target)
-            if frame.keep is not None and frame.original is not None:
-                enlarged = keep_original(enlarged, frame.original, frame.keep)
+            alpha = held(frame)
+            if alpha is not None and frame.original is not None:
+                enlarged = keep_original(enlarged, frame.original, alpha)
             frame.result = enlarged
         return frames
 

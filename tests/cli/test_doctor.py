@@ -86,6 +86,8 @@ def test_doctor_is_happy_when_everything_is_cached(empty_caches, monkeypatch):
     fake_hub_cache(empty_caches, "lllyasviel/Annotators", "RealESRGAN_x4plus.pth")
     cache_repo(empty_caches, spec.controlnet_lines, CONTROLNET_FILES)
     cache_repo(empty_caches, spec.segmenter, SEGMENTER_FILES)
+    cache_repo(empty_caches, spec.controlnet_inpaint, CONTROLNET_FILES)
+    fake_hub_cache(empty_caches, *spec.lama.removeprefix("hub:").rsplit("/", 1))
     for name in ip_adapter.hub_files():  # the adapter and its image encoder
         fake_hub_cache(empty_caches, spec.ip_adapter, name)
     assert all(path for _, _, path in model_files(spec))

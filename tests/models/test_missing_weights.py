@@ -46,7 +46,7 @@ def test_every_missing_part_in_one_line(empty_caches):
     for role, where in REQUIRED.items():
         assert f"{role} ({where})" in message, role
     assert "`modomo models download sd15`" in message and "without any download: --models tiny" in message
-    for optional in ("clip", "upscaler", "IP-Adapter", "ip-adapter"):  # a run goes on without them
+    for optional in ("clip", "upscaler", "IP-Adapter", "ip-adapter", "lama", "inpaint"):  # a run goes on without them
         assert optional not in message, optional
 
 
@@ -91,3 +91,14 @@ def test_online_the_hub_parts_are_left_to_the_loaders(empty_caches, monkeypatch)
     assert all(f"{role} ({where})" in message for role, where in REQUIRED.items()), message
     Path(spec.yolo).write_bytes(b"weights")
     load.check_weights(spec)  # nothing it cannot fetch is missing: the loaders go ahead
+
+
+def test_declutter_parts_are_named_apart_from_the_required_ones(empty_caches):
+    """--mode declutter's parts never stop a plain run; what it lacks is one line of its own, with its command."""
+    spec = sd15()
+    stock = inventory.inventory(spec)
+    assert [p.role for p in stock.missing()] == list(REQUIRED)  # neither the inpaint ControlNet nor LaMa
+    message = inventory.declutter_missing(spec, stock)
+    assert len(message.splitlines()) == 1 and message.endswith("`modomo models download sd15 --declutter`")
+    assert f"controlnet inpaint ({spec.controlnet_inpaint})" in message
+    assert f"lama ({spec.lama.removeprefix('hub:')})" in message

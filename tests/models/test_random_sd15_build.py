@@ -51,3 +51,16 @@ def test_each_model_is_built_once_on_the_requested_device(constructions):
         assert {p.dtype for p in model.parameters()} == {torch.float16}, name
     assert len(pipe.controlnet.nets) == 2 and pipe.controlnet.nets[0] is not pipe.controlnet.nets[1]
     assert sum(p.numel() for p in pipe.unet.parameters()) > 800_000_000  # the full-size SD1.5 UNet
+
+
+def test_every_control_gets_its_own_controlnet(constructions):
+    """The inpaint ControlNet of --mode declutter is built like the styles' ones, last, under its name."""
+    from pipeline.models.controls import CONTROLS, held_controls
+
+    pipe = random_sd15.build_generator(META, torch.float16, CONTROLS)
+    assert len(constructions["ControlNetModel"]) == len(CONTROLS) == 4
+    assert held_controls(pipe) == ("depth", "canny", "lines", "inpaint")
+    assert len({id(net) for net in pipe.controlnet.nets}) == 4
+    spec = random_sd15.spec()
+    assert spec.controlnet_inpaint.startswith("random:") and spec.lama.startswith("random:")
+    assert callable(random_sd15.Builders(spec).lama)

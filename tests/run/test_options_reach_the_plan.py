@@ -72,6 +72,8 @@ def cases(files: dict) -> dict[str, tuple[list, list, object]]:
         "checkpoint": ([], ["--checkpoint", str(files["checkpoint"])], None),
         "min_quality": ([], ["--min-quality", "0.5"], None),
         "retries": ([], ["--retries", "0"], None),
+        "mode": ([], ["--mode", "Declutter"], "declutter"),
+        "remove": ([], ["--remove", "TV"], None),
         "preserve": ([], ["--preserve", "sofa"], None),
         "mask_dir": ([], ["--mask-dir", str(files["masks"])], None),
         "fidelity": ([], ["--fidelity", "strict"], None),

@@ -1,0 +1,106 @@
+"""`modomo transform --mode declutter` end to end on the tiny models: a real room photo emptied, the photo's own
+pixels everywhere outside what is taken out (at its own resolution too), results named and resumed as `empty`.
+
+Tiny random models find random things: the tests check what holds whatever they find (the mask map and the result
+agree pixel for pixel), and that they found something, so the checks are not vacuous."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from modomo_cli.app import app
+from pipeline.inputs import imaging
+from tests.conftest import restyle
+
+
+@pytest.fixture(scope="module", params=["original", "working"])
+def emptied(request, tiny_bundle, rooms, tmp_path_factory):
+    """living-room-01 decluttered at its own resolution (and at the working size), the left half kept by a user
+    mask, the control maps saved: (summary, output folder, photo, output size)."""
+    root = tmp_path_factory.mktemp("declutter")
+    photo = root / "in" / "living-room-01.jpg"
+    photo.parent.mkdir()
+    shutil.copy(rooms / "living-room-01.jpg", photo)
+    masks = root / "masks"  # the left half kept (white): random models would take out nearly all the rest
+    masks.mkdir()
+    keep = np.zeros((96, 128), np.uint8)
+    keep[:, :64] = 255
+    Image.fromarray(keep).save(masks / "living-room-01.png")
+    out = root / "out"
+    summary = restyle(tiny_bundle, photo.parent, out, *DECLUTTER, "--mask-dir", masks, "--output-size", request.param)
+    return summary, out, photo, request.param
+
+
+DECLUTTER = ("--mode", "declutter", "--save-controls", "--room", "living room")
+
+
+def test_the_result_is_named_empty_and_says_what_it_is(emptied):
+    summary, out, *_ = emptied
+    (record,) = summary["images"]
+    assert record["status"] == "ok", record
+    assert record["style"] == "empty"
+    assert (out / "living-room-01.empty.png").is_file()
+    meta = json.loads((out / "living-room-01.empty.json").read_text())
+    assert meta["settings"]["mode"] == "declutter" and meta["settings"]["remove"] == "movable"
+    assert meta["settings"]["controls"][-1] == "inpaint"
+    assert meta["declutter"]["remove"] == "movable"
+    assert set(meta["declutter"]) == {"remove", "removed", "removed_area"}
+    xmp = (out / "living-room-01.empty.png").read_bytes()
+    assert b"decluttered" in xmp and b"restyled as" not in xmp
+
+
+def test_outside_the_mask_every_pixel_is_the_photos(emptied):
+    """Wherever the removal map (grown and feathered) is zero, the result's pixel is the decoded, upright photo's,
+    exactly (at the photo's own resolution, and at the working size: the photo as the models saw it); inside,
+    the result is made."""
+    _, out, photo, size = emptied
+    decoded = imaging.decode(photo.read_bytes(), str(photo)).convert("RGB")
+    if size == "working":
+        decoded = imaging.resize_to(decoded, imaging.fit_size(*decoded.size, 128))
+    original = np.asarray(decoded)
+    result = np.asarray(Image.open(out / "living-room-01.empty.png").convert("RGB"))
+    assert result.shape == original.shape
+    removal = np.asarray(Image.open(out / "living-room-01.empty.removal.png"), dtype=np.float32)
+    full = cv2.resize(removal, (original.shape[1], original.shape[0]), interpolation=cv2.INTER_LINEAR)
+    outside = full == 0
+    assert 0.02 < 1 - outside.mean() < 0.98, "the tiny models took out nothing, or everything: the check is vacuous"
+    assert np.array_equal(result[outside], original[outside])
+    kept = original.shape[1] * 63 // 128  # the kept half, short of the pixels the working size's edge resamples
+    assert outside[:, :kept].all()  # what the keep mask holds (--mask-dir) is never taken out, nor seamed
+    inside = full >= 255
+    assert np.abs(result[inside].astype(int) - original[inside]).mean() > 1
+
+
+def test_a_rerun_finds_the_declutter_done(emptied, tiny_bundle):
+    _, out, photo, size = emptied
+    masks = photo.parent.parent / "masks"
+    again = restyle(tiny_bundle, photo.parent, out, *DECLUTTER, "--mask-dir", masks, "--output-size", size)
+    assert [r["status"] for r in again["images"]] == ["skipped"]
+
+
+@pytest.mark.parametrize(
+    "extra,words",
+    [
+        (["--mode", "declutter", "--style", "boho"], "--style with --mode declutter"),
+        (["--remove", "tv", "--mode", "restyle"], "--remove takes things out"),
+        (["--mode", "tidy"], "--mode 'tidy': choose one of restyle, declutter"),
+        (["--remove", "unicorn"], "unicorn"),
+    ],
+)
+def test_what_a_mode_cannot_take_is_one_line(tiny_bundle, rooms, tmp_path, extra, words):
+    result = CliRunner().invoke(
+        app,
+        ["transform", str(rooms / "living-room-02-small.jpg"), "--models", str(tiny_bundle), "--out",
+         str(tmp_path / "out"), *extra],
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    message = result.output.strip()
+    assert words in message and len(message.splitlines()) == 1, message
+    assert not (tmp_path / "out").exists()
