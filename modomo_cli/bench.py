@@ -37,7 +37,33 @@ BENCH = {
         str,
         option(WHAT, help="random-sd15 (default: full size, no download), sd15, tiny, or a bundle folder."),
     ),
-    "style": (str, option(WHAT, "--style", "-s", help="A built-in style.")),
+    "style": (
+        str | None,
+        option(WHAT, "--style", "-s", help="A built-in style (default: boho; a declutter takes none)."),
+    ),
+    "mode": (
+        str | None,
+        option(
+            WHAT,
+            "--mode",
+            help="restyle (default) or declutter: time emptying the room (removal mask, LaMa's fill, the inpaint "
+            "pass, compose); --compare-diffusers then times diffusers' StableDiffusionControlNetInpaintPipeline "
+            "on the same fill, masks and seeds.",
+        ),
+    ),
+    "remove": (
+        str | None,
+        option(WHAT, "--remove", help="Declutter only these (implies --mode declutter), as for transform."),
+    ),
+    "mask_dir": (
+        Path | None,
+        option(
+            WHAT,
+            "--mask-dir",
+            help="Keep masks by photo name (white keeps the photo), as for transform; the synthetic rooms are "
+            "synthetic-000.jpg, synthetic-001.jpg...",
+        ),
+    ),
     "room": (
         str | None,
         option(
@@ -113,9 +139,10 @@ BENCH = {
 def bench(options: BenchCommandOptions, ctx: typer.Context) -> None:
     """Time the whole pipeline on this machine: stages, throughput, memory, FLOP/s, cost; against diffusers."""
     from modomo_cli.render import print_compare
-    from pipeline.bench.setup import bench_setup
+    from pipeline.bench.setup import bench_mode, bench_setup
 
     with user_errors():
+        bench_mode(options)  # what a declutter cannot time, refused before anything else
         if options.compare:  # results files only: no model loads
             from pipeline.bench.compare import compare as compare_files
 
@@ -180,6 +207,8 @@ def _bench_once(o: BenchCommandOptions, setup) -> None:
         )
     summary["estimate"] = guess
     print_bench(summary)
+    if "declutter" in summary:
+        print_declutter(summary)
     if o.as_json:
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")
 
@@ -193,14 +222,72 @@ def say(line: str) -> None:
 def plan_line(o: BenchCommandOptions, setup) -> str:
     """'bench: plan: modomo on 4 synthetic images after 1 warm-up; plain diffusers before and after; ...'."""
     what = f"{o.images} {'of the photos' if o.inputs else 'synthetic images'}"
-    parts = [f"modomo on {what} after {o.warmup} warm-up, {setup.config.long_side} px, {o.models}"]
-    if o.compare_diffusers:
+    declutter = setup.config.declutters
+    mode = " (declutter: removal mask, LaMa's fill, the inpaint pass, compose)" if declutter else ""
+    parts = [f"modomo{mode} on {what} after {o.warmup} warm-up, {setup.config.long_side} px, {o.models}"]
+    if o.compare_diffusers and declutter:
+        parts.append(
+            "plain diffusers (StableDiffusionControlNetInpaintPipeline, one pipe() per image, on the same masks, "
+            "LaMa fills and seeds) before and after it"
+        )
+    elif o.compare_diffusers:
         parts.append("plain diffusers on the same images before and after it")
     if o.ablate:
         parts.append("modomo again with each shortcut off and with each optional part")
     if setup.config.options.style_ref:
         parts.append("modomo again without the style reference")
     return "bench: plan: " + "; ".join(parts)
+
+
+def print_declutter(summary: dict) -> None:
+    """A declutter's own report: its stages against plain diffusers' (a table), the pass's settings, how much of
+    the photos the masks take out and where from, what each generate stage called, whether the baseline's pass was
+    given the same frames; then what makes a figure mean less."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from modomo_cli.render import console
+
+    d = summary["declutter"]
+    keys = [key for key in ("diffusers", "diffusers_fp32") if key in summary]
+    title = "declutter stages, s/image" + (" (ratio: modomo's time over plain diffusers')" if keys else "")
+    table = Table(title=title, title_justify="left")
+    table.add_column("stage")
+    table.add_column("modomo", justify="right")
+    for key in keys:
+        fmt = summary[key].get("dtype", "")
+        table.add_column(f"diffusers {fmt}".strip(), justify="right")
+        table.add_column("ratio", justify="right")
+    for name, row in d["stages"].items():
+        cells = [name, f"{row['modomo']:.3f}"]
+        for key in keys:
+            theirs, ratio = row.get(key), row.get(f"ratio_{key}")
+            cells += [f"{theirs:.3f}" if theirs is not None else "", f"{ratio:.2f}x" if ratio else ""]
+        table.add_row(*cells)
+    console.print(table)
+    removal = d["removal"]
+    lines = [
+        f"declutter   pass: {d['denoising_steps']} of {d['steps']} steps (strength {d['strength']:g}), controls "
+        f"{' + '.join(d['controls'])}",
+    ]
+    if removal["area_mean"] is not None:
+        lines.append(
+            f"declutter   removal mask: {removal['area_mean']:.1%} of each photo on average (min "
+            f"{removal['area_min']:.1%}, max {removal['area_max']:.1%}; {removal['empty']} of {removal['images']} "
+            f"empty), {removal['source']}"
+        )
+    for key, called in d["generator"].items():
+        lines.append(f"declutter   {key} generate called {', '.join(called or ['nothing'])}")
+    for name, same in d["same_frames"].items():
+        checked = d["frames_checked"].get(name, 0)
+        verdict = "the same" if same else "NOT the same"
+        lines.append(
+            f"declutter   {name}: {verdict} seeds, removal masks and LaMa fills as modomo's pass ({checked} images)"
+        )
+    for line in lines:
+        console.print(escape(line), soft_wrap=True)
+    for warning in d["warnings"]:
+        console.print(f"[yellow]warning:[/yellow] {escape(warning)}", soft_wrap=True)
 
 
 def estimate_line(guess: dict) -> str:

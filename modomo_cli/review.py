@@ -64,46 +64,25 @@ def score(
     models: Annotated[
         str | None, typer.Option(help="Also compare depth, with this preset's depth model (e.g. sd15, tiny).")
     ] = None,
+    mode: Annotated[
+        str,
+        typer.Option(
+            help="restyle, or declutter: AFTER empties BEFORE (what it left, the seam; needs --models for the "
+            "detector, SAM2 and scene segmentation).",
+            metavar="MODE",
+        ),
+    ] = "restyle",
     as_json: Annotated[bool, typer.Option("--json", help="Print the score as JSON on stdout.")] = False,
 ) -> None:
     """Score a before/after pair: does AFTER keep BEFORE's room (layout, depth) and look like a photo?"""
     with user_errors():
-        import numpy as np
-
-        from pipeline.errors import ImageError
-        from pipeline.inputs import imaging
-        from pipeline.stages.fidelity import fidelity
-        from pipeline.stages.validate import quality
-
-        images = []
-        for path in (before, after):
-            try:
-                images.append(imaging.decode(path.read_bytes(), str(path)))
-            except (OSError, ImageError) as exc:
-                raise ModomoError(f"{path}: {getattr(exc, 'strerror', None) or exc}", EXIT_USAGE) from None
-        depths = (None, None)
-        if models:
-            import torch
-
-            from pipeline.models import catalog, inventory, loaders, placement
-            from pipeline.stages.depth import DepthEstimator
-
-            spec = catalog.resolve(models)
-            inventory.check_weights(spec, roles=("depth",), fetch=False)  # here, or one line: never a download
-            device = placement.pick_device("auto")
-            dtype = torch.float16 if device.type == "cuda" else torch.float32
-            model, processor = loaders.load_depth(spec, device, dtype)
-            depths = tuple(np.asarray(d) for d in DepthEstimator(model, processor, device, dtype).estimate(images))
-        value, parts = quality(images[0], images[1], *depths)
-        faithful = fidelity(images[0], images[1], *depths)
+        if mode not in ("restyle", "declutter"):
+            raise UsageError(f"--mode {mode!r}: choose restyle or declutter")
+        if mode == "declutter" and not models:
+            raise UsageError("--mode declutter needs --models (the detector, SAM2 and scene segmentation to look with)")
+        scored = score_pair(before, after, models, mode)
     if as_json:
-        sys.stdout.write(
-            json.dumps(
-                {"score": value, "parts": parts, "fidelity": faithful, "before": str(before), "after": str(after)},
-                indent=2,
-            )
-            + "\n"
-        )
+        sys.stdout.write(json.dumps({**scored, "before": str(before), "after": str(after)}, indent=2) + "\n")
         return
     from rich.table import Table
 
@@ -111,12 +90,73 @@ def score(
     table = Table()
     table.add_column("part")
     table.add_column("value", justify="right")
-    for name, part in parts.items():
+    for name, part in scored["parts"].items():
         table.add_row(name, f"{part:.3f}")
-    table.add_row("[bold]score[/bold]", f"[bold]{value:.3f}[/bold]")
-    for name, part in faithful.items():
-        table.add_row(f"fidelity: {name.replace('_', ' ')}", f"{part:.3f}")
+    table.add_row("[bold]score[/bold]", f"[bold]{scored['score']:.3f}[/bold]")
+    for name, part in scored["fidelity"].items():
+        shown = ", ".join(f"{k} {v:.3f}" for k, v in part.items()) if isinstance(part, dict) else f"{part:.3f}"
+        shown = str(part) if isinstance(part, int) else shown  # a count: objects left
+        table.add_row(f"fidelity: {name.replace('_', ' ')}", shown)
     console.print(table)
+
+
+def score_pair(before: Path, after: Path, models: str | None, mode: str) -> dict:
+    """The score, its parts and the fidelity of a pair (with a preset: depth too); a declutter's also what it
+    took out of BEFORE and what AFTER left (pipeline.stages.declutter_check)."""
+    from pipeline.errors import ImageError
+    from pipeline.inputs import imaging
+    from pipeline.stages.fidelity import fidelity
+    from pipeline.stages.validate import cleared, quality
+
+    images = []
+    for path in (before, after):
+        try:
+            images.append(imaging.decode(path.read_bytes(), str(path)))
+        except (OSError, ImageError) as exc:
+            raise ModomoError(f"{path}: {getattr(exc, 'strerror', None) or exc}", EXIT_USAGE) from None
+    depths, check = loaded_for_score(models, images, mode)
+    if check is None:
+        value, parts = quality(images[0], images[1], *depths)
+        return {"score": value, "parts": parts, "fidelity": fidelity(images[0], images[1], *depths)}
+    from pipeline.stages.declutter_check import result_at
+    from pipeline.stages.preserve import held
+
+    frame = check.removal_of(images[0])  # what a declutter of BEFORE takes out, as a run's masker decides it
+    frame.result = images[1]
+    frame.result = result_at(frame)  # at BEFORE's size, where the removal mask is
+    check([frame])
+    hold = held(frame)
+    value, parts = quality(frame.image, frame.result, *depths, keep=hold)
+    measured = {**fidelity(frame.image, frame.result, *depths, hold), **frame.fidelity}
+    value, parts = cleared(value, parts, measured)
+    taken = {"removed": list(frame.removed), "removed_area": round(float(frame.removal.mean()), 4)}
+    return {"score": value, "parts": parts, "fidelity": measured, "mode": mode, "declutter": taken}
+
+
+def loaded_for_score(models: str | None, images: list, mode: str) -> tuple[tuple, object]:
+    """With a preset: the pair's depth maps and, for a declutter, a DeclutterCheck with its models; never a
+    download (a missing part is one line)."""
+    if not models:
+        return (None, None), None
+    import numpy as np
+    import torch
+
+    from pipeline.models import catalog, inventory, loaders, placement
+    from pipeline.stages.depth import DepthEstimator
+
+    spec = catalog.resolve(models)
+    if mode == "declutter":  # what it looks with, and depth, named in one line
+        inventory.check_weights(spec, roles=("depth", "yolo", "sam2", "sam2 config"), fetch=False)
+    inventory.check_weights(spec, roles=("depth",), fetch=False)  # here, or one line: never a download
+    device = placement.pick_device("auto")
+    dtype = torch.float16 if device.type == "cuda" else torch.float32
+    model, processor = loaders.load_depth(spec, device, dtype)
+    depths = tuple(np.asarray(d) for d in DepthEstimator(model, processor, device, dtype).estimate(images))
+    if mode != "declutter":
+        return depths, None
+    from pipeline.stages.declutter_check import load_check
+
+    return depths, load_check(spec, device, dtype)
 
 
 def index_cmd(

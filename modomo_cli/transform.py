@@ -42,7 +42,7 @@ TRANSFORM = {
             CATALOGUE,
             help="A .csv (with a header) or .jsonl of jobs, one per row: "
             "input, style, room, prompt, negative_prompt, seed, preserve, "
-            "mask, name, variations, style_ref, set.",
+            "mask, name, variations, style_ref, set, mode, remove.",
         ),
     ),
     "sets_by": (
@@ -344,6 +344,8 @@ def show_dry_run(plan, as_json: bool) -> None:
             else f"  room set {escape(name)}: {escape(keys[0])} alone",
             soft_wrap=True,
         )
+    for line in found["removes"]:
+        console.print(f"  declutter takes out {escape(line)}", soft_wrap=True)
     if found["moved"]:
         console.print(f"  {found['moved']} done job(s) found at a new place: recorded there, nothing redone")
     for line in found["replaces"][:3]:

@@ -124,7 +124,7 @@ class RunConfig:
 
             recipe, own = RECIPES[self.recipe], s.fast
             steps, guidance, eta = own.steps or recipe.steps, own.guidance_scale or recipe.guidance_scale, recipe.eta
-            controls = {name: getattr(own, name) or control for name, control in controls.items()}
+            controls = {name: getattr(own, name, None) or control for name, control in controls.items()}
         level = self.fidelity_of(s)
         shaped = [with_fidelity(c.scale, c.start, c.end, level) for c in controls.values()]
         return GenerateSettings(

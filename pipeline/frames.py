@@ -137,7 +137,9 @@ class Frame:
     result: Image.Image | None = None
     quality: float | None = None
     quality_parts: dict[str, float] = field(default_factory=dict)
-    fidelity: dict = field(default_factory=dict)  # edges_f1, depth_rmse, kept_delta_e (pipeline.stages.fidelity)
+    # edges_f1, depth_rmse, kept_delta_e (pipeline.stages.fidelity); a declutter's objects_left, movable_left,
+    # seam_delta_e (pipeline.stages.declutter_check)
+    fidelity: dict = field(default_factory=dict)
     attempts: list[dict] = field(default_factory=list)  # every generation tried: seed, score, parts
     timings: dict[str, float] = field(default_factory=dict)
     error: str | None = None

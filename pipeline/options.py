@@ -123,7 +123,10 @@ class BenchCommandOptions:
     images: int = 4
     warmup: int = 1
     models: str = "random-sd15"
-    style: str = "boho"
+    style: str | None = None  # None: boho for a restyle (bench.setup.BENCH_STYLE); a declutter takes none
+    mode: str | None = None  # restyle (the default), or declutter (implied by --remove): what is timed
+    remove: str | None = None  # --mode declutter: take out only these, as transform's --remove
+    mask_dir: Path | None = None  # keep masks by photo name, as transform's (synthetic rooms: synthetic-000.png...)
     room: str | None = None
     size: int = DEFAULT_SIZE
     synthetic_size: str = "1024x768"

@@ -42,15 +42,28 @@ def images(count: int) -> str:
 
 
 def timed_run(config: RunConfig, stack: ModelStack, items: list[Item], out: Path, on_event=None) -> RunResult:
-    """One Runner over the items. A run that switched to offload leaves the models on the CPU: each run ends
-    with them back on the device, so the next path (warm-up, timed, ablation, baseline) starts as loaded."""
+    """One Runner over the items, its result saying what its generate stage called (`extra["generator"]`). A run
+    that switched to offload leaves the models on the CPU: each run ends with them back on the device, so the
+    next path (warm-up, timed, ablation, baseline) starts as loaded."""
     synchronize(stack.device)
     if stack.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(stack.device)
     try:
-        return Runner(config, stack, LocalSink(out), on_event=on_event).run(items)
+        runner = Runner(config, stack, LocalSink(out), on_event=on_event)
+        result = runner.run(items)
+        result.extra["generator"] = sorted({generator_name(run.generator) for run in runner.styles})
+        return result
     finally:
         restore_placement(stack.pipe, stack.device)
+
+
+def generator_name(generator) -> str:
+    """What a style's generate stage calls, by its class: modomo's sampler, or the plain diffusers pipeline the
+    baseline calls once per image (its inpaint pipeline for a pass that starts from a picture)."""
+    called = getattr(generator, "sampler", None)
+    called = getattr(generator, "pipe", None) if called is None else called
+    kind = type(called)
+    return f"{kind.__module__.split('.')[0]} {kind.__qualname__}"
 
 
 def warmup_sets(items: list[Item], warmup: int, batch_size: int, compiled: bool) -> list[list[Item]]:
@@ -131,6 +144,7 @@ def compare(ours: RunResult, baselines: list[RunResult], count: int) -> dict:
         "psnr_db": psnr,
         "sanity": sanity_mean(baseline),
         "stages": summarise([r.timings for r in baseline.records if r.ok]),
+        "generator": baseline.extra.get("generator"),
     }
 
 
@@ -147,6 +161,7 @@ class Baselines:
     scratch: Path
     switch: object = None  # a FastSwitch: fast mode is compared with the standard model and settings
     phase: Phase = quiet
+    watch: Callable[[str], Callable] | None = None  # a timed run's name -> its on_event (what its frames were given)
 
     def __post_init__(self):
         self.runs: dict[str, list[RunResult]] = {name: [] for name in self.stacks}
@@ -158,13 +173,16 @@ class Baselines:
         for name, stack in self.stacks.items():
             out = self.scratch / f"{name}-{phase}"
             label = f"plain diffusers in {name_of(stack.dtype)} ({phase} modomo)"
+            on_event = self.watch(f"{name} {phase}") if self.watch else None
             if phase == "before":
                 warm = warmup_sets(self.items, self.warmup, 1, self.compiled)
-                timed = warm_then_time(self.config, stack, self.items, warm, out, phase=self.phase, label=label)
+                timed = warm_then_time(
+                    self.config, stack, self.items, warm, out, on_event, phase=self.phase, label=label
+                )
                 self.runs[name].append(timed[0])
             else:
                 with self.phase(f"{label}, {images(len(self.items))}"):
-                    self.runs[name].append(timed_run(self.config, stack, self.items, out))
+                    self.runs[name].append(timed_run(self.config, stack, self.items, out, on_event))
         if self.switch:
             self.switch.to_fast()
 
@@ -185,9 +203,12 @@ def baselines_for(
     scratch: Path,
     switch=None,
     phase: Phase = quiet,
+    watch: Callable[[str], Callable] | None = None,
 ) -> Baselines:
     """The baselines of a bench run: fast mode is compared with plain diffusers at the style's standard
-    settings (the model unfused)."""
+    settings (the model unfused). A declutter's baseline runs the same stages before its pass (mask, LaMa's
+    fill, edges: the same code on the same photos and models), then diffusers' inpaint pipeline on them;
+    `watch` sees what each timed run's frames were given."""
     plain = replace(config, backend="diffusers", recipe=None if switch else config.recipe)
     stacks = {"diffusers": stack, **({"diffusers_fp32": baseline} if baseline is not None else {})}
-    return Baselines(plain, stacks, items, warmup, compiled, scratch, switch, phase)
+    return Baselines(plain, stacks, items, warmup, compiled, scratch, switch, phase, watch)

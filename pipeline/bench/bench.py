@@ -2,7 +2,9 @@
 
 Reports the stage table, seconds per image and images per second, peak GPU and host memory, the
 generate stage's achieved TFLOP/s against the device's peak, cost per image with a monthly
-projection, and, with `compare_diffusers`, the same images made the plain diffusers way.
+projection, and, with `compare_diffusers`, the same images made the plain diffusers way. A declutter
+(`--mode declutter`) adds its own section (declutter.py): its stages against the baseline's (diffusers'
+inpaint pipeline on the same masks, LaMa fills and seeds, checked), and how much of each photo it takes out.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pipeline.bench.baselines import (
     warm_then_time,
     warmup_sets,
 )
+from pipeline.bench.declutter import MODOMO, FrameLog, declutter_summary
 from pipeline.bench.flops import forward_flops, per_image
 from pipeline.config import RunConfig
 from pipeline.frames import Item
@@ -141,8 +144,10 @@ def run_bench(
             items = items[: options.images]
         warm = warmup_sets(items, options.warmup, config.options.batch_size, compiled)
         switch = fast_switch(config, stack)
+        log = FrameLog() if config.declutters else None  # what each timed declutter's pass was given
+        watch = log.watch if log else None
         plain = (
-            baselines_for(config, stack, baseline, items, options.warmup, compiled, scratch, switch, phase)
+            baselines_for(config, stack, baseline, items, options.warmup, compiled, scratch, switch, phase, watch)
             if options.compare_diffusers
             else None
         )
@@ -150,7 +155,8 @@ def run_bench(
             plain.time("before")
         if switch:
             switch.to_fast()
-        result, warmup_seconds = warm_then_time(config, stack, items, warm, scratch / "modomo", on_event, phase)
+        told = log.watch(MODOMO, on_event) if log else on_event
+        result, warmup_seconds = warm_then_time(config, stack, items, warm, scratch / "modomo", told, phase)
         peak_gpu = torch.cuda.max_memory_allocated(stack.device) if stack.device.type == "cuda" else None
         summary = summarise_bench(config, stack, price, result)
         # torch.compile works during the first calls: what the warm-up took beyond steady-state speed.
@@ -167,6 +173,8 @@ def run_bench(
         if plain:
             plain.time("after")
             summary.update(plain.summary(result))
+        if log:
+            summary["declutter"] = declutter_summary(config, summary, log)
         if config.recipe:
             summary["projection"] = seed_projection(config, stack, price)
         summary.update(extra_runs(config, stack, Timed(items, warm, scratch, phase), options.ablate, result))
@@ -218,7 +226,7 @@ def parts_cost(config: RunConfig, stack: ModelStack, timed: Timed, result) -> di
         without = timed.run(replace(config, lines_off="ablated"), stack, "no-lines", "modomo without the lines control")
         on, off = stage_mean(result, ("edges", "generate")), stage_mean(without, ("edges", "generate"))
         found["lines"] = {"with": on, "without": off, "seconds_per_image": on - off}
-    if stack.segmenter is not None:
+    if stack.segmenter is not None and not config.declutters:  # a declutter's every run has the scene stage
         kept = timed.run(
             replace(config, keep_labels=config.keep_labels | set(ARCHITECTURE_SET)),
             stack,

@@ -8,6 +8,10 @@ of every matmul and convolution (2 per multiply-add). At 512x512 this gives, per
 
     diffusers: steps x 2 x (UNet + all ControlNets) + VAE decode
     modomo:    steps x 2 x UNet + active steps x 2 x (ControlNet - embedding) + 2 x embedding + VAE decode
+
+A pass that starts from a picture (a declutter, strength below 1) runs the last int(steps x strength) steps of
+the schedule (diffusers' `get_timesteps`) and encodes its start with the VAE: diffusers' inpaint pipeline
+encodes the picture and the masked picture (two encodes), modomo the picture alone (one).
 """
 
 from __future__ import annotations
@@ -49,19 +53,28 @@ def forward_flops(pipe, height: int, width: int) -> dict:
             for name, n in zip(held_controls(pipe), controlnets, strict=True)
         },
         "vae_decode": _count(lambda: vae.decode(latents)),
+        "vae_encode": _count(lambda: vae.encode(control)),
     }
+
+
+def denoising_steps(settings) -> int:
+    """The steps a pass runs: all of them from noise, the last int(steps x strength) from a picture."""
+    if settings.strength >= 1.0:
+        return settings.steps
+    return min(int(settings.steps * settings.strength), settings.steps)
 
 
 def per_image(forward: dict, settings, options: SpeedOptions) -> dict[str, float]:
     """FLOPs per image for plain diffusers and for modomo's loop with these options (the ControlNets of the
     settings' controls: a stack may hold one more than a style uses)."""
     guided = 2 if settings.guidance_scale > 1.0 else 1
-    steps = settings.steps
+    steps = denoising_steps(settings)
     keep = control_windows(steps, settings.control_guidance_start, settings.control_guidance_end)
     nets = [forward["controlnets"][name] for name in settings.controls]
     embeds = [forward["embeddings"][name] for name in settings.controls]
-    plain = steps * guided * (forward["unet"] + sum(nets)) + forward["vae_decode"]
-    ours = steps * guided * forward["unet"] + forward["vae_decode"]
+    encodes = (2, 1) if settings.strength < 1.0 else (0, 0)  # diffusers', modomo's VAE encodes of the start
+    plain = steps * guided * (forward["unet"] + sum(nets)) + forward["vae_decode"] + encodes[0] * forward["vae_encode"]
+    ours = steps * guided * forward["unet"] + forward["vae_decode"] + encodes[1] * forward["vae_encode"]
     scales = settings.controlnet_conditioning_scale
     for k, (net, embed) in enumerate(zip(nets, embeds, strict=True)):
         calls = sum(step[k] > 0 and scales[k] != 0 for step in keep) if options.skip_idle_controlnets else steps

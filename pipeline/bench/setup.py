@@ -3,7 +3,7 @@ preset and load options, every option checked by the plan `transform` uses (`run
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pipeline.config import RunConfig
 from pipeline.errors import UsageError
@@ -11,6 +11,20 @@ from pipeline.models.placement import LoadOptions
 from pipeline.models.presets import ModelSpec
 from pipeline.options import BenchCommandOptions, TransformOptions, field_names
 from pipeline.run.cost import Price
+
+BENCH_STYLE = "boho"  # the style a restyle is timed in when --style is not given
+FEW_STEPS = "a declutter's pass has no few-step recipe: it is timed at its recipe's steps and strength (--steps)"
+# What the bench cannot time in a declutter, each refused in one line (transform's own refusals, --style and
+# --style-ref among them, come from the plan): flag -> why.
+DECLUTTER_REFUSES = {
+    "sweep": (
+        "--sweep",
+        "the sweep's grid times restyles (its modes are standard and fast); time a declutter without --sweep",
+    ),
+    "compare": ("--compare", "--compare sets results files side by side and times nothing"),
+    "fast": ("--fast", FEW_STEPS),
+    "fast_recipe": ("--fast-recipe", FEW_STEPS),
+}
 
 
 @dataclass
@@ -34,6 +48,26 @@ def synthetic_size(text: str) -> tuple[int, int]:
     return width, height
 
 
+def bench_mode(o: BenchCommandOptions) -> str:
+    """The mode the bench times, read as transform reads it (--mode, else declutter with --remove, else restyle);
+    in a declutter, what the bench cannot time there is a one-line usage error."""
+    mode = TransformOptions(mode=o.mode, remove=o.remove).chosen_mode
+    if mode == "declutter":
+        for name, (flag, why) in DECLUTTER_REFUSES.items():
+            if getattr(o, name):
+                raise UsageError(f"{flag} with --mode declutter: {why}")
+    return mode
+
+
+def transform_options(o: BenchCommandOptions) -> TransformOptions:
+    """The bench's options that transform has too, as transform's options object (they mean the same there); a
+    restyle without --style is timed in BENCH_STYLE."""
+    options = TransformOptions(**{name: getattr(o, name) for name in field_names(TransformOptions) if hasattr(o, name)})
+    if options.style is None and options.chosen_mode == "restyle":
+        options = replace(options, style=BENCH_STYLE)
+    return options
+
+
 def bench_setup(o: BenchCommandOptions) -> BenchSetup:
     """Check every option of the bench before any model loads; the room defaults as `transform`'s does."""
     from pipeline.bench.sweep import check_sweep_options
@@ -46,9 +80,10 @@ def bench_setup(o: BenchCommandOptions) -> BenchSetup:
 
     if o.images < 1 or o.warmup < 0:
         raise UsageError("--images must be >= 1 and --warmup >= 0")
+    bench_mode(o)
     check_sweep_options(o.sweep, o.inputs, o.sweep_batches, o.sweep_sizes, o.sweep_modes, o.sweep_dtypes)
     # The bench's options that transform has too mean the same there: they make the same options object.
-    options = TransformOptions(**{name: getattr(o, name) for name in field_names(TransformOptions) if hasattr(o, name)})
+    options = transform_options(o)
     spec, stock, config, _ = model_plan(options)  # as transform plans it; a prompt word here: no room warning
     if config.options.style_ref:  # read and checked before any model loads, as transform does
         config = with_references(config, stock, ReferenceReader(Remote()))
@@ -57,8 +92,9 @@ def bench_setup(o: BenchCommandOptions) -> BenchSetup:
     price = resolve_price(gpu_name(device), o.gpu_price, o.currency)
     # Fused at load, unless the standard model must be timed beside it (the bench then switches in place).
     fused = o.recipe if o.recipe and not o.compare_diffusers else None
-    # --ablate also times the scene segmentation
-    load = config.load_options(channels_last=o.channels_last, fast=fused, segmenter=o.ablate)
+    # --ablate also times the scene segmentation; a declutter needs it for its removal mask either way
+    also = {"segmenter": True} if o.ablate else {}
+    load = config.load_options(channels_last=o.channels_last, fast=fused, **also)
     return BenchSetup(config, device, price, spec, load, size)
 
 

@@ -6,8 +6,10 @@ prompt), `negative_prompt` (words added to the style's negative prompt), `seed`,
 (a keep mask, relative to the manifest's folder), `name` (the output name without extension),
 `variations` (results per job), `style_ref` (a reference photo for the look, relative to the
 manifest's folder, absolute or r2://), `set` (a room set: its rows share a seed and follow the set's
-first row's result). An empty cell takes the command's option. A job's identity is its row's content,
-not its position: editing a row redoes that row alone, and the same photo on two rows is two jobs.
+first row's result), `mode` (restyle or declutter: a declutter row leaves `style` blank, its result is named
+`empty`), `remove` (what a declutter row takes out; implies declutter). An empty cell takes the command's
+option. A job's identity is its row's content, not its position: editing a row redoes that row alone, and the
+same photo on two rows is two jobs.
 
 A file that cannot be read, a missing `input` column, an unknown column or a row naming an unknown
 style is a usage error before any model loads; any other bad row fails its job alone with "manifest
@@ -32,7 +34,7 @@ from pipeline.errors import UsageError
 from pipeline.frames import Item
 from pipeline.inputs.sources import file_version
 from pipeline.r2 import Remote, is_remote
-from styles import ROOMS, did_you_mean, room_name, style_name
+from styles import EMPTY, MODES, ROOMS, did_you_mean, room_name, style_name
 
 COLUMNS = (
     "input",
@@ -47,6 +49,8 @@ COLUMNS = (
     "variations",
     "style_ref",
     "set",
+    "mode",
+    "remove",
 )
 MAX_VARIATIONS = 16
 
@@ -69,6 +73,8 @@ class Job:
     error: str | None = None  # a bad row: its job fails with this, the others go on
     style_ref: str | None = None  # the row's reference photo: a path (resolved) or an r2:// URI
     set: str | None = None  # the room set the row belongs to (pipeline.inputs.sets)
+    mode: str | None = None  # restyle or declutter (styles.MODES); None: the command's
+    remove: frozenset[str] | None = None  # a declutter row's own --remove (resolved labels)
     reference: Any = field(default=None, compare=False, repr=False)  # the style_ref, read once (the plan)
     # The row's identity were its style_ref empty: a set's later row that repeats its set's own reference is that
     # row (pipeline.run.plan.row_references), so adding the repeat to a manifest redoes nothing.
@@ -138,10 +144,12 @@ def row_digest(cells: dict) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
-def make_job(line: int, cells: dict, known_styles, resolve_labels) -> Job:
+def make_job(line: int, cells: dict, known_styles, resolve_labels, resolve_remove=None) -> Job:
     """A Job from one row's cells; a bad cell becomes the job's error, not an exception."""
     job = Job(line, row_digest(cells))
     error = cells.get("__error__") or ("no input" if not cells.get("input") else None)
+    mode, remove, bad = row_mode(cells, resolve_remove)
+    error = error or bad
     styles = tuple(style_name(s) or s.strip() for s in cells.get("style", "").split(",") if s.strip()) or None
     seed = None
     if cells.get("seed"):
@@ -154,6 +162,8 @@ def make_job(line: int, cells: dict, known_styles, resolve_labels) -> Job:
     unknown = [s for s in styles or () if not known_styles(s)]
     if unknown:  # a typo in a style would fail every row that has it: the whole manifest is refused
         raise UsageError(f"line {line}: unknown style {unknown[0]!r}{did_you_mean(unknown[0])} (see `modomo styles`)")
+    if mode == "declutter":
+        styles = (EMPTY,)  # a declutter's results are named `empty` (its style cell is blank: row_mode)
     room = room_name(cells["room"]) if cells.get("room") else None
     if cells.get("room") and room is None:
         error = error or f"room {cells['room']!r}: choose auto or one of {', '.join(ROOMS)}"
@@ -180,8 +190,28 @@ def make_job(line: int, cells: dict, known_styles, resolve_labels) -> Job:
         job.fail(error) if error else None,
         cells.get("style_ref") or None,
         " ".join(cells.get("set", "").split()) or None,
+        mode,
+        remove,
         digest_without_ref=row_digest({**cells, "style_ref": ""}) if cells.get("style_ref") else None,
     )
+
+
+def row_mode(cells: dict, resolve_remove) -> tuple[str | None, frozenset | None, str | None]:
+    """A row's mode (None: the command's), its `remove` labels, and why the row is bad, if it is. An unknown mode
+    is a usage error for the whole manifest (as an unknown style is): every row naming it would fail."""
+    mode = cells.get("mode", "").strip().lower() or ("declutter" if cells.get("remove") else None)
+    if mode is not None and mode not in MODES:
+        raise UsageError(f"unknown mode {cells['mode']!r}; choose one of {', '.join(MODES)}")
+    if cells.get("remove") and mode != "declutter":
+        return mode, None, f"remove takes things out of the room: it goes with mode declutter, not {mode}"
+    if mode == "declutter" and cells.get("style"):
+        return mode, None, "a declutter row leaves style blank: its result is named `empty`"
+    if not cells.get("remove"):
+        return mode, None, None
+    try:
+        return mode, frozenset(resolve_remove(cells["remove"])), None
+    except UsageError as exc:
+        return mode, None, str(exc).replace("--remove ", "remove ")
 
 
 def parse_variations(cell) -> tuple[int | None, str | None]:
@@ -221,7 +251,9 @@ def job_item(job: Job, cell: str, folder: Path, remote: Remote) -> Item:
     return Item(PurePosixPath(relative).as_posix(), full, folder, version=file_version(full), job=job)
 
 
-def manifest_items(path: str | Path, remote: Remote, known_styles, resolve_labels, warn=None) -> list[Item]:
+def manifest_items(
+    path: str | Path, remote: Remote, known_styles, resolve_labels, warn=None, resolve_remove=None
+) -> list[Item]:
     """One Item per row (R2 rows' versions fetched in parallel); a row that repeats another is one job with it,
     and `warn` is told so."""
     path = Path(path).expanduser()
@@ -229,7 +261,7 @@ def manifest_items(path: str | Path, remote: Remote, known_styles, resolve_label
     items, seen = [], {}
     for line, cells in read_rows(path):
         try:
-            job = make_job(line, cells, known_styles, resolve_labels)
+            job = make_job(line, cells, known_styles, resolve_labels, resolve_remove)
         except UsageError as exc:
             raise UsageError(f"--manifest {path}: {exc}") from None
         if job.mask and not Path(job.mask).expanduser().is_absolute():

@@ -7,8 +7,8 @@ the whole index; `modomo index OUT` rebuilds it at any time). One row per result
 wrote it. The CSV is meant for spreadsheets:
 UTF-8 with a byte-order mark, every text cell quoted, and a cell that a spreadsheet would run as a
 formula (starting with =, +, -, @, a tab or a carriage return) prefixed with a quote. Columns are only ever
-added at the end (`set`, `style_ref`,
-`original_url` came last), so a sheet that reads them by position keeps working.
+added at the end (`set`, `style_ref`, `original_url`, then a declutter's `objects_left`, `movable_left` and
+`seam_delta_e` came last), so a sheet that reads them by position keeps working.
 """
 
 from __future__ import annotations
@@ -48,6 +48,9 @@ COLUMNS = (
     "set",
     "style_ref",
     "original_url",
+    "objects_left",
+    "movable_left",
+    "seam_delta_e",
 )
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -119,6 +122,7 @@ def row(job: ImageRecord, variation: dict | None) -> dict:
         "set": job.set,
         "style_ref": job.reference.get("source"),
         "original_url": job.urls.get("original_url"),
+        **declutter_cells(result.get("fidelity") or {}),  # last, as they were added
     }
 
 
@@ -130,6 +134,17 @@ def fidelity_cells(fidelity: dict) -> dict:
         "depth_rmse": fidelity.get("depth_rmse"),
         "kept_delta_e_max": kept.get("max"),
         "kept_delta_e_mean": kept.get("mean"),
+    }
+
+
+def declutter_cells(fidelity: dict) -> dict:
+    """What a declutter left (pipeline.stages.declutter_check) as index columns: objects found inside what was taken
+    out, the share of it the scene calls movable, the seam's mean CIEDE2000; empty for a restyle."""
+    seam = fidelity.get("seam_delta_e") or {}
+    return {
+        "objects_left": fidelity.get("objects_left"),
+        "movable_left": fidelity.get("movable_left"),
+        "seam_delta_e": seam.get("mean"),
     }
 
 

@@ -31,7 +31,9 @@ class ImageRecord:
     seed: int | None = None
     quality: float | None = None
     quality_parts: dict[str, float] = field(default_factory=dict)
-    fidelity: dict = field(default_factory=dict)  # edges_f1, depth_rmse, kept_delta_e (pipeline.stages.fidelity)
+    # edges_f1, depth_rmse, kept_delta_e (pipeline.stages.fidelity); a declutter's objects_left, movable_left and
+    # seam_delta_e (pipeline.stages.declutter_check): the index's columns of the same names
+    fidelity: dict = field(default_factory=dict)
     passed: bool | None = None
     attempts: int = 0
     timings: dict[str, float] = field(default_factory=dict)

@@ -178,7 +178,8 @@ def reference_data(record: dict, link: FolderLinks) -> dict:
 
 
 def fidelity_text(fidelity: dict) -> str | None:
-    """A result's fidelity in one line: edge F1, depth error, and the kept region's colour difference."""
+    """A result's fidelity in one line: edge F1, depth error, the kept region's colour difference, and what a
+    declutter left."""
     parts = []
     if fidelity.get("edges_f1") is not None:
         parts.append(f"edges F1 {fidelity['edges_f1']:.3f}")
@@ -187,7 +188,21 @@ def fidelity_text(fidelity: dict) -> str | None:
     kept = fidelity.get("kept_delta_e")
     if kept:
         parts.append(f"kept \u0394E max {kept['max']:.2f}, mean {kept['mean']:.2f}")
-    return " \u00b7 ".join(parts) or None
+    return " \u00b7 ".join(parts + declutter_text(fidelity)) or None
+
+
+def declutter_text(fidelity: dict) -> list[str]:
+    """What a declutter left, as the job card shows it: objects found inside what was taken out, the share of it
+    the scene calls movable, and the seam's colour difference."""
+    parts = []
+    if fidelity.get("objects_left") is not None:
+        parts.append(f"objects left {fidelity['objects_left']}")
+    if fidelity.get("movable_left") is not None:
+        parts.append(f"movable left {fidelity['movable_left']:.1%}")
+    seam = fidelity.get("seam_delta_e")
+    if seam:
+        parts.append(f"seam \u0394E mean {seam['mean']:.2f}, p95 {seam['p95']:.2f}")
+    return parts
 
 
 def in_order(timings: dict) -> list[tuple[str, float]]:

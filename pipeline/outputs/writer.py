@@ -358,8 +358,11 @@ def removed_of(frame: Frame) -> list[str] | None:
 
 
 def declutter_json(frame: Frame, config: RunConfig) -> dict:
-    """What a declutter asked to take out, what it found and took out, and the share of the photo that is."""
-    asked = sorted(config.remove_labels) if config.remove_labels is not None else "movable"
+    """What a declutter asked to take out (its manifest row's, else the command's), what it found and took out, and
+    the share of the photo that is."""
+    job = frame.item.job
+    labels = job.remove if job is not None and job.remove is not None else config.remove_labels
+    asked = sorted(labels) if labels is not None else "movable"
     area = round(float(frame.removal.mean()), 4)
     return {"remove": asked, "removed": list(frame.removed), "removed_area": area}
 

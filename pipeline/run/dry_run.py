@@ -103,6 +103,22 @@ def look(plan: RunPlan) -> dict:
     return {"references": sorted(named), "sets": sets}
 
 
+def removals(plan: RunPlan, todo: dict[str, list[str]]) -> list[str]:
+    """What the declutters to do ask to take out, with how many jobs ask it: `couch, tv (2 jobs)`. What each photo
+    holds of it is found by the models, so a dry run cannot say."""
+    from pipeline.stages.removal import declutter_table, describe
+    from styles import EMPTY
+
+    asked: dict[str, int] = {}
+    for item in plan.items:
+        if EMPTY in todo.get(item.identity, []):
+            own = item.job.remove if item.job is not None and item.job.remove is not None else None
+            labels = own if own is not None else plan.config.remove_labels
+            words = describe(labels, declutter_table()) if labels is not None else "everything movable"
+            asked[words] = asked.get(words, 0) + 1
+    return [f"{words} ({count} job{'s' if count != 1 else ''})" for words, count in asked.items()]
+
+
 def weights(plan: RunPlan) -> str | None:
     """Why the real run would stop while loading its models (weights this machine lacks and loading cannot fetch),
     from the same inventory the load asks first; None when they are there."""
@@ -138,5 +154,6 @@ def describe(plan: RunPlan) -> dict:
         "checked": checked(plan),
         "moved": len(work.moved),
         "replaces": replaced(plan, work),
+        "removes": removals(plan, todo),
         **look(plan),
     }

@@ -16,7 +16,7 @@ from pipeline.models.inventory import Inventory, inventory
 from pipeline.models.placement import pick_device
 from pipeline.models.precision import resolve as resolve_dtype
 from pipeline.models.presets import ModelSpec
-from pipeline.options import TransformOptions
+from pipeline.options import DEFAULT_STYLE, TransformOptions
 from pipeline.outputs.journal import Journal
 from pipeline.outputs.names import original_name
 from pipeline.outputs.signing import load_signing
@@ -34,7 +34,7 @@ from pipeline.run.fit import (
     default_room,
 )
 from pipeline.run.shards import Shard
-from styles import AUTO_ROOM, load_style
+from styles import AUTO_ROOM, EMPTY, load_mode, load_style
 from styles.choice import chosen_styles
 
 ENGINES = ("modomo", "ray")
@@ -297,16 +297,18 @@ def manifest_jobs(config: RunConfig, stock: Inventory, remote: Remote, warn=None
     from pipeline.inputs.manifest import manifest_items
     from pipeline.stages.parts import room_parts
     from pipeline.stages.preserve import resolve_labels
+    from pipeline.stages.removal import resolve_remove
 
     named = {s.name for s in config.styles}
     manifest = config.options.manifest
     items = manifest_items(
-        str(manifest), remote, lambda name: name in named or _known_style(name), resolve_labels, warn
+        str(manifest), remote, lambda name: name in named or _known_style(name), resolve_labels, warn, resolve_remove
     )
+    items = [restyled(item, config) for item in items]
     wanted = sorted({name for item in items for name in item.job.styles or ()} - named)
     config = replace(
         config,
-        job_styles=tuple(load_style(name) for name in wanted),
+        job_styles=tuple(load_mode("declutter") if name == EMPTY else load_style(name) for name in wanted),
         job_keeps=any(item.job.preserve or item.job.mask for item in items),
         job_parts=any(room_parts(item.job.preserve) for item in items if item.job.preserve),
     )
@@ -316,6 +318,15 @@ def manifest_jobs(config: RunConfig, stock: Inventory, remote: Remote, warn=None
         ]
     check_names(items, manifest)
     return items, config
+
+
+def restyled(item: Item, config: RunConfig) -> Item:
+    """A row that asks for a restyle with no style of its own, under a command of another mode: the default style
+    (the command's styles are the other mode's own)."""
+    job = item.job
+    if job.mode == "restyle" and not job.styles and config.options.chosen_mode != "restyle":
+        return replace(item, job=replace(job, styles=(DEFAULT_STYLE,)))
+    return item
 
 
 def _known_style(name: str) -> bool:

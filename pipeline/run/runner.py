@@ -40,7 +40,7 @@ from pipeline.run.owners import content_digest
 from pipeline.run.prefetch import read_ahead
 from pipeline.run.result import RunResult
 from pipeline.run.resume import split_items
-from pipeline.run.style_run import StyleRun, style_run
+from pipeline.run.style_run import StyleRun, attempt_json, attempt_state, rank, restore, style_run
 from pipeline.stages.depth import DepthEstimator
 from pipeline.stages.detect import Detector
 from pipeline.stages.generate import Generator, PlainDiffusersGenerator
@@ -85,14 +85,15 @@ class Runner:
             ("depth", depth),
         ]
         self.rooms = RoomClassifier(*stack.clip, device, dtype_of(stack.clip[0])) if stack.clip is not None else None
-        preserver = Preserver(config.keep_labels, Path(config.options.mask_dir) if config.options.mask_dir else None)
+        mask_dir = Path(config.options.mask_dir) if config.options.mask_dir else None
+        preserver = Preserver(config.keep_labels, mask_dir, restyles=self.restyles)
         self.compositor = Compositor() if preserver.active or config.job_keeps or config.declutters else None
         if (config.keeps_parts or config.declutters) and stack.segmenter is not None:  # the room's parts, once
             from pipeline.stages.architecture import SceneSegmenter
 
             model, processor = stack.segmenter
             self.shared.append(("scene", SceneSegmenter(model, processor, device, dtype_of(model))))
-        if self.compositor and not config.declutters:  # a declutter keeps what --preserve names in its own mask
+        if preserver.active or config.job_keeps:  # a declutter keeps what --preserve names in its own mask
             self.shared.append(("preserve", preserver))
         self.upscaler = None
         if config.options.output_size != "working":  # results at the photo's own size, or a given long side
@@ -141,6 +142,10 @@ class Runner:
         calls = sum(run.generator.calls for run in self.styles)
         rendered = sum(run.generator.rendered for run in self.styles)
         return batching_report(self.config.options.batch_size, calls, rendered)
+
+    def restyles(self, item: Item) -> bool:
+        """Whether any of an input's jobs is a restyle (a declutter keeps what it keeps in its own mask)."""
+        return any(run.style.mode == "restyle" for run in self.runs_for(item))
 
     # -- reading ------------------------------------------------------------------------------
     def runs_for(self, item: Item) -> list[StyleRun]:
@@ -241,34 +246,40 @@ class Runner:
     def retry(self, frames: list[Frame], run: StyleRun) -> None:
         """Render again, with a new seed derived from the job (and its variation), every result below the
         style's quality threshold, up to --retries times; keep the best attempt. Retries are timed into
-        generate and validate, so they count in time and cost."""
+        generate and validate, so they count in time and cost. A declutter's results are first checked with the
+        run's own detector, segmenter and scene models (one that left objects scores 0, and its retry grows the
+        removal mask a step and fills it again before generating)."""
+        check = run.checker(dict(self.shared))  # None for a restyle
+        if check is not None:
+            self.run_stage("validate", lambda live: self.validator.judge(live, check), frames)
         for frame in frames:
             if frame.ok and frame.quality is not None:
-                frame.attempts = [{"seed": frame.seed, "score": frame.quality, **frame.quality_parts}]
+                frame.attempts = [attempt_json(frame)]
         for attempt in range(1, self.config.options.retries + 1):
             low = [f for f in frames if f.ok and f.quality is not None and f.quality < run.threshold]
             low = [f for f in low if not little_left(f.keep)]  # next to nothing to change: no retry can help
             if not low:
                 return
-            best = {id(f): (f.quality, f.quality_parts, f.result, f.seed, f.fidelity) for f in low}
+            best = {id(f): attempt_state(f) for f in low}
             for frame in low:
                 frame.seed = retry_seed(self.config.options.seed, frame.item, frame.variation, attempt)
             self.on_event("stage", frames=low, stage=f"retry {attempt}")
             try:
+                run.regrow(low, self.stack.device)  # a declutter's larger mask, filled again
                 with timed(low, "generate", self.stack.device):
                     run.generator(low)
                     if self.compositor:
                         self.compositor(low)
                 with timed(low, "validate", self.stack.device):
-                    self.validator(low)
+                    self.validator.judge(self.validator(low), check)
             except Exception as exc:  # noqa: BLE001 - a failed retry keeps the result already made, and says so
                 synchronize(self.stack.device)
                 self.retry_failed(low, best, attempt, exc)
                 continue
             for frame in low:
-                frame.attempts.append({"seed": frame.seed, "score": frame.quality, **frame.quality_parts})
-                if frame.quality < best[id(frame)][0]:
-                    frame.quality, frame.quality_parts, frame.result, frame.seed, frame.fidelity = best[id(frame)]
+                frame.attempts.append(attempt_json(frame))
+                if rank(attempt_state(frame)) < rank(best[id(frame)]):
+                    restore(frame, best[id(frame)])
 
     def retry_failed(self, frames: list[Frame], best: dict, attempt: int, exc: Exception) -> None:
         """A retry that raised: each frame keeps its best result, its metadata lists the attempt with its
@@ -276,7 +287,7 @@ class Runner:
         reason = one_line(exc)
         for frame in frames:
             frame.attempts.append({"seed": frame.seed, "error": reason})
-            frame.quality, frame.quality_parts, frame.result, frame.seed, frame.fidelity = best[id(frame)]
+            restore(frame, best[id(frame)])
         self.on_event("retry_failed", frames=frames, attempt=attempt, error=reason)
 
     # -- the loop -----------------------------------------------------------------------------

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pipeline.frames import Item
+from pipeline.frames import Frame, Item
+from pipeline.stages.timing import timed
 from styles import Style
 
 if TYPE_CHECKING:
@@ -25,6 +26,63 @@ class StyleRun:
     generator: Generator | PlainDiffusersGenerator
     stems: dict[Item, str]
     loras: list
+
+    @property
+    def masker(self):
+        """A declutter's RemovalMasker (its `mask` stage); None for a restyle."""
+        return dict(self.prepare).get("mask")
+
+    def checker(self, stages: dict):
+        """A declutter's DeclutterCheck with the run's own models (`stages`: the runner's shared stages by name:
+        its detector, segmenter and scene segmenter); None for a restyle, or without a detector."""
+        if self.masker is None or stages.get("detect") is None:
+            return None
+        from pipeline.stages.declutter_check import DeclutterCheck
+
+        return DeclutterCheck(self.masker, stages["detect"], stages.get("segment"), stages.get("scene"))
+
+    def regrow(self, frames: list[Frame], device=None) -> None:
+        """A declutter's retry of results that left objects: each one's removal mask grown a step (never into what
+        it keeps), then the stages after the mask again (LaMa's fill of the larger hole, the edges blank over it),
+        timed as theirs. A result that only scored low keeps its mask; nothing for a restyle."""
+        masker = self.masker
+        left = [f for f in frames if f.ok and f.fidelity.get("objects_left")]
+        if masker is None or not left:
+            return
+        from pipeline.stages.declutter_check import grow_removal
+
+        for frame in left:
+            grow_removal(frame, masker)
+        names = [name for name, _ in self.prepare]
+        for name, stage in self.prepare[names.index("mask") + 1 :]:
+            live = [f for f in left if f.ok]
+            with timed(live, name, device):
+                stage(live)
+
+
+# What one attempt made: a retry that does worse gives these back (a declutter's larger mask and its fill too).
+ATTEMPT = ("quality", "quality_parts", "result", "seed", "fidelity", "removal", "start", "edges", "lines")
+
+
+def attempt_state(frame: Frame) -> dict:
+    return {name: getattr(frame, name) for name in ATTEMPT}
+
+
+def restore(frame: Frame, state: dict) -> None:
+    for name, value in state.items():
+        setattr(frame, name, value)
+
+
+def rank(state: dict) -> tuple[float, int]:
+    """How good an attempt is: its score, then (a declutter's, all failing at 0) fewer objects left."""
+    return state["quality"], -int(state["fidelity"].get("objects_left") or 0)
+
+
+def attempt_json(frame: Frame) -> dict:
+    """One attempt as the metadata lists it: seed, score, parts; a declutter's objects left and removed area."""
+    left = frame.fidelity.get("objects_left")
+    declutter = {} if left is None else {"objects_left": left, "removed_area": round(float(frame.removal.mean()), 4)}
+    return {"seed": frame.seed, "score": frame.quality, **frame.quality_parts, **declutter}
 
 
 def style_run(config, stack, style: Style, settings, generator) -> StyleRun:

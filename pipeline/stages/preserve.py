@@ -113,11 +113,14 @@ def share_text(share: float) -> str:
 class Preserver:
     """Sets each frame's keep mask from its detected objects (by label) or from a user's mask file."""
 
-    def __init__(self, labels: set[str], mask_dir: Path | None, grow: int = 6, feather: int = 8):
+    def __init__(self, labels: set[str], mask_dir: Path | None, grow: int = 6, feather: int = 8, restyles=None):
+        """`restyles(item)`: whether a photo is restyled at all (a declutter keeps what it keeps in its own mask,
+        `stages.removal`); every photo is, by default."""
         self.labels = labels
         self.mask_dir = mask_dir
         self.grow = grow
         self.feather = feather
+        self.restyles = restyles or (lambda item: True)
 
     @property
     def active(self) -> bool:
@@ -125,7 +128,7 @@ class Preserver:
 
     def __call__(self, frames: list[Frame]) -> list[Frame]:
         for frame in frames:
-            if frame.ok:
+            if frame.ok and self.restyles(frame.item):
                 self.apply(frame)
         return frames
 

@@ -253,16 +253,14 @@ class RemovalMasker:
         """One frame's removal mask: what goes, less what is kept, grown, the kept regions never entered."""
         width, height = frame.image.size
         shape = (height, width)
-        job = frame.item.job
-        preserve = job.preserve if job is not None and job.preserve is not None else self.preserve
+        preserve, remove, kept_names = self.choices(frame)
         held = self.held_names(preserve)
-        kept_names = self.table.kept_names(frame.room, self.remove) | held
         for obj in frame.objects:
             obj.kept = obj.label in held
-        keep, pieces = self.sort_objects(frame.objects, shape, kept_names)
+        keep, pieces = self.sort_objects(frame.objects, shape, kept_names, remove)
         scene = scene_at(frame.scene, shape)
         if scene is not None:
-            scene_keep, scene_pieces = self.sort_scene(scene, kept_names, room_parts(preserve))
+            scene_keep, scene_pieces = self.sort_scene(scene, kept_names, room_parts(preserve), remove)
             keep |= scene_keep
             for label, pixels in scene_pieces.items():
                 pieces[label] = pieces.get(label, False) | pixels
@@ -284,27 +282,35 @@ class RemovalMasker:
         frame.keep = keep.astype(np.float32) if keep.any() else None  # never changed, not even by the seam
         frame.removed = sorted(taken)
         if not taken:
-            asked = f" ({describe(self.remove, self.table)})" if self.remove is not None else ""
+            asked = f" ({describe(remove, self.table)})" if remove is not None else ""
             frame.warnings.append(f"{frame.item.display}: found nothing to remove{asked}")
+
+    def choices(self, frame: Frame) -> tuple[frozenset[str], frozenset[str] | None, frozenset[str]]:
+        """What this frame's job keeps and takes out: its --preserve words, what --remove names (None: everything
+        movable; a manifest row's own come first for both), and the names kept in its room."""
+        job = frame.item.job
+        preserve = job.preserve if job is not None and job.preserve is not None else self.preserve
+        remove = job.remove if job is not None and job.remove is not None else self.remove
+        return preserve, remove, self.table.kept_names(frame.room, remove) | self.held_names(preserve)
 
     def held_names(self, preserve) -> frozenset[str]:
         """The labels --preserve keeps: each word with its kind's other names (a kept couch keeps the scene's
         sofa pixels too); parts of the room are kept by their regions (parts.part_region)."""
         held = set(preserve)
         for word in preserve:
-            held |= names_for(word, self.table) or ()
+            held |= names_for(word, self.table) or frozenset()
         return frozenset(held)
 
-    def wanted(self, label: str, detected: bool) -> bool:
+    def wanted(self, label: str, remove: frozenset[str] | None, detected: bool) -> bool:
         """Whether a label not kept goes: what --remove names, else any detection and the movable scene classes
         (a detector's label for the room itself, from a custom model, stays)."""
-        if self.remove is not None:
-            return label in self.remove
+        if remove is not None:
+            return label in remove
         if detected:
             return label not in self.table.surfaces | self.table.architecture
         return label in self.table.movable
 
-    def sort_objects(self, objects, shape, kept_names) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    def sort_objects(self, objects, shape, kept_names, remove) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """The detections' kept pixels (preserved or built in) and the pixels of each label that goes."""
         keep = np.zeros(shape, dtype=bool)
         pieces: dict[str, np.ndarray] = {}
@@ -312,11 +318,11 @@ class RemovalMasker:
             region = object_region(obj, shape)
             if obj.kept or obj.label in kept_names:
                 keep |= region
-            elif self.wanted(obj.label, detected=True):
+            elif self.wanted(obj.label, remove, detected=True):
                 pieces[obj.label] = pieces.get(obj.label, False) | region
         return keep, pieces
 
-    def sort_scene(self, scene, kept_names, parts) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    def sort_scene(self, scene, kept_names, parts, remove) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """The scene map's kept pixels (architecture, fixtures, built-ins, preserved classes and parts) and the
         pixels of each class that goes, its specks dropped."""
         labels = ade20k_labels()
@@ -329,7 +335,7 @@ class RemovalMasker:
             name, pixels = labels[index], scene == index
             if name in kept_names:
                 keep |= pixels
-            elif self.wanted(name, detected=False):
+            elif self.wanted(name, remove, detected=False):
                 pixels = drop_specks(pixels, min_pixels)
                 if pixels.any():
                     pieces[name] = pixels

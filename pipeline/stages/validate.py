@@ -22,7 +22,15 @@
   of colour channels by 0.095, the real restyle by 0.27. A result that leaves the photo (nearly) as it was
   scores 0 however well it keeps the room, and is retried like any low score.
 
-score = sanity x change x mean(structure, depth and style, those present).
+- clear (a declutter's, once `Validator.judge` has looked at its result: pipeline/stages/declutter_check.py): 0 when
+  the run's detector still finds a movable object inside what was taken out (`objects_left`), so the result fails
+  whatever else it scores; else 1 less the share of that region the scene calls movable (`movable_left`).
+
+score = sanity x change x mean(structure, depth and style, those present) [x clear].
+
+A declutter's `change` is measured against what it holds (preserve.held: everywhere but what is taken out, and its
+seam): only the removal region was meant to change; its kept ΔE over the same hold is the check's (`judge`). A
+restyle's hold is its keep mask, as before.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from PIL import Image
 from pipeline.frames import Frame
 from pipeline.stages.clip import probabilities, text_features
 from pipeline.stages.fidelity import fidelity
+from pipeline.stages.preserve import held
 
 COARSE = 64
 CHANGE_NONE, CHANGE_FULL = 0.02, 0.06  # mean absolute difference (0-1 units): untouched below, fully changed above
@@ -162,8 +171,28 @@ class Validator:
         for i, frame in enumerate(todo):
             before = np.asarray(frame.depth.convert("L")) if depths is not None and frame.depth else None
             after = depths[i] if depths is not None else None
-            frame.quality, frame.quality_parts = quality(
-                frame.image, frame.result, before, after, styles[i], frame.keep
-            )
+            hold = held(frame)  # a restyle's keep mask; a declutter's: all but what it takes out
+            frame.quality, frame.quality_parts = quality(frame.image, frame.result, before, after, styles[i], hold)
             frame.fidelity = fidelity(frame.image, frame.result, before, after, frame.keep)
         return frames
+
+    def judge(self, frames: list[Frame], check=None) -> list[Frame]:
+        """A declutter's results checked for what they left (`check`: a declutter_check.DeclutterCheck, its
+        numbers into each frame's fidelity) and scored with it (`cleared`); nothing without a check."""
+        todo = [f for f in frames if f.ok and f.result is not None and f.removal is not None and f.quality is not None]
+        if check is None or not todo:
+            return frames
+        check(todo)
+        for frame in todo:
+            frame.quality, frame.quality_parts = cleared(frame.quality, frame.quality_parts, frame.fidelity)
+        return frames
+
+
+def cleared(score: float, parts: dict[str, float], measured: dict) -> tuple[float, dict[str, float]]:
+    """A declutter's score and parts with `clear`: 0 when objects were left inside what was taken out (the result
+    fails), else 1 less the share of it the scene calls movable; unchanged when nothing was checked."""
+    left = measured.get("objects_left")
+    if left is None:
+        return score, parts
+    clear = 0.0 if left else 1.0 - float(measured.get("movable_left") or 0.0)
+    return round(score * clear, 4), {**parts, "clear": round(clear, 4)}

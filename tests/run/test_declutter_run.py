@@ -104,3 +104,16 @@ def test_what_a_mode_cannot_take_is_one_line(tiny_bundle, rooms, tmp_path, extra
     message = result.output.strip()
     assert words in message and len(message.splitlines()) == 1, message
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("extra", [["--fast"], ["--preserve", "window,door,sofa"]], ids=["fast", "preserve-parts"])
+def test_a_declutter_takes_fast_mode_and_kept_parts(tiny_bundle, rooms, tmp_path, extra):
+    """--fast runs the pass few-step; --preserve names parts of the room and objects alike."""
+    summary = restyle(tiny_bundle, rooms / "living-room-02-small.jpg", tmp_path / "out", "--mode", "declutter", *extra)
+    (record,) = summary["images"]
+    assert record["status"] == "ok", record
+    meta = json.loads((tmp_path / "out" / "living-room-02-small.empty.json").read_text())
+    if extra == ["--fast"]:
+        assert meta["settings"]["fast"]["recipe"] == "lcm" and meta["settings"]["mode"] == "declutter"
+    else:
+        assert meta["settings"]["preserve"] == ["couch", "door", "window"]
