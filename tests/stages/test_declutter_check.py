@@ -14,8 +14,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from pipeline.frames import DetectedObject, Frame, Item
-from pipeline.models.ade20k import ade20k_labels
+from pipeline.frames import Frame, Item
 from pipeline.outputs.index import COLUMNS, row
 from pipeline.outputs.records import ImageRecord
 from pipeline.outputs.report import fidelity_text
@@ -29,20 +28,9 @@ from pipeline.stages.declutter_check import (
 from pipeline.stages.preserve import Compositor
 from pipeline.stages.removal import RemovalMasker, resolve_remove
 from pipeline.stages.validate import Validator, cleared
+from tests.stages.test_removal import SIZE, found, region, scene_map
 
-SIZE = (400, 300)  # width, height
 REMOVED = (100, 60, 260, 200)  # x0, y0, x1, y1: what was taken out
-
-
-def region(box, shape=SIZE[::-1]) -> np.ndarray:
-    x0, y0, x1, y1 = box
-    mask = np.zeros(shape, dtype=bool)
-    mask[y0:y1, x0:x1] = True
-    return mask
-
-
-def found(label: str, box, masked: bool = True) -> DetectedObject:
-    return DetectedObject(label=label, confidence=0.9, box=tuple(map(float, box)), mask=region(box) if masked else None)
 
 
 def frame(room: str = "living room") -> Frame:
@@ -82,15 +70,6 @@ def test_what_the_masker_keeps_is_not_left():
     assert left([found("tv", INSIDE)], preserve={"tv"}) == 0  # --preserve tv
     assert left([found("chair", INSIDE)], remove=resolve_remove("tv")) == 0  # --remove tv: a chair stays
     assert left([found("tv", INSIDE)], remove=resolve_remove("tv")) == 1
-
-
-def scene_map(**classes) -> np.ndarray:
-    labels = ade20k_labels()
-    scene = np.full(SIZE[::-1], labels.index("wall"), dtype=np.uint8)
-    scene[200:] = labels.index("floor")
-    for name, box in classes.items():
-        scene[region(box)] = labels.index(name.replace("_", " "))
-    return scene
 
 
 def test_movable_left_is_the_share_of_the_removal_the_scene_calls_movable():

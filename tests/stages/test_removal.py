@@ -31,9 +31,10 @@ TV = (40, 60, 120, 120)  # x0, y0, x1, y1
 COUCH = (200, 150, 360, 240)
 
 
-def region(box) -> np.ndarray:
+def region(box, shape=SIZE[::-1]) -> np.ndarray:
+    """A bool mask of `shape` (the test photo's, by default) that is True over the box."""
     x0, y0, x1, y1 = box
-    mask = np.zeros(SIZE[::-1], dtype=bool)
+    mask = np.zeros(shape, dtype=bool)
     mask[y0:y1, x0:x1] = True
     return mask
 
