@@ -26,6 +26,7 @@ from pipeline.stages.preserve import held
 
 TILE = 256  # input pixels per tile side (benchmarks/upscale-cpu.json: x4plus peaks 1.1 GB above baseline in fp32)
 OVERLAP = 16  # context around a tile, cropped away after: covers what an edge changes in RRDBNet's output
+REGION_MARGIN = 8  # working-size px around what a declutter made that are enlarged with it (context, the seam)
 
 
 def output_size(
@@ -105,12 +106,38 @@ class Upscaler:
             target = tuple(int(v) for v in frame.target_size)
             if target == frame.result.size:
                 continue
-            enlarged = self.resize(frame.result.convert("RGB"), target)
             alpha = held(frame)
+            if frame.removal is not None and frame.original is not None:  # a declutter: only what it made
+                frame.result = self.enlarge_region(frame, target, alpha)
+                continue
+            enlarged = self.resize(frame.result.convert("RGB"), target)
             if alpha is not None and frame.original is not None:
                 enlarged = keep_original(enlarged, frame.original, alpha)
             frame.result = enlarged
         return frames
+
+    def enlarge_region(self, frame: Frame, target: tuple[int, int], alpha: np.ndarray | None) -> Image.Image:
+        """A declutter at a larger size: the photo itself at that size, with only the box around what was made
+        enlarged (super-resolution, then Lanczos) and blended in through the seam; nothing else of the result is
+        resampled from the working size, and an emptied corner of a 12 MP photo costs a corner's enlargement."""
+        photo = frame.original.convert("RGB")
+        if photo.size != target:
+            photo = photo.resize(target, Image.LANCZOS)
+        box = made_box(alpha, REGION_MARGIN) if alpha is not None else None
+        if box is None:  # nothing was taken out: the photo
+            return photo
+        width, height = frame.result.size
+        x0, y0, x1, y1 = box
+        big = (
+            round(x0 * target[0] / width),
+            round(y0 * target[1] / height),
+            round(x1 * target[0] / width),
+            round(y1 * target[1] / height),
+        )
+        crop = self.resize(frame.result.convert("RGB").crop(box), (big[2] - big[0], big[3] - big[1]))
+        canvas = photo.copy()
+        canvas.paste(crop, big[:2])
+        return keep_original(canvas, photo, alpha)
 
     def resize(self, image: Image.Image, size: tuple[int, int]) -> Image.Image:
         """`image` at exactly `size`: through the network when it enlarges, then Lanczos; Lanczos alone when
@@ -141,6 +168,22 @@ class Upscaler:
                     rgb = core.float().mul(255.0).round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0)
                     out[y0 * scale : y1 * scale, x0 * scale : x1 * scale] = rgb.cpu().numpy()
         return Image.fromarray(out)
+
+
+def made_box(alpha: np.ndarray, margin: int) -> tuple[int, int, int, int] | None:
+    """The box (x0, y0, x1, y1) around the pixels a result made (`alpha` below 1), `margin` px wider on every side
+    (context for the super-resolution's tiles, and room for the seam's enlarged edge); None when it made none."""
+    made = np.asarray(alpha) < 1.0
+    rows, cols = np.flatnonzero(made.any(axis=1)), np.flatnonzero(made.any(axis=0))
+    if rows.size == 0:
+        return None
+    height, width = made.shape
+    return (
+        max(int(cols[0]) - margin, 0),
+        max(int(rows[0]) - margin, 0),
+        min(int(cols[-1]) + 1 + margin, width),
+        min(int(rows[-1]) + 1 + margin, height),
+    )
 
 
 def keep_original(result: Image.Image, original: Image.Image, keep: np.ndarray) -> Image.Image:

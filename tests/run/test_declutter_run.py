@@ -117,3 +117,29 @@ def test_a_declutter_takes_fast_mode_and_kept_parts(tiny_bundle, rooms, tmp_path
         assert meta["settings"]["fast"]["recipe"] == "lcm" and meta["settings"]["mode"] == "declutter"
     else:
         assert meta["settings"]["preserve"] == ["couch", "door", "window"]
+
+
+def test_at_a_larger_size_only_what_was_made_is_enlarged(monkeypatch):
+    """A declutter at the photo's own size: the enlarging (super-resolution, Lanczos) sees only the box around
+    what was made; the rest is the full-size photo itself."""
+    from pipeline.frames import Frame, Item
+    from pipeline.stages.upscale import Upscaler
+
+    rng = np.random.default_rng(0)
+    photo = Image.fromarray(rng.integers(0, 255, (384, 512, 3), dtype=np.uint8))
+    frame = Frame(Item("a.jpg", None, "."), seed=0, image=photo.resize((128, 96)))
+    frame.removal = np.zeros((96, 128), bool)
+    frame.removal[40:50, 80:90] = True
+    frame.result = Image.fromarray(rng.integers(0, 255, (96, 128, 3), dtype=np.uint8))
+    frame.original, frame.target_size = photo, photo.size
+    seen = []
+    real = Upscaler.resize
+    monkeypatch.setattr(
+        Upscaler, "resize", lambda self, image, size: seen.append(image.size) or real(self, image, size)
+    )
+    Upscaler()([frame])
+    assert seen and all(w < 64 and h < 64 for w, h in seen), seen  # the box around it, not the whole result
+    result, original = np.asarray(frame.result), np.asarray(photo)
+    assert result.shape == original.shape
+    assert np.array_equal(result[:56], original[:56]) and np.array_equal(result[:, :200], original[:, :200])
+    assert np.abs(result[160:200, 320:360].astype(int) - original[160:200, 320:360]).mean() > 10
