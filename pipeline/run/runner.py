@@ -236,22 +236,24 @@ class Runner:
             self.run_stage("generate", run.generator, frames)
             if self.compositor:
                 self.run_stage("compose", self.compositor, frames)
-            self.run_stage("validate", self.validator, frames)
+            self.run_stage("validate", lambda live, run=run: self.validate(live, run), frames)
             self.retry(frames, run)
             if self.upscaler is not None:
                 self.run_stage("upscale", self.upscaler, frames)
             out += [(job, run) for job in jobs]
         return out
 
+    def validate(self, frames: list[Frame], run: StyleRun) -> list[Frame]:
+        """Each result scored; a declutter's checked too, with the run's own detector, segmenter and scene models,
+        for what it left (one that left objects scores 0)."""
+        check = run.checker(dict(self.shared))  # None for a restyle
+        return self.validator.judge(self.validator(frames), check)
+
     def retry(self, frames: list[Frame], run: StyleRun) -> None:
         """Render again, with a new seed derived from the job (and its variation), every result below the
         style's quality threshold, up to --retries times; keep the best attempt. Retries are timed into
-        generate and validate, so they count in time and cost. A declutter's results are first checked with the
-        run's own detector, segmenter and scene models (one that left objects scores 0, and its retry grows the
-        removal mask a step and fills it again before generating)."""
-        check = run.checker(dict(self.shared))  # None for a restyle
-        if check is not None:
-            self.run_stage("validate", lambda live: self.validator.judge(live, check), frames)
+        generate and validate, so they count in time and cost. A declutter's retry of a result that left objects
+        grows the removal mask a step and fills it again before generating."""
         for frame in frames:
             if frame.ok and frame.quality is not None:
                 frame.attempts = [attempt_json(frame)]
@@ -271,7 +273,7 @@ class Runner:
                     if self.compositor:
                         self.compositor(low)
                 with timed(low, "validate", self.stack.device):
-                    self.validator.judge(self.validator(low), check)
+                    self.validate(low, run)
             except Exception as exc:  # noqa: BLE001 - a failed retry keeps the result already made, and says so
                 synchronize(self.stack.device)
                 self.retry_failed(low, best, attempt, exc)

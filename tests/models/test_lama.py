@@ -26,6 +26,7 @@ from pipeline.models.load import load_stack
 from pipeline.models.loaders import WeightLoaders, load_generator
 from pipeline.models.placement import LoadOptions
 from pipeline.models.presets import bundle, hub_parts, sd15
+from tests.cli.test_doctor import empty_caches, fake_hub_cache  # noqa: F401 - fixture used by name
 
 CPU = torch.device("cpu")
 DECLUTTER = ("controlnet inpaint", "lama")
@@ -167,7 +168,7 @@ def test_random_sd15_builds_lama_and_the_inpaint_controlnet():
     assert held_controls(pipe) == CONTROLS and len({id(net) for net in pipe.controlnet.nets}) == 4
 
 
-def test_sd15_names_big_lama_and_the_v11_inpaint_controlnet(empty_caches):
+def test_sd15_names_big_lama_and_the_v11_inpaint_controlnet(empty_caches):  # noqa: F811
     spec = sd15()
     assert spec.controlnet_inpaint == "lllyasviel/control_v11p_sd15_inpaint"
     assert hub_parts(spec.lama) == ("signature-ai/big-lama", "big-lama.pt")
@@ -178,16 +179,16 @@ def test_sd15_names_big_lama_and_the_v11_inpaint_controlnet(empty_caches):
     message = declutter_missing(spec, stock)
     assert len(message.splitlines()) == 1 and "`modomo models download sd15 --declutter`" in message
     assert "lllyasviel/control_v11p_sd15_inpaint" in message and "signature-ai/big-lama/big-lama.pt" in message
-    fake_hub_file(empty_caches, spec.lama.removeprefix("hub:"))
+    fake_hub_cache(empty_caches, *hub_parts(spec.lama))
     message = declutter_missing(spec, inventory(spec))
     assert "controlnet inpaint (" in message and "lama (" not in message  # only what is missing
     for name in ("config.json", "diffusion_pytorch_model.safetensors"):
-        fake_hub_file(empty_caches, f"{spec.controlnet_inpaint}/{name}")
+        fake_hub_cache(empty_caches, spec.controlnet_inpaint, name)
     stock = inventory(spec)
     assert all(stock.has(role) for role in DECLUTTER) and declutter_missing(spec, stock) is None
 
 
-def test_doctor_and_models_list_show_them_as_optional(empty_caches):
+def test_doctor_and_models_list_show_them_as_optional(empty_caches):  # noqa: F811
     from modomo_cli.app import app
 
     result = CliRunner().invoke(app, ["doctor", "--json"])
@@ -201,7 +202,7 @@ def test_doctor_and_models_list_show_them_as_optional(empty_caches):
     assert listed["controlnet inpaint"]["id"] == "lllyasviel/control_v11p_sd15_inpaint"
 
 
-def test_download_declutter_fetches_both_and_fails_in_one_line(empty_caches, monkeypatch):
+def test_download_declutter_fetches_both_and_fails_in_one_line(empty_caches, monkeypatch):  # noqa: F811
     import huggingface_hub
 
     from modomo_cli.app import app
@@ -225,25 +226,3 @@ def test_download_declutter_fetches_both_and_fails_in_one_line(empty_caches, mon
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines[-1].startswith("error: cannot download lllyasviel/control_v11p_sd15_inpaint")
     assert "Traceback" not in result.output
-
-
-@pytest.fixture
-def empty_caches(tmp_path, monkeypatch):
-    """An empty Hugging Face cache and working folder; the cache's root."""
-    import huggingface_hub.constants
-
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
-    monkeypatch.chdir(tmp_path)
-    return tmp_path / "hf"
-
-
-def fake_hub_file(home: Path, name: str) -> None:
-    """REPO/FILE in the Hugging Face cache's layout, as a download leaves it."""
-    repo, filename = hub_parts(name)
-    folder = home / "hub" / ("models--" + repo.replace("/", "--"))
-    (folder / "refs").mkdir(parents=True, exist_ok=True)
-    (folder / "refs" / "main").write_text("0" * 40)
-    target = folder / "snapshots" / ("0" * 40) / filename
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(b"weights")
