@@ -12,7 +12,6 @@ time nothing.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -20,6 +19,7 @@ import numpy as np
 
 from pipeline.config import RunConfig
 from pipeline.frames import Frame
+from pipeline.run.owners import content_digest as digest
 
 # The declutter's own stages (style_run.declutter_stages, then the pass and its compose), and the shared stages
 # it needs (the scene map is part of the removal mask), in the order they run.
@@ -36,10 +36,6 @@ class Given:
     removal: str
     start: str
     area: float  # the share of the photo the mask takes out
-
-
-def digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()[:16]
 
 
 def given(frame: Frame) -> Given:
