@@ -60,7 +60,8 @@ def test_the_estimate_is_the_flops_over_the_measured_peak(talked):
 
 def test_each_ratio_line_reads_one_way_and_the_way_the_figures_say(talked):
     summary, lines = talked
-    ratios = [line for line in lines if line.startswith("vs diffusers  ") and "than plain" in line]
+    # the generate and whole-run lines ("as fast as" when a ratio rounds to 1.00, as on a busy machine it may)
+    ratios = [line for line in lines if line.startswith(("vs diffusers  generate ", "vs diffusers  whole run "))]
     assert len(ratios) == 2
     base = summary["diffusers"]
     for line, time_ratio in zip(ratios, (base["generate_ratio"], 1 / base["speedup_images_per_second"]), strict=True):
