@@ -136,8 +136,9 @@ TRANSFORM = {
         option(
             DESIGN,
             "--mode",
-            help="restyle (default: a style over the room) or declutter (empty the room: furniture and clutter "
-            "taken out, walls, floor, windows and doors kept; results named `empty`).",
+            help="restyle (default: a style over the room), declutter (empty the room: furniture and clutter "
+            "taken out, walls, floor, windows and doors kept; results named `empty`) or stage (furnish an empty "
+            "room in --style, on its floor, its windows and doors kept; results named as the style's).",
         ),
     ),
     "remove": (

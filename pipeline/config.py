@@ -11,16 +11,12 @@ from typing import Any
 
 from pipeline.errors import UsageError
 from pipeline.models.controls import CONTROLS, DEFAULT_CONTROLS
-from pipeline.options import TransformOptions
+from pipeline.options import TransformOptions, check_output_size, format_name
 from pipeline.stages.settings import GenerateSettings, SpeedOptions, with_fidelity
 from styles import AUTO_ROOM, FIDELITY, MAX_REF_SCALE, ROOMS, Style, room_name
 from styles.choice import check_distinct, check_mode, chosen_styles
 
-FORMATS = ("png", "jpeg", "webp")
-FORMAT_ALIASES = {"jpg": "jpeg"}
 MAX_VARIATIONS = 16
-OUTPUT_SIZES = ("working", "original")
-MAX_OUTPUT_SIDE = 16384
 
 
 def settings_hash(settings: dict) -> str:
@@ -161,7 +157,7 @@ class RunConfig:
             "dtype": self.precision or self.options.dtype,
             "fast": self.recipe,
             "controls": self.controls_used,
-            "segmenter": self.keeps_parts or self.declutters,
+            "segmenter": self.keeps_parts or self.inpaints,
             "style_ref": self.uses_references,
             "lama": self.declutters,
         }
@@ -178,6 +174,12 @@ class RunConfig:
         """Whether some job of the run empties its room (--mode declutter): LaMa, the inpaint ControlNet and the
         scene segmentation load."""
         return any(s.mode == "declutter" for s in [*self.styles, *self.job_styles])
+
+    @property
+    def inpaints(self) -> bool:
+        """Whether some job of the run paints into a region of its photo (a declutter, a staging): the scene
+        segmentation loads and the compositor puts the photo back around the region."""
+        return any(s.mode != "restyle" for s in [*self.styles, *self.job_styles])
 
     @property
     def keeps_parts(self) -> bool:
@@ -273,6 +275,9 @@ class RunConfig:
         hashes of results already made, stay as they were): the mode, how far the pass goes, what it takes out."""
         if style.mode == "restyle":
             return {}
+        if style.mode == "stage":
+            second = style.staging.second_strength if style.staging.second_pass else None
+            return {"mode": style.mode, "strength": style.strength, "second_pass": second}
         taken = sorted(self.remove_labels) if self.remove_labels is not None else "movable"
         return {"mode": style.mode, "strength": style.strength, "remove": taken}
 
@@ -427,24 +432,3 @@ def run_recipe(asked: str | None, styles) -> str | None:
     if len(recipes) > 1:
         raise UsageError(f"the styles name different fast recipes ({', '.join(sorted(recipes))}); pass --fast-recipe")
     return recipes.pop() if recipes else DEFAULT_RECIPE
-
-
-def format_name(value: str) -> str:
-    """--format in any case, jpg meaning jpeg; a usage error for any other."""
-    text = str(value).strip().lower()
-    text = FORMAT_ALIASES.get(text, text)
-    if text not in FORMATS:
-        raise UsageError(f"--format {value!r}: choose one of {', '.join(FORMATS)} (or jpg)")
-    return text
-
-
-def check_output_size(value: str) -> str:
-    """--output-size: working, original, or a long side in pixels; a usage error otherwise."""
-    text = str(value).strip().lower()
-    if text in OUTPUT_SIZES:
-        return text
-    if text.isdigit() and 64 <= int(text) <= MAX_OUTPUT_SIDE:
-        return str(int(text))
-    raise UsageError(
-        f"--output-size {value!r}: choose working, original, or a long side in pixels (64 to {MAX_OUTPUT_SIDE})"
-    )

@@ -161,6 +161,17 @@ class Frame:
     removal: np.ndarray | None = None  # bool H x W (--mode declutter): what is taken out, grown over contact shadows
     removed: list[str] = field(default_factory=list)  # the labels taken out (detections and scene classes), sorted
     start: Image.Image | None = None  # the refine pass's starting picture: the photo, LaMa's fill inside `removal`
+    region: np.ndarray | None = None  # bool H x W (--mode stage): where furniture may go (pipeline.stages.staging)
+    added: np.ndarray | None = None  # bool H x W: the furniture a staging's first pass added (its second pass's mask)
+
+    @property
+    def changes(self) -> np.ndarray | None:
+        """Bool H x W: what the pass about to run, or the last one, may change: a staging's added furniture (its
+        second pass), else its region, else a declutter's removal; None for a restyle."""
+        for mask in (self.added, self.region, self.removal):
+            if mask is not None:
+                return mask
+        return None
 
     @property
     def ok(self) -> bool:
@@ -170,7 +181,7 @@ class Frame:
         """Let go of the frame's pictures once its job is written (memory stays flat over a long run); what it
         measured stays."""
         self.image = self.result = self.depth = self.edges = self.lines = self.original = self.source = None
-        self.scene = self.removal = self.start = None
+        self.scene = self.removal = self.start = self.region = self.added = None
 
     def fail(self, reason: str) -> None:
         """Mark the frame failed with a one-line reason; later stages skip it."""

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from pipeline.errors import UsageError
+
 # Defaults shared by `transform` and `bench` where an option means the same in both.
 DEFAULT_SIZE = 768
 DEFAULT_SEED = 0
@@ -173,3 +175,30 @@ class BenchCommandOptions:
 def field_names(options_type: type) -> list[str]:
     """The option names of an options type, in declaration order (the command's parameter names)."""
     return [f.name for f in fields(options_type)]
+
+
+FORMATS = ("png", "jpeg", "webp")
+FORMAT_ALIASES = {"jpg": "jpeg"}
+OUTPUT_SIZES = ("working", "original")
+MAX_OUTPUT_SIDE = 16384
+
+
+def format_name(value: str) -> str:
+    """--format in any case, jpg meaning jpeg; a usage error for any other."""
+    text = str(value).strip().lower()
+    text = FORMAT_ALIASES.get(text, text)
+    if text not in FORMATS:
+        raise UsageError(f"--format {value!r}: choose one of {', '.join(FORMATS)} (or jpg)")
+    return text
+
+
+def check_output_size(value: str) -> str:
+    """--output-size: working, original, or a long side in pixels; a usage error otherwise."""
+    text = str(value).strip().lower()
+    if text in OUTPUT_SIZES:
+        return text
+    if text.isdigit() and 64 <= int(text) <= MAX_OUTPUT_SIDE:
+        return str(int(text))
+    raise UsageError(
+        f"--output-size {value!r}: choose working, original, or a long side in pixels (64 to {MAX_OUTPUT_SIDE})"
+    )

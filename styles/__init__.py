@@ -4,82 +4,46 @@ from __future__ import annotations
 
 import difflib
 import tomllib
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from pipeline.errors import UsageError
+from styles.recipe import (
+    DEFAULT_MIN_LINE,
+    DEFAULT_MIN_QUALITY,
+    ControlSettings,
+    FastSettings,
+    Staging,
+    Style,
+    StyleError,
+    control_settings,
+    number,
+)
 from styles.rooms import AUTO_ROOM, ROOM_ALIASES, ROOM_TEMPLATE, ROOMS, ROOMS_FILE, room_name
+from styles.staging import furniture_words
 
-__all__ = ["AUTO_ROOM", "ROOMS", "ROOMS_FILE", "ROOM_ALIASES", "ROOM_TEMPLATE", "room_name"]
+__all__ = [
+    "AUTO_ROOM",
+    "DEFAULT_MIN_LINE",
+    "DEFAULT_MIN_QUALITY",
+    "ROOMS",
+    "ROOMS_FILE",
+    "ROOM_ALIASES",
+    "ROOM_TEMPLATE",
+    "ControlSettings",
+    "FastSettings",
+    "Staging",
+    "Style",
+    "StyleError",
+    "room_name",
+]
 
 STYLE_DIR = Path(__file__).resolve().parent
-DEFAULT_MIN_QUALITY = 0.2  # above what an unrelated room scores (~0.1), below a kept layout (README: Quality)
-DEFAULT_MIN_LINE = 0.04  # [controls.lines] min_length: segments shorter than 4 % of the long side are dropped
 MAX_REF_SCALE = 1.5  # --style-ref-scale / `style_ref_scale`: beyond this the reference drowns the prompt
 FIDELITY = ("loose", "balanced", "strict")  # --fidelity / `fidelity = ...`: pipeline.stages.settings.with_fidelity
 PHOTO_KINDS = ("input", "depth", "masks")  # a photo's own files, `<photo>.<kind>.<ext>`: no style takes these names
-MODE_DIR = STYLE_DIR / "modes"  # the recipes of the modes that are not restyles (declutter), one TOML per mode
-MODES = ("restyle", "declutter")  # --mode: restyle (a style), declutter (empty the room: results named `empty`)
-
-
-class StyleError(UsageError):
-    """A style that is missing or malformed; the message names the file and field."""
-
-
-@dataclass(frozen=True)
-class ControlSettings:
-    """How strongly one ControlNet steers, and over which share of the steps."""
-
-    scale: float
-    start: float
-    end: float
-
-
-@dataclass(frozen=True)
-class FastSettings:
-    """A style's fast mode: whether it runs fast by default, and what it changes when it does ([fast])."""
-
-    enabled: bool = False
-    recipe: str | None = None
-    steps: int | None = None
-    guidance_scale: float | None = None
-    depth: ControlSettings | None = None  # lighter control for few-step models
-    canny: ControlSettings | None = None
-    lines: ControlSettings | None = None
-
-
-@dataclass(frozen=True)
-class Style:
-    """A restyling recipe: prompts, sampler settings, ControlNet settings, Canny thresholds."""
-
-    name: str
-    description: str
-    prompt: str
-    negative_prompt: str
-    guidance_scale: float
-    steps: int
-    depth: ControlSettings
-    canny: ControlSettings
-    canny_low: int
-    canny_high: int
-    source: str
-    min_quality: float = DEFAULT_MIN_QUALITY
-    loras: tuple = ()  # pipeline.models.lora.Lora, applied to this style's results
-    checkpoint: str | None = None  # a single-file SD1.5 fine-tune this style is meant for
-    variations: int | None = None  # results per photo (`variations = N`); --variations overrides it
-    fast: FastSettings = FastSettings()  # `fast = true`, or a [fast] table of overrides
-    disclose: str | None = None  # a visible label on every result (`disclose = "Virtually staged"`)
-    lines: ControlSettings | None = None  # the straight-line (MLSD) control, when the style uses it
-    lines_min_length: float = DEFAULT_MIN_LINE  # shortest segment kept, as a share of the photo's long side
-    fidelity: str | None = None  # how much may change: loose, balanced, strict (`fidelity = "strict"`)
-    style_ref: str | None = None  # a reference photo for the look (`style_ref = "hero.jpg"`, relative to the file)
-    style_ref_scale: float | None = None  # how strongly it steers (`style_ref_scale = 0.6`)
-    mode: str = "restyle"  # what its results are: a restyle, or a mode's own (styles/modes/: declutter)
-    strength: float = 1.0  # how far from the starting picture the sampler goes (1: from noise, as a restyle)
-    inpaint: ControlSettings | None = None  # the inpaint ControlNet (a mode's recipe only)
-
-    def prompt_for(self, room: str) -> str:
-        return self.prompt.format(room=room)
+MODE_DIR = STYLE_DIR / "modes"  # the recipes of the modes that are not restyles (declutter, stage), one TOML each
+MODES = ("restyle", "declutter", "stage")  # --mode: restyle, declutter (results named `empty`), stage (furnish)
 
 
 def did_you_mean(name: str | None) -> str:
@@ -145,6 +109,7 @@ KEYS = {  # the keys each table of a style file may hold, by the table's dotted 
         "style_ref",
         "style_ref_scale",
         "extends",
+        "stage",
     ),
     "controls": ("depth", "canny", "lines"),
     "controls.depth": CONTROL_KEYS,
@@ -287,6 +252,7 @@ def parse_style(data: dict, file: Path) -> Style:
         style_ref_scale=_optional(data, "style_ref_scale", file, 0.0, MAX_REF_SCALE, None),
         strength=_optional(data, "strength", file, 0.05, 1.0, 1.0),
         inpaint=base.get("inpaint"),
+        furniture=furniture_words(data["stage"], file, "stage") if "stage" in data else (),
     )
 
 
@@ -334,7 +300,7 @@ def min_line(lines: dict | None, file: Path) -> float:
     """[controls.lines] min_length: the shortest line segment kept, as a share of the long side."""
     if lines is None or "min_length" not in lines:
         return DEFAULT_MIN_LINE
-    return float(_number(lines, "min_length", "controls.lines.", file, 0.0, 1.0))
+    return float(number(lines, "min_length", "controls.lines.", file, 0.0, 1.0))
 
 
 def check_prompt(prompt: str, file: Path) -> str:
@@ -360,32 +326,7 @@ def parse_fidelity(data: dict, file: Path) -> str | None:
 
 def _optional(data: dict, key: str, file: Path, low: float, high: float, default: float | None) -> float | None:
     """A top-level number a style file may leave out (`default` then), else checked to be within its range."""
-    return float(_number(data, key, "", file, low, high)) if key in data else default
-
-
-def _number(table: dict, key: str, where: str, file: Path, low: float, high: float, kind=(int, float)) -> float:
-    if key not in table:
-        raise StyleError(f"{file}: missing field '{where}{key}'")
-    value = table[key]
-    if isinstance(value, bool) or not isinstance(value, kind):
-        names = kind.__name__ if isinstance(kind, type) else "a number"
-        raise StyleError(f"{file}: field '{where}{key}' must be {names}, got {value!r}")
-    if not low <= value <= high:
-        raise StyleError(f"{file}: field '{where}{key}' must be between {low} and {high}, got {value}")
-    return value
-
-
-def control_settings(table: dict, where: str, file: Path, base: ControlSettings | None = None) -> ControlSettings:
-    """One ControlNet's scale and window; with `base`, missing keys keep the base's (a [fast] override)."""
-    values = {}
-    for key, high in (("scale", 2.0), ("start", 1.0), ("end", 1.0)):
-        if key in table or base is None:
-            values[key] = float(_number(table, key, where, file, 0.0, high))
-        else:
-            values[key] = getattr(base, key)
-    if values["end"] < values["start"]:
-        raise StyleError(f"{file}: field '{where}end' ({values['end']}) is before '{where}start' ({values['start']})")
-    return ControlSettings(values["scale"], values["start"], values["end"])
+    return float(number(data, key, "", file, low, high)) if key in data else default
 
 
 def parse_fast(data: dict, file: Path, base: dict[str, ControlSettings]) -> FastSettings:
@@ -406,8 +347,8 @@ def parse_fast(data: dict, file: Path, base: dict[str, ControlSettings]) -> Fast
     return FastSettings(
         enabled=bool(value.get("enabled", False)),
         recipe=recipe,
-        steps=int(_number(value, "steps", "fast.", file, 1, 50, int)) if "steps" in value else None,
-        guidance_scale=float(_number(value, "guidance_scale", "fast.", file, 1.0, 30.0))
+        steps=int(number(value, "steps", "fast.", file, 1, 50, int)) if "steps" in value else None,
+        guidance_scale=float(number(value, "guidance_scale", "fast.", file, 1.0, 30.0))
         if "guidance_scale" in value
         else None,
         **{name: fast_control(controls, name, file, base) for name in ("depth", "canny", "lines") if name in controls},

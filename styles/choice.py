@@ -11,11 +11,21 @@ from styles import MODES, STYLE_DIR, Style, load_mode, load_style, style_name
 
 
 def chosen_styles(options: TransformOptions) -> list[Style]:
-    """The run's styles: --style's built-ins (any case), then each --style-file's own, in the order given; a mode
-    other than restyle, its own recipe (declutter: `empty`)."""
+    """The run's styles: --style's built-ins (any case), then each --style-file's own, in the order given; a
+    staging of each (--mode stage); a declutter's own recipe (`empty`)."""
     mode = check_mode(options)
-    if mode != "restyle":
+    if mode == "declutter":
         return [load_mode(mode)]
+    styles = restyles(options)
+    if mode == "stage":
+        from styles.staging import staged
+
+        return [staged(style) for style in styles]
+    return styles
+
+
+def restyles(options: TransformOptions) -> list[Style]:
+    """--style's built-ins (any case), then each --style-file's own, in the order given."""
     files = [load_style(path=path) for path in options.style_file or []]
     by_name = {style.name.lower(): style for style in files}
     for name in options.styles:

@@ -102,6 +102,18 @@ def tiny_bundle() -> Path:
     return Path(tiny().sd).parent
 
 
+@pytest.fixture(scope="session")
+def floor_bundle(tiny_bundle, rooms, tmp_path_factory) -> Path:
+    """The tiny bundle whose scene segmentation knows where the test rooms' floor is (tests/floor_segmenter.py):
+    what --mode stage needs to find a region to furnish."""
+    from PIL import Image
+
+    from tests.floor_segmenter import floor_bundle
+
+    photos = [Image.open(rooms / name) for name in ("living-room-01.jpg", "living-room-02-small.jpg")]
+    return floor_bundle(tiny_bundle, tmp_path_factory.mktemp("floor-bundle"), photos)
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "fresh_models: the test's runs load their models afresh (tests about loading)")
 

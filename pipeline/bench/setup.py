@@ -52,6 +52,10 @@ def bench_mode(o: BenchCommandOptions) -> str:
     """The mode the bench times, read as transform reads it (--mode, else declutter with --remove, else restyle);
     in a declutter, what the bench cannot time there is a one-line usage error."""
     mode = TransformOptions(mode=o.mode, remove=o.remove).chosen_mode
+    if mode == "stage":
+        raise UsageError(
+            "--mode stage: the bench times restyles and declutters; a staging's stage table is in transform's summary"
+        )
     if mode == "declutter":
         for name, (flag, why) in DECLUTTER_REFUSES.items():
             if getattr(o, name):

@@ -6,10 +6,10 @@ prompt), `negative_prompt` (words added to the style's negative prompt), `seed`,
 (a keep mask, relative to the manifest's folder), `name` (the output name without extension),
 `variations` (results per job), `style_ref` (a reference photo for the look, relative to the
 manifest's folder, absolute or r2://), `set` (a room set: its rows share a seed and follow the set's
-first row's result), `mode` (restyle or declutter: a declutter row leaves `style` blank, its result is named
-`empty`), `remove` (what a declutter row takes out; implies declutter). An empty cell takes the command's
-option. A job's identity is its row's content, not its position: editing a row redoes that row alone, and the
-same photo on two rows is two jobs.
+first row's result), `mode` (restyle, declutter or stage: a declutter row leaves `style` blank, its result is
+named `empty`; a stage row furnishes the room in its style), `remove` (what a declutter row takes out; implies
+declutter). An empty cell takes the command's option. A job's identity is its row's content, not its position:
+editing a row redoes that row alone, and the same photo on two rows is two jobs.
 
 A file that cannot be read, a missing `input` column, an unknown column or a row naming an unknown
 style is a usage error before any model loads; any other bad row fails its job alone with "manifest

@@ -8,7 +8,7 @@ wrote it. The CSV is meant for spreadsheets:
 UTF-8 with a byte-order mark, every text cell quoted, and a cell that a spreadsheet would run as a
 formula (starting with =, +, -, @, a tab or a carriage return) prefixed with a quote. Columns are only ever
 added at the end (`set`, `style_ref`, `original_url`, then a declutter's `objects_left`, `movable_left` and
-`seam_delta_e` came last), so a sheet that reads them by position keeps working.
+`seam_delta_e`, then `mode` came last), so a sheet that reads them by position keeps working.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ COLUMNS = (
     "objects_left",
     "movable_left",
     "seam_delta_e",
+    "mode",
 )
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -123,6 +124,7 @@ def row(job: ImageRecord, variation: dict | None) -> dict:
         "style_ref": job.reference.get("source"),
         "original_url": job.urls.get("original_url"),
         **declutter_cells(result.get("fidelity") or {}),  # last, as they were added
+        "mode": job.mode or ("declutter" if job.style == "empty" else "restyle"),  # lines before it was kept
     }
 
 

@@ -20,9 +20,11 @@ DUBLIN_CORE = "http://purl.org/dc/elements/1.1/"
 RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
 
 
-def done_to(style: str, removed: list[str] | None = None) -> str:
-    """What was done to a photo, in a few words: `restyled as boho`; a declutter (`removed` given, maybe empty):
-    `decluttered (removed: couch, tv)`."""
+def done_to(style: str, removed: list[str] | None = None, mode: str = "restyle") -> str:
+    """What was done to a photo, in a few words: `restyled as boho`; a staging: `virtually staged as boho`; a
+    declutter (`removed` given, maybe empty): `decluttered (removed: couch, tv)`."""
+    if mode == "stage":
+        return f"virtually staged as {style}"
     if removed is None:
         return f"restyled as {style}"
     return f"decluttered (removed: {', '.join(removed)})" if removed else "decluttered (nothing found to remove)"

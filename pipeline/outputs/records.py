@@ -11,7 +11,7 @@ STATUSES = ("ok", "failed", "skipped")
 URL_FIELDS = ("transformed_url", "thumbnail_url", "original_url")
 # Kept for the journal (to resume, and to rebuild the index and report from), beside what the summary always showed.
 JOURNAL_FIELDS = ("line", "order", "room_probability", "version", "source", "stem", "was", "settings", "digest",
-                "signed", "finished")  # fmt: skip
+                "signed", "finished", "mode")  # fmt: skip
 
 
 @dataclass
@@ -60,6 +60,7 @@ class ImageRecord:
     digest: str | None = None  # of the result's bytes: a room set's members follow exactly this file
     signed: bool = False  # its files carry C2PA content credentials
     finished: str | None = None  # when it was written (UTC, ISO 8601)
+    mode: str | None = None  # restyle, declutter or stage (styles.MODES); None in lines written before it was kept
 
     @property
     def ok(self) -> bool:
@@ -109,6 +110,7 @@ class ImageRecord:
             **({"signed": True} if self.signed else {}),
             "timings": dict(self.timings),
             "finished": self.finished,
+            **({"mode": self.mode} if self.mode else {}),
             **({"error": self.error} if not ok else {}),
         }
 

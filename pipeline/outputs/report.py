@@ -26,7 +26,7 @@ from pipeline import __version__
 from pipeline.stages.timing import STAGES
 
 PAGE_SIZE = 100  # cards in the DOM at once: enough to review, few enough to stay light at 5,000 jobs
-MAP_KINDS = ("depth", "edges", "lines", "masks", "removal")
+MAP_KINDS = ("depth", "edges", "lines", "masks", "removal", "region")
 ASSETS = Path(__file__).resolve().parents[1] / "data" / "report"  # the page's stylesheet, script and viewer
 CSS = (ASSETS / "report.css").read_text()
 SCRIPT = (ASSETS / "report.js").read_text()

@@ -16,13 +16,14 @@ from pipeline.frames import Frame
 from pipeline.inputs import imaging
 from pipeline.inputs.references import digest_of
 from pipeline.outputs.disclosure import disclose, with_links
+from pipeline.outputs.modes import about_mode, done_of, made_map, map_kind, mode_json
 from pipeline.outputs.names import PHOTO_MAPS, original_name, photo_stems, variation_stem
 from pipeline.outputs.overlay import draw_objects
-from pipeline.outputs.provenance import done_to, xmp_packet
+from pipeline.outputs.provenance import xmp_packet
 from pipeline.outputs.records import ImageRecord
 from pipeline.outputs.signing import Parent, sign
 from pipeline.outputs.sinks import OutputError
-from pipeline.stages.preserve import changeable, held
+from pipeline.stages.preserve import changeable
 from pipeline.stages.timing import timed
 from styles import AUTO_ROOM
 
@@ -109,7 +110,7 @@ class OutputWriter:
         with timed([done], "write"):
             original, address = self.publish_original(frame, run, done)
             room = frame.room if frame.room != AUTO_ROOM else None
-            marking = xmp_packet(done_to(run.style.name, removed_of(frame)), room, address)
+            marking = xmp_packet(done_of(frame, run), room, address)
             label = with_links(self.config.disclosure(run.style), original, done.urls.get("original_url"))
             qr = address if self.config.options.disclose_qr else None
             files = {
@@ -173,8 +174,8 @@ class OutputWriter:
 
         about = {
             "style": run.style.name,
-            "done": done_to(run.style.name, removed_of(frame)),
-            **({"mode": run.style.mode, "removed": removed_of(frame)} if run.style.mode != "restyle" else {}),
+            "done": done_of(frame, run),
+            **about_mode(frame, run),
             "room": frame.room,
             "prompt": frame.prompt or run.settings.prompt,
             "negative_prompt": frame.negative_prompt or run.settings.negative_prompt,
@@ -228,7 +229,7 @@ class OutputWriter:
                     )
                 )
         own = {"edges": (frame.edges, "png", ".edges.png"), "lines": (frame.lines, "png", ".lines.png")}
-        own["removal"] = (removal_map(frame), "png", ".removal.png")
+        own[map_kind(frame)] = (made_map(frame), "png", f".{map_kind(frame)}.png")
         return {**shared, **self.encode_maps(stem, own)}
 
     def photo_stem(self, item, stems: dict) -> str:
@@ -283,6 +284,7 @@ class OutputWriter:
             digest=best.digest if ok else None,
             signed=self.config.signing is not None,
             finished=datetime.now(UTC).isoformat(timespec="seconds"),
+            mode=run.style.mode,
         )  # fmt: skip
 
     def metadata(self, frame: Frame, run, written: Written, listing: list[dict]) -> dict:
@@ -318,7 +320,7 @@ class OutputWriter:
                 "kept_area": round(float(frame.keep.mean()), 4) if frame.keep is not None else 0.0,
             },
             "changeable": round(changeable(frame.keep), 4),  # the share of the photo the restyle may change, 0..1
-            **({"declutter": declutter_json(frame, self.config)} if frame.removal is not None else {}),
+            **mode_json(frame, run, self.config),
             **({"warnings": list(frame.warnings)} if frame.warnings else {}),
             "quality": {
                 "score": frame.quality,
@@ -350,32 +352,6 @@ def write_input_preview(sink, photo: str, image) -> str:
     made without it, from the photo (`working_image`)."""
     fmt, suffix = PHOTO_MAPS["input"]
     return sink.write(photo + suffix, imaging.encode(image, fmt), imaging.content_type(fmt))
-
-
-def removed_of(frame: Frame) -> list[str] | None:
-    """What a declutter took out (its labels, maybe none); None for a restyle."""
-    return list(frame.removed) if frame.removal is not None else None
-
-
-def declutter_json(frame: Frame, config: RunConfig) -> dict:
-    """What a declutter asked to take out (its manifest row's, else the command's), what it found and took out, and
-    the share of the photo that is."""
-    job = frame.item.job
-    labels = job.remove if job is not None and job.remove is not None else config.remove_labels
-    asked = sorted(labels) if labels is not None else "movable"
-    area = round(float(frame.removal.mean()), 4)
-    return {"remove": asked, "removed": list(frame.removed), "removed_area": area}
-
-
-def removal_map(frame: Frame):
-    """What a declutter took out, as a grey map at the working size: white where the result is made, black
-    where it is the photo's own pixel (the seam in between); None for a restyle."""
-    from PIL import Image
-
-    alpha = held(frame) if frame.removal is not None else None
-    if alpha is None:
-        return None if frame.removal is None else Image.new("L", frame.image.size, 0)
-    return Image.fromarray(((1.0 - alpha) * 255.0).round().astype("uint8"), "L")
 
 
 def working_image(data: bytes, name: str, long_side: int):

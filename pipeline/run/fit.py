@@ -76,12 +76,15 @@ def check_adapter(config: RunConfig, stock: Inventory) -> None:
 
 
 def check_declutter(config: RunConfig, stock: Inventory) -> None:
-    """--mode declutter needs LaMa and the inpaint ControlNet: refused in one line, with the download command."""
+    """--mode declutter needs LaMa and the inpaint ControlNet, --mode stage the inpaint ControlNet: refused in one
+    line, with the download command."""
     from pipeline.models.inventory import declutter_missing
 
-    missing = declutter_missing(stock.spec, stock) if config.declutters and _here(stock) else None
-    if missing:
-        raise UsageError(missing)
+    modes = {s.mode for s in [*config.styles, *config.job_styles]} - {"restyle"}
+    for mode in sorted(modes) if _here(stock) else ():
+        missing = declutter_missing(stock.spec, stock, mode)
+        if missing:
+            raise UsageError(missing)
 
 
 def check_upscaler(config: RunConfig, stock: Inventory) -> None:

@@ -34,7 +34,7 @@ from pipeline.run.fit import (
     default_room,
 )
 from pipeline.run.shards import Shard
-from styles import AUTO_ROOM, EMPTY, load_mode, load_style
+from styles import AUTO_ROOM, EMPTY, Style, load_mode, load_style
 from styles.choice import chosen_styles
 
 ENGINES = ("modomo", "ray")
@@ -305,10 +305,11 @@ def manifest_jobs(config: RunConfig, stock: Inventory, remote: Remote, warn=None
         str(manifest), remote, lambda name: name in named or _known_style(name), resolve_labels, warn, resolve_remove
     )
     items = [restyled(item, config) for item in items]
+    modes = style_modes(items, config)
     wanted = sorted({name for item in items for name in item.job.styles or ()} - named)
     config = replace(
         config,
-        job_styles=tuple(load_mode("declutter") if name == EMPTY else load_style(name) for name in wanted),
+        job_styles=tuple(job_style(name, modes[name]) for name in wanted),
         job_keeps=any(item.job.preserve or item.job.mask for item in items),
         job_parts=any(room_parts(item.job.preserve) for item in items if item.job.preserve),
     )
@@ -318,6 +319,34 @@ def manifest_jobs(config: RunConfig, stock: Inventory, remote: Remote, warn=None
         ]
     check_names(items, manifest)
     return items, config
+
+
+def style_modes(items: list[Item], config: RunConfig) -> dict[str, str]:
+    """Each style the run makes, by name, and its mode: a row's mode, else the command's. Results are known by their
+    style's name (room.boho.png), so one style both restyled and staged in one run is refused in one line."""
+    modes: dict[str, set[str]] = {style.name: {style.mode} for style in config.styles}
+    for item in items:
+        mode = item.job.mode or config.options.chosen_mode
+        for name in item.job.styles or [style.name for style in config.styles]:
+            modes.setdefault(name, set()).add(mode)
+    for name, asked in modes.items():
+        if len(asked) > 1:
+            raise UsageError(
+                f"style {name!r} is asked for both as a {' and as a '.join(sorted(asked))} in one run, and both "
+                f"results would be named {name}; run them separately (into two outputs)"
+            )
+    return {name: asked.pop() for name, asked in modes.items()}
+
+
+def job_style(name: str, mode: str) -> Style:
+    """A style only manifest rows name, in its rows' mode: declutter's recipe (`empty`), a staging, a restyle."""
+    if name == EMPTY:
+        return load_mode("declutter")
+    if mode == "stage":
+        from styles.staging import staged
+
+        return staged(load_style(name))
+    return load_style(name)
 
 
 def restyled(item: Item, config: RunConfig) -> Item:

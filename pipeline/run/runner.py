@@ -87,8 +87,8 @@ class Runner:
         self.rooms = RoomClassifier(*stack.clip, device, dtype_of(stack.clip[0])) if stack.clip is not None else None
         mask_dir = Path(config.options.mask_dir) if config.options.mask_dir else None
         preserver = Preserver(config.keep_labels, mask_dir, restyles=self.restyles)
-        self.compositor = Compositor() if preserver.active or config.job_keeps or config.declutters else None
-        if (config.keeps_parts or config.declutters) and stack.segmenter is not None:  # the room's parts, once
+        self.compositor = Compositor() if preserver.active or config.job_keeps or config.inpaints else None
+        if (config.keeps_parts or config.inpaints) and stack.segmenter is not None:  # the room's parts, once
             from pipeline.stages.architecture import SceneSegmenter
 
             model, processor = stack.segmenter
@@ -125,13 +125,16 @@ class Runner:
 
     def _style_run(self, style: Style) -> StyleRun:
         settings = self.config.generate_settings(style)
+        return style_run(self.config, self.stack, style, settings, self._generator, dict(self.shared))
+
+    def _generator(self, settings) -> Generator | PlainDiffusersGenerator:
+        """A generator for these settings: the run's own loop (one memory state and reference cache for all), or
+        the plain diffusers one (--backend diffusers)."""
         if self.config.backend == "diffusers":
-            generator = PlainDiffusersGenerator(self.stack.pipe, settings)
-        else:
-            generator = Generator(
-                self.stack.pipe, settings, self.stack.device, self.config.speed, self.memory, self.reference_embeds
-            )
-        return style_run(self.config, self.stack, style, settings, generator)
+            return PlainDiffusersGenerator(self.stack.pipe, settings)
+        return Generator(
+            self.stack.pipe, settings, self.stack.device, self.config.speed, self.memory, self.reference_embeds
+        )
 
     @property
     def oom_events(self) -> list[dict]:
@@ -144,7 +147,7 @@ class Runner:
         return batching_report(self.config.options.batch_size, calls, rendered)
 
     def restyles(self, item: Item) -> bool:
-        """Whether any of an input's jobs is a restyle (a declutter keeps what it keeps in its own mask)."""
+        """Whether any of an input's jobs is a restyle (a declutter or a staging keeps things in its own mask)."""
         return any(run.style.mode == "restyle" for run in self.runs_for(item))
 
     # -- reading ------------------------------------------------------------------------------
@@ -236,6 +239,8 @@ class Runner:
             self.run_stage("generate", run.generator, frames)
             if self.compositor:
                 self.run_stage("compose", self.compositor, frames)
+            for name, stage in run.finish:
+                self.run_stage(name, stage, frames)
             self.run_stage("validate", lambda live, run=run: self.validate(live, run), frames)
             self.retry(frames, run)
             if self.upscaler is not None:
@@ -272,6 +277,9 @@ class Runner:
                     run.generator(low)
                     if self.compositor:
                         self.compositor(low)
+                for name, stage in run.finish:
+                    with timed(low, name, self.stack.device):
+                        stage(low)
                 with timed(low, "validate", self.stack.device):
                     self.validate(low, run)
             except Exception as exc:  # noqa: BLE001 - a failed retry keeps the result already made, and says so

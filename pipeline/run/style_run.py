@@ -26,6 +26,7 @@ class StyleRun:
     generator: Generator | PlainDiffusersGenerator
     stems: dict[Item, str]
     loras: list
+    finish: tuple[tuple[str, Any], ...] = ()  # what runs after compose, before validate (a staging's second pass)
 
     @property
     def masker(self):
@@ -44,7 +45,10 @@ class StyleRun:
     def regrow(self, frames: list[Frame], device=None) -> None:
         """A declutter's retry of results that left objects: each one's removal mask grown a step (never into what
         it keeps), then the stages after the mask again (LaMa's fill of the larger hole, the edges blank over it),
-        timed as theirs. A result that only scored low keeps its mask; nothing for a restyle."""
+        timed as theirs. A result that only scored low keeps its mask. A staging's retry starts again from its
+        region (its second pass finds what it added again); nothing for a restyle."""
+        for frame in frames:
+            frame.added = frame.start = None
         masker = self.masker
         left = [f for f in frames if f.ok and f.fidelity.get("objects_left")]
         if masker is None or not left:
@@ -61,7 +65,7 @@ class StyleRun:
 
 
 # What one attempt made: a retry that does worse gives these back (a declutter's larger mask and its fill too).
-ATTEMPT = ("quality", "quality_parts", "result", "seed", "fidelity", "removal", "start", "edges", "lines")
+ATTEMPT = ("quality", "quality_parts", "result", "seed", "fidelity", "removal", "start", "edges", "lines", "added")
 
 
 def attempt_state(frame: Frame) -> dict:
@@ -85,24 +89,57 @@ def attempt_json(frame: Frame) -> dict:
     return {"seed": frame.seed, "score": frame.quality, **frame.quality_parts, **declutter}
 
 
-def style_run(config, stack, style: Style, settings, generator) -> StyleRun:
-    """One style's run, built once: its settings' hash, the stages that prepare its jobs, its generator."""
+def style_run(config, stack, style: Style, settings, make, shared: dict | None = None) -> StyleRun:
+    """One style's run, built once: its settings' hash, the stages that prepare its jobs, its generator (`make`:
+    settings -> a generator), and what runs after it (`shared`: the runner's detector, segmenter and scene
+    segmentation by name, which a staging's second pass looks with)."""
     from pipeline.stages.edges import EdgeDetector
 
     lines = style.lines_min_length if "lines" in settings.controls else None
     prepare = [("edges", EdgeDetector(style.canny_low, style.canny_high, lines))]
+    finish = ()
     if style.mode == "declutter":
         prepare = [*declutter_stages(config, stack), *prepare]
+    elif style.mode == "stage":
+        masker = stage_masker(config)
+        prepare = [("region", masker), *prepare]
+        finish = second_pass(style, settings, masker, make, shared or {})
     return StyleRun(
         style,
         settings,
         config.result_hash(style, config.result_models(stack.spec)),
         config.quality_threshold(style),
         tuple(prepare),
-        generator,
+        make(settings),
         {},
         config.loras_for(style),
+        finish,
     )
+
+
+def stage_masker(config):
+    """A staging's region stage: the floor grown by the room type's height, less what it keeps (--preserve and
+    --mask-dir too)."""
+    from pathlib import Path
+
+    from pipeline.stages.staging import StageMasker
+
+    return StageMasker(config.keep_labels, Path(config.options.mask_dir) if config.options.mask_dir else None)
+
+
+def second_pass(style: Style, settings, masker, make, shared: dict) -> tuple:
+    """A staging's second pass (styles/modes/stage.toml [second_pass]), as the stage `second pass`; none when the
+    recipe turns it off."""
+    from dataclasses import replace
+
+    from pipeline.stages.preserve import Compositor
+    from pipeline.stages.second_pass import SecondPass
+
+    if style.staging is None or not style.staging.second_pass:
+        return ()
+    again = make(replace(settings, strength=style.staging.second_strength))
+    stages = tuple(shared.get(name) for name in ("detect", "segment", "scene"))
+    return (("second pass", SecondPass(masker.keeps, masker.table, again, Compositor(), stages)),)
 
 
 def declutter_stages(config, stack) -> list[tuple[str, Any]]:

@@ -159,12 +159,7 @@ class DeclutterCheck:
         return frames
 
     def look(self, frames: list[Frame]) -> list[Frame]:
-        """Each result at its frame's size, as the shared stages see a photo: detections, their masks, the scene."""
-        seen = [Frame(item=f.item, seed=f.seed, image=result_at(f), room=f.room) for f in frames]
-        for stage in (self.detector, self.segmenter, self.scene):
-            if stage is not None:
-                stage(seen)
-        return seen
+        return look(frames, (self.detector, self.segmenter, self.scene))
 
     def removal_of(self, image: Image.Image, room: str | None = None) -> Frame:
         """A photo's frame with what the masker would take out of it (its removal, keep and labels): the photo's
@@ -174,6 +169,16 @@ class DeclutterCheck:
             if stage is not None:
                 stage([frame])
         return frame
+
+
+def look(frames: list[Frame], stages) -> list[Frame]:
+    """Each result at its frame's size, as the shared stages see a photo: `stages` (a detector, a segmenter, a
+    scene segmenter; any None) set its detections, their masks, the scene."""
+    seen = [Frame(item=f.item, seed=f.seed, image=result_at(f), room=f.room) for f in frames]
+    for stage in stages:
+        if stage is not None:
+            stage(seen)
+    return seen
 
 
 def result_at(frame: Frame) -> Image.Image:

@@ -65,5 +65,5 @@ class EdgeDetector:
             if frame.ok:
                 frame.edges = canny(frame.image, self.low, self.high)
                 if self.min_length is not None:
-                    frame.lines = outside(lines(frame.image, self.min_length), frame.removal)
+                    frame.lines = outside(lines(frame.image, self.min_length), frame.changes)
         return frames

@@ -122,7 +122,7 @@ class Generator:
         prompts = [prompt_pair(self.settings, f) for f in group]
         same = all(pair == (self.settings.prompt, self.settings.negative_prompt) for pair in prompts)
         references = [f.reference for f in group] if any(f.reference is not None for f in group) else None
-        starts = [f.start or f.image for f in group] if self.settings.strength < 1.0 else None
+        starts = [f.start or f.image for f in group] if self.settings.inpaints else None
         return self.sampler(
             self.settings,
             controls,
@@ -134,7 +134,7 @@ class Generator:
             prompts=None if same else prompts,
             references=references,
             starts=starts,
-            masks=[f.removal for f in group] if starts else None,
+            masks=[f.changes for f in group] if starts else None,
         )
 
 
@@ -142,7 +142,7 @@ class PlainDiffusersGenerator:
     """The baseline: `StableDiffusionControlNetPipeline.__call__` once per image, as diffusers documents it."""
 
     def __init__(self, pipe, settings: GenerateSettings):
-        self.pipe = diffusers_pipe(pipe, settings.controls, inpaint=settings.strength < 1.0)
+        self.pipe = diffusers_pipe(pipe, settings.controls, inpaint=settings.inpaints)
         self.settings = settings
         self.events: list[dict] = []
         self.calls = 0
@@ -179,9 +179,9 @@ def reference_kwargs(pipe, frame: Frame, guided: bool) -> dict:
 
 def control_image(frame: Frame, name: str):
     """A frame's control image for one control (models.controls.CONTROLS): depth, canny (its edges), lines, or
-    inpaint (the photo with what is taken out blanked)."""
+    inpaint (the photo with what may change blanked)."""
     if name == "inpaint":
-        return inpaint_control(frame.image, frame.removal)
+        return inpaint_control(frame.image, frame.changes)
     return {"depth": frame.depth, "canny": frame.edges, "lines": frame.lines}[name]
 
 
@@ -195,8 +195,9 @@ def inpaint_control(image, removal) -> torch.Tensor:
 
 
 def nothing_to_change(frame: Frame) -> bool:
-    """A declutter that found nothing to take out: its result is the photo, and no model runs for it."""
-    return frame.removal is not None and not frame.removal.any()
+    """A declutter that found nothing to take out, a staging's second pass with no furniture added: its result is
+    the photo, and no model runs for it."""
+    return frame.changes is not None and not frame.changes.any()
 
 
 def prompt_pair(settings: GenerateSettings, frame: Frame) -> tuple[str, str]:
@@ -226,16 +227,16 @@ def diffusers_pipe(pipe, controls, inpaint: bool = False):
 
 def render_with_diffusers(pipe, settings: GenerateSettings, frame: Frame):
     """The plain diffusers way, one pipe() call per image: the baseline the bench compares against. A pass that
-    starts from a picture (declutter) is `StableDiffusionControlNetInpaintPipeline`'s `image`, `mask_image` and
+    inpaints (a declutter, a staging) is `StableDiffusionControlNetInpaintPipeline`'s `image`, `mask_image` and
     `strength`, as its documentation shows."""
     from pipeline.stages.sampling import mask_picture
 
     width, height = frame.image.size
     prompt, negative = prompt_pair(settings, frame)
     controls = [control_image(frame, name) for name in settings.controls]
-    if settings.strength < 1.0:
+    if settings.inpaints:
         start = frame.start or frame.image
-        given = {"image": start, "mask_image": mask_picture(frame.removal), "control_image": controls}
+        given = {"image": start, "mask_image": mask_picture(frame.changes), "control_image": controls}
         given["strength"] = settings.strength
     else:
         given = {"image": controls}

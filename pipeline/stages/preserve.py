@@ -184,12 +184,13 @@ RING = 16  # px of the photo itself, beyond the seam, whose colour the fill is m
 
 def held(frame: Frame) -> np.ndarray | None:
     """Float H x W, 1 where a result is the photo's own pixel: the keep mask (--preserve, --mask-dir); for a
-    declutter, everywhere but what is taken out, grown by a feathered seam (1 exactly where that is zero) that
-    stops at what it keeps (its `keep`)."""
-    if frame.removal is not None and frame.removal.any():
-        around = 1.0 - soften(frame.removal, 0, SEAM)
+    declutter or a staging, everywhere but what it changed (`frame.changes`), grown by a feathered seam (1 exactly
+    where that is zero) that stops at what it keeps (its `keep`)."""
+    changes = frame.changes
+    if changes is not None and changes.any():
+        around = 1.0 - soften(changes, 0, SEAM)
         return around if frame.keep is None else np.maximum(around, frame.keep)
-    return frame.keep if frame.removal is None else None
+    return frame.keep if changes is None else None
 
 
 def match_colour(made: np.ndarray, original: np.ndarray, alpha: np.ndarray, removal: np.ndarray) -> np.ndarray:
@@ -207,7 +208,7 @@ def match_colour(made: np.ndarray, original: np.ndarray, alpha: np.ndarray, remo
 
 class Compositor:
     """Puts the original pixels back where the keep mask says so (exactly where it is 1); around what a declutter
-    takes out, the fill's colour matched to the photo's first."""
+    or a staging changed, the made picture's colour matched to the photo's first."""
 
     def __call__(self, frames: list[Frame]) -> list[Frame]:
         for frame in frames:
@@ -215,8 +216,8 @@ class Compositor:
             if alpha is not None:
                 original = np.asarray(frame.image, dtype=np.float32)
                 made = np.asarray(frame.result.convert("RGB").resize(frame.image.size), dtype=np.float32)
-                if frame.removal is not None:
-                    made = match_colour(made, original, alpha, frame.removal)
+                if frame.changes is not None:
+                    made = match_colour(made, original, alpha, frame.changes)
                 alpha = alpha[..., None]
                 frame.result = Image.fromarray((alpha * original + (1 - alpha) * made).round().astype(np.uint8))
         return frames

@@ -26,6 +26,12 @@ class GenerateSettings:
     controls: tuple[str, ...] = DEFAULT_CONTROLS  # which ControlNets steer (models.controls.CONTROLS), in order
     strength: float = 1.0  # how far from the starting picture the sampler goes: 1 starts from noise (a restyle)
 
+    @property
+    def inpaints(self) -> bool:
+        """Whether the pass starts from a picture and holds it outside a mask (a declutter, a staging): strength
+        below 1, or the inpaint ControlNet among its controls."""
+        return self.strength < 1.0 or "inpaint" in self.controls
+
     def to_json(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 

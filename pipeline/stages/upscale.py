@@ -26,7 +26,7 @@ from pipeline.stages.preserve import held
 
 TILE = 256  # input pixels per tile side (benchmarks/upscale-cpu.json: x4plus peaks 1.1 GB above baseline in fp32)
 OVERLAP = 16  # context around a tile, cropped away after: covers what an edge changes in RRDBNet's output
-REGION_MARGIN = 8  # working-size px around what a declutter made that are enlarged with it (context, the seam)
+REGION_MARGIN = 8  # working-size px around what a declutter or a staging made, enlarged with it (context, the seam)
 
 
 def output_size(
@@ -107,7 +107,7 @@ class Upscaler:
             if target == frame.result.size:
                 continue
             alpha = held(frame)
-            if frame.removal is not None and frame.original is not None:  # a declutter: only what it made
+            if frame.changes is not None and frame.original is not None:  # a declutter, a staging: what it made
                 frame.result = self.enlarge_region(frame, target, alpha)
                 continue
             enlarged = self.resize(frame.result.convert("RGB"), target)
@@ -117,9 +117,9 @@ class Upscaler:
         return frames
 
     def enlarge_region(self, frame: Frame, target: tuple[int, int], alpha: np.ndarray | None) -> Image.Image:
-        """A declutter at a larger size: the photo itself at that size, with only the box around what was made
-        enlarged (super-resolution, then Lanczos) and blended in through the seam; nothing else of the result is
-        resampled from the working size, and an emptied corner of a 12 MP photo costs a corner's enlargement."""
+        """A declutter or a staging at a larger size: the photo itself at that size, with only the box around what
+        was made enlarged (super-resolution, then Lanczos) and blended in through the seam; nothing else of the result
+        is resampled from the working size, and an emptied corner of a 12 MP photo costs a corner's enlargement."""
         photo = frame.original.convert("RGB")
         if photo.size != target:
             photo = photo.resize(target, Image.LANCZOS)

@@ -179,16 +179,3 @@ def test_events_file_follows_the_run(tiny_bundle, rooms, tmp_path):
     assert ok["outputs"]["result"].endswith(".modern.png") and ok["seconds"] > 0 and ok["style"] == "modern"
     result = CliRunner().invoke(app, ["transform", str(inputs), "--events", "-", "--json"])
     assert result.exit_code == 2 and "stdout" in result.stderr
-
-
-def test_events_under_devices_arrive_as_workers_finish(tiny_bundle, rooms, tmp_path):
-    """The parent runs in this process; its workers are processes of their own."""
-    inputs = photos(tmp_path / "in", rooms, [f"r{i}.jpg" for i in range(4)])
-    events = tmp_path / "events.jsonl"
-    args = [inputs, *tiny(tiny_bundle, tmp_path / "out"), "--devices", "cpu,cpu", "--events", events, "--json"]
-    done = CliRunner().invoke(app, ["transform", *map(str, args)])
-    assert done.exit_code == 0, done.output
-    lines = [json.loads(line) for line in events.read_text().splitlines()]
-    assert sorted(Path(line["input"]).name for line in lines) == [f"r{i}.jpg" for i in range(4)]
-    assert [line["done"] for line in lines] == [1, 2, 3, 4]
-    assert json.loads(done.stdout)["index"]["jobs"] == 4

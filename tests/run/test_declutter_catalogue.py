@@ -1,5 +1,7 @@
-"""A catalogue that mixes restyle and declutter rows (the manifest's `mode` and `remove` columns): each row's job
-under its own mode and name, the same under shards and Ray, and a rerun that redoes nothing."""
+"""A catalogue that mixes restyle, declutter and stage rows (the manifest's `mode` and `remove` columns): each row's
+job under its own mode and name, the same under shards and Ray, and a rerun that redoes nothing. The runs take the
+tiny bundle whose scene segmentation knows the test room's floor (tests/floor_segmenter.py), where a staging
+stands its furniture."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ ROWS = [
     ("b.jpg", "", "declutter", ""),  # emptied
     ("c.jpg", "", "", "tv,clutter"),  # `remove` alone implies declutter
     ("a.jpg", "", "declutter", ""),  # the restyled photo emptied too: another job
+    ("b.jpg", "scandinavian", "stage", ""),  # the emptied photo furnished too: another job
 ]
 
 
@@ -34,14 +37,20 @@ def results(summary: dict) -> list[tuple[str, str, str]]:
     return sorted((r["key"], r["style"], r["status"]) for r in summary["images"])
 
 
-EXPECTED = [("a.jpg", "boho", "ok"), ("a.jpg", "empty", "ok"), ("b.jpg", "empty", "ok"), ("c.jpg", "empty", "ok")]
+EXPECTED = [
+    ("a.jpg", "boho", "ok"),
+    ("a.jpg", "empty", "ok"),
+    ("b.jpg", "empty", "ok"),
+    ("b.jpg", "scandinavian", "ok"),
+    ("c.jpg", "empty", "ok"),
+]
 
 
 @pytest.mark.parametrize("engine", ["shards", "ray"])
-def test_a_mixed_catalogue_runs_each_row_in_its_mode_and_resumes(engine, tiny_bundle, rooms, tmp_path, request):
+def test_a_mixed_catalogue_runs_each_row_in_its_mode_and_resumes(engine, floor_bundle, rooms, tmp_path, request):
     manifest = catalogue(tmp_path / "in", rooms)
     out = tmp_path / "out"
-    base = ["--manifest", manifest, *tiny(tiny_bundle, out, "--room", "living room")]
+    base = ["--manifest", manifest, *tiny(floor_bundle, out, "--room", "living room")]
     if engine == "ray":
         request.getfixturevalue("ray_local")
         runs = [[*base, "--engine", "ray", "--actors", "2"]]
@@ -56,7 +65,7 @@ def test_a_mixed_catalogue_runs_each_row_in_its_mode_and_resumes(engine, tiny_bu
     names = sorted(p.name for p in out.glob("*.png") if ".thumb" not in p.name)
     # the photo on two rows: each row's name carries its row's hash (as for two restyle rows of one photo)
     assert [re.sub(r"-[0-9a-f]{8}\.png$", "-ROW.png", n) for n in names] == [
-        "a.boho-ROW.png", "a.empty-ROW.png", "b.empty.png", "c.empty.png",
+        "a.boho-ROW.png", "a.empty-ROW.png", "b.empty-ROW.png", "b.scandinavian-ROW.png", "c.empty.png",
     ]  # fmt: skip
     meta = {name.split("-")[0].removesuffix(".png"): json.loads((out / name.replace(".png", ".json")).read_text())
             for name in names}  # fmt: skip
@@ -67,6 +76,12 @@ def test_a_mixed_catalogue_runs_each_row_in_its_mode_and_resumes(engine, tiny_bu
     assert "tv" in meta["c.empty.png"]["declutter"]["remove"] and "bottle" in meta["c.empty.png"]["declutter"]["remove"]
     row = meta["c.empty.png"]["declutter"]  # the row's own `remove`: nothing else taken out
     assert set(row["removed"]) <= set(row["remove"]) and meta["b.empty.png"]["declutter"]["removed"]
+    staged = meta["b.scandinavian.png"]
+    assert staged["settings"]["mode"] == "stage" and staged["stage"]["region_area"] > 0.1
+    assert {e["style"]: e.get("mode") for e in journal(out) if e["key"] == "b.jpg"} == {
+        "empty": "declutter",
+        "scandinavian": "stage",
+    }
     entries = journal(out)
     assert len({e["settings"] for e in entries if e["style"] == "empty"}) == 1  # one recipe; rows differ by identity
     for argv in runs:  # again: every job found done, under its own mode
@@ -80,7 +95,7 @@ def test_a_dry_run_lists_what_each_declutter_asks_to_take_out(tiny_bundle, rooms
     manifest = catalogue(tmp_path / "in", rooms)
     code, found, stderr = invoke("--manifest", manifest, *tiny(tiny_bundle, tmp_path / "out"), "--dry-run")
     assert code == 0, stderr
-    assert found["styles"] == ["modern", "boho", "empty"]
+    assert found["styles"] == ["modern", "boho", "empty", "scandinavian"]
     assert found["removes"] == ["everything movable (2 jobs)", "clutter, tv (1 job)"]
 
 
@@ -107,3 +122,13 @@ def test_an_unknown_mode_refuses_the_manifest(tiny_bundle, rooms, tmp_path):
     manifest.write_text("input,mode\na.jpg,tidy\n")
     code, _, stderr = invoke("--manifest", manifest, *tiny(tiny_bundle, tmp_path / "out"))
     assert code == 2 and "unknown mode 'tidy'" in stderr and len(stderr.strip().splitlines()) == 1, stderr
+
+
+def test_one_style_restyled_and_staged_in_one_run_is_one_line(tiny_bundle, rooms, tmp_path):
+    """Results are named by their style (room.boho.png): one style as a restyle and as a staging in one run is
+    refused before any model loads."""
+    manifest = catalogue(tmp_path / "in", rooms)
+    manifest.write_text("input,style,mode\na.jpg,boho,\nb.jpg,boho,stage\n")
+    code, _, stderr = invoke("--manifest", manifest, *tiny(tiny_bundle, tmp_path / "out"))
+    assert code == 2 and len(stderr.strip().splitlines()) == 1, stderr
+    assert "style 'boho' is asked for both as a restyle and as a stage in one run" in stderr

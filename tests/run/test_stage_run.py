@@ -1,0 +1,138 @@
+"""`modomo transform --mode stage` end to end on the tiny models, whose scene segmentation here knows where the test
+rooms' floor is (tests/floor_segmenter.py): a real room photo furnished in boho, the photo's own pixels everywhere
+outside what was made (its window whole, at its own resolution too), results named and resumed as the style's, a
+room set's photos following their anchor.
+
+Tiny random models paint noise: the tests check the mechanics (the region, the composite, the anchor, the numbers
+on the written files), and that something was made, so the checks are not vacuous."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from modomo_cli.app import app
+from pipeline.inputs import imaging
+from tests.conftest import restyle
+from tests.floor_segmenter import WINDOW
+
+STAGE = ("--mode", "stage", "--style", "boho", "--save-controls", "--room", "living room")
+
+
+@pytest.fixture(scope="module", params=["original", "working"])
+def staged_run(request, floor_bundle, rooms, tmp_path_factory):
+    """living-room-01 staged at its own resolution (and at the working size): (summary, output, photo, size)."""
+    root = tmp_path_factory.mktemp("stage")
+    photo = root / "in" / "living-room-01.jpg"
+    photo.parent.mkdir()
+    shutil.copy(rooms / "living-room-01.jpg", photo)
+    out = root / "out"
+    summary = restyle(floor_bundle, photo.parent, out, *STAGE, "--output-size", request.param)
+    return summary, out, photo, request.param
+
+
+def test_the_result_is_named_for_its_style_and_says_it_was_staged(staged_run):
+    summary, out, *_ = staged_run
+    (record,) = summary["images"]
+    assert record["status"] == "ok", record
+    assert record["style"] == "boho" and (out / "living-room-01.boho.png").is_file()
+    meta = json.loads((out / "living-room-01.boho.json").read_text())
+    assert meta["settings"]["mode"] == "stage" and meta["settings"]["second_pass"] == 0.5
+    assert meta["settings"]["controls"] == ["depth", "lines", "inpaint"]
+    stage = meta["stage"]
+    assert stage["furniture"].startswith("a sofa, two armchairs") and stage["furniture"] in meta["prompt"]
+    assert 0.1 < stage["region_area"] < 0.9 and 0 < stage["added_area"] <= stage["region_area"]
+    assert "window" in meta["negative_prompt"] and "declutter" not in meta
+    assert "region" in meta["timings"] and "second pass" in meta["timings"]
+    data = (out / "living-room-01.boho.png").read_bytes()
+    assert b"virtually staged as boho" in data and b"restyled as" not in data
+    with open(out / "index.csv", encoding="utf-8-sig", newline="") as sheet:
+        (row,) = list(csv.DictReader(sheet))
+    assert row["mode"] == "stage" and row["style"] == "boho"
+
+
+def photo_pixels(photo, size: str) -> np.ndarray:
+    decoded = imaging.decode(photo.read_bytes(), str(photo)).convert("RGB")
+    if size == "working":
+        decoded = imaging.resize_to(decoded, imaging.fit_size(*decoded.size, 128))
+    return np.asarray(decoded)
+
+
+def test_outside_what_was_made_every_pixel_is_the_photos(staged_run):
+    """Wherever the region map (what was made, with its seam) is zero, the result's pixel is the decoded photo's,
+    exactly; the window the segmentation finds is whole there; inside, the result is made."""
+    _, out, photo, size = staged_run
+    original = photo_pixels(photo, size)
+    result = np.asarray(Image.open(out / "living-room-01.boho.png").convert("RGB"))
+    assert result.shape == original.shape
+    made = np.asarray(Image.open(out / "living-room-01.boho.region.png"), dtype=np.float32)
+    full = cv2.resize(made, (original.shape[1], original.shape[0]), interpolation=cv2.INTER_LINEAR)
+    outside = full == 0
+    assert 0.01 < 1 - outside.mean() < 0.9, "nothing, or everything, was made: the check is vacuous"
+    assert np.array_equal(result[outside], original[outside])
+    height, width = outside.shape
+    x0, y0, x1, y1 = WINDOW
+    window = (
+        slice(round(y0 * height) + 8, round(y1 * height) - 8),
+        slice(round(x0 * width) + 8, round(x1 * width) - 8),
+    )
+    assert outside[window].all() and np.array_equal(result[window], original[window])
+    inside = full >= 255
+    assert np.abs(result[inside].astype(int) - original[inside]).mean() > 1
+
+
+def test_a_rerun_finds_the_staging_done_and_a_restyle_of_the_style_is_another_result(staged_run, floor_bundle):
+    _, out, photo, size = staged_run
+    again = restyle(floor_bundle, photo.parent, out, *STAGE, "--output-size", size)
+    assert [r["status"] for r in again["images"]] == ["skipped"]
+    if size == "working":
+        staged = json.loads((out / "living-room-01.boho.json").read_text())["settings"]
+        plain = restyle(floor_bundle, photo.parent, out / "plain", "--style", "boho", "--output-size", size)
+        settings = json.loads((out / "plain" / "living-room-01.boho.json").read_text())["settings"]
+        assert plain["images"][0]["status"] == "ok" and "mode" not in settings and staged["mode"] == "stage"
+
+
+def test_a_room_set_follows_its_anchor(floor_bundle, rooms, tmp_path):
+    """Two photos of one room (the second mirrored and cropped), staged as a set: the second follows the anchor's
+    result (its reference is the anchor's written file), each in its own region."""
+    room = tmp_path / "in" / "flat-3"
+    room.mkdir(parents=True)
+    photo = Image.open(rooms / "living-room-01.jpg").convert("RGB")
+    photo.save(room / "a.jpg")
+    width, height = photo.size
+    photo.transpose(Image.FLIP_LEFT_RIGHT).crop((width // 10, 0, width, height)).save(room / "b.jpg")
+    summary = restyle(floor_bundle, tmp_path / "in", tmp_path / "out", *STAGE, "--sets-by", "parent")
+    assert [r["status"] for r in summary["images"]] == ["ok", "ok"]
+    entries = {
+        json.loads(line)["key"]: json.loads(line)
+        for line in (tmp_path / "out" / ".modomo" / "journal.jsonl").read_text().splitlines()
+    }
+    anchor, member = entries["flat-3/a.jpg"], entries["flat-3/b.jpg"]
+    assert member["reference"]["digest"] == anchor["digest"] and member["mode"] == anchor["mode"] == "stage"
+    meta = json.loads((tmp_path / "out" / "flat-3" / "b.boho.json").read_text())
+    assert meta["reference"]["anchor"] and meta["stage"]["added_area"] > 0
+
+
+@pytest.mark.parametrize(
+    "extra,words",
+    [
+        (["--mode", "stage", "--remove", "tv"], "--remove takes things out of the room: it goes with --mode declutter"),
+        (["--mode", "stage", "--style", "boho,boho"], "style 'boho' is named twice"),
+    ],
+)
+def test_what_a_staging_cannot_take_is_one_line(tiny_bundle, rooms, tmp_path, extra, words):
+    result = CliRunner().invoke(
+        app,
+        ["transform", str(rooms / "living-room-02-small.jpg"), "--models", str(tiny_bundle), "--out",
+         str(tmp_path / "out"), *extra],
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    message = result.output.strip()
+    assert words in message and len(message.splitlines()) == 1, message
