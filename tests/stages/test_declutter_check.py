@@ -218,7 +218,9 @@ MEASURED = {"edges_f1": 0.5, "objects_left": 2, "movable_left": 0.125, "seam_del
 def test_the_numbers_reach_the_index_and_the_report():
     record = ImageRecord("id", "in/room.jpg", "room.jpg", "empty", "ok", seed=1, quality=0.0, fidelity=MEASURED)
     cells = row(record, None)
-    assert COLUMNS[-3:] == ("objects_left", "movable_left", "seam_delta_e") and list(cells)[-3:] == list(COLUMNS[-3:])
+    declutter = ("objects_left", "movable_left", "seam_delta_e")
+    assert COLUMNS[-4:-1] == declutter and list(cells)[-4:] == list(COLUMNS[-4:])
+    assert cells["mode"] == "declutter"  # a line written before the mode was kept: `empty` is a declutter's
     assert (cells["objects_left"], cells["movable_left"], cells["seam_delta_e"]) == (2, 0.125, 3.5)
     restyled = row(ImageRecord("id", "in/room.jpg", "room.jpg", "boho", "ok", fidelity={"edges_f1": 0.5}), None)
     assert (restyled["objects_left"], restyled["seam_delta_e"]) == (None, None)
