@@ -173,7 +173,7 @@ class RunConfig:
     def declutters(self) -> bool:
         """Whether some job of the run empties its room (--mode declutter): LaMa, the inpaint ControlNet and the
         scene segmentation load."""
-        return any(s.mode == "declutter" for s in [*self.styles, *self.job_styles])
+        return any(s.mode in ("declutter", "stage") for s in [*self.styles, *self.job_styles])
 
     @property
     def inpaints(self) -> bool:

@@ -163,6 +163,8 @@ class Frame:
     start: Image.Image | None = None  # the refine pass's starting picture: the photo, LaMa's fill inside `removal`
     region: np.ndarray | None = None  # bool H x W (--mode stage): where furniture may go (pipeline.stages.staging)
     added: np.ndarray | None = None  # bool H x W: the furniture a staging's first pass added (its second pass's mask)
+    emptied: np.ndarray | None = None  # float H x W: 1 where the empty room a staging started from is the photo's
+    before: Frame | None = None  # a staging's frame as it was before its photo was emptied (the photo's own maps)
 
     @property
     def changes(self) -> np.ndarray | None:
@@ -181,7 +183,7 @@ class Frame:
         """Let go of the frame's pictures once its job is written (memory stays flat over a long run); what it
         measured stays."""
         self.image = self.result = self.depth = self.edges = self.lines = self.original = self.source = None
-        self.scene = self.removal = self.start = self.region = self.added = None
+        self.scene = self.removal = self.start = self.region = self.added = self.emptied = self.before = None
 
     def fail(self, reason: str) -> None:
         """Mark the frame failed with a one-line reason; later stages skip it."""

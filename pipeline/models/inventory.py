@@ -249,15 +249,14 @@ def ip_adapter_missing(spec: ModelSpec) -> str:
 
 
 def declutter_missing(spec: ModelSpec, stock: Inventory, mode: str = "declutter") -> str | None:
-    """The one line for --mode declutter (the inpaint ControlNet and LaMa) or --mode stage (the inpaint ControlNet)
-    when the preset lacks what the mode needs here (naming each, and how to get them); None when it is here."""
-    roles = DECLUTTER_ROLES if mode == "declutter" else DECLUTTER_ROLES[:1]
-    missing = [role for role in roles if not stock.has(role)]
+    """The one line for --mode declutter or --mode stage (a furnished photo is emptied first) when the preset lacks
+    the inpaint ControlNet or LaMa here (naming each, and how to get them); None when both are on this machine."""
+    missing = [role for role in DECLUTTER_ROLES if not stock.has(role)]
     if not missing:
         return None
     sources = {"controlnet inpaint": spec.controlnet_inpaint, "lama": spec.lama}
     names = ", ".join(f"{role} ({sources[role].removeprefix(HUB)})" if sources[role] else role for role in missing)
-    needs = f"--mode {mode} needs the inpaint ControlNet" + (" and LaMa" if mode == "declutter" else "")
+    needs = f"--mode {mode} needs the inpaint ControlNet and LaMa"
     if spec.local or not all(sources[role] for role in missing):  # a bundle: nothing to download for it
         return (
             f"{needs}; {spec.name} lacks {names} (a bundle keeps them in controlnet-inpaint/ and lama/); or run "

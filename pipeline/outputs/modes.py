@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from pipeline.frames import Frame
 from pipeline.outputs.provenance import done_to
-from pipeline.stages.preserve import held
+from pipeline.stages.preserve import made_alpha
 
 if TYPE_CHECKING:
     from pipeline.config import RunConfig
@@ -34,12 +34,12 @@ def about_mode(frame: Frame, run) -> dict:
 
 
 def mode_json(frame: Frame, run, config: RunConfig) -> dict:
-    """The metadata's block of a declutter (`declutter`) or a staging (`stage`); nothing for a restyle."""
-    if frame.removal is not None:
-        return {"declutter": declutter_json(frame, config)}
+    """The metadata's block of a declutter (`declutter`), a staging (`stage`, and `declutter` when the photo was
+    emptied first); nothing for a restyle."""
+    blocks = {"declutter": declutter_json(frame, config)} if frame.removal is not None else {}
     if frame.region is not None and run.style.staging is not None:
-        return {"stage": stage_json(frame, run)}
-    return {}
+        blocks["stage"] = stage_json(frame, run)
+    return blocks
 
 
 def declutter_json(frame: Frame, config: RunConfig) -> dict:
@@ -77,7 +77,7 @@ def made_map(frame: Frame):
 
     if frame.changes is None:
         return None
-    alpha = held(frame)
+    alpha = made_alpha(frame)
     if alpha is None:
         return Image.new("L", frame.image.size, 0)
     return Image.fromarray(((1.0 - alpha) * 255.0).round().astype("uint8"), "L")

@@ -221,11 +221,12 @@ class OutputWriter:
             shared = self.photo_maps.setdefault(frame.item.identity, {})
             if not shared:
                 photo = self.photo_stem(frame.item, run.stems)
-                shared["input"] = write_input_preview(self.sink, photo, frame.image)
-                masks = draw_objects(frame.image, frame.objects)
+                seen = frame.before or frame  # the photo's own, also when a staging emptied it first
+                shared["input"] = write_input_preview(self.sink, photo, seen.image)
+                masks = draw_objects(seen.image, seen.objects)
                 shared.update(
                     self.encode_maps(
-                        photo, {k: (v, *PHOTO_MAPS[k]) for k, v in (("depth", frame.depth), ("masks", masks))}
+                        photo, {k: (v, *PHOTO_MAPS[k]) for k, v in (("depth", seen.depth), ("masks", masks))}
                     )
                 )
         own = {"edges": (frame.edges, "png", ".edges.png"), "lines": (frame.lines, "png", ".lines.png")}
@@ -313,7 +314,7 @@ class OutputWriter:
             **({"variation": {"n": frame.variation, "of": len(listing)}, "variations": listing} if listing else {}),
             "models": self.models,
             "settings": self.config.settings_json(run.style),
-            "objects": [o.to_json() for o in frame.objects],
+            "objects": [o.to_json() for o in (frame.before or frame).objects],  # the photo's
             "preserve": {
                 "labels": sorted(kept_labels(frame, self.config)),
                 "mask": frame.mask_source,

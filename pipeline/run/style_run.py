@@ -102,7 +102,7 @@ def style_run(config, stack, style: Style, settings, make, shared: dict | None =
         prepare = [*declutter_stages(config, stack), *prepare]
     elif style.mode == "stage":
         masker = stage_masker(config)
-        prepare = [("region", masker), *prepare]
+        prepare = [("declutter", empty_first(config, stack, make, shared or {})), ("region", masker), *prepare]
         finish = second_pass(style, settings, masker, make, shared or {})
     return StyleRun(
         style,
@@ -115,6 +115,26 @@ def style_run(config, stack, style: Style, settings, make, shared: dict | None =
         config.loras_for(style),
         finish,
     )
+
+
+def empty_first(config, stack, make, shared: dict):
+    """A staging's first stage: a furnished photo emptied by the declutter recipe's own pass (its mask, LaMa's fill,
+    its edges and lines, its refine pass, composed), then looked at again by the run's detector, segmenter, depth
+    and scene stages (`shared`)."""
+    from pipeline.stages.edges import EdgeDetector
+    from pipeline.stages.empty_first import EmptyFirst
+    from pipeline.stages.preserve import Compositor
+    from pipeline.stages.staging import stage_table
+    from styles import load_mode
+
+    declutter = load_mode("declutter")
+    settings = config.generate_settings(declutter)
+    (_, masker), (_, fill) = declutter_stages(config, stack)
+    lines = declutter.lines_min_length if "lines" in settings.controls else None
+    edges = EdgeDetector(declutter.canny_low, declutter.canny_high, lines)
+    looks = [shared.get(name) for name in ("detect", "segment", "depth", "scene")]
+    above = stage_table().declutter_above
+    return EmptyFirst(masker, [fill, edges], make(settings), Compositor(), looks, above)
 
 
 def stage_masker(config):

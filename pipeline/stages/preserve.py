@@ -193,6 +193,15 @@ def held(frame: Frame) -> np.ndarray | None:
     return frame.keep if changes is None else None
 
 
+def made_alpha(frame: Frame) -> np.ndarray | None:
+    """Float H x W, 1 where a result is the input photo's own pixel: `held`, and for a staging of a photo emptied
+    first (stages.empty_first), only where the empty room was the photo's too (`held` is the empty room's)."""
+    alpha = held(frame)
+    if frame.emptied is None:
+        return alpha
+    return frame.emptied if alpha is None else np.minimum(alpha, frame.emptied)
+
+
 def match_colour(made: np.ndarray, original: np.ndarray, alpha: np.ndarray, removal: np.ndarray) -> np.ndarray:
     """The generated picture with its colour matched to the photo's, per channel (mean and spread), measured on a
     ring of the photo around the seam, where the two should agree: a decode's colour shift (diffusers#5808) is

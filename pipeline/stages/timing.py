@@ -20,6 +20,7 @@ STAGES = (
     "room",
     "mask",
     "fill",
+    "declutter",
     "region",
     "edges",
     "generate",

@@ -22,7 +22,7 @@ from PIL import Image
 
 from pipeline.errors import UsageError
 from pipeline.frames import Frame
-from pipeline.stages.preserve import held
+from pipeline.stages.preserve import made_alpha
 
 TILE = 256  # input pixels per tile side (benchmarks/upscale-cpu.json: x4plus peaks 1.1 GB above baseline in fp32)
 OVERLAP = 16  # context around a tile, cropped away after: covers what an edge changes in RRDBNet's output
@@ -106,7 +106,7 @@ class Upscaler:
             target = tuple(int(v) for v in frame.target_size)
             if target == frame.result.size:
                 continue
-            alpha = held(frame)
+            alpha = made_alpha(frame)
             if frame.changes is not None and frame.original is not None:  # a declutter, a staging: what it made
                 frame.result = self.enlarge_region(frame, target, alpha)
                 continue

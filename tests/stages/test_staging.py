@@ -96,3 +96,19 @@ def test_added_ignores_specks_and_never_enters_what_is_kept():
     assert not added[region(WINDOW)].any()
     empty = frame(scene=scene_map(vase=(330, 250, 333, 253)))
     assert not added_mask(shot, empty, StageMasker(frozenset(), None).keeps, stage_table()).any()
+
+
+def test_a_photo_with_little_furniture_is_staged_as_it_is():
+    """Under stage.toml's [declutter] share of movable things (detections and scene classes), no declutter runs: the
+    frame is untouched (its generator is never called); over it, the photo is one to empty first."""
+    from pipeline.stages.empty_first import EmptyFirst, movable_share
+    from pipeline.stages.removal import RemovalMasker
+
+    masker = RemovalMasker(None, frozenset(), None)
+    chair = staged_frame(scene=scene_map(), objects=[found("chair", (20, 220, 60, 250))])  # 1 % of the photo
+    assert movable_share(masker, chair) == pytest.approx(40 * 30 / (400 * 300))
+    image = chair.image
+    EmptyFirst(masker, [], None, None, [], stage_table().declutter_above)([chair])
+    assert chair.image is image and chair.removal is None and chair.before is None
+    sofa = frame(scene=scene_map(sofa=(100, 180, 300, 280)))
+    assert movable_share(masker, sofa) > stage_table().declutter_above
