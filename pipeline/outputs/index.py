@@ -8,7 +8,8 @@ wrote it. The CSV is meant for spreadsheets:
 UTF-8 with a byte-order mark, every text cell quoted, and a cell that a spreadsheet would run as a
 formula (starting with =, +, -, @, a tab or a carriage return) prefixed with a quote. Columns are only ever
 added at the end (`set`, `style_ref`, `original_url`, then a declutter's `objects_left`, `movable_left` and
-`seam_delta_e`, then `mode` came last), so a sheet that reads them by position keeps working.
+`seam_delta_e`, then `mode`, then a staging's `furniture_added`, `openings_added` and `architecture_edges_f1`
+came last), so a sheet that reads them by position keeps working.
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ COLUMNS = (
     "movable_left",
     "seam_delta_e",
     "mode",
+    "furniture_added",
+    "openings_added",
+    "architecture_edges_f1",
 )
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -125,6 +129,18 @@ def row(job: ImageRecord, variation: dict | None) -> dict:
         "original_url": job.urls.get("original_url"),
         **declutter_cells(result.get("fidelity") or {}),  # last, as they were added
         "mode": job.mode or ("declutter" if job.style == "empty" else "restyle"),  # lines before it was kept
+        **stage_cells(result.get("fidelity") or {}),
+    }
+
+
+def stage_cells(fidelity: dict) -> dict:
+    """What a staging made (pipeline.stages.stage_check) as index columns: the share of its region that became
+    furniture, the share that became a window or door, the architecture's edge F1; empty for other modes."""
+    added = fidelity.get("furniture_added") or {}
+    return {
+        "furniture_added": added.get("share"),
+        "openings_added": fidelity.get("openings_added"),
+        "architecture_edges_f1": fidelity.get("architecture_edges_f1"),
     }
 
 

@@ -188,7 +188,7 @@ def fidelity_text(fidelity: dict) -> str | None:
     kept = fidelity.get("kept_delta_e")
     if kept:
         parts.append(f"kept \u0394E max {kept['max']:.2f}, mean {kept['mean']:.2f}")
-    return " \u00b7 ".join(parts + declutter_text(fidelity)) or None
+    return " \u00b7 ".join(parts + declutter_text(fidelity) + stage_text(fidelity)) or None
 
 
 def declutter_text(fidelity: dict) -> list[str]:
@@ -202,6 +202,22 @@ def declutter_text(fidelity: dict) -> list[str]:
     seam = fidelity.get("seam_delta_e")
     if seam:
         parts.append(f"seam \u0394E mean {seam['mean']:.2f}, p95 {seam['p95']:.2f}")
+    return parts
+
+
+def stage_text(fidelity: dict) -> list[str]:
+    """What a staging made, as the job card shows it: the share of its region that became furniture and the
+    expected pieces found, new openings, the architecture's edge F1."""
+    parts = []
+    added = fidelity.get("furniture_added")
+    if added:
+        pieces = ", ".join(f"{count} {label}" for label, count in (added.get("pieces") or {}).items())
+        pieces = f" ({pieces})" if pieces else ""
+        parts.append(f"furniture added {added['share']:.1%}{pieces}")
+    if fidelity.get("openings_added") is not None:
+        parts.append(f"openings added {fidelity['openings_added']:.1%}")
+    if fidelity.get("architecture_edges_f1") is not None:
+        parts.append(f"architecture edges F1 {fidelity['architecture_edges_f1']:.3f}")
     return parts
 
 

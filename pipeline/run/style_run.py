@@ -34,9 +34,17 @@ class StyleRun:
         return dict(self.prepare).get("mask")
 
     def checker(self, stages: dict):
-        """A declutter's DeclutterCheck with the run's own models (`stages`: the runner's shared stages by name:
-        its detector, segmenter and scene segmenter); None for a restyle, or without a detector."""
-        if self.masker is None or stages.get("detect") is None:
+        """A declutter's DeclutterCheck, a staging's StageCheck, with the run's own models (`stages`: the runner's
+        shared stages by name: its detector, segmenter and scene segmenter); None for a restyle, or without a
+        detector."""
+        if stages.get("detect") is None:
+            return None
+        region = dict(self.prepare).get("region")
+        if region is not None:
+            from pipeline.stages.stage_check import StageCheck
+
+            return StageCheck(region.keeps, region.table, tuple(stages.get(n) for n in ("detect", "segment", "scene")))
+        if self.masker is None:
             return None
         from pipeline.stages.declutter_check import DeclutterCheck
 

@@ -152,7 +152,7 @@ class DeclutterCheck:
         self.scene = scene
 
     def __call__(self, frames: list[Frame]) -> list[Frame]:
-        todo = [f for f in frames if f.ok and f.result is not None and f.removal is not None and f.image is not None]
+        todo = [f for f in frames if f.ok and f.result is not None and self.applies(f) and f.image is not None]
         if todo:
             for frame, seen in zip(todo, self.look(todo), strict=True):
                 frame.fidelity = {**frame.fidelity, **measure(frame, seen, self.masker)}
@@ -160,6 +160,16 @@ class DeclutterCheck:
 
     def look(self, frames: list[Frame]) -> list[Frame]:
         return look(frames, (self.detector, self.segmenter, self.scene))
+
+    def applies(self, frame: Frame) -> bool:
+        """Whether a result is one this check measures: a declutter's."""
+        return frame.removal is not None and frame.region is None
+
+    @staticmethod
+    def score(score: float, parts: dict[str, float], measured: dict) -> tuple[float, dict[str, float]]:
+        from pipeline.stages.validate import cleared
+
+        return cleared(score, parts, measured)
 
     def removal_of(self, image: Image.Image, room: str | None = None) -> Frame:
         """A photo's frame with what the masker would take out of it (its removal, keep and labels): the photo's
@@ -171,10 +181,11 @@ class DeclutterCheck:
         return frame
 
 
-def look(frames: list[Frame], stages) -> list[Frame]:
-    """Each result at its frame's size, as the shared stages see a photo: `stages` (a detector, a segmenter, a
-    scene segmenter; any None) set its detections, their masks, the scene."""
-    seen = [Frame(item=f.item, seed=f.seed, image=result_at(f), room=f.room) for f in frames]
+def look(frames: list[Frame], stages, picture=None) -> list[Frame]:
+    """Each result at its frame's size (or `picture(frame)`), as the shared stages see a photo: `stages` (a
+    detector, a segmenter, a scene segmenter; any None) set its detections, their masks, the scene."""
+    picture = picture or result_at
+    seen = [Frame(item=f.item, seed=f.seed, image=picture(f), room=f.room) for f in frames]
     for stage in stages:
         if stage is not None:
             stage(seen)

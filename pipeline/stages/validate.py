@@ -177,14 +177,16 @@ class Validator:
         return frames
 
     def judge(self, frames: list[Frame], check=None) -> list[Frame]:
-        """A declutter's results checked for what they left (`check`: a declutter_check.DeclutterCheck, its
-        numbers into each frame's fidelity) and scored with it (`cleared`); nothing without a check."""
-        todo = [f for f in frames if f.ok and f.result is not None and f.removal is not None and f.quality is not None]
-        if check is None or not todo:
+        """A declutter's or a staging's results checked (`check`: a declutter_check.DeclutterCheck, what it left;
+        a stage_check.StageCheck, what it added), the numbers into each frame's fidelity, and scored by the check's
+        rule (`cleared`, `furnished`); nothing without a check."""
+        if check is None:
             return frames
-        check(todo)
+        todo = [f for f in frames if f.ok and f.result is not None and f.quality is not None and check.applies(f)]
+        if todo:
+            check(todo)
         for frame in todo:
-            frame.quality, frame.quality_parts = cleared(frame.quality, frame.quality_parts, frame.fidelity)
+            frame.quality, frame.quality_parts = check.score(frame.quality, frame.quality_parts, frame.fidelity)
         return frames
 
 

@@ -79,6 +79,12 @@ def test_the_result_is_named_for_its_style_and_says_it_was_staged(staged_run):
     with open(out / "index.csv", encoding="utf-8-sig", newline="") as sheet:
         (row,) = list(csv.DictReader(sheet))
     assert row["mode"] == "stage" and row["style"] == "boho"
+    measured = meta["fidelity"]  # on the written result, by the run's own detector, segmenter and scene model
+    assert set(measured["furniture_added"]) == {"share", "pieces", "expected"}
+    assert 0 <= measured["openings_added"] <= 1 and 0 <= measured["architecture_edges_f1"] <= 1
+    assert meta["quality"]["furnished"] in (0.0, 1.0)
+    assert float(row["furniture_added"]) == measured["furniture_added"]["share"]
+    assert float(row["architecture_edges_f1"]) == measured["architecture_edges_f1"]
 
 
 def photo_pixels(photo, size: str) -> np.ndarray:

@@ -219,7 +219,7 @@ def test_the_numbers_reach_the_index_and_the_report():
     record = ImageRecord("id", "in/room.jpg", "room.jpg", "empty", "ok", seed=1, quality=0.0, fidelity=MEASURED)
     cells = row(record, None)
     declutter = ("objects_left", "movable_left", "seam_delta_e")
-    assert COLUMNS[-4:-1] == declutter and list(cells)[-4:] == list(COLUMNS[-4:])
+    assert COLUMNS[-7:-4] == declutter and list(cells)[-7:] == list(COLUMNS[-7:])
     assert cells["mode"] == "declutter"  # a line written before the mode was kept: `empty` is a declutter's
     assert (cells["objects_left"], cells["movable_left"], cells["seam_delta_e"]) == (2, 0.125, 3.5)
     restyled = row(ImageRecord("id", "in/room.jpg", "room.jpg", "boho", "ok", fidelity={"edges_f1": 0.5}), None)
