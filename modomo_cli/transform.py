@@ -330,7 +330,7 @@ def show_dry_run(plan, as_json: bool) -> None:
     shard = f" (shard {found['shard']})" if found["shard"] else ""
     console.print(
         f"dry run     {found['inputs']} of {found['of']} inputs{shard}, {found['jobs']} jobs in "
-        f"{', '.join(found['styles'])} on {found['models']} ({found['engine']}) into {found['out']}: "
+        f"{styles_text(found)} on {found['models']} ({found['engine']}) into {found['out']}: "
         f"{found['to_do']} to do, {found['done']} done",
         soft_wrap=True,
     )
@@ -363,6 +363,14 @@ def show_dry_run(plan, as_json: bool) -> None:
         raise typer.Exit(EXIT_FATAL)
     if found["problems"]:
         raise typer.Exit(EXIT_SOME_FAILED)
+
+
+def styles_text(found: dict) -> str:
+    """The dry run's styles, each with its mode unless a restyle: `boho (stage), empty (declutter)`."""
+    modes = found.get("modes") or {}
+    return ", ".join(
+        name if modes.get(name, "restyle") == "restyle" else f"{name} ({modes[name]})" for name in found["styles"]
+    )
 
 
 def make_plan(options: TransformOptions, argv: list[str]):

@@ -131,7 +131,8 @@ def job_data(record: dict, link: FolderLinks) -> dict:
 
     k key, s style, t status, e error, r room, q quality, p passed, a attempts, qp quality parts, fd fidelity,
     tm stage seconds, in the input as the models saw it, mp control maps, v variations (see `_variation`),
-    g room set, an the set's anchor, rf style reference (see `reference_data`), og the published original.
+    g room set, an the set's anchor, rf style reference (see `reference_data`), og the published original, m the
+    mode when not a restyle (declutter, stage).
     """
     outputs = record.get("outputs") or {}
     job = {
@@ -155,6 +156,7 @@ def job_data(record: dict, link: FolderLinks) -> dict:
         "an": True if record.get("anchor") else None,
         "rf": reference_data(record, link),
         "og": record.get("original_url") or link(outputs.get("original")) or None,
+        "m": record.get("mode") if record.get("mode") not in (None, "restyle") else None,
     }
     job.update({k: v for k, v in optional.items() if v not in (None, {}, [])})
     return job

@@ -144,6 +144,7 @@ def describe(plan: RunPlan) -> dict:
         "to_do": sum(len(styles) for styles in todo.values()),
         "done": len(skipped),
         "styles": [s.name for s in [*plan.config.styles, *plan.config.job_styles]],
+        "modes": {s.name: s.mode for s in [*plan.config.styles, *plan.config.job_styles]},
         "out": plan.config.options.out,
         "engine": plan.engine,
         "models": plan.spec.name,

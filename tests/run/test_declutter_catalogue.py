@@ -96,6 +96,7 @@ def test_a_dry_run_lists_what_each_declutter_asks_to_take_out(tiny_bundle, rooms
     code, found, stderr = invoke("--manifest", manifest, *tiny(tiny_bundle, tmp_path / "out"), "--dry-run")
     assert code == 0, stderr
     assert found["styles"] == ["modern", "boho", "empty", "scandinavian"]
+    assert found["modes"] == {"modern": "restyle", "boho": "restyle", "empty": "declutter", "scandinavian": "stage"}
     assert found["removes"] == ["everything movable (2 jobs)", "clutter, tv (1 job)"]
 
 

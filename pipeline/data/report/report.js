@@ -147,7 +147,8 @@
     var j = JOBS[i], node = el('article', 'card ' + j.t), head = el('header'), title = el('h2', null, j.k);
     node.dataset.job = i;
     title.title = j.k;
-    head.append(title, el('span', 'tag', j.s || 'no style'), el('span', 'status ' + j.t, LABELS[j.t]));
+    var style = (j.s || 'no style') + (j.m === 'stage' ? ' \u00b7 staged' : '');
+    head.append(title, el('span', 'tag', style), el('span', 'status ' + j.t, LABELS[j.t]));
     if (j.an) head.appendChild(el('span', 'tag anchor', 'anchor'));
     if (j.g && state.sort !== 'input') head.appendChild(el('span', 'tag set', 'room set ' + j.g));
     if (j.t !== 'failed') head.appendChild(el('span', 'q ' + grade(j.p), fmtQ(j.q)));
