@@ -149,9 +149,8 @@ class StageMasker:
         type, the parts of the room --preserve names, and the user's mask."""
         preserve, _, kept_names = self.keeps.choices(frame)
         keep = part_region(scene, room_parts(preserve)) | classes_region(scene, kept_names)
-        for obj in frame.objects:
-            obj.kept = obj.label in kept_names
-            if obj.kept:
+        for obj in frame.objects:  # the detections are shared with the photo's other jobs: not marked here
+            if obj.label in kept_names:
                 keep |= object_region(obj, shape)
         user = user_keep(frame, self.keeps.mask_dir)
         return keep if user is None else keep | user

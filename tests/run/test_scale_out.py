@@ -381,7 +381,8 @@ def test_dead_workers_images_are_ok_only_for_this_runs_settings_and_input_versio
 
 
 def test_ctrl_c_under_devices_reaches_every_worker_and_keeps_the_journal(tiny_bundle, rooms, tmp_path):
-    inputs, out = photos(tmp_path / "in", rooms, 12), tmp_path / "out"
+    # 12 photos a worker, two at a time: neither can finish its share between the first journal line and the signal
+    inputs, out = photos(tmp_path / "in", rooms, 24), tmp_path / "out"
     command = [
         sys.executable,
         "-m",
@@ -391,6 +392,8 @@ def test_ctrl_c_under_devices_reaches_every_worker_and_keeps_the_journal(tiny_bu
         *map(str, tiny(tiny_bundle, out)),
         "--steps",
         "3",
+        "--batch-size",
+        "2",
         "--devices",
         "cpu,cpu",
         "--json",
@@ -410,11 +413,11 @@ def test_ctrl_c_under_devices_reaches_every_worker_and_keeps_the_journal(tiny_bu
     done = journal(out)
     assert all((out / e["outputs"]["result"]).exists() and (out / e["outputs"]["metadata"]).exists() for e in done)
     assert not list((out / ".modomo" / "tmp").glob("*.tmp"))
-    assert 0 < len(done) < 12
+    assert 0 < len(done) < 24
     code, rerun, stderr = invoke(inputs, *tiny(tiny_bundle, out, "--steps", "3"))  # resumed in this process
     assert code == 0, stderr
     assert sum(r["status"] == "skipped" for r in rerun["images"]) == len(done)
-    assert sum(r["status"] == "ok" for r in rerun["images"]) == 12 - len(done)
+    assert sum(r["status"] == "ok" for r in rerun["images"]) == 24 - len(done)
 
 
 @pytest.mark.parametrize(
