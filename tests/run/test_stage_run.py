@@ -192,3 +192,19 @@ def test_what_a_staging_cannot_take_is_one_line(tiny_bundle, rooms, tmp_path, ex
     assert result.exit_code == 2, result.output
     message = result.output.strip()
     assert words in message and len(message.splitlines()) == 1, message
+
+
+def test_a_signed_staging_says_it_was_staged(floor_bundle, rooms, signing_chain, tmp_path):
+    """Its content credentials: the edit action's description and modomo's assertion name the mode and the
+    furniture asked for, beside the XMP's words."""
+    from tests.outputs.test_signing import assertion, read
+
+    signing = ("--sign-cert", signing_chain.cert, "--sign-key", signing_chain.key)
+    with as_empty_rooms():
+        restyle(floor_bundle, rooms / "living-room-02-small.jpg", tmp_path / "out", *STAGE, *signing)
+    state, failures, manifest, _ = read((tmp_path / "out" / "living-room-02-small.boho.png").read_bytes(), "image/png")
+    assert state == "Valid" and failures == ["signingCredential.untrusted"]
+    edited = next(a for a in assertion(manifest, "c2pa.actions")["actions"] if a["action"] == "c2pa.edited")
+    assert edited["description"] == "Virtually staged as boho with a generative model"
+    own = assertion(manifest, "modomo.restyle")
+    assert own["mode"] == "stage" and own["furniture"].startswith("a sofa, two armchairs") and "removed" not in own
