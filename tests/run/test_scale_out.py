@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from modomo_cli.app import app
 from pipeline.options import TransformOptions
 from pipeline.outputs.sinks import LocalSink
+from pipeline.run.shards import shard_of
 from tests.run.test_time_meaning import check_definition
 
 PHOTO = "living-room-02-small.jpg"
@@ -381,7 +382,8 @@ def test_dead_workers_images_are_ok_only_for_this_runs_settings_and_input_versio
 
 
 def test_ctrl_c_under_devices_reaches_every_worker_and_keeps_the_journal(tiny_bundle, rooms, tmp_path):
-    # 12 photos a worker, two at a time: neither can finish its share between the first journal line and the signal
+    # 12 photos a worker, two at a time; the signal goes once both have written a result (shard_of: which worker
+    # a photo is), so it finds both at work: neither still starting up, neither done with its share
     inputs, out = photos(tmp_path / "in", rooms, 24), tmp_path / "out"
     command = [
         sys.executable,
@@ -400,10 +402,10 @@ def test_ctrl_c_under_devices_reaches_every_worker_and_keeps_the_journal(tiny_bu
     ]
     parent = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not journal(out):  # workers are restyling
-        time.sleep(0.2)
+    while time.monotonic() < deadline and len({shard_of(f"in/{e['key']}", 2) for e in journal(out)}) < 2:
+        time.sleep(0.1)
     workers = psutil.Process(parent.pid).children()
-    assert len(workers) == 2 and journal(out)
+    assert len(workers) == 2 and len({shard_of(f"in/{e['key']}", 2) for e in journal(out)}) == 2
     parent.send_signal(signal.SIGINT)
     stdout, stderr = parent.communicate(timeout=300)
     assert parent.returncode == 130, stderr
