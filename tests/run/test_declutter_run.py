@@ -92,6 +92,8 @@ def test_a_rerun_finds_the_declutter_done(emptied, tiny_bundle):
         (["--remove", "tv", "--mode", "restyle"], "--remove takes things out"),
         (["--mode", "tidy"], "--mode 'tidy': choose one of restyle, declutter"),
         (["--remove", "unicorn"], "unicorn"),
+        (["--mode", "stage", "--remove", "tv"], "--remove takes things out of the room: it goes with --mode declutter"),
+        (["--mode", "stage", "--style", "boho,boho"], "style 'boho' is named twice"),
     ],
 )
 def test_what_a_mode_cannot_take_is_one_line(tiny_bundle, rooms, tmp_path, extra, words):
