@@ -165,6 +165,7 @@ class Frame:
     added: np.ndarray | None = None  # bool H x W: the furniture a staging's first pass added (its second pass's mask)
     emptied: np.ndarray | None = None  # float H x W: 1 where the empty room a staging started from is the photo's
     before: Frame | None = None  # a staging's frame as it was before its photo was emptied (the photo's own maps)
+    painted: Frame | None = None  # a staging's first-pass picture as the run's models saw it (its second pass's look)
 
     @property
     def changes(self) -> np.ndarray | None:
@@ -184,6 +185,7 @@ class Frame:
         measured stays."""
         self.image = self.result = self.depth = self.edges = self.lines = self.original = self.source = None
         self.scene = self.removal = self.start = self.region = self.added = self.emptied = self.before = None
+        self.painted = None
 
     def fail(self, reason: str) -> None:
         """Mark the frame failed with a one-line reason; later stages skip it."""

@@ -56,7 +56,7 @@ class StyleRun:
         timed as theirs. A result that only scored low keeps its mask. A staging's retry starts again from its
         region (its second pass finds what it added again); nothing for a restyle."""
         for frame in frames:
-            frame.added = frame.start = None
+            frame.added = frame.start = frame.painted = None
         masker = self.masker
         left = [f for f in frames if f.ok and f.fidelity.get("objects_left")]
         if masker is None or not left:
@@ -73,7 +73,8 @@ class StyleRun:
 
 
 # What one attempt made: a retry that does worse gives these back (a declutter's larger mask and its fill too).
-ATTEMPT = ("quality", "quality_parts", "result", "seed", "fidelity", "removal", "start", "edges", "lines", "added")
+ATTEMPT = ("quality", "quality_parts", "result", "seed", "fidelity", "removal", "start", "edges", "lines", "added",
+           "painted")  # fmt: skip
 
 
 def attempt_state(frame: Frame) -> dict:

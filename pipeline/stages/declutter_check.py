@@ -181,11 +181,10 @@ class DeclutterCheck:
         return frame
 
 
-def look(frames: list[Frame], stages, picture=None) -> list[Frame]:
-    """Each result at its frame's size (or `picture(frame)`), as the shared stages see a photo: `stages` (a
-    detector, a segmenter, a scene segmenter; any None) set its detections, their masks, the scene."""
-    picture = picture or result_at
-    seen = [Frame(item=f.item, seed=f.seed, image=picture(f), room=f.room) for f in frames]
+def look(frames: list[Frame], stages) -> list[Frame]:
+    """Each result at its frame's size, as the shared stages see a photo: `stages` (a detector, a segmenter, a
+    scene segmenter; any None) set its detections, their masks, the scene."""
+    seen = [Frame(item=f.item, seed=f.seed, image=result_at(f), room=f.room) for f in frames]
     for stage in stages:
         if stage is not None:
             stage(seen)

@@ -77,6 +77,9 @@ class SecondPass:
         return frames
 
     def find(self, frames: list[Frame]) -> list[np.ndarray]:
-        """Each first-pass result's added furniture: its detections and scene found by the run's own models."""
+        """Each first-pass result's added furniture: its detections and scene found by the run's own models (kept as
+        the frame's `painted`: the staging's check reads its openings there, without looking again)."""
         seen = look(frames, self.stages)
+        for frame, view in zip(frames, seen, strict=True):
+            frame.painted = view
         return [added_mask(f, s, self.masker, self.table) for f, s in zip(frames, seen, strict=True)]

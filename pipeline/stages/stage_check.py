@@ -98,11 +98,9 @@ class StageCheck:
         if not todo:
             return frames
         seen = look(todo, self.stages)
-        first = [f for f in todo if f.start is not None]  # the first pass's picture, before the second pass
-        painted = dict(zip(map(id, first), look(first, self.stages, lambda f: f.start), strict=True))
         for frame, after in zip(todo, seen, strict=True):
             numbers = {"furniture_added": furniture_added(frame, after, self.masker, self.table)}
-            opened = openings_added(frame, painted.get(id(frame), after), self.table)
+            opened = openings_added(frame, frame.painted or after, self.table)  # the first pass's, seen by the second
             if opened is not None:
                 numbers["openings_added"] = opened
             edges = architecture_edges_f1(frame, result_at(frame))

@@ -97,3 +97,16 @@ def test_a_staging_without_furniture_or_with_a_new_opening_fails(measured, expec
     score, parts = furnished(0.5, {"sanity": 1.0}, measured)
     assert (score, parts["furnished"]) == expected and parts["sanity"] == 1.0
     assert furnished(0.5, {}, {"edges_f1": 0.9}) == (0.5, {})  # not a staging: unchanged
+
+
+def test_the_check_reads_openings_where_the_second_pass_looked():
+    """The first pass's picture, as the second pass saw it (`painted`), is where a painted door shows: the final
+    result has the room put back around the furniture. No model runs here (the check's models: none)."""
+    from pipeline.stages.stage_check import StageCheck
+
+    shot = empty_room()
+    shot.result = shot.image.copy()
+    shot.painted = looked(sofa=SOFA, door=(320, 130, 380, 260))
+    StageCheck(masker(), stage_table(), ())([shot])
+    assert shot.fidelity["openings_added"] > 0.01 and shot.fidelity["architecture_edges_f1"] == 1.0
+    assert furnished(0.5, {}, shot.fidelity)[0] == 0.0
