@@ -56,7 +56,8 @@ class StyleRun:
         timed as theirs. A result that only scored low keeps its mask. A staging's retry starts again from its
         region (its second pass finds what it added again); nothing for a restyle."""
         for frame in frames:
-            frame.added = frame.start = frame.painted = None
+            if frame.region is not None:  # a staging: its first pass starts again from the empty room
+                frame.added = frame.start = frame.painted = None
         masker = self.masker
         left = [f for f in frames if f.ok and f.fidelity.get("objects_left")]
         if masker is None or not left:

@@ -149,3 +149,21 @@ def test_among_failed_attempts_the_one_that_left_fewer_objects_ranks_higher():
 
     assert rank(state(0.0, 1)) > rank(state(0.0, 2))  # both failed at 0: fewer left is better
     assert rank(state(0.3, 0)) > rank(state(0.0, 1)) and rank(state(0.5)) > rank(state(0.4))  # else by score
+
+
+def test_a_retry_keeps_a_declutters_fill_and_restarts_a_staging():
+    """Before a retry: a declutter that only scored low starts again from the same LaMa fill; a staging's second pass
+    state (its start, its added furniture, its look) is let go, so its first pass starts from the empty room."""
+    from PIL import Image
+
+    from pipeline.frames import Frame, Item
+    from pipeline.run.style_run import StyleRun
+
+    fill = Image.new("RGB", (8, 8))
+    emptied = Frame(Item("a.jpg", None, "."), seed=0, start=fill, removal=np.ones((8, 8), bool))
+    staged = Frame(Item("b.jpg", None, "."), seed=0, start=fill, region=np.ones((8, 8), bool))
+    staged.added, staged.painted = np.ones((8, 8), bool), Frame(Item("b.jpg", None, "."), seed=0)
+    run = StyleRun(None, None, "", 0.0, (("mask", object()),), None, {}, [])
+    run.regrow([emptied, staged])
+    assert emptied.start is fill
+    assert staged.start is None and staged.added is None and staged.painted is None
