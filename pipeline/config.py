@@ -157,7 +157,7 @@ class RunConfig:
             "dtype": self.precision or self.options.dtype,
             "fast": self.recipe,
             "controls": self.controls_used,
-            "segmenter": self.keeps_parts or self.inpaints,
+            "segmenter": self.keeps_parts or self.declutters,
             "style_ref": self.uses_references,
             "lama": self.declutters,
         }
@@ -171,14 +171,9 @@ class RunConfig:
 
     @property
     def declutters(self) -> bool:
-        """Whether some job of the run empties its room (--mode declutter): LaMa, the inpaint ControlNet and the
-        scene segmentation load."""
-        return any(s.mode in ("declutter", "stage") for s in [*self.styles, *self.job_styles])
-
-    @property
-    def inpaints(self) -> bool:
-        """Whether some job of the run paints into a region of its photo (a declutter, a staging): the scene
-        segmentation loads and the compositor puts the photo back around the region."""
+        """Whether some job of the run may empty its room (--mode declutter, or a staging of a furnished photo) and
+        paints into a region of it: LaMa, the inpaint ControlNet and the scene segmentation load, the detector finds
+        people too, and the compositor puts the photo back around the region."""
         return any(s.mode != "restyle" for s in [*self.styles, *self.job_styles])
 
     @property

@@ -87,8 +87,8 @@ class Runner:
         self.rooms = RoomClassifier(*stack.clip, device, dtype_of(stack.clip[0])) if stack.clip is not None else None
         mask_dir = Path(config.options.mask_dir) if config.options.mask_dir else None
         preserver = Preserver(config.keep_labels, mask_dir, restyles=self.restyles)
-        self.compositor = Compositor() if preserver.active or config.job_keeps or config.inpaints else None
-        if (config.keeps_parts or config.inpaints) and stack.segmenter is not None:  # the room's parts, once
+        self.compositor = Compositor() if preserver.active or config.job_keeps or config.declutters else None
+        if (config.keeps_parts or config.declutters) and stack.segmenter is not None:  # the room's parts, once
             from pipeline.stages.architecture import SceneSegmenter
 
             model, processor = stack.segmenter

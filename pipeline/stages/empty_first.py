@@ -21,12 +21,11 @@ from PIL import Image
 from pipeline.frames import Frame
 from pipeline.stages.preserve import held
 from pipeline.stages.removal import RemovalMasker
+from pipeline.stages.second_pass import movable_pixels
 
 
 def movable_share(masker: RemovalMasker, frame: Frame) -> float:
     """The share of the photo a full declutter of its room type would take out (before its mask grows)."""
-    from pipeline.stages.second_pass import movable_pixels
-
     width, height = frame.image.size
     return float(movable_pixels(masker, frame, frame.objects, frame.scene, (height, width)).mean())
 

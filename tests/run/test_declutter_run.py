@@ -16,8 +16,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from modomo_cli.app import app
-from pipeline.inputs import imaging
 from tests.conftest import restyle
+from tests.run.test_stage_run import photo_pixels
 
 
 @pytest.fixture(scope="module", params=["original", "working"])
@@ -61,10 +61,7 @@ def test_outside_the_mask_every_pixel_is_the_photos(emptied):
     exactly (at the photo's own resolution, and at the working size: the photo as the models saw it); inside,
     the result is made."""
     _, out, photo, size = emptied
-    decoded = imaging.decode(photo.read_bytes(), str(photo)).convert("RGB")
-    if size == "working":
-        decoded = imaging.resize_to(decoded, imaging.fit_size(*decoded.size, 128))
-    original = np.asarray(decoded)
+    original = photo_pixels(photo, size)
     result = np.asarray(Image.open(out / "living-room-01.empty.png").convert("RGB"))
     assert result.shape == original.shape
     removal = np.asarray(Image.open(out / "living-room-01.empty.removal.png"), dtype=np.float32)

@@ -86,6 +86,7 @@ def test_the_result_is_named_for_its_style_and_says_it_was_staged(staged_run):
 
 
 def photo_pixels(photo, size: str) -> np.ndarray:
+    """The decoded, upright photo's pixels at its own size, or at the 128 px working size."""
     decoded = imaging.decode(photo.read_bytes(), str(photo)).convert("RGB")
     if size == "working":
         decoded = imaging.resize_to(decoded, imaging.fit_size(*decoded.size, 128))
