@@ -46,9 +46,10 @@ BENCH = {
         option(
             WHAT,
             "--mode",
-            help="restyle (default) or declutter: time emptying the room (removal mask, LaMa's fill, the inpaint "
-            "pass, compose); --compare-diffusers then times diffusers' StableDiffusionControlNetInpaintPipeline "
-            "on the same fill, masks and seeds.",
+            help="restyle (default), declutter (time emptying the room: removal mask, LaMa's fill, the inpaint "
+            "pass, compose) or stage (time furnishing it: a furnished photo emptied first, the region, both "
+            "passes); --compare-diffusers then times diffusers' StableDiffusionControlNetInpaintPipeline for "
+            "every pass, on the same masks and seeds.",
         ),
     ),
     "remove": (
@@ -92,6 +93,14 @@ BENCH = {
         ),
     ),
     "ablate": (bool, flag(AGAINST, "--ablate", help="Also time the run with each shortcut off.")),
+    "second_pass": (
+        bool,
+        flag(
+            WHAT,
+            "--second-pass/--no-second-pass",
+            help="--mode stage: the recipe's second pass (default), or the first pass alone.",
+        ),
+    ),
     "retries": (int, option(WHAT, help="Quality retries per image (0: one generation each).")),
     "style_ref": (
         str | None,
@@ -184,6 +193,7 @@ def _bench_sweep(o: BenchCommandOptions, ctx: typer.Context, setup) -> None:
 def _bench_once(o: BenchCommandOptions, setup) -> None:
     """One configuration: the stage table, throughput, FLOP/s, cost; optionally against plain diffusers. Without
     a terminal (no progress bar) each phase gets a line on stderr; the plan and its estimate always do."""
+    from modomo_cli.bench_modes import print_mode
     from pipeline.bench.bench import BenchOptions, estimate, run_bench
     from pipeline.bench.setup import load_stacks
 
@@ -206,11 +216,34 @@ def _bench_once(o: BenchCommandOptions, setup) -> None:
             phase=phases,
         )
     summary["estimate"] = guess
+    nothing_timed(summary)
     print_bench(summary)
-    if "declutter" in summary:
-        print_declutter(summary)
+    print_mode(summary)
     if o.as_json:
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+
+
+# What a declutter's or a staging's bench times, and what its baseline is given, as the plan line says them.
+MODE_WORK = {
+    "declutter": "removal mask, LaMa's fill, the inpaint pass, compose",
+    "stage": "a furnished photo emptied first, the region, the first pass, compose, the second pass",
+    "first pass alone": "a furnished photo emptied first, the region, the first pass alone (--no-second-pass), compose",
+}
+MODE_BASELINE = {
+    "declutter": "on the same masks, LaMa fills and seeds",
+    "stage": "for every pass, on the same photos and seeds",
+}
+
+
+def nothing_timed(summary: dict) -> None:
+    """A bench whose timed images all failed timed nothing: one line with the first reason, exit 1."""
+    from pipeline.errors import ModomoError
+
+    if summary["counts"]["ok"] == 0:
+        errors = [i.get("error") for i in summary.get("images", []) if i.get("error")]
+        why = f" (the first: {errors[0]})" if errors else ""
+        failed = summary["counts"]["failed"]
+        raise ModomoError(f"bench: none of the {failed} timed images finished{why}; nothing was timed")
 
 
 def say(line: str) -> None:
@@ -222,13 +255,14 @@ def say(line: str) -> None:
 def plan_line(o: BenchCommandOptions, setup) -> str:
     """'bench: plan: modomo on 4 synthetic images after 1 warm-up; plain diffusers before and after; ...'."""
     what = f"{o.images} {'of the photos' if o.inputs else 'synthetic images'}"
-    declutter = setup.config.declutters
-    mode = " (declutter: removal mask, LaMa's fill, the inpaint pass, compose)" if declutter else ""
+    kind = setup.config.style.mode
+    work = MODE_WORK.get(kind, "") if o.second_pass else MODE_WORK["first pass alone"]
+    mode = f" ({kind}: {work})" if work else ""
     parts = [f"modomo{mode} on {what} after {o.warmup} warm-up, {setup.config.long_side} px, {o.models}"]
-    if o.compare_diffusers and declutter:
+    if o.compare_diffusers and kind in MODE_BASELINE:
         parts.append(
-            "plain diffusers (StableDiffusionControlNetInpaintPipeline, one pipe() per image, on the same masks, "
-            "LaMa fills and seeds) before and after it"
+            f"plain diffusers (StableDiffusionControlNetInpaintPipeline, one pipe() per image, {MODE_BASELINE[kind]}) "
+            "before and after it"
         )
     elif o.compare_diffusers:
         parts.append("plain diffusers on the same images before and after it")
@@ -237,57 +271,6 @@ def plan_line(o: BenchCommandOptions, setup) -> str:
     if setup.config.options.style_ref:
         parts.append("modomo again without the style reference")
     return "bench: plan: " + "; ".join(parts)
-
-
-def print_declutter(summary: dict) -> None:
-    """A declutter's own report: its stages against plain diffusers' (a table), the pass's settings, how much of
-    the photos the masks take out and where from, what each generate stage called, whether the baseline's pass was
-    given the same frames; then what makes a figure mean less."""
-    from rich.markup import escape
-    from rich.table import Table
-
-    from modomo_cli.render import console
-
-    d = summary["declutter"]
-    keys = [key for key in ("diffusers", "diffusers_fp32") if key in summary]
-    title = "declutter stages, s/image" + (" (ratio: modomo's time over plain diffusers')" if keys else "")
-    table = Table(title=title, title_justify="left")
-    table.add_column("stage")
-    table.add_column("modomo", justify="right")
-    for key in keys:
-        fmt = summary[key].get("dtype", "")
-        table.add_column(f"diffusers {fmt}".strip(), justify="right")
-        table.add_column("ratio", justify="right")
-    for name, row in d["stages"].items():
-        cells = [name, f"{row['modomo']:.3f}"]
-        for key in keys:
-            theirs, ratio = row.get(key), row.get(f"ratio_{key}")
-            cells += [f"{theirs:.3f}" if theirs is not None else "", f"{ratio:.2f}x" if ratio else ""]
-        table.add_row(*cells)
-    console.print(table)
-    removal = d["removal"]
-    lines = [
-        f"declutter   pass: {d['denoising_steps']} of {d['steps']} steps (strength {d['strength']:g}), controls "
-        f"{' + '.join(d['controls'])}",
-    ]
-    if removal["area_mean"] is not None:
-        lines.append(
-            f"declutter   removal mask: {removal['area_mean']:.1%} of each photo on average (min "
-            f"{removal['area_min']:.1%}, max {removal['area_max']:.1%}; {removal['empty']} of {removal['images']} "
-            f"empty), {removal['source']}"
-        )
-    for key, called in d["generator"].items():
-        lines.append(f"declutter   {key} generate called {', '.join(called or ['nothing'])}")
-    for name, same in d["same_frames"].items():
-        checked = d["frames_checked"].get(name, 0)
-        verdict = "the same" if same else "NOT the same"
-        lines.append(
-            f"declutter   {name}: {verdict} seeds, removal masks and LaMa fills as modomo's pass ({checked} images)"
-        )
-    for line in lines:
-        console.print(escape(line), soft_wrap=True)
-    for warning in d["warnings"]:
-        console.print(f"[yellow]warning:[/yellow] {escape(warning)}", soft_wrap=True)
 
 
 def estimate_line(guess: dict) -> str:

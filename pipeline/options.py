@@ -150,6 +150,7 @@ class BenchCommandOptions:
     # Against plain diffusers
     compare_diffusers: bool = False
     ablate: bool = False
+    second_pass: bool = True  # --no-second-pass: a staging's first pass alone (what the second pass changes)
 
     # Sweep and compare
     sweep: bool = False

@@ -4,7 +4,9 @@ Reports the stage table, seconds per image and images per second, peak GPU and h
 generate stage's achieved TFLOP/s against the device's peak, cost per image with a monthly
 projection, and, with `compare_diffusers`, the same images made the plain diffusers way. A declutter
 (`--mode declutter`) adds its own section (declutter.py): its stages against the baseline's (diffusers'
-inpaint pipeline on the same masks, LaMa fills and seeds, checked), and how much of each photo it takes out.
+inpaint pipeline on the same masks, LaMa fills and seeds, checked), and how much of each photo it takes out; a
+staging (`--mode stage`) its own (stage.py): its stages and both passes against diffusers' inpaint pipeline for
+every pass, and how far the baseline's regions and added masks agree with modomo's.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from pipeline.bench.baselines import (
 )
 from pipeline.bench.declutter import MODOMO, FrameLog, declutter_summary
 from pipeline.bench.flops import forward_flops, per_image
+from pipeline.bench.stage import StageLog, stage_summary
 from pipeline.config import RunConfig
 from pipeline.frames import Item
 from pipeline.inputs.sources import collect_inputs
@@ -144,7 +147,7 @@ def run_bench(
             items = items[: options.images]
         warm = warmup_sets(items, options.warmup, config.options.batch_size, compiled)
         switch = fast_switch(config, stack)
-        log = FrameLog() if config.declutters else None  # what each timed declutter's pass was given
+        log = mode_log(config)  # what each timed declutter's or staging's passes were given
         watch = log.watch if log else None
         plain = (
             baselines_for(config, stack, baseline, items, options.warmup, compiled, scratch, switch, phase, watch)
@@ -174,11 +177,25 @@ def run_bench(
             plain.time("after")
             summary.update(plain.summary(result))
         if log:
-            summary["declutter"] = declutter_summary(config, summary, log)
+            summary[config.style.mode] = mode_summary(config, summary, log)
         if config.recipe:
             summary["projection"] = seed_projection(config, stack, price)
         summary.update(extra_runs(config, stack, Timed(items, warm, scratch, phase), options.ablate, result))
     return summary
+
+
+def mode_log(config: RunConfig):
+    """What notes each timed run's frames: a declutter's FrameLog, a staging's StageLog; none for a restyle."""
+    if config.style.mode == "stage":
+        return StageLog()
+    return FrameLog() if config.declutters else None
+
+
+def mode_summary(config: RunConfig, summary: dict, log) -> dict:
+    """The bench's `declutter` or `stage` section."""
+    if isinstance(log, StageLog):
+        return stage_summary(config, summary, log)
+    return declutter_summary(config, summary, log)
 
 
 @dataclass(frozen=True)
@@ -305,7 +322,7 @@ def summarise_bench(config: RunConfig, stack: ModelStack, price: Price, result: 
     if stack.device.type == "cpu":  # no datasheet: this CPU's own matmul peak in the run's format, measured
         from pipeline.bench.peak import cpu_peak_tflops
 
-        device["measured_peak"] = cpu_peak_tflops(stack.dtype)
+        device["measured_peak"] = cpu_peak_tflops(stack.dtype, fresh=True)
         device["measured_tflops"] = device["measured_peak"]["tflops"]
     per_image_cost = price.cost(seconds_per_image)
     summary["quality"]["sanity"] = sanity_mean(result)
@@ -361,12 +378,12 @@ def estimate(
 
     width, height = fit_size(width, height, config.long_side)
     forward = forward_flops(stack.pipe, height, width)
-    ours = per_image(forward, config.generate_settings(), config.speed)["modomo"]
+    ours = passes_flops(forward, config, config.speed, "modomo")
     count = options.images
     warmed = count + sum(map(len, warmup_sets(list(range(count)), options.warmup, config.options.batch_size, compiled)))
     runs = [("modomo", warmed, ours, stack)]
     if options.compare_diffusers:
-        theirs = per_image(forward, replace(config, recipe=None).generate_settings(), config.speed)["diffusers"]
+        theirs = passes_flops(forward, replace(config, recipe=None), config.speed, "diffusers")
         plain = 2 * count + sum(map(len, warmup_sets(list(range(count)), options.warmup, 1, compiled)))
         runs += [(f"plain diffusers in {name_of(s.dtype)}", plain, theirs, s) for s in (stack, baseline) if s]
     if options.ablate:
@@ -388,6 +405,17 @@ def estimate(
         "assumed_share": share,
         "seconds": seconds,
     }
+
+
+def passes_flops(forward: dict, config: RunConfig, speed: SpeedOptions, who: str) -> float:
+    """FLOPs per image of the style's passes: its generate stage, and a staging's second pass (a declutter's pass
+    before a staging depends on the photo: it is not counted)."""
+    settings = config.generate_settings()
+    flops = per_image(forward, settings, speed)[who]
+    staging = config.style.staging
+    if staging is not None and staging.second_pass:
+        flops += per_image(forward, replace(settings, strength=staging.second_strength), speed)[who]
+    return flops
 
 
 def peak_tflops(stack: ModelStack) -> float | None:

@@ -83,22 +83,34 @@ class FrameLog:
         return found
 
 
-def stage_rows(summary: dict) -> dict[str, dict]:
-    """Per stage a declutter runs, modomo's mean seconds per image and each baseline's (its faster run), with
+BASELINES = ("diffusers", "diffusers_fp32")
+
+
+def stage_rows(summary: dict, stages: tuple[str, ...] = (*SHARED_STAGES, *DECLUTTER_STAGES)) -> dict[str, dict]:
+    """Per stage a mode runs, modomo's mean seconds per image and each baseline's (its faster run), with
     modomo's time over the baseline's."""
     rows = {}
-    for name in (*SHARED_STAGES, *DECLUTTER_STAGES):
+    for name in stages:
         ours = summary["stages"].get(name, {}).get("mean")
         if ours is None:
             continue
         row = {MODOMO: ours}
-        for key in ("diffusers", "diffusers_fp32"):
+        for key in BASELINES:
             theirs = (summary.get(key) or {}).get("stages", {}).get(name, {}).get("mean")
             if theirs is not None:
                 row[key] = theirs
                 row[f"ratio_{key}"] = ours / theirs if theirs > 0 else None
         rows[name] = row
     return rows
+
+
+def generators(summary: dict) -> dict[str, list | None]:
+    """What each timed run's generate stage called: modomo's and each baseline's."""
+    found = {MODOMO: summary.get("generator")}
+    for key in BASELINES:
+        if key in summary:
+            found[key] = summary[key].get("generator")
+    return found
 
 
 def removal_source(config: RunConfig) -> str:
@@ -131,10 +143,6 @@ def declutter_summary(config: RunConfig, summary: dict, log: FrameLog) -> dict:
                 f"plain diffusers ({name}) was given another seed, removal mask or LaMa fill than modomo for "
                 f"{len(keys)} image(s): the ratio compares different work"
             )
-    generators = {MODOMO: summary.get("generator")}
-    for key in ("diffusers", "diffusers_fp32"):
-        if key in summary:
-            generators[key] = summary[key].get("generator")
     return {
         "strength": settings.strength,
         "steps": settings.steps,
@@ -149,7 +157,7 @@ def declutter_summary(config: RunConfig, summary: dict, log: FrameLog) -> dict:
             "area_max": max(areas) if areas else None,
         },
         "stages": stage_rows(summary),
-        "generator": generators,
+        "generator": generators(summary),
         "same_frames": {name: not keys for name, keys in differences.items()},
         "frames_checked": {name: len(run) for name, run in log.runs.items()},
         "warnings": warnings,

@@ -12,15 +12,12 @@ from pipeline.models.presets import ModelSpec
 from pipeline.options import BenchCommandOptions, TransformOptions, field_names
 from pipeline.run.cost import Price
 
-BENCH_STYLE = "boho"  # the style a restyle is timed in when --style is not given
-FEW_STEPS = "a declutter's pass has no few-step recipe: it is timed at its recipe's steps and strength (--steps)"
-# What the bench cannot time in a declutter, each refused in one line (transform's own refusals, --style and
-# --style-ref among them, come from the plan): flag -> why.
-DECLUTTER_REFUSES = {
-    "sweep": (
-        "--sweep",
-        "the sweep's grid times restyles (its modes are standard and fast); time a declutter without --sweep",
-    ),
+BENCH_STYLE = "boho"  # the style a restyle or a staging is timed in when --style is not given
+FEW_STEPS = "its passes are timed at their recipe's steps and strengths (--steps), with no few-step recipe"
+# What the bench cannot time in a declutter or a staging, each refused in one line (transform's own refusals,
+# --style and --style-ref with a declutter among them, come from the plan): flag -> why.
+MODE_REFUSES = {
+    "sweep": ("--sweep", "the sweep's grid times restyles (its modes are standard and fast); time it without --sweep"),
     "compare": ("--compare", "--compare sets results files side by side and times nothing"),
     "fast": ("--fast", FEW_STEPS),
     "fast_recipe": ("--fast-recipe", FEW_STEPS),
@@ -50,26 +47,30 @@ def synthetic_size(text: str) -> tuple[int, int]:
 
 def bench_mode(o: BenchCommandOptions) -> str:
     """The mode the bench times, read as transform reads it (--mode, else declutter with --remove, else restyle);
-    in a declutter, what the bench cannot time there is a one-line usage error."""
+    in a declutter or a staging, what the bench cannot time there is a one-line usage error, and only a staging
+    has a second pass to leave out."""
     mode = TransformOptions(mode=o.mode, remove=o.remove).chosen_mode
-    if mode == "stage":
-        raise UsageError(
-            "--mode stage: the bench times restyles and declutters; a staging's stage table is in transform's summary"
-        )
-    if mode == "declutter":
-        for name, (flag, why) in DECLUTTER_REFUSES.items():
+    if not o.second_pass and mode != "stage":
+        raise UsageError(f"--no-second-pass: only a staging (--mode stage) has a second pass, not --mode {mode}")
+    if mode in ("declutter", "stage"):
+        for name, (flag, why) in MODE_REFUSES.items():
             if getattr(o, name):
-                raise UsageError(f"{flag} with --mode declutter: {why}")
+                raise UsageError(f"{flag} with --mode {mode}: {why}")
     return mode
 
 
 def transform_options(o: BenchCommandOptions) -> TransformOptions:
     """The bench's options that transform has too, as transform's options object (they mean the same there); a
-    restyle without --style is timed in BENCH_STYLE."""
+    restyle or a staging without --style is timed in BENCH_STYLE."""
     options = TransformOptions(**{name: getattr(o, name) for name in field_names(TransformOptions) if hasattr(o, name)})
-    if options.style is None and options.chosen_mode == "restyle":
+    if options.style is None and options.chosen_mode in ("restyle", "stage"):
         options = replace(options, style=BENCH_STYLE)
     return options
+
+
+def without_second_pass(style):
+    """A staging without its second pass: the first pass's picture, composed, is the result."""
+    return replace(style, staging=replace(style.staging, second_pass=False)) if style.staging else style
 
 
 def bench_setup(o: BenchCommandOptions) -> BenchSetup:
@@ -89,6 +90,8 @@ def bench_setup(o: BenchCommandOptions) -> BenchSetup:
     # The bench's options that transform has too mean the same there: they make the same options object.
     options = transform_options(o)
     spec, stock, config, _ = model_plan(options)  # as transform plans it; a prompt word here: no room warning
+    if not o.second_pass:  # the first pass alone, the recipe's second pass left out (its results say so)
+        config = replace(config, styles=tuple(without_second_pass(s) for s in config.styles))
     if config.options.style_ref:  # read and checked before any model loads, as transform does
         config = with_references(config, stock, ReferenceReader(Remote()))
     device = pick_device(o.device)

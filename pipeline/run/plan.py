@@ -29,6 +29,7 @@ from pipeline.run.fit import (
     check_fast,
     check_lines,
     check_parts,
+    check_pass_steps,
     check_room,
     check_upscaler,
     default_room,
@@ -202,6 +203,7 @@ def checked_config(options: TransformOptions, styles, stock: Inventory) -> tuple
     check_upscaler(config, stock)
     check_fast(config, stock)
     check_declutter(config, stock)
+    check_pass_steps(config)
     return config, warnings
 
 
@@ -313,6 +315,7 @@ def manifest_jobs(config: RunConfig, stock: Inventory, remote: Remote, warn=None
         job_keeps=any(item.job.preserve or item.job.mask for item in items),
         job_parts=any(room_parts(item.job.preserve) for item in items if item.job.preserve),
     )
+    check_pass_steps(config)  # the rows' own styles' passes too
     if not stock.has("clip"):
         items = [
             _needs(item, "room auto needs the preset's CLIP") if item.job.room == AUTO_ROOM else item for item in items

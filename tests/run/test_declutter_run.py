@@ -91,6 +91,12 @@ def test_a_rerun_finds_the_declutter_done(emptied, tiny_bundle):
         (["--remove", "unicorn"], "unicorn"),
         (["--mode", "stage", "--remove", "tv"], "--remove takes things out of the room: it goes with --mode declutter"),
         (["--mode", "stage", "--style", "boho,boho"], "style 'boho' is named twice"),
+        (
+            ["--mode", "declutter", "--steps", "1"],
+            "--steps 1: the declutter's pass at strength 0.6 would run int(1 x "
+            "0.6) = 0 denoising steps; give --steps 2 or more",
+        ),
+        (["--mode", "stage", "--steps", "1"], "the staging's second pass at strength 0.5 would run"),
     ],
 )
 def test_what_a_mode_cannot_take_is_one_line(tiny_bundle, rooms, tmp_path, extra, words):
