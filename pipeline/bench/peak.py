@@ -3,7 +3,8 @@ runs of five), cached per CPU model, format and thread count. A GPU's peak is it
 a CPU has none, so the bench measures one and reports the generate stage's share of it.
 
 A probe taken while the machine is busy reads low, so the cache keeps the best the CPU has shown: each bench run
-probes again after it has timed (`fresh`) and keeps the higher figure; the estimate before a run reads the cache."""
+probes again after it has timed (`fresh`, once per process) and keeps the higher figure; the estimate before a run
+reads the cache."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from pipeline.models.precision import name_of
 
 SIDE = 2048
 CACHE_FILE = "cpu-peaks.json"
+_PROBED: set[str] = set()  # what this process has probed: a sweep's cells probe once, not once each
 
 
 def cpu_model() -> str:
@@ -57,8 +59,9 @@ def cpu_peak_tflops(dtype: torch.dtype, cache: Path | None = None, fresh: bool =
         known = json.loads(path.read_text())
     except (OSError, ValueError):
         known = {}
-    if key not in known or fresh:
+    if key not in known or (fresh and f"{path} {key}" not in _PROBED):
         known[key] = max(round(probe(dtype), 4), known.get(key, 0.0))
+        _PROBED.add(f"{path} {key}")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(known, indent=2) + "\n")

@@ -131,11 +131,17 @@ def test_a_fresh_probe_keeps_the_best_the_cpu_has_shown(tmp_path, monkeypatch):
 
     readings = iter([0.1, 0.3, 0.2])
     monkeypatch.setattr(peak, "probe", lambda *a, **k: next(readings))
+    monkeypatch.setattr(peak, "_PROBED", set())
     assert peak.cpu_peak_tflops(torch.float32, cache=tmp_path)["tflops"] == 0.1  # busy: low
     assert peak.cpu_peak_tflops(torch.float32, cache=tmp_path)["tflops"] == 0.1  # cached: no probe
+    assert peak.cpu_peak_tflops(torch.float32, cache=tmp_path, fresh=True)["tflops"] == 0.1  # probed in this process
+    peak._PROBED.clear()  # a later process
     assert peak.cpu_peak_tflops(torch.float32, cache=tmp_path, fresh=True)["tflops"] == 0.3
+    assert peak.cpu_peak_tflops(torch.float32, cache=tmp_path, fresh=True)["tflops"] == 0.3  # probed: not again
+    peak._PROBED.clear()  # a later process
     assert peak.cpu_peak_tflops(torch.float32, cache=tmp_path, fresh=True)["tflops"] == 0.3  # 0.2 is lower
     assert peak.cpu_peak_tflops(torch.float32, cache=tmp_path)["tflops"] == 0.3
+    assert next(readings, None) is None  # three probes in all
 
 
 def test_bench_reports_sanity_and_batching(bench):
@@ -178,6 +184,18 @@ def test_flops_of_the_real_architectures_match_the_published_counts():
     assert flops["modomo"] < flops["diffusers"]
     plain = per_image(forward, settings, SpeedOptions(False, False, False))
     assert plain["modomo"] == pytest.approx(flops["diffusers"])
+    # counted once per configs and size: the same again is read back, another size or model is counted
+    from pipeline.bench import flops as counting
+
+    with pytest.MonkeyPatch.context() as patch:
+        real, counted = counting.count_forward, []
+        patch.setattr(counting, "count_forward", lambda *a: (counted.append(a[1:]), real(*a))[1])
+        assert forward_flops(pipe, 512, 512) == forward
+        assert forward_flops(pipe, 256, 256)["unet"] < forward["unet"]
+        with torch.device("meta"):
+            pipe.unet = UNet2DConditionModel.from_config({**data["unet"], "layers_per_block": 1})
+        assert forward_flops(pipe, 512, 512)["unet"] < forward["unet"]
+    assert counted == [(256, 256), (512, 512)]
 
 
 def test_a_bench_with_a_style_reference_times_it_and_matches_plain_diffusers(tiny_bundle, rooms):

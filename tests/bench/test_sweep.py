@@ -24,7 +24,8 @@ from pipeline.options import TransformOptions
 from pipeline.run.cost import Price
 
 # Fast cells can run once the fast-mode LoRA for random-weight presets is part of the build.
-SMALL = ["--models", "tiny", "--sweep-sizes", "128x96", "--images", "2", "--steps", "2", "--gpu-price", "3.6"]
+SMALL = ["--models", "tiny", "--sweep-sizes", "128x96", "--images", "2", "--warmup", "0", "--steps", "2",
+         "--gpu-price", "3.6"]  # fmt: skip
 
 
 def invoke(*args: str):
@@ -159,6 +160,8 @@ def test_out_of_memory_stops_the_branch(oom_from_batch_two, tmp_path):
         "tiny",
         "--images",
         "2",
+        "--warmup",
+        "0",
         "--steps",
         "2",
         "--json",
