@@ -121,8 +121,9 @@ def check_pass_steps(config: RunConfig) -> None:
                 fewest = math.ceil(1 / settings.strength)
                 while int(fewest * settings.strength) < 1:
                     fewest += 1
+                given = f"--steps {settings.steps}" if config.options.steps else f"{style.name}: {settings.steps} steps"
                 raise UsageError(
-                    f"--steps {settings.steps}: {what} at strength {settings.strength:g} would run "
+                    f"{given}: {what} at strength {settings.strength:g} would run "
                     f"int({settings.steps} x {settings.strength:g}) = 0 denoising steps; give --steps {fewest} or more"
                 )
 
