@@ -12,7 +12,7 @@ time nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,6 +50,14 @@ def given(frame: Frame) -> Given:
     )
 
 
+def against_modomo(runs: dict[str, dict]) -> Iterator[tuple[str, dict, dict, list[str]]]:
+    """Each other timed run by name, with modomo's frames, its own, and every frame either of them reached."""
+    ours = runs.get(MODOMO, {})
+    for name, theirs in runs.items():
+        if name != MODOMO:
+            yield name, ours, theirs, sorted(set(ours) | set(theirs))
+
+
 class FrameLog:
     """Per timed run (by name), per frame (input and variation), what its pass was given."""
 
@@ -73,12 +81,8 @@ class FrameLog:
     def differences(self) -> dict[str, list[str]]:
         """Per other run, the frames whose pass was given another seed, mask or start than modomo's (or that
         one of the two runs did not reach)."""
-        ours = self.runs.get(MODOMO, {})
         found = {}
-        for name, theirs in self.runs.items():
-            if name == MODOMO:
-                continue
-            keys = sorted(set(ours) | set(theirs))
+        for name, ours, theirs, keys in against_modomo(self.runs):
             found[name] = [key for key in keys if ours.get(key) != theirs.get(key)]
         return found
 

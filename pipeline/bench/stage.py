@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from pipeline.bench.declutter import MODOMO, SHARED_STAGES, generators, stage_rows
+from pipeline.bench.declutter import MODOMO, SHARED_STAGES, against_modomo, generators, stage_rows
 from pipeline.config import RunConfig
 from pipeline.frames import Frame
 
@@ -74,12 +74,8 @@ class StageLog:
     def agreement(self) -> dict[str, dict]:
         """Per other run: whether every frame had modomo's seed and was emptied first as modomo's was, and the
         mean and least IoU of its regions and added masks with modomo's (None where neither has one)."""
-        ours = self.runs.get(MODOMO, {})
         found = {}
-        for name, theirs in self.runs.items():
-            if name == MODOMO:
-                continue
-            keys = sorted(set(ours) | set(theirs))
+        for name, ours, theirs, keys in against_modomo(self.runs):
             pairs = [(ours.get(k), theirs.get(k)) for k in keys]
             whole = all(a is not None and b is not None for a, b in pairs)
             pairs = [(a, b) for a, b in pairs if a is not None and b is not None]

@@ -172,9 +172,14 @@ def test_the_bench_restyles_in_boho_unless_asked_to_declutter():
         (["--mode", "declutter", "--compare", "a.json"], "--compare with --mode declutter"),
         (["--mode", "tidy"], "--mode 'tidy': choose one of restyle, declutter"),
         (["--remove", "tv", "--mode", "restyle"], "--remove takes things out"),
+        (["--mode", "stage", "--fast"], "--fast with --mode stage"),
+        (["--mode", "stage", "--sweep", "--sweep-batches", "0"], "--sweep with --mode stage"),
+        (["--no-second-pass"], "--no-second-pass: only a staging (--mode stage) has a second pass, not --mode restyle"),
+        (["--mode", "declutter", "--no-second-pass"], "not --mode declutter"),
+        (["--mode", "stage", "--steps", "1"], "the staging's second pass at strength 0.5 would run int(1 x 0.5) = 0"),
     ],
 )
-def test_what_a_declutter_bench_cannot_take_is_one_line(tiny_bundle, extra, words):
+def test_what_a_declutter_or_staging_bench_cannot_take_is_one_line(tiny_bundle, extra, words):
     result = CliRunner().invoke(app, ["bench", "--models", str(tiny_bundle), "--size", "128", "--images", "1", *extra])
     assert result.exit_code == 2, result.output
     message = result.output.strip()

@@ -133,23 +133,6 @@ def test_a_bench_that_finished_no_image_says_why_in_one_line(tiny_bundle, photos
     assert last.endswith("nothing was timed")
 
 
-@pytest.mark.parametrize(
-    "extra,words",
-    [
-        (["--mode", "stage", "--fast"], "--fast with --mode stage"),
-        (["--mode", "stage", "--sweep", "--sweep-batches", "0"], "--sweep with --mode stage"),
-        (["--no-second-pass"], "--no-second-pass: only a staging (--mode stage) has a second pass, not --mode restyle"),
-        (["--mode", "declutter", "--no-second-pass"], "not --mode declutter"),
-        (["--mode", "stage", "--steps", "1"], "the staging's second pass at strength 0.5 would run int(1 x 0.5) = 0"),
-    ],
-)
-def test_what_a_stage_bench_cannot_take_is_one_line(tiny_bundle, extra, words):
-    result = CliRunner().invoke(app, ["bench", "--models", str(tiny_bundle), "--size", "128", "--images", "1", *extra])
-    assert result.exit_code == 2, result.output
-    message = result.output.strip()
-    assert words in message and len(message.splitlines()) == 1, message
-
-
 def staged_frame(key: str, seed: int, rows: int, added: int | None = None, emptied: bool = True):
     region = np.zeros((8, 8), bool)
     region[:rows] = True
