@@ -410,12 +410,10 @@ def estimate(
 def passes_flops(forward: dict, config: RunConfig, speed: SpeedOptions, who: str) -> float:
     """FLOPs per image of the style's passes: its generate stage, and a staging's second pass (a declutter's pass
     before a staging depends on the photo: it is not counted)."""
-    settings = config.generate_settings()
-    flops = per_image(forward, settings, speed)[who]
-    staging = config.style.staging
-    if staging is not None and staging.second_pass:
-        flops += per_image(forward, replace(settings, strength=staging.second_strength), speed)[who]
-    return flops
+    from pipeline.run.style_run import pass_settings
+
+    passes = pass_settings(config, config.style)
+    return sum(per_image(forward, passes[name], speed)[who] for name in ("generate", "second pass") if name in passes)
 
 
 def peak_tflops(stack: ModelStack) -> float | None:

@@ -124,20 +124,20 @@ def both_passes(summary: dict) -> dict:
     return total
 
 
-def pass_settings(config: RunConfig) -> dict:
+def timed_passes(config: RunConfig) -> dict:
     """The staging's passes, as timed: the first pass's steps and controls, the second's strength and steps."""
     from pipeline.bench.flops import denoising_steps
+    from pipeline.run.style_run import pass_settings
 
-    style = config.style
-    settings = config.generate_settings(style)
-    second = style.staging.second_strength if style.staging and style.staging.second_pass else None
+    passes = pass_settings(config, config.style)
+    settings, second = passes["generate"], passes.get("second pass")
     return {
-        "style": style.name,
+        "style": config.style.name,
         "steps": settings.steps,
         "controls": list(settings.controls),
         "first_pass_steps": denoising_steps(settings),
-        "second_pass": second,
-        "second_pass_steps": denoising_steps(replace(settings, strength=second)) if second else None,
+        "second_pass": second.strength if second else None,
+        "second_pass_steps": denoising_steps(second) if second else None,
     }
 
 
@@ -146,7 +146,7 @@ def stage_summary(config: RunConfig, summary: dict, log: StageLog) -> dict:
     added masks' shares, the stage rows and both passes against the baseline, what each generate stage called, and
     how far each baseline's masks agree with modomo's; `warnings` says what makes a figure mean less."""
     ours = list(log.runs.get(MODOMO, {}).values())
-    second = pass_settings(config)["second_pass"]
+    second = timed_passes(config)["second_pass"]
     nothing = sum(1 for g in ours if g.added is not None and not g.added.any())
     agreement = log.agreement()
     warnings = []
@@ -166,7 +166,7 @@ def stage_summary(config: RunConfig, summary: dict, log: StageLog) -> dict:
     if all(name in rows for name in PASSES):
         rows[BOTH] = both_passes(summary)
     return {
-        **pass_settings(config),
+        **timed_passes(config),
         "images": len(ours),
         "emptied_first": sum(g.emptied for g in ours),
         "region": shares([g.region for g in ours]),

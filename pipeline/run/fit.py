@@ -10,7 +10,7 @@ from dataclasses import replace
 from pipeline.config import RunConfig
 from pipeline.errors import UsageError
 from pipeline.models.inventory import Inventory, ip_adapter_missing
-from styles import AUTO_ROOM, load_mode
+from styles import AUTO_ROOM
 
 
 def _here(stock: Inventory) -> bool:
@@ -111,13 +111,24 @@ def check_fast(config: RunConfig, stock: Inventory) -> None:
         raise UsageError(missing(stock.spec, config.recipe))
 
 
+# How a refusal names a staging's passes beside its own (pipeline.run.style_run.pass_settings).
+PASS_NAMES = {
+    "second pass": "the staging's second pass",
+    "declutter": "the declutter pass that empties a furnished photo first",
+}
+
+
 def check_pass_steps(config: RunConfig) -> None:
     """A pass that starts from a picture runs the last int(steps x strength) steps of its schedule: steps too few
     for one of the run's passes (a declutter's, a staging's second pass or its declutter first) would run none, and
     every image would fail; refused in one line naming the pass and the fewest steps it needs."""
+    from pipeline.run.style_run import pass_settings
+
     for style in [*config.styles, *config.job_styles]:
-        for what, settings in passes(config, style):
+        for stage, settings in pass_settings(config, style).items():
             if settings.strength < 1.0 and int(settings.steps * settings.strength) < 1:
+                own = "the declutter's pass" if style.mode == "declutter" else f"{style.name}'s pass"
+                what = PASS_NAMES.get(stage, own)
                 fewest = math.ceil(1 / settings.strength)
                 while int(fewest * settings.strength) < 1:
                     fewest += 1
@@ -126,20 +137,3 @@ def check_pass_steps(config: RunConfig) -> None:
                     f"{given}: {what} at strength {settings.strength:g} would run "
                     f"int({settings.steps} x {settings.strength:g}) = 0 denoising steps; give --steps {fewest} or more"
                 )
-
-
-def passes(config: RunConfig, style) -> list[tuple[str, object]]:
-    """The diffusion passes a style's job runs, each named and with its settings: its own, a staging's second pass
-    and the declutter pass that empties a furnished photo first."""
-    settings = config.generate_settings(style)
-    found = [(f"{style.name}'s pass" if style.mode != "declutter" else "the declutter's pass", settings)]
-    if style.mode == "stage":
-        if style.staging.second_pass:
-            found.append(("the staging's second pass", replace(settings, strength=style.staging.second_strength)))
-        found.append(
-            (
-                "the declutter pass that empties a furnished photo first",
-                config.generate_settings(load_mode("declutter")),
-            )
-        )
-    return found

@@ -112,8 +112,10 @@ def style_run(config, stack, style: Style, settings, make, shared: dict | None =
         prepare = [*declutter_stages(config, stack), *prepare]
     elif style.mode == "stage":
         masker = stage_masker(config)
-        prepare = [("declutter", empty_first(config, stack, make, shared or {})), ("region", masker), *prepare]
-        finish = second_pass(style, settings, masker, make, shared or {})
+        passes = pass_settings(config, style, settings)
+        prepare = [("declutter", empty_first(config, stack, make(passes["declutter"]), shared or {})),
+                   ("region", masker), *prepare]  # fmt: skip
+        finish = second_pass(passes.get("second pass"), masker, make, shared or {})
     return StyleRun(
         style,
         settings,
@@ -127,10 +129,27 @@ def style_run(config, stack, style: Style, settings, make, shared: dict | None =
     )
 
 
-def empty_first(config, stack, make, shared: dict):
+def pass_settings(config, style: Style, settings=None) -> dict:
+    """The diffusion passes a style's job runs, by their stage's name, with their settings: `generate` (its own),
+    and for a staging `second pass` (when its recipe has one, at the recipe's strength) and `declutter` (the pass
+    that empties a furnished photo first, at the declutter recipe's settings)."""
+    from dataclasses import replace
+
+    from styles import load_mode
+
+    settings = settings or config.generate_settings(style)
+    found = {"generate": settings}
+    if style.mode == "stage":
+        if style.staging.second_pass:
+            found["second pass"] = replace(settings, strength=style.staging.second_strength)
+        found["declutter"] = config.generate_settings(load_mode("declutter"))
+    return found
+
+
+def empty_first(config, stack, generator, shared: dict):
     """A staging's first stage: a furnished photo emptied by the declutter recipe's own pass (its mask, LaMa's fill,
-    its edges and lines, its refine pass, composed), then looked at again by the run's detector, segmenter, depth
-    and scene stages (`shared`)."""
+    its edges and lines, its refine pass with `generator`, composed), then looked at again by the run's detector,
+    segmenter, depth and scene stages (`shared`)."""
     from pipeline.stages.edges import EdgeDetector
     from pipeline.stages.empty_first import EmptyFirst
     from pipeline.stages.preserve import Compositor
@@ -138,13 +157,12 @@ def empty_first(config, stack, make, shared: dict):
     from styles import load_mode
 
     declutter = load_mode("declutter")
-    settings = config.generate_settings(declutter)
     (_, masker), (_, fill) = declutter_stages(config, stack)
-    lines = declutter.lines_min_length if "lines" in settings.controls else None
+    lines = declutter.lines_min_length if "lines" in generator.settings.controls else None
     edges = EdgeDetector(declutter.canny_low, declutter.canny_high, lines)
     looks = [shared.get(name) for name in ("detect", "segment", "depth", "scene")]
     above = stage_table().declutter_above
-    return EmptyFirst(masker, [fill, edges], make(settings), Compositor(), looks, above)
+    return EmptyFirst(masker, [fill, edges], generator, Compositor(), looks, above)
 
 
 def stage_masker(config):
@@ -157,17 +175,15 @@ def stage_masker(config):
     return StageMasker(config.keep_labels, Path(config.options.mask_dir) if config.options.mask_dir else None)
 
 
-def second_pass(style: Style, settings, masker, make, shared: dict) -> tuple:
-    """A staging's second pass (styles/modes/stage.toml [second_pass]), as the stage `second pass`; none when the
-    recipe turns it off."""
-    from dataclasses import replace
-
+def second_pass(settings, masker, make, shared: dict) -> tuple:
+    """A staging's second pass at its `settings` (styles/modes/stage.toml [second_pass]), as the stage `second
+    pass`; none when the recipe turns it off (no settings)."""
     from pipeline.stages.preserve import Compositor
     from pipeline.stages.second_pass import SecondPass
 
-    if style.staging is None or not style.staging.second_pass:
+    if settings is None:
         return ()
-    again = make(replace(settings, strength=style.staging.second_strength))
+    again = make(settings)
     stages = tuple(shared.get(name) for name in ("detect", "segment", "scene"))
     return (("second pass", SecondPass(masker.keeps, masker.table, again, Compositor(), stages)),)
 

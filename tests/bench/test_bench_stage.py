@@ -169,7 +169,7 @@ def test_the_stage_log_says_how_far_a_baseline_staged_other_frames():
     assert not agreed["not emptied"]["emptied"] and agreed["not emptied"]["seeds"]
     assert not agreed["one short"]["frames"] and not agreed["one short"]["seeds"]
     summary = {"stages": {}}
-    config = SimpleNamespace(style=SimpleNamespace(name="boho", staging=None), generate_settings=lambda s: SETTINGS)
+    config = SimpleNamespace(style=SimpleNamespace(name="boho", mode="restyle"), generate_settings=lambda s: SETTINGS)
     warned = " ".join(stage_summary(config, summary, log)["warnings"])
     for name in ("other region", "other furniture", "other seed", "not emptied", "one short"):
         assert f"({name}) staged other frames" in warned, name

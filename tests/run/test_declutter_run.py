@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import shutil
 
-import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -17,7 +16,7 @@ from typer.testing import CliRunner
 
 from modomo_cli.app import app
 from tests.conftest import restyle
-from tests.run.test_stage_run import photo_pixels
+from tests.run.test_stage_run import made_where
 
 
 @pytest.fixture(scope="module", params=["original", "working"])
@@ -61,11 +60,7 @@ def test_outside_the_mask_every_pixel_is_the_photos(emptied):
     exactly (at the photo's own resolution, and at the working size: the photo as the models saw it); inside,
     the result is made."""
     _, out, photo, size = emptied
-    original = photo_pixels(photo, size)
-    result = np.asarray(Image.open(out / "living-room-01.empty.png").convert("RGB"))
-    assert result.shape == original.shape
-    removal = np.asarray(Image.open(out / "living-room-01.empty.removal.png"), dtype=np.float32)
-    full = cv2.resize(removal, (original.shape[1], original.shape[0]), interpolation=cv2.INTER_LINEAR)
+    result, original, full = made_where(out, "living-room-01.empty", "removal", photo, size)
     outside = full == 0
     assert 0.02 < 1 - outside.mean() < 0.98, "the tiny models took out nothing, or everything: the check is vacuous"
     assert np.array_equal(result[outside], original[outside])

@@ -93,16 +93,22 @@ def photo_pixels(photo, size: str) -> np.ndarray:
     return np.asarray(decoded)
 
 
+def made_where(out, stem: str, map_kind: str, photo, size: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A result, the decoded photo at the result's size, and the result's map of what was made (its seam
+    included) at that size, as arrays: (result, original, made: 0 the photo's, 255 made)."""
+    original = photo_pixels(photo, size)
+    result = np.asarray(Image.open(out / f"{stem}.png").convert("RGB"))
+    assert result.shape == original.shape
+    made = np.asarray(Image.open(out / f"{stem}.{map_kind}.png"), dtype=np.float32)
+    return result, original, cv2.resize(made, (original.shape[1], original.shape[0]), interpolation=cv2.INTER_LINEAR)
+
+
 def test_outside_what_was_made_every_pixel_is_the_photos(staged_run):
     """Wherever the region map (what was made, with its seam) is zero, the result's pixel is the decoded photo's,
     exactly; the right half the user's mask keeps and the window the segmentation finds are whole there; inside,
     the result is made."""
     _, out, photo, size = staged_run
-    original = photo_pixels(photo, size)
-    result = np.asarray(Image.open(out / "living-room-01.boho.png").convert("RGB"))
-    assert result.shape == original.shape
-    made = np.asarray(Image.open(out / "living-room-01.boho.region.png"), dtype=np.float32)
-    full = cv2.resize(made, (original.shape[1], original.shape[0]), interpolation=cv2.INTER_LINEAR)
+    result, original, full = made_where(out, "living-room-01.boho", "region", photo, size)
     outside = full == 0
     assert 0.01 < 1 - outside.mean() < 0.9, "nothing, or everything, was made: the check is vacuous"
     assert np.array_equal(result[outside], original[outside])
