@@ -85,7 +85,13 @@ BENCH = {
         ),
     ),
     "channels_last": (str, option(DEVICE, help="auto (CUDA: all models; CPU: the VAE), on, off.")),
-    "compile_models": (bool, flag(DEVICE, "--compile", help="torch.compile the UNet and ControlNets.")),
+    "compile": (
+        str,
+        option(
+            DEVICE,
+            help="auto (compile when the timed images repay it, decided before they run), on, off: as transform's.",
+        ),
+    ),
     "compare_diffusers": (
         bool,
         flag(
@@ -173,12 +179,13 @@ def _bench_sweep(o: BenchCommandOptions, ctx: typer.Context, setup) -> None:
         plan = Sweep(
             setup.spec,
             setup.device,
-            replace(setup.config, recipe=None),
+            # a sweep times each cell as asked: compiled with --compile on, else eager (its cells are too few for auto)
+            replace(setup.config, recipe=None).with_options(compile="on" if o.compile == "on" else "off"),
             setup.price,
             BenchOptions(o.images, o.warmup),
             replace(setup.load, fast=None),
             parse_grid(setup.device, *axes),
-            o.compile_models,
+            o.compile == "on",
             bar.loading,
             bar,
             print_sweep_cell,
@@ -195,6 +202,7 @@ def _bench_once(o: BenchCommandOptions, setup) -> None:
     a terminal (no progress bar) each phase gets a line on stderr; the plan and its estimate always do."""
     from modomo_cli.bench_modes import print_mode
     from pipeline.bench.bench import BenchOptions, estimate, run_bench
+    from pipeline.bench.compile_choice import bench_compile
     from pipeline.bench.setup import load_stacks
 
     bench_options = BenchOptions(o.images, o.warmup, setup.synthetic_size, o.compare_diffusers, o.ablate)
@@ -202,18 +210,15 @@ def _bench_once(o: BenchCommandOptions, setup) -> None:
         phases = PhaseLog(not bar.enabled)
         say(plan_line(o, setup))
         with phases(f"loading models ({o.models})"):
-            stack, baseline = load_stacks(setup, o.compare_diffusers, o.compile_models, bar.loading)
-        guess = estimate(setup.config, stack, bench_options, baseline, o.compile_models)
+            stack, baseline = load_stacks(setup, o.compare_diffusers, bar.loading)
+        choice = bench_compile(setup.config, stack, estimate(setup.config, stack, bench_options), o.images)
+        config = setup.config.with_options(compile=choice["resolved"])
+        guess = estimate(config, stack, bench_options, baseline)
         say(estimate_line(guess))
+        say(compile_line(choice))
+        bench_options = replace(bench_options, compile=choice)
         summary = run_bench(
-            setup.config,
-            stack,
-            setup.price,
-            bench_options,
-            on_event=phases.around(bar),
-            compiled=o.compile_models,
-            baseline=baseline,
-            phase=phases,
+            config, stack, setup.price, bench_options, on_event=phases.around(bar), baseline=baseline, phase=phases
         )
     summary["estimate"] = guess
     nothing_timed(summary)
@@ -271,6 +276,12 @@ def plan_line(o: BenchCommandOptions, setup) -> str:
     if setup.config.options.style_ref:
         parts.append("modomo again without the style reference")
     return "bench: plan: " + "; ".join(parts)
+
+
+def compile_line(choice: dict) -> str:
+    """'bench: compile: auto -> off: 4 timed images at ~7.1 s each eager would save ~6 s ...'."""
+    how = f"{choice['choice']} -> {choice['resolved']}" if choice["choice"] == "auto" else choice["choice"]
+    return f"bench: compile: {how}: {choice['why']}"
 
 
 def estimate_line(guess: dict) -> str:

@@ -11,6 +11,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Column, Table
 
+from modomo_cli.compile_lines import compile_lines, eager_line
+
 console = Console(stderr=True, highlight=False)
 
 
@@ -155,6 +157,7 @@ def time_lines(summary: dict, unpriced_cost: bool = True) -> list[str]:
     per_minute = summary.get("results_per_minute", summary["images_per_minute"])
     lines = [
         f"model load  {summary['load_seconds']:.1f} s",
+        *compile_lines(summary.get("compile") or {}),
         f"run time    {summary['seconds']:.1f} s, {per_minute:.1f} results/minute",
     ]
     if unpriced_cost or cost["price_per_hour"]:
@@ -227,6 +230,8 @@ def print_bench(summary: dict) -> None:
     )
     gpu = f"{memory['peak_gpu_gb']:.2f} GB GPU, " if memory["peak_gpu_gb"] is not None else ""
     console.print(f"memory      peak {gpu}{memory['peak_host_gb']:.2f} GB host", soft_wrap=True)
+    for line in filter(None, [eager_line(summary.get("compile") or {})]):
+        console.print(line, soft_wrap=True)
     generate = generate_line(summary)
     if generate:
         console.print(f"generate    {generate}", soft_wrap=True)

@@ -87,6 +87,14 @@ TRANSFORM = {
     "steps": (int | None, option(STYLE, help="Denoising steps (default: the style's).")),
     "guidance_scale": (float | None, option(STYLE, help="CFG scale (default: the style's).")),
     "batch_size": (int, option(SPEED, help="Images per model call.")),
+    "compile": (
+        str,
+        option(
+            SPEED,
+            help="auto: on a CPU, compile the denoising models once per working shape when the images queued "
+            "for it repay the compile (packages kept for later runs); on a GPU, off. on: always. off: never.",
+        ),
+    ),
     "device": (str, option(MODELS, help="auto, cpu, cuda, cuda:N.")),
     "dtype": (
         str,

@@ -11,7 +11,7 @@ from typing import Any
 
 from pipeline.errors import UsageError
 from pipeline.models.controls import CONTROLS, DEFAULT_CONTROLS
-from pipeline.options import TransformOptions, check_output_size, format_name
+from pipeline.options import TransformOptions, check_output_size, compile_choice, format_name
 from pipeline.stages.settings import GenerateSettings, SpeedOptions, with_fidelity
 from styles import AUTO_ROOM, FIDELITY, MAX_REF_SCALE, ROOMS, Style, room_name
 from styles.choice import check_distinct, check_mode, chosen_styles
@@ -352,6 +352,7 @@ def checked(o: TransformOptions) -> TransformOptions:
         mode=check_mode(o),
         room=room,
         format=format_name(o.format),
+        compile=compile_choice(o.compile),
         output_size=check_output_size(o.output_size),
         sets_by=check_sets_by(o.sets_by),
         disclose=(o.disclose or "").strip() or None,

@@ -87,6 +87,7 @@ class TransformOptions:
     # Speed
     batch_size: int = DEFAULT_BATCH_SIZE
     workers: int = 4
+    compile: str = "auto"  # auto, on, off: the denoising models compiled per working shape (models.compiled)
     fast: bool = False
     fast_recipe: str | None = None
 
@@ -143,7 +144,7 @@ class BenchCommandOptions:
     device: str = DEFAULT_DEVICE
     dtype: str = "auto"
     channels_last: str = "auto"
-    compile_models: bool = False
+    compile: str = "auto"  # as transform's; `auto` is decided before the timed runs (bench.compile_choice)
     fast: bool = False
     fast_recipe: str | None = None
 
@@ -182,6 +183,17 @@ FORMATS = ("png", "jpeg", "webp")
 FORMAT_ALIASES = {"jpg": "jpeg"}
 OUTPUT_SIZES = ("working", "original")
 MAX_OUTPUT_SIDE = 16384
+
+
+COMPILE_CHOICES = ("auto", "on", "off")
+
+
+def compile_choice(value: str) -> str:
+    """--compile in any case; a usage error for anything but auto, on, off."""
+    text = str(value).strip().lower()
+    if text not in COMPILE_CHOICES:
+        raise UsageError(f"--compile {value!r}: choose one of {', '.join(COMPILE_CHOICES)}")
+    return text
 
 
 def format_name(value: str) -> str:

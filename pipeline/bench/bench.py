@@ -30,6 +30,7 @@ from pipeline.bench.baselines import (
     warm_then_time,
     warmup_sets,
 )
+from pipeline.bench.compile_choice import compiled_totals, eager_check, since
 from pipeline.bench.declutter import MODOMO, FrameLog, declutter_summary
 from pipeline.bench.flops import forward_flops, per_image
 from pipeline.bench.stage import StageLog, stage_summary
@@ -60,6 +61,7 @@ class BenchOptions:
     synthetic_size: tuple[int, int] = (1024, 768)
     compare_diffusers: bool = False
     ablate: bool = False
+    compile: dict | None = None  # the compile decision (compile_choice.bench_compile), made before the runs
 
 
 def synthetic_rooms(folder: Path, count: int, size: tuple[int, int]) -> Path:
@@ -129,7 +131,6 @@ def run_bench(
     price: Price,
     options: BenchOptions,
     on_event=None,
-    compiled: bool = False,
     baseline: ModelStack | None = None,
     phase: Phase = quiet,
 ) -> dict:
@@ -137,6 +138,7 @@ def run_bench(
     and each shortcut switched off; one summary. Every timed path has its own warm-up, so with --compile none of
     them times a compilation; each warm-up and timed run is a `phase`."""
     config = config.with_options(resume=False, overwrite=True)
+    compiled = config.options.compile == "on"  # the bench's `auto` is decided before (compile_choice)
     with tempfile.TemporaryDirectory(prefix="modomo-bench-") as scratch:
         scratch = Path(scratch)
         inputs = config.options.inputs or [
@@ -159,20 +161,10 @@ def run_bench(
         if switch:
             switch.to_fast()
         told = log.watch(MODOMO, on_event) if log else on_event
+        before = compiled_totals(stack)
         result, warmup_seconds = warm_then_time(config, stack, items, warm, scratch / "modomo", told, phase)
-        peak_gpu = torch.cuda.max_memory_allocated(stack.device) if stack.device.type == "cuda" else None
         summary = summarise_bench(config, stack, price, result)
-        # torch.compile works during the first calls: what the warm-up took beyond steady-state speed.
-        warmed = sum(len(subset) for subset in warm)
-        steady = summary["throughput"]["seconds_per_image"] * warmed
-        compile_seconds = max(0.0, warmup_seconds - steady) if compiled and warm else None
-        summary.update(
-            warmup={"images": warmed, "runs": len(warm), "seconds": warmup_seconds, "compile_seconds": compile_seconds},
-            memory={
-                "peak_gpu_gb": round(peak_gpu / 2**30, 3) if peak_gpu is not None else None,
-                "peak_host_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
-            },
-        )
+        summary.update(run_sections(config, stack, summary, (warm, warmup_seconds), options.compile, before))
         if plain:
             plain.time("after")
             summary.update(plain.summary(result))
@@ -181,7 +173,35 @@ def run_bench(
         if config.recipe:
             summary["projection"] = seed_projection(config, stack, price)
         summary.update(extra_runs(config, stack, Timed(items, warm, scratch, phase), options.ablate, result))
+        if compiled and stack.device.type == "cpu":  # the same images eager, in the same run
+            summary["compile"]["eager"] = eager_check(config, stack, Timed(items, warm, scratch, phase), result)
     return summary
+
+
+def run_sections(config: RunConfig, stack: ModelStack, summary: dict, warmed: tuple, choice, before: dict) -> dict:
+    """The timed run's `warmup`, `memory` and `compile` sections: `warmed` is (the warm-up runs, their seconds),
+    `choice` the compile decision, `before` the stack's compile totals before the path ran."""
+    compiled = config.options.compile == "on"
+    warm, warmup_seconds = warmed
+    peak_gpu = torch.cuda.max_memory_allocated(stack.device) if stack.device.type == "cuda" else None
+    made = {**(choice or {"choice": config.options.compile}), **since(before, compiled_totals(stack))}
+    made["shapes"] = summary.get("compile", {}).get("shapes", {})
+    # torch.compile (a GPU's) works during the first calls: what the warm-up took beyond steady-state speed; the
+    # CPU's packages say what they took.
+    images = sum(len(subset) for subset in warm)
+    steady = summary["throughput"]["seconds_per_image"] * images
+    compile_seconds = max(0.0, warmup_seconds - steady) if compiled and warm else None
+    if stack.compiled is not None:
+        compile_seconds = made["compile_seconds"] if compiled else None
+        made["shapes_held_at_most"] = stack.compiled.held.bound
+    return {
+        "warmup": {"images": images, "runs": len(warm), "seconds": warmup_seconds, "compile_seconds": compile_seconds},
+        "memory": {
+            "peak_gpu_gb": round(peak_gpu / 2**30, 3) if peak_gpu is not None else None,
+            "peak_host_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
+        },
+        "compile": made,
+    }
 
 
 def mode_log(config: RunConfig):
@@ -365,12 +385,12 @@ def estimate(
     stack: ModelStack,
     options: BenchOptions,
     baseline: ModelStack | None = None,
-    compiled: bool = False,
 ) -> dict:
     """What the bench will time, and an estimate of how long its generate work takes: each path's images (its
     warm-up included) times the FLOPs per image (flops.py) over the matmul peak (peak.py on a CPU, the price
     table's on a GPU) at ASSUMED_SHARE; the other stages and the model load are not in it. `seconds` is None
     where the device has no known peak."""
+    compiled = config.options.compile == "on"
     width, height = options.synthetic_size
     if config.options.inputs:  # photos' sizes are read later: the square is the largest they can be
         width = height = config.long_side

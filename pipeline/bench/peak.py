@@ -9,28 +9,19 @@ reads the cache."""
 from __future__ import annotations
 
 import json
-import platform
 import time
 from pathlib import Path
 
 import torch
 
+from pipeline.models.compiled.keys import cpu_model
 from pipeline.models.precision import name_of
+
+__all__ = ["cpu_model", "cpu_peak_tflops", "probe"]
 
 SIDE = 2048
 CACHE_FILE = "cpu-peaks.json"
 _PROBED: set[str] = set()  # what this process has probed: a sweep's cells probe once, not once each
-
-
-def cpu_model() -> str:
-    """The CPU's model name (/proc/cpuinfo), else what the platform says."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def probe(dtype: torch.dtype, side: int = SIDE, repeats: int = 5, rounds: int = 3) -> float:

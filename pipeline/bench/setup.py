@@ -105,9 +105,10 @@ def bench_setup(o: BenchCommandOptions) -> BenchSetup:
     return BenchSetup(config, device, price, spec, load, size)
 
 
-def load_stacks(setup: BenchSetup, compare_diffusers: bool, compile_models: bool, on_model=None) -> tuple:
+def load_stacks(setup: BenchSetup, compare_diffusers: bool, on_model=None) -> tuple:
     """The run's stack and, when plain diffusers is timed beside a run that is not fp32, an fp32 generator with
-    the same weights for the fp32 baseline (plain diffusers as it comes); the run's compiled when asked."""
+    the same weights for the fp32 baseline (plain diffusers as it comes); on a GPU with --compile on, the run's
+    modules compiled in place (a CPU compiles its packages per shape as the run meets them)."""
     import torch
 
     from pipeline.models.load import load_baseline, load_stack
@@ -116,7 +117,7 @@ def load_stacks(setup: BenchSetup, compare_diffusers: bool, compile_models: bool
     baseline = None
     if compare_diffusers and stack.dtype != torch.float32:
         baseline = load_baseline(stack, torch.float32, setup.load, on_model)
-    if compile_models:  # the run's stack (its plain diffusers baseline too); the fp32 baseline stays plain
+    if setup.config.options.compile == "on" and stack.device.type == "cuda":  # its plain diffusers baseline too
         from pipeline.models.compiling import compile_generator
 
         compile_generator(stack.pipe, stack.device)

@@ -277,7 +277,6 @@ class Sweep:
                 self.price,
                 self.cell_options(size, cell["batch"]),
                 on_event=self.on_event,
-                compiled=self.compiled,
             )
         except Exception as exc:  # noqa: BLE001 - one cell's failure is its result, the sweep goes on
             cell["status"] = "oom" if is_out_of_memory(exc) else "error"
@@ -293,7 +292,7 @@ class Sweep:
 
         options = replace(self.load_options, dtype=dtype, **({"fast": recipe} if recipe else {}))
         stack = load_stack(self.spec, self.device, on_model=self.on_model, options=options)
-        if self.compiled:
+        if self.compiled and self.device.type == "cuda":  # a CPU's cells compile their packages per shape
             for module in (stack.pipe.unet, *stack.pipe.controlnet.nets):
                 module.compile()
         return stack

@@ -1,10 +1,9 @@
-"""`torch.compile` of the denoising models, in place: the UNet and the ControlNets (`modomo bench --compile`).
+"""`--compile on` on a GPU: `torch.compile` of the denoising models in place, the UNet and every ControlNet (CUDA
+graphs and kernels are built during the first calls of each shape; the bench's warm-up runs every shape first).
 
-On the CPU, inductor's frozen weights (`torch._inductor.config.freezing`: constants folded, weights pre-packed
-for oneDNN) made a bf16 UNet + ControlNet step 1.43x faster than eager on the 2-core test machine, but each batch
-shape compiled for about 80 s and kept its own frozen copy of the weights: a bench that also times plain
-diffusers (other batch shapes) ran out of 24 GB. So it is not switched on here; plain compilation, without
-freezing, was 0.83x eager's speed on that CPU (docs/benchmarking.md, "bfloat16 on the CPU").
+On the CPU, --compile builds ahead-of-time packages per working shape instead (models.compiled): in-place
+`torch.compile` with frozen weights kept a copy of the weights per shape in memory, traced again in every run,
+and, without freezing, ran slower than eager there (docs/benchmarking.md, "Compiled on the CPU").
 """
 
 from __future__ import annotations

@@ -36,6 +36,7 @@ class ModelStack:
     fast: str | None = None  # the few-step recipe fused into the UNet at load, if any
     segmenter: Any = None  # (model, processor): ADE20K semantic segmentation, loaded when --preserve names a part
     lama: Any = None  # spandrel MaskedImageModelDescriptor: --mode declutter's first fill, loaded when asked and here
+    compiled: Any = None  # models.compiled.CompiledModels: --compile's packages and held shapes, made when first used
 
     @property
     def upscaler_id(self) -> str:
@@ -116,4 +117,4 @@ def load_baseline(
         source.ip_adapter(pipe, stack.device, dtype)
     for module in (options or LoadOptions()).channels_last_modules(pipe, stack.device):
         module.to(memory_format=torch.channels_last)
-    return replace(stack, pipe=pipe, dtype=dtype)
+    return replace(stack, pipe=pipe, dtype=dtype, compiled=None)

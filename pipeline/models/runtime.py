@@ -1,6 +1,11 @@
-"""How the model libraries run here: quiet on stderr, and CUDA work waited for before a clock is read."""
+"""How the model libraries run here: quiet on stderr, CUDA work waited for before a clock is read, and the work a
+stage's clock leaves out."""
 
 from __future__ import annotations
+
+import threading
+import time
+from contextlib import contextmanager
 
 import torch
 
@@ -28,3 +33,22 @@ def quiet_libraries() -> None:
         logging.disable_progress_bar()
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", message=".*torch_dtype.*")
+
+
+_paused = threading.local()
+
+
+@contextmanager
+def untimed():
+    """Work a stage's timer leaves out (a compile, a package's load: reported apart, as model load is): the
+    seconds are added to this thread's paused time, which `stages.timing.timed` subtracts."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        _paused.seconds = paused_seconds() + time.perf_counter() - start
+
+
+def paused_seconds() -> float:
+    """This thread's seconds spent in `untimed` so far."""
+    return getattr(_paused, "seconds", 0.0)

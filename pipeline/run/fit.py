@@ -137,3 +137,12 @@ def check_pass_steps(config: RunConfig) -> None:
                     f"{given}: {what} at strength {settings.strength:g} would run "
                     f"int({settings.steps} x {settings.strength:g}) = 0 denoising steps; give --steps {fewest} or more"
                 )
+
+
+def check_compile(config: RunConfig, device) -> None:
+    """--compile on, on a CPU, builds C++ packages: without a compiler it is a one-line usage error before any model
+    loads (`auto` then stays eager, and says so)."""
+    from pipeline.models.compiled.backends import compiler
+
+    if config.options.compile == "on" and device.type == "cpu" and compiler() is None:
+        raise UsageError("--compile on: no C++ compiler here (g++, clang++, or $CXX) to build the packages with")

@@ -25,6 +25,7 @@ from pipeline.r2 import Remote
 from pipeline.run.cost import resolve_price
 from pipeline.run.fit import (
     check_adapter,
+    check_compile,
     check_declutter,
     check_fast,
     check_lines,
@@ -190,7 +191,9 @@ def checked_config(options: TransformOptions, styles, stock: Inventory) -> tuple
 
         check_template(options.name_template)
     # auto by this device; a --devices worker or a Ray actor decides by its own
-    precision = resolve_dtype(options.dtype, pick_device(options.device))
+    device = pick_device(options.device)
+    precision = resolve_dtype(options.dtype, device)
+    check_compile(config, device)
     signing = load_signing(options.sign_cert, options.sign_key)  # read and tried once
     resolve_price(None, options.gpu_price, options.currency)  # the price options, before anything is written
     config = replace(config, precision=precision, signing=signing)

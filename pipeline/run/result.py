@@ -32,6 +32,7 @@ class RunResult:
     oom: list[dict] = field(default_factory=list)
     batching: dict = field(default_factory=dict)  # requested batch size, generate calls, mean batch
     shared_seconds_saved: float = 0.0  # preprocessing not repeated for the second and later styles
+    compile: dict = field(default_factory=dict)  # --compile: its decisions and what compiling took (compiled.report)
     extra: dict = field(default_factory=dict)  # what the engine adds: engine, device(s), models, load
 
     @property
@@ -73,6 +74,7 @@ class RunResult:
             "styles": {"names": self.settings.get("styles", []), "shared_seconds_saved": self.shared_seconds_saved},
             "seconds": self.seconds,
             "load_seconds": self.load_seconds,
+            "compile": self.compile,
             # images_per_minute: jobs done (a photo in a style) per minute, as recorded benchmarks read it;
             # results_per_minute: the files made (a job with --variations N makes N) per minute.
             "images_per_minute": 60.0 * len(done) / self.seconds if self.seconds > 0 else 0.0,

@@ -25,6 +25,7 @@ from pipeline.frames import Frame, Item
 from pipeline.inputs import imaging
 from pipeline.inputs.seeds import item_seed, retry_seed
 from pipeline.models import lora
+from pipeline.models.compiled.denoisers import for_run
 from pipeline.models.load import ModelStack
 from pipeline.models.precision import dtype_of
 from pipeline.models.runtime import synchronize
@@ -40,7 +41,7 @@ from pipeline.run.owners import content_digest
 from pipeline.run.prefetch import read_ahead
 from pipeline.run.result import RunResult
 from pipeline.run.resume import split_items
-from pipeline.run.style_run import StyleRun, attempt_json, attempt_state, rank, restore, style_run
+from pipeline.run.style_run import StyleRun, attempt_json, attempt_state, rank, restore, style_run, style_scorer
 from pipeline.stages.depth import DepthEstimator
 from pipeline.stages.detect import Detector
 from pipeline.stages.generate import Generator, PlainDiffusersGenerator
@@ -50,7 +51,7 @@ from pipeline.stages.room import RoomClassifier
 from pipeline.stages.segment import Segmenter
 from pipeline.stages.timing import timed
 from pipeline.stages.upscale import output_size
-from pipeline.stages.validate import StyleScorer, Validator
+from pipeline.stages.validate import Validator
 from styles import AUTO_ROOM, Style
 
 SHARED_STAGES = ("read", "detect", "segment", "depth", "scene", "preserve")
@@ -78,7 +79,7 @@ class Runner:
         self.memory = MemoryState(placer=ModelPlacer(stack.pipe, stack.device) if stack.pipe is not None else None)
         device = stack.device
         depth = DepthEstimator(stack.depth_model, stack.depth_processor, device, dtype_of(stack.depth_model))
-        self.validator = Validator(depth, self._style_scorer())
+        self.validator = Validator(depth, style_scorer(config, stack))
         self.shared = [
             ("detect", Detector(stack.yolo, str(device), also=("person",) if config.declutters else ())),
             ("segment", Segmenter(stack.sam2)),
@@ -101,6 +102,7 @@ class Runner:
 
             self.upscaler = Upscaler(stack.upscaler, device)
         self.reference_embeds: dict = {}  # each reference's image embedding, once for every style of the run
+        self.denoisers = for_run(stack, config.options.compile)  # --compile's packages, for every style
         self.styles = [self._style_run(style) for style in [*config.styles, *config.job_styles]]
         self.by_name = {run.style.name: run for run in self.styles}
         self.default_runs = self.styles[: len(config.styles)]
@@ -112,17 +114,6 @@ class Runner:
         self._done: dict | None = None  # the journal, read once
         self.sets = SetReferences(config, sink)  # what room sets' later photos follow
 
-    def _style_scorer(self) -> StyleScorer | None:
-        """CLIP style adherence when the preset's CLIP is loaded: each style against all known styles."""
-        if self.stack.clip is None:
-            return None
-        from styles import list_styles, load_style
-
-        known = {s.name: s for s in [*map(load_style, list_styles()), *self.config.styles]}
-        prompts = {name: style.prompt_for(self.config.prompt_room) for name, style in known.items()}
-        model, processor = self.stack.clip
-        return StyleScorer(model, processor, prompts, self.stack.device, dtype_of(model))
-
     def _style_run(self, style: Style) -> StyleRun:
         settings = self.config.generate_settings(style)
         return style_run(self.config, self.stack, style, settings, self._generator, dict(self.shared))
@@ -132,8 +123,9 @@ class Runner:
         the plain diffusers one (--backend diffusers)."""
         if self.config.backend == "diffusers":
             return PlainDiffusersGenerator(self.stack.pipe, settings)
+        stack = self.stack
         return Generator(
-            self.stack.pipe, settings, self.stack.device, self.config.speed, self.memory, self.reference_embeds
+            stack.pipe, settings, stack.device, self.config.speed, self.memory, self.reference_embeds, self.denoisers
         )
 
     @property
@@ -354,6 +346,8 @@ class Runner:
         self.on_event("start", total=sum(len(self.runs_for(item)) for item in items))
         start = time.perf_counter()
         todo_items, todo = self.todo_of(items, result)
+        if self.denoisers:  # the images this run will generate: what --compile auto weighs a compile against
+            self.denoisers.expect(sum(len(runs) for runs in todo.values()) * (self.config.options.variations or 1))
         try:
             self.stream(todo_items, todo, result)
         finally:
@@ -438,6 +432,7 @@ class Runner:
             result.interrupted, result.stopped = True, "interrupted"
         result.oom = self.oom_events
         result.batching = self.batching()
+        result.compile = self.denoisers.report() if self.denoisers else {"choice": self.config.options.compile}
         result.sort(items, [run.style.name for run in self.styles])
         result.seconds = seconds
 

@@ -199,3 +199,17 @@ def declutter_stages(config, stack) -> list[tuple[str, Any]]:
     folder = Path(config.options.mask_dir) if config.options.mask_dir else None
     masker = RemovalMasker(config.remove_labels, config.keep_labels, folder)
     return [("mask", masker), ("fill", Filler(stack.lama, stack.device))]
+
+
+def style_scorer(config, stack):
+    """CLIP style adherence when the preset's CLIP is loaded: each style against all known styles; else None."""
+    if stack.clip is None:
+        return None
+    from pipeline.models.precision import dtype_of
+    from pipeline.stages.validate import StyleScorer
+    from styles import list_styles, load_style
+
+    known = {s.name: s for s in [*map(load_style, list_styles()), *config.styles]}
+    prompts = {name: style.prompt_for(config.prompt_room) for name, style in known.items()}
+    model, processor = stack.clip
+    return StyleScorer(model, processor, prompts, stack.device, dtype_of(model))

@@ -35,6 +35,7 @@ class Generator:
         options: SpeedOptions | None = None,
         memory: MemoryState | None = None,
         references: dict | None = None,
+        compiled=None,
     ):
         self.pipe = pipe
         self.settings = settings
@@ -42,7 +43,9 @@ class Generator:
         self.memory = memory or MemoryState()
         if self.memory.placer is None and pipe is not None:
             self.memory.placer = ModelPlacer(pipe, self.device)
-        self.sampler = Sampler(pipe, options, self.device, self.memory.placer, references) if pipe is not None else None
+        self.sampler = (
+            Sampler(pipe, options, self.device, self.memory.placer, references, compiled) if pipe is not None else None
+        )
         self.calls = 0  # sampler calls that rendered, and the frames they rendered: the batching report
         self.rendered = 0
 

@@ -14,7 +14,7 @@ scheduler, and gives the same images, minus work that cannot change them:
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import NamedTuple
 
 import numpy as np
@@ -62,8 +62,10 @@ class Sampler:
         device=None,
         placer: ModelPlacer | None = None,
         references: dict | None = None,
+        compiled=None,
     ):
         self.pipe = pipe
+        self.compiled = compiled  # models.compiled.Denoisers: --compile's packages, or None (eager)
         self.options = options or SpeedOptions()
         self.device = torch.device(device) if device is not None else pipe._execution_device
         self.placer = placer or ModelPlacer(pipe, self.device)
@@ -73,6 +75,7 @@ class Sampler:
         self.controlnet_calls = 0  # counted: the tests check which ControlNet calls were skipped
         self.reference_encodes = 0  # image encoder runs: once per distinct reference, counted for the tests
         self.nets: list = []  # the ControlNets of the call in progress (its settings' controls)
+        self._residuals: tuple | None = None  # the batch's last ControlNet residuals (see `unet`)
 
     def encode(self, prompt: str, negative_prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
         """(positive, negative) embeddings of one prompt pair, batch 1, cached."""
@@ -199,7 +202,7 @@ class Sampler:
             begin = Start(pipe.scheduler.timesteps, noise * pipe.scheduler.init_noise_sigma, noise, held)
         # 5. Denoise (a stochastic scheduler, LCM's or TCD's, draws its noise from each image's generator).
         extra = pipe.prepare_extra_step_kwargs(generators, settings.eta if settings.eta is not None else 0.0)
-        with self.placer.phase("denoise"):
+        with self.placer.phase("denoise"), self.compiled_batch(count, height, width, embeds.dtype):
             latents = self.denoise(
                 settings, embeds, conds, begin, guided, [distinct(c) for c in controls], extra, image_embeds
             )
@@ -244,15 +247,7 @@ class Sampler:
                 model_input = torch.cat([latents] * 2) if guided else latents
                 model_input = pipe.scheduler.scale_model_input(model_input, t)
                 down, mid = self.residuals(model_input, t, embeds, conds, scales, windows[i])
-                noise_pred = pipe.unet(
-                    model_input,
-                    t,
-                    encoder_hidden_states=embeds,
-                    down_block_additional_residuals=down,
-                    mid_block_additional_residual=mid,
-                    added_cond_kwargs=added,
-                    return_dict=False,
-                )[0]
+                noise_pred = self.unet(model_input, t, embeds, down, mid, added)
                 if guided:
                     uncond, cond_noise = noise_pred.chunk(2)
                     noise_pred = uncond + settings.guidance_scale * (cond_noise - uncond)
@@ -308,6 +303,58 @@ class Sampler:
         size = (height // pipe.vae_scale_factor, width // pipe.vae_scale_factor)
         return torch.nn.functional.interpolate(binary, size=size).to(self.device, dtype)
 
+    def compiled_batch(self, count: int, height: int, width: int, dtype):
+        """The batch's shape told to --compile's packages (a batch of that shape runs compiled or eager)."""
+        self._residuals = None  # the last residuals of this batch: a step without ControlNets adds zeros like them
+        if self.compiled is None:
+            return nullcontext()
+        return self.compiled.batch(f"{width}x{height} batch {count} {str(dtype).removeprefix('torch.')}", count)
+
+    def unet(self, model_input, t, embeds, down, mid, added):
+        """The UNet's noise prediction: its compiled package, or eager (always with an IP-Adapter's image
+        embeddings). A compiled UNet takes the ControlNets' residuals as inputs: at a step where none runs, it adds
+        zeros, which change nothing."""
+
+        def eager():
+            return self.pipe.unet(
+                model_input,
+                t,
+                encoder_hidden_states=embeds,
+                down_block_additional_residuals=down,
+                mid_block_additional_residual=mid,
+                added_cond_kwargs=added,
+                return_dict=False,
+            )[0]
+
+        if self.compiled is None or added is not None:
+            return eager()
+        if down is not None:
+            self._residuals = (*down, mid)
+        residuals = self._residuals if down is not None else tuple(map(torch.zeros_like, self._residuals or ()))
+        return self.compiled.call("unet", self.pipe.unet, (model_input, t, embeds, *residuals), eager)
+
+    def control(self, net, model_input, t, embeds, cond, scale: float):
+        """One ControlNet's residuals at `scale`: compiled at scale 1 and scaled after (what the model does inside),
+        or eager."""
+
+        def eager():
+            return net(
+                model_input,
+                t,
+                encoder_hidden_states=embeds,
+                controlnet_cond=cond,
+                conditioning_scale=scale,
+                guess_mode=False,
+                return_dict=False,
+            )
+
+        if self.compiled is None:
+            return eager()
+        made = self.compiled.call("controlnet", net, (model_input, t, embeds, cond), eager)
+        if torch.is_tensor(made[0]):  # the package's flat tuple: the down block residuals, then the mid block's
+            made = ([r * scale for r in made[:-1]], made[-1] * scale)
+        return made
+
     def residuals(self, model_input, t, embeds, conds, scales, window):
         """The sum of the ControlNets' residuals at one step. A ControlNet outside its window, or at scale 0,
         adds exactly zero: skipped (the shortcut), or run at scale 0 as diffusers does."""
@@ -316,15 +363,7 @@ class Sampler:
             if (not inside or scale == 0) and self.options.skip_idle_controlnets:
                 continue
             self.controlnet_calls += 1
-            d, m = net(
-                model_input,
-                t,
-                encoder_hidden_states=embeds,
-                controlnet_cond=cond,
-                conditioning_scale=scale * inside,
-                guess_mode=False,
-                return_dict=False,
-            )
+            d, m = self.control(net, model_input, t, embeds, cond, scale * inside)
             if down is None:
                 down, mid = d, m
             else:

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-from pipeline.models.runtime import synchronize
+from pipeline.models.runtime import paused_seconds, synchronize
 
 STAGES = (
     "read",
@@ -35,14 +35,15 @@ STAGES = (
 
 @contextmanager
 def timed(frames, stage: str, device: torch.device | None = None):
-    """Time a stage over a batch; each frame is charged an equal share of the batch's time."""
+    """Time a stage over a batch; each frame is charged an equal share of the batch's time, less what ran
+    `untimed` inside it (a compile, reported apart)."""
     synchronize(device)
-    start = time.perf_counter()
+    start, paused = time.perf_counter(), paused_seconds()
     try:
         yield
     finally:
         synchronize(device)
-        elapsed = time.perf_counter() - start
+        elapsed = time.perf_counter() - start - (paused_seconds() - paused)
         if frames:
             for frame in frames:
                 frame.timings[stage] = frame.timings.get(stage, 0.0) + elapsed / len(frames)

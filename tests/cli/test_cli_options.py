@@ -97,6 +97,7 @@ def test_worker_command_line_is_made_from_the_options_object():
         models="tiny",
         guidance_scale=5.5,
         style_file=[Path("mine.toml"), Path("more.toml")],
+        compile="on",  # each worker compiles (or loads) its own packages, as asked
     )
     command = click_command("transform")
     argv = worker_argv(options, command)

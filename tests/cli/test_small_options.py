@@ -182,3 +182,12 @@ def test_a_run_with_two_style_files_and_jpg_writes_both(tiny_bundle, photo, tmp_
     summary = json.loads(result.stdout)
     assert [(r["style"], r["status"]) for r in summary["images"]] == [("mine-a", "ok"), ("mine-b", "ok")]
     assert (out / "room-mine-a.jpg").is_file() and (out / "room-mine-b.jpg").is_file()
+
+
+def test_compile_takes_auto_on_or_off_and_on_needs_a_compiler(photo, tmp_path, no_models, monkeypatch):
+    line = refusal(photo, tmp_path, "--compile", "maybe")
+    assert "--compile 'maybe': choose one of auto, on, off" in line
+    monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "no-compilers-here"))
+    line = refusal(photo, tmp_path, "--compile", "on", "--device", "cpu")
+    assert line.endswith("--compile on: no C++ compiler here (g++, clang++, or $CXX) to build the packages with")

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.models.compiled.reports import merge_compile_reports
 from pipeline.outputs.records import ImageRecord
 from pipeline.run.batching import merge_reports
 from pipeline.run.cost import Price, resolve_price
@@ -200,6 +201,7 @@ def run(plan: RunPlan, hooks: Hooks) -> RunResult:
     result.extra["load_seconds_total"] = sum(s.get("load_seconds", 0.0) for s in summaries)
     result.batching = merge_reports(plan.config.options.batch_size, [s.get("batching", {}) for s in summaries])
     result.oom = [event for s in summaries for event in s.get("oom", [])]
+    result.compile = merge_compile_reports([s.get("compile", {}) for s in summaries])
     result.shared_seconds_saved = sum(s.get("styles", {}).get("shared_seconds_saved", 0.0) for s in summaries)
     result.interrupted = bool(received) or any(s.get("stopped") == "interrupted" for s in summaries)
     result.fatal = next(

@@ -17,6 +17,7 @@ from dataclasses import replace
 
 from pipeline.config import RunConfig
 from pipeline.errors import ModomoError
+from pipeline.models.compiled.reports import merge_compile_reports
 from pipeline.models.presets import ModelSpec
 from pipeline.outputs.journal import Journal
 from pipeline.outputs.records import ImageRecord
@@ -31,7 +32,7 @@ from pipeline.run.resume import split
 class TransformActor:
     """Loads the stack and sets up a Runner once, then restyles each batch of input identities it is given."""
 
-    def __init__(self, config: RunConfig, spec: ModelSpec, device: str, cwd: str):
+    def __init__(self, config: RunConfig, spec: ModelSpec, device: str, cwd: str, queue: int = 0):
         from pipeline.models.inventory import inventory
         from pipeline.models.load import load_stack
         from pipeline.models.placement import pick_device
@@ -56,6 +57,8 @@ class TransformActor:
         self.journal = JournalBuffer()
         self.runner = Runner(config, stack, open_sink(config.options.out, remote), journal=self.journal)
         self.runner.prepare(everything)
+        if self.runner.denoisers:  # its share of the run's images: what --compile auto weighs a compile against
+            self.runner.denoisers.expect(queue)
         self.reported = {"calls": 0, "rendered": 0, "events": 0, "load": False}
         self.fatal: str | None = None  # an output error stops this actor's later batches too
         self.span: tuple[float, float] | None = None  # wall-clock start and end of its latest batch
@@ -109,6 +112,8 @@ class TransformActor:
             "fatal": self.fatal,
             "load_seconds": None if self.reported["load"] else self.load_seconds,
             "span": self.span,
+            "actor": os.getpid(),
+            "compile": self.runner.denoisers.report() if self.runner.denoisers else {"choice": "off"},
         }
         self.reported = {"calls": calls, "rendered": rendered, "events": len(events), "load": True}
         return json.dumps(delta)
@@ -126,6 +131,12 @@ def start_ray():
         else:
             ray.init(include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
     return ray
+
+
+def actor_share(rows: list[dict], variations: int, pool: int) -> int:
+    """The images each actor of the pool can expect to generate: the jobs to do, shared out (rounded up)."""
+    jobs = sum(len(styles) for row in rows for styles in json.loads(row["styles"]))
+    return -(-jobs * variations // pool)
 
 
 def plan_work(plan: RunPlan, result: RunResult, on_event) -> list[dict]:
@@ -162,7 +173,7 @@ def plan_work(plan: RunPlan, result: RunResult, on_event) -> list[dict]:
 
 def collect(rows, result: RunResult, journal: Journal, on_event) -> dict:
     """Records in as they stream; journal lines written; the actors' statistics summed."""
-    totals = {"calls": 0, "rendered": 0, "load_seconds": [], "devices": [], "spans": []}
+    totals = {"calls": 0, "rendered": 0, "load_seconds": [], "devices": [], "spans": [], "compile": {}}
     for row in rows:
         data = json.loads(row["row"])
         record = ImageRecord.from_json(data["record"])
@@ -180,6 +191,7 @@ def collect(rows, result: RunResult, journal: Journal, on_event) -> dict:
                 totals["load_seconds"].append(stats["load_seconds"])
                 totals["devices"].append(stats["device"])
             totals["spans"].append(stats["span"])
+            totals["compile"][stats["actor"]] = stats["compile"]  # each actor's latest: its whole run so far
     return totals
 
 
@@ -194,7 +206,7 @@ def run(plan: RunPlan, hooks: Hooks) -> RunResult:
     start = time.perf_counter()
     hooks.on_event("start", total=sum(len(plan.styles_for(item)) for item in plan.items))
     todo = plan_work(plan, result, hooks.on_event)
-    totals = {"calls": 0, "rendered": 0, "load_seconds": [], "devices": [], "spans": []}
+    totals = {"calls": 0, "rendered": 0, "load_seconds": [], "devices": [], "spans": [], "compile": {}}
     try:
         if todo:
             # Ray batches as large as the in-process size-grouping window: photos of mixed sizes still
@@ -206,6 +218,7 @@ def run(plan: RunPlan, hooks: Hooks) -> RunResult:
                     "spec": plan.spec,
                     "cwd": os.getcwd(),
                     "device": "cuda" if gpus else "cpu",
+                    "queue": actor_share(todo, config.options.variations or 1, pool),
                 },
                 batch_size=config.options.batch_size * WINDOW_BATCHES,
                 concurrency=pool,
@@ -228,6 +241,7 @@ def run(plan: RunPlan, hooks: Hooks) -> RunResult:
     result.load_seconds = max(totals["load_seconds"], default=0.0)
     result.extra["load_seconds_total"] = sum(totals["load_seconds"])
     result.batching = batching_report(config.options.batch_size, totals["calls"], totals["rendered"])
+    result.compile = merge_compile_reports(list(totals["compile"].values()))
     result.sort(plan.items, [s.name for s in config.styles])
     result.extra.update(
         engine="ray", actors=pool, models=plan.config.result_models(plan.spec), journal_reads=journal.loads
