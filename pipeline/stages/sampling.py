@@ -312,8 +312,9 @@ class Sampler:
 
     def unet(self, model_input, t, embeds, down, mid, added):
         """The UNet's noise prediction: its compiled package, or eager (always with an IP-Adapter's image
-        embeddings). A compiled UNet takes the ControlNets' residuals as inputs: at a step where none runs, it adds
-        zeros, which change nothing."""
+        embeddings, or LoRA adapters loaded: their scales change per style, and a package would freeze them). A
+        compiled UNet takes the ControlNets' residuals as inputs: at a step where none runs, it adds zeros, which
+        change nothing."""
 
         def eager():
             return self.pipe.unet(
@@ -326,7 +327,7 @@ class Sampler:
                 return_dict=False,
             )[0]
 
-        if self.compiled is None or added is not None:
+        if self.compiled is None or added is not None or getattr(self.pipe.unet, "peft_config", None):
             return eager()
         if down is not None:
             self._residuals = (*down, mid)

@@ -105,3 +105,20 @@ def test_a_broken_lora_file_is_one_line(tiny_bundle, rooms, tmp_path):
         ],
     )
     assert result.exit_code == 1 and "bad.safetensors" in result.stderr and "Traceback" not in result.output
+
+
+@pytest.mark.fresh_models  # the run leaves packages on its stack
+def test_a_unet_with_lora_adapters_stays_eager_under_compile(tiny_bundle, rooms, lora_file, tmp_path, monkeypatch):
+    """The adapters' scales change per style and a package would freeze them: with --lora the UNet runs eager
+    while the ControlNets run compiled (the stand-in backend: plain torch.export, no kernels built)."""
+    from pipeline.models.compiled import backends
+
+    monkeypatch.setenv("MODOMO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr("pipeline.models.compiled.denoisers.AOTInductor", backends.ExportOnly)
+    packages = tmp_path / "cache" / "compiled"
+    plain = run(tiny_bundle, rooms, tmp_path / "plain", "--compile", "on")
+    assert plain["compile"]["backend"] == "export" and len(list(packages.glob("unet-*.pt2"))) == 1
+    adapted = run(tiny_bundle, rooms, tmp_path / "lora", "--compile", "on", "--lora", lora_file)
+    assert adapted["compile"]["packages"]["loaded"] >= 1  # the ControlNets, from the first run's packages
+    assert len(list(packages.glob("unet-*.pt2"))) == 1  # no package of the adapted UNet
+    assert adapted["compile"]["failed"] == []

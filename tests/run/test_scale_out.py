@@ -268,6 +268,15 @@ def check_originals(out, summary, inputs):
     assert {row["original"] for row in rows} == {"originals/room-00.png", "originals/room-01.png"}
 
 
+def check_compile(out, summary, inputs):
+    """--compile auto (the default) in every process: each shape's first batch timed eager, none repaid a compile
+    (tiny models), and the workers' or actors' reports summed into one."""
+    made = summary["compile"]
+    assert made["choice"] == "auto" and made["packages"] == {"compiled": 0, "loaded": 0}
+    assert made["shapes"] and all(shape["decision"] == "eager" for shape in made["shapes"].values())
+    assert sum(shape["images"] for shape in made["shapes"].values()) >= 4  # 2 photos x 2 styles, retries more
+
+
 OPTION_CHECKS = {
     "--publish-originals": check_originals,
     "--style-ref": check_style_ref,
@@ -280,6 +289,7 @@ OPTION_CHECKS = {
     "several styles": check_styles,
     "price and cost": check_cost,
     "--sign-cert": check_signing,
+    "--compile": check_compile,
 }
 
 

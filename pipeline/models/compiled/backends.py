@@ -7,26 +7,35 @@ package compiled with them on ran no faster than eager on the test CPU (benchmar
 
 from __future__ import annotations
 
-import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
+REPO = Path(__file__).resolve().parents[3]  # where `pipeline` is importable from, for the build process
+INDUCTOR = ".inductor"  # inductor's caches for the builds, beside the packages
+LARGE = (
+    16 * 2**20
+)  # a file this large in inductor's cache carries weights (an object file, a library): the package has them
+
+
+def prune(folder: Path) -> None:
+    """Inductor's cache less the weight-bearing files a build leaves there (about twice the weights)."""
+    for path in folder.rglob("*"):
+        if path.is_file() and path.stat().st_size > LARGE:
+            path.unlink(missing_ok=True)
+
 
 @contextmanager
 def exporting():
-    """Outside the sampler's inference mode (export takes no inference tensors), gradients off (freezing); the C++
-    toolchain's notes (no CUDA here, and the like) kept off modomo's stderr."""
-    quiet = logging.getLogger("torch.utils.cpp_extension")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)
-    try:
-        # one compile process: a worker pool's start-up would print the same notes, and AOT C++ is one file
-        with torch.inference_mode(False), torch.no_grad(), torch._inductor.config.patch(compile_threads=1):
-            yield
-    finally:
-        quiet.setLevel(level)
+    """Outside the sampler's inference mode (export takes no inference tensors), gradients off (freezing)."""
+    with torch.inference_mode(False), torch.no_grad():
+        yield
 
 
 def plain(args: tuple) -> tuple:
@@ -34,18 +43,38 @@ def plain(args: tuple) -> tuple:
     return tuple(arg.clone() for arg in args)
 
 
+class CompileError(RuntimeError):
+    """A package could not be built; its message is the build's last line."""
+
+
 class AOTInductor:
-    """`torch.export` then `torch._inductor.aoti_compile_and_package` with frozen weights; loaded by
-    `aoti_load_package`. Each package holds its own frozen copy of the weights."""
+    """`torch.export` here, then `torch._inductor.aoti_compile_and_package` with frozen weights in a process of its
+    own (`build`); loaded by `aoti_load_package`. Each package holds its own frozen copy of the weights."""
 
     name = "aotinductor"
 
     def compile(self, module: torch.nn.Module, args: tuple, path: Path) -> None:
-        with exporting():
-            exported = torch.export.export(module, plain(args))
-            torch._inductor.aoti_compile_and_package(
-                exported, package_path=str(path), inductor_configs={"freezing": True}
-            )
+        with tempfile.TemporaryDirectory(prefix=".build-", dir=path.parent) as scratch:
+            exported = Path(scratch) / "exported.pt2"
+            with exporting():
+                torch.export.save(torch.export.export(module, plain(args)), str(exported))
+            env = {
+                **os.environ,
+                # inductor's kernel and header caches kept between builds (content-addressed); no graph cache, whose
+                # entries would name the weight-bearing files pruned below
+                "TORCHINDUCTOR_CACHE_DIR": str(path.parent / INDUCTOR),
+                "TORCHINDUCTOR_FX_GRAPH_CACHE": "0",
+                "TORCHINDUCTOR_AUTOGRAD_CACHE": "0",
+                "TORCHINDUCTOR_COMPILE_THREADS": "1",  # AOT C++ is one file per model: no worker pool to start
+                "TMPDIR": scratch,
+                "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+            }
+            command = [sys.executable, "-m", "pipeline.models.compiled.build", str(exported), str(path)]
+            done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+            prune(path.parent / INDUCTOR)
+            if done.returncode != 0:
+                lines = [line for line in done.stderr.splitlines() if line.strip()]
+                raise CompileError(lines[-1] if lines else f"the build exited with {done.returncode}")
 
     def load(self, path: Path):
         return torch._inductor.aoti_load_package(str(path))
@@ -70,7 +99,4 @@ BACKENDS = {backend.name: backend for backend in (AOTInductor, ExportOnly)}
 def compiler() -> str | None:
     """The C++ compiler AOTInductor builds packages with ($CXX, else g++, clang++ or c++ on the PATH); None
     without one."""
-    import os
-    import shutil
-
     return os.environ.get("CXX") or next(filter(None, map(shutil.which, ("g++", "clang++", "c++"))), None)
