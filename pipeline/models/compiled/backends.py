@@ -38,6 +38,20 @@ def exporting():
         yield
 
 
+@contextmanager
+def quiet_toolchain():
+    """torch's C++ extension notes (no CUDA on this machine, and the like) kept off modomo's stderr."""
+    import logging
+
+    logger = logging.getLogger("torch.utils.cpp_extension")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def plain(args: tuple) -> tuple:
     """The call's inputs as ordinary tensors (the sampler's are inference tensors)."""
     return tuple(arg.clone() for arg in args)
@@ -77,7 +91,8 @@ class AOTInductor:
                 raise CompileError(lines[-1] if lines else f"the build exited with {done.returncode}")
 
     def load(self, path: Path):
-        return torch._inductor.aoti_load_package(str(path))
+        with quiet_toolchain():
+            return torch._inductor.aoti_load_package(str(path))
 
 
 class ExportOnly:
