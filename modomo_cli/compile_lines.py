@@ -15,6 +15,8 @@ def compile_lines(report: dict) -> list[str]:
     work = (
         f"{made.get('compiled', 0)} package(s) compiled in {report.get('compile_seconds', 0):.1f} s, "
         f"{made.get('loaded', 0)} loaded in {report.get('load_seconds', 0):.1f} s"
+        if made.get("compiled") or made.get("loaded")
+        else "eager"
     )
     released = report.get("shapes_released", 0)
     held = f"; {released} shape(s) released (at most {report.get('shapes_held_at_most')} held)" if released else ""

@@ -67,7 +67,10 @@ class Policy:
             shape.why = shape.why or f"--compile {self.choice}"
             return shape.decision == "compile"
         if not shape.eager_frames or not shape.packages:
-            shape.why = "its first batch runs eager, timed"
+            shape.why = "its first batch ran eager, timed, to weigh a compile against"
+            return False
+        if self.left(shape) < 1:
+            shape.decision, shape.why = "eager", "eager: no images were left for it after its first batch"
             return False
         shape.estimate, shape.estimate_source = estimate(shape)
         saved = saving(self.left(shape), shape.eager_seconds / shape.eager_frames)
@@ -76,8 +79,8 @@ class Policy:
             f"{'compiled' if worth else 'eager'}: the ~{self.left(shape):.0f} images left for it would save "
             f"~{saved:.0f} s against ~{shape.estimate:.0f} s to compile ({shape.estimate_source})"
         )
-        if worth or self.left(shape) < 1:
-            shape.decision = "compile" if worth else "eager"
+        if worth:
+            shape.decision = "compile"
         return worth
 
     def left(self, shape: Shape) -> float:
