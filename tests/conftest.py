@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import socket
 import tempfile
 from pathlib import Path
@@ -10,6 +12,7 @@ from pathlib import Path
 # Before any test module imports the model libraries: nothing may reach a hub, and nothing
 # is written into the user's home.
 _SCRATCH = Path(tempfile.mkdtemp(prefix="modomo-tests-"))
+atexit.register(shutil.rmtree, _SCRATCH, ignore_errors=True)  # the tiny bundle and caches: over 100 MB a session
 if os.environ.get("PYTEST_XDIST_WORKER"):  # two test processes on two cores: one thread each, none spinning idle
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.update(
