@@ -26,6 +26,7 @@ from pipeline.inputs import imaging
 from pipeline.inputs.seeds import item_seed, retry_seed
 from pipeline.models import lora
 from pipeline.models.compiled.denoisers import for_run
+from pipeline.models.compiled.reports import run_report
 from pipeline.models.load import ModelStack
 from pipeline.models.precision import dtype_of
 from pipeline.models.runtime import synchronize
@@ -432,7 +433,7 @@ class Runner:
             result.interrupted, result.stopped = True, "interrupted"
         result.oom = self.oom_events
         result.batching = self.batching()
-        result.compile = self.denoisers.report() if self.denoisers else {"choice": self.config.options.compile}
+        result.compile = run_report(self.denoisers, self.config.options.compile)
         result.sort(items, [run.style.name for run in self.styles])
         result.seconds = seconds
 

@@ -108,9 +108,6 @@ class ExportOnly:
         return torch.export.load(str(path)).module()
 
 
-BACKENDS = {backend.name: backend for backend in (AOTInductor, ExportOnly)}
-
-
 def compiler() -> str | None:
     """The C++ compiler AOTInductor builds packages with ($CXX, else g++, clang++ or c++ on the PATH); None
     without one."""

@@ -83,11 +83,20 @@ class Denoisers:
         self.shape: str | None = None  # the batch in progress's shape
         self.compiled = False  # whether it runs compiled
         self.eager_seconds = 0.0
-        self.seconds = Counter()  # compile, load
-        self.made = Counter()  # packages compiled, loaded
         self.failed: dict[str, str] = {}  # package key -> why it runs eager
-        self.released = len(models.held.released)
-        self._weights: dict[int, str] = {}
+        # the stack's totals when this run began: the run's own are what they have grown by
+        self.before = (Counter(models.seconds), Counter(models.made), len(models.held.released))
+        self._described: dict[tuple, tuple] = {}  # per batch: (kind, module, input shapes) -> its keys
+
+    @property
+    def seconds(self) -> Counter:
+        """This run's seconds compiling and loading."""
+        return self.models.seconds - self.before[0]
+
+    @property
+    def made(self) -> Counter:
+        """This run's packages compiled and loaded."""
+        return self.models.made - self.before[1]
 
     def expect(self, frames: int) -> None:
         self.policy.queue += frames
@@ -95,7 +104,7 @@ class Denoisers:
     @contextmanager
     def batch(self, shape: str, frames: int):
         """A batch of `frames` of one shape: its calls compiled or eager, as the policy decides now."""
-        self.shape, self.eager_seconds, self._weights = shape, 0.0, {}
+        self.shape, self.eager_seconds, self._described = shape, 0.0, {}
         self.compiled = self.policy.decide(shape, self.estimate)
         try:
             yield
@@ -118,17 +127,21 @@ class Denoisers:
         return runner(*args)
 
     def describe(self, kind: str, module, args: tuple) -> tuple[str, str, int, str]:
-        if id(module) not in self._weights:  # once per batch: weights switched between batches are seen
-            self._weights[id(module)] = keys.fingerprint(module)
+        """(package key, estimate key, parameters, input shapes) of a call: worked out at a batch's first call of
+        each model and shape, not at every step (so weights switched between batches are seen)."""
         signature = keys.signature(args)
-        backend = self.models.store.backend.name
-        parameters = sum(p.numel() for p in module.parameters())
-        return (
-            keys.package_key(backend, kind, self._weights[id(module)], signature),
-            keys.estimate_key(backend, kind, parameters, signature),
-            parameters,
-            signature,
-        )
+        found = self._described.get((kind, id(module), signature))
+        if found is None:
+            backend = self.models.store.backend.name
+            parameters = sum(p.numel() for p in module.parameters())
+            found = (
+                keys.package_key(backend, kind, keys.fingerprint(module), signature),
+                keys.estimate_key(backend, kind, parameters, signature),
+                parameters,
+                signature,
+            )
+            self._described[(kind, id(module), signature)] = found
+        return found
 
     def runner(self, kind: str, key: str, module, args: tuple, estimate_key: str):
         """The held callable of `key`, else its package loaded or compiled (outside the stage's time); None when
@@ -146,9 +159,8 @@ class Denoisers:
         except Exception as exc:  # noqa: BLE001 - a model export cannot take, a compiler missing: run it eager
             self.failed[key] = f"{kind} {self.shape}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
             return None
-        for seconds, made_count in ((self.seconds, self.made), (self.models.seconds, self.models.made)):
-            seconds["compile" if made.how == "compiled" else "load"] += made.seconds
-            made_count[made.how] += 1
+        self.models.seconds["compile" if made.how == "compiled" else "load"] += made.seconds
+        self.models.made[made.how] += 1
         held.hold(self.shape, key, made.runner)
         return made.runner
 
@@ -176,7 +188,7 @@ class Denoisers:
             "compile_seconds": round(self.seconds["compile"], 2),
             "load_seconds": round(self.seconds["load"], 2),
             "packages": {"compiled": self.made["compiled"], "loaded": self.made["loaded"]},
-            "shapes_released": len(self.models.held.released) - self.released,
+            "shapes_released": len(self.models.held.released) - self.before[2],
             "failed": sorted(self.failed.values()),
             "shapes": {name: shape_json(shape) for name, shape in self.policy.shapes.items()},
         }

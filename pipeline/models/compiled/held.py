@@ -62,7 +62,3 @@ class HeldShapes:
     def hold(self, shape: str, key: str, runner) -> None:
         self.shapes.setdefault(shape, {})[key] = runner
         self.shapes.move_to_end(shape)
-
-    def clear(self) -> None:
-        self.shapes.clear()
-        gc.collect()

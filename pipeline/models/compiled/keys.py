@@ -3,6 +3,7 @@ the CPU and torch; and where the packages and the measured compile times live (m
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import platform
 from pathlib import Path
@@ -49,7 +50,9 @@ def cpu_features() -> str:
     return ",".join(found) or "none"
 
 
+@functools.cache
 def _cpuinfo(field: str) -> str | None:
+    """A field of /proc/cpuinfo's first processor, read once per process (keys are made at each batch)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith(field):
@@ -73,7 +76,12 @@ def package_key(backend: str, kind: str, weights: str, args: str) -> str:
 def estimate_key(backend: str, kind: str, parameters: int, args: str) -> str:
     """What a compile's time is kept by: the same model size and shapes on the same machine compile alike, whatever
     the weights' values."""
-    return f"{backend} | {kind} | {parameters} parameters | {args} | {machine()}"
+    return f"{model_part(backend, kind, parameters)} | {args} | {machine()}"
+
+
+def model_part(backend: str, kind: str, parameters: int) -> str:
+    """The model's part of an estimate key (the same model at any shape shares it)."""
+    return f"{backend} | {kind} | {parameters} parameters"
 
 
 def folder() -> Path:

@@ -4,6 +4,11 @@ torch here (a --devices parent merges its workers' reports without loading it)."
 from __future__ import annotations
 
 
+def run_report(denoisers, choice: str) -> dict:
+    """A run's `compile` block: its Denoisers' report, or the choice alone where nothing compiles here."""
+    return denoisers.report() if denoisers is not None else {"choice": choice}
+
+
 def shape_json(shape) -> dict:
     per_image = shape.eager_seconds / shape.eager_frames if shape.eager_frames else None
     return {

@@ -25,14 +25,11 @@ LOCK = "compiling.lock"  # held while a package is compiled or the estimates wri
 
 @dataclass
 class Made:
-    """A package ready to call: how it came (`compiled`, or `loaded` from an earlier run), the seconds that took,
-    and its size on disk."""
+    """A package ready to call: how it came (`compiled`, or `loaded` from an earlier run) and the seconds that took."""
 
     runner: Callable
     how: str
     seconds: float
-    path: Path
-    bytes: int
 
 
 @contextmanager
@@ -83,7 +80,7 @@ class PackageStore:
         if how == "compiled":
             self.note(estimate_key, time.perf_counter() - start, key, path)
         runner = self.backend.load(path)
-        return Made(runner, how, time.perf_counter() - start, path, path.stat().st_size)
+        return Made(runner, how, time.perf_counter() - start)
 
     def estimates(self) -> dict:
         try:
@@ -98,7 +95,7 @@ class PackageStore:
 
     def measured(self, kind: str, parameters: int) -> float | None:
         """The longest compile of a model of this kind and size on this machine, at any shape; None if none."""
-        head, tail = f"{self.backend.name} | {kind} | {parameters} parameters | ", f" | {keys.machine()}"
+        head, tail = f"{keys.model_part(self.backend.name, kind, parameters)} | ", f" | {keys.machine()}"
         found = [v["seconds"] for k, v in self.estimates().items() if k.startswith(head) and k.endswith(tail)]
         return max(found) if found else None
 

@@ -17,7 +17,7 @@ from dataclasses import replace
 
 from pipeline.config import RunConfig
 from pipeline.errors import ModomoError
-from pipeline.models.compiled.reports import merge_compile_reports
+from pipeline.models.compiled.reports import merge_compile_reports, run_report
 from pipeline.models.presets import ModelSpec
 from pipeline.outputs.journal import Journal
 from pipeline.outputs.records import ImageRecord
@@ -113,7 +113,7 @@ class TransformActor:
             "load_seconds": None if self.reported["load"] else self.load_seconds,
             "span": self.span,
             "actor": os.getpid(),
-            "compile": self.runner.denoisers.report() if self.runner.denoisers else {"choice": "off"},
+            "compile": run_report(self.runner.denoisers, self.runner.config.options.compile),
         }
         self.reported = {"calls": calls, "rendered": rendered, "events": len(events), "load": True}
         return json.dumps(delta)
