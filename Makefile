@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.modomo-installed
 # torch first and pinned: sam2 builds against the torch already installed.
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install demo test lint clean chromium
+.PHONY: install demo test lint clean chromium gpu-bundle gpu-rehearsal
 
 install: $(STAMP)
 
@@ -44,5 +44,13 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# A GPU session, prepared here: the wheels the GPU machine lacks into .gpu/ (carried with the tree; under
+# the device tool's 64 MiB with it), then that session tried on the CPU in a bare venv (docs/benchmarking.md).
+gpu-bundle: $(STAMP)
+	$(BIN)/python benchmarks/gpu_bundle.py --out .gpu
+
+gpu-rehearsal: $(STAMP)
+	bash benchmarks/gpu_rehearsal.sh
+
 clean:
-	rm -rf out .pytest_cache .ruff_cache
+	rm -rf out .pytest_cache .ruff_cache .gpu-rehearsal

@@ -21,7 +21,6 @@ import json
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -32,15 +31,12 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.bench.bench import BenchOptions, device_info, run_bench, synthetic_rooms, versions  # noqa: E402
+from pipeline.bench.setup import bench_setup, load_stacks  # noqa: E402
 from pipeline.config import RunConfig  # noqa: E402
 from pipeline.inputs.sources import collect_inputs  # noqa: E402
-from pipeline.models.catalog import resolve  # noqa: E402
-from pipeline.models.load import load_stack  # noqa: E402
-from pipeline.models.placement import pick_device  # noqa: E402
+from pipeline.options import BenchCommandOptions  # noqa: E402
 from pipeline.outputs.sinks import LocalSink  # noqa: E402
-from pipeline.run.cost import resolve_price  # noqa: E402
 from pipeline.run.runner import Runner  # noqa: E402
-from styles import load_style  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -66,17 +62,20 @@ def write(path: Path, data) -> None:
     print(f"wrote {path}", flush=True)
 
 
-def config_for(inputs: list[str], out: str, size: tuple[int, int], batch: int, steps: int) -> RunConfig:
-    return RunConfig(
+def bench_config(args):
+    """The run as `modomo bench --models M --device D --style boho --steps N` plans it: the same options object,
+    the same model plan and load options (so this script follows the bench, not a copy of it)."""
+    options = BenchCommandOptions(models=args.models, device=args.device, style="boho", steps=args.steps)
+    return bench_setup(options)
+
+
+def config_for(base: RunConfig, inputs: list[str], size: tuple[int, int], batch: int, compiled: bool) -> RunConfig:
+    """The planned run at one working size and batch; compiled with torch.compile (on a GPU) or eager."""
+    return base.with_options(
         inputs=inputs,
-        out=out,
-        style=load_style("boho"),
-        models="bench",
         size=max(size),
-        steps=steps,
         batch_size=batch,
-        retries=0,
-        workers=4,
+        compile="on" if compiled else "off",
         resume=False,
         overwrite=True,
     )
@@ -96,12 +95,12 @@ def refuse_until_offloaded(unet, runner: Runner):
     return lambda: (setattr(unet, "forward", forward), len(refused))[1]
 
 
-def oom_check(stack, scratch: Path, size: tuple[int, int], steps: int) -> dict:
+def oom_check(base: RunConfig, stack, scratch: Path, size: tuple[int, int], steps: int) -> dict:
     """Batch 2: refused at 2 and at 1, offload, finished; the images equal an unrefused run's at batch 1."""
     inputs = [str(synthetic_rooms(scratch / "oom-in", 2, size))]
-    config = config_for(inputs, "", size, 2, steps)
+    config = config_for(base, inputs, size, 2, False).with_options(steps=steps)
     items = collect_inputs(inputs)
-    plain = Runner(replace(config, batch_size=1), stack, LocalSink(scratch / "oom-plain")).run(items)
+    plain = Runner(config.with_options(batch_size=1), stack, LocalSink(scratch / "oom-plain")).run(items)
     runner = Runner(config, stack, LocalSink(scratch / "oom-offload"))
     restore = refuse_until_offloaded(stack.pipe.unet, runner)
     start = time.perf_counter()
@@ -128,7 +127,7 @@ def oom_check(stack, scratch: Path, size: tuple[int, int], steps: int) -> dict:
     }
 
 
-def real_oom_check(stack, scratch: Path, size: tuple[int, int], steps: int, headroom_gb: float = 1.5) -> dict:
+def real_oom_check(base: RunConfig, stack, scratch: Path, size: tuple[int, int], steps: int, headroom_gb=1.5) -> dict:
     """Cap the process just above what the models take and run batch 8: what happened (no assertion)."""
     if stack.device.type != "cuda":
         return {"skipped": "not a CUDA device"}
@@ -138,9 +137,8 @@ def real_oom_check(stack, scratch: Path, size: tuple[int, int], steps: int, head
     torch.cuda.set_per_process_memory_fraction(min(1.0, budget / total), stack.device)
     try:
         inputs = [str(synthetic_rooms(scratch / "real-oom-in", 8, (1024, 768)))]
-        result = Runner(config_for(inputs, "", size, 8, steps), stack, LocalSink(scratch / "real-oom")).run(
-            collect_inputs(inputs)
-        )
+        config = config_for(base, inputs, size, 8, False).with_options(steps=steps)
+        result = Runner(config, stack, LocalSink(scratch / "real-oom")).run(collect_inputs(inputs))
     finally:
         torch.cuda.set_per_process_memory_fraction(1.0, stack.device)
         stack.pipe.to(stack.device)
@@ -161,11 +159,11 @@ def _pixel_difference(a, b) -> int | None:
     return int(np.abs(x - y).max())
 
 
-def cell(stack, price, size: tuple[int, int], batch: int, args, compiled: bool) -> dict:
-    """One bench cell: modomo and plain diffusers, same images, same working size."""
+def cell(base: RunConfig, stack, price, size: tuple[int, int], batch: int, args, compiled: bool) -> dict:
+    """One bench cell: modomo and plain diffusers in the run's format, same images, same working size."""
     images = max(args.images, batch)
     options = BenchOptions(images=images, warmup=1, synthetic_size=size, compare_diffusers=True)
-    summary = run_bench(config_for([], "", size, batch, args.steps), stack, price, options, compiled=compiled)
+    summary = run_bench(config_for(base, [], size, batch, compiled), stack, price, options)
     base = summary["diffusers"]
     return {
         "size": f"{size[0]}x{size[1]}",
@@ -199,10 +197,9 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    device = pick_device(args.device)
-    stack = load_stack(resolve(args.models), device)
-    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
-    price = resolve_price(gpu)
+    setup = bench_config(args)
+    base, device, price = setup.config, setup.device, setup.price
+    stack, _ = load_stacks(setup, compare_diffusers=False)  # plain diffusers on the same stack, in its format
     header = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "device": device_info(device),
@@ -213,9 +210,9 @@ def main(argv=None) -> int:
     }
     sizes = sizes_of(args.sizes)
     with tempfile.TemporaryDirectory(prefix="modomo-gpu-") as scratch:
-        checks = {**header, "oom_offload": oom_check(stack, Path(scratch), sizes[0], min(args.steps, 4))}
+        checks = {**header, "oom_offload": oom_check(base, stack, Path(scratch), sizes[0], min(args.steps, 4))}
         write(args.out / "checks.json", checks)
-        checks["real_oom"] = real_oom_check(stack, Path(scratch), sizes[-1], min(args.steps, 4))
+        checks["real_oom"] = real_oom_check(base, stack, Path(scratch), sizes[-1], min(args.steps, 4))
         write(args.out / "checks.json", checks)
     grid = {**header, "cells": [], "skipped": []}
     plan = [(size, batch, False) for size in sizes for batch in map(int, args.batches.split(","))]
@@ -230,7 +227,7 @@ def main(argv=None) -> int:
 
             compile_generator(stack.pipe, stack.device)
             stack._compiled = True
-        grid["cells"].append(cell(stack, price, size, batch, args, compiled))
+        grid["cells"].append(cell(base, stack, price, size, batch, args, compiled))
         write(args.out / "grid.json", grid)
     sanity = [c["sanity"] for c in grid["cells"]] + [c["diffusers_sanity"] for c in grid["cells"]]
     passed = checks["oom_offload"]["passed"] and all(s is not None and s > 0.5 for s in sanity)
