@@ -121,6 +121,29 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "fresh_models: the test's runs load their models afresh (tests about loading)")
 
 
+# The suite's longest files (their time on 2 cores, 2026-12-07), started first: with a file per test process at a time
+# (--dist loadfile), a long file handed out last keeps one process busy while the other has nothing left.
+LONGEST_FIRST = (
+    "run/test_scale_out.py",  # 124 s: every engine, Ray and --devices runs
+    "run/test_compile_run.py",  # 81 s: a real AOTInductor compile
+    "run/test_reliability.py",  # 46 s
+    "run/test_set_resume.py",
+    "bench/test_sweep.py",
+    "run/test_declutter_catalogue.py",
+    "run/test_room_sets.py",
+    "stages/test_style_ref.py",
+    "run/test_ray_engine.py",
+    "bench/test_bench_stage.py",
+    "bench/test_bench.py",
+    "models/test_lora.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {REPO / "tests" / path: i for i, path in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(Path(item.path), len(rank)))  # stable: the rest in collection order
+
+
 @pytest.fixture(scope="session")
 def stack_shelf():
     """The session's loaded stacks (tests/stacks.py), shared by every in-process run that only reads them."""

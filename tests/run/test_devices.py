@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import psutil
 import pytest
@@ -88,27 +87,7 @@ def test_worker_shards_split_the_pod_shard_exactly():
     assert worker_shards(None, 3) == [Shard(0, 3), Shard(1, 3), Shard(2, 3)]
 
 
-def test_two_workers_cover_the_list_once(tiny_bundle, rooms, tmp_path):
-    from typer.testing import CliRunner
-
-    from modomo_cli.app import app
-
-    inputs = folder_of(rooms, tmp_path, 6)  # the parent in this process, its workers processes of their own
-    events = tmp_path / "events.jsonl"
-    args = [*command(tiny_bundle, inputs, tmp_path / "out", "--events", str(events))[4:]]
-    done = CliRunner().invoke(app, ["transform", *args])
-    assert done.exit_code == 0, done.output
-    lines = [json.loads(line) for line in events.read_text().splitlines()]  # events arrive as workers finish
-    assert sorted(Path(line["input"]).name for line in lines) == [f"room-{i}.jpg" for i in range(6)]
-    assert [line["done"] for line in lines] == [1, 2, 3, 4, 5, 6]
-    summary = json.loads(done.stdout)
-    assert [r["key"] for r in summary["images"]] == [f"room-{i}.jpg" for i in range(6)]
-    assert {r["status"] for r in summary["images"]} == {"ok"}
-    assert [d["shard"] for d in summary["devices"]] == ["0/2", "1/2"] and summary["engine"] == "devices"
-    assert all(d["returncode"] == 0 for d in summary["devices"])
-    assert len(list((tmp_path / "out").glob("*.png"))) == 6
-    assert summary["batching"]["rendered"] >= 6 and summary["batching"]["generate_calls"] >= 2
-    assert summary["index"]["jobs"] == 6
+# Two workers cover the list once, their events as they finish: test_scale_out's two pods of two devices each.
 
 
 def test_a_killed_worker_fails_only_its_images(tiny_bundle, rooms, tmp_path):

@@ -72,13 +72,23 @@ def test_two_pods_with_two_devices_each_cover_every_input_once(tiny_bundle, room
     for pod in ("0", "1"):  # a Kubernetes Indexed Job of two pods
         monkeypatch.setenv("JOB_COMPLETION_INDEX", pod)
         monkeypatch.setenv("JOB_COMPLETIONS", "2")
-        code, summary, stderr = invoke(inputs, *tiny(tiny_bundle, out, "--devices", "cpu,cpu", "--steps", "1"))
+        events = tmp_path / f"events-{pod}.jsonl"
+        extra = ["--devices", "cpu,cpu", "--steps", "1", "--events", events]
+        code, summary, stderr = invoke(inputs, *tiny(tiny_bundle, out, *extra))
         assert code == 0, stderr
         assert [d["shard"] for d in summary["devices"]] == [f"{pod}/4", f"{int(pod) + 2}/4"]
-        seen += [r["key"] for r in summary["images"] if r["status"] == "ok"]
+        assert summary["engine"] == "devices" and all(d["returncode"] == 0 for d in summary["devices"])
+        done = [r["key"] for r in summary["images"] if r["status"] == "ok"]
+        assert done == sorted(done) and {r["status"] for r in summary["images"]} == {"ok"}
+        lines = [json.loads(line) for line in events.read_text().splitlines()]  # as the workers finish
+        assert sorted(Path(line["input"]).name for line in lines) == done
+        assert [line["done"] for line in lines] == list(range(1, len(done) + 1))
+        assert summary["batching"]["rendered"] >= len(done) and summary["batching"]["generate_calls"] >= 2
+        seen += done
     assert sorted(seen) == [f"room-{i:02d}.jpg" for i in range(8)]  # each once, none twice
     assert sorted(e["key"] for e in journal(tmp_path / out)) == sorted(seen)
     assert len(list((tmp_path / out).glob("*.png"))) == 8
+    assert summary["index"]["jobs"] == 8  # the index is rebuilt from the whole output
 
 
 def two_roots(tmp_path: Path, rooms: Path) -> tuple[Path, Path]:
@@ -320,8 +330,7 @@ def test_every_engine_makes_the_same_images(option_runs, engine):
 
 
 def test_a_room_set_stays_whole_under_ray(ray_local, tiny_bundle, rooms, tmp_path, monkeypatch):
-    """Ray rows are whole sets: every later photo follows its anchor's result, also when only it is redone (its
-    anchor, done before, comes to the actor with its row)."""
+    """Ray rows are whole sets: every later photo follows its anchor's result, made in the same actor."""
     for k in range(2):
         photos(tmp_path / "in" / f"room-{k}", rooms, 2, flip_every=1 + k)
     args = ["in", *tiny(tiny_bundle, "out", "--engine", "ray", "--actors", "2", "--sets-by", "parent")]
@@ -331,37 +340,7 @@ def test_a_room_set_stays_whole_under_ray(ray_local, tiny_bundle, rooms, tmp_pat
     done = {e["key"]: e for e in journal(tmp_path / "out")}
     for k in range(2):
         assert done[f"room-{k}/room-01.jpg"]["reference"]["digest"] == done[f"room-{k}/room-00.jpg"]["digest"]
-    Image.open(rooms / PHOTO).convert("RGB").rotate(3).save(tmp_path / "in" / "room-1" / "room-01.jpg")
-    args[args.index("--actors") + 1] = "1"  # the anchor comes with its row: one actor (fewer to start) redoes it
-    code, again, stderr = invoke(*args)
-    assert code == 0, stderr
-    assert [(r["key"], r["status"]) for r in again["images"]] == [
-        ("room-0/room-00.jpg", "skipped"),
-        ("room-0/room-01.jpg", "skipped"),
-        ("room-1/room-00.jpg", "skipped"),
-        ("room-1/room-01.jpg", "ok"),
-    ]
-    redone = {e["key"]: e for e in journal(tmp_path / "out")}["room-1/room-01.jpg"]
-    assert redone["reference"]["digest"] == done["room-1/room-00.jpg"]["digest"]
-
-
-# -- Ray: set up once per actor ---------------------------------------------------------------------
-
-
-def test_ray_reads_the_journal_once_and_keeps_mixed_sizes_batched(ray_local, tiny_bundle, rooms, tmp_path, monkeypatch):
-    inputs = photos(tmp_path / "in", rooms, 8)
-    for path in sorted(inputs.iterdir())[::2]:  # every other one portrait
-        Image.open(path).transpose(Image.ROTATE_90).save(path)
-    monkeypatch.chdir(tmp_path)  # relative paths mean the same in the actors
-    code, summary, stderr = invoke(
-        "in", *tiny(tiny_bundle, "out", "--engine", "ray", "--actors", "2", "--batch-size", "2")
-    )
-    assert code == 0, stderr
-    assert summary["journal_reads"] == 1 and summary["actors"] == 2
-    assert summary["batching"]["rendered"] == 8 and summary["batching"]["mean_batch"] >= 1.9
-    folder = (tmp_path / "in").resolve()  # a job is known by its canonical place, however the folder was named
-    assert sorted(e["id"] for e in journal(tmp_path / "out")) == [f"{folder}/room-{i:02d}.jpg" for i in range(8)]
-    # a rerun under Ray finds them done: test_a_room_set_stays_whole_under_ray
+    # a later photo redone alone under Ray, its anchor done before: tests/run/test_set_resume.py
 
 
 # -- devices: dead workers and Ctrl-C ---------------------------------------------------------------

@@ -1,5 +1,5 @@
 """Room sets that resume and grow: a set's later photos follow their anchor's result whether it was made in this run
-or an earlier one (after Ctrl-C, a hard kill, a photo added later), under every engine; an anchor whose result is
+or an earlier one (after a hard kill, a photo added later), under every engine; an anchor whose result is
 gone is rendered again; a set shares its seed through retries.
 
 On the tiny models (`tiny_bundle`), loaded from disk as real weights are.
@@ -69,8 +69,10 @@ def assert_members_follow_their_anchors(out: Path) -> None:
             assert data["reference"]["digest"] == anchor["digest"], metadata
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
-def test_a_set_interrupted_after_its_anchors_resumes(tiny_bundle, rooms, tmp_path, sig):
+def test_a_set_killed_after_its_anchors_resumes(tiny_bundle, rooms, tmp_path):
+    """A hard kill, the harder stop: the journal may end in a torn line (Ctrl-C and SIGTERM leave whole lines and
+    resume through the same journal: tests/run/test_reliability.py)."""
+    sig = signal.SIGKILL
     inputs, out = sets(rooms, tmp_path / "in", 3, 3), tmp_path / "out"
     command = [sys.executable, "-m", "modomo_cli", "transform", str(inputs), "--out", str(out), "--models",
                str(tiny_bundle), "--retries", "0", "--batch-size", "1", *BASE]  # fmt: skip
