@@ -142,6 +142,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / ".gpu")
     parser.add_argument("--python", default="3.12", help="the Python the wheels are for (the GPU machine's: 3.12)")
+    parser.add_argument("--rehearsal", action="store_true", help="wheels for make gpu-rehearsal: not carried")
     return parser.parse_args(argv)
 
 
@@ -160,6 +161,9 @@ def main(argv=None) -> int:
     rehearsed = {name: rehearsed_version(name, machine[name], here, args.python) for name, here in relied.items()}
     (args.out / "machine.txt").write_text("".join(f"{n}=={v}\n" for n, v in sorted(rehearsed.items())))
     size, tree = folder_bytes(args.out), tree_bytes()
+    if args.rehearsal:
+        print(f"gpu-bundle: {len(carry)} wheels for Python {args.python} in {args.out}: {size / 2**20:.1f} MiB")
+        return 0
     print(
         f"gpu-bundle: {len(carry)} wheels in {args.out}: {size / 2**20:.1f} MiB; with the working tree "
         f"({tree / 2**20:.1f} MiB) {(size + tree) / 2**20:.1f} MiB of the device tool's 64 MiB"

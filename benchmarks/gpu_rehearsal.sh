@@ -19,7 +19,7 @@ here_python=$("$VPY" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_
 machine=.gpu/machine.txt
 if [ "$here_python" != 3.12 ]; then
   # the wheels with compiled parts, and the machine's versions where they install, for this Python
-  .venv/bin/python benchmarks/gpu_bundle.py --python "$here_python" --out "$HERE/wheels" | grep -v ': downloaded$'
+  .venv/bin/python benchmarks/gpu_bundle.py --python "$here_python" --out "$HERE/wheels" --rehearsal | grep -v ': downloaded$'
   machine=$HERE/wheels/machine.txt
 fi
 echo "gpu-rehearsal: a fresh venv (Python $here_python) with only the GPU machine's own packages ($machine)"
