@@ -1,10 +1,12 @@
 """`modomo bench --compile`: `auto` decided before anything is timed (each timed path all compiled or all eager),
 by transform's rule with the FLOP estimate's eager time; and, when the run compiled on the CPU, the same images
-again eager in the same run: the speed-up and how far the pictures differ."""
+again eager in the same run: the speed-up (kept for `auto`'s later decisions on this machine) and how far the
+pictures differ."""
 
 from __future__ import annotations
 
 from pipeline.config import RunConfig
+from pipeline.models.compiled import keys
 from pipeline.models.compiled.policy import SPEEDUP, default_estimate, saving
 from pipeline.models.compiled.store import PackageStore
 from pipeline.models.load import ModelStack
@@ -41,13 +43,24 @@ def bench_compile(config: RunConfig, stack: ModelStack, guess: dict, images: int
     if not peak or not modomo["images"]:
         return {"choice": choice, "resolved": "off", "why": "no eager time to weigh it against"}
     per_image = modomo["tflop"] / modomo["images"] / (peak * guess["assumed_share"])
-    saved = saving(images, per_image)
+    speedup, measured = bench_speedup(stack)
+    saved = saving(images, per_image, speedup)
     resolved = "on" if saved > estimate else "off"
     why = (
-        f"{images} timed images at ~{per_image:.1f} s each eager would save ~{saved:.0f} s at {SPEEDUP}x against "
-        f"~{estimate:.0f} s to compile ({source})"
+        f"{images} timed images at ~{per_image:.1f} s each eager would save ~{saved:.0f} s at {speedup:.2f}x "
+        f"({measured}) against ~{estimate:.0f} s to compile ({source})"
     )
     return {"choice": choice, "resolved": resolved, "why": why, "estimate_seconds": round(estimate, 1)}
+
+
+def bench_speedup(stack: ModelStack) -> tuple[float, str]:
+    """The speed-up `auto` weighs: the bench's last measurement for these models on this machine, else assumed."""
+    from pipeline.models.compiled import denoisers  # the backend the runs compile with
+
+    unet = sum(p.numel() for p in stack.pipe.unet.parameters())
+    key = keys.speedup_key(denoisers.AOTInductor.name, unet, name_of(stack.pipe.unet.dtype))
+    measured = PackageStore(denoisers.AOTInductor()).speedup(key)
+    return (measured, "measured by the bench on this machine") if measured is not None else (SPEEDUP, "assumed")
 
 
 def compiled_totals(stack: ModelStack) -> dict:
@@ -83,6 +96,9 @@ def eager_check(config: RunConfig, stack: ModelStack, timed, result) -> dict:
     eager = timed.run(config.with_options(compile="off"), stack, "eager", "modomo eager (--compile off)")
     ours, theirs = generate_mean(result), generate_mean(eager)
     worst, psnr = pixel_differences(result, eager)
+    models = stack.compiled
+    if ours and theirs and models is not None and models.speedup_key:  # what `auto` weighs from now on
+        models.store.note_speedup(models.speedup_key, theirs / ours, "generate stage, compiled against eager")
     return {
         "generate_seconds_per_image": theirs,
         "compiled_generate_seconds_per_image": ours,

@@ -18,9 +18,9 @@ from pipeline.models.compiled.held import shape_bound
 from pipeline.models.compiled.policy import Policy
 
 
-def weighed(queue: int, estimate: float, eager_seconds: float = 2.0) -> bool:
+def weighed(queue: int, estimate: float, eager_seconds: float = 2.0, speedup: float = 1.25) -> bool:
     """Whether `auto` compiles a shape after its first batch (one image, `eager_seconds` eager) in a queue."""
-    policy = Policy("auto", queue)
+    policy = Policy("auto", queue, speedup=speedup)
     assert policy.decide("768x512 batch 1 bfloat16", lambda shape: (estimate, "forced")) is False  # measured first
     policy.shapes["768x512 batch 1 bfloat16"].packages["unet-x"] = ("unet", 1, "", "")
     policy.batch("768x512 batch 1 bfloat16", 1, eager_seconds)
@@ -34,6 +34,21 @@ def test_auto_stays_eager_for_four_photos_and_compiles_for_a_large_queue():
     # a forced estimate each way turns the same queues round
     assert weighed(4, 0.5) is True
     assert weighed(4000, 1e6) is False
+
+
+def test_auto_weighs_the_speedup_the_bench_measured_on_this_machine(tmp_path):
+    # 3999 images left x 2 s: at 1.25x they save 1600 s, at 1.02x 157 s, at 1.0x (no gain measured) nothing
+    assert weighed(4000, 600.0, speedup=1.25) is True
+    assert weighed(4000, 600.0, speedup=1.02) is False
+    assert weighed(4000, 1.0, speedup=1.0) is False
+    models = CompiledModels(1, backend=ExportOnly(), root=tmp_path)
+    models.speedup_key = keys.speedup_key("export", 123, "bfloat16")
+    assert Denoisers(models, "auto").report()["speedup"] == {"weighed": 1.25, "source": "assumed"}
+    models.store.note_speedup(models.speedup_key, 1.0712, "generate stage, compiled against eager")
+    report = Denoisers(models, "auto").report()
+    assert report["speedup"] == {"weighed": 1.071, "source": "measured by the bench on this machine"}
+    other = keys.speedup_key("export", 123, "float32")  # another format, another machine or model: not this one
+    assert models.store.speedup(other) is None
 
 
 def test_on_compiles_from_the_first_batch_and_off_never():

@@ -16,6 +16,7 @@ from pipeline.models.compiled.held import HeldShapes
 from pipeline.models.compiled.policy import LOAD_RATE, Policy, default_estimate
 from pipeline.models.compiled.reports import shape_json
 from pipeline.models.compiled.store import PackageStore
+from pipeline.models.precision import name_of
 from pipeline.models.runtime import untimed
 
 
@@ -65,13 +66,17 @@ class CompiledModels:
         self.bytes_per_shape = bytes_per_shape
         self.seconds: Counter = Counter()  # compile, load: over every run on this stack (the bench reads them)
         self.made: Counter = Counter()  # packages compiled, loaded
+        self.speedup_key: str | None = None  # what the bench's measured speed-up for these models is kept by
 
     @classmethod
     def for_pipe(cls, pipe, **kwargs) -> CompiledModels:
         """For a pipeline's UNet and ControlNets: a shape holds at most a frozen copy of each."""
         modules = [pipe.unet, *pipe.controlnet.nets]
         size = sum(p.numel() * p.element_size() for m in modules for p in m.parameters())
-        return cls(size, **kwargs)
+        models = cls(size, **kwargs)
+        unet = sum(p.numel() for p in pipe.unet.parameters())
+        models.speedup_key = keys.speedup_key(models.store.backend.name, unet, name_of(pipe.unet.dtype))
+        return models
 
 
 class Denoisers:
@@ -80,6 +85,9 @@ class Denoisers:
     def __init__(self, models: CompiledModels, choice: str, queue: int = 0):
         self.models = models
         self.policy = Policy(choice, queue)
+        measured = models.store.speedup(models.speedup_key) if models.speedup_key else None
+        if measured is not None:
+            self.policy.speedup, self.policy.speedup_source = measured, "measured by the bench on this machine"
         self.shape: str | None = None  # the batch in progress's shape
         self.compiled = False  # whether it runs compiled
         self.eager_seconds = 0.0
@@ -189,6 +197,7 @@ class Denoisers:
             "load_seconds": round(self.seconds["load"], 2),
             "packages": {"compiled": self.made["compiled"], "loaded": self.made["loaded"]},
             "shapes_released": len(self.models.held.released) - self.before[2],
+            "speedup": {"weighed": round(self.policy.speedup, 3), "source": self.policy.speedup_source},
             "failed": sorted(self.failed.values()),
             "shapes": {name: shape_json(shape) for name, shape in self.policy.shapes.items()},
         }

@@ -79,6 +79,11 @@ def estimate_key(backend: str, kind: str, parameters: int, args: str) -> str:
     return f"{model_part(backend, kind, parameters)} | {args} | {machine()}"
 
 
+def speedup_key(backend: str, parameters: int, dtype: str) -> str:
+    """What a measured speed-up is kept by: the generator (by its UNet's size) in one format on the same machine."""
+    return f"{model_part(backend, 'unet', parameters)} | {dtype} | {machine()}"
+
+
 def model_part(backend: str, kind: str, parameters: int) -> str:
     """The model's part of an estimate key (the same model at any shape shares it)."""
     return f"{backend} | {kind} | {parameters} parameters"

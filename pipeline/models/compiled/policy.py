@@ -4,8 +4,11 @@
 times its denoising calls; it then compiles the shape when the images still queued for it, at that speed, would
 save more than the compile is expected to take:
 
-    images left in the queue x this shape's share of those seen x eager seconds per image x (1 - 1/SPEEDUP)
+    images left in the queue x this shape's share of those seen x eager seconds per image x (1 - 1/speed-up)
         > the shape's compile estimate
+
+The speed-up is the one `modomo bench --compile on` last measured for these models on this machine (its generate
+stage compiled against eager: the denoising calls gain more, so it errs towards eager), else SPEEDUP.
 
 The estimate is the time its packages took to compile on this machine before (kept by model size, shapes, CPU,
 threads and torch), else DEFAULT_SECONDS per million parameters; packages already on disk only load. So a designer's
@@ -27,9 +30,10 @@ def default_estimate(parameters: int) -> float:
     return max(LEAST_SECONDS, DEFAULT_SECONDS * parameters / 1e6)
 
 
-def saving(images: float, eager_seconds_per_image: float) -> float:
-    """What compiling saves on `images` that take `eager_seconds_per_image` eager."""
-    return images * eager_seconds_per_image * (1 - 1 / SPEEDUP)
+def saving(images: float, eager_seconds_per_image: float, speedup: float = SPEEDUP) -> float:
+    """What compiling saves on `images` that take `eager_seconds_per_image` eager (nothing at a speed-up of 1 or
+    less)."""
+    return images * eager_seconds_per_image * max(0.0, 1 - 1 / speedup)
 
 
 @dataclass
@@ -54,6 +58,8 @@ class Policy:
     queue: int = 0  # frames this run (this process) will generate
     done: int = 0  # frames generated so far
     shapes: dict[str, Shape] = field(default_factory=dict)
+    speedup: float = SPEEDUP  # compiled over eager: measured by the bench on this machine, else assumed
+    speedup_source: str = "assumed"
 
     def seen(self) -> int:
         return sum(s.frames for s in self.shapes.values())
@@ -73,11 +79,12 @@ class Policy:
             shape.decision, shape.why = "eager", "eager: no images were left for it after its first batch"
             return False
         shape.estimate, shape.estimate_source = estimate(shape)
-        saved = saving(self.left(shape), shape.eager_seconds / shape.eager_frames)
+        saved = saving(self.left(shape), shape.eager_seconds / shape.eager_frames, self.speedup)
         worth = saved > shape.estimate
         shape.why = (
             f"{'compiled' if worth else 'eager'}: the ~{self.left(shape):.0f} images left for it would save "
-            f"~{saved:.0f} s against ~{shape.estimate:.0f} s to compile ({shape.estimate_source})"
+            f"~{saved:.0f} s at {self.speedup:.2f}x ({self.speedup_source}) against ~{shape.estimate:.0f} s to "
+            f"compile ({shape.estimate_source})"
         )
         if worth:
             shape.decision = "compile"

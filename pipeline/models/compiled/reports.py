@@ -43,6 +43,7 @@ def merge_compile_reports(reports: list[dict]) -> dict:
         "load_seconds": round(sum(r["load_seconds"] for r in full), 2),
         "packages": {k: sum(r["packages"][k] for r in full) for k in ("compiled", "loaded")},
         "shapes_released": sum(r["shapes_released"] for r in full),
+        "speedup": full[0].get("speedup"),  # one cache and machine: the same for every process
         "failed": sorted({why for r in full for why in r["failed"]}),
         "shapes": shapes,
     }

@@ -1,7 +1,8 @@
 """Packages on disk, one per (model weights, input shapes and dtypes, CPU, torch): compiled once, by whichever run
 needs it first (another process wanting the same package waits for it and loads it), written whole or not at all,
 and loaded by every later run. Beside them, each compile's measured time, kept by model size, shapes and machine:
-what `--compile auto` expects the next compile of those shapes to take."""
+what `--compile auto` expects the next compile of those shapes to take; and the speed-up the bench measured for a
+model on this machine, compiled against eager (what `auto` weighs a compile with, where it has one)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import torch
 from pipeline.models.compiled import keys
 
 ESTIMATES = "compile-times.json"
+SPEEDUPS = "speedups.json"
 LOCK = "compiling.lock"  # held while a package is compiled or the estimates written: one process at a time
 
 
@@ -82,11 +84,34 @@ class PackageStore:
         runner = self.backend.load(path)
         return Made(runner, how, time.perf_counter() - start)
 
-    def estimates(self) -> dict:
+    def read(self, name: str) -> dict:
         try:
-            return json.loads((self.root / ESTIMATES).read_text())
+            return json.loads((self.root / name).read_text())
         except (OSError, ValueError):
             return {}
+
+    def keep(self, name: str, key: str, entry: dict) -> None:
+        """One entry of a small JSON table beside the packages, written whole under the lock; a read-only cache
+        keeps nothing (the next run measures again)."""
+        try:
+            with locked(self.root / LOCK):
+                known = self.read(name)
+                known[key] = {**entry, "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+                text = json.dumps(known, indent=2, sort_keys=True) + "\n"
+                write_whole(self.root / name, lambda temporary: temporary.write_text(text))
+        except OSError:
+            pass
+
+    def estimates(self) -> dict:
+        return self.read(ESTIMATES)
+
+    def speedup(self, speedup_key: str) -> float | None:
+        """The speed-up the bench last measured under this key, compiled against eager; None if none."""
+        known = self.read(SPEEDUPS).get(speedup_key)
+        return float(known["speedup"]) if known else None
+
+    def note_speedup(self, speedup_key: str, speedup: float, how: str) -> None:
+        self.keep(SPEEDUPS, speedup_key, {"speedup": round(speedup, 3), "how": how})
 
     def estimate(self, estimate_key: str) -> float | None:
         """The seconds the last compile under this key took on this machine, or None."""
@@ -100,17 +125,5 @@ class PackageStore:
         return max(found) if found else None
 
     def note(self, estimate_key: str, seconds: float, key: str, path: Path) -> None:
-        """Keep a compile's time for the next run's estimate (a read-only cache: measured again next time)."""
-        try:
-            with locked(self.root / LOCK):
-                known = self.estimates()
-                known[estimate_key] = {
-                    "seconds": round(seconds, 2),
-                    "package": key,
-                    "bytes": path.stat().st_size,
-                    "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                }
-                text = json.dumps(known, indent=2, sort_keys=True) + "\n"
-                write_whole(self.root / ESTIMATES, lambda temporary: temporary.write_text(text))
-        except OSError:
-            pass
+        """Keep a compile's time for the next run's estimate."""
+        self.keep(ESTIMATES, estimate_key, {"seconds": round(seconds, 2), "package": key, "bytes": path.stat().st_size})
