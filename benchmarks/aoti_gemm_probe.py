@@ -3,7 +3,8 @@ compiled call faster on this CPU than the package `--compile` builds today (froz
 
 The random-sd15 UNet (full SD1.5 size, random weights) in bf16, called as the sampler calls it at 256x192 and batch
 2 with guidance (4 latents of 32x24), exported under no_grad; one package per inductor config, each built in this
-process; then each call timed (the best of `--calls` after two warm-ups) against eager on the same inputs.
+process with gradients off (as `--compile`'s own builds); then each call timed (the best of `--calls` after two
+warm-ups) against eager on the same inputs.
 
     python benchmarks/aoti_gemm_probe.py [--calls 5] [--out benchmarks/cpu/aoti-gemm-probe-random-sd15-unet.json]
 """
@@ -75,9 +76,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         for n, (name, config) in enumerate(CONFIGS.items()):
             start = time.perf_counter()
-            path = torch._inductor.aoti_compile_and_package(
-                exported, package_path=f"{folder}/{n}.pt2", inductor_configs=config
-            )
+            with torch.no_grad():  # inductor freezes and pre-packs weights only with gradients off
+                path = torch._inductor.aoti_compile_and_package(
+                    exported, package_path=f"{folder}/{n}.pt2", inductor_configs=config
+                )
             built = time.perf_counter() - start
             package = torch._inductor.aoti_load_package(path)
             seconds = best(package, inputs, args.calls)
