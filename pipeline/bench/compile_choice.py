@@ -57,8 +57,7 @@ def bench_speedup(stack: ModelStack) -> tuple[float, str]:
     """The speed-up `auto` weighs: the bench's last measurement for these models on this machine, else assumed."""
     from pipeline.models.compiled import denoisers  # the backend the runs compile with
 
-    unet = sum(p.numel() for p in stack.pipe.unet.parameters())
-    key = keys.speedup_key(denoisers.AOTInductor.name, unet, name_of(stack.pipe.unet.dtype))
+    key = keys.speedup_key(denoisers.AOTInductor.name, stack.pipe.unet)
     measured = PackageStore(denoisers.AOTInductor()).speedup(key)
     return (measured, "measured by the bench on this machine") if measured is not None else (SPEEDUP, "assumed")
 

@@ -42,12 +42,13 @@ def test_auto_weighs_the_speedup_the_bench_measured_on_this_machine(tmp_path):
     assert weighed(4000, 600.0, speedup=1.02) is False
     assert weighed(4000, 1.0, speedup=1.0) is False
     models = CompiledModels(1, backend=ExportOnly(), root=tmp_path)
-    models.speedup_key = keys.speedup_key("export", 123, "bfloat16")
+    unet = torch.nn.Linear(10, 10).to(torch.bfloat16)
+    models.speedup_key = keys.speedup_key("export", unet)
     assert Denoisers(models, "auto").report()["speedup"] == {"weighed": 1.25, "source": "assumed"}
     models.store.note_speedup(models.speedup_key, 1.0712, "generate stage, compiled against eager")
     report = Denoisers(models, "auto").report()
     assert report["speedup"] == {"weighed": 1.071, "source": "measured by the bench on this machine"}
-    other = keys.speedup_key("export", 123, "float32")  # another format, another machine or model: not this one
+    other = keys.speedup_key("export", unet.float())  # another format, another machine or model: not this one
     assert models.store.speedup(other) is None
 
 

@@ -16,7 +16,6 @@ from pipeline.models.compiled.held import HeldShapes
 from pipeline.models.compiled.policy import LOAD_RATE, Policy, default_estimate
 from pipeline.models.compiled.reports import shape_json
 from pipeline.models.compiled.store import PackageStore
-from pipeline.models.precision import name_of
 from pipeline.models.runtime import untimed
 
 
@@ -74,8 +73,7 @@ class CompiledModels:
         modules = [pipe.unet, *pipe.controlnet.nets]
         size = sum(p.numel() * p.element_size() for m in modules for p in m.parameters())
         models = cls(size, **kwargs)
-        unet = sum(p.numel() for p in pipe.unet.parameters())
-        models.speedup_key = keys.speedup_key(models.store.backend.name, unet, name_of(pipe.unet.dtype))
+        models.speedup_key = keys.speedup_key(models.store.backend.name, pipe.unet)
         return models
 
 

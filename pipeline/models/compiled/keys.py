@@ -79,9 +79,12 @@ def estimate_key(backend: str, kind: str, parameters: int, args: str) -> str:
     return f"{model_part(backend, kind, parameters)} | {args} | {machine()}"
 
 
-def speedup_key(backend: str, parameters: int, dtype: str) -> str:
+def speedup_key(backend: str, unet: torch.nn.Module) -> str:
     """What a measured speed-up is kept by: the generator (by its UNet's size) in one format on the same machine."""
-    return f"{model_part(backend, 'unet', parameters)} | {dtype} | {machine()}"
+    from pipeline.models.precision import dtype_of, name_of
+
+    parameters = sum(p.numel() for p in unet.parameters())
+    return f"{model_part(backend, 'unet', parameters)} | {name_of(dtype_of(unet))} | {machine()}"
 
 
 def model_part(backend: str, kind: str, parameters: int) -> str:
