@@ -93,8 +93,9 @@ def device_info(device: torch.device) -> dict:
     """The device's name, memory and peak TFLOP/s (from the price table), or the CPU's description."""
     if device.type != "cuda":
         from pipeline.bench.peak import cpu_model
+        from pipeline.models.host_memory import host_memory
 
-        return {"type": "cpu", "name": cpu_model(), "cores": torch.get_num_threads()}
+        return {"type": "cpu", "name": cpu_model(), "cores": torch.get_num_threads(), "host_memory": host_memory()}
     props = torch.cuda.get_device_properties(device)
     row = lookup(props.name)
     info = {

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from pipeline.models.controls import OPTIONAL_CONTROLS, held_controls
+from pipeline.models.host_memory import keep_host_memory, release_free_memory
 from pipeline.models.inventory import check_weights, inventory
 from pipeline.models.loaders import loaders_for
 from pipeline.models.placement import LoadOptions
@@ -57,6 +58,8 @@ def load_stack(spec: ModelSpec, device: torch.device, on_model=None, options: Lo
     seconds: dict[str, float] = {}
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes within a run: let cuDNN pick its fastest kernels
+    else:
+        keep_host_memory()  # before the first weight: every block is kept for reuse (models/host_memory.py)
 
     def timed(name: str, fn):
         if on_model:
@@ -78,12 +81,13 @@ def load_stack(spec: ModelSpec, device: torch.device, on_model=None, options: Lo
         timed(f"fast: {options.fast}", lambda: fuse(pipe, spec, options.fast))
     if options.style_ref:
         timed("ip-adapter", lambda: source.ip_adapter(pipe, device, dtype))
-    for module in options.channels_last_modules(pipe, device):
+    for module in options.channels_last_modules(pipe, device, dtype):
         module.to(memory_format=torch.channels_last)
     clip = timed("clip", lambda: source.clip(device, dtype)) if spec.clip else None
     wants_segmenter = options.segmenter and stock.has("segmentation")
     segmenter = timed("segmentation", lambda: source.segmenter(device, dtype)) if wants_segmenter else None
     lama = timed("lama", lambda: source.lama(device)) if options.lama and stock.has("lama") else None
+    release_free_memory()  # what the loads and the layout change left behind, back to the kernel
     return ModelStack(
         spec,
         device,
@@ -115,6 +119,7 @@ def load_baseline(
     pipe = source.generator(stack.device, dtype, held_controls(stack.pipe))
     if getattr(stack.pipe, "image_encoder", None) is not None:
         source.ip_adapter(pipe, stack.device, dtype)
-    for module in (options or LoadOptions()).channels_last_modules(pipe, stack.device):
+    for module in (options or LoadOptions()).channels_last_modules(pipe, stack.device, dtype):
         module.to(memory_format=torch.channels_last)
+    release_free_memory()
     return replace(stack, pipe=pipe, dtype=dtype, compiled=None)

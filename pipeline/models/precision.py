@@ -37,6 +37,14 @@ def dtype_of(model) -> torch.dtype:
     return next(model.parameters()).dtype
 
 
+def channels_last(model) -> bool:
+    """Whether a model's convolutions hold their weights channels-last (read off its first spatial kernel)."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Conv2d) and module.weight.shape[-2:] != (1, 1):
+            return module.weight.is_contiguous(memory_format=torch.channels_last)
+    return False
+
+
 def cpu_supports_bf16() -> bool:
     """Whether this CPU has fast bfloat16 matrix kernels: AMX tiles or AVX-512 BF16 (PyTorch's own probes,
     else the kernel's CPU flags)."""
@@ -80,8 +88,10 @@ def report(stack) -> dict:
     }
     models = {name: name_of(dtype_of(model)) for name, model in found.items() if model is not None}
     run = name_of(stack.dtype)
+    layout = ("unet", "controlnets", "vae")
     return {
         "dtype": run,
         "models": {**models, **dict.fromkeys(FP32_MODELS, "fp32")},
+        "channels_last": [name for name in layout if channels_last(found[name])],
         **({"kept_fp32": dict(FP32_MODELS)} if run != "fp32" else {}),
     }

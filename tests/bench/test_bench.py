@@ -64,6 +64,7 @@ def test_bench_summary_shape(bench):
         assert key in summary, key
     assert summary["settings"]["steps"] == 3 and summary["settings"]["size"] == 128
     assert summary["device"]["type"] == "cpu" and summary["versions"]["torch"] == torch.__version__
+    assert summary["device"]["host_memory"].startswith("kept (glibc")  # set when the CPU stack loaded
     assert summary["throughput"]["seconds_per_image"] > 0
     assert summary["throughput"]["images_per_second"] == pytest.approx(1 / summary["throughput"]["seconds_per_image"])
     assert summary["memory"]["peak_host_gb"] > 0 and summary["memory"]["peak_gpu_gb"] is None

@@ -109,6 +109,9 @@ def test_every_model_that_should_runs_in_bf16(two_formats):
     assert models["yolo"] == models["sam2"] == "fp32" and set(summary["precision"]["kept_fp32"]) == {"yolo", "sam2"}
     assert metadata["settings"]["dtype"] == "bf16"
     assert two_formats["fp32"][2]["settings"]["dtype"] == "fp32"
+    # the layout read off the models: in bf16 on the CPU every convolution net is channels-last, in fp32 the VAE
+    assert summary["precision"]["channels_last"] == ["unet", "controlnets", "vae"]
+    assert two_formats["fp32"][1]["precision"]["channels_last"] == ["vae"]
 
 
 def test_the_format_is_in_the_settings_hash():
