@@ -15,7 +15,7 @@ from pipeline.models.compiled import keys
 from pipeline.models.compiled.backends import ExportOnly
 from pipeline.models.compiled.denoisers import CompiledModels, Denoisers
 from pipeline.models.compiled.held import shape_bound
-from pipeline.models.compiled.policy import Policy
+from pipeline.models.compiled.policy import SPEEDUP, Policy
 
 
 def weighed(queue: int, estimate: float, eager_seconds: float = 2.0, speedup: float = 1.25) -> bool:
@@ -44,7 +44,7 @@ def test_auto_weighs_the_speedup_the_bench_measured_on_this_machine(tmp_path):
     models = CompiledModels(1, backend=ExportOnly(), root=tmp_path)
     unet = torch.nn.Linear(10, 10).to(torch.bfloat16)
     models.speedup_key = keys.speedup_key("export", unet)
-    assert Denoisers(models, "auto").report()["speedup"] == {"weighed": 1.25, "source": "assumed"}
+    assert Denoisers(models, "auto").report()["speedup"] == {"weighed": SPEEDUP, "source": "assumed"}
     models.store.note_speedup(models.speedup_key, 1.0712, "generate stage, compiled against eager")
     report = Denoisers(models, "auto").report()
     assert report["speedup"] == {"weighed": 1.071, "source": "measured by the bench on this machine"}

@@ -4,6 +4,8 @@ dB), the settings hash does not change, and the stage times leave the compile ou
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -12,22 +14,35 @@ from tests.conftest import restyle
 from tests.models.test_precision import psnr
 
 # Depth alone, for the first half of the steps: the second half runs the UNet with no ControlNet (its compiled
-# package then adds zero residuals); one ControlNet keeps the compile short.
-STYLE = 'prompt = "a calm {room}"\n[controls.depth]\nscale = 0.9\nend = 0.5\n'
+# package then adds zero residuals); one ControlNet keeps the compile short. Unguided (as fast mode runs), so the
+# prompt's embedding reaches the UNet expanded over the batch of two: a view the packages must not misread.
+STYLE = 'prompt = "a calm {room}"\nguidance_scale = 1.0\n[controls.depth]\nscale = 0.9\nend = 0.5\n'
 
 
 @pytest.mark.fresh_models  # its stack holds compiled packages: no other test may be handed it
 def test_compile_on_builds_packages_once_and_keeps_the_picture(tiny_bundle, rooms, tmp_path, monkeypatch):
     monkeypatch.setenv("MODOMO_CACHE", str(tmp_path / "cache"))  # its own packages and compile times
     (tmp_path / "calm.toml").write_text(STYLE)
-    photo = rooms / "living-room-01.jpg"
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("a.jpg", "b.jpg"):  # one batch of two, each with its own seed
+        shutil.copy(rooms / "living-room-01.jpg", photos / name)
 
     def run(name: str, choice: str) -> dict:
         summary = restyle(
-            tiny_bundle, photo, tmp_path / name, "--style-file", tmp_path / "calm.toml", "--compile", choice
+            tiny_bundle,
+            photos,
+            tmp_path / name,
+            "--style-file",
+            tmp_path / "calm.toml",
+            "--compile",
+            choice,
+            "--batch-size",
+            "2",
         )
-        image = summary["images"][0]
-        return {**summary, "pixels": np.asarray(Image.open(image["outputs"]["result"]).convert("RGB"))}
+        images = sorted(summary["images"], key=lambda image: image["input"])
+        pixels = [np.asarray(Image.open(image["outputs"]["result"]).convert("RGB")) for image in images]
+        return {**summary, "pixels": pixels}
 
     eager = run("eager", "off")
     first = run("first", "on")
@@ -37,9 +52,11 @@ def test_compile_on_builds_packages_once_and_keeps_the_picture(tiny_bundle, room
     assert made["packages"] == {"compiled": 2, "loaded": 0}  # the UNet and the depth ControlNet, one shape
     assert second["compile"]["packages"] == {"compiled": 0, "loaded": 2}
     assert second["compile"]["load_seconds"] < made["compile_seconds"] / 4
-    assert psnr(first["pixels"], eager["pixels"]) >= 30
-    assert np.array_equal(second["pixels"], first["pixels"])  # the same package, the same picture
-    hashes = {run["images"][0]["settings"] for run in (eager, first, second)}
+    for compiled, eagerly in zip(first["pixels"], eager["pixels"], strict=True):  # the second image too
+        assert psnr(compiled, eagerly) >= 30
+    assert not np.array_equal(*eager["pixels"])  # two seeds, two pictures
+    assert all(map(np.array_equal, second["pixels"], first["pixels"]))  # the same package, the same picture
+    hashes = {image["settings"] for run in (eager, first, second) for image in run["images"]}
     assert len(hashes) == 1  # a speed option, not a result option
     # the compile is reported apart: the generate stage took a fraction of it
     assert first["stages"]["generate"]["mean"] < made["compile_seconds"] / 4

@@ -52,9 +52,16 @@ def quiet_toolchain():
         logger.setLevel(level)
 
 
+def dense(args: tuple) -> tuple:
+    """The call's tensors laid out densely, row-major, as a package takes them: a package's kernels are specialised
+    to its example inputs' strides and read any other layout wrongly (the prompt's embedding expanded over an
+    unguided batch, a stride-0 view, gave every image after the first NaN: black). A no-op for dense inputs."""
+    return tuple(arg.contiguous() if isinstance(arg, torch.Tensor) else arg for arg in args)
+
+
 def plain(args: tuple) -> tuple:
-    """The call's inputs as ordinary tensors (the sampler's are inference tensors)."""
-    return tuple(arg.clone() for arg in args)
+    """The call's inputs as ordinary dense tensors (the sampler's are inference tensors, some of them views)."""
+    return tuple(arg.clone(memory_format=torch.contiguous_format) for arg in args)
 
 
 class CompileError(RuntimeError):

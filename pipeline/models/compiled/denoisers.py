@@ -11,7 +11,7 @@ from contextlib import contextmanager
 import torch
 
 from pipeline.models.compiled import keys
-from pipeline.models.compiled.backends import AOTInductor
+from pipeline.models.compiled.backends import AOTInductor, dense
 from pipeline.models.compiled.held import HeldShapes
 from pipeline.models.compiled.policy import LOAD_RATE, Policy, default_estimate
 from pipeline.models.compiled.reports import shape_json
@@ -130,7 +130,7 @@ class Denoisers:
             out = eager()
             self.eager_seconds += time.perf_counter() - start
             return out
-        return runner(*args)
+        return runner(*dense(args))
 
     def describe(self, kind: str, module, args: tuple) -> tuple[str, str, int, str]:
         """(package key, estimate key, parameters, input shapes) of a call: worked out at a batch's first call of
