@@ -84,7 +84,10 @@ BENCH = {
             DEVICE, help="auto (fp16 on CUDA; bf16 on a CPU with AMX or AVX-512 BF16, else fp32), fp16, bf16, fp32."
         ),
     ),
-    "channels_last": (str, option(DEVICE, help="auto (CUDA and bf16 on the CPU: all models; fp32 on the CPU: the VAE), on, off.")),
+    "channels_last": (
+        str,
+        option(DEVICE, help="auto (CUDA and bf16 on the CPU: all models; fp32 on the CPU: the VAE), on, off."),
+    ),
     "compile": (
         str,
         option(
