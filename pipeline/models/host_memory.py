@@ -10,7 +10,6 @@ kept memory is unwelcome)."""
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 from functools import cache
 
@@ -24,9 +23,8 @@ _state: list[str] = []  # what keep_host_memory set in this process
 @cache
 def _libc():
     """glibc's malloc controls, or None on a C library without them (musl, macOS)."""
-    name = ctypes.util.find_library("c")
     try:
-        libc = ctypes.CDLL(name)
+        libc = ctypes.CDLL(None)  # the C library this process runs on, as linked (no search for its file)
         libc.mallopt.argtypes, libc.malloc_trim.argtypes = (ctypes.c_int, ctypes.c_int), (ctypes.c_size_t,)
         libc.gnu_get_libc_version.restype = ctypes.c_char_p
         return libc

@@ -81,8 +81,7 @@ def load_stack(spec: ModelSpec, device: torch.device, on_model=None, options: Lo
         timed(f"fast: {options.fast}", lambda: fuse(pipe, spec, options.fast))
     if options.style_ref:
         timed("ip-adapter", lambda: source.ip_adapter(pipe, device, dtype))
-    for module in options.channels_last_modules(pipe, device, dtype):
-        module.to(memory_format=torch.channels_last)
+    options.lay_out(pipe, device, dtype)
     clip = timed("clip", lambda: source.clip(device, dtype)) if spec.clip else None
     wants_segmenter = options.segmenter and stock.has("segmentation")
     segmenter = timed("segmentation", lambda: source.segmenter(device, dtype)) if wants_segmenter else None
@@ -119,7 +118,6 @@ def load_baseline(
     pipe = source.generator(stack.device, dtype, held_controls(stack.pipe))
     if getattr(stack.pipe, "image_encoder", None) is not None:
         source.ip_adapter(pipe, stack.device, dtype)
-    for module in (options or LoadOptions()).channels_last_modules(pipe, stack.device, dtype):
-        module.to(memory_format=torch.channels_last)
+    (options or LoadOptions()).lay_out(pipe, stack.device, dtype)
     release_free_memory()
     return replace(stack, pipe=pipe, dtype=dtype, compiled=None)

@@ -44,6 +44,11 @@ class LoadOptions:
 
         return DTYPES[resolve(self.dtype, device)]
 
+    def lay_out(self, pipe, device: torch.device, dtype: torch.dtype) -> None:
+        """Put the models `channels_last_modules` names in the channels-last layout."""
+        for module in self.channels_last_modules(pipe, device, dtype):
+            module.to(memory_format=torch.channels_last)
+
     def channels_last_modules(self, pipe, device: torch.device, dtype: torch.dtype) -> list:
         """Which models get the channels-last layout: by default on CUDA, and in bf16 on the CPU, all (there
         oneDNN's bf16 convolutions take it as it is instead of reordering every input: the full-size UNet's call
