@@ -230,6 +230,8 @@ def print_bench(summary: dict) -> None:
     )
     gpu = f"{memory['peak_gpu_gb']:.2f} GB GPU, " if memory["peak_gpu_gb"] is not None else ""
     kept = f"; host memory {device['host_memory']}" if device.get("host_memory") else ""
+    packed = (summary.get("precision") or {}).get("packed")
+    kept += f"; weights packed once: {', '.join(packed)}" if packed else ""
     console.print(f"memory      peak {gpu}{memory['peak_host_gb']:.2f} GB host{kept}", soft_wrap=True)
     for line in filter(None, [eager_line(summary.get("compile") or {})]):
         console.print(line, soft_wrap=True)

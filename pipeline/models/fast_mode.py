@@ -38,10 +38,13 @@ def fuse(pipe, spec, name: str) -> None:
     """Fuse the recipe's LoRA into the UNet (no adapter left behind) and swap in the recipe's scheduler."""
     import diffusers
 
+    from pipeline.models.prepacked import forget
+
     recipe = RECIPES[name]
     pipe.load_lora_weights(lora_weights(spec, pipe, name), adapter_name=ADAPTER)
     pipe.fuse_lora(lora_scale=1.0, adapter_names=[ADAPTER])
     pipe.unload_lora_weights()
+    forget(pipe.unet)  # fused in place: packs of the weights before are stale
     scheduler = getattr(diffusers, recipe.scheduler)
     pipe.scheduler = scheduler.from_config(pipe.scheduler.config, **recipe.scheduler_config)
 
@@ -63,6 +66,9 @@ class FastSwitch:
 
     def to_standard(self) -> None:
         if self.fused:
+            from pipeline.models.prepacked import forget
+
             self.pipe.unet.load_state_dict(self.weights)
+            forget(self.pipe.unet)
             self.pipe.scheduler = self.scheduler
             self.fused = False

@@ -44,10 +44,25 @@ class LoadOptions:
 
         return DTYPES[resolve(self.dtype, device)]
 
-    def lay_out(self, pipe, device: torch.device, dtype: torch.dtype) -> None:
-        """Put the models `channels_last_modules` names in the channels-last layout."""
+    def lay_out(self, pipe, device: torch.device, dtype: torch.dtype, packed: bool = True) -> None:
+        """Put the models `channels_last_modules` names in the channels-last layout, and with `packed`, make the
+        layers of those `packed_modules` names pack their weights once (pipeline.models.prepacked)."""
         for module in self.channels_last_modules(pipe, device, dtype):
             module.to(memory_format=torch.channels_last)
+        if packed:
+            from pipeline.models.prepacked import prepack
+
+            prepack(self.packed_modules(pipe, device, dtype))
+
+    def packed_modules(self, pipe, device: torch.device, dtype: torch.dtype) -> list:
+        """Which models' layers pack their weights once: in bf16 on a CPU whose oneDNN runs bf16, the denoising
+        loop's (the UNet, every ControlNet) and the VAE, where the memory holds their packs; none elsewhere."""
+        from pipeline.models.prepacked import available, fits
+
+        if device.type != "cpu" or dtype != torch.bfloat16 or not available():
+            return []
+        models = [pipe.unet, pipe.vae, *pipe.controlnet.nets]
+        return models if fits(models) else []
 
     def channels_last_modules(self, pipe, device: torch.device, dtype: torch.dtype) -> list:
         """Which models get the channels-last layout: by default on CUDA, and in bf16 on the CPU, all (there

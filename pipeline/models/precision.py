@@ -77,6 +77,8 @@ def resolve(name: str, device: torch.device) -> str:
 def report(stack) -> dict:
     """What runs in which format, read off the loaded models (not what was asked): for the metadata, the
     summary and the bench; the models kept in fp32, and why."""
+    from pipeline.models.prepacked import packed
+
     pipe = stack.pipe
     found = {
         "text_encoder": pipe.text_encoder,
@@ -93,5 +95,7 @@ def report(stack) -> dict:
         "dtype": run,
         "models": {**models, **dict.fromkeys(FP32_MODELS, "fp32")},
         "channels_last": [name for name in layout if channels_last(found[name])],
+        # whose layers pack their weights once for oneDNN (pipeline.models.prepacked)
+        "packed": [name for name in layout if packed(found[name])[0]],
         **({"kept_fp32": dict(FP32_MODELS)} if run != "fp32" else {}),
     }

@@ -182,3 +182,11 @@ def test_real_cpu_bench(tiny_bundle):
     assert "modomo bench" in result.stderr and "modomo run" not in result.stderr
     assert "monthly cost" not in result.stderr and "0.00 TFLOP" not in result.stderr
     assert "projection  left out: needs a GPU price" in result.stderr
+
+
+def test_the_memory_line_names_the_models_whose_weights_are_packed():
+    summary = cpu_summary()
+    assert "packed" not in printed(render.print_bench, summary)
+    summary["precision"] = {"dtype": "bf16", "packed": ["unet", "controlnets", "vae"]}
+    line = next(line for line in printed(render.print_bench, summary).splitlines() if line.startswith("memory"))
+    assert line.endswith("weights packed once: unet, controlnets, vae")

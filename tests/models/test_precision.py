@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from modomo_cli.app import app
 from pipeline.errors import UsageError
 from pipeline.models import precision
+from pipeline.models.prepacked import available as bf16_kernels
 
 PHOTO = "living-room-02-small.jpg"
 PSNR_BOUND_DB = 30.0
@@ -112,6 +113,9 @@ def test_every_model_that_should_runs_in_bf16(two_formats):
     # the layout read off the models: in bf16 on the CPU every convolution net is channels-last, in fp32 the VAE
     assert summary["precision"]["channels_last"] == ["unet", "controlnets", "vae"]
     assert two_formats["fp32"][1]["precision"]["channels_last"] == ["vae"]
+    # bf16 on a CPU whose oneDNN runs bf16: the convolution nets' layers pack their weights once; fp32 runs plain
+    assert summary["precision"]["packed"] == (["unet", "controlnets", "vae"] if bf16_kernels() else [])
+    assert two_formats["fp32"][1]["precision"]["packed"] == []
 
 
 def test_the_format_is_in_the_settings_hash():

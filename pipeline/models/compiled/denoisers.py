@@ -16,6 +16,7 @@ from pipeline.models.compiled.held import HeldShapes
 from pipeline.models.compiled.policy import LOAD_RATE, Policy, default_estimate
 from pipeline.models.compiled.reports import shape_json
 from pipeline.models.compiled.store import PackageStore
+from pipeline.models.prepacked import forget
 from pipeline.models.runtime import untimed
 
 
@@ -159,6 +160,7 @@ class Denoisers:
         if found is not None:
             return found
         held.make_room(self.shape, self.models.bytes_per_shape)
+        forget(module)  # its package will run it: the eager layers' packs go before the compile (made again if eager)
         try:
             with untimed():
                 made = self.models.store.get(key, WRAPPERS[kind](module).eval(), args, estimate_key)
