@@ -92,10 +92,12 @@ def eager_check(config: RunConfig, stack: ModelStack, timed, result) -> dict:
     each, the speed-up, and the compiled pictures' largest pixel difference and PSNR against the eager ones."""
     from pipeline.bench.baselines import generate_mean, pixel_differences
 
+    models = stack.compiled
+    if models is not None:  # the packages are done with: their memory goes to the eager layers' packs
+        models.held.release_all()
     eager = timed.run(config.with_options(compile="off"), stack, "eager", "modomo eager (--compile off)")
     ours, theirs = generate_mean(result), generate_mean(eager)
     worst, psnr = pixel_differences(result, eager)
-    models = stack.compiled
     if ours and theirs and models is not None and models.speedup_key:  # what `auto` weighs from now on
         models.store.note_speedup(models.speedup_key, theirs / ours, "generate stage, compiled against eager")
     return {

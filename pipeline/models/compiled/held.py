@@ -59,6 +59,12 @@ class HeldShapes:
             self.released.append(gone)
             gc.collect()  # the package's frozen weights go now, not at some later collection
 
+    def release_all(self) -> None:
+        """Release every held shape now (their packages' frozen weights with them)."""
+        while self.shapes:
+            self.released.append(self.shapes.popitem(last=False)[0])
+        gc.collect()
+
     def hold(self, shape: str, key: str, runner) -> None:
         self.shapes.setdefault(shape, {})[key] = runner
         self.shapes.move_to_end(shape)

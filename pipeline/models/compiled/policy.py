@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 
 CHOICES = ("auto", "on", "off")
 # compiled over eager, as `auto` assumes it: the generate stage's 1.09x at 256x192 in bf16 on a CPU with AMX, eager
-# channels-last with the host memory kept (benchmarks/cpu/compile-random-sd15-256x192-b2-bf16-first.json)
+# channels-last with the host memory kept and its weights packed once
+# (benchmarks/cpu/compile-random-sd15-256x192-b2-bf16-first.json)
 SPEEDUP = 1.09
 DEFAULT_SECONDS = 0.1  # a compile's expected seconds per million parameters when none was measured (81 s: UNet)
 LEAST_SECONDS = 20.0  # what any compile costs at least (the C++ compiler's start and link)
