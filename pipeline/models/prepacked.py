@@ -2,8 +2,8 @@
 oneDNN the weights as stored, and oneDNN reorders them into its blocked layout at every call: on the full-size
 UNet at 256x192, 98 convolution reorders a call, about a sixth of it. A packed layer reorders its weights once,
 at its first call, and calls oneDNN's own kernels (`mkldnn._convolution_pointwise`, `_linear_pointwise`: what
-inductor's frozen graphs call) on them after; the same call ran 1.13x-1.19x faster with the same output
-(docs/benchmarking.md).
+inductor's frozen graphs call) on them after; a UNet or ControlNet call ran 1.16x-1.18x faster with the same
+output (docs/benchmarking.md).
 
 The layers keep their class's every other behaviour (they are the same modules, their class swapped for a
 subclass): LoRA adapters wrap them as they wrap any `Conv2d` or `Linear`, `torch.export` traces the plain call,

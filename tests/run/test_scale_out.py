@@ -372,9 +372,9 @@ def test_dead_workers_images_are_ok_only_for_this_runs_settings_and_input_versio
 
 
 def test_ctrl_c_under_devices_reaches_every_worker_and_keeps_the_journal(tiny_bundle, rooms, tmp_path):
-    # 8 photos a worker, two at a time; the signal goes once both have written a result (shard_of: which worker
+    # 12 photos a worker, two at a time; the signal goes once both have written a result (shard_of: which worker
     # a photo is), so it finds both at work: neither still starting up, neither done with its share
-    inputs, out = photos(tmp_path / "in", rooms, 16), tmp_path / "out"
+    inputs, out = photos(tmp_path / "in", rooms, 24), tmp_path / "out"
     command = [
         sys.executable,
         "-m",
@@ -405,11 +405,11 @@ def test_ctrl_c_under_devices_reaches_every_worker_and_keeps_the_journal(tiny_bu
     done = journal(out)
     assert all((out / e["outputs"]["result"]).exists() and (out / e["outputs"]["metadata"]).exists() for e in done)
     assert not list((out / ".modomo" / "tmp").glob("*.tmp"))
-    assert 0 < len(done) < 16
+    assert 0 < len(done) < 24
     code, rerun, stderr = invoke(inputs, *tiny(tiny_bundle, out, "--steps", "3"))  # resumed in this process
     assert code == 0, stderr
     assert sum(r["status"] == "skipped" for r in rerun["images"]) == len(done)
-    assert sum(r["status"] == "ok" for r in rerun["images"]) == 16 - len(done)
+    assert sum(r["status"] == "ok" for r in rerun["images"]) == 24 - len(done)
 
 
 @pytest.mark.parametrize(
