@@ -53,15 +53,13 @@ def calls(found: dict) -> dict:
 
 
 def switch(model, packed: bool) -> None:
-    """The model's layers as packed layers, or as their plain classes again (the packs kept, unused)."""
+    """The model's layers as packed layers (packed again at the warm-up call), or as their plain classes."""
     from pipeline.models import prepacked
 
     if packed:
         prepacked.prepack([model])
-        return
-    for module in model.modules():
-        if isinstance(module, (prepacked.PackedConv2d, prepacked.PackedLinear)):
-            module.__class__ = type(module).__mro__[1]
+    else:
+        prepacked.unpack([model])
 
 
 def timed(call) -> tuple[list[float], torch.Tensor]:

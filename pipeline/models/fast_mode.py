@@ -8,6 +8,7 @@ back (the bench times plain diffusers at the style's standard settings beside fa
 from __future__ import annotations
 
 from pipeline.errors import ModomoError
+from pipeline.models.prepacked import forget
 from pipeline.models.recipes import RECIPES
 
 ADAPTER = "fast"
@@ -38,8 +39,6 @@ def fuse(pipe, spec, name: str) -> None:
     """Fuse the recipe's LoRA into the UNet (no adapter left behind) and swap in the recipe's scheduler."""
     import diffusers
 
-    from pipeline.models.prepacked import forget
-
     recipe = RECIPES[name]
     pipe.load_lora_weights(lora_weights(spec, pipe, name), adapter_name=ADAPTER)
     pipe.fuse_lora(lora_scale=1.0, adapter_names=[ADAPTER])
@@ -66,8 +65,6 @@ class FastSwitch:
 
     def to_standard(self) -> None:
         if self.fused:
-            from pipeline.models.prepacked import forget
-
             self.pipe.unet.load_state_dict(self.weights)
             forget(self.pipe.unet)
             self.pipe.scheduler = self.scheduler

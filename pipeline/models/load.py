@@ -118,6 +118,6 @@ def load_baseline(
     pipe = source.generator(stack.device, dtype, held_controls(stack.pipe))
     if getattr(stack.pipe, "image_encoder", None) is not None:
         source.ip_adapter(pipe, stack.device, dtype)
-    (options or LoadOptions()).lay_out(pipe, stack.device, dtype, packed=False)  # plain diffusers' own layers
+    (options or LoadOptions()).lay_out(pipe, stack.device, dtype)
     release_free_memory()
     return replace(stack, pipe=pipe, dtype=dtype, compiled=None)

@@ -44,15 +44,14 @@ class LoadOptions:
 
         return DTYPES[resolve(self.dtype, device)]
 
-    def lay_out(self, pipe, device: torch.device, dtype: torch.dtype, packed: bool = True) -> None:
-        """Put the models `channels_last_modules` names in the channels-last layout, and with `packed`, make the
-        layers of those `packed_modules` names pack their weights once (pipeline.models.prepacked)."""
+    def lay_out(self, pipe, device: torch.device, dtype: torch.dtype) -> None:
+        """Put the models `channels_last_modules` names in the channels-last layout, and make the layers of those
+        `packed_modules` names pack their weights once (pipeline.models.prepacked)."""
+        from pipeline.models.prepacked import prepack
+
         for module in self.channels_last_modules(pipe, device, dtype):
             module.to(memory_format=torch.channels_last)
-        if packed:
-            from pipeline.models.prepacked import prepack
-
-            prepack(self.packed_modules(pipe, device, dtype))
+        prepack(self.packed_modules(pipe, device, dtype))
 
     def packed_modules(self, pipe, device: torch.device, dtype: torch.dtype) -> list:
         """Which models' layers pack their weights once: in bf16 on a CPU whose oneDNN runs bf16, the denoising

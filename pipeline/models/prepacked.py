@@ -125,6 +125,15 @@ def prepack(models) -> int:
     return count
 
 
+def unpack(models) -> list:
+    """Make the models' packed layers plain again, their packs dropped; the layers it changed."""
+    swapped = [module for model in models for module in model.modules() if type(module) in PLAIN]
+    for module in swapped:
+        module.__dict__.pop(PACK, None)
+        module.__class__ = PLAIN[type(module)]
+    return swapped
+
+
 def forget(model: torch.nn.Module) -> None:
     """Drop the model's packs (its weights changed, or a compiled package runs it now); made again when called."""
     for module in model.modules():
@@ -135,11 +144,7 @@ def forget(model: torch.nn.Module) -> None:
 def plain_layers(pipe):
     """The pipeline's packed layers as plain ones, their packs dropped, for a while (the bench's plain diffusers
     baseline on the run's own models); packed again after, packing at their next call."""
-    models = [model for model in pipe.components.values() if isinstance(model, torch.nn.Module)]
-    swapped = [module for model in models for module in model.modules() if type(module) in PLAIN]
-    for module in swapped:
-        module.__dict__.pop(PACK, None)
-        module.__class__ = PLAIN[type(module)]
+    swapped = unpack(model for model in pipe.components.values() if isinstance(model, torch.nn.Module))
     try:
         yield
     finally:

@@ -55,15 +55,17 @@ class HeldShapes:
             self.shapes.move_to_end(shape)
             return
         while len(self.shapes) >= self.bound:
-            gone, _ = self.shapes.popitem(last=False)
-            self.released.append(gone)
-            gc.collect()  # the package's frozen weights go now, not at some later collection
+            self._release_oldest()
 
     def release_all(self) -> None:
         """Release every held shape now (their packages' frozen weights with them)."""
         while self.shapes:
-            self.released.append(self.shapes.popitem(last=False)[0])
-        gc.collect()
+            self._release_oldest()
+
+    def _release_oldest(self) -> None:
+        gone, _ = self.shapes.popitem(last=False)
+        self.released.append(gone)
+        gc.collect()  # the package's frozen weights go now, not at some later collection
 
     def hold(self, shape: str, key: str, runner) -> None:
         self.shapes.setdefault(shape, {})[key] = runner
