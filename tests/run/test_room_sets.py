@@ -171,34 +171,6 @@ def test_a_set_is_never_split_across_shards(rooms, tmp_path, monkeypatch):
     assert len({next(iter(s)) for s in owners.values()}) > 1  # the sets themselves are spread
 
 
-def test_a_set_stays_whole_under_devices(tiny_bundle, rooms, tmp_path, monkeypatch):
-    """Two CPU workers, three sets: every later photo finds its anchor's result in its own worker. (Named relative
-    to a fixed folder: the sets go to both workers, and two of them would be split by their photos' identities.)
-    The parent runs in this process; its workers are processes of their own."""
-    a_set(rooms, tmp_path / "photos", rooms_count=3, photos=2)
-    monkeypatch.chdir(tmp_path)
-    args = [
-        "photos",
-        "--models",
-        str(tiny_bundle),
-        "--out",
-        "out",
-        *BASE,
-        "--sets-by",
-        "parent",
-        "--devices",
-        "cpu,cpu",
-    ]
-    run = CliRunner().invoke(app, ["transform", *args, "--json"])
-    assert run.exit_code == 0, run.output[-2000:]
-    summary = json.loads(run.stdout)
-    assert [image["status"] for image in summary["images"]] == ["ok"] * 6
-    done = journal(tmp_path / "out")
-    for k in range(3):
-        anchor = done[f"room-{k}/1.jpg"]
-        assert done[f"room-{k}/2.jpg"]["reference"]["digest"] == anchor["digest"]
-
-
 def test_a_bad_reference_is_one_line_before_any_model_loads(tiny_bundle, rooms, tmp_path, monkeypatch):
     import pipeline.run.engines.local as local
 

@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from modomo_cli.app import app
 from pipeline.inputs.seeds import derive_seed
+from pipeline.run.shards import shard_of
 
 BASE = ["--style", "boho", "--size", "64", "--steps", "2", "--json", "--sets-by", "parent"]
 
@@ -95,22 +96,35 @@ def test_a_set_killed_after_its_anchors_resumes(tiny_bundle, rooms, tmp_path):
     assert_members_follow_their_anchors(out)
 
 
-@pytest.mark.parametrize("engine", [[], ["--devices", "cpu,cpu"], ["--engine", "ray", "--actors", "1"]])
-def test_a_photo_added_later_follows_the_recorded_anchor(tiny_bundle, rooms, tmp_path, engine, request):
-    if "ray" in engine:
+ENGINES = {"modomo": [], "devices": ["--devices", "cpu,cpu"], "ray": ["--engine", "ray", "--actors", "2"]}
+
+
+@pytest.mark.parametrize("engine", list(ENGINES))
+def test_sets_stay_whole_and_a_photo_added_later_follows_the_recorded_anchor(
+    tiny_bundle, rooms, tmp_path, engine, request
+):
+    """Under every engine, both runs: three sets, each later photo following its anchor's result made in the same
+    worker or actor (the sets go to both workers: named by their root's folder name, not where it is); then a
+    photo added later to one set follows the anchor the first run recorded."""
+    if engine == "ray":
         request.getfixturevalue("ray_local")
     inputs, out = tmp_path / "in", tmp_path / "out"
-    for n, name in enumerate(("b", "c")):
-        picture(rooms, inputs / "lounge" / f"{name}.jpg", n)
-    assert counts(transform(tiny_bundle, inputs, "--out", out, "--retries", "0")) == (2, 0, 0)
-    anchor = next(line for line in journal(out) if line.get("anchor"))
-    assert anchor["key"] == "lounge/b.jpg"
-    made = (out / "lounge" / "b.boho.png").read_bytes()
+    for k in range(3):
+        for n, name in enumerate(("b", "c")):
+            picture(rooms, inputs / f"room{k}" / f"{name}.jpg", k * 10 + n)
+    first = transform(tiny_bundle, inputs, "--out", out, "--retries", "0", *ENGINES[engine])
+    assert counts(first) == (6, 0, 0)
+    assert_members_follow_their_anchors(out)
+    if engine == "devices":  # the sets were spread: each worker made some
+        assert len({shard_of(f"set:{line['set']}", 2) for line in journal(out)}) == 2
+    anchor = next(line for line in journal(out) if line.get("anchor") and line["key"].startswith("room0/"))
+    assert anchor["key"] == "room0/b.jpg"
+    made = (out / "room0" / "b.boho.png").read_bytes()
 
-    picture(rooms, inputs / "lounge" / "a.jpg", 5)  # sorts first, yet b stays the set's anchor
-    grown = transform(tiny_bundle, inputs, "--out", out, "--retries", "0", *engine)
-    assert counts(grown) == (1, 2, 0)
-    assert (out / "lounge" / "b.boho.png").read_bytes() == made
+    picture(rooms, inputs / "room0" / "a.jpg", 5)  # sorts first, yet b stays the set's anchor
+    grown = transform(tiny_bundle, inputs, "--out", out, "--retries", "0", *ENGINES[engine])
+    assert counts(grown) == (1, 6, 0)
+    assert (out / "room0" / "b.boho.png").read_bytes() == made
     assert_members_follow_their_anchors(out)
 
 
