@@ -124,6 +124,8 @@ def test_sets_stay_whole_and_a_photo_added_later_follows_the_recorded_anchor(
     picture(rooms, inputs / "room0" / "a.jpg", 5)  # sorts first, yet b stays the set's anchor
     grown = transform(tiny_bundle, inputs, "--out", out, "--retries", "0", *ENGINES[engine])
     assert counts(grown) == (1, 6, 0)
+    if engine == "ray":  # one set to do: one actor loads the models, not the two asked for
+        assert grown["actors"] == 1
     assert (out / "room0" / "b.boho.png").read_bytes() == made
     assert_members_follow_their_anchors(out)
 

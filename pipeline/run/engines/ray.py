@@ -206,6 +206,7 @@ def run(plan: RunPlan, hooks: Hooks) -> RunResult:
     start = time.perf_counter()
     hooks.on_event("start", total=sum(len(plan.styles_for(item)) for item in plan.items))
     todo = plan_work(plan, result, hooks.on_event)
+    pool = min(pool, len(todo))  # an actor per row to do at most: each loads the whole stack (none: all done)
     totals = {"calls": 0, "rendered": 0, "load_seconds": [], "devices": [], "spans": [], "compile": {}}
     try:
         if todo:
