@@ -124,18 +124,18 @@ def pytest_configure(config):
 # The suite's longest files (their time on 2 cores, 2026-12-07), started first: with a file per test process at a time
 # (--dist loadfile), a long file handed out last keeps one process busy while the other has nothing left.
 LONGEST_FIRST = (
-    "run/test_scale_out.py",  # 124 s: every engine, Ray and --devices runs
-    "run/test_compile_run.py",  # 81 s: a real AOTInductor compile
-    "run/test_reliability.py",  # 46 s
-    "run/test_set_resume.py",
+    "run/test_scale_out.py",  # 105 s: every engine, Ray and --devices runs
+    "run/test_set_resume.py",  # 78 s: sets under every engine
+    "run/test_compile_run.py",  # 57 s: a real AOTInductor compile
+    "run/test_reliability.py",  # 45 s
     "bench/test_sweep.py",
     "run/test_declutter_catalogue.py",
-    "run/test_room_sets.py",
     "stages/test_style_ref.py",
-    "run/test_ray_engine.py",
-    "bench/test_bench_stage.py",
     "bench/test_bench.py",
+    "bench/test_bench_stage.py",
     "models/test_lora.py",
+    "run/test_ray_engine.py",
+    "run/test_room_sets.py",
 )
 
 

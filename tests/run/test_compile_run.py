@@ -5,6 +5,7 @@ dB), the settings hash does not change, and the stage times leave the compile ou
 from __future__ import annotations
 
 import shutil
+import zipfile
 
 import numpy as np
 import pytest
@@ -62,3 +63,6 @@ def test_compile_on_builds_packages_once_and_keeps_the_picture(tiny_bundle, room
     # the compile is reported apart: the generate stage took a fraction of it
     assert first["stages"]["generate"]["mean"] < made["compile_seconds"] / 4
     assert (tmp_path / "cache" / "compiled" / "compile-times.json").is_file()
+    # the frozen weights beside the library, not inside it: loaded into the process's own memory, not file-backed
+    (package,) = (tmp_path / "cache" / "compiled").glob("unet-*.pt2")
+    assert any(name.endswith("_weights.blob") for name in zipfile.ZipFile(package).namelist())

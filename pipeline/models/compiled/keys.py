@@ -13,6 +13,7 @@ import torch
 from pipeline.models.presets import cache_dir
 
 SAMPLES = 16  # values read from each weight tensor for its fingerprint, evenly spaced
+FORMAT = 2  # how packages are built (2: the weights beside the library): packages of another format are not used
 FOLDER = "compiled"
 
 
@@ -69,7 +70,7 @@ def machine() -> str:
 
 def package_key(backend: str, kind: str, weights: str, args: str) -> str:
     """A package's file name stem: a digest of everything it depends on."""
-    text = " | ".join((backend, kind, weights, args, machine()))
+    text = " | ".join((backend, kind, weights, args, machine(), f"format {FORMAT}"))
     return f"{kind}-{hashlib.sha256(text.encode()).hexdigest()[:24]}"
 
 

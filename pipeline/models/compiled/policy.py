@@ -8,11 +8,12 @@ save more than the compile is expected to take:
         > the shape's compile estimate
 
 The speed-up is the one `modomo bench --compile on` last measured for these models on this machine (its generate
-stage compiled against eager: the denoising calls gain more, so it errs towards eager), else SPEEDUP.
+stage compiled against eager: the denoising calls gain more, so it errs towards eager), else SPEEDUP: none, so
+`auto` compiles only where the bench has measured compiled runs faster here.
 
 The estimate is the time its packages took to compile on this machine before (kept by model size, shapes, CPU,
 threads and torch), else DEFAULT_SECONDS per million parameters; packages already on disk only load. So a designer's
-four photos stay eager, and a catalogue of thousands compiles each of its few shapes once.
+four photos stay eager, and a catalogue of thousands compiles each of its few shapes once where compiling pays.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 CHOICES = ("auto", "on", "off")
-# compiled over eager, as `auto` assumes it: the generate stage's 1.09x at 256x192 in bf16 on a CPU with AMX, eager
-# channels-last with the host memory kept and its weights packed once
-# (benchmarks/cpu/compile-random-sd15-256x192-b2-bf16-first.json)
-SPEEDUP = 1.09
+# compiled over eager, as `auto` assumes it before the bench has measured it on a machine: no gain. On a CPU with
+# AMX the generate stage ran compiled at 0.83x eager with packed weights, the same images in the same run at 256x192
+# in bf16 (benchmarks/cpu/compile-random-sd15-256x192-b2-bf16-first-weights-in-library.json), though each
+# package's call alone ran 0.95x (a ControlNet) to 1.25x (the UNet) the eager one
+# (benchmarks/cpu/package-probe-random-sd15.json)
+SPEEDUP = 1.0
 DEFAULT_SECONDS = 0.1  # a compile's expected seconds per million parameters when none was measured (81 s: UNet)
 LEAST_SECONDS = 20.0  # what any compile costs at least (the C++ compiler's start and link)
 LOAD_RATE = 1e9  # bytes per second a package on disk is expected to load at
