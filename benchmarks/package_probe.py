@@ -12,19 +12,17 @@ each counts, the median beside it.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
 import time
-from datetime import date
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from prepack_probe import models, timed  # noqa: E402 - beside this script
+from prepack_probe import models, timed, write  # noqa: E402 - beside this script
 
 
 def build(kind: str, model, inputs: tuple, folder: Path):
@@ -83,7 +81,6 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/cpu/package-probe-random-sd15.json"))
     args = parser.parse_args()
-    from pipeline.bench.peak import cpu_model
     from pipeline.models.host_memory import keep_host_memory
     from pipeline.models.prepacked import prepack
 
@@ -104,18 +101,7 @@ def main() -> None:
                 times, outputs[case] = timed(call)
                 seconds[case] += times
     results = {kind: {**summary(seconds, outputs, kind), **built[kind]} for kind in found}
-    report = {
-        "date": date.today().isoformat(),
-        "cpu": cpu_model(),
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "host_memory": state,
-        "command": f"python benchmarks/package_probe.py --rounds {args.rounds}",
-        "results": results,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(results, indent=2))
+    write(args.out, f"python benchmarks/package_probe.py --rounds {args.rounds}", state, results)
 
 
 def summary(seconds: dict, outputs: dict, kind: str) -> dict:

@@ -78,7 +78,6 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/cpu/prepack-probe-random-sd15.json"))
     args = parser.parse_args()
-    from pipeline.bench.peak import cpu_model
     from pipeline.models import prepacked
     from pipeline.models.host_memory import keep_host_memory
 
@@ -108,17 +107,24 @@ def main() -> None:
             "pack_bytes": prepacked.packed(model)[1],
             "weight_bytes": sum(p.numel() * p.element_size() for p in model.parameters()),
         }
+    write(args.out, f"python benchmarks/prepack_probe.py --rounds {args.rounds}", state, results)
+
+
+def write(out: Path, command: str, host_memory: str, results: dict) -> None:
+    """A probe's results with the machine, torch and the command that made them, as JSON at `out`."""
+    from pipeline.bench.peak import cpu_model
+
     report = {
         "date": date.today().isoformat(),
         "cpu": cpu_model(),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
-        "host_memory": state,
-        "command": f"python benchmarks/prepack_probe.py --rounds {args.rounds}",
+        "host_memory": host_memory,
+        "command": command,
         "results": results,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(results, indent=2))
 
 
