@@ -97,7 +97,7 @@ def _packable(module: torch.nn.Module):
     return None
 
 
-def fits(models, available: int | None = None) -> bool:
+def fits(models, free: int | None = None) -> bool:
     """Whether the packs of these models' layers (about their weights' size) fit in the memory available with
     HEADROOM; True where the available memory cannot be read."""
     from pipeline.models.compiled.held import available_bytes
@@ -106,10 +106,10 @@ def fits(models, available: int | None = None) -> bool:
         module.weight.numel() * module.weight.element_size()
         for model in models
         for module in model.modules()
-        if _packable(module) or isinstance(module, (PackedConv2d, PackedLinear))
+        if _packable(module) or type(module) in PLAIN
     )
-    available = available if available is not None else available_bytes()
-    return available is None or available >= HEADROOM * need
+    free = free if free is not None else available_bytes()
+    return free is None or free >= HEADROOM * need
 
 
 def prepack(models) -> int:

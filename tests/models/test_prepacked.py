@@ -105,7 +105,7 @@ def test_a_package_taking_over_drops_the_eager_packs(unet, tmp_path):
 
 def test_the_packs_are_made_only_where_the_memory_holds_them_twice(unet):
     need = sum(p.numel() * p.element_size() for m in unet.modules() if prepacked._packable(m) for p in [m.weight])
-    assert prepacked.fits([unet], available=2 * need) and not prepacked.fits([unet], available=2 * need - 1)
+    assert prepacked.fits([unet], free=2 * need) and not prepacked.fits([unet], free=2 * need - 1)
 
 
 def test_the_benchs_plain_diffusers_runs_the_models_plain_layers(unet, tmp_path, monkeypatch):
